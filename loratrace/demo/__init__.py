@@ -1,0 +1,1 @@
+"""The local tiny model, adapters and walkthrough behind ``loratrace demo``."""
