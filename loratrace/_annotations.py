@@ -11,6 +11,7 @@ import warnings
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import Span
 
 from loratrace import semconv
@@ -88,7 +89,7 @@ def record_eval(
     label: str | None = None,
     passed: bool | None = None,
     explanation: str | None = None,
-    span: Span | None = None,
+    span: Span | ReadableSpan | None = None,
 ) -> None:
     """Emit a ``gen_ai.evaluation.result`` event for the current generation (or ``span``).
 
@@ -118,13 +119,14 @@ def record_eval(
         attributes[semconv.EVALUATION_PASSED] = passed
     if explanation is not None:
         attributes[semconv.GEN_AI_EVALUATION_EXPLANATION] = str(explanation)
-    if target.is_recording():
+    is_recording = getattr(target, "is_recording", None)
+    if is_recording is not None and is_recording():
         target.add_event(semconv.GEN_AI_EVALUATION_RESULT_EVENT, attributes)
         return
     _record_on_child(target, name, attributes)
 
 
-def _record_on_child(target: Span, name: str, attributes: dict[str, Any]) -> None:
+def _record_on_child(target: Span | ReadableSpan, name: str, attributes: dict[str, Any]) -> None:
     from loratrace._setup import tracer_provider_in_use
 
     inherited = {

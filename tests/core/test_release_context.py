@@ -1,0 +1,284 @@
+"""Release context and the annotation helpers, on real SDK spans from the shared generation recorder."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import loratrace
+from loratrace import semconv
+from loratrace.errors import ConfigurationError, LoratraceWarning
+from loratrace.instrumentation._generation import GenerationMetrics, GenerationRecorder
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def metric_reader() -> InMemoryMetricReader:
+    return InMemoryMetricReader()
+
+
+@pytest.fixture
+def provider(exporter: InMemorySpanExporter) -> TracerProvider:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider
+
+
+@pytest.fixture
+def recorder(provider: TracerProvider, metric_reader: InMemoryMetricReader) -> GenerationRecorder:
+    meter_provider = MeterProvider(metric_readers=[metric_reader])
+    return GenerationRecorder(
+        provider.get_tracer("test"), GenerationMetrics(meter_provider.get_meter("test")), provider="test"
+    )
+
+
+def generate(recorder: GenerationRecorder, adapter: str | None = "a1", output_tokens: int = 3) -> None:
+    """One generation the way an instrumentor drives it."""
+    generation = recorder.start(
+        operation="text_completion",
+        request_model="tiny-llama",
+        response_model=adapter or "tiny-llama",
+        attributes={semconv.ADAPTER_NAME: adapter} if adapter else {},
+        adapter_name=adapter,
+        base_model="tiny-llama",
+    )
+    generation.activate()
+    try:
+        pass
+    finally:
+        generation.deactivate()
+    generation.finish(input_tokens=5, output_tokens=output_tokens, finish_reasons=["stop"])
+
+
+def test_context_values_land_on_generation_spans(recorder, exporter):
+    with loratrace.context(route="billing", cohort="enterprise", prompt_version="v7", dataset_version="d3"):
+        generate(recorder)
+    (span,) = exporter.get_finished_spans()
+    attributes = dict(span.attributes)
+    assert attributes[semconv.ROUTE_NAME] == "billing"
+    assert attributes[semconv.COHORT] == "enterprise"
+    assert attributes[semconv.PROMPT_VERSION] == "v7"
+    assert attributes[semconv.DATASET_VERSION] == "d3"
+    assert attributes[semconv.VARIANT] == "adapter"
+    assert attributes[semconv.FALLBACK] is False
+    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 3
+    assert attributes[semconv.LLM_TOKEN_COUNT_TOTAL] == 8
+
+
+def test_nested_scopes_inherit_and_override(recorder, exporter):
+    with loratrace.context(route="billing", cohort="smb"), loratrace.context(cohort="enterprise", tenant="acme"):
+        generate(recorder)
+    generate(recorder)  # outside any scope: no context attributes
+    inner, outside = exporter.get_finished_spans()
+    assert inner.attributes[semconv.ROUTE_NAME] == "billing"
+    assert inner.attributes[semconv.COHORT] == "enterprise"
+    assert inner.attributes["loratrace.context.tenant"] == "acme"
+    assert semconv.ROUTE_NAME not in outside.attributes
+    assert semconv.COHORT not in outside.attributes
+
+
+def test_variant_is_what_served_but_shadow_is_kept(recorder, exporter):
+    with loratrace.context(variant="adapter"):
+        generate(recorder, adapter=None)
+    with loratrace.context(variant="shadow"):
+        generate(recorder, adapter="a2")
+    base, shadow = exporter.get_finished_spans()
+    assert base.attributes[semconv.VARIANT] == "base"
+    assert shadow.attributes[semconv.VARIANT] == "shadow"
+
+
+def test_decorator_on_sync_and_async_functions(recorder, exporter):
+    @loratrace.context(route="sync-route")
+    def handle() -> None:
+        generate(recorder)
+
+    @loratrace.context(route="async-route")
+    async def handle_async() -> None:
+        generate(recorder)
+
+    handle()
+    asyncio.run(handle_async())
+    routes = [span.attributes[semconv.ROUTE_NAME] for span in exporter.get_finished_spans()]
+    assert routes == ["sync-route", "async-route"]
+
+
+def test_context_follows_asyncio_tasks_and_threads_handed_the_context(recorder, exporter):
+    async def in_task(cohort: str) -> None:
+        with loratrace.context(cohort=cohort):
+            await asyncio.sleep(0)
+            generate(recorder)
+
+    async def main() -> None:
+        with loratrace.context(route="async-route"):
+            await asyncio.gather(in_task("c1"), in_task("c2"))
+
+    asyncio.run(main())
+    with loratrace.context(route="thread-route"):
+        copied = contextvars.copy_context()
+        worker = threading.Thread(target=copied.run, args=(generate, recorder))
+        worker.start()
+        worker.join()
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            pool.submit(contextvars.copy_context().run, generate, recorder).result()
+    # a thread NOT handed the context sees none of it
+    bare = threading.Thread(target=generate, args=(recorder,))
+    with loratrace.context(route="not-inherited"):
+        bare.start()
+        bare.join()
+    spans = exporter.get_finished_spans()
+    found = sorted(
+        ((span.attributes.get(semconv.ROUTE_NAME), span.attributes.get(semconv.COHORT)) for span in spans),
+        key=repr,
+    )
+    assert found == [
+        ("async-route", "c1"),
+        ("async-route", "c2"),
+        ("thread-route", None),
+        ("thread-route", None),
+        (None, None),
+    ]
+
+
+def test_generation_stays_open_in_scope_for_annotations(recorder, exporter):
+    with loratrace.context(route="extract"):
+        generate(recorder, adapter="a1")
+        assert exporter.get_finished_spans() == ()  # still open: the answer is being judged
+        assert loratrace.record_schema_attempt(valid=False, error="missing field 'seats'") == 1
+        loratrace.mark_fallback(reason="schema_invalid")
+        generate(recorder, adapter=None)
+        assert loratrace.record_schema_attempt(valid=True) == 2
+        loratrace.record_eval("exact_match", score=1.0, label="match", passed=True, explanation="equal")
+    first, second = exporter.get_finished_spans()
+    assert first.attributes[semconv.SCHEMA_ATTEMPTS] == 1
+    assert first.attributes[semconv.SCHEMA_VALID] is False
+    assert first.attributes[semconv.SCHEMA_ERROR] == "missing field 'seats'"
+    assert first.attributes[semconv.FALLBACK] is True
+    assert first.attributes[semconv.FALLBACK_REASON] == "schema_invalid"
+    assert second.attributes[semconv.SCHEMA_ATTEMPTS] == 2
+    assert second.attributes[semconv.SCHEMA_VALID] is True
+    assert second.attributes[semconv.FALLBACK] is True
+    assert second.attributes[semconv.VARIANT] == "base"
+    (event,) = second.events
+    assert event.name == semconv.GEN_AI_EVALUATION_RESULT_EVENT
+    assert dict(event.attributes) == {
+        semconv.GEN_AI_EVALUATION_NAME: "exact_match",
+        semconv.GEN_AI_EVALUATION_SCORE_VALUE: 1.0,
+        semconv.GEN_AI_EVALUATION_SCORE_LABEL: "match",
+        semconv.EVALUATION_PASSED: True,
+        semconv.GEN_AI_EVALUATION_EXPLANATION: "equal",
+    }
+    # the end time is when the call returned, not when the scope closed
+    assert first.end_time <= second.start_time
+
+
+def test_eval_on_an_ended_span_goes_on_a_child_that_keeps_the_adapter(recorder, exporter, provider):
+    generate(recorder, adapter="a2")
+    (generation,) = exporter.get_finished_spans()
+    loratrace.instrument(tracer_provider=provider, libraries=[])
+    try:
+        loratrace.record_eval("judge", score=0.25, passed=False, span=generation)
+    finally:
+        loratrace.uninstrument()
+    _, child = exporter.get_finished_spans()
+    assert child.name == "evaluation judge"
+    assert child.parent.span_id == generation.context.span_id
+    assert child.context.trace_id == generation.context.trace_id
+    assert child.attributes[semconv.ADAPTER_NAME] == "a2"
+    assert child.events[0].attributes[semconv.EVALUATION_PASSED] is False
+
+
+def test_helpers_without_a_generation_warn_and_record_nothing(exporter):
+    with pytest.warns(LoratraceWarning, match="no current generation"):
+        assert loratrace.record_schema_attempt(valid=True) == 0
+    with pytest.warns(LoratraceWarning, match="no current generation"):
+        loratrace.record_eval("x", score=1.0)
+    with pytest.warns(LoratraceWarning, match="no current generation"):
+        loratrace.mark_fallback(reason="timeout")
+    assert exporter.get_finished_spans() == ()
+
+
+def test_fallback_marked_before_any_generation_applies_to_the_next(recorder, exporter):
+    with loratrace.context(route="r"):
+        loratrace.mark_fallback(reason="adapter_unavailable")
+        generate(recorder, adapter=None)
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes[semconv.FALLBACK] is True
+    assert span.attributes[semconv.FALLBACK_REASON] == "adapter_unavailable"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param({"variant": "canary"}, "must be one of base, adapter, shadow", id="bad-variant"),
+        pytest.param({"route": ["a", "b"]}, "takes a str, bool, int or float", id="list-value"),
+        pytest.param({"cohort": object()}, "takes a str, bool, int or float", id="object-value"),
+    ],
+)
+def test_bad_context_values_are_rejected_clearly(kwargs, message):
+    with pytest.raises(ConfigurationError, match=message):
+        loratrace.context(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        pytest.param(lambda: loratrace.record_schema_attempt(valid="yes"), "True or False", id="schema-valid"),
+        pytest.param(lambda: loratrace.record_eval("", score=1.0), "non-empty string", id="eval-name"),
+        pytest.param(lambda: loratrace.record_eval("n", score="high"), "takes a number", id="eval-score"),
+        pytest.param(lambda: loratrace.mark_fallback(reason=3), "takes a string", id="fallback-reason"),
+    ],
+)
+def test_bad_helper_arguments_are_rejected_clearly(call, message):
+    with pytest.raises(ConfigurationError, match=message):
+        call()
+
+
+def test_metrics_carry_only_low_cardinality_labels(recorder, metric_reader):
+    with loratrace.context(route="billing", cohort="enterprise", tenant="acme"):
+        generate(recorder, adapter="a1")
+    data = metric_reader.get_metrics_data()
+    seen: dict[str, list[dict]] = {}
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                seen[metric.name] = [dict(point.attributes) for point in metric.data.data_points]
+    assert set(seen) == {semconv.METRIC_OPERATION_DURATION, semconv.METRIC_TOKEN_USAGE}
+    allowed = set(semconv.METRIC_LABELS) | {semconv.GEN_AI_TOKEN_TYPE}
+    for points in seen.values():
+        for labels in points:
+            assert set(labels) <= allowed
+            assert labels[semconv.ADAPTER_NAME] == "a1"
+            assert labels[semconv.ROUTE_NAME] == "billing"
+    assert sorted(labels[semconv.GEN_AI_TOKEN_TYPE] for labels in seen[semconv.METRIC_TOKEN_USAGE]) == [
+        "input",
+        "output",
+    ]
+
+
+def test_failed_generation_reports_error(recorder, exporter):
+    generation = recorder.start(
+        operation="text_completion",
+        request_model="tiny-llama",
+        response_model="tiny-llama",
+        attributes={},
+        adapter_name=None,
+        base_model="tiny-llama",
+    )
+    generation.fail(ValueError("bad input_ids"))
+    (span,) = exporter.get_finished_spans()
+    assert span.status.status_code.name == "ERROR"
+    assert span.attributes[semconv.ERROR_TYPE] == "ValueError"
+    assert span.events[0].name == "exception"
