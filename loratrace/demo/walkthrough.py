@@ -1,0 +1,155 @@
+"""``loratrace demo``: the whole path on a local tiny model, offline.
+
+1. Build a tiny Llama and two LoRA adapters on local disk (no download).
+2. ``loratrace.instrument(store=...)``: spans go straight into a local loratrace store (Parquet + DuckDB catalog).
+3. Serve prompts through transformers + PEFT (base, a1, a2, two cohorts, a schema retry, a fallback, evals) and,
+   when vLLM is installed, through vLLM's offline engine with base and both adapters in one batch.
+4. Print the spans the store now holds, and answer a few incident questions in SQL.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import click
+
+import loratrace
+from loratrace.demo.tiny_model import TinyModels, ensure_tiny_models
+
+PROMPTS = {
+    "enterprise": ["Invoices are due", "Return a JSON object with the fields name, plan and seats."],
+    "smb": ["Please reset my password", "What is the capital of France?"],
+}
+SPAN_TABLE_SQL = """
+SELECT
+    strftime(to_timestamp(start_time_unix_nano / 1e9), '%H:%M:%S') AS time,
+    provider_name AS provider,
+    model,
+    coalesce(adapter_name, '-') AS adapter,
+    CASE WHEN adapter_id IS NULL THEN '-' ELSE substr(adapter_id, 1, 19) END AS adapter_id,
+    adapter_rank AS rank,
+    adapter_alpha AS alpha,
+    variant,
+    coalesce(cohort, '-') AS cohort,
+    input_tokens AS "in",
+    output_tokens AS "out",
+    round(duration_ns / 1e6, 1) AS ms,
+    coalesce(schema_attempts::VARCHAR, '-') AS attempts,
+    fallback
+FROM spans
+WHERE operation_name IN ('text_completion', 'chat')
+ORDER BY start_time_unix_nano
+"""
+QUESTIONS = {
+    "Which adapter served how much, and how fast?": """
+        SELECT coalesce(adapter_name, '(base)') AS adapter, provider_name AS provider, count(*) AS generations,
+               sum(output_tokens) AS output_tokens, round(median(duration_ns) / 1e6, 1) AS median_ms
+        FROM spans WHERE operation_name IN ('text_completion', 'chat')
+        GROUP BY ALL ORDER BY adapter, provider""",
+    "Where did requests fall back, and why?": """
+        SELECT coalesce(adapter_name, '(base)') AS adapter, cohort, fallback_reason, count(*) AS generations
+        FROM spans WHERE fallback GROUP BY ALL ORDER BY ALL""",
+    "Schema retries per adapter and cohort": """
+        SELECT coalesce(adapter_name, '(base)') AS adapter, cohort,
+               count(*) FILTER (WHERE schema_attempts > 1) AS retries,
+               count(*) FILTER (WHERE schema_valid = false) AS invalid
+        FROM spans WHERE schema_attempts IS NOT NULL GROUP BY ALL ORDER BY ALL""",
+    "Evaluation pass rate per adapter": """
+        SELECT coalesce(adapter_name, '(base)') AS adapter, name AS evaluation, count(*) AS evaluated,
+               round(avg(CASE WHEN passed THEN 1.0 ELSE 0.0 END), 2) AS pass_rate
+        FROM evals GROUP BY ALL ORDER BY ALL""",
+}
+
+
+def _serve_with_transformers(models: TinyModels) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(models.base)
+    base = AutoModelForCausalLM.from_pretrained(models.base, dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, models.adapters["a1"], adapter_name="a1")
+    model.load_adapter(models.adapters["a2"], adapter_name="a2")
+    model.eval()
+
+    def generate(prompts: list[str], max_new_tokens: int = 12) -> list[str]:
+        encoded = tokenizer(prompts, return_tensors="pt", padding=True)
+        with torch.no_grad():
+            output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False)
+        return tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
+
+    for cohort, prompts in PROMPTS.items():
+        with loratrace.context(route="support", cohort=cohort, prompt_version="v3"):
+            with model.disable_adapter():
+                generate(prompts)
+            for adapter in ("a1", "a2"):
+                model.set_adapter(adapter)
+                generate(prompts)
+    # A structured-output route: a2 fails validation twice, then the request falls back to the base model.
+    model.set_adapter("a2")
+    with loratrace.context(route="extract", cohort="enterprise", prompt_version="v1"):
+        for _ in range(2):
+            answer = generate(["Return a JSON object with the fields name, plan and seats."])[0]
+            error = _json_error(answer)
+            loratrace.record_schema_attempt(valid=error is None, error=error)
+            loratrace.record_eval("json_valid", score=0.0 if error else 1.0, passed=error is None)
+        loratrace.mark_fallback(reason="schema_invalid")
+        with model.disable_adapter():
+            generate(["Return a JSON object with the fields name, plan and seats."])
+        loratrace.record_schema_attempt(valid=True)
+        loratrace.record_eval("json_valid", score=1.0, passed=True, explanation="validated by the base template")
+
+
+def _json_error(text: str) -> str | None:
+    try:
+        json.loads(text)
+    except ValueError as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def _serve_with_vllm(models: TinyModels) -> None:
+    from loratrace.demo.vllm_run import serve_offline
+
+    prompts = [prompt for cohort_prompts in PROMPTS.values() for prompt in cohort_prompts]
+    with loratrace.context(route="batch", cohort="offline"):
+        serve_offline(models, prompts)
+
+
+def run_demo(workdir: str | os.PathLike[str], *, use_vllm: bool | None = None) -> Path:
+    """Run the walkthrough in ``workdir``; return the store folder."""
+    import polars as pl
+
+    from loratrace.store import query
+
+    workdir = Path(workdir)
+    click.echo(f"1/4 building the tiny model and adapters a1, a2 in {workdir} (local, no download)")
+    models = ensure_tiny_models(workdir / "models")
+    store = workdir / "store"
+    loratrace.instrument(store=store, service_name="loratrace-demo")
+    try:
+        click.echo("2/4 serving through transformers + PEFT (base, a1, a2; cohorts enterprise and smb)")
+        _serve_with_transformers(models)
+        if use_vllm is None:
+            use_vllm = importlib.util.find_spec("vllm") is not None
+        if use_vllm:
+            click.echo("3/4 serving one mixed batch (base, a1, a2) through vLLM's offline engine")
+            _serve_with_vllm(models)
+        else:
+            click.echo("3/4 vLLM is not installed: skipping the vLLM part (pip install 'loratrace[vllm]')")
+    finally:
+        loratrace.uninstrument()  # flushes every span into the store
+    click.echo(f"4/4 the spans in {store}:\n")
+    with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=200, fmt_str_lengths=24, tbl_hide_dataframe_shape=True):
+        click.echo(query(store, SPAN_TABLE_SQL))
+        for question, sql in QUESTIONS.items():
+            click.echo(f"\n{question}")
+            click.echo(query(store, sql))
+    click.echo(
+        f"\nExplore further:\n  loratrace sql --store {store} \"SELECT * FROM spans LIMIT 5\"\n"
+        f"  cd {store} && duckdb catalog.duckdb"
+    )
+    return store
