@@ -70,13 +70,21 @@ class GenerationMetrics:
 class Generation:
     """One generation span: started by :meth:`GenerationRecorder.start`, then ``activate`` / ``finish``."""
 
-    __slots__ = ("_context_token", "_labels", "_metrics", "_start_s", "_active_token", "span")
+    __slots__ = ("_active_token", "_context_token", "_labels", "_metrics", "_start_ns", "_start_s", "span")
 
-    def __init__(self, span: Span, labels: dict[str, Any], metrics: GenerationMetrics | None) -> None:
+    def __init__(
+        self,
+        span: Span,
+        labels: dict[str, Any],
+        metrics: GenerationMetrics | None,
+        start_time_ns: int | None = None,
+    ) -> None:
         self.span = span
         self._labels = labels
         self._metrics = metrics
         self._start_s = time.perf_counter()
+        # Set when the span was started after the fact (a batch request span built from vLLM's timestamps).
+        self._start_ns = start_time_ns
         self._context_token: object | None = None
         self._active_token: object | None = None
 
@@ -106,9 +114,14 @@ class Generation:
         ttft_s: float | None = None,
         extra: Mapping[str, Any] | None = None,
         register_in_scope: bool = True,
+        end_time: int | None = None,
     ) -> None:
-        """Set the outcome, record metrics and end the span (deferred inside a scope)."""
-        duration_s = self.elapsed_s
+        """Set the outcome, record metrics and end the span (deferred inside a scope).
+
+        ``end_time`` (ns since the epoch) ends a span whose timing is known after the fact; the duration metric is
+        then ``end_time`` minus the ``start_time`` the span was started with.
+        """
+        duration_s = self._duration_s(end_time)
         span = self.span
         attributes: dict[str, Any] = dict(extra) if extra else {}
         if input_tokens is not None:
@@ -132,11 +145,22 @@ class Generation:
                 output_tokens=output_tokens,
                 ttft_s=ttft_s,
             )
-        self._end(register_in_scope)
+        self._end(register_in_scope, end_time)
 
-    def fail(self, exception: BaseException, *, register_in_scope: bool = True) -> None:
-        """Report the exception on the span (status ERROR, exception event) and end it. Never raises."""
-        error_type = type(exception).__qualname__
+    def fail(
+        self,
+        exception: BaseException,
+        *,
+        register_in_scope: bool = True,
+        error_type: str | None = None,
+        end_time: int | None = None,
+    ) -> None:
+        """Report the exception on the span (status ERROR, exception event) and end it. Never raises.
+
+        ``error_type`` overrides the exception's class name, for errors a library returns instead of raising
+        (vLLM's server answers an unknown model with an ``ErrorResponse`` of type ``NotFoundError``).
+        """
+        error_type = error_type or type(exception).__qualname__
         span = self.span
         span.set_attribute(semconv.ERROR_TYPE, error_type)
         span.record_exception(exception)
@@ -144,20 +168,25 @@ class Generation:
         if self._metrics is not None:
             self._metrics.record(
                 self._labels,
-                duration_s=self.elapsed_s,
+                duration_s=self._duration_s(end_time),
                 input_tokens=None,
                 output_tokens=None,
                 ttft_s=None,
                 error_type=error_type,
             )
-        self._end(register_in_scope)
+        self._end(register_in_scope, end_time)
 
-    def _end(self, register_in_scope: bool) -> None:
+    def _duration_s(self, end_time: int | None) -> float:
+        if end_time is not None and self._start_ns is not None:
+            return max(0.0, (end_time - self._start_ns) / 1e9)
+        return self.elapsed_s
+
+    def _end(self, register_in_scope: bool, end_time: int | None = None) -> None:
         scope = current_scope() if register_in_scope else None
         if scope is None:
-            self.span.end()
+            self.span.end(end_time=end_time)
         else:
-            scope.adopt_generation(self.span, time.time_ns())
+            scope.adopt_generation(self.span, end_time if end_time is not None else time.time_ns())
 
 
 class GenerationRecorder:
@@ -231,4 +260,4 @@ class GenerationRecorder:
         route = merged.get(semconv.ROUTE_NAME)
         if route is not None:
             labels[semconv.ROUTE_NAME] = route
-        return Generation(span, labels, self._metrics)
+        return Generation(span, labels, self._metrics, start_time)
