@@ -118,8 +118,8 @@ class Generation:
     ) -> None:
         """Set the outcome, record metrics and end the span (deferred inside a scope).
 
-        ``end_time`` (ns since the epoch) ends a span whose timing is known after the fact; the duration metric is
-        then ``end_time`` minus the ``start_time`` the span was started with.
+        ``end_time`` (ns since the epoch) ends a span whose timing is known after the fact; the duration
+        metric is then ``end_time`` minus the ``start_time`` the span was started with.
         """
         duration_s = self._duration_s(end_time)
         span = self.span
