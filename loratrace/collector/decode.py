@@ -1,0 +1,479 @@
+"""OTLP requests -> rows of the store's tables: the one normalisation code path.
+
+The collector's flusher and the embedded ``StoreSpanExporter`` both feed ``ExportTraceServiceRequest`` /
+``ExportMetricsServiceRequest`` messages through :class:`RowBuffer`, so a span lands in the same columns whichever
+way it arrived. Promoted columns are filled from whichever naming scheme the producer used: OpenTelemetry GenAI,
+vLLM's native tracing (the superseded ``gen_ai.usage.prompt_tokens`` names, ``gen_ai.latency.*`` in seconds),
+OpenInference / traceAI (``llm.*``) and OpenLLMetry (``gen_ai.usage.prompt_tokens``, ``llm.usage.*``,
+``gen_ai.system``, ``llm.request.type``).
+
+This loop is the collector's throughput ceiling (see docs/benchmarks.md), so it touches each attribute once and
+keeps per-attribute work to a dict lookup.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any, Final
+
+import polars as pl
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from loratrace import semconv
+from loratrace.store import schema
+
+logger = logging.getLogger(__name__)
+
+_KINDS: Final = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+_STATUS: Final = ("UNSET", "OK", "ERROR")
+_TEMPORALITY: Final = ("UNSPECIFIED", "DELTA", "CUMULATIVE")
+
+# attribute -> promoted column, for attributes copied as they are (first one present wins: listed in priority)
+_DIRECT: Final[dict[str, str]] = {attr: column for column, (attr, _) in schema.LORATRACE_PROMOTED.items()}
+
+# promoted column -> attribute names in priority order
+_ALIASES: Final[dict[str, tuple[str, ...]]] = {
+    "model": (semconv.GEN_AI_RESPONSE_MODEL, semconv.LLM_MODEL_NAME),
+    "request_model": (semconv.GEN_AI_REQUEST_MODEL, "llm.request.model"),
+    "operation_name": (semconv.GEN_AI_OPERATION_NAME, "llm.request.type"),
+    "provider_name": (
+        semconv.GEN_AI_PROVIDER_NAME,
+        "gen_ai.system",
+        semconv.LLM_PROVIDER,
+        semconv.LLM_SYSTEM,
+    ),
+    "input_tokens": (
+        semconv.GEN_AI_USAGE_INPUT_TOKENS,
+        semconv.GEN_AI_USAGE_PROMPT_TOKENS_LEGACY,
+        semconv.LLM_TOKEN_COUNT_PROMPT,
+        "llm.usage.prompt_tokens",
+    ),
+    "output_tokens": (
+        semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
+        semconv.GEN_AI_USAGE_COMPLETION_TOKENS_LEGACY,
+        semconv.LLM_TOKEN_COUNT_COMPLETION,
+        "llm.usage.completion_tokens",
+    ),
+    "error_type": (semconv.ERROR_TYPE,),
+}
+# time to first token, all in seconds on the wire
+_TTFT_SECONDS: Final = (
+    semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+    semconv.GEN_AI_LATENCY_TIME_TO_FIRST_TOKEN,
+    "gen_ai.server.time_to_first_token",
+)
+_FINISH: Final = (semconv.GEN_AI_RESPONSE_FINISH_REASONS, "llm.response.finish_reason")
+
+_INTERESTING: Final = frozenset(
+    [*_DIRECT, *(a for names in _ALIASES.values() for a in names), *_TTFT_SECONDS, *_FINISH]
+)
+_INT_COLUMNS: Final = frozenset(c for c, t in schema.PROMOTED_TYPES.items() if t == pl.Int64())
+_FLOAT_COLUMNS: Final = frozenset(c for c, t in schema.PROMOTED_TYPES.items() if t == pl.Float64())
+_BOOL_COLUMNS: Final = frozenset(c for c, t in schema.PROMOTED_TYPES.items() if t == pl.Boolean())
+_LIST_COLUMNS: Final = frozenset(c for c, t in schema.PROMOTED_TYPES.items() if isinstance(t, pl.List))
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _any_value(value: Any) -> Any:
+    """An OTLP AnyValue as a JSON-ready Python value (bytes as hex)."""
+    which = value.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "array_value":
+        return [_any_value(v) for v in value.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: _any_value(kv.value) for kv in value.kvlist_value.values}
+    if which == "bytes_value":
+        return value.bytes_value.hex()
+    return getattr(value, which)
+
+
+_SCALARS: Final = frozenset(("string_value", "int_value", "double_value", "bool_value"))
+
+
+def _attributes(kvs: Iterable[Any]) -> dict[str, Any]:
+    """Attributes as a dict of JSON-ready values."""
+    out: dict[str, Any] = {}
+    scalars = _SCALARS
+    for kv in kvs:
+        value = kv.value
+        which = value.WhichOneof("value")
+        out[kv.key] = getattr(value, which) if which in scalars else _any_value(value)
+    return out
+
+
+def _json(attributes: dict[str, Any]) -> str:
+    try:
+        return _dumps(attributes)
+    except ValueError:  # NaN / infinity are not JSON: keep them as strings rather than drop the span
+        return json.dumps({k: (repr(v) if isinstance(v, float) else v) for k, v in attributes.items()})
+
+
+_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+def _coerce(column: str, value: Any) -> Any:
+    """A promoted attribute's value in its column's type; None when it cannot be (never fails a span)."""
+    try:
+        if column in _INT_COLUMNS:
+            return None if isinstance(value, bool) else int(float(value))
+        if column in _FLOAT_COLUMNS:
+            return None if isinstance(value, bool) else float(value)
+        if column in _BOOL_COLUMNS:
+            if isinstance(value, bool):
+                return value
+            return {"true": True, "false": False}.get(str(value).lower())
+        if column in _LIST_COLUMNS:
+            return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+        return value if isinstance(value, str) else json.dumps(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def promote(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Promoted column values from one span's (or data point's) attributes: the reference, row-at-a-time rule.
+
+    ``promote_frame`` is the same rule over a whole column of JSON; this one is its fallback for a batch that
+    the vectorized path cannot type (e.g. an array where a scalar is expected).
+    """
+    out: dict[str, Any] = {}
+    for column, names in _SOURCES.items():
+        for name in names:
+            if name in attributes and attributes[name] is not None:
+                value = attributes[name]
+                if column == "ttft_ms":
+                    seconds = _coerce(column, value)
+                    out[column] = None if seconds is None else seconds * 1000.0
+                elif column == "finish_reason":
+                    first = value[0] if isinstance(value, list) and value else value
+                    out[column] = None if first in (None, []) else str(first)
+                else:
+                    out[column] = _coerce(column, value)
+                break
+    return out
+
+
+# promoted column -> every attribute that feeds it, in priority order
+_SOURCES: Final[dict[str, tuple[str, ...]]] = {
+    **{column: (attr,) for attr, column in _DIRECT.items()},
+    **_ALIASES,
+    "ttft_ms": _TTFT_SECONDS,
+    "finish_reason": _FINISH,
+}
+_LIST_ATTRIBUTES: Final = frozenset((semconv.ADAPTER_TARGET_MODULES, semconv.GEN_AI_RESPONSE_FINISH_REASONS))
+_PICK_DTYPE: Final = pl.Struct(
+    [
+        pl.Field(name, pl.List(pl.String) if name in _LIST_ATTRIBUTES else pl.String)
+        for name in sorted(_INTERESTING)
+    ]
+)
+
+
+def _typed(column: str, expr: pl.Expr) -> pl.Expr:
+    dtype = schema.PROMOTED_TYPES[column]
+    if column in _BOOL_COLUMNS:
+        return expr.str.to_lowercase().replace_strict(
+            {"true": True, "false": False}, default=None, return_dtype=pl.Boolean
+        )
+    if column in _INT_COLUMNS:
+        return expr.cast(pl.Float64, strict=False).cast(pl.Int64, strict=False)
+    return expr.cast(dtype, strict=False)
+
+
+def promote_frame(frame: pl.DataFrame, columns: Iterable[str]) -> pl.DataFrame:
+    """Fill promoted ``columns`` of ``frame`` from its JSON ``attributes`` column in one vectorized pass."""
+    wanted = list(columns)
+    picked = frame.select(pl.col("attributes").str.json_decode(_PICK_DTYPE).alias("p")).unnest("p")
+    exprs = []
+    for column in wanted:
+        names = _SOURCES[column]
+        if column == "ttft_ms":
+            expr = pl.coalesce([pl.col(n).cast(pl.Float64, strict=False) for n in names]) * 1000.0
+        elif column == "finish_reason":
+            parts = [pl.col(n).list.first() if n in _LIST_ATTRIBUTES else pl.col(n) for n in names]
+            expr = pl.coalesce(parts)
+        elif column in _LIST_COLUMNS:
+            expr = pl.col(names[0])
+        else:
+            expr = pl.coalesce([_typed(column, pl.col(n)) for n in names])
+        exprs.append(expr.cast(schema.PROMOTED_TYPES[column]).alias(column))
+    promoted = picked.select(exprs)
+    existing = [c for c in wanted if c in frame.columns]
+    if "error_type" in existing:
+        # a failed span without ``error.type`` still names its exception (from the ``exception`` event)
+        promoted = promoted.with_columns(
+            pl.coalesce(pl.col("error_type"), frame["error_type"]).alias("error_type")
+        )
+    return frame.with_columns(promoted)
+
+
+def promote_rows(frame: pl.DataFrame, columns: Iterable[str]) -> pl.DataFrame:
+    """``promote_frame`` one row at a time: slow, but types any attribute value (the fallback)."""
+    wanted = list(columns)
+    rows = [promote(json.loads(text)) for text in frame["attributes"].to_list()]
+    data = {
+        c: pl.Series(c, [r.get(c) for r in rows], dtype=schema.PROMOTED_TYPES[c], strict=False)
+        for c in wanted
+    }
+    if "error_type" in frame.columns and "error_type" in wanted:
+        data["error_type"] = pl.Series(
+            "error_type",
+            [r.get("error_type") or e for r, e in zip(rows, frame["error_type"].to_list())],
+            dtype=pl.String,
+        )
+    return frame.with_columns(**data)
+
+
+def _micros(ns: int) -> int:
+    return ns // 1000
+
+
+class RowBuffer:
+    """Rows decoded from OTLP requests, accumulated column by column until ``take()``."""
+
+    def __init__(self) -> None:
+        self._columns: dict[str, dict[str, list[Any]]] = {
+            table: {name: [] for name in columns} for table, columns in schema.TABLES.items()
+        }
+        self.span_count = 0
+        self.metric_point_count = 0
+
+    def __len__(self) -> int:
+        return self.span_count + self.metric_point_count
+
+    # -- traces ------------------------------------------------------------------------------------------------
+    def add_traces(self, request: ExportTraceServiceRequest) -> int:
+        """Append every span of ``request``; returns the number of spans added."""
+        spans = self._columns["spans"]
+        trace_id_col = spans["trace_id"]
+        span_id_col = spans["span_id"]
+        parent_col = spans["parent_span_id"]
+        state_col = spans["trace_state"]
+        name_col = spans["name"]
+        kind_col = spans["kind"]
+        service_col = spans["service_name"]
+        scope_name_col = spans["scope_name"]
+        scope_version_col = spans["scope_version"]
+        start_col = spans["start_time_unix_nano"]
+        end_col = spans["end_time_unix_nano"]
+        duration_col = spans["duration_ns"]
+        start_time_col = spans["start_time"]
+        status_col = spans["status_code"]
+        status_message_col = spans["status_message"]
+        res_attrs_col = spans["resource_attributes"]
+        attrs_col = spans["attributes"]
+        error_col = spans["error_type"]
+        added = 0
+        for resource_spans in request.resource_spans:
+            res_attrs = _attributes(resource_spans.resource.attributes)
+            service = res_attrs.get("service.name")
+            service = None if service is None else str(service)
+            res_json = _json(res_attrs)
+            for scope_spans in resource_spans.scope_spans:
+                scope = scope_spans.scope
+                scope_name = scope.name or None
+                scope_version = scope.version or None
+                for span in scope_spans.spans:
+                    trace_id = span.trace_id.hex()
+                    span_id = span.span_id.hex()
+                    start = span.start_time_unix_nano
+                    end = span.end_time_unix_nano
+                    attrs = _attributes(span.attributes)
+                    status = span.status
+                    status_code = _STATUS[status.code] if 0 <= status.code < 3 else "UNSET"
+                    trace_id_col.append(trace_id)
+                    span_id_col.append(span_id)
+                    parent_col.append(span.parent_span_id.hex() or None)
+                    state_col.append(span.trace_state or None)
+                    name_col.append(span.name)
+                    kind_col.append(_KINDS[span.kind] if 0 <= span.kind < 6 else "UNSPECIFIED")
+                    service_col.append(service)
+                    scope_name_col.append(scope_name)
+                    scope_version_col.append(scope_version)
+                    start_col.append(start)
+                    end_col.append(end)
+                    duration_col.append(end - start if end >= start else None)
+                    start_time_col.append(start // 1000)
+                    status_col.append(status_code)
+                    status_message_col.append(status.message or None)
+                    res_attrs_col.append(res_json)
+                    attrs_col.append(_json(attrs))
+                    error_col.append(_exception_type(span.events) if status_code == "ERROR" else None)
+                    if span.events:
+                        self._add_events(trace_id, span_id, span.events, service, attrs)
+                    if span.links:
+                        self._add_links(trace_id, span_id, start, span.links)
+                    added += 1
+        self.span_count += added
+        return added
+
+    def _add_events(
+        self,
+        trace_id: str,
+        span_id: str,
+        events: Iterable[Any],
+        service: str | None,
+        span_attrs: dict[str, Any],
+    ) -> None:
+        cols = self._columns["span_events"]
+        promoted = promote(span_attrs)  # events are few: the row-at-a-time rule is cheap enough here
+        for index, event in enumerate(events):
+            typed = _attributes(event.attributes)
+            cols["trace_id"].append(trace_id)
+            cols["span_id"].append(span_id)
+            cols["event_index"].append(index)
+            cols["time_unix_nano"].append(event.time_unix_nano)
+            cols["time"].append(event.time_unix_nano // 1000)
+            cols["name"].append(event.name)
+            cols["attributes"].append(_json(typed))
+            evaluation: dict[str, Any] = {}
+            if event.name == semconv.GEN_AI_EVALUATION_RESULT_EVENT:
+                evaluation = {
+                    "eval_name": _coerce("model", typed.get(semconv.GEN_AI_EVALUATION_NAME)),
+                    "eval_score": _float_or_none(typed.get(semconv.GEN_AI_EVALUATION_SCORE_VALUE)),
+                    "eval_label": _str_or_none(typed.get(semconv.GEN_AI_EVALUATION_SCORE_LABEL)),
+                    "eval_passed": _coerce("fallback", typed[semconv.EVALUATION_PASSED])
+                    if semconv.EVALUATION_PASSED in typed
+                    else None,
+                    "eval_explanation": _str_or_none(typed.get(semconv.GEN_AI_EVALUATION_EXPLANATION)),
+                }
+            for name in ("eval_name", "eval_score", "eval_label", "eval_passed", "eval_explanation"):
+                cols[name].append(evaluation.get(name))
+            cols["service_name"].append(service)
+            for name in schema.EVENT_SPAN_COLUMNS:
+                cols[name].append(promoted.get(name))
+
+    def _add_links(self, trace_id: str, span_id: str, start: int, links: Iterable[Any]) -> None:
+        cols = self._columns["span_links"]
+        for index, link in enumerate(links):
+            attrs = _attributes(link.attributes)
+            cols["trace_id"].append(trace_id)
+            cols["span_id"].append(span_id)
+            cols["link_index"].append(index)
+            cols["start_time"].append(start // 1000)
+            cols["linked_trace_id"].append(link.trace_id.hex())
+            cols["linked_span_id"].append(link.span_id.hex())
+            cols["linked_trace_state"].append(link.trace_state or None)
+            cols["attributes"].append(_json(attrs))
+
+    # -- metrics -----------------------------------------------------------------------------------------------
+    def add_metrics(self, request: ExportMetricsServiceRequest) -> int:
+        """Append every histogram, sum and gauge data point of ``request``; returns the number of points."""
+        added = 0
+        for resource_metrics in request.resource_metrics:
+            res_attrs = _attributes(resource_metrics.resource.attributes)
+            service = res_attrs.get("service.name")
+            service = None if service is None else str(service)
+            res_json = _json(res_attrs)
+            for scope_metrics in resource_metrics.scope_metrics:
+                scope_name = scope_metrics.scope.name or None
+                for metric in scope_metrics.metrics:
+                    kind = metric.WhichOneof("data")
+                    if kind is None:
+                        continue
+                    data = getattr(metric, kind)
+                    temporality = getattr(data, "aggregation_temporality", 0)
+                    for point in data.data_points:
+                        self._add_point(
+                            metric, kind, point, (service, scope_name, res_json), temporality, data
+                        )
+                        added += 1
+        self.metric_point_count += added
+        return added
+
+    def _add_point(
+        self, metric: Any, kind: str, point: Any, origin: tuple[Any, Any, str], temporality: int, data: Any
+    ) -> None:
+        cols = self._columns["metrics"]
+        service, scope, res_json = origin
+        attrs = _attributes(point.attributes)
+        row: dict[str, Any] = {
+            "name": metric.name,
+            "description": metric.description or None,
+            "unit": metric.unit or None,
+            "type": kind,
+            "service_name": service,
+            "scope_name": scope,
+            "time_unix_nano": point.time_unix_nano,
+            "start_time_unix_nano": point.start_time_unix_nano,
+            "time": point.time_unix_nano // 1000,
+            "resource_attributes": res_json,
+            "attributes": _json(attrs),
+            "aggregation_temporality": _TEMPORALITY[temporality] if 0 <= temporality < 3 else None,
+            "is_monotonic": getattr(data, "is_monotonic", None) if kind == "sum" else None,
+        }
+        if kind in ("histogram", "exponential_histogram"):
+            row["count"] = point.count
+            row["sum"] = point.sum if point.HasField("sum") else None
+            row["min"] = point.min if point.HasField("min") else None
+            row["max"] = point.max if point.HasField("max") else None
+            if kind == "histogram":
+                row["bucket_counts"] = list(point.bucket_counts)
+                row["explicit_bounds"] = list(point.explicit_bounds)
+        elif kind in ("sum", "gauge"):
+            which = point.WhichOneof("value")
+            row["value"] = float(getattr(point, which)) if which else None
+        elif kind == "summary":
+            row["count"] = point.count
+            row["sum"] = point.sum
+        for name, column in cols.items():
+            column.append(row.get(name))
+
+    # -- output ------------------------------------------------------------------------------------------------
+    def take(self) -> dict[str, pl.DataFrame]:
+        """The buffered rows as one DataFrame per table (tables without rows left out); empties the buffer."""
+        frames: dict[str, pl.DataFrame] = {}
+        for table, columns in self._columns.items():
+            if columns and next(iter(columns.values())):
+                frames[table] = frame(table, columns)
+        for table, promoted in (("spans", schema.PROMOTED_TYPES), ("metrics", schema.METRIC_PROMOTED)):
+            if table in frames:
+                try:
+                    frames[table] = promote_frame(frames[table], promoted)
+                except pl.exceptions.PolarsError:
+                    logger.debug("vectorized promotion failed; promoting row by row", exc_info=True)
+                    frames[table] = promote_rows(frames[table], promoted)
+        self.__init__()  # type: ignore[misc]
+        return frames
+
+
+def frame(table: str, columns: dict[str, list[Any]]) -> pl.DataFrame:
+    """Columns of plain Python values as a DataFrame of ``table``'s exact schema (unfilled columns null)."""
+    types = schema.TABLES[table]
+    height = max(len(values) for values in columns.values())
+    data = {}
+    for name, dtype in types.items():
+        values = columns[name]
+        if not values:
+            data[name] = pl.Series(name, dtype=dtype).extend_constant(None, height)
+        elif isinstance(dtype, pl.Datetime):
+            data[name] = pl.Series(name, values, dtype=pl.Int64).cast(dtype)
+        else:
+            data[name] = pl.Series(name, values, dtype=dtype, strict=False)
+    return pl.DataFrame(data)
+
+
+def empty_frame(table: str) -> pl.DataFrame:
+    return pl.DataFrame(schema=schema.TABLES[table])
+
+
+def _exception_type(events: Iterable[Any]) -> str | None:
+    for event in events:
+        if event.name == "exception":
+            for kv in event.attributes:
+                if kv.key == "exception.type":
+                    return kv.value.string_value or None
+    return None
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None or isinstance(value, bool) else _coerce("ttft_ms", value)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)

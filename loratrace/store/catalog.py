@@ -1,0 +1,101 @@
+"""The DuckDB catalog: a small database file holding only views over the Parquet segments.
+
+The collector never keeps it open; it is (re)built into a temporary file and renamed into place, so readers in
+other processes always open a complete catalog. View paths are relative to the store folder: DuckDB resolves them
+against ``file_search_path`` (``open_store`` sets it) or the working directory (the plain ``duckdb`` shell
+started inside the store), so a moved or copied store keeps working.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Final
+
+import duckdb
+
+from loratrace import semconv
+from loratrace.store import layout, schema
+
+CATALOG_VERSION: Final = 1
+
+
+def _source(table: str) -> str:
+    # union_by_name: segments written by older versions (fewer columns) still read; new keys live in the maps
+    return f"read_parquet('{layout.SEGMENTS}/{table}/*/*.parquet', union_by_name = true, hive_partitioning = true)"
+
+
+def _maps(table: str) -> str:
+    present = [c for c in schema.MAP_COLUMNS if c in schema.TABLES[table]]
+    excluded = ", ".join(present)
+    converted = ", ".join(
+        f"CAST(CAST({c} AS JSON) AS MAP(VARCHAR, VARCHAR)) AS {c}, {c} AS {c}_json" for c in present
+    )
+    return f"* EXCLUDE ({excluded}), {converted}"
+
+
+def view_statements() -> list[str]:
+    """The ``CREATE VIEW`` statements of the catalog."""
+    statements = [
+        f"CREATE OR REPLACE VIEW {table} AS SELECT {_maps(table)} FROM {_source(table)}"
+        for table in schema.TABLES
+    ]
+    span_columns = ", ".join(schema.EVENT_SPAN_COLUMNS)
+    statements.append(
+        "CREATE OR REPLACE VIEW evals AS SELECT trace_id, span_id, time, time_unix_nano, eval_name AS name, "
+        "eval_score AS score, eval_label AS label, eval_passed AS passed, eval_explanation AS explanation, "
+        f"service_name, {span_columns}, date FROM span_events "
+        f"WHERE name = '{semconv.GEN_AI_EVALUATION_RESULT_EVENT}'"
+    )
+    return statements
+
+
+def build_catalog(store: Path) -> Path:
+    """Write ``STORE/catalog.duckdb`` afresh (atomically); the store's schema segments must exist."""
+    target = store / layout.CATALOG
+    tmp = store / f".{layout.CATALOG}.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    con = duckdb.connect(str(tmp))
+    try:
+        con.execute("SET file_search_path = ?", [str(store)])
+        for statement in view_statements():
+            con.execute(statement)
+        con.execute("CREATE OR REPLACE TABLE loratrace_catalog AS SELECT ? AS version", [CATALOG_VERSION])
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    Path(f"{tmp}.wal").unlink(missing_ok=True)
+    os.replace(tmp, target)
+    layout.fsync_dir(store)
+    return target
+
+
+def ensure_store(store: str | os.PathLike[str]) -> Path:
+    """Create the store layout and catalog when missing; returns the store's absolute path."""
+    from loratrace.store.segments import ensure_schema_segments, remove_stale_temporaries
+
+    path = Path(store).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    (path / layout.STATE).mkdir(exist_ok=True)
+    remove_stale_temporaries(path)
+    ensure_schema_segments(path)
+    if not _catalog_current(path / layout.CATALOG, path):
+        build_catalog(path)
+    return path
+
+
+def _catalog_current(catalog: Path, store: Path) -> bool:
+    if not catalog.exists():
+        return False
+    try:
+        con = duckdb.connect(str(catalog), read_only=True)
+    except duckdb.Error:
+        return False
+    try:
+        con.execute("SET file_search_path = ?", [str(store)])
+        row = con.execute("SELECT max(version) FROM loratrace_catalog").fetchall()
+        return bool(row) and row[0][0] == CATALOG_VERSION
+    except duckdb.Error:
+        return False
+    finally:
+        con.close()

@@ -1,0 +1,66 @@
+"""Where everything lives inside a store folder.
+
+STORE/
+  catalog.duckdb                      views over the segments (paths relative to STORE)
+  segments/<table>/date=YYYY-MM-DD/   immutable Parquet segments, one folder per UTC day
+    <walend:020d>-<kind>-<uuid>.parquet    walend: the write-ahead log offset the segment covers up to
+  segments/<table>/date=1970-01-01/_schema.parquet   an empty segment so every view resolves on a new store
+  wal/<start:020d>.wal                the collector's write-ahead log files
+  state/checkpoint.json               the log offset every segment covers; replay starts there
+  state/compaction.json               an in-flight compaction's inputs and output (crash recovery)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Final
+
+CATALOG: Final = "catalog.duckdb"
+SEGMENTS: Final = "segments"
+WAL: Final = "wal"
+STATE: Final = "state"
+SCHEMA_SEGMENT: Final = "_schema.parquet"
+SCHEMA_PARTITION: Final = "date=1970-01-01"
+
+_SEGMENT_NAME: Final = re.compile(r"^(?P<walend>\d{20})-(?P<kind>[a-z]+)-(?P<uid>[0-9a-f]{32})\.parquet$")
+
+
+def segment_walend(name: str) -> int | None:
+    """The log offset a segment file name records, None for files that are not segments."""
+    match = _SEGMENT_NAME.match(name)
+    return int(match["walend"]) if match else None
+
+
+def segment_kind(name: str) -> str | None:
+    match = _SEGMENT_NAME.match(name)
+    return match["kind"] if match else None
+
+
+def segment_name(walend: int, kind: str) -> str:
+    return f"{walend:020d}-{kind}-{os.urandom(16).hex()}.parquet"
+
+
+def table_dir(store: Path, table: str) -> Path:
+    return store / SEGMENTS / table
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``path`` so a reader (or a crash) sees the old content or the new, never a mix."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)

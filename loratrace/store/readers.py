@@ -1,0 +1,114 @@
+"""Reading a store from any process, while a collector writes: DuckDB connections, SQL to Polars, Polars scans."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from loratrace.errors import QueryError, StoreError
+from loratrace.store import layout, schema
+
+VIEWS = (*schema.TABLES, "evals")
+
+
+def _store_path(store: str | os.PathLike[str]) -> Path:
+    path = Path(store).resolve()
+    if not (path / layout.CATALOG).is_file():
+        msg = (
+            f"{path} is not a loratrace store (no {layout.CATALOG}); point --store at the folder given to "
+            "`loratrace collect --store` or `loratrace.instrument(store=...)`"
+        )
+        raise StoreError(msg)
+    return path
+
+
+def open_store(store: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
+    """A read-only DuckDB connection to the store's catalog, with relative view paths resolving inside it.
+
+    Any number of readers may open the store while a collector writes to it. Close the connection when done.
+    """
+    path = _store_path(store)
+    con = duckdb.connect(str(path / layout.CATALOG), read_only=True)
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET file_search_path = ?", [str(path)])
+    return con
+
+
+def query(
+    store: str | os.PathLike[str], sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+) -> pl.DataFrame:
+    """Run ``sql`` (parameters bound by DuckDB, never formatted in) against the store; the result as Polars."""
+    con = open_store(store)
+    try:
+        try:
+            cursor = con.execute(sql, params) if params is not None else con.execute(sql)
+        except duckdb.Error as exc:
+            raise QueryError(explain_error(con, exc)) from exc
+        if cursor.description is None:
+            return pl.DataFrame()
+        names = [d[0] for d in cursor.description]
+        rows = cursor.fetchall()
+    finally:
+        con.close()
+    return rows_to_frame(names, rows)
+
+
+def rows_to_frame(names: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> pl.DataFrame:
+    # DuckDB's .pl() needs pyarrow; building from rows keeps loratrace free of it (results are small)
+    unique = _unique_names(names)
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in unique]
+    return pl.DataFrame(
+        {
+            name: pl.Series(name, list(values), strict=False)
+            for name, values in zip(unique, columns, strict=True)
+        }
+    )
+
+
+def _unique_names(names: Sequence[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        out.append(name if count == 0 else f"{name}_{count}")
+    return out
+
+
+def explain_error(con: duckdb.DuckDBPyConnection, exc: duckdb.Error) -> str:
+    """DuckDB's message plus what exists: the views for an unknown table, a view's columns for an unknown column."""
+    message = str(exc).strip()
+    lowered = message.lower()
+    if "table with name" in lowered or "does not exist" in lowered and "table" in lowered:
+        return f"{message}\nTables in this store: {', '.join(VIEWS)}"
+    if "column" in lowered and ("not found" in lowered or "does not have a column" in lowered):
+        details = []
+        for view in VIEWS:
+            if view.lower() in lowered or len(details) == 0 and view == "spans":
+                columns = [row[0] for row in con.execute(f"DESCRIBE {view}").fetchall()]
+                details.append(f"Columns of {view}: {', '.join(columns)}")
+        return "\n".join([message, *details])
+    return message
+
+
+def scan(store: str | os.PathLike[str], table: str = "spans") -> pl.LazyFrame:
+    """A Polars LazyFrame over one table's segments (attribute maps as JSON text columns).
+
+    Polars reads the Parquet files directly, so it sees exactly the segments the views see.
+    """
+    if table not in schema.TABLES:
+        msg = f"loratrace.store.scan(table=...) takes one of {sorted(schema.TABLES)}, got {table!r}"
+        raise StoreError(msg)
+    path = _store_path(store)
+    pattern = str(layout.table_dir(path, table) / "*" / "*.parquet")
+    return pl.scan_parquet(pattern, hive_partitioning=True, missing_columns="insert", schema=None)
+
+
+def scan_spans(store: str | os.PathLike[str]) -> pl.LazyFrame:
+    """``scan(store, "spans")``: every span as a LazyFrame."""
+    return scan(store, "spans")

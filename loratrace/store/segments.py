@@ -1,0 +1,80 @@
+"""Writing immutable Parquet segments: temporary file, fsync, atomic rename into the day's partition."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+
+from loratrace.store import layout, schema
+
+
+def write_segments(store: Path, frames: dict[str, pl.DataFrame], *, walend: int, kind: str) -> list[Path]:
+    """Write each table's rows, split by UTC day, as new segments named after ``walend``; returns their paths.
+
+    A segment becomes visible to readers only by its final rename, so nobody reads a half-written file.
+    """
+    written: list[Path] = []
+    for table, frame in frames.items():
+        if frame.is_empty():
+            continue
+        time_column = schema.TIME_COLUMN[table]
+        days = frame.get_column(time_column).dt.date()
+        for (day,), part in (
+            frame.with_columns(days.alias("_day"))
+            .partition_by("_day", as_dict=True, maintain_order=True)
+            .items()
+        ):
+            folder = layout.table_dir(store, table) / f"date={day.isoformat() if day else '1970-01-01'}"
+            written.append(write_segment(folder, part.drop("_day"), walend=walend, kind=kind))
+    return written
+
+
+def write_segment(folder: Path, frame: pl.DataFrame, *, walend: int, kind: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / layout.segment_name(walend, kind)
+    tmp = folder / f".{final.name}.tmp"
+    frame.write_parquet(tmp, compression="zstd", compression_level=1, statistics=True)
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, final)
+    layout.fsync_dir(folder)
+    return final
+
+
+def iter_segments(store: Path, table: str) -> Iterator[Path]:
+    """Every visible segment of ``table`` (not the empty schema segments, not temporary files)."""
+    root = layout.table_dir(store, table)
+    if not root.is_dir():
+        return
+    for partition in sorted(root.iterdir()):
+        if not partition.is_dir():
+            continue
+        for path in sorted(partition.iterdir()):
+            if layout.segment_walend(path.name) is not None:
+                yield path
+
+
+def ensure_schema_segments(store: Path) -> None:
+    """An empty, fully typed segment per table so every view resolves (and is typed) before any data."""
+    from loratrace.collector.decode import empty_frame
+
+    for table in schema.TABLES:
+        folder = layout.table_dir(store, table) / layout.SCHEMA_PARTITION
+        path = folder / layout.SCHEMA_SEGMENT
+        if path.exists():
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+        empty_frame(table).write_parquet(tmp)
+        os.replace(tmp, path)
+
+
+def remove_stale_temporaries(store: Path) -> None:
+    """Temporary files left by a crash mid-write; never visible to readers, removed on start."""
+    root = store / layout.SEGMENTS
+    if root.is_dir():
+        for path in root.rglob(".*.tmp"):
+            path.unlink(missing_ok=True)
