@@ -1,0 +1,157 @@
+"""Request parameters in, token counts and finish reasons out, read from one generate call.
+
+Kept to a few attribute reads and one ``tolist()`` of the generated ids: a Python scan of a few dozen ints is
+cheaper than the several small torch ops a vectorised count would take.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from loratrace import semconv
+from loratrace.instrumentation.transformers._model_info import ModelInfo, default_max_new_tokens
+
+# (generate keyword, span attribute) for the parameters a caller sets
+_REQUEST_PARAMETERS = (
+    ("max_new_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
+    ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
+    ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
+    ("top_k", semconv.GEN_AI_REQUEST_TOP_K),
+    ("num_return_sequences", semconv.GEN_AI_REQUEST_CHOICE_COUNT),
+)
+# also in llm.invocation_parameters
+_OTHER_PARAMETERS = ("max_length", "do_sample", "num_beams", "repetition_penalty", "stop_strings")
+
+
+class GenerateCall:
+    """One generate call's parameters: keyword arguments, then ``generation_config=``, then the model's."""
+
+    __slots__ = ("_configs", "kwargs")
+
+    def __init__(self, kwargs: Mapping[str, Any], model_config: Any) -> None:
+        self.kwargs = kwargs
+        passed = kwargs.get("generation_config")
+        self._configs = (passed, model_config) if passed is not None else (model_config,)
+
+    def get(self, name: str) -> Any:
+        value = self.kwargs.get(name)
+        if value is not None:
+            return value
+        for config in self._configs:
+            value = getattr(config, name, None)
+            if value is not None:
+                return value
+        return None
+
+    def request_attributes(self) -> dict[str, Any]:
+        attributes: dict[str, Any] = {}
+        parameters: dict[str, Any] = {}
+        for name, attribute in _REQUEST_PARAMETERS:
+            value = self.get(name)
+            if value is not None:
+                attributes[attribute] = value
+                parameters[name] = value
+        for name in _OTHER_PARAMETERS:
+            value = self.get(name)
+            if value is not None:
+                parameters[name] = value
+        if parameters:
+            attributes[semconv.LLM_INVOCATION_PARAMETERS] = json.dumps(parameters, default=str)
+        return attributes
+
+
+def input_ids_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    """The prompt ids: ``input_ids=`` or generate's first parameter ``inputs``."""
+    ids = kwargs.get("input_ids")
+    if ids is None:
+        ids = kwargs.get("inputs")
+    if ids is None and args:
+        ids = args[0]
+    return ids
+
+
+def count_input_tokens(input_ids: Any, kwargs: Mapping[str, Any], pad_token_id: Any) -> int | None:
+    """Prompt tokens without padding: the attention mask's sum, else ids that are not the pad token."""
+    mask = kwargs.get("attention_mask")
+    if mask is not None:
+        return int(mask.sum())
+    if input_ids is None:
+        embeds = kwargs.get("inputs_embeds")
+        return int(embeds.shape[0] * embeds.shape[1]) if embeds is not None else None
+    if isinstance(pad_token_id, int):
+        return int((input_ids != pad_token_id).sum())
+    return int(input_ids.numel())
+
+
+def _token_set(value: Any) -> frozenset[int]:
+    if value is None:
+        return frozenset()
+    if isinstance(value, int):
+        return frozenset((value,))
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    return frozenset(int(v) for v in (value if isinstance(value, list | tuple) else [value]))
+
+
+def max_new_tokens(call: GenerateCall, info: ModelInfo, prompt_width: int) -> int:
+    """The length limit this call ran with, as transformers resolves it (``max_new_tokens`` wins)."""
+    limit = call.get("max_new_tokens")
+    if isinstance(limit, int):
+        return limit
+    start = 1 if info.is_encoder_decoder else prompt_width
+    max_length = call.get("max_length")
+    if isinstance(max_length, int):
+        return max_length - start
+    limit = default_max_new_tokens()
+    if info.max_position_embeddings is not None and not info.is_encoder_decoder:
+        limit = min(limit, info.max_position_embeddings - prompt_width)
+    return limit
+
+
+def completion(
+    result: Any, call: GenerateCall, info: ModelInfo, prompt_width: int
+) -> tuple[int, list[str], list[list[int]]]:
+    """Output tokens summed over the returned sequences, one finish reason each, and the generated ids.
+
+    A sequence ends with ``stop`` at its first end-of-sequence token (counted), or when another stopping
+    criterion (a stop string) ended it early: transformers then pads the rest, and padding is not counted. A
+    sequence that ran to the length limit ends with ``length``.
+    """
+    sequences = getattr(result, "sequences", result)
+    start = 1 if info.is_encoder_decoder else prompt_width
+    rows: list[list[int]] = sequences[:, start:].tolist()
+    eos = _token_set(call.get("eos_token_id"))
+    pad = call.get("pad_token_id")
+    limit = max_new_tokens(call, info, prompt_width)
+    total = 0
+    reasons: list[str] = []
+    generated: list[list[int]] = []
+    single_eos = next(iter(eos)) if len(eos) == 1 else None
+    for row in rows:
+        end = _first_eos(row, eos, single_eos)
+        if end is not None:
+            reason = semconv.FINISH_STOP
+        else:
+            end = len(row)
+            while end and row[end - 1] == pad:
+                end -= 1
+            reason = semconv.FINISH_LENGTH if end >= limit else semconv.FINISH_STOP
+        total += end
+        reasons.append(reason)
+        generated.append(row[:end])
+    return total, reasons, generated
+
+
+def _first_eos(row: list[int], eos: frozenset[int], single: int | None) -> int | None:
+    """Length up to and including the first end-of-sequence token, or None."""
+    if single is not None:
+        try:
+            return row.index(single) + 1
+        except ValueError:
+            return None
+    for index, token in enumerate(row):
+        if token in eos:
+            return index + 1
+    return None

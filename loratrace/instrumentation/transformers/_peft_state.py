@@ -1,0 +1,214 @@
+"""Which adapter a PeftModel is serving right now, read cheaply at every generate call.
+
+Costly facts are computed once and cached per tuner (the ``LoraModel`` under ``PeftModel.base_model``): the
+adapter's identity (a content hash of its config and weights) per adapter name and config object, one LoRA
+layer per adapter (to read the merge / disable flags from), and where each adapter was loaded from. Per call
+we only read a few attributes: the active adapters, ``PeftModel._adapters_disabled`` (set by
+``disable_adapter()``), the cached layer's ``disable_adapters`` flag (set by ``disable_adapter_layers()``) and
+its ``merged_adapters``.
+
+Several active adapters (``set_adapter(["a1", "a2"])``) are reported as one combined adapter: the name is the
+sorted names joined by ``+``, ``loratrace.adapter.names`` lists them, and the id is a hash of the sorted
+member ids, so the combination is stable and distinct from each member. Rank and alpha are reported only when
+all members agree; target modules are the union.
+
+A model returned by ``merge_and_unload()`` keeps no trace of its adapter, so the merge is recorded (weakly
+keyed by the returned model) and its generate spans report the adapter with ``merged=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from loratrace import semconv
+from loratrace.instrumentation._adapter_identity import (
+    AdapterIdentity,
+    adapter_type,
+    content_id,
+    identity_config,
+    iter_torch_state_dict,
+    target_modules,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TunerState:
+    """Cached facts about one PEFT tuner (``LoraModel``), shared by the PeftModel that owns it."""
+
+    identities: dict[str, tuple[Any, AdapterIdentity]] = field(default_factory=dict)
+    combined: dict[tuple[str, ...], AdapterIdentity] = field(default_factory=dict)
+    layers: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AdapterReading:
+    """What one generate call reports about its adapter; ``None`` fields mean no adapter served."""
+
+    name: str
+    attributes: dict[str, Any]
+
+
+_TUNERS: weakref.WeakKeyDictionary[Any, TunerState] = weakref.WeakKeyDictionary()
+# model returned by merge_and_unload() -> the adapter merged into it
+_MERGED_MODELS: weakref.WeakKeyDictionary[Any, AdapterReading] = weakref.WeakKeyDictionary()
+# transformers model under a PeftModel -> the PeftModel, for generate calls made on the inner model directly
+_OWNERS: weakref.WeakKeyDictionary[Any, weakref.ref[Any]] = weakref.WeakKeyDictionary()
+
+
+def tuner_state(tuner: Any) -> TunerState:
+    state = _TUNERS.get(tuner)
+    if state is None:
+        state = TunerState()
+        _TUNERS[tuner] = state
+    return state
+
+
+def remember_owner(peft_model: Any, inner_model: Any) -> None:
+    _OWNERS[inner_model] = weakref.ref(peft_model)
+
+
+def owner_of(model: Any) -> Any | None:
+    """The PeftModel wrapping ``model`` when loratrace has seen one (its LoRA layers live in ``model``)."""
+    reference = _OWNERS.get(model)
+    return reference() if reference is not None else None
+
+
+def record_source(tuner: Any, adapter_name: str, model_id: Any, revision: str | None) -> None:
+    source = str(model_id)
+    if revision:
+        source = f"{source}@{revision}"
+    tuner_state(tuner).sources[adapter_name] = source
+
+
+def merged_adapter(model: Any) -> AdapterReading | None:
+    return _MERGED_MODELS.get(model)
+
+
+def record_merge(merged_model: Any, reading: AdapterReading) -> None:
+    _MERGED_MODELS[merged_model] = AdapterReading(
+        reading.name, {**reading.attributes, semconv.ADAPTER_MERGED: True}
+    )
+
+
+def _identity(tuner: Any, state: TunerState, name: str) -> AdapterIdentity:
+    """Adapter ``name``'s identity, hashed once per config object (a reload under the same name re-hashes)."""
+    config = tuner.peft_config[name]
+    cached = state.identities.get(name)
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    from peft.utils import get_peft_model_state_dict
+
+    config_dict = config.to_dict()
+    # Keys as PeftModel.save_pretrained writes them: the PeftModel holds the tuner as its ``base_model``.
+    weights = {
+        f"base_model.{key}": value
+        for key, value in get_peft_model_state_dict(tuner, adapter_name=name).items()
+    }
+    identity = AdapterIdentity(
+        name=name,
+        id=content_id(identity_config(config_dict), iter_torch_state_dict(weights)),
+        type=adapter_type(config_dict),
+        rank=_number(config_dict.get("r"), int),
+        alpha=_number(config_dict.get("lora_alpha"), float),
+        target_modules=target_modules(config_dict),
+        source=state.sources.get(name),
+        base_model=config_dict.get("base_model_name_or_path"),
+    )
+    state.identities[name] = (config, identity)
+    return identity
+
+
+def _number(value: Any, kind: type) -> Any:
+    return kind(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _combined(state: TunerState, members: list[AdapterIdentity]) -> AdapterIdentity:
+    key = tuple(member.id or member.name for member in members)
+    identity = state.combined.get(key)
+    if identity is not None:
+        return identity
+    digest = hashlib.sha256(b"loratrace-adapter-combination-v1\x00")
+    for member_id in key:
+        digest.update(member_id.encode() + b"\x00")
+    ranks = {member.rank for member in members}
+    alphas = {member.alpha for member in members}
+    types = {member.type for member in members}
+    identity = AdapterIdentity(
+        name="+".join(member.name for member in members),
+        id=f"sha256:{digest.hexdigest()}",
+        type=types.pop() if len(types) == 1 else None,
+        rank=ranks.pop() if len(ranks) == 1 else None,
+        alpha=alphas.pop() if len(alphas) == 1 else None,
+        target_modules=tuple(sorted({module for member in members for module in member.target_modules})),
+        extra={semconv.ADAPTER_NAMES: [member.name for member in members]},
+    )
+    state.combined[key] = identity
+    return identity
+
+
+def _layer(tuner: Any, state: TunerState, name: str) -> Any | None:
+    """One tuner layer holding adapter ``name`` (its merge and disable flags stand for the whole model)."""
+    if name in state.layers:
+        return state.layers[name]
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    found = None
+    for module in tuner.modules():
+        if isinstance(module, BaseTunerLayer) and name in module._get_available_adapters():
+            found = module
+            break
+    state.layers[name] = found
+    return found
+
+
+def read_adapter(peft_model: Any, tuner: Any) -> AdapterReading | None:
+    """The adapter serving a generate call on ``peft_model`` now, or None when adapters are disabled."""
+    if getattr(peft_model, "_adapters_disabled", False):
+        return None
+    if getattr(peft_model, "_is_prompt_learning", False):  # prompt tuning: no weights merged into layers
+        name = peft_model.active_adapter
+        kind = adapter_type({"peft_type": peft_model.peft_config[name].peft_type})
+        return AdapterReading(name, {semconv.ADAPTER_NAME: name, semconv.ADAPTER_TYPE: kind})
+    names = tuner.active_adapters
+    if not names:
+        return None
+    state = tuner_state(tuner)
+    if len(names) == 1:
+        name = names[0]
+        identity = _identity(tuner, state, name)
+        layer_names: list[str] = [name]
+    else:
+        layer_names = sorted(names)
+        identity = _combined(state, [_identity(tuner, state, name) for name in layer_names])
+    layer = _layer(tuner, state, layer_names[0])
+    merged = False
+    if layer is not None:
+        if layer.disable_adapters:
+            return None
+        merged_names = layer.merged_adapters
+        merged = bool(merged_names) and all(name in merged_names for name in layer_names)
+    return AdapterReading(identity.name, {**identity.attributes, semconv.ADAPTER_MERGED: merged})
+
+
+def read_merging(tuner: Any, adapter_names: list[str] | None) -> AdapterReading | None:
+    """The adapter ``merge_and_unload(adapter_names=...)`` is about to merge (default: the active ones)."""
+    names = list(adapter_names) if adapter_names else list(tuner.active_adapters)
+    if not names:
+        return None
+    state = tuner_state(tuner)
+    if len(names) == 1:
+        identity = _identity(tuner, state, names[0])
+    else:
+        identity = _combined(state, [_identity(tuner, state, name) for name in sorted(names)])
+    return AdapterReading(identity.name, dict(identity.attributes))
+
+
+def forget_owner(model: Any) -> None:
+    _OWNERS.pop(model, None)

@@ -1,0 +1,298 @@
+"""The wrappers: generate (transformers and PEFT), pipelines, adapter loading and merging.
+
+One span per user call: ``PeftModel.generate`` calls the base model's ``generate``, so the outermost wrapper
+sets a context variable and nested generate calls run untraced. The outermost wrapper is the one that knows
+the PeftModel, hence the adapter.
+
+Everything that reads the model or the output is fail open: an exception there is logged at debug level and
+the user's call runs, and returns, exactly as it would without loratrace.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import logging
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from loratrace import semconv
+from loratrace.instrumentation._generation import Generation, GenerationRecorder, capture_content_enabled
+from loratrace.instrumentation.transformers import _peft_state
+from loratrace.instrumentation.transformers._content import (
+    PIPELINE_TOKENIZER,
+    content_attributes,
+    tokenizer_for,
+)
+from loratrace.instrumentation.transformers._model_info import ModelInfo, model_info
+from loratrace.instrumentation.transformers._outputs import (
+    GenerateCall,
+    completion,
+    count_input_tokens,
+    input_ids_of,
+)
+
+logger = logging.getLogger(__name__)
+
+_IN_GENERATE: contextvars.ContextVar[bool] = contextvars.ContextVar("loratrace_in_generate", default=False)
+Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+
+
+class Settings:
+    """What the wrappers read at call time; ``uninstrument`` clears ``enabled`` before unwrapping."""
+
+    __slots__ = ("enabled", "recorder")
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self.recorder: GenerationRecorder | None = None
+
+
+class FirstTokenStreamer:
+    """Passes everything to the caller's streamer and notes when the first generated token arrived.
+
+    generate first puts the prompt (or the decoder start token), then the generated tokens.
+    """
+
+    __slots__ = ("_generation", "_puts", "_streamer", "ttft_s")
+
+    def __init__(self, streamer: Any, generation: Generation) -> None:
+        self._streamer = streamer
+        self._generation = generation
+        self._puts = 0
+        self.ttft_s: float | None = None
+
+    def put(self, value: Any) -> None:
+        self._puts += 1
+        if self._puts == 2:
+            self.ttft_s = self._generation.elapsed_s
+        self._streamer.put(value)
+
+    def end(self) -> None:
+        self._streamer.end()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._streamer, name)
+
+
+@dataclass(frozen=True)
+class _PeftInfo:
+    tuner: Any
+    inner: Any
+    info: ModelInfo
+
+
+_PEFT_MODELS: weakref.WeakKeyDictionary[Any, _PeftInfo] = weakref.WeakKeyDictionary()
+
+
+def _peft_info(peft_model: Any) -> _PeftInfo:
+    known = _PEFT_MODELS.get(peft_model)
+    if known is None:
+        inner = peft_model.get_base_model()
+        known = _PeftInfo(tuner=peft_model.base_model, inner=inner, info=model_info(inner))
+        _PEFT_MODELS[peft_model] = known
+        _peft_state.remember_owner(peft_model, inner)
+    return known
+
+
+def _describe_peft(peft_model: Any) -> tuple[ModelInfo, _peft_state.AdapterReading | None, Any]:
+    known = _peft_info(peft_model)
+    reading = _peft_state.read_adapter(peft_model, known.tuner)
+    return known.info, reading, known.inner.generation_config
+
+
+def _describe_plain(model: Any) -> tuple[ModelInfo, _peft_state.AdapterReading | None, Any]:
+    merged = _peft_state.merged_adapter(model)
+    if merged is None:
+        owner = _peft_state.owner_of(model)
+        if owner is not None:  # generate called on the model inside a PeftModel: its LoRA layers are live
+            return _describe_peft(owner)
+    return model_info(model), merged, model.generation_config
+
+
+def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelInfo, Any, Any]]) -> Wrapper:
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        recorder = settings.recorder
+        if recorder is None or not settings.enabled or _IN_GENERATE.get():
+            return wrapped(*args, **kwargs)
+        try:
+            info, reading, model_generation_config = describe(instance)
+            call = GenerateCall(kwargs, model_generation_config)
+            attributes = {**info.attributes, **call.request_attributes()}
+            if reading is not None:
+                attributes.update(reading.attributes)
+                response_model = adapter_name = reading.name
+            else:
+                response_model, adapter_name = info.name, None
+            generation = recorder.start(
+                operation=semconv.OPERATION_TEXT_COMPLETION,
+                request_model=info.name,
+                response_model=response_model,
+                attributes=attributes,
+                adapter_name=adapter_name,
+                base_model=info.name,
+            )
+        except Exception:
+            logger.debug(
+                "loratrace could not start a span for %s.generate", type(instance).__name__, exc_info=True
+            )
+            return wrapped(*args, **kwargs)
+        streamer = kwargs.get("streamer")
+        call_kwargs = kwargs
+        if streamer is not None:
+            streamer = FirstTokenStreamer(streamer, generation)
+            call_kwargs = {**kwargs, "streamer": streamer}
+        token = _IN_GENERATE.set(True)
+        generation.activate()
+        try:
+            result = wrapped(*args, **call_kwargs)
+        except BaseException as exc:
+            generation.deactivate()
+            _IN_GENERATE.reset(token)
+            generation.fail(exc)
+            raise
+        generation.deactivate()
+        _IN_GENERATE.reset(token)
+        _finish(generation, result, instance, args, kwargs, call, info, streamer)
+        return result
+
+    return wrapper
+
+
+def _finish(
+    generation: Generation,
+    result: Any,
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    call: GenerateCall,
+    info: ModelInfo,
+    streamer: FirstTokenStreamer | None,
+) -> None:
+    outcome: dict[str, Any] = {}
+    try:
+        input_ids = input_ids_of(args, kwargs)
+        outcome["input_tokens"] = count_input_tokens(input_ids, kwargs, call.get("pad_token_id"))
+        width = int(input_ids.shape[-1]) if input_ids is not None else 0
+        output_tokens, reasons, generated = completion(result, call, info, width)
+        outcome["output_tokens"] = output_tokens
+        outcome["finish_reasons"] = reasons
+        if streamer is not None:
+            outcome["ttft_s"] = streamer.ttft_s
+        if capture_content_enabled():
+            tokenizer = tokenizer_for(instance, kwargs)
+            if tokenizer is not None:
+                outcome["extra"] = content_attributes(tokenizer, input_ids, generated, reasons)
+    except Exception:
+        logger.debug(
+            "loratrace could not read the outcome of %s.generate", type(instance).__name__, exc_info=True
+        )
+    try:
+        generation.finish(**outcome)
+    except Exception:
+        logger.debug("loratrace could not end the generation span", exc_info=True)
+
+
+def generate_wrapper(settings: Settings) -> Wrapper:
+    """For ``GenerationMixin.generate``: plain models, pipelines, models made by ``merge_and_unload()``."""
+    return _traced_generate(settings, _describe_plain)
+
+
+def peft_generate_wrapper(settings: Settings) -> Wrapper:
+    """For ``PeftModel.generate`` and the task classes that override it."""
+    return _traced_generate(settings, _describe_peft)
+
+
+def pipeline_wrapper(settings: Settings) -> Wrapper:
+    """For ``Pipeline.__call__``: hands the pipeline's tokenizer to generate, for content capture."""
+
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        if not settings.enabled or not capture_content_enabled():
+            return wrapped(*args, **kwargs)
+        token = PIPELINE_TOKENIZER.set(getattr(instance, "tokenizer", None))
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            PIPELINE_TOKENIZER.reset(token)
+
+    return wrapper
+
+
+def _bound_arguments(
+    wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    arguments = inspect.signature(wrapped).bind_partial(*args, **kwargs).arguments
+    extra = arguments.pop("kwargs", None)
+    return {**arguments, **(extra or {})}
+
+
+def load_adapter_wrapper(settings: Settings) -> Wrapper:
+    """For ``PeftModel.load_adapter`` (``from_pretrained`` calls it): remembers where adapters came from."""
+
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        result = wrapped(*args, **kwargs)
+        if settings.enabled:
+            try:
+                arguments = _bound_arguments(wrapped, args, kwargs)
+                _peft_state.record_source(
+                    instance.base_model,
+                    arguments["adapter_name"],
+                    arguments["model_id"],
+                    arguments.get("revision"),
+                )
+                _peft_info(instance)
+            except Exception:
+                logger.debug("loratrace could not record the source of a loaded adapter", exc_info=True)
+        return result
+
+    return wrapper
+
+
+def merge_and_unload_wrapper(settings: Settings) -> Wrapper:
+    """For ``BaseTuner.merge_and_unload``: the returned model keeps a record of the adapter merged in."""
+
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        if not settings.enabled:
+            return wrapped(*args, **kwargs)
+        reading = None
+        try:
+            # read before merging: the LoRA weights the id hashes are gone afterwards
+            reading = _peft_state.read_merging(
+                instance, _bound_arguments(wrapped, args, kwargs).get("adapter_names")
+            )
+        except Exception:
+            logger.debug("loratrace could not identify the adapter being merged", exc_info=True)
+        result = wrapped(*args, **kwargs)
+        try:
+            _peft_state.forget_owner(result)
+            if reading is not None:
+                _peft_state.record_merge(result, reading)
+        except Exception:
+            logger.debug("loratrace could not record the merged adapter", exc_info=True)
+        return result
+
+    return wrapper
+
+
+def unload_wrapper(settings: Settings) -> Wrapper:
+    """For ``BaseTuner.unload``: the returned model no longer carries the adapters."""
+
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        result = wrapped(*args, **kwargs)
+        if settings.enabled:
+            _peft_state.forget_owner(result)
+        return result
+
+    return wrapper
