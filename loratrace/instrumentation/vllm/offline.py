@@ -1,0 +1,255 @@
+"""Offline engine: ``LLM.generate`` and ``LLM.chat``.
+
+One span for the call (``vllm.LLM.generate`` / ``vllm.LLM.chat``) and, when it returns, one child generation span
+per request built from its ``RequestOutput``: the adapter from ``output.lora_request`` (so a batch mixing the base
+model and several adapters gets each request right), token counts from the token ids, finish reasons, and the
+request's own timing (arrival, queue time, time to first token) when vLLM records it (``disable_log_stats=False``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from loratrace import semconv
+from loratrace.instrumentation._generation import capture_content_enabled
+from loratrace.instrumentation.vllm import _attributes
+from loratrace.instrumentation.vllm._adapters import ADAPTERS
+from loratrace.instrumentation.vllm._patching import PATCHES, Binder
+from loratrace.instrumentation.vllm._settings import Settings
+
+logger = logging.getLogger(__name__)
+
+MODULE = "vllm.entrypoints.llm"
+_GENERATE_PARAMETERS = ("prompts", "sampling_params", "lora_request")
+_CHAT_PARAMETERS = ("messages", "sampling_params", "lora_request")
+
+_model_attributes: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def patchers(settings: Settings) -> dict[str, Callable[[Any], None]]:
+    def patch(module: Any) -> None:
+        llm = module.LLM
+        generate = _wrapper(settings, llm, "generate", semconv.OPERATION_TEXT_COMPLETION)
+        PATCHES.wrap(module, "LLM.generate", generate, expected=_GENERATE_PARAMETERS)
+        PATCHES.wrap(
+            module,
+            "LLM.chat",
+            _wrapper(settings, llm, "chat", semconv.OPERATION_CHAT),
+            expected=_CHAT_PARAMETERS,
+        )
+
+    return {MODULE: patch}
+
+
+def _wrapper(settings: Settings, llm_class: type, method: str, operation: str) -> Callable[..., Any]:
+    binder = Binder.for_method(llm_class, method)
+    span_name = f"vllm.LLM.{method}"
+
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        if not PATCHES.enabled:
+            return wrapped(*args, **kwargs)
+        arguments = binder.bind(instance, args, kwargs)
+        if arguments is None:
+            return wrapped(*args, **kwargs)
+        try:
+            call = _BatchCall(settings, instance, operation, span_name, arguments)
+        except Exception:
+            logger.debug("loratrace could not start the %s span", span_name, exc_info=True)
+            return wrapped(*args, **kwargs)
+        token = call.activate()
+        try:
+            outputs = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            call.deactivate(token)
+            call.fail(exc)
+            raise
+        call.deactivate(token)
+        try:
+            call.finish(outputs)
+        except Exception:
+            logger.debug("loratrace could not record the %s outputs", span_name, exc_info=True)
+        return outputs
+
+    return wrapper
+
+
+def _model_attributes_of(llm: Any) -> dict[str, Any]:
+    try:
+        cached = _model_attributes.get(llm)
+    except TypeError:
+        cached = None
+    if cached is None:
+        cached = _attributes.model_attributes(getattr(llm, "model_config", None))
+        try:
+            _model_attributes[llm] = cached
+        except TypeError:
+            pass
+    return cached
+
+
+def _per_prompt(value: Any, index: int) -> Any:
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return value[index] if index < len(value) else None
+    return value
+
+
+class _BatchCall:
+    """One ``LLM.generate`` / ``LLM.chat`` call: the parent span, then a child span per request output."""
+
+    def __init__(
+        self, settings: Settings, llm: Any, operation: str, span_name: str, arguments: dict[str, Any]
+    ) -> None:
+        self._settings = settings
+        self._operation = operation
+        self._arguments = arguments
+        self._model = _model_attributes_of(llm)
+        self._base = self._model.get(semconv.BASE_MODEL_NAME) or "vllm"
+        self._start_ns = time.time_ns()
+        self.span = settings.tracer.start_span(
+            span_name,
+            kind=SpanKind.INTERNAL,
+            attributes={
+                semconv.GEN_AI_OPERATION_NAME: operation,
+                semconv.GEN_AI_PROVIDER_NAME: semconv.PROVIDER_VLLM,
+                semconv.GEN_AI_REQUEST_MODEL: self._base,
+                **self._model,
+            },
+            start_time=self._start_ns,
+        )
+
+    def activate(self) -> object:
+        from opentelemetry import context
+
+        return context.attach(trace.set_span_in_context(self.span))
+
+    def deactivate(self, token: object) -> None:
+        from opentelemetry import context
+
+        context.detach(token)  # type: ignore[arg-type]
+
+    def fail(self, exception: BaseException) -> None:
+        try:
+            self.span.set_attribute(semconv.ERROR_TYPE, type(exception).__qualname__)
+            self.span.record_exception(exception)
+            self.span.set_status(Status(StatusCode.ERROR, f"{type(exception).__qualname__}: {exception}"))
+        finally:
+            self.span.end()
+
+    def finish(self, outputs: Sequence[Any]) -> None:
+        end_ns = time.time_ns()
+        try:
+            parent = trace.set_span_in_context(self.span)
+            # Inside a loratrace.context scope, a single-request call is "the generation" later helpers annotate;
+            # in a batch no one request is, so none is kept open.
+            register = len(outputs) == 1
+            sampling_cache: dict[int, dict[str, Any]] = {}
+            for index, output in enumerate(outputs):
+                self._request_span(output, index, parent, end_ns, sampling_cache, register)
+        finally:
+            self.span.end(end_time=end_ns)
+
+    def _request_span(
+        self,
+        output: Any,
+        index: int,
+        parent: Any,
+        call_end_ns: int,
+        sampling_cache: dict[int, dict[str, Any]],
+        register: bool,
+    ) -> None:
+        settings = self._settings
+        lora = getattr(output, "lora_request", None)
+        attributes: dict[str, Any] = dict(self._model)
+        adapter_name = None
+        if lora is not None:
+            identity = ADAPTERS.identity(lora)
+            adapter_name = identity.name
+            attributes.update(identity.attributes)
+            attributes[semconv.ADAPTER_MERGED] = False
+        params = _per_prompt(self._arguments.get("sampling_params"), index)
+        if params is not None:
+            key = id(params)
+            if key not in sampling_cache:
+                sampling_cache[key] = _attributes.sampling_attributes(params)
+            attributes.update(sampling_cache[key])
+        request_id = getattr(output, "request_id", None)
+        if request_id is not None:
+            attributes[semconv.GEN_AI_RESPONSE_ID] = str(request_id)
+        start_ns, end_ns, ttft_s, queue_s = _timing(
+            getattr(output, "metrics", None), self._start_ns, call_end_ns
+        )
+        if queue_s is not None:
+            attributes[semconv.GEN_AI_LATENCY_TIME_IN_QUEUE] = queue_s
+        model = adapter_name or self._base
+        generation = settings.recorder.start(
+            operation=self._operation,
+            request_model=model,
+            response_model=model,
+            attributes=attributes,
+            adapter_name=adapter_name,
+            base_model=self._base,
+            parent=parent,
+            start_time=start_ns,
+        )
+        completions = getattr(output, "outputs", None) or ()
+        extra: dict[str, Any] = {}
+        if capture_content_enabled():
+            extra.update(self._content(output, index, completions))
+        generation.finish(
+            input_tokens=len(getattr(output, "prompt_token_ids", None) or ()),
+            output_tokens=_attributes.output_token_count(completions),
+            finish_reasons=_attributes.finish_reasons(completions),
+            ttft_s=ttft_s,
+            extra=extra,
+            register_in_scope=register,
+            end_time=end_ns,
+        )
+
+    def _content(self, output: Any, index: int, completions: Sequence[Any]) -> dict[str, Any]:
+        texts = [str(getattr(c, "text", "")) for c in completions]
+        content: dict[str, Any] = {
+            semconv.OUTPUT_VALUE: texts[0] if len(texts) == 1 else json.dumps(texts),
+            semconv.GEN_AI_OUTPUT_MESSAGES: json.dumps(
+                [{"role": "assistant", "parts": [{"type": "text", "content": text}]} for text in texts]
+            ),
+        }
+        if self._operation == semconv.OPERATION_CHAT:
+            messages = self._arguments.get("messages")
+            if messages and isinstance(messages[0], dict):  # one conversation for every output
+                conversation = messages
+            else:
+                conversation = _per_prompt(messages, index)
+            content[semconv.GEN_AI_INPUT_MESSAGES] = json.dumps(conversation, default=str)
+        prompt = getattr(output, "prompt", None)
+        if prompt is not None:
+            content[semconv.INPUT_VALUE] = str(prompt)
+        return content
+
+
+def _timing(
+    metrics: Any, call_start_ns: int, call_end_ns: int
+) -> tuple[int, int, float | None, float | None]:
+    """(start ns, end ns, time to first token s, queue time s) of one request.
+
+    vLLM records the arrival as wall-clock time and the rest on the engine core's monotonic clock, so the end is
+    the arrival plus the first-token latency plus the decode time. Without stats the request spans the call.
+    """
+    arrival = getattr(metrics, "arrival_time", 0.0) if metrics is not None else 0.0
+    if not arrival:
+        return call_start_ns, call_end_ns, None, None
+    start_ns = int(arrival * 1e9)
+    ttft = float(getattr(metrics, "first_token_latency", 0.0) or 0.0)
+    first, last = metrics.first_token_ts, metrics.last_token_ts
+    decode = max(0.0, last - first) if first and last else 0.0
+    end_ns = min(call_end_ns, start_ns + int((ttft + decode) * 1e9))
+    queued, scheduled = metrics.queued_ts, metrics.scheduled_ts
+    queue_s = max(0.0, scheduled - queued) if queued and scheduled else None
+    return start_ns, max(start_ns, end_ns), (ttft or None), queue_s
