@@ -42,5 +42,118 @@ def demo(workdir: str) -> None:
     run_demo(workdir)
 
 
+def _address(value: str, flag: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        msg = f"{flag} takes HOST:PORT (e.g. 127.0.0.1:4318), got {value!r}"
+        raise click.ClickException(msg)
+    return host.strip("[]"), int(port)
+
+
+@cli.command()
+@click.option("--store", required=True, type=click.Path(file_okay=False), help="Folder of the span store.")
+@click.option(
+    "--http", "http_address", default="127.0.0.1:4318", show_default=True, help="OTLP/HTTP HOST:PORT."
+)
+@click.option(
+    "--grpc", "grpc_address", default="127.0.0.1:4317", show_default=True, help="OTLP/gRPC HOST:PORT."
+)
+@click.option(
+    "--retention-days", type=click.IntRange(min=1), default=None, help="Delete days older than this."
+)
+@click.option(
+    "--auth-token",
+    envvar="LORATRACE_AUTH_TOKEN",
+    default=None,
+    help="Bearer token exporters must send; required to bind a non-loopback address. [env: LORATRACE_AUTH_TOKEN]",
+)
+@click.option("--tls-cert", type=click.Path(dir_okay=False), default=None, help="TLS certificate (PEM).")
+@click.option("--tls-key", type=click.Path(dir_okay=False), default=None, help="TLS private key (PEM).")
+@click.option(
+    "--max-request-bytes",
+    type=click.IntRange(min=1024),
+    default=32 << 20,
+    show_default=True,
+    help="Largest export request accepted (after gzip decompression).",
+)
+def collect(
+    store: str,
+    http_address: str,
+    grpc_address: str,
+    retention_days: int | None,
+    auth_token: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    max_request_bytes: int,
+) -> None:
+    """Receive OTLP traces and metrics (HTTP and gRPC) into a durable, SQL-queryable store.
+
+    An export is acknowledged once it is fsync'ed to the store's write-ahead log; a store writer process turns
+    the log into Parquet segments readable within about a second. SIGTERM drains everything before exiting.
+
+    \b
+    Example:
+        loratrace collect --store ./traces
+        loratrace collect --store ./traces --http 0.0.0.0:4318 --auth-token "$TOKEN" --retention-days 30
+    """
+    from loratrace.collector.service import CollectorSettings, run_collector
+    from loratrace.errors import CollectorError
+
+    settings = CollectorSettings(
+        store=store,
+        http=_address(http_address, "--http"),
+        grpc=_address(grpc_address, "--grpc"),
+        auth_token=auth_token or None,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        max_request_bytes=max_request_bytes,
+        retention_days=retention_days,
+    )
+
+    def ready(collector: object) -> None:
+        http_port = getattr(collector, "http_port", None)
+        grpc_port = getattr(collector, "grpc_port", None)
+        click.echo(
+            f"loratrace collector: OTLP/HTTP on {settings.http[0]}:{http_port}, OTLP/gRPC on "  # type: ignore[index]
+            f"{settings.grpc[0]}:{grpc_port}, store {store}",  # type: ignore[index]
+            err=True,
+        )
+
+    try:
+        run_collector(settings, on_ready=ready)
+    except CollectorError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@cli.command()
+@click.option("--store", required=True, type=click.Path(file_okay=False), help="Folder of the span store.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.argument("statement")
+def sql(store: str, output_format: str, statement: str) -> None:
+    """Run SQL over the store's views: spans, span_events, span_links, evals, metrics.
+
+    \b
+    Example:
+        loratrace sql --store ./traces "SELECT adapter_name, count(*) AS n FROM spans GROUP BY 1"
+        loratrace sql --store ./traces --format json "SELECT * FROM evals LIMIT 5"
+    """
+    from loratrace.errors import StoreError
+    from loratrace.store import query
+    from loratrace.store.sql_output import render
+
+    try:
+        frame = query(store, statement)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(render(frame, output_format), nl=False)
+
+
 def main() -> None:
     cli()

@@ -84,12 +84,12 @@ def explain_error(con: duckdb.DuckDBPyConnection, exc: duckdb.Error) -> str:
     """DuckDB's message plus what exists: the views for an unknown table, a view's columns for an unknown column."""
     message = str(exc).strip()
     lowered = message.lower()
-    if "table with name" in lowered or "does not exist" in lowered and "table" in lowered:
+    if "table with name" in lowered or ("does not exist" in lowered and "table" in lowered):
         return f"{message}\nTables in this store: {', '.join(VIEWS)}"
     if "column" in lowered and ("not found" in lowered or "does not have a column" in lowered):
         details = []
         for view in VIEWS:
-            if view.lower() in lowered or len(details) == 0 and view == "spans":
+            if view.lower() in lowered or (len(details) == 0 and view == "spans"):
                 columns = [row[0] for row in con.execute(f"DESCRIBE {view}").fetchall()]
                 details.append(f"Columns of {view}: {', '.join(columns)}")
         return "\n".join([message, *details])

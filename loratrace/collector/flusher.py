@@ -1,0 +1,278 @@
+"""The store writer: a separate process that tails the write-ahead log, decodes, and writes Parquet segments.
+
+It runs apart from the receivers so decoding (the expensive part) uses the second core and never delays an
+acknowledgement. Exactly-once, after any crash:
+
+* a flush writes its segments, named after the log offset they cover up to, and *then* records that offset in
+  ``state/checkpoint.json`` (atomic rename);
+* on start, segments named past the checkpoint are leftovers of an interrupted flush and are deleted, and the log
+  is replayed from the checkpoint;
+* a span that a client sent again (a retry after a lost response) is dropped when its trace id + span id was
+  already written recently (an in-memory window, reloaded from recent segments on start), and compaction drops
+  any older duplicate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from loratrace.collector.decode import RowBuffer
+from loratrace.collector.wal import KIND_METRICS, KIND_TRACES, WalReader
+from loratrace.store import compaction, layout, retention
+from loratrace.store.segments import iter_segments, write_segments
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.json"
+
+# indexes into the shared statistics array
+STAT_CHECKPOINT = 0
+STAT_SPANS_WRITTEN = 1
+STAT_FLUSHES = 2
+STAT_LAST_FLUSH_S = 3
+STAT_MAX_FLUSH_S = 4
+STAT_DUPLICATES = 5
+STAT_COMPACTIONS = 6
+STAT_METRIC_POINTS = 7
+STAT_DECODE_ERRORS = 8
+STAT_READY = 9
+N_STATS = 10
+
+
+@dataclass(frozen=True)
+class FlusherSettings:
+    store: str
+    flush_interval: float = 1.0
+    flush_rows: int = 50_000
+    read_bytes: int = 32 << 20
+    compact_interval: float = 30.0
+    compact_min_segments: int = 8
+    retention_days: int | None = None
+    dedup_window: int = 2_000_000
+
+
+def read_checkpoint(store: Path) -> int:
+    path = store / layout.STATE / CHECKPOINT
+    if not path.exists():
+        return 0
+    return int(json.loads(path.read_text())["wal_offset"])
+
+
+def write_checkpoint(store: Path, offset: int) -> None:
+    layout.atomic_write_bytes(store / layout.STATE / CHECKPOINT, json.dumps({"wal_offset": offset}).encode())
+
+
+def recover_segments(store: Path, checkpoint: int) -> int:
+    """Delete segments an interrupted flush wrote past the checkpoint (their records will be replayed)."""
+    compaction.recover(store)
+    removed = 0
+    for table_root in (store / layout.SEGMENTS).glob("*"):
+        for path in table_root.glob("*/*.parquet"):
+            walend = layout.segment_walend(path.name)
+            if walend is not None and walend > checkpoint:
+                path.unlink()
+                removed += 1
+    return removed
+
+
+class RecentKeys:
+    """The trace id + span id of spans written lately, to drop a retried span; bounded to ``window`` keys."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self._chunks: deque[pl.Series] = deque()
+        self._size = 0
+        self._all: pl.Series | None = None
+
+    def add(self, keys: pl.Series) -> None:
+        self._chunks.append(keys)
+        self._size += len(keys)
+        while self._size > self.window and len(self._chunks) > 1:
+            self._size -= len(self._chunks.popleft())
+        self._all = None
+
+    def series(self) -> pl.Series:
+        if self._all is None:
+            self._all = (
+                pl.concat(list(self._chunks)) if self._chunks else pl.Series("key", [], dtype=pl.String)
+            )
+        return self._all
+
+
+def _span_key(frame: pl.DataFrame) -> pl.Expr:
+    return pl.concat_str(["trace_id", "span_id"])
+
+
+def drop_duplicates(frames: dict[str, pl.DataFrame], recent: RecentKeys) -> int:
+    """Remove spans (and their events / links) already written or repeated in this batch; returns how many."""
+    spans = frames.get("spans")
+    if spans is None:
+        return 0
+    keyed = spans.with_columns(_span_key(spans).alias("_key"))
+    seen = recent.series()
+    fresh = keyed.filter(~pl.col("_key").is_in(seen)) if len(seen) else keyed
+    fresh = fresh.unique(subset=["_key"], keep="first", maintain_order=True)
+    dropped = spans.height - fresh.height
+    frames["spans"] = fresh.drop("_key")
+    recent.add(fresh.get_column("_key"))
+    if dropped:
+        kept = fresh.get_column("_key")
+        for table, index in (("span_events", "event_index"), ("span_links", "link_index")):
+            if table in frames:
+                rows = frames[table].with_columns(pl.concat_str(["trace_id", "span_id"]).alias("_key"))
+                rows = rows.filter(pl.col("_key").is_in(kept)).unique(
+                    subset=["_key", index], keep="first", maintain_order=True
+                )
+                frames[table] = rows.drop("_key")
+    return dropped
+
+
+def load_recent_keys(store: Path, recent: RecentKeys) -> None:
+    """Seed the duplicate window from the newest span segments after a restart."""
+    segments = sorted(iter_segments(store, "spans"), key=lambda p: p.stat().st_mtime, reverse=True)
+    chosen, rows = [], 0
+    for path in segments:
+        chosen.append(path)
+        rows += pl.scan_parquet(path).select(pl.len()).collect().item()
+        if rows >= recent.window:
+            break
+    for path in reversed(chosen):
+        keys = pl.read_parquet(path, columns=["trace_id", "span_id"]).select(
+            pl.concat_str(["trace_id", "span_id"]).alias("_key")
+        )
+        recent.add(keys.get_column("_key"))
+
+
+class Flusher:
+    """One store writer; ``run`` loops until ``stop`` is set and the log is drained."""
+
+    def __init__(self, settings: FlusherSettings, stats: Any, stop: Any) -> None:
+        self.settings = settings
+        self.store = Path(settings.store)
+        self.stats = stats
+        self.stop = stop
+        self.reader = WalReader(self.store / layout.WAL)
+        self.recent = RecentKeys(settings.dedup_window)
+        self.offset = 0
+
+    def start(self) -> None:
+        self.offset = read_checkpoint(self.store)
+        removed = recover_segments(self.store, self.offset)
+        if removed:
+            logger.info(
+                "removed %d segments of an interrupted flush; replaying from %d", removed, self.offset
+            )
+        load_recent_keys(self.store, self.recent)
+        self.stats[STAT_CHECKPOINT] = self.offset
+        self.stats[STAT_READY] = 1
+
+    def run(self) -> None:
+        self.start()
+        buffer = RowBuffer()
+        pending_end = self.offset
+        last_flush = time.monotonic()
+        last_maintenance = time.monotonic()
+        while True:
+            stopping = self.stop.is_set()
+            got = 0
+            for record in self.reader.read(pending_end, max_bytes=self.settings.read_bytes):
+                self._decode(buffer, record.kind, record.payload)
+                pending_end = record.end
+                got += 1
+                if len(buffer) >= self.settings.flush_rows:
+                    break
+            now = time.monotonic()
+            due = len(buffer) >= self.settings.flush_rows or now - last_flush >= self.settings.flush_interval
+            if pending_end > self.offset and (due or stopping):
+                self.flush(buffer, pending_end)
+                last_flush = time.monotonic()
+            if now - last_maintenance >= self.settings.compact_interval:
+                self.maintain()
+                last_maintenance = time.monotonic()
+            if stopping and got == 0 and pending_end == self.offset:
+                return
+            if got == 0:
+                self.stop.wait(0.05)
+
+    def _decode(self, buffer: RowBuffer, kind: int, payload: bytes) -> None:
+        try:
+            if kind == KIND_TRACES:
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(payload)
+                buffer.add_traces(request)
+            elif kind == KIND_METRICS:
+                request_m = ExportMetricsServiceRequest()
+                request_m.ParseFromString(payload)
+                buffer.add_metrics(request_m)
+        except Exception:  # the receiver validated it; a record we cannot decode must not stop the store
+            logger.exception("skipping an undecodable write-ahead log record")
+            self.stats[STAT_DECODE_ERRORS] += 1
+
+    def flush(self, buffer: RowBuffer, end: int) -> None:
+        started = time.monotonic()
+        frames = buffer.take()
+        duplicates = drop_duplicates(frames, self.recent)
+        write_segments(self.store, frames, walend=end, kind="flush")
+        write_checkpoint(self.store, end)
+        self.offset = end
+        self.reader.remove_before(end)
+        elapsed = time.monotonic() - started
+        stats = self.stats
+        stats[STAT_CHECKPOINT] = end
+        stats[STAT_SPANS_WRITTEN] += frames["spans"].height if "spans" in frames else 0
+        stats[STAT_METRIC_POINTS] += frames["metrics"].height if "metrics" in frames else 0
+        stats[STAT_DUPLICATES] += duplicates
+        stats[STAT_FLUSHES] += 1
+        stats[STAT_LAST_FLUSH_S] = elapsed
+        stats[STAT_MAX_FLUSH_S] = max(stats[STAT_MAX_FLUSH_S], elapsed)
+
+    def maintain(self) -> None:
+        try:
+            merges = compaction.compact_store(self.store, min_segments=self.settings.compact_min_segments)
+            self.stats[STAT_COMPACTIONS] += merges
+            if self.settings.retention_days is not None:
+                retention.apply_retention(self.store, days=self.settings.retention_days)
+        except Exception:  # maintenance failing must not stop ingestion
+            logger.exception("store maintenance (compaction / retention) failed; will retry")
+
+
+def run_flusher(settings: FlusherSettings, stats: Any, stop: Any) -> None:
+    """Entry point of the flusher process."""
+    # the parent decides when to stop (SIGTERM / Ctrl-C go to it); we drain when it sets ``stop``
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(level=os.environ.get("LORATRACE_LOG_LEVEL", "WARNING"))
+    Flusher(settings, stats, stop).run()
+
+
+def start_flusher(settings: FlusherSettings) -> tuple[multiprocessing.process.BaseProcess, Any, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    stats = ctx.Array("d", N_STATS, lock=False)
+    stop = ctx.Event()
+    process = ctx.Process(
+        target=run_flusher, args=(settings, stats, stop), name="loratrace-flusher", daemon=True
+    )
+    process.start()
+    return process, stats, stop
+
+
+def stop_flusher(process: multiprocessing.process.BaseProcess, stop: Any, *, timeout: float = 60.0) -> None:
+    stop.set()
+    process.join(timeout)
+    if process.is_alive():
+        with contextlib.suppress(Exception):
+            process.kill()

@@ -1,0 +1,80 @@
+"""OTLP/gRPC: TraceService and MetricsService ``Export``, taking the raw request bytes (one decode path)."""
+
+from __future__ import annotations
+
+import hmac
+from concurrent import futures
+from typing import Any, Final
+
+import grpc
+from google.protobuf import duration_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+from loratrace.collector.ingest import Ingest
+
+_CODES: Final = {
+    "bad_request": grpc.StatusCode.INVALID_ARGUMENT,
+    "overloaded": grpc.StatusCode.UNAVAILABLE,
+    "busy": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "unavailable": grpc.StatusCode.UNAVAILABLE,
+}
+
+
+def _handler(ingest: Ingest, signal: str, token: str | None) -> Any:
+    expected = f"Bearer {token}".encode() if token is not None else None
+
+    def export(request: bytes, context: grpc.ServicerContext) -> bytes:
+        if expected is not None:
+            given = dict(context.invocation_metadata()).get("authorization", "")
+            if not hmac.compare_digest(str(given).encode(), expected):
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        result = ingest.export(signal, request)  # type: ignore[arg-type]
+        if result.outcome == "ok":
+            return result.response
+        code = _CODES[result.outcome]
+        if result.retry_after:
+            # RetryInfo tells OTLP exporters how long to back off (the OTLP spec's throttling rule)
+            retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=result.retry_after))
+            status = status_pb2.Status(code=code.value[0], message=result.message)
+            status.details.add().Pack(retry)
+            context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
+        context.abort(code, result.message)
+        raise AssertionError  # unreachable: abort raises
+
+    return grpc.unary_unary_rpc_method_handler(export)
+
+
+def make_grpc_server(
+    host: str,
+    port: int,
+    *,
+    ingest: Ingest,
+    token: str | None,
+    max_request_bytes: int,
+    tls: tuple[str, str] | None = None,
+    workers: int = 16,
+) -> tuple[grpc.Server, int]:
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="loratrace-grpc"),
+        options=[("grpc.max_receive_message_length", max_request_bytes), ("grpc.so_reuseport", 0)],
+    )
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "opentelemetry.proto.collector.trace.v1.TraceService",
+                {"Export": _handler(ingest, "traces", token)},
+            ),
+            grpc.method_handlers_generic_handler(
+                "opentelemetry.proto.collector.metrics.v1.MetricsService",
+                {"Export": _handler(ingest, "metrics", token)},
+            ),
+        )
+    )
+    address = f"{host}:{port}"
+    if tls is not None:
+        with open(tls[0], "rb") as cert, open(tls[1], "rb") as key:
+            credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+        bound = server.add_secure_port(address, credentials)
+    else:
+        bound = server.add_insecure_port(address)
+    return server, bound

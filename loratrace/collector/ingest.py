@@ -1,0 +1,221 @@
+"""One export request, whatever the protocol: decode, validate, append to the write-ahead log, answer.
+
+The HTTP and gRPC receivers are thin shells around :meth:`Ingest.export`, so both answer the same way: partial
+success with a count and message for rejected spans, an error for an undecodable body, and "overloaded, retry in
+N s" while the store writer is behind or too many requests are in flight.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from loratrace.collector.wal import KIND_METRICS, KIND_TRACES, WalWriter
+
+Signal = Literal["traces", "metrics"]
+Outcome = Literal["ok", "bad_request", "overloaded", "busy", "unavailable"]
+
+_ID_FIELDS: Final = frozenset(("traceId", "spanId", "parentSpanId"))
+_ZERO_TRACE: Final = bytes(16)
+_ZERO_SPAN: Final = bytes(8)
+
+
+@dataclass
+class ExportResult:
+    outcome: Outcome
+    message: str = ""
+    response: bytes = b""
+    response_json: str = ""
+    retry_after: int = 0
+
+
+@dataclass
+class Counters:
+    """The collector's own counters, read by /health and /metrics."""
+
+    requests: int = 0
+    accepted_spans: int = 0
+    rejected_spans: int = 0
+    accepted_metric_points: int = 0
+    bad_requests: int = 0
+    overloaded: int = 0
+    wal_bytes_appended: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **deltas: int) -> None:
+        with self.lock:
+            for name, delta in deltas.items():
+                setattr(self, name, getattr(self, name) + delta)
+
+    def snapshot(self) -> dict[str, int]:
+        with self.lock:
+            return {k: v for k, v in self.__dict__.items() if k != "lock"}
+
+
+def _hex_ids_to_base64(node: Any) -> Any:
+    """OTLP/JSON spells ids in hex; protobuf's JSON mapping wants base64 for bytes fields."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key in _ID_FIELDS and isinstance(value, str):
+                try:
+                    out[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                except ValueError:
+                    out[key] = "!"  # not hex: left invalid so the span is rejected with a reason
+            else:
+                out[key] = _hex_ids_to_base64(value)
+        return out
+    if isinstance(node, list):
+        return [_hex_ids_to_base64(v) for v in node]
+    return node
+
+
+def parse_request(signal: Signal, body: bytes, *, json_body: bool) -> Any:
+    """The request message; raises ValueError with a reason when the body is not a valid OTLP request."""
+    message: Any = ExportTraceServiceRequest() if signal == "traces" else ExportMetricsServiceRequest()
+    if json_body:
+        try:
+            document = json.loads(body)
+            json_format.ParseDict(_hex_ids_to_base64(document), message, ignore_unknown_fields=True)
+        except (ValueError, json_format.ParseError) as exc:
+            msg = f"the body is not an OTLP/JSON {signal} export request: {exc}"
+            raise ValueError(msg) from exc
+        return message
+    try:
+        message.ParseFromString(body)
+    except DecodeError as exc:
+        msg = f"the body is not an OTLP/protobuf {signal} export request: {exc}"
+        raise ValueError(msg) from exc
+    return message
+
+
+def reject_invalid_spans(request: ExportTraceServiceRequest) -> tuple[int, int, str]:
+    """Drop spans with a malformed trace or span id; returns (kept, rejected, message)."""
+    kept = rejected = 0
+    reason = ""
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            spans = scope_spans.spans
+            bad = [
+                i
+                for i, span in enumerate(spans)
+                if len(span.trace_id) != 16
+                or len(span.span_id) != 8
+                or span.trace_id == _ZERO_TRACE
+                or span.span_id == _ZERO_SPAN
+            ]
+            if bad:
+                first = spans[bad[0]]
+                reason = reason or (
+                    f"span {first.name!r}: trace_id must be 16 bytes and span_id 8 bytes, not all zero "
+                    f"(got {len(first.trace_id)} and {len(first.span_id)} bytes)"
+                )
+                for i in reversed(bad):
+                    del spans[i]
+                rejected += len(bad)
+            kept += len(spans)
+    return kept, rejected, reason
+
+
+def count_points(request: ExportMetricsServiceRequest) -> int:
+    total = 0
+    for resource_metrics in request.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is not None:
+                    total += len(getattr(metric, kind).data_points)
+    return total
+
+
+class Ingest:
+    """Validates exports and makes them durable; shared by every receiver thread."""
+
+    def __init__(
+        self,
+        wal: WalWriter,
+        *,
+        backlog: Any,
+        max_backlog_bytes: int = 1 << 30,
+        max_in_flight: int = 64,
+        durable_timeout: float = 10.0,
+    ) -> None:
+        self.wal = wal
+        self.backlog = backlog  # () -> bytes appended but not yet in segments
+        self.max_backlog_bytes = max_backlog_bytes
+        self.durable_timeout = durable_timeout
+        self.counters = Counters()
+        self._slots = threading.BoundedSemaphore(max_in_flight)
+        self.closed = False
+
+    def export(self, signal: Signal, body: bytes, *, json_body: bool = False) -> ExportResult:
+        self.counters.add(requests=1)
+        if self.closed:
+            return ExportResult("unavailable", "the collector is shutting down; retry", retry_after=1)
+        if self.backlog() > self.max_backlog_bytes:
+            self.counters.add(overloaded=1)
+            return ExportResult(
+                "overloaded", "the store writer is behind; retry after the delay", retry_after=2
+            )
+        if not self._slots.acquire(blocking=False):
+            self.counters.add(overloaded=1)
+            return ExportResult(
+                "busy", "too many export requests in flight; retry after the delay", retry_after=1
+            )
+        try:
+            return self._export(signal, body, json_body=json_body)
+        finally:
+            self._slots.release()
+
+    def _export(self, signal: Signal, body: bytes, *, json_body: bool) -> ExportResult:
+        try:
+            request = parse_request(signal, body, json_body=json_body)
+        except ValueError as exc:
+            self.counters.add(bad_requests=1)
+            return ExportResult("bad_request", str(exc))
+        if signal == "traces":
+            kept, rejected, reason = reject_invalid_spans(request)
+            response: Any = ExportTraceServiceResponse()
+            if rejected:
+                response.partial_success.rejected_spans = rejected
+                response.partial_success.error_message = f"{rejected} spans rejected: {reason}"
+            payload = request.SerializeToString() if (rejected or json_body) else body
+            kind = KIND_TRACES
+        else:
+            kept, rejected = count_points(request), 0
+            response = ExportMetricsServiceResponse()
+            payload = request.SerializeToString() if json_body else body
+            kind = KIND_METRICS
+        if kept:
+            try:
+                end = self.wal.append(kind, payload)
+            except OSError as exc:
+                return ExportResult("unavailable", f"cannot write the write-ahead log: {exc}", retry_after=1)
+            if not self.wal.wait_durable(end, timeout=self.durable_timeout):
+                return ExportResult(
+                    "unavailable", "the write-ahead log is not keeping up; retry", retry_after=1
+                )
+            self.counters.add(wal_bytes_appended=len(payload))
+        if signal == "traces":
+            self.counters.add(accepted_spans=kept, rejected_spans=rejected)
+        else:
+            self.counters.add(accepted_metric_points=kept)
+        return ExportResult(
+            "ok",
+            response=response.SerializeToString(),
+            response_json=json_format.MessageToJson(response, indent=None) if json_body else "",
+        )

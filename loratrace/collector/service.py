@@ -1,0 +1,195 @@
+"""The collector: receivers in this process, the store writer in a child process, one write-ahead log between."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loratrace.collector import flusher as fl
+from loratrace.collector.grpc_receiver import make_grpc_server
+from loratrace.collector.http_receiver import make_http_server
+from loratrace.collector.ingest import Ingest
+from loratrace.collector.wal import WalReader, WalWriter
+from loratrace.errors import CollectorError
+from loratrace.store import layout
+from loratrace.store.catalog import ensure_store
+
+logger = logging.getLogger(__name__)
+
+TOKEN_ENV = "LORATRACE_AUTH_TOKEN"
+
+
+@dataclass(frozen=True)
+class CollectorSettings:
+    store: str
+    http: tuple[str, int] | None = ("127.0.0.1", 4318)
+    grpc: tuple[str, int] | None = ("127.0.0.1", 4317)
+    auth_token: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    max_request_bytes: int = 32 << 20
+    retention_days: int | None = None
+    flush_interval: float = 1.0
+    compact_interval: float = 30.0
+    max_backlog_bytes: int = 1 << 30
+    fsync: bool = True
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_security(settings: CollectorSettings) -> None:
+    hosts = [addr[0] for addr in (settings.http, settings.grpc) if addr is not None]
+    exposed = [h for h in hosts if not is_loopback(h)]
+    if exposed and not settings.auth_token:
+        msg = (
+            f"binding {', '.join(exposed)} exposes the collector beyond this machine; pass --auth-token "
+            f"(or set {TOKEN_ENV}) so exporters must send 'Authorization: Bearer <token>'"
+        )
+        raise CollectorError(msg)
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        msg = "TLS needs both --tls-cert and --tls-key"
+        raise CollectorError(msg)
+    for path in (settings.tls_cert, settings.tls_key):
+        if path is not None and not Path(path).is_file():
+            msg = f"TLS file {path!r} does not exist"
+            raise CollectorError(msg)
+
+
+class Collector:
+    def __init__(self, settings: CollectorSettings) -> None:
+        check_security(settings)
+        self.settings = settings
+        self.store = ensure_store(settings.store)
+        self.wal = WalWriter(self.store / layout.WAL, fsync=settings.fsync)
+        self.wal_reader = WalReader(self.store / layout.WAL)
+        self.started = time.time()
+        self._stopped = threading.Event()
+        self.http_server: Any = None
+        self.grpc_server: Any = None
+        self.http_port: int | None = None
+        self.grpc_port: int | None = None
+        self.process, self.stats, self.stop_event = fl.start_flusher(
+            fl.FlusherSettings(
+                store=str(self.store),
+                flush_interval=settings.flush_interval,
+                compact_interval=settings.compact_interval,
+                retention_days=settings.retention_days,
+            )
+        )
+        self.ingest = Ingest(
+            self.wal,
+            backlog=lambda: self.wal.end - int(self.stats[fl.STAT_CHECKPOINT]),
+            max_backlog_bytes=settings.max_backlog_bytes,
+        )
+
+    def start(self) -> None:
+        tls = (self.settings.tls_cert, self.settings.tls_key) if self.settings.tls_cert else None
+        try:
+            if self.settings.http is not None:
+                host, port = self.settings.http
+                self.http_server = make_http_server(
+                    host,
+                    port,
+                    ingest=self.ingest,
+                    token=self.settings.auth_token,
+                    max_request_bytes=self.settings.max_request_bytes,
+                    health=self.health,
+                    tls=tls,  # type: ignore[arg-type]
+                )
+                self.http_port = self.http_server.server_address[1]
+                threading.Thread(
+                    target=self.http_server.serve_forever, name="loratrace-http", daemon=True
+                ).start()
+            if self.settings.grpc is not None:
+                host, port = self.settings.grpc
+                self.grpc_server, self.grpc_port = make_grpc_server(
+                    host,
+                    port,
+                    ingest=self.ingest,
+                    token=self.settings.auth_token,
+                    max_request_bytes=self.settings.max_request_bytes,
+                    tls=tls,  # type: ignore[arg-type]
+                )
+                if not self.grpc_port:
+                    msg = f"cannot bind gRPC on {host}:{port} (in use?); pick another --grpc"
+                    raise CollectorError(msg)
+                self.grpc_server.start()
+        except OSError as exc:
+            self.stop()
+            msg = f"cannot start the collector's receivers: {exc} (port in use? pick another --http / --grpc)"
+            raise CollectorError(msg) from exc
+
+    def health(self) -> dict[str, Any]:
+        stats = self.stats
+        flushed = int(stats[fl.STAT_CHECKPOINT])
+        return {
+            "status": "ok" if self.process.is_alive() and stats[fl.STAT_READY] else "starting",
+            "uptime_s": round(time.time() - self.started, 3),
+            **self.ingest.counters.snapshot(),
+            "wal_end_offset": self.wal.end,
+            "wal_durable_offset": self.wal.synced,
+            "wal_bytes_on_disk": self.wal_reader.size(),
+            "wal_backlog_bytes": self.wal.end - flushed,
+            "store_checkpoint_offset": flushed,
+            "spans_written": int(stats[fl.STAT_SPANS_WRITTEN]),
+            "metric_points_written": int(stats[fl.STAT_METRIC_POINTS]),
+            "duplicate_spans_dropped": int(stats[fl.STAT_DUPLICATES]),
+            "flushes": int(stats[fl.STAT_FLUSHES]),
+            "last_flush_ms": round(stats[fl.STAT_LAST_FLUSH_S] * 1000, 3),
+            "max_flush_ms": round(stats[fl.STAT_MAX_FLUSH_S] * 1000, 3),
+            "compactions": int(stats[fl.STAT_COMPACTIONS]),
+            "decode_errors": int(stats[fl.STAT_DECODE_ERRORS]),
+            "store_writer_alive": self.process.is_alive(),
+            "http_port": self.http_port,
+            "grpc_port": self.grpc_port,
+        }
+
+    def wait(self) -> None:
+        self._stopped.wait()
+
+    def stop(self) -> None:
+        """Stop receiving, make the log durable, let the store writer drain it into segments, then exit."""
+        if self._stopped.is_set():
+            return
+        self.ingest.closed = True
+        if self.grpc_server is not None:
+            self.grpc_server.stop(grace=5).wait()
+        if self.http_server is not None:
+            self.http_server.shutdown()
+            self.http_server.server_close()
+        self.wal.close()
+        fl.stop_flusher(self.process, self.stop_event)
+        self._stopped.set()
+
+
+def run_collector(settings: CollectorSettings, *, on_ready: Any = None) -> None:
+    """Run until SIGTERM / SIGINT, then flush everything acknowledged into the store."""
+    collector = Collector(settings)
+    collector.start()
+    stop = threading.Event()
+
+    def _signal(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _signal)
+    signal.signal(signal.SIGINT, _signal)
+    if on_ready is not None:
+        on_ready(collector)
+    while not stop.wait(0.5):
+        if not collector.process.is_alive():
+            logger.error("the store writer process died; stopping (restart replays the log)")
+            break
+    collector.stop()
