@@ -1,0 +1,95 @@
+"""A real collector subprocess on free loopback ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class RunningCollector:
+    store: Path
+    http_port: int
+    grpc_port: int
+    process: subprocess.Popen[bytes]
+    token: str | None = None
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def health(self) -> dict:
+        with urllib.request.urlopen(f"{self.http}/health", timeout=5) as response:
+            return json.loads(response.read())
+
+    def wait_until(self, predicate, *, timeout: float = 30.0, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.05)
+        pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+    def terminate(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=30)
+
+
+def start_collector(store: Path, *extra: str, token: str | None = None) -> RunningCollector:
+    http_port, grpc_port = free_port(), free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("LORATRACE_AUTH_TOKEN", None)
+    args = [str(Path(sys.executable).with_name("loratrace")), "collect", "--store", str(store)]
+    args += ["--http", f"127.0.0.1:{http_port}", "--grpc", f"127.0.0.1:{grpc_port}", *extra]
+    if token:
+        args += ["--auth-token", token]
+    log = store.parent / f"collector-{http_port}.log"
+    with open(log, "wb") as output:  # a file, not a pipe: a chatty collector must never block on a full pipe
+        process = subprocess.Popen(args, env=env, stdout=output, stderr=subprocess.STDOUT)
+    running = RunningCollector(store, http_port, grpc_port, process, token)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            out = log.read_text()
+            pytest.fail(f"collector exited with {process.returncode}: {out}")
+        try:
+            if running.health()["status"] == "ok":
+                return running
+        except OSError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    pytest.fail("collector did not become healthy within 60 s")
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[RunningCollector]:
+    running = start_collector(tmp_path / "store")
+    yield running
+    if running.process.poll() is None:
+        running.terminate()
