@@ -1,4 +1,5 @@
-"""Offline vLLM (``LLM.generate`` / ``LLM.chat``) with loratrace: one in-process engine for the whole module."""
+"""Offline vLLM (``LLM.generate`` / ``LLM.chat``) with loratrace: one in-process engine for the whole
+module."""
 
 from __future__ import annotations
 
@@ -104,7 +105,8 @@ def test_mixed_batch_names_the_adapter_of_each_request(spans: Engine) -> None:
     for output, lora in zip(outputs, loras, strict=True):
         span = by_id[output.request_id]
         attributes = span.attributes
-        assert span.parent is not None and span.parent.span_id == call.context.span_id
+        assert span.parent is not None
+        assert span.parent.span_id == call.context.span_id
         served = lora.lora_name if lora else BASE
         assert span.name == f"text_completion {served}"
         assert attributes[semconv.GEN_AI_RESPONSE_MODEL] == served
@@ -126,7 +128,7 @@ def test_mixed_batch_names_the_adapter_of_each_request(spans: Engine) -> None:
             assert attributes[semconv.ADAPTER_ALPHA] == identity.alpha
             assert tuple(attributes[semconv.ADAPTER_TARGET_MODULES]) == identity.target_modules
             assert attributes[semconv.ADAPTER_SOURCE] == lora.lora_path
-    assert identities["a1"].rank == 4 and identities["a1"].alpha == 8.0
+    assert (identities["a1"].rank, identities["a1"].alpha) == (4, 8.0)
     assert identities["a2"].target_modules == ("k_proj", "o_proj", "q_proj", "v_proj")
 
 
@@ -198,7 +200,8 @@ def test_metrics_carry_adapter_name_not_id(spans: Engine) -> None:
         for point in metric.data.data_points
     ]
     labelled = [p for p in points if p.attributes.get(semconv.ADAPTER_NAME) == "a1"]
-    assert labelled and labelled[0].attributes[semconv.BASE_MODEL_NAME] == BASE
+    assert labelled
+    assert labelled[0].attributes[semconv.BASE_MODEL_NAME] == BASE
     for point in points:
         assert set(point.attributes) <= set(semconv.METRIC_LABELS)
 

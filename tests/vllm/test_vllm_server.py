@@ -297,7 +297,8 @@ def test_unknown_model_is_an_error_span_with_the_asked_name(server: Server) -> N
 
 
 def test_metrics_per_adapter_with_low_cardinality_labels(server: Server) -> None:
-    status, _ = server.post("/v1/completions", {"model": "no-such-adapter", "prompt": "Hello", "max_tokens": 2})
+    unknown = {"model": "no-such-adapter", "prompt": "Hello", "max_tokens": 2}
+    status, _ = server.post("/v1/completions", unknown)
     assert status == 404
     status, _ = server.post("/v1/completions", {"model": "a2", "prompt": "Hello", "max_tokens": 2})
     assert status == 200

@@ -1,4 +1,5 @@
-"""OpenTelemetry instrumentation for vLLM: offline ``LLM``, the OpenAI-compatible server, and vLLM's own spans.
+"""OpenTelemetry instrumentation for vLLM: offline ``LLM``, the OpenAI-compatible server, and vLLM's own
+spans.
 
 \b
     import loratrace
@@ -6,8 +7,8 @@
     llm = LLM(model=..., enable_lora=True)
     llm.generate(prompts, params, lora_request=LoRARequest("a1", 1, "/adapters/a1"))
 
-Nothing is imported from vLLM until the application imports it (vLLM takes seconds to import): every patch is a
-post-import hook. The server is instrumented by running it through ``python -m
+Nothing is imported from vLLM until the application imports it (vLLM takes seconds to import): every patch is
+a post-import hook. The server is instrumented by running it through ``python -m
 loratrace.instrumentation.vllm.serve`` (or ``opentelemetry-instrument``), see ``docs/vllm.md``.
 """
 

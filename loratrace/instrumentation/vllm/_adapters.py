@@ -1,8 +1,8 @@
 """Adapter identity for vLLM's ``LoRARequest``: computed once per adapter folder and cached.
 
-The id hashes every weight of the adapter, so it is computed the first time a path is seen (at load time on the
-server, at the first request offline) and never on the per-request path again. A folder that cannot be read
-still gets a span: name and source only.
+The id hashes every weight of the adapter, so it is computed the first time a path is seen (at load time on
+the server, at the first request offline) and never on the per-request path again. A folder that cannot be
+read still gets a span: name and source only.
 """
 
 from __future__ import annotations

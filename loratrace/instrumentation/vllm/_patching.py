@@ -1,9 +1,9 @@
 """Lazy, exactly undoable patches on vLLM, with signature checks that stay out of the way on a mismatch.
 
-Importing vLLM costs seconds, so nothing here imports it: each patch is a post-import hook (wrapt) that applies
-when the application imports the vLLM module, or at once when it already has. Post-import hooks cannot be
-unregistered, so they are registered once per process and consult ``PATCHES.enabled``; ``uninstrument`` unwraps
-exactly what was wrapped.
+Importing vLLM costs seconds, so nothing here imports it: each patch is a post-import hook (wrapt) that
+applies when the application imports the vLLM module, or at once when it already has. Post-import hooks
+cannot be unregistered, so they are registered once per process and consult ``PATCHES.enabled``;
+``uninstrument`` unwraps exactly what was wrapped.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class _Patches:
         *,
         expected: Collection[str] = (),
     ) -> bool:
-        """Wrap ``module.<path>`` (``"Class.method"``) when it exists and takes the ``expected`` parameters."""
+        """Wrap ``module.<path>`` (``"Class.method"``) if it exists and takes the ``expected`` parameters."""
         owner_path, _, attribute = path.rpartition(".")
         owner: Any = module
         for part in filter(None, owner_path.split(".")):

@@ -1,9 +1,10 @@
 """Adapter lifecycle: ``loratrace.adapter.load`` / ``loratrace.adapter.unload`` spans and the load histogram.
 
 Server: ``OpenAIServingModels.load_lora_adapter`` is what both the static ``--lora-modules`` (at start-up) and
-the run-time ``/v1/load_lora_adapter`` endpoint go through, and it waits for the engine to load the weights, so
-its duration is the load time. Offline: ``LLMEngine.add_lora`` (``llm.llm_engine.add_lora(...)``); adapters that
-``LLM.generate`` loads implicitly on first use are loaded inside the engine core and not seen here.
+the run-time ``/v1/load_lora_adapter`` endpoint go through, and it waits for the engine to load the weights,
+so its duration is the load time. Offline: ``LLMEngine.add_lora`` (``llm.llm_engine.add_lora(...)``);
+adapters that ``LLM.generate`` loads implicitly on first use are loaded inside the engine core and not seen
+here.
 """
 
 from __future__ import annotations

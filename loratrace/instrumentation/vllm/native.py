@@ -1,11 +1,11 @@
 """Enrich vLLM's own ``llm_request`` span (``--otlp-traces-endpoint``) with the adapter and modern names.
 
-vLLM builds that span in ``OutputProcessor.do_tracing`` from the request state (which holds the ``LoRARequest``)
-and hands a finished attribute dict to ``instrument_manual``. Two thin patches: ``do_tracing`` publishes the
-request state it is tracing, and ``instrument_manual`` (as ``output_processor`` imported it) adds loratrace's
-attributes to that dict. vLLM still creates, exports and owns the span; users of vLLM's tracing alone get
-``loratrace.adapter.*``, ``gen_ai.response.model``, ``gen_ai.usage.input_tokens`` / ``output_tokens`` and the
-OpenInference names.
+vLLM builds that span in ``OutputProcessor.do_tracing`` from the request state (which holds the
+``LoRARequest``) and hands a finished attribute dict to ``instrument_manual``. Two thin patches:
+``do_tracing`` publishes the request state it is tracing, and ``instrument_manual`` (as ``output_processor``
+imported it) adds loratrace's attributes to that dict. vLLM still creates, exports and owns the span; users
+of vLLM's tracing alone get ``loratrace.adapter.*``, ``gen_ai.response.model``, ``gen_ai.usage.input_tokens``
+/ ``output_tokens`` and the OpenInference names.
 """
 
 from __future__ import annotations

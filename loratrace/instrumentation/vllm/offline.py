@@ -1,13 +1,15 @@
 """Offline engine: ``LLM.generate`` and ``LLM.chat``.
 
-One span for the call (``vllm.LLM.generate`` / ``vllm.LLM.chat``) and, when it returns, one child generation span
-per request built from its ``RequestOutput``: the adapter from ``output.lora_request`` (so a batch mixing the base
-model and several adapters gets each request right), token counts from the token ids, finish reasons, and the
-request's own timing (arrival, queue time, time to first token) when vLLM records it (``disable_log_stats=False``).
+One span for the call (``vllm.LLM.generate`` / ``vllm.LLM.chat``) and, when it returns, one child generation
+span per request built from its ``RequestOutput``: the adapter from ``output.lora_request`` (so a batch
+mixing the base model and several adapters gets each request right), token counts from the token ids, finish
+reasons, and the request's own timing (arrival, queue time, time to first token) when vLLM records it
+(``disable_log_stats=False``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -88,10 +90,8 @@ def _model_attributes_of(llm: Any) -> dict[str, Any]:
         cached = None
     if cached is None:
         cached = _attributes.model_attributes(getattr(llm, "model_config", None))
-        try:
+        with contextlib.suppress(TypeError):  # an LLM subclass without weak references: no cache
             _model_attributes[llm] = cached
-        except TypeError:
-            pass
     return cached
 
 
@@ -147,8 +147,8 @@ class _BatchCall:
         end_ns = time.time_ns()
         try:
             parent = trace.set_span_in_context(self.span)
-            # Inside a loratrace.context scope, a single-request call is "the generation" later helpers annotate;
-            # in a batch no one request is, so none is kept open.
+            # Inside a loratrace.context scope, a single-request call is "the generation" later helpers
+            # annotate; in a batch no one request is, so none is kept open.
             register = len(outputs) == 1
             sampling_cache: dict[int, dict[str, Any]] = {}
             for index, output in enumerate(outputs):
@@ -239,8 +239,9 @@ def _timing(
 ) -> tuple[int, int, float | None, float | None]:
     """(start ns, end ns, time to first token s, queue time s) of one request.
 
-    vLLM records the arrival as wall-clock time and the rest on the engine core's monotonic clock, so the end is
-    the arrival plus the first-token latency plus the decode time. Without stats the request spans the call.
+    vLLM records the arrival as wall-clock time and the rest on the engine core's monotonic clock, so the end
+    is the arrival plus the first-token latency plus the decode time. Without stats the request spans the
+    call.
     """
     arrival = getattr(metrics, "arrival_time", 0.0) if metrics is not None else 0.0
     if not arrival:

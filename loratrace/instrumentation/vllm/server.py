@@ -1,11 +1,11 @@
 """The OpenAI-compatible server: one generation span per completion / chat request.
 
 ``create_completion`` / ``create_chat_completion`` start a SERVER span that continues the caller's trace
-(``traceparent``), named for the model the request asked for and carrying the adapter that model resolves to in
-the server's registry (static ``--lora-modules`` and adapters loaded at run time alike). The engine calls made
-for that request (``AsyncLLM.generate``) report token counts, finish reasons and the first token's time back to
-the span, which ends when the response is complete: on return, or when a stream is exhausted. An unknown model is
-an error span carrying the asked-for name, and no metric sample.
+(``traceparent``), named for the model the request asked for and carrying the adapter that model resolves to
+in the server's registry (static ``--lora-modules`` and adapters loaded at run time alike). The engine calls
+made for that request (``AsyncLLM.generate``) report token counts, finish reasons and the first token's time
+back to the span, which ends when the response is complete: on return, or when a stream is exhausted. An
+unknown model is an error span carrying the asked-for name, and no metric sample.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ _model_attributes: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.Weak
 
 
 class VLLMErrorResponse(Exception):
-    """vLLM answered the request with an ``ErrorResponse`` (returned, not raised); recorded as the span's error."""
+    """vLLM answered the request with an ``ErrorResponse`` (returned, not raised); recorded as the span's
+    error."""
 
 
 def patchers(settings: Settings) -> dict[str, Callable[[Any], None]]:
