@@ -1,0 +1,154 @@
+"""Normalisation of every naming scheme, compaction, retention, readers in other processes, the embedded exporter,
+and ``loratrace sql``."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from loratrace import semconv
+from loratrace.cli import cli
+from loratrace.collector.decode import RowBuffer
+from loratrace.store import ensure_store, query, scan_spans
+from loratrace.store.compaction import compact_store
+from loratrace.store.embedded import StoreSpanExporter
+from loratrace.store.retention import apply_retention
+from loratrace.store.segments import iter_segments, write_segments
+
+PROMOTED = ("model", "input_tokens", "output_tokens", "ttft_ms", "provider_name", "operation_name", "finish_reason")
+
+
+def _decode(attributes: dict) -> dict:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("t").start_as_current_span("llm", attributes=attributes):
+        pass
+    buffer = RowBuffer()
+    buffer.add_traces(encode_spans(memory.get_finished_spans()))
+    row = buffer.take()["spans"].row(0, named=True)
+    return {name: row[name] for name in PROMOTED}
+
+
+@pytest.mark.parametrize(
+    ("attributes", "expected"),
+    [
+        pytest.param(
+            {"gen_ai.response.model": "a1", "gen_ai.usage.input_tokens": 3, "gen_ai.usage.output_tokens": 4,
+             "gen_ai.response.time_to_first_chunk": 0.5, "gen_ai.provider.name": "huggingface",
+             "gen_ai.operation.name": "text_completion", "gen_ai.response.finish_reasons": ("stop",)},
+            ("a1", 3, 4, 500.0, "huggingface", "text_completion", "stop"),
+            id="genai-loratrace",
+        ),
+        pytest.param(
+            {"gen_ai.response.model": "lora-x", "gen_ai.usage.prompt_tokens": 12, "gen_ai.usage.completion_tokens": 9,
+             "gen_ai.latency.time_to_first_token": 0.125, "gen_ai.system": "vllm",
+             "gen_ai.response.finish_reasons": ("length",)},
+            ("lora-x", 12, 9, 125.0, "vllm", None, "length"),
+            id="vllm-native",
+        ),
+        pytest.param(
+            {"openinference.span.kind": "LLM", "llm.model_name": "a2", "llm.token_count.prompt": 30,
+             "llm.token_count.completion": 2, "llm.provider": "huggingface"},
+            ("a2", 30, 2, None, "huggingface", None, None),
+            id="openinference",
+        ),
+        pytest.param(
+            {"gen_ai.system": "HuggingFace", "gen_ai.response.model": "base", "gen_ai.usage.prompt_tokens": 8,
+             "gen_ai.usage.completion_tokens": 1, "llm.request.type": "completion"},
+            ("base", 8, 1, None, "HuggingFace", "completion", None),
+            id="openllmetry",
+        ),
+    ],
+)
+def test_every_naming_scheme_fills_the_promoted_columns(attributes: dict, expected: tuple) -> None:
+    assert tuple(_decode(attributes).values()) == expected
+
+
+def _write(store: Path, spans: list[tuple[str, str, int]], *, walend: int) -> None:
+    frame = pl.DataFrame(
+        {"trace_id": [t for t, _, _ in spans], "span_id": [s for _, s, _ in spans],
+         "start_time": [us for _, _, us in spans], "attributes": ["{}"] * len(spans)}
+    ).with_columns(pl.col("start_time").cast(pl.Datetime("us")))
+    write_segments(store, {"spans": frame}, walend=walend, kind="flush")
+
+
+def test_compaction_merges_small_segments_and_drops_duplicates(tmp_path: Path) -> None:
+    store = ensure_store(tmp_path / "s")
+    day_us = 1_796_000_000_000_000
+    for i in range(8):
+        _write(store, [(f"{i:032x}", f"{i:016x}", day_us), ("f" * 32, "e" * 16, day_us)], walend=i + 1)
+    assert query(store, "SELECT count(*) AS n FROM spans")["n"][0] == 16
+    assert compact_store(store, min_segments=8) == 1
+    segments = list(iter_segments(store, "spans"))
+    assert [p.name.split("-")[:2] for p in segments] == [["00000000000000000008", "compact"]]
+    assert query(store, "SELECT count(*) AS n FROM spans")["n"][0] == 9  # 8 distinct + the repeated span once
+
+
+def test_retention_drops_old_days_and_new_keys_never_break_old_segments(tmp_path: Path) -> None:
+    store = ensure_store(tmp_path / "s")
+    old_us, new_us = 1_700_000_000_000_000, 1_796_000_000_000_000  # 2023-11-14 and 2026-11-30
+    _write(store, [("a" * 32, "a" * 16, old_us)], walend=1)
+    frame = pl.DataFrame({"trace_id": ["b" * 32], "span_id": ["b" * 16], "start_time": [new_us],
+                          "attributes": ['{"brand.new.key": 5}']}).with_columns(pl.col("start_time").cast(pl.Datetime("us")))
+    write_segments(store, {"spans": frame}, walend=2, kind="flush")
+    rows = query(store, "SELECT span_id, attributes['brand.new.key'] AS k FROM spans ORDER BY span_id").rows()
+    assert rows == [("a" * 16, None), ("b" * 16, "5")]
+    removed = apply_retention(store, days=30, today=date(2026, 11, 30))
+    assert [p.name for p in removed] == ["date=2023-11-14"]
+    assert query(store, "SELECT span_id FROM spans").rows() == [("b" * 16,)]
+
+
+def test_embedded_exporter_reader_in_another_process_polars_scan_and_moved_store(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(StoreSpanExporter(store)))
+    tracer = provider.get_tracer("t")
+    for name in ("a1", "a2", "a1"):
+        with tracer.start_as_current_span("gen", attributes={semconv.ADAPTER_NAME: name}):
+            pass
+    provider.shutdown()
+    code = (
+        "import sys; from loratrace.store import query; "
+        "print(query(sys.argv[1], 'SELECT adapter_name, count(*) AS n FROM spans GROUP BY 1 ORDER BY 1').rows())"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(store)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[('a1', 2), ('a2', 1)]"
+    counted = scan_spans(store).group_by("adapter_name").len().sort("adapter_name").collect()
+    assert counted.rows() == [("a1", 2), ("a2", 1)]
+    moved = tmp_path / "elsewhere"
+    shutil.move(str(store), moved)
+    assert query(moved, "SELECT count(*) AS n FROM spans")["n"][0] == 3
+
+
+def test_sql_command_formats_and_errors(tmp_path: Path) -> None:
+    store = ensure_store(tmp_path / "s")
+    _write(store, [("a" * 32, "b" * 16, 1_796_000_000_000_000)], walend=1)
+    runner = CliRunner()
+    sql = "SELECT span_id, 2 AS n, NULL AS x FROM spans"
+    table = runner.invoke(cli, ["sql", "--store", str(store), sql])
+    assert table.output == "span_id           n  x\n----------------  -  -\n" + "b" * 16 + "  2\n(1 row)\n"
+    as_json = runner.invoke(cli, ["sql", "--store", str(store), "--format", "json", sql])
+    assert as_json.output == '[{"span_id": "' + "b" * 16 + '", "n": 2, "x": null}]\n'
+    as_csv = runner.invoke(cli, ["sql", "--store", str(store), "--format", "csv", sql])
+    assert as_csv.output == "span_id,n,x\n" + "b" * 16 + ",2,\n"
+    unknown_table = runner.invoke(cli, ["sql", "--store", str(store), "SELECT * FROM spams"])
+    assert unknown_table.exit_code == 1
+    assert "Tables in this store: spans, span_events, span_links, metrics, evals" in unknown_table.output
+    unknown_column = runner.invoke(cli, ["sql", "--store", str(store), "SELECT adaptor FROM spans"])
+    assert unknown_column.exit_code == 1
+    assert "Columns of spans: trace_id, span_id" in unknown_column.output
+    missing = runner.invoke(cli, ["sql", "--store", str(tmp_path / "nope"), "SELECT 1"])
+    assert missing.exit_code == 1
+    assert "is not a loratrace store" in missing.output
