@@ -19,7 +19,7 @@ _INFO: weakref.WeakKeyDictionary[Any, ModelInfo] = weakref.WeakKeyDictionary()
 _DEFAULT_MAX_NEW_TOKENS = 20  # transformers generates 20 new tokens when no length is configured
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: part of the span-attribute cache key
 class ModelInfo:
     """Static facts about one transformers model (the model under a PeftModel for PEFT)."""
 

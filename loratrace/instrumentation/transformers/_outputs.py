@@ -23,6 +23,9 @@ _REQUEST_PARAMETERS = (
 )
 # also in llm.invocation_parameters
 _OTHER_PARAMETERS = ("max_length", "do_sample", "num_beams", "repetition_penalty", "stop_strings")
+PARAMETER_NAMES = tuple(name for name, _ in _REQUEST_PARAMETERS) + _OTHER_PARAMETERS
+# Below this many mask entries a Python sum over tolist() beats a torch reduction (one op instead of two).
+_SMALL_MASK = 4096
 
 
 class GenerateCall:
@@ -45,21 +48,25 @@ class GenerateCall:
                 return value
         return None
 
-    def request_attributes(self) -> dict[str, Any]:
-        attributes: dict[str, Any] = {}
-        parameters: dict[str, Any] = {}
-        for name, attribute in _REQUEST_PARAMETERS:
-            value = self.get(name)
-            if value is not None:
-                attributes[attribute] = value
-                parameters[name] = value
-        for name in _OTHER_PARAMETERS:
-            value = self.get(name)
-            if value is not None:
-                parameters[name] = value
-        if parameters:
-            attributes[semconv.LLM_INVOCATION_PARAMETERS] = json.dumps(parameters, default=str)
-        return attributes
+    def request_values(self) -> tuple[Any, ...]:
+        """The parameter values in ``PARAMETER_NAMES`` order (None when unset): a cache key for the span."""
+        get = self.get
+        return tuple([get(name) for name in PARAMETER_NAMES])
+
+
+def request_attributes(values: tuple[Any, ...]) -> dict[str, Any]:
+    """GenAI request attributes and ``llm.invocation_parameters`` from :meth:`GenerateCall.request_values`."""
+    attributes: dict[str, Any] = {}
+    parameters: dict[str, Any] = {}
+    for (_name, attribute), value in zip(_REQUEST_PARAMETERS, values, strict=False):
+        if value is not None:
+            attributes[attribute] = value
+    for name, value in zip(PARAMETER_NAMES, values, strict=True):
+        if value is not None:
+            parameters[name] = value
+    if parameters:
+        attributes[semconv.LLM_INVOCATION_PARAMETERS] = json.dumps(parameters, default=str)
+    return attributes
 
 
 def input_ids_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
@@ -76,6 +83,8 @@ def count_input_tokens(input_ids: Any, kwargs: Mapping[str, Any], pad_token_id: 
     """Prompt tokens without padding: the attention mask's sum, else ids that are not the pad token."""
     mask = kwargs.get("attention_mask")
     if mask is not None:
+        if mask.numel() <= _SMALL_MASK:
+            return sum(map(sum, mask.tolist()))
         return int(mask.sum())
     if input_ids is None:
         embeds = kwargs.get("inputs_embeds")
@@ -121,7 +130,7 @@ def completion(
     """
     sequences = getattr(result, "sequences", result)
     start = 1 if info.is_encoder_decoder else prompt_width
-    rows: list[list[int]] = sequences[:, start:].tolist()
+    rows: list[list[int]] = sequences.tolist()
     eos = _token_set(call.get("eos_token_id"))
     pad = call.get("pad_token_id")
     limit = max_new_tokens(call, info, prompt_width)
@@ -129,7 +138,8 @@ def completion(
     reasons: list[str] = []
     generated: list[list[int]] = []
     single_eos = next(iter(eos)) if len(eos) == 1 else None
-    for row in rows:
+    for full_row in rows:
+        row = full_row[start:]
         end = _first_eos(row, eos, single_eos)
         if end is not None:
             reason = semconv.FINISH_STOP

@@ -15,7 +15,7 @@ from typing import Any
 import wrapt
 from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 
-from loratrace.instrumentation._generation import GenerationRecorder
+from loratrace.instrumentation._generation import GenerationRecorder, capture_content_enabled
 from loratrace.instrumentation.transformers import _wrappers
 from loratrace.instrumentation.transformers.package import _peft_instruments
 
@@ -90,6 +90,7 @@ def _on_import(module: ModuleType) -> None:
 
 def enable(recorder: GenerationRecorder) -> None:
     SETTINGS.recorder = recorder
+    SETTINGS.capture_content = capture_content_enabled()
     SETTINGS.enabled = True
     for name in _TARGETS:
         wrapt.register_post_import_hook(_on_import, name)

@@ -37,6 +37,14 @@ from loratrace.instrumentation._adapter_identity import (
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, eq=False)  # hashed by identity: part of the span-attribute cache key
+class AdapterReading:
+    """What one generate call reports about its adapter; ``None`` fields mean no adapter served."""
+
+    name: str
+    attributes: dict[str, Any]
+
+
 @dataclass
 class TunerState:
     """Cached facts about one PEFT tuner (``LoraModel``), shared by the PeftModel that owns it."""
@@ -45,14 +53,7 @@ class TunerState:
     combined: dict[tuple[str, ...], AdapterIdentity] = field(default_factory=dict)
     layers: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class AdapterReading:
-    """What one generate call reports about its adapter; ``None`` fields mean no adapter served."""
-
-    name: str
-    attributes: dict[str, Any]
+    readings: dict[tuple[str, str | None, bool], AdapterReading] = field(default_factory=dict)
 
 
 _TUNERS: weakref.WeakKeyDictionary[Any, TunerState] = weakref.WeakKeyDictionary()
@@ -60,6 +61,7 @@ _TUNERS: weakref.WeakKeyDictionary[Any, TunerState] = weakref.WeakKeyDictionary(
 _MERGED_MODELS: weakref.WeakKeyDictionary[Any, AdapterReading] = weakref.WeakKeyDictionary()
 # transformers model under a PeftModel -> the PeftModel, for generate calls made on the inner model directly
 _OWNERS: weakref.WeakKeyDictionary[Any, weakref.ref[Any]] = weakref.WeakKeyDictionary()
+_PROMPT_LEARNING: dict[tuple[str, str | None, bool], AdapterReading] = {}
 
 
 def tuner_state(tuner: Any) -> TunerState:
@@ -175,7 +177,13 @@ def read_adapter(peft_model: Any, tuner: Any) -> AdapterReading | None:
     if getattr(peft_model, "_is_prompt_learning", False):  # prompt tuning: no weights merged into layers
         name = peft_model.active_adapter
         kind = adapter_type({"peft_type": peft_model.peft_config[name].peft_type})
-        return AdapterReading(name, {semconv.ADAPTER_NAME: name, semconv.ADAPTER_TYPE: kind})
+        key = (name, kind, False)
+        reading = _PROMPT_LEARNING.get(key)
+        if reading is None:
+            reading = _PROMPT_LEARNING[key] = AdapterReading(
+                name, {semconv.ADAPTER_NAME: name, semconv.ADAPTER_TYPE: kind}
+            )
+        return reading
     names = tuner.active_adapters
     if not names:
         return None
@@ -194,7 +202,12 @@ def read_adapter(peft_model: Any, tuner: Any) -> AdapterReading | None:
             return None
         merged_names = layer.merged_adapters
         merged = bool(merged_names) and all(name in merged_names for name in layer_names)
-    return AdapterReading(identity.name, {**identity.attributes, semconv.ADAPTER_MERGED: merged})
+    key = (identity.name, identity.id, merged)
+    reading = state.readings.get(key)
+    if reading is None:
+        reading = AdapterReading(identity.name, {**identity.attributes, semconv.ADAPTER_MERGED: merged})
+        state.readings[key] = reading
+    return reading
 
 
 def read_merging(tuner: Any, adapter_names: list[str] | None) -> AdapterReading | None:

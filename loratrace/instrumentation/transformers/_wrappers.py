@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loratrace import semconv
-from loratrace.instrumentation._generation import Generation, GenerationRecorder, capture_content_enabled
+from loratrace.instrumentation._generation import Generation, GenerationRecorder
 from loratrace.instrumentation.transformers import _peft_state
 from loratrace.instrumentation.transformers._content import (
     PIPELINE_TOKENIZER,
@@ -32,6 +32,7 @@ from loratrace.instrumentation.transformers._outputs import (
     completion,
     count_input_tokens,
     input_ids_of,
+    request_attributes,
 )
 
 logger = logging.getLogger(__name__)
@@ -43,11 +44,13 @@ Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], A
 class Settings:
     """What the wrappers read at call time; ``uninstrument`` clears ``enabled`` before unwrapping."""
 
-    __slots__ = ("enabled", "recorder")
+    __slots__ = ("capture_content", "enabled", "recorder")
 
     def __init__(self) -> None:
         self.enabled = False
         self.recorder: GenerationRecorder | None = None
+        # read once when instrumenting: an environment lookup per call costs more than the rest of the wrapper
+        self.capture_content = False
 
 
 class FirstTokenStreamer:
@@ -112,27 +115,53 @@ def _describe_plain(model: Any) -> tuple[ModelInfo, _peft_state.AdapterReading |
     return model_info(model), merged, model.generation_config
 
 
+# (model info, adapter reading, request parameter values) -> the span's start attributes. The generate calls
+# of one service repeat a handful of combinations, so the dict is built once per combination.
+_SPAN_ATTRIBUTES: dict[tuple[Any, ...], dict[str, Any]] = {}
+_SPAN_ATTRIBUTES_MAX = 512
+
+
+def _span_attributes(
+    info: ModelInfo, reading: _peft_state.AdapterReading | None, call: GenerateCall
+) -> dict[str, Any]:
+    values = call.request_values()
+    key = (info, reading, values)
+    try:
+        cached = _SPAN_ATTRIBUTES.get(key)
+    except TypeError:  # an unhashable parameter value (a list of stop strings): build it every time
+        return _build_span_attributes(info, reading, values)
+    if cached is None:
+        if len(_SPAN_ATTRIBUTES) >= _SPAN_ATTRIBUTES_MAX:
+            _SPAN_ATTRIBUTES.clear()
+        cached = _SPAN_ATTRIBUTES[key] = _build_span_attributes(info, reading, values)
+    return cached
+
+
+def _build_span_attributes(
+    info: ModelInfo, reading: _peft_state.AdapterReading | None, values: tuple[Any, ...]
+) -> dict[str, Any]:
+    attributes = {**info.attributes, **request_attributes(values)}
+    if reading is not None:
+        attributes.update(reading.attributes)
+    return attributes
+
+
 def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelInfo, Any, Any]]) -> Wrapper:
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         recorder = settings.recorder
-        if recorder is None or not settings.enabled or _IN_GENERATE.get():
+        if recorder is None or _IN_GENERATE.get():
             return wrapped(*args, **kwargs)
         try:
             info, reading, model_generation_config = describe(instance)
             call = GenerateCall(kwargs, model_generation_config)
-            attributes = {**info.attributes, **call.request_attributes()}
-            if reading is not None:
-                attributes.update(reading.attributes)
-                response_model = adapter_name = reading.name
-            else:
-                response_model, adapter_name = info.name, None
+            adapter_name = reading.name if reading is not None else None
             generation = recorder.start(
                 operation=semconv.OPERATION_TEXT_COMPLETION,
                 request_model=info.name,
-                response_model=response_model,
-                attributes=attributes,
+                response_model=adapter_name or info.name,
+                attributes=_span_attributes(info, reading, call),
                 adapter_name=adapter_name,
                 base_model=info.name,
             )
@@ -157,7 +186,7 @@ def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelIn
             raise
         generation.deactivate()
         _IN_GENERATE.reset(token)
-        _finish(generation, result, instance, args, kwargs, call, info, streamer)
+        _finish(generation, result, instance, args, kwargs, call, info, streamer, settings.capture_content)
         return result
 
     return wrapper
@@ -172,6 +201,7 @@ def _finish(
     call: GenerateCall,
     info: ModelInfo,
     streamer: FirstTokenStreamer | None,
+    capture_content: bool,
 ) -> None:
     outcome: dict[str, Any] = {}
     try:
@@ -183,7 +213,7 @@ def _finish(
         outcome["finish_reasons"] = reasons
         if streamer is not None:
             outcome["ttft_s"] = streamer.ttft_s
-        if capture_content_enabled():
+        if capture_content:
             tokenizer = tokenizer_for(instance, kwargs)
             if tokenizer is not None:
                 outcome["extra"] = content_attributes(tokenizer, input_ids, generated, reasons)
@@ -213,7 +243,7 @@ def pipeline_wrapper(settings: Settings) -> Wrapper:
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        if not settings.enabled or not capture_content_enabled():
+        if not settings.enabled or not settings.capture_content:
             return wrapped(*args, **kwargs)
         token = PIPELINE_TOKENIZER.set(getattr(instance, "tokenizer", None))
         try:
