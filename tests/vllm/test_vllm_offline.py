@@ -229,10 +229,12 @@ def test_uninstrument_removes_every_patch_and_outputs_are_unchanged(spans: Engin
     state = loratrace._setup._state
     assert state is not None
     instrumentor = state.instrumentors["vllm"]
+    assert isinstance(LLM.__dict__["generate"], wrapt.FunctionWrapper)
+    assert isinstance(OutputProcessor.__dict__["do_tracing"], wrapt.FunctionWrapper)
     instrumentor.uninstrument()
     try:
-        assert not isinstance(LLM.__dict__["generate"], wrapt.ObjectProxy)
-        assert not isinstance(OutputProcessor.__dict__["do_tracing"], wrapt.ObjectProxy)
+        assert not isinstance(LLM.__dict__["generate"], wrapt.FunctionWrapper)
+        assert not isinstance(OutputProcessor.__dict__["do_tracing"], wrapt.FunctionWrapper)
         engine.exporter.clear()
         plain = engine.llm.generate(prompts, engine.greedy, lora_request=loras, use_tqdm=False)
         assert engine.spans() == []

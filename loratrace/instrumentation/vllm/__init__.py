@@ -1,5 +1,4 @@
-"""OpenTelemetry instrumentation for vLLM: offline ``LLM``, the OpenAI-compatible server, and vLLM's own
-spans.
+"""OpenTelemetry instrumentation for vLLM: offline ``LLM``, the OpenAI server, and vLLM's own spans.
 
 \b
     import loratrace

@@ -85,7 +85,7 @@ class _Patches:
                 path,
             )
             return False
-        if isinstance(target, wrapt.ObjectProxy):
+        if isinstance(target, wrapt.FunctionWrapper):
             return True  # already ours (instrument() twice without uninstrument)
         if expected and not has_parameters(target, expected):
             log_once(
