@@ -65,7 +65,8 @@ def _address(value: str, flag: str) -> tuple[str, int]:
     "--auth-token",
     envvar="LORATRACE_AUTH_TOKEN",
     default=None,
-    help="Bearer token exporters must send; required to bind a non-loopback address. [env: LORATRACE_AUTH_TOKEN]",
+    help="Bearer token exporters must send; required to bind a non-loopback address.",
+    show_envvar=True,
 )
 @click.option("--tls-cert", type=click.Path(dir_okay=False), default=None, help="TLS certificate (PEM).")
 @click.option("--tls-key", type=click.Path(dir_okay=False), default=None, help="TLS private key (PEM).")

@@ -1,13 +1,16 @@
 """OTLP requests -> rows of the store's tables: the one normalisation code path.
 
 The collector's flusher and the embedded ``StoreSpanExporter`` both feed ``ExportTraceServiceRequest`` /
-``ExportMetricsServiceRequest`` messages through :class:`RowBuffer`, so a span lands in the same columns whichever
-way it arrived. Promoted columns are filled from whichever naming scheme the producer used: OpenTelemetry GenAI,
+``ExportMetricsServiceRequest`` messages through :class:`RowBuffer`, so a span lands in the same columns
+whichever
+way it arrived. Promoted columns are filled from whichever naming scheme the producer used:
+OpenTelemetry GenAI,
 vLLM's native tracing (the superseded ``gen_ai.usage.prompt_tokens`` names, ``gen_ai.latency.*`` in seconds),
 OpenInference / traceAI (``llm.*``) and OpenLLMetry (``gen_ai.usage.prompt_tokens``, ``llm.usage.*``,
 ``gen_ai.system``, ``llm.request.type``).
 
-This loop is the collector's throughput ceiling (see docs/benchmarks.md), so it touches each attribute once and
+This loop is the collector's throughput ceiling (see docs/benchmarks.md), so it touches each attribute
+once and
 keeps per-attribute work to a dict lookup.
 """
 
@@ -223,7 +226,7 @@ def promote_rows(frame: pl.DataFrame, columns: Iterable[str]) -> pl.DataFrame:
     if "error_type" in frame.columns and "error_type" in wanted:
         data["error_type"] = pl.Series(
             "error_type",
-            [r.get("error_type") or e for r, e in zip(rows, frame["error_type"].to_list())],
+            [r.get("error_type") or e for r, e in zip(rows, frame["error_type"].to_list(), strict=True)],
             dtype=pl.String,
         )
     return frame.with_columns(**data)
@@ -246,7 +249,8 @@ class RowBuffer:
     def __len__(self) -> int:
         return self.span_count + self.metric_point_count
 
-    # -- traces ------------------------------------------------------------------------------------------------
+    # -- traces
+    # ------------------------------------------------------------------------------------------------
     def add_traces(self, request: ExportTraceServiceRequest) -> int:
         """Append every span of ``request``; returns the number of spans added."""
         spans = self._columns["spans"]
@@ -361,7 +365,8 @@ class RowBuffer:
             cols["linked_trace_state"].append(link.trace_state or None)
             cols["attributes"].append(_json(attrs))
 
-    # -- metrics -----------------------------------------------------------------------------------------------
+    # -- metrics
+    # -----------------------------------------------------------------------------------------------
     def add_metrics(self, request: ExportMetricsServiceRequest) -> int:
         """Append every histogram, sum and gauge data point of ``request``; returns the number of points."""
         added = 0
@@ -424,7 +429,8 @@ class RowBuffer:
         for name, column in cols.items():
             column.append(row.get(name))
 
-    # -- output ------------------------------------------------------------------------------------------------
+    # -- output
+    # ------------------------------------------------------------------------------------------------
     def take(self) -> dict[str, pl.DataFrame]:
         """The buffered rows as one DataFrame per table (tables without rows left out); empties the buffer."""
         frames: dict[str, pl.DataFrame] = {}

@@ -5,7 +5,8 @@ acknowledgement. Exactly-once, after any crash:
 
 * a flush writes its segments, named after the log offset they cover up to, and *then* records that offset in
   ``state/checkpoint.json`` (atomic rename);
-* on start, segments named past the checkpoint are leftovers of an interrupted flush and are deleted, and the log
+* on start, segments named past the checkpoint are leftovers of an interrupted flush and are deleted,
+and the log
   is replayed from the checkpoint;
 * a span that a client sent again (a retry after a lost response) is dropped when its trace id + span id was
   already written recently (an in-memory window, reloaded from recent segments on start), and compaction drops

@@ -37,7 +37,7 @@ class OTLPHandler(BaseHTTPRequestHandler):
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s " + format, self.address_string(), *args)
+        logger.debug("%s %s", self.address_string(), format % args)
 
     def _authorised(self) -> bool:
         token = self.server.token

@@ -1,7 +1,8 @@
 """One export request, whatever the protocol: decode, validate, append to the write-ahead log, answer.
 
 The HTTP and gRPC receivers are thin shells around :meth:`Ingest.export`, so both answer the same way: partial
-success with a count and message for rejected spans, an error for an undecodable body, and "overloaded, retry in
+success with a count and message for rejected spans, an error for an undecodable body, and "overloaded,
+retry in
 N s" while the store writer is behind or too many requests are in flight.
 """
 

@@ -1,4 +1,4 @@
-"""The collector: receivers in this process, the store writer in a child process, one write-ahead log between."""
+"""The collector: receivers in this process, the store writer in a child, a write-ahead log between."""
 
 from __future__ import annotations
 

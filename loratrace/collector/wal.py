@@ -4,7 +4,8 @@ Record layout: ``<u32 payload length><u32 crc32 of payload><u8 kind>`` then the 
 protobuf request). Offsets are global byte positions across files; each file is named after the offset of its
 first byte. Durability is by group commit: appends go to the page cache under a lock, one syncer thread
 ``fsync``s whatever has been appended, and every waiting request is released once its record is covered. So an
-acknowledgement means the bytes were ``fsync``ed (survives kill -9 and power loss), at the cost of one fsync per
+acknowledgement means the bytes were ``fsync``ed (survives kill -9 and power loss), at the cost of one
+fsync per
 group, not per request.
 """
 
@@ -141,9 +142,8 @@ class WalWriter:
                     return
             with self._lock:
                 target = self._end
-                fd = self._fd
-                if self.fsync:
-                    os.fsync(fd)
+                if self.fsync and not self._closed:
+                    os.fsync(self._fd)
             with self._cond:
                 self._synced = max(self._synced, target)
                 self._cond.notify_all()

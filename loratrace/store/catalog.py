@@ -1,7 +1,8 @@
 """The DuckDB catalog: a small database file holding only views over the Parquet segments.
 
 The collector never keeps it open; it is (re)built into a temporary file and renamed into place, so readers in
-other processes always open a complete catalog. View paths are relative to the store folder: DuckDB resolves them
+other processes always open a complete catalog. View paths are relative to the store folder: DuckDB
+resolves them
 against ``file_search_path`` (``open_store`` sets it) or the working directory (the plain ``duckdb`` shell
 started inside the store), so a moved or copied store keeps working.
 """
@@ -22,7 +23,8 @@ CATALOG_VERSION: Final = 1
 
 def _source(table: str) -> str:
     # union_by_name: segments written by older versions (fewer columns) still read; new keys live in the maps
-    return f"read_parquet('{layout.SEGMENTS}/{table}/*/*.parquet', union_by_name = true, hive_partitioning = true)"
+    glob = f"{layout.SEGMENTS}/{table}/*/*.parquet"
+    return f"read_parquet('{glob}', union_by_name = true, hive_partitioning = true)"
 
 
 def _maps(table: str) -> str:

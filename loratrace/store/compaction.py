@@ -1,7 +1,8 @@
 """Compaction: merge a partition's small segments into one, dropping duplicate spans; crash-safe by a journal.
 
 The journal (``state/compaction.json``) names the output and inputs before anything is renamed. After a crash,
-``recover`` finishes the job (output in place: delete the inputs) or abandons it (no output: keep the inputs), so
+``recover`` finishes the job (output in place: delete the inputs) or abandons it (no output: keep the
+inputs), so
 a span is never visible twice for longer than the instant between the output's rename and the inputs' unlink.
 """
 

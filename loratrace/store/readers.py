@@ -1,4 +1,4 @@
-"""Reading a store from any process, while a collector writes: DuckDB connections, SQL to Polars, Polars scans."""
+"""Reading a store from any process while a collector writes: DuckDB connections, SQL to Polars, scans."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def open_store(store: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
 def query(
     store: str | os.PathLike[str], sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
 ) -> pl.DataFrame:
-    """Run ``sql`` (parameters bound by DuckDB, never formatted in) against the store; the result as Polars."""
+    """Run ``sql`` against the store (parameters bound by DuckDB, never formatted in); result as Polars."""
     con = open_store(store)
     try:
         try:
@@ -81,7 +81,7 @@ def _unique_names(names: Sequence[str]) -> list[str]:
 
 
 def explain_error(con: duckdb.DuckDBPyConnection, exc: duckdb.Error) -> str:
-    """DuckDB's message plus what exists: the views for an unknown table, a view's columns for an unknown column."""
+    """DuckDB's message plus what exists: the views for an unknown table, the columns for a bad column."""
     message = str(exc).strip()
     lowered = message.lower()
     if "table with name" in lowered or ("does not exist" in lowered and "table" in lowered):

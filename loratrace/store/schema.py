@@ -1,11 +1,13 @@
 """The store's tables: column names and Polars types of every Parquet segment, and the promoted attributes.
 
-Promoted columns follow DESIGN.md: the attribute name without ``loratrace.``, dots as underscores, plus ``model``,
+Promoted columns follow DESIGN.md: the attribute name without ``loratrace.``, dots as underscores, plus
+``model``,
 ``request_model``, ``operation_name``, ``provider_name``, ``input_tokens``, ``output_tokens``, ``ttft_ms``,
 ``finish_reason`` and ``error_type``, which several naming schemes feed (see ``loratrace.collector.decode``).
 Attribute maps are stored as JSON object text (typed values: numbers stay numbers) so that a new key never
 changes a segment's schema; the catalog's views expose them as DuckDB ``MAP(VARCHAR, VARCHAR)``. JSON rather
-than Parquet maps because building it is several times cheaper in the decoding loop, the collector's bottleneck.
+than Parquet maps because building it is several times cheaper in the decoding loop, the collector's
+bottleneck.
 """
 
 from __future__ import annotations

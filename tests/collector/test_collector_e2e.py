@@ -35,7 +35,9 @@ from .conftest import RunningCollector, start_collector
 
 
 def _post(url: str, body: bytes, content_type: str = "application/x-protobuf", **headers: str):
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type, **headers})
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": content_type, **headers}
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read(), dict(response.headers)
@@ -69,8 +71,11 @@ def test_sdk_http_and_grpc_exporters_land_in_promoted_columns(collector: Running
     ) as span:
         span.add_event(
             semconv.GEN_AI_EVALUATION_RESULT_EVENT,
-            {semconv.GEN_AI_EVALUATION_NAME: "exact", semconv.GEN_AI_EVALUATION_SCORE_VALUE: 1.0,
-             semconv.EVALUATION_PASSED: True},
+            {
+                semconv.GEN_AI_EVALUATION_NAME: "exact",
+                semconv.GEN_AI_EVALUATION_SCORE_VALUE: 1.0,
+                semconv.EVALUATION_PASSED: True,
+            },
         )
         span_id = format(span.get_span_context().span_id, "016x")
     provider.shutdown()  # both exporters sent the same span: it must be stored once
@@ -80,12 +85,29 @@ def test_sdk_http_and_grpc_exporters_land_in_promoted_columns(collector: Running
     assert health["duplicate_spans_dropped"] == 1
     rows = query(
         collector.store,
-        "SELECT span_id, service_name, adapter_name, adapter_rank, adapter_alpha, adapter_target_modules, cohort, "
-        "input_tokens, output_tokens, ttft_ms, finish_reason, attributes['loratrace.cohort'] AS raw FROM spans",
+        "SELECT span_id, service_name, adapter_name, adapter_rank, adapter_alpha, adapter_target_modules, "
+        "cohort, input_tokens, output_tokens, ttft_ms, finish_reason, "
+        "attributes['loratrace.cohort'] AS raw FROM spans",
     ).rows()
-    assert rows == [(span_id, "svc-e2e", "a1", 4, 8.0, ["q_proj", "v_proj"], "enterprise", 11, 7, 250.0, "length",
-                     "enterprise")]
-    evals = query(collector.store, "SELECT span_id, name, score, passed, adapter_name, cohort FROM evals").rows()
+    assert rows == [
+        (
+            span_id,
+            "svc-e2e",
+            "a1",
+            4,
+            8.0,
+            ["q_proj", "v_proj"],
+            "enterprise",
+            11,
+            7,
+            250.0,
+            "length",
+            "enterprise",
+        )
+    ]
+    evals = query(
+        collector.store, "SELECT span_id, name, score, passed, adapter_name, cohort FROM evals"
+    ).rows()
     assert evals == [(span_id, "exact", 1.0, True, "a1", "enterprise")]
 
 
@@ -100,10 +122,16 @@ def test_metrics_are_stored(collector: RunningCollector) -> None:
         histogram.record(value, labels)
     provider.shutdown()
     collector.wait_until(
-        lambda: _count(collector.store, "SELECT count(*) AS n FROM metrics") >= 1, timeout=5, what="metric points"
+        lambda: _count(collector.store, "SELECT count(*) AS n FROM metrics") >= 1,
+        timeout=5,
+        what="metric points",
     )
-    rows = query(collector.store, "SELECT name, unit, type, count, sum, min, max, adapter_name, variant FROM metrics")
-    assert rows.rows() == [(semconv.METRIC_OPERATION_DURATION, "s", "histogram", 3, 4.0, 0.5, 2.0, "a2", "adapter")]
+    rows = query(
+        collector.store, "SELECT name, unit, type, count, sum, min, max, adapter_name, variant FROM metrics"
+    )
+    assert rows.rows() == [
+        (semconv.METRIC_OPERATION_DURATION, "s", "histogram", 3, 4.0, 0.5, 2.0, "a2", "adapter")
+    ]
 
 
 def _request_with_ids(trace_id: bytes, span_id: bytes, name: str = "s") -> bytes:
@@ -134,15 +162,39 @@ def test_bad_payloads_get_the_otlp_answers_and_the_collector_keeps_serving(tmp_p
         assert (status, response.partial_success.rejected_spans) == (200, 1)
         assert "trace_id must be 16 bytes" in response.partial_success.error_message
         # OTLP/JSON: hex ids, int64 as strings
-        document = {"resourceSpans": [{"scopeSpans": [{"spans": [{
-            "traceId": "0a" * 16, "spanId": "0b" * 8, "name": "json-span",
-            "startTimeUnixNano": "1000", "endTimeUnixNano": "3000", "kind": 2,
-            "attributes": [{"key": "gen_ai.usage.input_tokens", "value": {"intValue": "42"}}]}]}]}]}
+        document = {
+            "resourceSpans": [
+                {
+                    "scopeSpans": [
+                        {
+                            "spans": [
+                                {
+                                    "traceId": "0a" * 16,
+                                    "spanId": "0b" * 8,
+                                    "name": "json-span",
+                                    "startTimeUnixNano": "1000",
+                                    "endTimeUnixNano": "3000",
+                                    "kind": 2,
+                                    "attributes": [
+                                        {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "42"}}
+                                    ],
+                                }
+                            ]
+                        }
+                    ]
+                }
+            ]
+        }
         status, body, headers = _post(url, json.dumps(document).encode(), "application/json")
         assert (status, headers["Content-Type"]) == (200, "application/json")
         running.wait_until(lambda: _count(running.store) == 2, timeout=5, what="the two valid spans")
-        rows = query(running.store, "SELECT name, span_id, kind, input_tokens, duration_ns FROM spans ORDER BY name")
-        assert rows.rows() == [("good", "02" * 8, "UNSPECIFIED", None, 1), ("json-span", "0b" * 8, "SERVER", 42, 2000)]
+        rows = query(
+            running.store, "SELECT name, span_id, kind, input_tokens, duration_ns FROM spans ORDER BY name"
+        )
+        assert rows.rows() == [
+            ("good", "02" * 8, "UNSPECIFIED", None, 1),
+            ("json-span", "0b" * 8, "SERVER", 42, 2000),
+        ]
         health = running.health()
         # garbage, truncated and bad JSON reach the decoder; bad gzip, 413 and 415 are refused before it
         assert (health["bad_requests"], health["rejected_spans"], health["accepted_spans"]) == (3, 1, 2)
@@ -225,6 +277,8 @@ def test_non_loopback_bind_without_token_is_refused(tmp_path) -> None:
 
     from loratrace.cli import cli
 
-    result = CliRunner().invoke(cli, ["collect", "--store", str(tmp_path / "s"), "--http", "0.0.0.0:0"], env={})
+    result = CliRunner().invoke(
+        cli, ["collect", "--store", str(tmp_path / "s"), "--http", "0.0.0.0:0"], env={}
+    )
     assert result.exit_code == 1
     assert "--auth-token" in result.output

@@ -1,4 +1,5 @@
-"""Normalisation of every naming scheme, compaction, retention, readers in other processes, the embedded exporter,
+"""Normalisation of every naming scheme, compaction, retention, readers in other processes, the embedded
+exporter,
 and ``loratrace sql``."""
 
 from __future__ import annotations
@@ -26,7 +27,15 @@ from loratrace.store.embedded import StoreSpanExporter
 from loratrace.store.retention import apply_retention
 from loratrace.store.segments import iter_segments, write_segments
 
-PROMOTED = ("model", "input_tokens", "output_tokens", "ttft_ms", "provider_name", "operation_name", "finish_reason")
+PROMOTED = (
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "ttft_ms",
+    "provider_name",
+    "operation_name",
+    "finish_reason",
+)
 
 
 def _decode(attributes: dict) -> dict:
@@ -45,28 +54,49 @@ def _decode(attributes: dict) -> dict:
     ("attributes", "expected"),
     [
         pytest.param(
-            {"gen_ai.response.model": "a1", "gen_ai.usage.input_tokens": 3, "gen_ai.usage.output_tokens": 4,
-             "gen_ai.response.time_to_first_chunk": 0.5, "gen_ai.provider.name": "huggingface",
-             "gen_ai.operation.name": "text_completion", "gen_ai.response.finish_reasons": ("stop",)},
+            {
+                "gen_ai.response.model": "a1",
+                "gen_ai.usage.input_tokens": 3,
+                "gen_ai.usage.output_tokens": 4,
+                "gen_ai.response.time_to_first_chunk": 0.5,
+                "gen_ai.provider.name": "huggingface",
+                "gen_ai.operation.name": "text_completion",
+                "gen_ai.response.finish_reasons": ("stop",),
+            },
             ("a1", 3, 4, 500.0, "huggingface", "text_completion", "stop"),
             id="genai-loratrace",
         ),
         pytest.param(
-            {"gen_ai.response.model": "lora-x", "gen_ai.usage.prompt_tokens": 12, "gen_ai.usage.completion_tokens": 9,
-             "gen_ai.latency.time_to_first_token": 0.125, "gen_ai.system": "vllm",
-             "gen_ai.response.finish_reasons": ("length",)},
+            {
+                "gen_ai.response.model": "lora-x",
+                "gen_ai.usage.prompt_tokens": 12,
+                "gen_ai.usage.completion_tokens": 9,
+                "gen_ai.latency.time_to_first_token": 0.125,
+                "gen_ai.system": "vllm",
+                "gen_ai.response.finish_reasons": ("length",),
+            },
             ("lora-x", 12, 9, 125.0, "vllm", None, "length"),
             id="vllm-native",
         ),
         pytest.param(
-            {"openinference.span.kind": "LLM", "llm.model_name": "a2", "llm.token_count.prompt": 30,
-             "llm.token_count.completion": 2, "llm.provider": "huggingface"},
+            {
+                "openinference.span.kind": "LLM",
+                "llm.model_name": "a2",
+                "llm.token_count.prompt": 30,
+                "llm.token_count.completion": 2,
+                "llm.provider": "huggingface",
+            },
             ("a2", 30, 2, None, "huggingface", None, None),
             id="openinference",
         ),
         pytest.param(
-            {"gen_ai.system": "HuggingFace", "gen_ai.response.model": "base", "gen_ai.usage.prompt_tokens": 8,
-             "gen_ai.usage.completion_tokens": 1, "llm.request.type": "completion"},
+            {
+                "gen_ai.system": "HuggingFace",
+                "gen_ai.response.model": "base",
+                "gen_ai.usage.prompt_tokens": 8,
+                "gen_ai.usage.completion_tokens": 1,
+                "llm.request.type": "completion",
+            },
             ("base", 8, 1, None, "HuggingFace", "completion", None),
             id="openllmetry",
         ),
@@ -78,8 +108,12 @@ def test_every_naming_scheme_fills_the_promoted_columns(attributes: dict, expect
 
 def _write(store: Path, spans: list[tuple[str, str, int]], *, walend: int) -> None:
     frame = pl.DataFrame(
-        {"trace_id": [t for t, _, _ in spans], "span_id": [s for _, s, _ in spans],
-         "start_time": [us for _, _, us in spans], "attributes": ["{}"] * len(spans)}
+        {
+            "trace_id": [t for t, _, _ in spans],
+            "span_id": [s for _, s, _ in spans],
+            "start_time": [us for _, _, us in spans],
+            "attributes": ["{}"] * len(spans),
+        }
     ).with_columns(pl.col("start_time").cast(pl.Datetime("us")))
     write_segments(store, {"spans": frame}, walend=walend, kind="flush")
 
@@ -100,8 +134,14 @@ def test_retention_drops_old_days_and_new_keys_never_break_old_segments(tmp_path
     store = ensure_store(tmp_path / "s")
     old_us, new_us = 1_700_000_000_000_000, 1_796_000_000_000_000  # 2023-11-14 and 2026-11-30
     _write(store, [("a" * 32, "a" * 16, old_us)], walend=1)
-    frame = pl.DataFrame({"trace_id": ["b" * 32], "span_id": ["b" * 16], "start_time": [new_us],
-                          "attributes": ['{"brand.new.key": 5}']}).with_columns(pl.col("start_time").cast(pl.Datetime("us")))
+    frame = pl.DataFrame(
+        {
+            "trace_id": ["b" * 32],
+            "span_id": ["b" * 16],
+            "start_time": [new_us],
+            "attributes": ['{"brand.new.key": 5}'],
+        }
+    ).with_columns(pl.col("start_time").cast(pl.Datetime("us")))
     write_segments(store, {"spans": frame}, walend=2, kind="flush")
     rows = query(store, "SELECT span_id, attributes['brand.new.key'] AS k FROM spans ORDER BY span_id").rows()
     assert rows == [("a" * 16, None), ("b" * 16, "5")]
@@ -121,7 +161,8 @@ def test_embedded_exporter_reader_in_another_process_polars_scan_and_moved_store
     provider.shutdown()
     code = (
         "import sys; from loratrace.store import query; "
-        "print(query(sys.argv[1], 'SELECT adapter_name, count(*) AS n FROM spans GROUP BY 1 ORDER BY 1').rows())"
+        "print(query(sys.argv[1], "
+        "'SELECT adapter_name, count(*) AS n FROM spans GROUP BY 1 ORDER BY 1').rows())"
     )
     out = subprocess.run([sys.executable, "-c", code, str(store)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[('a1', 2), ('a2', 1)]"
