@@ -1,4 +1,4 @@
-"""Fixtures for the transformers + PEFT instrumentor: SDK providers with in-memory exporters, fresh tiny models."""
+"""Fixtures for the transformers + PEFT instrumentor: SDK providers with in-memory exporters, tiny models."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def _telemetry() -> Telemetry:
 
 @pytest.fixture
 def uninstrumented() -> Iterator[Telemetry]:
-    """Providers only; the test instruments (after setting the environment it needs) and this fixture cleans up."""
+    """Providers only: the test instruments (after setting its environment); this fixture cleans up."""
     telemetry = _telemetry()
     yield telemetry
     instrumentor = TransformersInstrumentor()
@@ -99,7 +99,7 @@ def load_peft(tiny_models: TinyModels, *names: str) -> Any:
 def expected_completion(
     sequences: Any, prompt_width: int, *, eos: int, pad: int, max_new_tokens: int
 ) -> tuple[int, list[str]]:
-    """Output tokens and finish reasons by the rule the instrumentor documents, read row by row from the tensor."""
+    """Output tokens and finish reasons by the rule the instrumentor documents, read row by row."""
     total = 0
     reasons = []
     for row in sequences[:, prompt_width:].tolist():

@@ -115,7 +115,7 @@ def test_disabled_adapter_is_the_base_model(telemetry: Telemetry, tiny_models, t
         _, disabled_output = _generate(model, tokenizer)
     _, adapter_output = _generate(model, tokenizer)
     _, base_output = _generate(load_base(tiny_models), tokenizer)
-    disabled, enabled, base = telemetry.finished()
+    disabled, enabled, _base = telemetry.finished()
     _assert_no_adapter(disabled.attributes)
     _assert_adapter(enabled.attributes, tiny_models, "a2")
     # what the span says is what served: the disabled call produced the base model's tokens
@@ -154,7 +154,7 @@ def test_merge_and_unload_keeps_the_adapter_attributed(telemetry: Telemetry, tin
     merged_model = model.merge_and_unload()
     assert type(merged_model) is LlamaForCausalLM
     _, merged_output = _generate(merged_model, tokenizer)
-    _, spans = None, telemetry.finished()
+    spans = telemetry.finished()
     _assert_adapter(spans[1].attributes, tiny_models, "a2", merged=True)
     assert spans[1].attributes[semconv.ADAPTER_SOURCE] == str(tiny_models.adapters["a2"])
     assert merged_output.tolist() == adapter_output.tolist()
@@ -215,9 +215,9 @@ def test_batch_of_prompts_with_padding(telemetry: Telemetry, tiny_models, tokeni
         pad=tokenizer.pad_token_id,
         max_new_tokens=8,
     )
-    assert (
-        "stop" in reasons and "length" in reasons
-    )  # the fixture's adapter ends one row early: both paths run
+    # the fixture's adapter ends one row early, so both finish paths run
+    assert "stop" in reasons
+    assert "length" in reasons
     assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == unpadded
     assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == output_tokens
     assert list(attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS]) == reasons
@@ -280,7 +280,7 @@ def test_streamer_gets_every_token_and_ttft_is_recorded(telemetry: Telemetry, ti
 
     streamer = Collector()
     model = load_peft(tiny_models, "a1")
-    inputs, output = _generate(model, tokenizer, streamer=streamer, max_new_tokens=6)
+    _, output = _generate(model, tokenizer, streamer=streamer, max_new_tokens=6)
     span = telemetry.only_span()
     received = [token for put in streamer.puts for token in put]
     assert received == output[0].tolist()  # the prompt, then every generated token
@@ -314,7 +314,7 @@ def test_error_is_recorded_and_reraised_unchanged(telemetry: Telemetry, tiny_mod
 def test_quantization_config_as_transformers_stores_it_is_reported(
     telemetry: Telemetry, tiny_models, tokenizer
 ):
-    """The weights are not quantized here (bitsandbytes needs a GPU); the config object is transformers' own."""
+    """The weights are not quantized (bitsandbytes needs a GPU); the config object is transformers' own."""
     from transformers import BitsAndBytesConfig
 
     model = load_base(tiny_models)
