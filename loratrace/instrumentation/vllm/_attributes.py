@@ -22,6 +22,8 @@ _SAMPLING_FIELDS = (
     ("n", semconv.GEN_AI_REQUEST_CHOICE_COUNT),
 )
 
+_NEUTRAL = {"top_p": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0}
+
 
 def sampling_attributes(params: Any) -> dict[str, Any]:
     """``gen_ai.request.*`` and ``llm.invocation_parameters`` from a ``SamplingParams`` (None gives {})."""
@@ -33,7 +35,8 @@ def sampling_attributes(params: Any) -> dict[str, Any]:
         value = getattr(params, field, None)
         if value is None or isinstance(value, bool) or not isinstance(value, int | float):
             continue
-        if field == "top_k" and value <= 0:  # vLLM's "disabled" value
+        # vLLM's "not asked for" values (top_k <= 0 is "disabled"): fewer attributes on every request span.
+        if value == _NEUTRAL.get(field) or (field == "top_k" and value <= 0):
             continue
         attributes[name] = value
         invocation[field] = value

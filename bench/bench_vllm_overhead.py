@@ -1,0 +1,252 @@
+"""vLLM with loratrace vs without, side by side in one run.
+
+\b
+    .venv/bin/python bench/bench_vllm_overhead.py                 # offline + server
+    .venv/bin/python bench/bench_vllm_overhead.py --skip-server   # offline only (~1 min)
+
+Offline: one in-process engine; a batch of prompts spread evenly over the base model, a1 and a2 goes through
+``LLM.generate`` alternately uninstrumented and instrumented (``uninstrument()`` / ``instrument()`` between
+runs, the order flipped each repetition); the figure is the ratio of median throughputs. Goal: >= 98 %.
+
+Server: two servers from the same model and adapters, one launched through
+``loratrace.instrumentation.vllm.serve`` exporting over OTLP/HTTP to a receiver in this process, one plain
+``vllm.entrypoints.openai.api_server``; sequential non-streamed completions alternate between them (base, a1,
+a2 in turn); the figure is the relative difference of median latencies. Goal: <= 1 %.
+
+Spans in the offline part go to a BatchSpanProcessor with an exporter that drops them (the SDK's full cost
+without a network); metrics to an in-memory reader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+ENGINE_ENV = {
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "HF_HUB_OFFLINE": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+PROMPTS = [
+    "The quick brown fox",
+    "Invoices are due within",
+    "Please reset my password",
+    "Translate the following sentence",
+    "Return a JSON object with",
+    "Our enterprise customers need",
+    "What is the capital of France?",
+]
+
+
+def _models() -> Any:
+    sys.path.insert(0, str(REPO))
+    from loratrace.demo.tiny_model import ensure_tiny_models
+
+    return ensure_tiny_models(Path(os.environ.get("LORATRACE_FIXTURES", REPO / ".fixtures")))
+
+
+def bench_offline(*, prompts: int, repeats: int, max_tokens: int) -> dict[str, float]:
+    os.environ.update(ENGINE_ENV, VLLM_ENABLE_V1_MULTIPROCESSING="0")
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    import loratrace
+
+    class DropExporter(SpanExporter):
+        def export(self, spans: Sequence[Any]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    models = _models()
+    from vllm import LLM, SamplingParams
+    from vllm.lora.request import LoRARequest
+
+    llm = LLM(
+        model=str(models.base), served_model_name="tiny-llama", dtype="float32", enforce_eager=True,
+        enable_lora=True, max_lora_rank=8, max_loras=3, max_model_len=256,
+    )  # fmt: skip
+    loras = [
+        None,
+        LoRARequest("a1", 1, str(models.adapters["a1"])),
+        LoRARequest("a2", 2, str(models.adapters["a2"])),
+    ]
+    batch = [PROMPTS[i % len(PROMPTS)] + f" #{i}" for i in range(prompts)]
+    batch_loras = [loras[i % 3] for i in range(prompts)]
+    params = SamplingParams(max_tokens=max_tokens, temperature=0.0, ignore_eos=True)
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(DropExporter()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+
+    def run() -> float:
+        start = time.perf_counter()
+        outputs = llm.generate(batch, params, lora_request=batch_loras, use_tqdm=False)
+        elapsed = time.perf_counter() - start
+        assert len(outputs) == prompts
+        return prompts / elapsed
+
+    run()  # warm-up: loads both adapters, fills caches
+    plain: list[float] = []
+    traced: list[float] = []
+    for repetition in range(repeats):
+        for instrumented in (False, True) if repetition % 2 == 0 else (True, False):
+            if instrumented:
+                loratrace.instrument(
+                    tracer_provider=tracer_provider, meter_provider=meter_provider, libraries=["vllm"]
+                )
+                traced.append(run())
+                loratrace.uninstrument()
+            else:
+                plain.append(run())
+    tracer_provider.shutdown()
+    result = {
+        "prompts": prompts,
+        "max_tokens": max_tokens,
+        "repeats": repeats,
+        "plain_median_req_s": statistics.median(plain),
+        "traced_median_req_s": statistics.median(traced),
+    }
+    result["ratio"] = result["traced_median_req_s"] / result["plain_median_req_s"]
+    return result
+
+
+class _Sink(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+        return
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_server(models: Any, *, traced: bool, sink: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    module = "loratrace.instrumentation.vllm.serve" if traced else "vllm.entrypoints.openai.api_server"
+    env = {**os.environ, **ENGINE_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": sink}
+    command = [
+        sys.executable, "-m", module, "--model", str(models.base), "--served-model-name", "tiny-llama",
+        "--dtype", "float32", "--enforce-eager", "--max-model-len", "256", "--enable-lora",
+        "--max-lora-rank", "8", "--max-loras", "3", "--lora-modules", f"a1={models.adapters['a1']}",
+        f"a2={models.adapters['a2']}", "--host", "127.0.0.1", "--port", str(port), "--disable-log-requests",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _wait_ready(process: subprocess.Popen[bytes], url: str, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server for {url} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/v1/models", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit(f"server for {url} not ready in time")
+
+
+def _complete(url: str, model: str, prompt: str, max_tokens: int) -> float:
+    body = json.dumps({"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0,
+                       "ignore_eos": True}).encode()  # fmt: skip
+    request = urllib.request.Request(
+        url + "/v1/completions", data=body, headers={"Content-Type": "application/json"}
+    )
+    start = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=60) as response:
+        response.read()
+    return time.perf_counter() - start
+
+
+def bench_server(*, requests: int, max_tokens: int) -> dict[str, float]:
+    models = _models()
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    sink_url = f"http://127.0.0.1:{sink.server_address[1]}"
+    servers = {traced: _start_server(models, traced=traced, sink=sink_url) for traced in (False, True)}
+    try:
+        deadline = time.monotonic() + 300
+        for process, url in servers.values():
+            _wait_ready(process, url, deadline)
+        names = ["tiny-llama", "a1", "a2"]
+        for i in range(9):  # warm-up both
+            for _, url in servers.values():
+                _complete(url, names[i % 3], PROMPTS[i % len(PROMPTS)], max_tokens)
+        latencies: dict[bool, list[float]] = {False: [], True: []}
+        for i in range(requests):
+            order = (False, True) if i % 2 == 0 else (True, False)
+            for traced in order:
+                url = servers[traced][1]
+                latencies[traced].append(_complete(url, names[i % 3], PROMPTS[i % len(PROMPTS)], max_tokens))
+    finally:
+        for process, _ in servers.values():
+            process.terminate()
+        for process, _ in servers.values():
+            process.wait(timeout=60)
+        sink.shutdown()
+    plain, traced = statistics.median(latencies[False]), statistics.median(latencies[True])
+    return {
+        "requests_each": requests,
+        "max_tokens": max_tokens,
+        "plain_median_ms": plain * 1e3,
+        "traced_median_ms": traced * 1e3,
+        "overhead": traced / plain - 1,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--prompts", type=int, default=258, help="offline batch size (spread over base, a1, a2)"
+    )
+    parser.add_argument("--repeats", type=int, default=5, help="offline repetitions of each variant")
+    parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--server-requests", type=int, default=150, help="requests to each server")
+    parser.add_argument("--skip-server", action="store_true")
+    parser.add_argument("--skip-offline", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_server:
+        # First, before this process holds an engine: the two servers need the memory and the cores.
+        server = bench_server(requests=args.server_requests, max_tokens=args.max_tokens)
+        print(json.dumps({"server": server}), flush=True)
+        print(
+            f"server: median latency {server['plain_median_ms']:.1f} ms plain vs
+            {server['traced_median_ms']:.1f} ms " f"with loratrace ({server['overhead']:+.2%}, goal <= +1%)",
+            flush=True,
+        )
+    if not args.skip_offline:
+        offline = bench_offline(prompts=args.prompts, repeats=args.repeats, max_tokens=args.max_tokens)
+        print(json.dumps({"offline": offline}), flush=True)
+        print(
+            f"offline: {offline['plain_median_req_s']:.1f} req/s plain vs
+            {offline['traced_median_req_s']:.1f} req/s " f"with loratrace ({offline['ratio']:.2%} of plain,
+            goal >= 98%)", flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
