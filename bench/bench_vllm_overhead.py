@@ -130,7 +130,7 @@ class _Sink(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 
@@ -234,17 +234,18 @@ def main() -> None:
         server = bench_server(requests=args.server_requests, max_tokens=args.max_tokens)
         print(json.dumps({"server": server}), flush=True)
         print(
-            f"server: median latency {server['plain_median_ms']:.1f} ms plain vs
-            {server['traced_median_ms']:.1f} ms " f"with loratrace ({server['overhead']:+.2%}, goal <= +1%)",
+            f"server: median latency {server['plain_median_ms']:.1f} ms plain vs "
+            f"{server['traced_median_ms']:.1f} ms with loratrace ({server['overhead']:+.2%}, goal <= +1%)",
             flush=True,
         )
     if not args.skip_offline:
         offline = bench_offline(prompts=args.prompts, repeats=args.repeats, max_tokens=args.max_tokens)
         print(json.dumps({"offline": offline}), flush=True)
         print(
-            f"offline: {offline['plain_median_req_s']:.1f} req/s plain vs
-            {offline['traced_median_req_s']:.1f} req/s " f"with loratrace ({offline['ratio']:.2%} of plain,
-            goal >= 98%)", flush=True,
+            f"offline: {offline['plain_median_req_s']:.1f} req/s plain vs "
+            f"{offline['traced_median_req_s']:.1f} req/s with loratrace "
+            f"({offline['ratio']:.2%} of plain, goal >= 98%)",
+            flush=True,
         )
 
 
