@@ -150,7 +150,7 @@ def _start_server(models: Any, *, traced: bool, sink: str) -> tuple[subprocess.P
         sys.executable, "-m", module, "--model", str(models.base), "--served-model-name", "tiny-llama",
         "--dtype", "float32", "--enforce-eager", "--max-model-len", "256", "--enable-lora",
         "--max-lora-rank", "8", "--max-loras", "3", "--lora-modules", f"a1={models.adapters['a1']}",
-        f"a2={models.adapters['a2']}", "--host", "127.0.0.1", "--port", str(port), "--disable-log-requests",
+        f"a2={models.adapters['a2']}", "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO
