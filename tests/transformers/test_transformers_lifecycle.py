@@ -1,0 +1,262 @@
+"""Instrumenting and uninstrumenting, content capture, pipelines, release context, annotations, fail open."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import wrapt
+from conftest import SPECS, Telemetry, load_base, load_peft
+from opentelemetry.trace import StatusCode
+
+import loratrace
+from loratrace import semconv
+from loratrace.errors import LoratraceWarning
+from loratrace.instrumentation.transformers import TransformersInstrumentor, _content, _patching
+
+PROMPT = "Invoices are due within"
+CAPTURE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+CONTENT_KEYS = {
+    semconv.GEN_AI_INPUT_MESSAGES,
+    semconv.GEN_AI_OUTPUT_MESSAGES,
+    semconv.INPUT_VALUE,
+    semconv.OUTPUT_VALUE,
+}
+
+
+def _instrument(telemetry: Telemetry) -> None:
+    TransformersInstrumentor().instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+
+
+def _patched_methods() -> dict[tuple[type, str], object]:
+    from peft.peft_model import PeftModel, PeftModelForCausalLM, PeftModelForSeq2SeqLM
+    from peft.tuners.tuners_utils import BaseTuner
+    from transformers.generation.utils import GenerationMixin
+    from transformers.pipelines.base import Pipeline
+
+    targets = [
+        (GenerationMixin, "generate"),
+        (Pipeline, "__call__"),
+        (PeftModel, "generate"),
+        (PeftModelForCausalLM, "generate"),
+        (PeftModelForSeq2SeqLM, "generate"),
+        (PeftModel, "load_adapter"),
+        (BaseTuner, "merge_and_unload"),
+        (BaseTuner, "unload"),
+    ]
+    return {(owner, name): owner.__dict__[name] for owner, name in targets}
+
+
+def test_uninstrument_restores_the_original_methods(uninstrumented: Telemetry, tiny_models, tokenizer):
+    originals = _patched_methods()
+    _instrument(uninstrumented)
+    for key, wrapped in _patched_methods().items():
+        assert isinstance(wrapped, wrapt.FunctionWrapper), key
+        assert wrapped.__wrapped__ is originals[key]
+    TransformersInstrumentor().uninstrument()
+    assert _patched_methods() == originals
+    assert all(current is originals[key] for key, current in _patched_methods().items())
+    model = load_peft(tiny_models, "a1")
+    model.generate(**tokenizer([PROMPT], return_tensors="pt"), max_new_tokens=3)
+    assert uninstrumented.finished() == []
+    # an import hook firing after uninstrument does nothing
+    import transformers.generation.utils
+
+    _patching._on_import(transformers.generation.utils)
+    assert _patched_methods() == originals
+    # and instrumenting again works
+    _instrument(uninstrumented)
+    model.generate(**tokenizer([PROMPT], return_tensors="pt"), max_new_tokens=3)
+    assert uninstrumented.only_span().attributes[semconv.ADAPTER_NAME] == "a1"
+
+
+def test_instrumenting_twice_warns_and_never_raises(telemetry: Telemetry, tiny_models, tokenizer, caplog):
+    with caplog.at_level(logging.WARNING, logger="opentelemetry.instrumentation.instrumentor"):
+        _instrument(telemetry)
+    assert "already instrumented" in caplog.text
+    load_base(tiny_models).generate(**tokenizer([PROMPT], return_tensors="pt"), max_new_tokens=2)
+    assert len(telemetry.finished()) == 1  # still one span per call, not two
+
+
+def test_loratrace_instrument_twice_warns(uninstrumented: Telemetry):
+    try:
+        loratrace.instrument(
+            tracer_provider=uninstrumented.tracer_provider,
+            meter_provider=uninstrumented.meter_provider,
+            libraries=["transformers"],
+        )
+        with pytest.warns(LoratraceWarning, match="already called"):
+            loratrace.instrument(libraries=["transformers"])
+        assert TransformersInstrumentor().is_instrumented_by_opentelemetry
+    finally:
+        loratrace.uninstrument()
+    assert not TransformersInstrumentor().is_instrumented_by_opentelemetry
+
+
+def test_instrument_imports_nothing_heavy_and_works_without_peft(tiny_models):
+    """In a fresh interpreter: instrument() leaves transformers unimported, and PEFT is optional."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["peft"] = None  # as if PEFT were not installed
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from opentelemetry.metrics import NoOpMeterProvider
+        import loratrace
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        loratrace.instrument(
+            tracer_provider=provider, meter_provider=NoOpMeterProvider(), libraries=["transformers"]
+        )
+        heavy = [name for name in ("torch", "transformers", "peft.peft_model") if sys.modules.get(name)]
+        assert heavy == [], heavy
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        tokenizer = AutoTokenizer.from_pretrained({str(tiny_models.base)!r})
+        model = AutoModelForCausalLM.from_pretrained({str(tiny_models.base)!r})
+        model.generate(**tokenizer(["Hello"], return_tensors="pt"), max_new_tokens=2, do_sample=False)
+        (span,) = exporter.get_finished_spans()
+        assert span.attributes["loratrace.base_model.name"] == "tiny-llama", dict(span.attributes)
+        print("ok")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")
+
+
+def test_content_is_not_captured_by_default(telemetry: Telemetry, tiny_models, tokenizer):
+    load_base(tiny_models).generate(**tokenizer([PROMPT], return_tensors="pt"), max_new_tokens=4)
+    assert not CONTENT_KEYS & set(telemetry.only_span().attributes)
+
+
+def test_content_capture_on(uninstrumented: Telemetry, tiny_models, tokenizer, monkeypatch):
+    monkeypatch.setenv(CAPTURE, "true")
+    _instrument(uninstrumented)
+    model = load_peft(tiny_models, "a1")
+    inputs = tokenizer([PROMPT], return_tensors="pt")
+    output = model.generate(**inputs, max_new_tokens=5, do_sample=False)
+    attributes = uninstrumented.only_span().attributes
+    prompt = tokenizer.decode(inputs["input_ids"][0], skip_special_tokens=True)
+    completion = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    (reason,) = attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS]
+    assert attributes[semconv.INPUT_VALUE] == prompt
+    assert attributes[semconv.OUTPUT_VALUE] == completion
+    assert json.loads(attributes[semconv.GEN_AI_INPUT_MESSAGES]) == [
+        {"role": "user", "parts": [{"type": "text", "content": prompt}]}
+    ]
+    assert json.loads(attributes[semconv.GEN_AI_OUTPUT_MESSAGES]) == [
+        {"role": "assistant", "parts": [{"type": "text", "content": completion}], "finish_reason": reason}
+    ]
+
+
+def test_pipeline_call_is_one_span_with_the_adapter_and_its_tokenizer(
+    uninstrumented: Telemetry, tiny_models, tokenizer, monkeypatch
+):
+    from transformers import pipeline
+
+    monkeypatch.setenv(CAPTURE, "true")
+    _instrument(uninstrumented)
+    model = load_peft(tiny_models, "a2")
+    generator = pipeline("text-generation", model=model, tokenizer=tokenizer)
+    (answer,) = generator(PROMPT, max_new_tokens=5, do_sample=False, return_full_text=False)
+    span = uninstrumented.only_span()
+    attributes = span.attributes
+    assert attributes[semconv.ADAPTER_NAME] == "a2"
+    assert attributes[semconv.ADAPTER_RANK] == SPECS["a2"].rank
+    assert attributes[semconv.GEN_AI_REQUEST_MAX_TOKENS] == 5
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == len(tokenizer(PROMPT)["input_ids"])
+    assert attributes[semconv.OUTPUT_VALUE].strip() == answer["generated_text"].strip()
+    assert model not in _content._LOADED  # the pipeline's tokenizer was used, none was loaded from disk
+
+
+def test_release_context_reaches_spans_across_threads_and_tasks(telemetry: Telemetry, tiny_models, tokenizer):
+    model = load_peft(tiny_models, "a1")
+    inputs = tokenizer([PROMPT], return_tensors="pt")
+
+    def call():
+        return model.generate(**inputs, max_new_tokens=3, do_sample=False)
+
+    with loratrace.context(route="billing", cohort="enterprise"), ThreadPoolExecutor(1) as pool:
+        pool.submit(contextvars.copy_context().run, call).result()
+
+    async def serve(cohort: str) -> None:
+        with loratrace.context(cohort=cohort):
+            await asyncio.to_thread(call)
+
+    async def main() -> None:
+        await asyncio.gather(serve("free"), serve("pro"))
+
+    with loratrace.context(route="support", prompt_version="v3"):
+        asyncio.run(main())
+    seen = sorted(
+        (
+            span.attributes[semconv.ROUTE_NAME],
+            span.attributes[semconv.COHORT],
+            span.attributes.get(semconv.PROMPT_VERSION),
+        )
+        for span in telemetry.finished()
+    )
+    assert seen == [("billing", "enterprise", None), ("support", "free", "v3"), ("support", "pro", "v3")]
+    assert all(span.attributes[semconv.ADAPTER_NAME] == "a1" for span in telemetry.finished())
+
+
+def test_annotations_land_on_the_generation(telemetry: Telemetry, tiny_models, tokenizer):
+    model = load_peft(tiny_models, "a1")
+    inputs = tokenizer([PROMPT], return_tensors="pt")
+    with loratrace.context(route="extract", cohort="enterprise"):
+        model.generate(**inputs, max_new_tokens=3)
+        loratrace.record_schema_attempt(valid=False, error="missing field 'plan'")
+        model.generate(**inputs, max_new_tokens=3)
+        loratrace.record_schema_attempt(valid=True)
+        loratrace.record_eval("json_valid", score=1.0, passed=True)
+        loratrace.mark_fallback(reason="adapter answer needed a retry")
+    first, second = telemetry.finished()
+    assert first.attributes[semconv.SCHEMA_ATTEMPTS] == 1
+    assert first.attributes[semconv.SCHEMA_VALID] is False
+    assert first.attributes[semconv.SCHEMA_ERROR] == "missing field 'plan'"
+    assert first.attributes[semconv.FALLBACK] is False
+    assert second.attributes[semconv.SCHEMA_ATTEMPTS] == 2
+    assert second.attributes[semconv.SCHEMA_VALID] is True
+    assert second.attributes[semconv.FALLBACK] is True
+    assert second.attributes[semconv.FALLBACK_REASON] == "adapter answer needed a retry"
+    (event,) = second.events
+    assert event.name == semconv.GEN_AI_EVALUATION_RESULT_EVENT
+    assert dict(event.attributes) == {
+        semconv.GEN_AI_EVALUATION_NAME: "json_valid",
+        semconv.GEN_AI_EVALUATION_SCORE_VALUE: 1.0,
+        semconv.EVALUATION_PASSED: True,
+    }
+    assert second.attributes[semconv.ADAPTER_NAME] == "a1"
+
+
+def test_fails_open_when_the_output_is_not_what_it_reads(
+    telemetry: Telemetry, tiny_models, tokenizer, caplog
+):
+    """A custom decoding function may return anything; loratrace cannot count tokens but changes nothing."""
+    returned = {"texts": ["an answer in a shape loratrace does not read"]}
+
+    def custom_decoding(model, input_ids, **kwargs):
+        return returned
+
+    model = load_peft(tiny_models, "a1")
+    with caplog.at_level(logging.DEBUG, logger="loratrace.instrumentation.transformers._wrappers"):
+        result = model.generate(**tokenizer([PROMPT], return_tensors="pt"), custom_generate=custom_decoding)
+    assert result is returned
+    span = telemetry.only_span()
+    assert span.status.status_code is StatusCode.UNSET
+    assert span.attributes[semconv.ADAPTER_NAME] == "a1"
+    assert semconv.GEN_AI_USAGE_OUTPUT_TOKENS not in span.attributes
+    assert "could not read the outcome" in caplog.text
