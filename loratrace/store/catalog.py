@@ -18,7 +18,7 @@ import duckdb
 from loratrace import semconv
 from loratrace.store import layout, schema
 
-CATALOG_VERSION: Final = 1
+CATALOG_VERSION: Final = 2
 
 
 def _source(table: str) -> str:
@@ -52,18 +52,27 @@ def view_statements() -> list[str]:
     return statements
 
 
+STORAGE_VERSION = "v1.0.0"
+
+
 def build_catalog(store: Path) -> Path:
     """Write ``STORE/catalog.duckdb`` afresh (atomically); the store's schema segments must exist."""
     target = store / layout.CATALOG
     tmp = store / f".{layout.CATALOG}.{os.getpid()}.tmp"
     tmp.unlink(missing_ok=True)
-    con = duckdb.connect(str(tmp))
+    # The oldest storage format that holds views, so DuckDB shells and drivers older than this library
+    # (the duckdb CLI on PyPI, distro packages) open the catalog too.
+    con = duckdb.connect()
     try:
+        con.execute(f"ATTACH ? AS catalog (STORAGE_VERSION '{STORAGE_VERSION}')", [str(tmp)])
+        con.execute("USE catalog")
         con.execute("SET file_search_path = ?", [str(store)])
         for statement in view_statements():
             con.execute(statement)
         con.execute("CREATE OR REPLACE TABLE loratrace_catalog AS SELECT ? AS version", [CATALOG_VERSION])
-        con.execute("CHECKPOINT")
+        con.execute("CHECKPOINT catalog")
+        con.execute("USE memory")
+        con.execute("DETACH catalog")
     finally:
         con.close()
     Path(f"{tmp}.wal").unlink(missing_ok=True)
