@@ -28,7 +28,13 @@ def cli() -> None:
     show_default=True,
     help="Folder for the tiny model, its adapters and the span store.",
 )
-def demo(workdir: str) -> None:
+@click.option(
+    "--vllm/--no-vllm",
+    "use_vllm",
+    default=None,
+    help="Also serve through vLLM's offline engine (default: when vLLM is installed).",
+)
+def demo(workdir: str, use_vllm: bool | None) -> None:
     """Serve a few prompts through a local tiny model and two LoRA adapters, instrumented, and show the spans.
 
     Builds the tiny Llama and adapters on local disk (no download), so it runs offline.
@@ -39,7 +45,7 @@ def demo(workdir: str) -> None:
     """
     from loratrace.demo.walkthrough import run_demo
 
-    run_demo(workdir)
+    run_demo(workdir, use_vllm=use_vllm)
 
 
 def _address(value: str, flag: str) -> tuple[str, int]:
