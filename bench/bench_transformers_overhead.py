@@ -81,7 +81,9 @@ def _table(title: str, conditions: list[Condition]) -> str:
         p10 = samples[len(samples) // 10]
         p90 = samples[(len(samples) * 9) // 10]
         added = "—" if condition is conditions[0] else f"{median - baseline:+.1f}"
-        lines.append(f"| {condition.name} | {len(samples)} | {median:.1f} | {added} | {p10:.1f} | {p90:.1f} |")
+        lines.append(
+            f"| {condition.name} | {len(samples)} | {median:.1f} | {added} | {p10:.1f} | {p90:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -89,17 +91,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=300, help="calls per condition (>= 200)")
     parser.add_argument("--new-tokens", type=int, default=8)
-    parser.add_argument("--skip-peer", action="store_true", help="leave out OpenLLMetry (it is slow per call)")
+    parser.add_argument(
+        "--skip-peer", action="store_true", help="leave out OpenLLMetry (it is slow per call)"
+    )
     options = parser.parse_args()
 
     import torch
+    import transformers
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+
+    # the pipeline logs a max_length notice on every call, with or without instrumentation
+    transformers.logging.set_verbosity_error()
 
     import loratrace
     from loratrace.demo.tiny_model import ensure_tiny_models
 
-    root = Path(os.environ.get("LORATRACE_FIXTURES", Path(tempfile.gettempdir()) / "loratrace-bench-fixtures"))
+    root = Path(
+        os.environ.get("LORATRACE_FIXTURES", Path(tempfile.gettempdir()) / "loratrace-bench-fixtures")
+    )
     models = ensure_tiny_models(root)
     torch.set_num_threads(1)
     tokenizer = AutoTokenizer.from_pretrained(models.base)

@@ -106,13 +106,16 @@ def _identity(tuner: Any, state: TunerState, name: str) -> AdapterIdentity:
     if cached is not None and cached[0] is config:
         return cached[1]
     from peft.utils import get_peft_model_state_dict
+    from peft.utils.constants import EMBEDDING_LAYER_NAMES
 
     config_dict = config.to_dict()
+    # Embedding layers as save_pretrained's "auto" decides for targeted embeddings, without its other check,
+    # which looks the base model up on the Hub (a network call in the middle of a user's generate).
+    targets = config_dict.get("target_modules") or ()
+    with_embeddings = not isinstance(targets, str) and any(name in targets for name in EMBEDDING_LAYER_NAMES)
+    state_dict = get_peft_model_state_dict(tuner, adapter_name=name, save_embedding_layers=with_embeddings)
     # Keys as PeftModel.save_pretrained writes them: the PeftModel holds the tuner as its ``base_model``.
-    weights = {
-        f"base_model.{key}": value
-        for key, value in get_peft_model_state_dict(tuner, adapter_name=name).items()
-    }
+    weights = {f"base_model.{key}": value for key, value in state_dict.items()}
     identity = AdapterIdentity(
         name=name,
         id=content_id(identity_config(config_dict), iter_torch_state_dict(weights)),
