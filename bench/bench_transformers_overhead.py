@@ -1,15 +1,18 @@
-"""Time loratrace adds to one generate call on the tiny model, next to OpenLLMetry's transformers instrumentor.
+"""Time loratrace adds to one generate call on the tiny model, next to OpenLLMetry's instrumentor.
 
 \b
     .venv/bin/python bench/bench_transformers_overhead.py            # 300 calls per condition
     .venv/bin/python bench/bench_transformers_overhead.py --calls 500
 
-Three conditions on the same text-generation pipeline call (greedy, 8 new tokens), in one process:
-uninstrumented, loratrace (SDK TracerProvider + BatchSpanProcessor with an in-memory exporter, SDK MeterProvider),
-and ``opentelemetry-instrumentation-transformers`` (same tracer provider). They are interleaved in short blocks,
-toggling instrumentation between blocks, so machine drift hits every condition alike. A second table times
-``PeftModel.generate`` directly (adapter a1 active), where the peer emits nothing. "Added" is the median of a
-condition minus the uninstrumented median.
+Conditions on the same text-generation pipeline call (greedy, 8 new tokens), in one process:
+uninstrumented; loratrace (SDK TracerProvider + BatchSpanProcessor with an in-memory exporter, SDK
+MeterProvider); the SDK floor (a bare wrapper that starts and ends one span carrying the same attributes as
+loratrace's span and records the same three histograms, with no loratrace logic: what any instrumentation
+emitting this much pays); and ``opentelemetry-instrumentation-transformers`` (same tracer provider). They are
+interleaved in short blocks, toggling instrumentation between blocks, so machine drift hits every condition
+alike. A second table times ``PeftModel.generate`` directly (adapter a1 active), where the peer emits nothing.
+"Added" is the median of a condition minus the uninstrumented median. A third table times the wrappers alone
+around a precomputed result (no model run: warm caches), the figure to compare with SDK microbenchmarks.
 """
 
 from __future__ import annotations
@@ -27,11 +30,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 BLOCK = 10
 
@@ -87,6 +90,102 @@ def _table(title: str, conditions: list[Condition]) -> str:
     return "\n".join(lines)
 
 
+def _floor(
+    owner: type, tracer_provider: TracerProvider, meter_provider: MeterProvider, attributes: Any
+) -> Condition:
+    """One span with ``attributes`` and three histogram records around each call: the SDK's own cost."""
+    import wrapt
+
+    from loratrace import semconv
+
+    tracer = tracer_provider.get_tracer("floor")
+    meter = meter_provider.get_meter("floor")
+    duration = meter.create_histogram("floor.duration")
+    tokens = meter.create_histogram("floor.tokens")
+    labels = {key: attributes[key] for key in semconv.METRIC_LABELS if key in attributes}
+    input_labels = {**labels, semconv.GEN_AI_TOKEN_TYPE: "input"}
+    output_labels = {**labels, semconv.GEN_AI_TOKEN_TYPE: "output"}
+    start_attributes = dict(attributes)
+
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        span = tracer.start_span("floor", attributes=start_attributes)
+        started = time.perf_counter()
+        result = wrapped(*args, **kwargs)
+        duration.record(time.perf_counter() - started, labels)
+        tokens.record(5, input_labels)
+        tokens.record(8, output_labels)
+        span.end()
+        return result
+
+    original = owner.__dict__["generate"]
+
+    def on() -> None:
+        wrapt.wrap_function_wrapper(owner, "generate", wrapper)
+
+    def off() -> None:
+        owner.generate = original
+
+    return Condition("SDK floor: 1 span + 3 histogram records, same attributes", on, off)
+
+
+def _warm_table(
+    peft_model: Any,
+    inputs: Any,
+    generate_kwargs: dict[str, Any],
+    tracer_provider: TracerProvider,
+    meter_provider: MeterProvider,
+    floor: Condition,
+) -> str:
+    """Median per-call cost of each wrapper around a function returning a precomputed generate output."""
+    from opentelemetry import metrics, trace
+    from peft.peft_model import PeftModelForCausalLM
+
+    from loratrace.instrumentation.transformers import TransformersInstrumentor
+
+    output = peft_model.generate(**inputs, **generate_kwargs)
+    kwargs = {**inputs, **generate_kwargs}
+
+    def precomputed(*args: Any, **kwargs: Any) -> Any:
+        return output
+
+    def timed(on: Callable[[], None], off: Callable[[], None]) -> float:
+        on()  # the wrappers read their settings at call time: keep the instrumentation on while timing
+        try:
+            wrapper = PeftModelForCausalLM.__dict__["generate"]._self_wrapper
+            samples = []
+            for _ in range(2000):
+                started = time.perf_counter_ns()
+                wrapper(precomputed, peft_model, (), kwargs)
+                samples.append((time.perf_counter_ns() - started) / 1000)
+        finally:
+            off()
+        return statistics.median(samples)
+
+    instrumentor = TransformersInstrumentor()
+    cases = {
+        "loratrace, SDK providers": (
+            lambda: instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider),
+            instrumentor.uninstrument,
+        ),
+        "loratrace, no-op providers (loratrace's own logic)": (
+            lambda: instrumentor.instrument(
+                tracer_provider=trace.NoOpTracerProvider(), meter_provider=metrics.NoOpMeterProvider()
+            ),
+            instrumentor.uninstrument,
+        ),
+        floor.name: (floor.on, floor.off),
+    }
+    lines = [
+        "### wrappers alone, warm (precomputed result, no model run)",
+        "",
+        "| wrapper | median µs |",
+        "|---|---|",
+    ]
+    for name, (on, off) in cases.items():
+        lines.append(f"| {name} | {timed(on, off):.1f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=300, help="calls per condition (>= 200)")
@@ -120,6 +219,19 @@ def main() -> None:
 
     tracer_provider, meter_provider, exporter = _providers()
 
+    def _sample_attributes(call: Callable[[], Any]) -> dict[str, Any]:
+        """The attributes of one loratrace span for ``call`` (for the floor condition)."""
+        sample_exporter = InMemorySpanExporter()
+        sample_provider = TracerProvider()
+        sample_provider.add_span_processor(SimpleSpanProcessor(sample_exporter))
+        loratrace.instrument(tracer_provider=sample_provider, meter_provider=meter_provider)
+        try:
+            call()
+        finally:
+            loratrace.uninstrument()
+        (span,) = sample_exporter.get_finished_spans()
+        return dict(span.attributes)
+
     def loratrace_on() -> None:
         loratrace.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
 
@@ -145,6 +257,11 @@ def main() -> None:
     def pipeline_call() -> Any:
         return generator(prompt, return_full_text=False, **generate_kwargs)
 
+    from transformers.generation.utils import GenerationMixin
+
+    conditions.insert(
+        2, _floor(GenerationMixin, tracer_provider, meter_provider, _sample_attributes(pipeline_call))
+    )
     _measure(pipeline_call, conditions, options.calls)
     print(_table(f"text-generation pipeline call, {options.new_tokens} new tokens", conditions))
     print()
@@ -159,9 +276,14 @@ def main() -> None:
     def peft_call() -> Any:
         return peft_model.generate(**inputs, **generate_kwargs)
 
-    peft_conditions = [Condition(c.name, c.on, c.off) for c in conditions[:2]]
+    from peft.peft_model import PeftModelForCausalLM
+
+    peft_floor = _floor(PeftModelForCausalLM, tracer_provider, meter_provider, _sample_attributes(peft_call))
+    peft_conditions = [Condition(c.name, c.on, c.off) for c in conditions[:2]] + [peft_floor]
     _measure(peft_call, peft_conditions, options.calls)
     print(_table(f"PeftModel.generate (adapter a1), {options.new_tokens} new tokens", peft_conditions))
+    print()
+    print(_warm_table(peft_model, inputs, generate_kwargs, tracer_provider, meter_provider, peft_floor))
     tracer_provider.force_flush()
     spans = exporter.get_finished_spans()
     adapters = {span.attributes.get("loratrace.adapter.name") for span in spans}
