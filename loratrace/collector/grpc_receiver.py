@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from concurrent import futures
 from typing import Any, Final
 
@@ -10,6 +9,7 @@ import grpc
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
+from loratrace.collector.auth import bearer_matches
 from loratrace.collector.ingest import Ingest
 
 _CODES: Final = {
@@ -21,12 +21,11 @@ _CODES: Final = {
 
 
 def _handler(ingest: Ingest, signal: str, token: str | None) -> Any:
-    expected = f"Bearer {token}".encode() if token is not None else None
-
     def export(request: bytes, context: grpc.ServicerContext) -> bytes:
-        if expected is not None:
-            given = dict(context.invocation_metadata()).get("authorization", "")
-            if not hmac.compare_digest(str(given).encode(), expected):
+        if token is not None:
+            # gRPC metadata keys are lower case: 'authorization: Bearer <token>' (what bearertokenauth sends)
+            given = dict(context.invocation_metadata()).get("authorization")
+            if not bearer_matches(given if isinstance(given, str) else None, token):
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         result = ingest.export(signal, request)  # type: ignore[arg-type]
         if result.outcome == "ok":

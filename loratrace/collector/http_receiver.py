@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hmac
 import json
 import logging
 import ssl
@@ -14,6 +13,7 @@ from typing import Any, Final
 
 from google.rpc import status_pb2
 
+from loratrace.collector.auth import bearer_matches
 from loratrace.collector.ingest import ExportResult, Ingest
 
 logger = logging.getLogger(__name__)
@@ -23,6 +23,10 @@ _STATUS: Final = {"ok": 200, "bad_request": 400, "overloaded": 503, "busy": 429,
 _GRPC_CODE: Final = {"bad_request": 3, "overloaded": 14, "busy": 8, "unavailable": 14}
 
 
+# a TLS client gets this long to finish its handshake: a silent or plaintext peer must not hold a thread
+TLS_HANDSHAKE_TIMEOUT_S: Final = 10.0
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
@@ -30,6 +34,25 @@ class _Server(ThreadingHTTPServer):
     token: str | None
     max_request_bytes: int
     health: Callable[[], dict[str, Any]]
+    tls_context: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # The TLS handshake runs here, in the connection's own thread, not in the accept loop: wrapping the
+        # listening socket would handshake inside accept(), so one silent client would stall every other one.
+        if self.tls_context is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(TLS_HANDSHAKE_TIMEOUT_S)
+        try:
+            tls_socket = self.tls_context.wrap_socket(request, server_side=True)
+        except (OSError, ValueError) as exc:  # plaintext HTTP, a bad client certificate, a timeout
+            logger.debug("TLS handshake with %s failed: %s", client_address, exc)
+            return
+        try:
+            tls_socket.settimeout(None)
+            super().finish_request(tls_socket, client_address)
+        finally:
+            tls_socket.close()
 
 
 class OTLPHandler(BaseHTTPRequestHandler):
@@ -43,8 +66,7 @@ class OTLPHandler(BaseHTTPRequestHandler):
         token = self.server.token
         if token is None:
             return True
-        given = self.headers.get("Authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+        return bearer_matches(self.headers.get("Authorization"), token)
 
     def _send(self, code: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
         self.send_response(code)
@@ -183,8 +205,9 @@ def make_http_server(
     server.health = health
     if tls is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(certfile=tls[0], keyfile=tls[1])
-        server.socket = context.wrap_socket(server.socket, server_side=True)
+        server.tls_context = context
     return server
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import signal
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -53,11 +54,15 @@ def is_loopback(host: str) -> bool:
 def check_security(settings: CollectorSettings) -> None:
     hosts = [addr[0] for addr in (settings.http, settings.grpc) if addr is not None]
     exposed = [h for h in hosts if not is_loopback(h)]
-    if exposed and not settings.auth_token:
+    if exposed and not (settings.auth_token or "").strip():
         msg = (
             f"binding {', '.join(exposed)} exposes the collector beyond this machine; pass --auth-token "
             f"(or set {TOKEN_ENV}) so exporters must send 'Authorization: Bearer <token>'"
         )
+        raise CollectorError(msg)
+    token = settings.auth_token
+    if token is not None and (token != token.strip() or not token or any(c.isspace() for c in token)):
+        msg = "--auth-token (or LORATRACE_AUTH_TOKEN) must be a non-empty token without whitespace"
         raise CollectorError(msg)
     if (settings.tls_cert is None) != (settings.tls_key is None):
         msg = "TLS needs both --tls-cert and --tls-key"
@@ -66,6 +71,20 @@ def check_security(settings: CollectorSettings) -> None:
         if path is not None and not Path(path).is_file():
             msg = f"TLS file {path!r} does not exist"
             raise CollectorError(msg)
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        try:  # fail at start with the file names, not at the first client's handshake
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(settings.tls_cert, settings.tls_key)
+        except (ssl.SSLError, ValueError) as exc:
+            msg = (
+                f"cannot use --tls-cert {settings.tls_cert!r} with --tls-key {settings.tls_key!r}: {exc} "
+                "(both must be PEM, the key unencrypted and matching the certificate)"
+            )
+            raise CollectorError(msg) from exc
+    elif exposed:
+        logger.warning(
+            "serving %s without TLS: the bearer token crosses the network in clear (see --tls-cert)",
+            ", ".join(exposed),
+        )
 
 
 class Collector:
