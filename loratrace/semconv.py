@@ -56,9 +56,10 @@ GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
 ERROR_TYPE: Final = "error.type"
 """The exception's qualified class name when a call failed."""
 
-# vLLM's native ``llm_request`` span latency attributes (read, never written).
+# vLLM's native ``llm_request`` span latency attributes.
 GEN_AI_LATENCY_TIME_TO_FIRST_TOKEN: Final = "gen_ai.latency.time_to_first_token"
 GEN_AI_LATENCY_TIME_IN_QUEUE: Final = "gen_ai.latency.time_in_queue"
+"""Seconds the request waited in vLLM's queue; loratrace reuses vLLM's name on its offline request spans."""
 
 # --- OpenTelemetry GenAI: evaluation events -------------------------------------
 GEN_AI_EVALUATION_RESULT_EVENT: Final = "gen_ai.evaluation.result"
@@ -122,6 +123,8 @@ FALLBACK: Final = "loratrace.fallback"
 FALLBACK_REASON: Final = "loratrace.fallback.reason"
 PROMPT_VERSION: Final = "loratrace.prompt.version"
 DATASET_VERSION: Final = "loratrace.dataset.version"
+BATCH_SIZE: Final = "loratrace.batch.size"
+"""Requests in one offline batch call (on vLLM's ``vllm.LLM.generate`` / ``chat`` span, not on generations)."""
 SCHEMA_ATTEMPTS: Final = "loratrace.schema.attempts"
 SCHEMA_VALID: Final = "loratrace.schema.valid"
 SCHEMA_ERROR: Final = "loratrace.schema.error"

@@ -100,6 +100,9 @@ def test_mixed_batch_names_the_adapter_of_each_request(spans: Engine) -> None:
     (call,) = [s for s in engine.spans() if s.name == "vllm.LLM.generate"]
     requests = _requests(engine)
     assert len(requests) == len(prompts)
+    # the call groups the generations and is not counted as one
+    assert semconv.GEN_AI_OPERATION_NAME not in call.attributes
+    assert call.attributes[semconv.BATCH_SIZE] == len(prompts)
     by_id = {s.attributes[semconv.GEN_AI_RESPONSE_ID]: s for s in requests}
     identities = {name: identity_from_directory(path, name) for name, path in engine.models.adapters.items()}
     for output, lora in zip(outputs, loras, strict=True):

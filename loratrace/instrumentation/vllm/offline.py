@@ -116,12 +116,9 @@ class _BatchCall:
         self.span = settings.tracer.start_span(
             span_name,
             kind=SpanKind.INTERNAL,
-            attributes={
-                semconv.GEN_AI_OPERATION_NAME: operation,
-                semconv.GEN_AI_PROVIDER_NAME: semconv.PROVIDER_VLLM,
-                semconv.GEN_AI_REQUEST_MODEL: self._base,
-                **self._model,
-            },
+            # No gen_ai.operation.name here: the call groups the generations, it is not one, and GenAI
+            # backends (and loratrace's own queries) count every span carrying an operation as a generation.
+            attributes={semconv.GEN_AI_PROVIDER_NAME: semconv.PROVIDER_VLLM, **self._model},
             start_time=self._start_ns,
         )
 
@@ -150,6 +147,7 @@ class _BatchCall:
             # Inside a loratrace.context scope, a single-request call is "the generation" later helpers
             # annotate; in a batch no one request is, so none is kept open.
             register = len(outputs) == 1
+            self.span.set_attribute(semconv.BATCH_SIZE, len(outputs))
             sampling_cache: dict[int, dict[str, Any]] = {}
             for index, output in enumerate(outputs):
                 self._request_span(output, index, parent, end_ns, sampling_cache, register)
