@@ -260,3 +260,27 @@ def test_fails_open_when_the_output_is_not_what_it_reads(
     assert span.attributes[semconv.ADAPTER_NAME] == "a1"
     assert semconv.GEN_AI_USAGE_OUTPUT_TOKENS not in span.attributes
     assert "could not read the outcome" in caplog.text
+
+
+def test_stop_string_ends_with_stop_and_uses_the_given_tokenizer(
+    uninstrumented: Telemetry, tiny_models, tokenizer, monkeypatch
+):
+    model = load_base(tiny_models)
+    inputs = tokenizer([PROMPT], return_tensors="pt")
+    width = inputs["input_ids"].shape[1]
+    free_run = model.generate(**inputs, max_new_tokens=10, do_sample=False)  # not instrumented yet
+    assert tokenizer.eos_token_id not in free_run[0, width:].tolist()  # unconstrained, it runs to the limit
+    stop = tokenizer.decode(free_run[0, width + 2 : width + 3])
+    monkeypatch.setenv(CAPTURE, "true")
+    _instrument(uninstrumented)
+    stopped = model.generate(
+        **inputs, max_new_tokens=10, do_sample=False, stop_strings=[stop], tokenizer=tokenizer
+    )
+    generated = stopped.shape[1] - width
+    assert generated <= 3
+    attributes = uninstrumented.only_span().attributes
+    assert list(attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS]) == ["stop"]
+    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == generated
+    assert json.loads(attributes[semconv.LLM_INVOCATION_PARAMETERS])["stop_strings"] == [stop]
+    assert attributes[semconv.OUTPUT_VALUE] == tokenizer.decode(stopped[0, width:], skip_special_tokens=True)
+    assert model not in _content._LOADED  # generate(tokenizer=...) was used, none was loaded from disk
