@@ -1,0 +1,56 @@
+"""The README's main job: ``loratrace demo`` end to end, as a user runs it (a real subprocess, real models)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loratrace.demo.walkthrough import PROMPTS
+from loratrace.instrumentation._adapter_identity import identity_from_directory
+from loratrace.store import query
+
+ADAPTERS = ("a1", "a2")
+
+
+@pytest.mark.vllm
+def test_demo_serves_base_and_adapters_through_both_stacks_into_the_store(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "loratrace"), "demo", "--workdir", str(workdir)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"},
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    store = workdir / "store"
+    ids = {name: identity_from_directory(workdir / "models" / "adapters" / name, name).id for name in ADAPTERS}
+    for adapter_id in ids.values():
+        assert adapter_id[:19] in result.stdout  # the printed table shows each adapter's id
+    generations = query(
+        store,
+        "SELECT provider_name, coalesce(adapter_name, 'base') AS served, adapter_id, variant, count(*) AS n "
+        "FROM spans WHERE operation_name IS NOT NULL GROUP BY ALL ORDER BY ALL",
+    ).rows()
+    prompts = sum(len(p) for p in PROMPTS.values())
+    cohorts = len(PROMPTS)
+    # transformers: every cohort through base, a1, a2; then the extract route: a2 twice, then the base fallback
+    # vLLM: every prompt through base, a1 and a2 in one batch
+    assert generations == [
+        ("huggingface", "a1", ids["a1"], "adapter", cohorts),
+        ("huggingface", "a2", ids["a2"], "adapter", cohorts + 2),
+        ("huggingface", "base", None, "base", cohorts + 1),
+        ("vllm", "a1", ids["a1"], "adapter", prompts),
+        ("vllm", "a2", ids["a2"], "adapter", prompts),
+        ("vllm", "base", None, "base", prompts),
+    ]
+    (fallbacks,) = query(store, "SELECT count(*) FROM spans WHERE fallback").row(0)
+    assert fallbacks == 2
+    evals = query(store, "SELECT coalesce(adapter_name, 'base'), passed FROM evals ORDER BY 1, 2").rows()
+    assert [name for name, _ in evals] == ["a2", "a2", "base"]
+    assert "Which adapter served how much" in result.stdout
