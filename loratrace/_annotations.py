@@ -132,7 +132,8 @@ def _record_on_child(target: Span | ReadableSpan, name: str, attributes: dict[st
     inherited = {
         key: value
         for key, value in (getattr(target, "attributes", None) or {}).items()
-        if key.startswith("loratrace.") or key in (semconv.GEN_AI_RESPONSE_MODEL, semconv.GEN_AI_REQUEST_MODEL)
+        if key.startswith("loratrace.")
+        or key in (semconv.GEN_AI_RESPONSE_MODEL, semconv.GEN_AI_REQUEST_MODEL)
     }
     inherited[semconv.GEN_AI_OPERATION_NAME] = "evaluation"
     tracer = tracer_provider_in_use().get_tracer("loratrace")

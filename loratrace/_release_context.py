@@ -130,13 +130,15 @@ def _attributes_from_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigurationError(msg)
         value = _check_value(key, value)
         if key == "variant" and value not in semconv.VARIANTS:
-            msg = f"loratrace.context(variant=...) must be one of {', '.join(semconv.VARIANTS)}; got {value!r}"
+            msg = (
+                f"loratrace.context(variant=...) must be one of {', '.join(semconv.VARIANTS)}; got {value!r}"
+            )
             raise ConfigurationError(msg)
         attributes[_NAMED_KEYS.get(key, semconv.CONTEXT_PREFIX + key)] = value
     return attributes
 
 
-class context:  # noqa: N801 - used like a function: ``with loratrace.context(...)`` / ``@loratrace.context(...)``
+class context:  # lower case: used like a function, ``with loratrace.context(...)``
     """Set the release context for every generation span started inside.
 
     Usable as a context manager and as a decorator on sync and async functions. Scopes nest: an inner scope

@@ -82,8 +82,10 @@ def _resource(service_name: str | None) -> Resource:
 
 
 def _resolve_protocol(protocol: str | None) -> Protocol:
-    chosen = protocol or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
+    chosen = (
+        protocol
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
     )
     if chosen not in ("http/protobuf", "grpc"):
         msg = f"loratrace.instrument(protocol=...) must be 'http/protobuf' or 'grpc', got {chosen!r}"

@@ -1,12 +1,12 @@
 """Exceptions and warnings loratrace raises.
 
-    LoratraceError
-    ├── ConfigurationError   a bad argument or environment value; the message names it and says what to pass
-    ├── StoreError           the store folder is missing, unreadable or not a loratrace store
-    │   └── QueryError       SQL that DuckDB rejected; lists the tables or columns that exist
-    └── CollectorError       the collector could not start (port taken, bad TLS files, missing token)
+LoratraceError
+├── ConfigurationError   a bad argument or environment value; the message names it and says what to pass
+├── StoreError           the store folder is missing, unreadable or not a loratrace store
+│   └── QueryError       SQL that DuckDB rejected; lists the tables or columns that exist
+└── CollectorError       the collector could not start (port taken, bad TLS files, missing token)
 
-    LoratraceWarning         misuse that loratrace tolerates so it never breaks serving code
+LoratraceWarning         misuse that loratrace tolerates so it never breaks serving code
 """
 
 from __future__ import annotations

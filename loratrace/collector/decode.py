@@ -9,9 +9,11 @@ vLLM's native tracing (the superseded ``gen_ai.usage.prompt_tokens`` names, ``ge
 OpenInference / traceAI (``llm.*``) and OpenLLMetry (``gen_ai.usage.prompt_tokens``, ``llm.usage.*``,
 ``gen_ai.system``, ``llm.request.type``).
 
-This loop is the collector's throughput ceiling (see docs/benchmarks.md), so it touches each attribute
-once and
-keeps per-attribute work to a dict lookup.
+Decoding is the collector's throughput ceiling (see docs/benchmarks.md). The store writer therefore hands the
+raw request bytes to :meth:`RowBuffer.add_traces_bytes`, which uses the compiled walker of the protobuf wire
+format in ``_fastdecode.c`` when it was built, and this module's Python code otherwise. The Python code is the
+reference: the compiled path fills the very same columns (tests/collector/test_fastdecode.py checks it on
+generated requests) and leaves to Python whatever it cannot reproduce exactly.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from loratrace import semconv
 from loratrace.store import schema
+
+try:
+    from loratrace.collector import _fastdecode
+except ImportError:  # not compiled (no C compiler at install time): the Python path does everything
+    _fastdecode = None
 
 logger = logging.getLogger(__name__)
 
@@ -113,8 +120,22 @@ def _attributes(kvs: Iterable[Any]) -> dict[str, Any]:
 def _json(attributes: dict[str, Any]) -> str:
     try:
         return _dumps(attributes)
-    except ValueError:  # NaN / infinity are not JSON: keep them as strings rather than drop the span
-        return json.dumps({k: (repr(v) if isinstance(v, float) else v) for k, v in attributes.items()})
+    except ValueError:  # NaN / infinity are not JSON: spell them as strings rather than drop the span
+        return _dumps(_finite(attributes))
+
+
+_NON_FINITE: Final = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float, at any depth, as the string JavaScript spells it."""
+    if isinstance(value, float):
+        return _NON_FINITE.get(repr(value), value)
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
 
 
 _dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
@@ -245,14 +266,70 @@ class RowBuffer:
         }
         self.span_count = 0
         self.metric_point_count = 0
+        # promoted span columns the compiled decoder filled (error_type apart: the spans' own ``error_type``
+        # list holds the exception event's type, which the attribute ``error.type`` overrides);
+        # once any span needs Python's promotion they are thrown away and ``promote_frame`` fills them all
+        self._promoted_error_type: list[Any] = []
+        self._promote_in_python = False
+        spans = self._columns["spans"]
+        self._fast_span_lists = tuple(spans[name] for name in FAST_SPAN_COLUMNS)
+        self._fast_promoted_lists = tuple(
+            self._promoted_error_type if name == "error_type" else spans[name] for name in _FAST_PROMOTED
+        )
 
     def __len__(self) -> int:
         return self.span_count + self.metric_point_count
 
     # -- traces
     # ------------------------------------------------------------------------------------------------
+    def add_traces_bytes(self, payload: bytes) -> int:
+        """Append every span of a serialized ``ExportTraceServiceRequest``; returns the number of spans added.
+
+        Raises ``google.protobuf.message.DecodeError`` (and appends nothing) when ``payload`` does not parse.
+        """
+        if _FAST_DECODER is None:
+            return self.add_traces(ExportTraceServiceRequest.FromString(payload))
+        lists = (*self._fast_span_lists, *self._fast_promoted_lists)
+        mark = [len(column) for column in lists]
+        decoded = _FAST_DECODER.decode_traces(payload, self._fast_span_lists, self._fast_promoted_lists)
+        if decoded is None:  # a form the compiled walker leaves to upb (or invalid: upb raises the error)
+            return self.add_traces(ExportTraceServiceRequest.FromString(payload))
+        added, slow_spans, hard = decoded
+        if hard:
+            self._promote_in_python = True
+        if slow_spans:
+            try:
+                self._add_children(ExportTraceServiceRequest.FromString(payload), frozenset(slow_spans))
+            except Exception:
+                for column, length in zip(lists, mark, strict=True):
+                    del column[length:]
+                raise
+        self.span_count += added
+        return added
+
+    def _add_children(self, request: ExportTraceServiceRequest, indexes: frozenset[int]) -> None:
+        """Event and link rows of the spans at ``indexes`` (positions in ``request``'s span order)."""
+        index = 0
+        for resource_spans in request.resource_spans:
+            service = None
+            for kv in resource_spans.resource.attributes:
+                if kv.key == "service.name":
+                    value = _attributes([kv])["service.name"]
+                    service = None if value is None else str(value)
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    if index in indexes:
+                        trace_id, span_id = span.trace_id.hex(), span.span_id.hex()
+                        if span.events:
+                            attrs = _attributes(span.attributes)
+                            self._add_events(trace_id, span_id, span.events, service, attrs)
+                        if span.links:
+                            self._add_links(trace_id, span_id, span.start_time_unix_nano, span.links)
+                    index += 1
+
     def add_traces(self, request: ExportTraceServiceRequest) -> int:
         """Append every span of ``request``; returns the number of spans added."""
+        self._promote_in_python = True
         spans = self._columns["spans"]
         trace_id_col = spans["trace_id"]
         span_id_col = spans["span_id"]
@@ -434,10 +511,24 @@ class RowBuffer:
     def take(self) -> dict[str, pl.DataFrame]:
         """The buffered rows as one DataFrame per table (tables without rows left out); empties the buffer."""
         frames: dict[str, pl.DataFrame] = {}
+        spans = self._columns["spans"]
+        fast_promoted = not self._promote_in_python and bool(spans["trace_id"])
+        if fast_promoted:
+            exception_types = spans["error_type"]
+            spans["error_type"] = [
+                e if e is not None else x
+                for e, x in zip(self._promoted_error_type, exception_types, strict=True)
+            ]
+        else:
+            for name in _FAST_PROMOTED:
+                if name != "error_type":
+                    spans[name] = []
         for table, columns in self._columns.items():
             if columns and next(iter(columns.values())):
                 frames[table] = frame(table, columns)
         for table, promoted in (("spans", schema.PROMOTED_TYPES), ("metrics", schema.METRIC_PROMOTED)):
+            if table == "spans" and fast_promoted:
+                continue
             if table in frames:
                 try:
                     frames[table] = promote_frame(frames[table], promoted)
@@ -446,6 +537,72 @@ class RowBuffer:
                     frames[table] = promote_rows(frames[table], promoted)
         self.__init__()  # type: ignore[misc]
         return frames
+
+
+FAST_SPAN_COLUMNS: Final = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "trace_state",
+    "name",
+    "kind",
+    "service_name",
+    "scope_name",
+    "scope_version",
+    "start_time_unix_nano",
+    "end_time_unix_nano",
+    "duration_ns",
+    "start_time",
+    "status_code",
+    "status_message",
+    "resource_attributes",
+    "attributes",
+    "error_type",
+)
+"""The span columns ``_fastdecode`` fills, in the order of its ``C_*`` constants."""
+
+_FAST_PROMOTED: Final = tuple(schema.PROMOTED_TYPES)
+
+
+def _fast_sources() -> list[tuple[str, int, int, int]]:
+    """``promote_frame``'s rules as (attribute, promoted column index, how, priority) rows for the C decoder."""
+    fd = _fastdecode
+    rows = []
+    for index, column in enumerate(_FAST_PROMOTED):
+        names = _SOURCES[column]
+        if column in _LIST_COLUMNS:
+            names = names[:1]  # promote_frame reads only the first
+        for priority, name in enumerate(names):
+            if column == "ttft_ms":
+                how = fd.P_TTFT
+            elif column == "finish_reason":
+                how = fd.P_FIRST if name in _LIST_ATTRIBUTES else fd.P_STR
+            elif column in _LIST_COLUMNS:
+                how = fd.P_LIST
+            elif column in _INT_COLUMNS:
+                how = fd.P_INT
+            elif column in _FLOAT_COLUMNS:
+                how = fd.P_FLOAT
+            elif column in _BOOL_COLUMNS:
+                how = fd.P_BOOL
+            else:
+                how = fd.P_STR
+            rows.append((name, index, how, priority))
+    return rows
+
+
+_FAST_DECODER: Final = (
+    None
+    if _fastdecode is None
+    else _fastdecode.Decoder(
+        _fast_sources(), len(_FAST_PROMOTED), error_column=_FAST_PROMOTED.index("error_type")
+    )
+)
+
+
+def fast_decoder_available() -> bool:
+    """Whether the compiled decoder was built and is in use (``False``: the pure-Python path decodes)."""
+    return _FAST_DECODER is not None
 
 
 def frame(table: str, columns: dict[str, list[Any]]) -> pl.DataFrame:

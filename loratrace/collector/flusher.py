@@ -29,7 +29,6 @@ from typing import Any
 
 import polars as pl
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from loratrace.collector.decode import RowBuffer
 from loratrace.collector.wal import KIND_METRICS, KIND_TRACES, WalReader
@@ -212,9 +211,7 @@ class Flusher:
     def _decode(self, buffer: RowBuffer, kind: int, payload: bytes) -> None:
         try:
             if kind == KIND_TRACES:
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(payload)
-                buffer.add_traces(request)
+                buffer.add_traces_bytes(payload)
             elif kind == KIND_METRICS:
                 request_m = ExportMetricsServiceRequest()
                 request_m.ParseFromString(payload)

@@ -40,7 +40,9 @@ class GenerationMetrics:
             semconv.METRIC_OPERATION_DURATION, unit="s", description="Duration of a generation call"
         )
         self.tokens = meter.create_histogram(
-            semconv.METRIC_TOKEN_USAGE, unit="{token}", description="Input and output tokens per generation call"
+            semconv.METRIC_TOKEN_USAGE,
+            unit="{token}",
+            description="Input and output tokens per generation call",
         )
         self.ttft = meter.create_histogram(
             semconv.METRIC_TIME_TO_FIRST_TOKEN, unit="s", description="Time to the first generated token"

@@ -29,7 +29,8 @@ def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Com
 def test_every_command_has_help_with_an_example_and_a_readme_mention(name, command):
     result = CliRunner().invoke(cli, [*name.split(), "--help"])
     assert result.exit_code == 0, result.output
-    assert command.help and len(command.help.strip()) > 20
+    assert command.help
+    assert len(command.help.strip()) > 20
     assert "Example" in command.help, f"`loratrace {name} --help` shows no example"
     assert f"loratrace {name}" in README, f"README does not mention `loratrace {name}`"
 

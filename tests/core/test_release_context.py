@@ -79,7 +79,10 @@ def test_context_values_land_on_generation_spans(recorder, exporter):
 
 
 def test_nested_scopes_inherit_and_override(recorder, exporter):
-    with loratrace.context(route="billing", cohort="smb"), loratrace.context(cohort="enterprise", tenant="acme"):
+    with (
+        loratrace.context(route="billing", cohort="smb"),
+        loratrace.context(cohort="enterprise", tenant="acme"),
+    ):
         generate(recorder)
     generate(recorder)  # outside any scope: no context attributes
     inner, outside = exporter.get_finished_spans()
@@ -235,7 +238,9 @@ def test_bad_context_values_are_rejected_clearly(kwargs, message):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        pytest.param(lambda: loratrace.record_schema_attempt(valid="yes"), "True or False", id="schema-valid"),
+        pytest.param(
+            lambda: loratrace.record_schema_attempt(valid="yes"), "True or False", id="schema-valid"
+        ),
         pytest.param(lambda: loratrace.record_eval("", score=1.0), "non-empty string", id="eval-name"),
         pytest.param(lambda: loratrace.record_eval("n", score="high"), "takes a number", id="eval-score"),
         pytest.param(lambda: loratrace.mark_fallback(reason=3), "takes a string", id="fallback-reason"),

@@ -27,10 +27,15 @@ def test_reuses_the_providers_it_is_given():
 
 
 def test_builds_its_own_otlp_pipeline_with_the_default_endpoint(monkeypatch):
-    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+    for name in (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ):
         monkeypatch.delenv(name, raising=False)
     state = loratrace.instrument(libraries=[], service_name="checkout")
-    assert state.owns_tracer_provider and state.owns_meter_provider
+    assert state.owns_tracer_provider
+    assert state.owns_meter_provider
     (processor,) = state.tracer_provider._active_span_processor._span_processors
     assert processor._batch_processor._exporter._endpoint == "http://127.0.0.1:4318/v1/traces"
     assert state.tracer_provider.resource.attributes["service.name"] == "checkout"

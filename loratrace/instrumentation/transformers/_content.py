@@ -18,9 +18,7 @@ from loratrace import semconv
 
 logger = logging.getLogger(__name__)
 
-PIPELINE_TOKENIZER: contextvars.ContextVar[Any] = contextvars.ContextVar(
-    "loratrace_pipeline_tokenizer", default=None
-)
+PIPELINE_TOKENIZER: contextvars.ContextVar[Any] = contextvars.ContextVar("loratrace_pipeline_tokenizer", default=None)
 _NO_TOKENIZER = object()
 _LOADED: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 

@@ -94,9 +94,7 @@ def merged_adapter(model: Any) -> AdapterReading | None:
 
 
 def record_merge(merged_model: Any, reading: AdapterReading) -> None:
-    _MERGED_MODELS[merged_model] = AdapterReading(
-        reading.name, {**reading.attributes, semconv.ADAPTER_MERGED: True}
-    )
+    _MERGED_MODELS[merged_model] = AdapterReading(reading.name, {**reading.attributes, semconv.ADAPTER_MERGED: True})
 
 
 def _identity(tuner: Any, state: TunerState, name: str) -> AdapterIdentity:
@@ -105,20 +103,10 @@ def _identity(tuner: Any, state: TunerState, name: str) -> AdapterIdentity:
     cached = state.identities.get(name)
     if cached is not None and cached[0] is config:
         return cached[1]
-    from peft.utils import get_peft_model_state_dict
-    from peft.utils.constants import EMBEDDING_LAYER_NAMES
-
     config_dict = config.to_dict()
-    # Embedding layers as save_pretrained's "auto" decides for targeted embeddings, without its other check,
-    # which looks the base model up on the Hub (a network call in the middle of a user's generate).
-    targets = config_dict.get("target_modules") or ()
-    with_embeddings = not isinstance(targets, str) and any(name in targets for name in EMBEDDING_LAYER_NAMES)
-    state_dict = get_peft_model_state_dict(tuner, adapter_name=name, save_embedding_layers=with_embeddings)
-    # Keys as PeftModel.save_pretrained writes them: the PeftModel holds the tuner as its ``base_model``.
-    weights = {f"base_model.{key}": value for key, value in state_dict.items()}
     identity = AdapterIdentity(
         name=name,
-        id=content_id(identity_config(config_dict), iter_torch_state_dict(weights)),
+        id=_content_hash(tuner, name, config_dict),
         type=adapter_type(config_dict),
         rank=_number(config_dict.get("r"), int),
         alpha=_number(config_dict.get("lora_alpha"), float),
@@ -128,6 +116,26 @@ def _identity(tuner: Any, state: TunerState, name: str) -> AdapterIdentity:
     )
     state.identities[name] = (config, identity)
     return identity
+
+
+def _content_hash(tuner: Any, name: str, config_dict: dict[str, Any]) -> str | None:
+    """The id of the adapter's in-memory weights, equal to the id of the folder it was saved to."""
+    try:
+        from peft.utils import get_peft_model_state_dict
+        from peft.utils.constants import EMBEDDING_LAYER_NAMES
+
+        # Embedding layers as save_pretrained's "auto" decides for targeted embeddings, without its other
+        # check, which looks the base model up on the Hub (a network call in the middle of a user's generate).
+        targets = config_dict.get("target_modules") or ()
+        with_embeddings = not isinstance(targets, str) and any(layer in targets for layer in EMBEDDING_LAYER_NAMES)
+        state_dict = get_peft_model_state_dict(tuner, adapter_name=name, save_embedding_layers=with_embeddings)
+        # Keys as PeftModel.save_pretrained writes them: the PeftModel holds the tuner as its ``base_model``.
+        weights = {f"base_model.{key}": value for key, value in state_dict.items()}
+        return content_id(identity_config(config_dict), iter_torch_state_dict(weights))
+    except Exception:
+        # cached like a success: the adapter is still reported (without an id), and the failure is not retried
+        logger.debug("loratrace could not hash the weights of adapter %r", name, exc_info=True)
+        return None
 
 
 def _number(value: Any, kind: type) -> Any:

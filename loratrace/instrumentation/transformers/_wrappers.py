@@ -121,9 +121,7 @@ _SPAN_ATTRIBUTES: dict[tuple[Any, ...], dict[str, Any]] = {}
 _SPAN_ATTRIBUTES_MAX = 512
 
 
-def _span_attributes(
-    info: ModelInfo, reading: _peft_state.AdapterReading | None, call: GenerateCall
-) -> dict[str, Any]:
+def _span_attributes(info: ModelInfo, reading: _peft_state.AdapterReading | None, call: GenerateCall) -> dict[str, Any]:
     values = call.request_values()
     key = (info, reading, values)
     try:
@@ -147,9 +145,7 @@ def _build_span_attributes(
 
 
 def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelInfo, Any, Any]]) -> Wrapper:
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         recorder = settings.recorder
         if recorder is None or _IN_GENERATE.get():
             return wrapped(*args, **kwargs)
@@ -166,9 +162,7 @@ def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelIn
                 base_model=info.name,
             )
         except Exception:
-            logger.debug(
-                "loratrace could not start a span for %s.generate", type(instance).__name__, exc_info=True
-            )
+            logger.debug("loratrace could not start a span for %s.generate", type(instance).__name__, exc_info=True)
             return wrapped(*args, **kwargs)
         streamer = kwargs.get("streamer")
         call_kwargs = kwargs
@@ -218,9 +212,7 @@ def _finish(
             if tokenizer is not None:
                 outcome["extra"] = content_attributes(tokenizer, input_ids, generated, reasons)
     except Exception:
-        logger.debug(
-            "loratrace could not read the outcome of %s.generate", type(instance).__name__, exc_info=True
-        )
+        logger.debug("loratrace could not read the outcome of %s.generate", type(instance).__name__, exc_info=True)
     try:
         generation.finish(**outcome)
     except Exception:
@@ -240,9 +232,7 @@ def peft_generate_wrapper(settings: Settings) -> Wrapper:
 def pipeline_wrapper(settings: Settings) -> Wrapper:
     """For ``Pipeline.__call__``: hands the pipeline's tokenizer to generate, for content capture."""
 
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not settings.enabled or not settings.capture_content:
             return wrapped(*args, **kwargs)
         token = PIPELINE_TOKENIZER.set(getattr(instance, "tokenizer", None))
@@ -254,9 +244,7 @@ def pipeline_wrapper(settings: Settings) -> Wrapper:
     return wrapper
 
 
-def _bound_arguments(
-    wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> dict[str, Any]:
+def _bound_arguments(wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     arguments = inspect.signature(wrapped).bind_partial(*args, **kwargs).arguments
     extra = arguments.pop("kwargs", None)
     return {**arguments, **(extra or {})}
@@ -265,9 +253,7 @@ def _bound_arguments(
 def load_adapter_wrapper(settings: Settings) -> Wrapper:
     """For ``PeftModel.load_adapter`` (``from_pretrained`` calls it): remembers where adapters came from."""
 
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         result = wrapped(*args, **kwargs)
         if settings.enabled:
             try:
@@ -289,17 +275,13 @@ def load_adapter_wrapper(settings: Settings) -> Wrapper:
 def merge_and_unload_wrapper(settings: Settings) -> Wrapper:
     """For ``BaseTuner.merge_and_unload``: the returned model keeps a record of the adapter merged in."""
 
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not settings.enabled:
             return wrapped(*args, **kwargs)
         reading = None
         try:
             # read before merging: the LoRA weights the id hashes are gone afterwards
-            reading = _peft_state.read_merging(
-                instance, _bound_arguments(wrapped, args, kwargs).get("adapter_names")
-            )
+            reading = _peft_state.read_merging(instance, _bound_arguments(wrapped, args, kwargs).get("adapter_names"))
         except Exception:
             logger.debug("loratrace could not identify the adapter being merged", exc_info=True)
         result = wrapped(*args, **kwargs)
@@ -317,9 +299,7 @@ def merge_and_unload_wrapper(settings: Settings) -> Wrapper:
 def unload_wrapper(settings: Settings) -> Wrapper:
     """For ``BaseTuner.unload``: the returned model no longer carries the adapters."""
 
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         result = wrapped(*args, **kwargs)
         if settings.enabled:
             _peft_state.forget_owner(result)
