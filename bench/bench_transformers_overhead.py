@@ -84,15 +84,11 @@ def _table(title: str, conditions: list[Condition]) -> str:
         p10 = samples[len(samples) // 10]
         p90 = samples[(len(samples) * 9) // 10]
         added = "—" if condition is conditions[0] else f"{median - baseline:+.1f}"
-        lines.append(
-            f"| {condition.name} | {len(samples)} | {median:.1f} | {added} | {p10:.1f} | {p90:.1f} |"
-        )
+        lines.append(f"| {condition.name} | {len(samples)} | {median:.1f} | {added} | {p10:.1f} | {p90:.1f} |")
     return "\n".join(lines)
 
 
-def _floor(
-    owner: type, tracer_provider: TracerProvider, meter_provider: MeterProvider, attributes: Any
-) -> Condition:
+def _floor(owner: type, tracer_provider: TracerProvider, meter_provider: MeterProvider, attributes: Any) -> Condition:
     """One span with ``attributes`` and three histogram records around each call: the SDK's own cost."""
     import wrapt
 
@@ -190,9 +186,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=300, help="calls per condition (>= 200)")
     parser.add_argument("--new-tokens", type=int, default=8)
-    parser.add_argument(
-        "--skip-peer", action="store_true", help="leave out OpenLLMetry (it is slow per call)"
-    )
+    parser.add_argument("--skip-peer", action="store_true", help="leave out OpenLLMetry (it is slow per call)")
     options = parser.parse_args()
 
     import torch
@@ -206,9 +200,7 @@ def main() -> None:
     import loratrace
     from loratrace.demo.tiny_model import ensure_tiny_models
 
-    root = Path(
-        os.environ.get("LORATRACE_FIXTURES", Path(tempfile.gettempdir()) / "loratrace-bench-fixtures")
-    )
+    root = Path(os.environ.get("LORATRACE_FIXTURES", Path(tempfile.gettempdir()) / "loratrace-bench-fixtures"))
     models = ensure_tiny_models(root)
     torch.set_num_threads(1)
     tokenizer = AutoTokenizer.from_pretrained(models.base)
@@ -259,9 +251,7 @@ def main() -> None:
 
     from transformers.generation.utils import GenerationMixin
 
-    conditions.insert(
-        2, _floor(GenerationMixin, tracer_provider, meter_provider, _sample_attributes(pipeline_call))
-    )
+    conditions.insert(2, _floor(GenerationMixin, tracer_provider, meter_provider, _sample_attributes(pipeline_call)))
     _measure(pipeline_call, conditions, options.calls)
     print(_table(f"text-generation pipeline call, {options.new_tokens} new tokens", conditions))
     print()

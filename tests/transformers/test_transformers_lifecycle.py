@@ -130,9 +130,7 @@ def test_instrument_imports_nothing_heavy_and_works_without_peft(tiny_models):
         print("ok")
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False
-    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().endswith("ok")
 
@@ -242,9 +240,7 @@ def test_annotations_land_on_the_generation(telemetry: Telemetry, tiny_models, t
     assert second.attributes[semconv.ADAPTER_NAME] == "a1"
 
 
-def test_fails_open_when_the_output_is_not_what_it_reads(
-    telemetry: Telemetry, tiny_models, tokenizer, caplog
-):
+def test_fails_open_when_the_output_is_not_what_it_reads(telemetry: Telemetry, tiny_models, tokenizer, caplog):
     """A custom decoding function may return anything; loratrace cannot count tokens but changes nothing."""
     returned = {"texts": ["an answer in a shape loratrace does not read"]}
 
@@ -273,9 +269,7 @@ def test_stop_string_ends_with_stop_and_uses_the_given_tokenizer(
     stop = tokenizer.decode(free_run[0, width + 2 : width + 3])
     monkeypatch.setenv(CAPTURE, "true")
     _instrument(uninstrumented)
-    stopped = model.generate(
-        **inputs, max_new_tokens=10, do_sample=False, stop_strings=[stop], tokenizer=tokenizer
-    )
+    stopped = model.generate(**inputs, max_new_tokens=10, do_sample=False, stop_strings=[stop], tokenizer=tokenizer)
     generated = stopped.shape[1] - width
     assert generated <= 3
     attributes = uninstrumented.only_span().attributes

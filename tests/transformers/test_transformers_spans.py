@@ -311,9 +311,7 @@ def test_error_is_recorded_and_reraised_unchanged(telemetry: Telemetry, tiny_mod
     assert point.attributes[semconv.ERROR_TYPE] == "ValueError"
 
 
-def test_quantization_config_as_transformers_stores_it_is_reported(
-    telemetry: Telemetry, tiny_models, tokenizer
-):
+def test_quantization_config_as_transformers_stores_it_is_reported(telemetry: Telemetry, tiny_models, tokenizer):
     """The weights are not quantized (bitsandbytes needs a GPU); the config object is transformers' own."""
     from transformers import BitsAndBytesConfig
 
@@ -344,9 +342,7 @@ def test_metrics_carry_only_low_cardinality_labels(telemetry: Telemetry, tiny_mo
     }
     (duration,) = points[semconv.METRIC_OPERATION_DURATION]
     assert dict(duration.attributes) == expected_labels
-    tokens = {
-        point.attributes[semconv.GEN_AI_TOKEN_TYPE]: point for point in points[semconv.METRIC_TOKEN_USAGE]
-    }
+    tokens = {point.attributes[semconv.GEN_AI_TOKEN_TYPE]: point for point in points[semconv.METRIC_TOKEN_USAGE]}
     assert tokens["input"].sum == span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS]
     assert tokens["output"].sum == span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS]
     for name, metric_points in points.items():
