@@ -41,15 +41,15 @@ def _free_port() -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--spans", type=int, default=512)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--collector-log", help="write the collector's debug log (flush timings) to this file")
     args = parser.parse_args()
     from loratrace.store import query
 
+    log = open(args.collector_log, "w") if args.collector_log else None  # noqa: SIM115 (closed below)
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "store"
         http_port, grpc_port = _free_port(), _free_port()
@@ -66,7 +66,8 @@ def main() -> None:
                 f"127.0.0.1:{grpc_port}",
             ],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=log if args.collector_log else subprocess.DEVNULL,
+            env={**os.environ, "LORATRACE_LOG_LEVEL": "DEBUG"} if args.collector_log else None,
         )
         deadline = time.monotonic() + 60
         while True:
@@ -121,6 +122,8 @@ def main() -> None:
             health = json.loads(r.read())
         collector.send_signal(signal.SIGTERM)
         collector.wait(timeout=120)
+    if log is not None:
+        log.close()
 
     latencies = sorted(result["latencies"])
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]

@@ -191,10 +191,7 @@ _SOURCES: Final[dict[str, tuple[str, ...]]] = {
 }
 _LIST_ATTRIBUTES: Final = frozenset((semconv.ADAPTER_TARGET_MODULES, semconv.GEN_AI_RESPONSE_FINISH_REASONS))
 _PICK_DTYPE: Final = pl.Struct(
-    [
-        pl.Field(name, pl.List(pl.String) if name in _LIST_ATTRIBUTES else pl.String)
-        for name in sorted(_INTERESTING)
-    ]
+    [pl.Field(name, pl.List(pl.String) if name in _LIST_ATTRIBUTES else pl.String) for name in sorted(_INTERESTING)]
 )
 
 
@@ -230,9 +227,7 @@ def promote_frame(frame: pl.DataFrame, columns: Iterable[str]) -> pl.DataFrame:
     existing = [c for c in wanted if c in frame.columns]
     if "error_type" in existing:
         # a failed span without ``error.type`` still names its exception (from the ``exception`` event)
-        promoted = promoted.with_columns(
-            pl.coalesce(pl.col("error_type"), frame["error_type"]).alias("error_type")
-        )
+        promoted = promoted.with_columns(pl.coalesce(pl.col("error_type"), frame["error_type"]).alias("error_type"))
     return frame.with_columns(promoted)
 
 
@@ -240,10 +235,7 @@ def promote_rows(frame: pl.DataFrame, columns: Iterable[str]) -> pl.DataFrame:
     """``promote_frame`` one row at a time: slow, but types any attribute value (the fallback)."""
     wanted = list(columns)
     rows = [promote(json.loads(text)) for text in frame["attributes"].to_list()]
-    data = {
-        c: pl.Series(c, [r.get(c) for r in rows], dtype=schema.PROMOTED_TYPES[c], strict=False)
-        for c in wanted
-    }
+    data = {c: pl.Series(c, [r.get(c) for r in rows], dtype=schema.PROMOTED_TYPES[c], strict=False) for c in wanted}
     if "error_type" in frame.columns and "error_type" in wanted:
         data["error_type"] = pl.Series(
             "error_type",
@@ -461,9 +453,7 @@ class RowBuffer:
                     data = getattr(metric, kind)
                     temporality = getattr(data, "aggregation_temporality", 0)
                     for point in data.data_points:
-                        self._add_point(
-                            metric, kind, point, (service, scope_name, res_json), temporality, data
-                        )
+                        self._add_point(metric, kind, point, (service, scope_name, res_json), temporality, data)
                         added += 1
         self.metric_point_count += added
         return added
@@ -516,8 +506,7 @@ class RowBuffer:
         if fast_promoted:
             exception_types = spans["error_type"]
             spans["error_type"] = [
-                e if e is not None else x
-                for e, x in zip(self._promoted_error_type, exception_types, strict=True)
+                e if e is not None else x for e, x in zip(self._promoted_error_type, exception_types, strict=True)
             ]
         else:
             for name in _FAST_PROMOTED:
@@ -594,9 +583,7 @@ def _fast_sources() -> list[tuple[str, int, int, int]]:
 _FAST_DECODER: Final = (
     None
     if _fastdecode is None
-    else _fastdecode.Decoder(
-        _fast_sources(), len(_FAST_PROMOTED), error_column=_FAST_PROMOTED.index("error_type")
-    )
+    else _fastdecode.Decoder(_fast_sources(), len(_FAST_PROMOTED), error_column=_FAST_PROMOTED.index("error_type"))
 )
 
 

@@ -107,9 +107,7 @@ class RecentKeys:
 
     def series(self) -> pl.Series:
         if self._all is None:
-            self._all = (
-                pl.concat(list(self._chunks)) if self._chunks else pl.Series("key", [], dtype=pl.String)
-            )
+            self._all = pl.concat(list(self._chunks)) if self._chunks else pl.Series("key", [], dtype=pl.String)
         return self._all
 
 
@@ -173,9 +171,7 @@ class Flusher:
         self.offset = read_checkpoint(self.store)
         removed = recover_segments(self.store, self.offset)
         if removed:
-            logger.info(
-                "removed %d segments of an interrupted flush; replaying from %d", removed, self.offset
-            )
+            logger.info("removed %d segments of an interrupted flush; replaying from %d", removed, self.offset)
         load_recent_keys(self.store, self.recent)
         self.stats[STAT_CHECKPOINT] = self.offset
         self.stats[STAT_READY] = 1
@@ -237,6 +233,7 @@ class Flusher:
         stats[STAT_FLUSHES] += 1
         stats[STAT_LAST_FLUSH_S] = elapsed
         stats[STAT_MAX_FLUSH_S] = max(stats[STAT_MAX_FLUSH_S], elapsed)
+        logger.debug("flushed up to log offset %d in %.3f s", end, elapsed)
 
     def maintain(self) -> None:
         try:
@@ -253,7 +250,10 @@ def run_flusher(settings: FlusherSettings, stats: Any, stop: Any) -> None:
     # the parent decides when to stop (SIGTERM / Ctrl-C go to it); we drain when it sets ``stop``
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=os.environ.get("LORATRACE_LOG_LEVEL", "WARNING"))
+    logging.basicConfig(
+        level=os.environ.get("LORATRACE_LOG_LEVEL", "WARNING"),
+        format="%(asctime)s %(processName)s %(levelname)s %(name)s: %(message)s",
+    )
     Flusher(settings, stats, stop).run()
 
 
@@ -261,9 +261,7 @@ def start_flusher(settings: FlusherSettings) -> tuple[multiprocessing.process.Ba
     ctx = multiprocessing.get_context("spawn")
     stats = ctx.Array("d", N_STATS, lock=False)
     stop = ctx.Event()
-    process = ctx.Process(
-        target=run_flusher, args=(settings, stats, stop), name="loratrace-flusher", daemon=True
-    )
+    process = ctx.Process(target=run_flusher, args=(settings, stats, stop), name="loratrace-flusher", daemon=True)
     process.start()
     return process, stats, stop
 

@@ -1,0 +1,1273 @@
+/*
+ * OTLP ExportTraceServiceRequest protobuf bytes -> the store's span columns, walking the wire format directly.
+ *
+ * The accelerator of loratrace.collector.decode: it fills exactly the columns that RowBuffer.add_traces fills
+ * (ids as lowercase hex, attribute maps as the same compact JSON text Python's json module writes) and, where
+ * it can be sure of the result, the promoted typed columns that decode.promote_frame would compute. Anything
+ * it is not certain to reproduce byte for byte is left to the Python path:
+ *
+ *   - a payload it cannot walk exactly (non-canonical wire forms such as a repeated singular message, wire
+ *     type mismatches, groups, deep nesting, invalid UTF-8, timestamps past int64) -> decode_traces returns
+ *     None and the caller decodes the whole payload with upb + Python;
+ *   - spans with events or links -> their indexes are returned and the caller adds those rows in Python;
+ *   - a promoted attribute whose value is not of its column's own type -> the payload is reported "hard" and
+ *     the caller runs promote_frame over the batch instead of using these promoted values.
+ *
+ * Nothing here keeps Python state between calls except the Decoder's attribute-name table.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------------------------
+ * wire format
+ */
+
+enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
+#define MAX_DEPTH 32
+
+typedef struct {
+    uint32_t num;
+    uint32_t wt;
+    uint64_t v;         /* varint / fixed value */
+    const uint8_t *d;   /* length-delimited data */
+    size_t n;
+} Field;
+
+/* 1 = a field read, 0 = end of message, -1 = malformed or a form we leave to upb */
+static inline int next_field(const uint8_t **pp, const uint8_t *end, Field *f) {
+    const uint8_t *p = *pp;
+    if (p >= end) return 0;
+    uint64_t tag = 0;
+    int shift = 0;
+    for (;;) {
+        if (p >= end || shift > 35) return -1;
+        uint8_t b = *p++;
+        tag |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) break;
+        shift += 7;
+    }
+    if (tag > 0xffffffffu) return -1;
+    f->num = (uint32_t)(tag >> 3);
+    f->wt = (uint32_t)(tag & 7);
+    if (f->num == 0 || f->num > 536870911u) return -1;
+    switch (f->wt) {
+    case WT_VARINT: {
+        uint64_t v = 0;
+        shift = 0;
+        for (;;) {
+            if (p >= end || shift > 63) return -1;
+            uint8_t b = *p++;
+            v |= (uint64_t)(b & 0x7f) << shift;
+            if (!(b & 0x80)) break;
+            shift += 7;
+        }
+        f->v = v;
+        break;
+    }
+    case WT_I64:
+        if (end - p < 8) return -1;
+        memcpy(&f->v, p, 8); /* little-endian hosts only: checked at module init */
+        p += 8;
+        break;
+    case WT_I32: {
+        uint32_t v;
+        if (end - p < 4) return -1;
+        memcpy(&v, p, 4);
+        f->v = v;
+        p += 4;
+        break;
+    }
+    case WT_LEN: {
+        uint64_t n = 0;
+        shift = 0;
+        for (;;) {
+            if (p >= end || shift > 63) return -1;
+            uint8_t b = *p++;
+            n |= (uint64_t)(b & 0x7f) << shift;
+            if (!(b & 0x80)) break;
+            shift += 7;
+        }
+        if (n > (uint64_t)(end - p)) return -1;
+        f->d = p;
+        f->n = (size_t)n;
+        p += n;
+        break;
+    }
+    default:
+        return -1; /* groups (3, 4) and invalid wire types */
+    }
+    *pp = p;
+    return 1;
+}
+
+/* strict UTF-8 (what upb demands of proto3 strings): no overlongs, no surrogates, nothing past U+10FFFF */
+static int utf8_ok(const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (w & 0x8080808080808080ull) break;
+            i += 8;
+        }
+        if (i >= n) break;
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            i++;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            if (i + 1 >= n || (s[i + 1] & 0xc0) != 0x80) return 0;
+            i += 2;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            if (i + 2 >= n) return 0;
+            uint8_t c1 = s[i + 1], c2 = s[i + 2];
+            if ((c1 & 0xc0) != 0x80 || (c2 & 0xc0) != 0x80) return 0;
+            if (c == 0xe0 && c1 < 0xa0) return 0;
+            if (c == 0xed && c1 > 0x9f) return 0;
+            i += 3;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            if (i + 3 >= n) return 0;
+            uint8_t c1 = s[i + 1], c2 = s[i + 2], c3 = s[i + 3];
+            if ((c1 & 0xc0) != 0x80 || (c2 & 0xc0) != 0x80 || (c3 & 0xc0) != 0x80) return 0;
+            if (c == 0xf0 && c1 < 0x90) return 0;
+            if (c == 0xf4 && c1 > 0x8f) return 0;
+            i += 4;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * output buffer
+ */
+
+typedef struct {
+    char *p;
+    size_t len;
+    size_t cap;
+} Buf;
+
+static int buf_reserve(Buf *b, size_t extra) {
+    if (b->len + extra <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra) cap *= 2;
+    char *p = PyMem_Realloc(b->p, cap);
+    if (!p) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int buf_put(Buf *b, const char *s, size_t n) {
+    if (buf_reserve(b, n) < 0) return -1;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
+static inline int buf_putc(Buf *b, char c) {
+    if (b->len >= b->cap && buf_reserve(b, 1) < 0) return -1;
+    b->p[b->len++] = c;
+    return 0;
+}
+
+static const char HEX[] = "0123456789abcdef";
+
+/* a JSON string exactly as json.dumps(..., ensure_ascii=False) spells it */
+static int buf_json_string(Buf *b, const uint8_t *s, size_t n) {
+    if (buf_reserve(b, n + 2) < 0) return -1;
+    b->p[b->len++] = '"';
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        if (buf_put(b, (const char *)s + run, i - run) < 0) return -1;
+        run = i + 1;
+        char esc[6];
+        size_t k = 2;
+        esc[0] = '\\';
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = HEX[c >> 4];
+            esc[5] = HEX[c & 15];
+            k = 6;
+        }
+        if (buf_put(b, esc, k) < 0) return -1;
+    }
+    if (buf_put(b, (const char *)s + run, n - run) < 0) return -1;
+    return buf_putc(b, '"');
+}
+
+static int buf_hex(Buf *b, const uint8_t *s, size_t n) {
+    if (buf_reserve(b, 2 * n) < 0) return -1;
+    char *o = b->p + b->len;
+    for (size_t i = 0; i < n; i++) {
+        o[2 * i] = HEX[s[i] >> 4];
+        o[2 * i + 1] = HEX[s[i] & 15];
+    }
+    b->len += 2 * n;
+    return 0;
+}
+
+/* repr(float) for a finite double; non-finite values are JSON strings (see decode._finite) */
+static int buf_double(Buf *b, double v) {
+    if (isnan(v)) return buf_put(b, "\"NaN\"", 5);
+    if (isinf(v)) return v > 0 ? buf_put(b, "\"Infinity\"", 10) : buf_put(b, "\"-Infinity\"", 11);
+    char *s = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (!s) return -1;
+    int rc = buf_put(b, s, strlen(s));
+    PyMem_Free(s);
+    return rc;
+}
+
+static int buf_int(Buf *b, int64_t v) {
+    char tmp[24];
+    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
+    return buf_put(b, tmp, (size_t)n);
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * AnyValue / KeyValue
+ */
+
+enum {
+    AV_NULL = 0,
+    AV_STRING,
+    AV_BOOL,
+    AV_INT,
+    AV_DOUBLE,
+    AV_ARRAY,
+    AV_KVLIST,
+    AV_BYTES,
+    AV_STRINDEX
+};
+
+typedef struct {
+    int kind;
+    int64_t i;  /* bool / int / strindex */
+    double f;
+    const uint8_t *d; /* string / bytes / array / kvlist body */
+    size_t n;
+} AnyValue;
+
+/* parse one AnyValue message body; -1 for anything but exactly one (or no) value field */
+static int parse_any(const uint8_t *p, size_t n, AnyValue *out) {
+    const uint8_t *end = p + n;
+    Field f;
+    int r, seen = 0;
+    out->kind = AV_NULL;
+    while ((r = next_field(&p, end, &f)) > 0) {
+        switch (f.num) {
+        case 1:
+            if (f.wt != WT_LEN) return -1;
+            out->kind = AV_STRING, out->d = f.d, out->n = f.n;
+            break;
+        case 2:
+            if (f.wt != WT_VARINT) return -1;
+            out->kind = AV_BOOL, out->i = f.v != 0;
+            break;
+        case 3:
+            if (f.wt != WT_VARINT) return -1;
+            out->kind = AV_INT, out->i = (int64_t)f.v;
+            break;
+        case 4:
+            if (f.wt != WT_I64) return -1;
+            out->kind = AV_DOUBLE;
+            memcpy(&out->f, &f.v, 8);
+            break;
+        case 5:
+            if (f.wt != WT_LEN) return -1;
+            out->kind = AV_ARRAY, out->d = f.d, out->n = f.n;
+            break;
+        case 6:
+            if (f.wt != WT_LEN) return -1;
+            out->kind = AV_KVLIST, out->d = f.d, out->n = f.n;
+            break;
+        case 7:
+            if (f.wt != WT_LEN) return -1;
+            out->kind = AV_BYTES, out->d = f.d, out->n = f.n;
+            break;
+        case 8:
+            if (f.wt != WT_VARINT) return -1;
+            out->kind = AV_STRINDEX, out->i = (int32_t)(uint32_t)f.v;
+            break;
+        default:
+            continue; /* unknown field: ignored, like upb */
+        }
+        /* a oneof set twice is legal protobuf (last wins, messages merge); canonical encoders never do it */
+        if (++seen > 1) return -1;
+    }
+    if (r < 0) return -1;
+    if (out->kind == AV_STRING && !utf8_ok(out->d, out->n)) return -1;
+    return 0;
+}
+
+typedef struct {
+    const uint8_t *key;
+    size_t key_n;
+    const uint8_t *val; /* AnyValue body; NULL when the KeyValue has no value */
+    size_t val_n;
+    uint64_t h;
+    int skip; /* a later duplicate of this key exists: the dict keeps the first position, last value */
+} KV;
+
+static inline uint64_t key_hash(const uint8_t *k, size_t n) {
+    uint64_t a = 0, z = 0;
+    if (n >= 8) {
+        memcpy(&a, k, 8);
+        memcpy(&z, k + n - 8, 8);
+    } else {
+        for (size_t i = 0; i < n; i++) a = (a << 8) | k[i];
+    }
+    uint64_t h = (a * 0x9e3779b97f4a7c15ull) ^ (z + 0x632be59bd9b4e019ull) ^ ((uint64_t)n << 56);
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
+    return h;
+}
+
+typedef struct {
+    KV *items;
+    size_t n;
+    size_t cap;
+} KVList;
+
+static int kv_push(KVList *l, KV kv) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 32;
+        KV *items = PyMem_Realloc(l->items, cap * sizeof(KV));
+        if (!items) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        l->items = items;
+        l->cap = cap;
+    }
+    l->items[l->n++] = kv;
+    return 0;
+}
+
+/* parse a KeyValue body and append it; -1 on malformed input */
+static int kv_parse_push(KVList *l, const uint8_t *p, size_t n) {
+    const uint8_t *end = p + n;
+    Field f;
+    int r, seen_val = 0;
+    KV kv = {(const uint8_t *)"", 0, NULL, 0, 0, 0};
+    while ((r = next_field(&p, end, &f)) > 0) {
+        if (f.num == 1) {
+            if (f.wt != WT_LEN) return -1;
+            kv.key = f.d, kv.key_n = f.n;
+        } else if (f.num == 2) {
+            if (f.wt != WT_LEN || seen_val++) return -1;
+            kv.val = f.d, kv.val_n = f.n;
+        } else if (f.num == 3) {
+            if (f.wt != WT_VARINT) return -1;
+        }
+    }
+    if (r < 0 || !utf8_ok(kv.key, kv.key_n)) return -1;
+    kv.h = key_hash(kv.key, kv.key_n);
+    if (kv_push(l, kv) < 0) return -2;
+    return 0;
+}
+
+/* mark earlier duplicates of a key so that only one entry per key is emitted, with the last value */
+static void kv_dedup(KV *items, size_t n) {
+    if (n < 2) return;
+    uint32_t slots[256];
+    int dup = 0;
+    if (n <= 128) {
+        memset(slots, 0xff, sizeof slots);
+        for (size_t i = 0; i < n && !dup; i++) {
+            uint32_t s = (uint32_t)(items[i].h & 255);
+            while (slots[s] != 0xffffffffu) {
+                KV *o = &items[slots[s]];
+                if (o->h == items[i].h && o->key_n == items[i].key_n &&
+                    memcmp(o->key, items[i].key, o->key_n) == 0) {
+                    dup = 1;
+                    break;
+                }
+                s = (s + 1) & 255;
+            }
+            slots[s] = (uint32_t)i;
+        }
+        if (!dup) return;
+    }
+    /* rare: resolve in O(n^2). The first occurrence takes the last occurrence's value. */
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].skip) continue;
+        for (size_t j = i + 1; j < n; j++) {
+            if (items[j].h == items[i].h && items[j].key_n == items[i].key_n &&
+                memcmp(items[j].key, items[i].key, items[i].key_n) == 0) {
+                items[i].val = items[j].val;
+                items[i].val_n = items[j].val_n;
+                items[j].skip = 1;
+            }
+        }
+    }
+}
+
+typedef struct {
+    Buf json;
+    Buf scratch;
+    KVList kvs;   /* a stack: nested kvlists push above their parent's entries */
+} Work;
+
+static int emit_any(Work *w, Buf *b, const uint8_t *p, size_t n, int depth);
+
+static int emit_kvlist_items(Work *w, Buf *b, size_t first, size_t last, int depth) {
+    int rc = buf_putc(b, '{');
+    int comma = 0;
+    for (size_t i = first; i < last && rc == 0; i++) {
+        KV *kv = &w->kvs.items[i];
+        if (kv->skip) continue;
+        if (comma && buf_putc(b, ',') < 0) return -2;
+        comma = 1;
+        if (buf_json_string(b, kv->key, kv->key_n) < 0 || buf_putc(b, ':') < 0) return -2;
+        if (kv->val == NULL) {
+            if (buf_put(b, "null", 4) < 0) return -2;
+        } else {
+            /* re-read from the array: emit_any may grow (move) it */
+            rc = emit_any(w, b, w->kvs.items[i].val, w->kvs.items[i].val_n, depth + 1);
+        }
+    }
+    if (rc) return rc;
+    return buf_putc(b, '}') < 0 ? -2 : 0;
+}
+
+/* a repeated KeyValue field body list (fields numbered `num` of message p..n) as a JSON object */
+static int emit_kvlist(Work *w, Buf *b, const uint8_t *p, size_t n, uint32_t num, int depth) {
+    if (depth > MAX_DEPTH) return -1;
+    const uint8_t *end = p + n;
+    size_t first = w->kvs.n;
+    Field f;
+    int r, rc;
+    while ((r = next_field(&p, end, &f)) > 0) {
+        if (f.num != num) continue;
+        if (f.wt != WT_LEN) {
+            w->kvs.n = first;
+            return -1;
+        }
+        if ((rc = kv_parse_push(&w->kvs, f.d, f.n)) < 0) {
+            w->kvs.n = first;
+            return rc;
+        }
+    }
+    if (r < 0) {
+        w->kvs.n = first;
+        return -1;
+    }
+    kv_dedup(w->kvs.items + first, w->kvs.n - first);
+    rc = emit_kvlist_items(w, b, first, w->kvs.n, depth);
+    w->kvs.n = first;
+    return rc;
+}
+
+/* returns 0 ok, -1 leave to Python, -2 Python error set */
+static int emit_any(Work *w, Buf *b, const uint8_t *p, size_t n, int depth) {
+    AnyValue v;
+    if (depth > MAX_DEPTH || parse_any(p, n, &v) < 0) return -1;
+    int rc = 0;
+    switch (v.kind) {
+    case AV_NULL: rc = buf_put(b, "null", 4); break;
+    case AV_STRING: rc = buf_json_string(b, v.d, v.n); break;
+    case AV_BOOL: rc = v.i ? buf_put(b, "true", 4) : buf_put(b, "false", 5); break;
+    case AV_INT:
+    case AV_STRINDEX: rc = buf_int(b, v.i); break;
+    case AV_DOUBLE: rc = buf_double(b, v.f); break;
+    case AV_BYTES:
+        rc = buf_putc(b, '"');
+        if (!rc) rc = buf_hex(b, v.d, v.n);
+        if (!rc) rc = buf_putc(b, '"');
+        break;
+    case AV_ARRAY: {
+        const uint8_t *q = v.d, *end = v.d + v.n;
+        Field f;
+        int r, comma = 0;
+        if (buf_putc(b, '[') < 0) return -2;
+        while ((r = next_field(&q, end, &f)) > 0) {
+            if (f.num != 1) continue;
+            if (f.wt != WT_LEN) return -1;
+            if (comma && buf_putc(b, ',') < 0) return -2;
+            comma = 1;
+            int e = emit_any(w, b, f.d, f.n, depth + 1);
+            if (e) return e;
+        }
+        if (r < 0) return -1;
+        rc = buf_putc(b, ']');
+        break;
+    }
+    case AV_KVLIST: return emit_kvlist(w, b, v.d, v.n, 1, depth + 1);
+    }
+    return rc < 0 ? -2 : 0;
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * promotion
+ */
+
+/* how an attribute feeds its promoted column (decode.py builds the table from its own rules) */
+enum {
+    P_STR = 1,    /* String column: string (or bytes, as hex) values */
+    P_INT = 2,    /* Int64 column: integers within +-2^53 */
+    P_FLOAT = 3,  /* Float64 column: finite doubles, integers within +-2^53 */
+    P_BOOL = 4,   /* Boolean column: bools */
+    P_LIST = 5,   /* List(String) column: arrays of strings */
+    P_TTFT = 6,   /* Float64 milliseconds from seconds */
+    P_FIRST = 7,  /* String column from the first string of an array (empty array: next name) */
+};
+
+typedef struct {
+    const char *key;
+    Py_ssize_t key_n;
+    uint64_t h;
+    int column;
+    int how;
+    int priority;
+} Source;
+
+typedef struct {
+    int set;
+    int priority;
+    int how;
+    int64_t i;
+    double f;
+    const uint8_t *d; /* string / bytes / array body */
+    size_t n;
+    int is_bytes;
+} Pick;
+
+#define MAX_COLUMNS 64
+#define TABLE 256
+
+typedef struct {
+    PyObject_HEAD
+    Source *sources;
+    Py_ssize_t n_sources;
+    int n_columns;
+    int error_column; /* promoted error_type: falls back to the exception event's type */
+    int16_t table[TABLE]; /* open addressing over sources; -1 empty */
+    PyObject *source_keys; /* keeps the key strings alive */
+    Work work;
+} Decoder;
+
+static const char *KINDS[] = {"UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"};
+static const char *STATUS[] = {"UNSET", "OK", "ERROR"};
+static PyObject *kind_str[6];
+static PyObject *status_str[3];
+
+static const Source *find_source(Decoder *self, const uint8_t *k, size_t n, uint64_t h, int *next) {
+    for (int s = *next; s < TABLE; s++) {
+        int idx = self->table[(h + (uint64_t)s) & (TABLE - 1)];
+        if (idx < 0) return NULL;
+        const Source *src = &self->sources[idx];
+        if (src->h == h && (size_t)src->key_n == n && memcmp(src->key, k, n) == 0) {
+            *next = s + 1;
+            return src;
+        }
+    }
+    return NULL;
+}
+
+/* is this AnyValue usable as-is for `how`? 1 yes (stored in *pick), 0 null / no value, -1 hard */
+static int classify(const uint8_t *val, size_t val_n, int how, Pick *pick) {
+    AnyValue v;
+    if (val == NULL) return 0;
+    if (parse_any(val, val_n, &v) < 0) return -1;
+    if (v.kind == AV_NULL) return 0;
+    const double lim = 9007199254740992.0;
+    switch (how) {
+    case P_STR:
+        if (v.kind != AV_STRING && v.kind != AV_BYTES) return -1;
+        pick->d = v.d, pick->n = v.n, pick->is_bytes = v.kind == AV_BYTES;
+        return 1;
+    case P_INT:
+        if (v.kind != AV_INT || v.i > (int64_t)lim || v.i < -(int64_t)lim) return -1;
+        pick->i = v.i;
+        return 1;
+    case P_FLOAT:
+    case P_TTFT:
+        if (v.kind == AV_DOUBLE && isfinite(v.f)) {
+            pick->f = v.f;
+            return 1;
+        }
+        if (v.kind == AV_INT && v.i <= (int64_t)lim && v.i >= -(int64_t)lim) {
+            pick->f = (double)v.i;
+            return 1;
+        }
+        return -1;
+    case P_BOOL:
+        if (v.kind != AV_BOOL) return -1;
+        pick->i = v.i;
+        return 1;
+    case P_LIST:
+    case P_FIRST: {
+        if (v.kind != AV_ARRAY) return -1;
+        const uint8_t *q = v.d, *end = v.d + v.n;
+        Field f;
+        int r;
+        size_t count = 0;
+        const uint8_t *first = NULL;
+        size_t first_n = 0;
+        while ((r = next_field(&q, end, &f)) > 0) {
+            if (f.num != 1) continue;
+            AnyValue e;
+            if (f.wt != WT_LEN || parse_any(f.d, f.n, &e) < 0 || e.kind != AV_STRING) return -1;
+            if (count++ == 0) first = e.d, first_n = e.n;
+        }
+        if (r < 0) return -1;
+        if (how == P_FIRST) {
+            if (count == 0) return 0;
+            pick->d = first, pick->n = first_n, pick->is_bytes = 0;
+        } else {
+            pick->d = v.d, pick->n = v.n;
+        }
+        return 1;
+    }
+    }
+    return -1;
+}
+
+static PyObject *hex_str(const uint8_t *s, size_t n) {
+    PyObject *o = PyUnicode_New((Py_ssize_t)(2 * n), 127);
+    if (!o) return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(o);
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = (Py_UCS1)HEX[s[i] >> 4];
+        out[2 * i + 1] = (Py_UCS1)HEX[s[i] & 15];
+    }
+    return o;
+}
+
+static PyObject *pick_value(const Pick *pk) {
+    switch (pk->how) {
+    case P_STR:
+    case P_FIRST:
+        if (pk->is_bytes) return hex_str(pk->d, pk->n);
+        return PyUnicode_DecodeUTF8((const char *)pk->d, (Py_ssize_t)pk->n, NULL);
+    case P_INT: return PyLong_FromLongLong(pk->i);
+    case P_FLOAT: return PyFloat_FromDouble(pk->f);
+    case P_TTFT: return PyFloat_FromDouble(pk->f * 1000.0);
+    case P_BOOL: return PyBool_FromLong((long)pk->i);
+    case P_LIST: {
+        PyObject *list = PyList_New(0);
+        if (!list) return NULL;
+        const uint8_t *q = pk->d, *end = pk->d + pk->n;
+        Field f;
+        while (next_field(&q, end, &f) > 0) {
+            if (f.num != 1) continue;
+            AnyValue e;
+            parse_any(f.d, f.n, &e); /* checked by classify */
+            PyObject *s = PyUnicode_DecodeUTF8((const char *)e.d, (Py_ssize_t)e.n, NULL);
+            if (!s || PyList_Append(list, s) < 0) {
+                Py_XDECREF(s);
+                Py_DECREF(list);
+                return NULL;
+            }
+            Py_DECREF(s);
+        }
+        return list;
+    }
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * the decoder
+ */
+
+enum {
+    C_TRACE_ID, C_SPAN_ID, C_PARENT, C_STATE, C_NAME, C_KIND, C_SERVICE, C_SCOPE_NAME, C_SCOPE_VERSION,
+    C_START, C_END, C_DURATION, C_START_TIME, C_STATUS, C_STATUS_MESSAGE, C_RESOURCE, C_ATTRIBUTES,
+    C_ERROR, N_SPAN_COLUMNS
+};
+
+static int append_new(PyObject *list, PyObject *value) {
+    if (!value) return -1;
+    int rc = PyList_Append(list, value);
+    Py_DECREF(value);
+    return rc;
+}
+
+static PyObject *str_or_none(const uint8_t *d, size_t n) {
+    if (n == 0) Py_RETURN_NONE;
+    return PyUnicode_DecodeUTF8((const char *)d, (Py_ssize_t)n, NULL);
+}
+
+typedef struct {
+    PyObject **span_cols;
+    PyObject **promo_cols;
+    PyObject *slow; /* indexes of spans with events or links */
+    PyObject *service, *resource_json, *scope_name, *scope_version;
+    Py_ssize_t span_index;
+    int hard;
+} Out;
+
+/* the "exception.type" of the first "exception" event that has one, or NULL (the ERROR spans' error_type) */
+static int exception_type(const uint8_t *p, size_t n, const uint8_t **d, size_t *dn) {
+    const uint8_t *end = p + n;
+    Field f;
+    int r;
+    *d = NULL;
+    while ((r = next_field(&p, end, &f)) > 0) {
+        if (f.num != 11 || f.wt != WT_LEN) continue;
+        const uint8_t *q = f.d, *qe = f.d + f.n;
+        Field g;
+        int is_exc = 0;
+        while (next_field(&q, qe, &g) > 0)
+            if (g.num == 2 && g.wt == WT_LEN) is_exc = g.n == 9 && memcmp(g.d, "exception", 9) == 0;
+        if (!is_exc) continue;
+        q = f.d;
+        while (next_field(&q, qe, &g) > 0) {
+            if (g.num != 3 || g.wt != WT_LEN) continue;
+            KVList one = {0};
+            if (kv_parse_push(&one, g.d, g.n) < 0) {
+                PyMem_Free(one.items);
+                return -1;
+            }
+            KV kv = one.items[0];
+            PyMem_Free(one.items);
+            if (kv.key_n == 14 && memcmp(kv.key, "exception.type", 14) == 0) {
+                AnyValue v;
+                if (kv.val != NULL) {
+                    if (parse_any(kv.val, kv.val_n, &v) < 0) return -1;
+                    if (v.kind == AV_STRING && v.n) *d = v.d, *dn = v.n;
+                }
+                return 0;
+            }
+        }
+    }
+    return r < 0 ? -1 : 0;
+}
+
+/* one Span: -1 leave the payload to Python, -2 Python error */
+static int decode_span(Decoder *self, Out *out, const uint8_t *p, size_t n) {
+    const uint8_t *end = p + n;
+    const uint8_t *trace_id = NULL, *span_id = NULL, *parent = NULL, *state = NULL, *name = NULL;
+    size_t trace_n = 0, span_n = 0, parent_n = 0, state_n = 0, name_n = 0;
+    const uint8_t *status_msg = NULL;
+    size_t status_msg_n = 0;
+    uint64_t start = 0, endt = 0;
+    int32_t kind = 0, status_code = 0;
+    int has_events = 0, has_links = 0, seen_status = 0;
+    Work *w = &self->work;
+    size_t first = w->kvs.n;
+    Field f;
+    int r, rc;
+    while ((r = next_field(&p, end, &f)) > 0) {
+        switch (f.num) {
+        case 1: if (f.wt != WT_LEN) return -1; trace_id = f.d, trace_n = f.n; break;
+        case 2: if (f.wt != WT_LEN) return -1; span_id = f.d, span_n = f.n; break;
+        case 3: if (f.wt != WT_LEN) return -1; state = f.d, state_n = f.n; break;
+        case 4: if (f.wt != WT_LEN) return -1; parent = f.d, parent_n = f.n; break;
+        case 5: if (f.wt != WT_LEN) return -1; name = f.d, name_n = f.n; break;
+        case 6: if (f.wt != WT_VARINT) return -1; kind = (int32_t)(uint32_t)f.v; break;
+        case 7: if (f.wt != WT_I64) return -1; start = f.v; break;
+        case 8: if (f.wt != WT_I64) return -1; endt = f.v; break;
+        case 9:
+            if (f.wt != WT_LEN) return -1;
+            if ((rc = kv_parse_push(&w->kvs, f.d, f.n)) < 0) return rc;
+            break;
+        case 10: case 12: case 14: if (f.wt != WT_VARINT) return -1; break;
+        case 16: if (f.wt != WT_I32) return -1; break;
+        case 11: if (f.wt != WT_LEN) return -1; has_events = 1; break;
+        case 13: if (f.wt != WT_LEN) return -1; has_links = 1; break;
+        case 15: {
+            if (f.wt != WT_LEN || seen_status++) return -1;
+            const uint8_t *q = f.d, *qe = f.d + f.n;
+            Field g;
+            int s;
+            while ((s = next_field(&q, qe, &g)) > 0) {
+                if (g.num == 2) {
+                    if (g.wt != WT_LEN) return -1;
+                    status_msg = g.d, status_msg_n = g.n;
+                } else if (g.num == 3) {
+                    if (g.wt != WT_VARINT) return -1;
+                    status_code = (int32_t)(uint32_t)g.v;
+                }
+            }
+            if (s < 0) return -1;
+            break;
+        }
+        default: break;
+        }
+    }
+    if (r < 0) return -1;
+    /* past int64 the Python path behaves differently per column; leave such spans to it */
+    if (start > (uint64_t)INT64_MAX || endt > (uint64_t)INT64_MAX) return -1;
+    if (status_msg && !utf8_ok(status_msg, status_msg_n)) return -1;
+    if (state && !utf8_ok(state, state_n)) return -1;
+
+    /* attributes: JSON text and promoted values, one pass over the deduplicated list */
+    KV *items = w->kvs.items + first;
+    size_t count = w->kvs.n - first;
+    kv_dedup(items, count);
+    Pick picks[MAX_COLUMNS];
+    for (int c = 0; c < self->n_columns; c++) picks[c].set = 0;
+    for (size_t i = 0; i < count; i++) {
+        KV *kv = &w->kvs.items[first + i];
+        if (kv->skip) continue;
+        int next = 0;
+        const Source *src;
+        while ((src = find_source(self, kv->key, kv->key_n, kv->h, &next)) != NULL) {
+            Pick pk;
+            int c = classify(kv->val, kv->val_n, src->how, &pk);
+            if (c < 0) {
+                out->hard = 1;
+            } else if (c > 0) {
+                Pick *cur = &picks[src->column];
+                if (!cur->set || src->priority < cur->priority) {
+                    pk.set = 1;
+                    pk.priority = src->priority;
+                    pk.how = src->how;
+                    *cur = pk;
+                }
+            }
+        }
+    }
+    Buf *json = &w->json;
+    json->len = 0;
+    rc = emit_kvlist_items(w, json, first, w->kvs.n, 0);
+    w->kvs.n = first;
+    if (rc) return rc;
+
+    const uint8_t *exc = NULL;
+    size_t exc_n = 0;
+    if (status_code == 2 && has_events && exception_type(p - n, n, &exc, &exc_n) < 0) return -1;
+
+    PyObject **col = out->span_cols;
+    if (append_new(col[C_TRACE_ID], hex_str(trace_id, trace_n)) < 0) return -2;
+    if (append_new(col[C_SPAN_ID], hex_str(span_id, span_n)) < 0) return -2;
+    if (parent_n ? append_new(col[C_PARENT], hex_str(parent, parent_n)) : PyList_Append(col[C_PARENT], Py_None))
+        return -2;
+    if (append_new(col[C_STATE], str_or_none(state, state_n)) < 0) return -2;
+    if (append_new(col[C_NAME], PyUnicode_DecodeUTF8((const char *)(name ? name : (const uint8_t *)""),
+                                                     (Py_ssize_t)name_n, NULL)) < 0)
+        return -1; /* invalid UTF-8: Python reports it */
+    if (PyList_Append(col[C_KIND], kind_str[(kind >= 0 && kind < 6) ? kind : 0]) < 0) return -2;
+    if (PyList_Append(col[C_SERVICE], out->service) < 0) return -2;
+    if (PyList_Append(col[C_SCOPE_NAME], out->scope_name) < 0) return -2;
+    if (PyList_Append(col[C_SCOPE_VERSION], out->scope_version) < 0) return -2;
+    if (append_new(col[C_START], PyLong_FromUnsignedLongLong(start)) < 0) return -2;
+    if (append_new(col[C_END], PyLong_FromUnsignedLongLong(endt)) < 0) return -2;
+    if (endt >= start ? append_new(col[C_DURATION], PyLong_FromUnsignedLongLong(endt - start))
+                      : PyList_Append(col[C_DURATION], Py_None))
+        return -2;
+    if (append_new(col[C_START_TIME], PyLong_FromUnsignedLongLong(start / 1000)) < 0) return -2;
+    int status = (status_code >= 0 && status_code < 3) ? status_code : 0;
+    if (PyList_Append(col[C_STATUS], status_str[status]) < 0) return -2;
+    if (append_new(col[C_STATUS_MESSAGE], str_or_none(status_msg, status_msg_n)) < 0) return -2;
+    if (PyList_Append(col[C_RESOURCE], out->resource_json) < 0) return -2;
+    PyObject *attrs = PyUnicode_DecodeUTF8(json->p, (Py_ssize_t)json->len, NULL);
+    if (!attrs) return -1;
+    if (append_new(col[C_ATTRIBUTES], attrs) < 0) return -2;
+    PyObject *exc_type = NULL;
+    if (exc) {
+        exc_type = PyUnicode_DecodeUTF8((const char *)exc, (Py_ssize_t)exc_n, NULL);
+        if (!exc_type) return -1;
+    }
+    if (PyList_Append(col[C_ERROR], exc_type ? exc_type : Py_None) < 0) {
+        Py_XDECREF(exc_type);
+        return -2;
+    }
+    for (int c = 0; c < self->n_columns; c++) {
+        PyObject *v;
+        if (picks[c].set) {
+            v = pick_value(&picks[c]);
+            if (!v) {
+                Py_XDECREF(exc_type);
+                return -1;
+            }
+        } else if (c == self->error_column && exc_type) {
+            v = Py_NewRef(exc_type);
+        } else {
+            v = Py_NewRef(Py_None);
+        }
+        if (append_new(out->promo_cols[c], v) < 0) {
+            Py_XDECREF(exc_type);
+            return -2;
+        }
+    }
+    Py_XDECREF(exc_type);
+    if (has_events || has_links) {
+        if (append_new(out->slow, PyLong_FromSsize_t(out->span_index)) < 0) return -2;
+    }
+    out->span_index++;
+    return 0;
+}
+
+/* str(value) of a resource's service.name, as the Python path does; -1 for kinds left to Python */
+static PyObject *service_name(Work *w, const KV *kv, int *rc) {
+    AnyValue v;
+    *rc = 0;
+    if (kv->val == NULL) Py_RETURN_NONE;
+    if (parse_any(kv->val, kv->val_n, &v) < 0) {
+        *rc = -1;
+        return NULL;
+    }
+    switch (v.kind) {
+    case AV_NULL: Py_RETURN_NONE;
+    case AV_STRING: return PyUnicode_DecodeUTF8((const char *)v.d, (Py_ssize_t)v.n, NULL);
+    case AV_BYTES: return hex_str(v.d, v.n);
+    case AV_BOOL: return PyUnicode_FromString(v.i ? "True" : "False");
+    case AV_INT:
+    case AV_STRINDEX: return PyUnicode_FromFormat("%lld", (long long)v.i);
+    case AV_DOUBLE: {
+        PyObject *fl = PyFloat_FromDouble(v.f);
+        if (!fl) return NULL;
+        PyObject *s = PyObject_Str(fl);
+        Py_DECREF(fl);
+        return s;
+    }
+    default:
+        (void)w;
+        *rc = -1;
+        return NULL;
+    }
+}
+
+static int decode_resource(Decoder *self, Out *out, const uint8_t *p, size_t n) {
+    const uint8_t *end = p + n;
+    const uint8_t *resource = NULL;
+    size_t resource_n = 0;
+    int seen_resource = 0;
+    Field f;
+    int r, rc = 0;
+    Work *w = &self->work;
+    /* the resource may follow its scope_spans on the wire: find it first */
+    while ((r = next_field(&p, end, &f)) > 0) {
+        if (f.num == 1) {
+            if (f.wt != WT_LEN || seen_resource++) return -1;
+            resource = f.d, resource_n = f.n;
+        } else if (f.num == 2 || f.num == 3) {
+            if (f.wt != WT_LEN) return -1;
+            if (f.num == 3 && !utf8_ok(f.d, f.n)) return -1;
+        }
+    }
+    if (r < 0) return -1;
+    /* Resource: attributes (1), dropped_attributes_count (2), entity_refs (3: left to Python) */
+    size_t first = w->kvs.n;
+    if (resource) {
+        const uint8_t *q = resource, *qe = resource + resource_n;
+        while ((r = next_field(&q, qe, &f)) > 0) {
+            if (f.num == 1) {
+                if (f.wt != WT_LEN) rc = -1;
+                else rc = kv_parse_push(&w->kvs, f.d, f.n);
+            } else if (f.num == 2) {
+                if (f.wt != WT_VARINT) rc = -1;
+            } else if (f.num == 3) {
+                rc = -1;
+            }
+            if (rc) break;
+        }
+        if (r < 0) rc = -1;
+    }
+    if (rc) {
+        w->kvs.n = first;
+        return rc;
+    }
+    kv_dedup(w->kvs.items + first, w->kvs.n - first);
+    PyObject *service = NULL;
+    for (size_t i = first; i < w->kvs.n; i++) {
+        KV *kv = &w->kvs.items[i];
+        if (!kv->skip && kv->key_n == 12 && memcmp(kv->key, "service.name", 12) == 0) {
+            service = service_name(w, kv, &rc);
+            if (!service) {
+                w->kvs.n = first;
+                return rc ? rc : -1;
+            }
+        }
+    }
+    Buf *b = &w->scratch;
+    b->len = 0;
+    rc = emit_kvlist_items(w, b, first, w->kvs.n, 0);
+    w->kvs.n = first;
+    if (rc) {
+        Py_XDECREF(service);
+        return rc;
+    }
+    out->service = service ? service : Py_NewRef(Py_None);
+    out->resource_json = PyUnicode_DecodeUTF8(b->p, (Py_ssize_t)b->len, NULL);
+    if (!out->resource_json) return -1;
+
+    p = end - n;
+    while ((r = next_field(&p, end, &f)) > 0 && rc == 0) {
+        if (f.num != 2) continue;
+        /* ScopeSpans: scope (1), spans (2), schema_url (3) */
+        const uint8_t *q = f.d, *qe = f.d + f.n;
+        const uint8_t *scope = NULL;
+        size_t scope_n = 0;
+        int seen_scope = 0;
+        Field g;
+        int s;
+        while ((s = next_field(&q, qe, &g)) > 0) {
+            if (g.num == 1) {
+                if (g.wt != WT_LEN || seen_scope++) return -1;
+                scope = g.d, scope_n = g.n;
+            } else if (g.num == 2 || g.num == 3) {
+                if (g.wt != WT_LEN) return -1;
+                if (g.num == 3 && !utf8_ok(g.d, g.n)) return -1;
+            }
+        }
+        if (s < 0) return -1;
+        const uint8_t *sname = NULL, *sversion = NULL;
+        size_t sname_n = 0, sversion_n = 0;
+        if (scope) {
+            const uint8_t *t = scope, *te = scope + scope_n;
+            Field h;
+            while ((s = next_field(&t, te, &h)) > 0) {
+                if (h.num == 1 || h.num == 2) {
+                    if (h.wt != WT_LEN || !utf8_ok(h.d, h.n)) return -1;
+                    if (h.num == 1) sname = h.d, sname_n = h.n;
+                    else sversion = h.d, sversion_n = h.n;
+                } else if (h.num == 3) {
+                    /* scope attributes are not stored, but upb would reject invalid ones */
+                    if (h.wt != WT_LEN) return -1;
+                    b->len = 0;
+                    size_t mark = w->kvs.n;
+                    rc = kv_parse_push(&w->kvs, h.d, h.n);
+                    if (!rc && w->kvs.items[mark].val)
+                        rc = emit_any(w, b, w->kvs.items[mark].val, w->kvs.items[mark].val_n, 1);
+                    w->kvs.n = mark;
+                    if (rc) return rc;
+                } else if (h.num == 4) {
+                    if (h.wt != WT_VARINT) return -1;
+                }
+            }
+            if (s < 0) return -1;
+        }
+        Py_XSETREF(out->scope_name, str_or_none(sname, sname_n));
+        Py_XSETREF(out->scope_version, str_or_none(sversion, sversion_n));
+        if (!out->scope_name || !out->scope_version) return -2;
+        q = f.d;
+        while ((s = next_field(&q, qe, &g)) > 0) {
+            if (g.num != 2) continue;
+            if ((rc = decode_span(self, out, g.d, g.n)) != 0) return rc;
+        }
+    }
+    return r < 0 ? -1 : rc;
+}
+
+static void out_clear_resource(Out *out) {
+    Py_CLEAR(out->service);
+    Py_CLEAR(out->resource_json);
+    Py_CLEAR(out->scope_name);
+    Py_CLEAR(out->scope_version);
+}
+
+static int get_lists(PyObject *seq, Py_ssize_t want, PyObject **out, const char *what) {
+    if (!PyTuple_Check(seq) || PyTuple_GET_SIZE(seq) != want) {
+        PyErr_Format(PyExc_TypeError, "%s must be a tuple of %zd lists", what, want);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < want; i++) {
+        out[i] = PyTuple_GET_ITEM(seq, i);
+        if (!PyList_Check(out[i])) {
+            PyErr_Format(PyExc_TypeError, "%s[%zd] must be a list", what, i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void truncate_lists(PyObject **lists, Py_ssize_t count, const Py_ssize_t *marks) {
+    for (Py_ssize_t i = 0; i < count; i++)
+        if (PyList_GET_SIZE(lists[i]) > marks[i]) PyList_SetSlice(lists[i], marks[i], PyList_GET_SIZE(lists[i]), NULL);
+}
+
+PyDoc_STRVAR(decode_traces_doc,
+"decode_traces(payload, span_columns, promoted_columns) -> (spans, slow_spans, hard) | None\n\n"
+"Append the spans of one serialized ExportTraceServiceRequest to the lists in span_columns (the\n"
+"span table's own columns, in decode.FAST_SPAN_COLUMNS order) and promoted_columns (in the order the\n"
+"Decoder was built with). slow_spans lists the indexes of spans with events or links (for the caller\n"
+"to add those rows); hard is True when a promoted attribute had a value of another type, so the\n"
+"promoted lists must be recomputed by decode.promote_frame. None (and nothing appended): decode this\n"
+"payload in Python.");
+
+static PyObject *Decoder_decode_traces(Decoder *self, PyObject *args) {
+    Py_buffer view;
+    PyObject *span_seq, *promo_seq;
+    if (!PyArg_ParseTuple(args, "y*OO", &view, &span_seq, &promo_seq)) return NULL;
+    PyObject *span_cols[N_SPAN_COLUMNS];
+    PyObject *promo_cols[MAX_COLUMNS];
+    PyObject *all[N_SPAN_COLUMNS + MAX_COLUMNS];
+    Py_ssize_t marks[N_SPAN_COLUMNS + MAX_COLUMNS];
+    PyObject *result = NULL;
+    if (get_lists(span_seq, N_SPAN_COLUMNS, span_cols, "span_columns") < 0 ||
+        get_lists(promo_seq, self->n_columns, promo_cols, "promoted_columns") < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    Py_ssize_t n_all = 0;
+    for (int i = 0; i < N_SPAN_COLUMNS; i++) all[n_all++] = span_cols[i];
+    for (int i = 0; i < self->n_columns; i++) all[n_all++] = promo_cols[i];
+    for (Py_ssize_t i = 0; i < n_all; i++) marks[i] = PyList_GET_SIZE(all[i]);
+
+    Out out = {span_cols, promo_cols, PyList_New(0), NULL, NULL, NULL, NULL, 0, 0};
+    if (!out.slow) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    const uint8_t *p = view.buf, *end = p + view.len;
+    Field f;
+    int r, rc = 0;
+    self->work.kvs.n = 0;
+    while ((r = next_field(&p, end, &f)) > 0) {
+        if (f.num != 1) continue;
+        if (f.wt != WT_LEN) {
+            rc = -1;
+            break;
+        }
+        rc = decode_resource(self, &out, f.d, f.n);
+        out_clear_resource(&out);
+        if (rc) break;
+    }
+    if (r < 0 && rc == 0) rc = -1;
+    if (rc == 0) {
+        result = Py_BuildValue("(nNO)", out.span_index, out.slow, out.hard ? Py_True : Py_False);
+        out.slow = NULL;
+    } else {
+        truncate_lists(all, n_all, marks);
+        if (rc == -1) {
+            PyErr_Clear(); /* e.g. invalid UTF-8 met by a decoder: the Python path owns the error */
+            result = Py_NewRef(Py_None);
+        }
+    }
+    out_clear_resource(&out);
+    Py_XDECREF(out.slow);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+/* Decoder(sources): sources = [(attribute, column index, how, priority), ...], n_columns, error_column */
+static int Decoder_init(Decoder *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"sources", "n_columns", "error_column", NULL};
+    PyObject *seq;
+    int n_columns, error_column;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oii", kwlist, &seq, &n_columns, &error_column)) return -1;
+    if (n_columns < 0 || n_columns > MAX_COLUMNS) {
+        PyErr_Format(PyExc_ValueError, "n_columns must be within 0..%d", MAX_COLUMNS);
+        return -1;
+    }
+    PyObject *fast = PySequence_Fast(seq, "sources must be a sequence");
+    if (!fast) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    if (n > TABLE / 2) {
+        Py_DECREF(fast);
+        PyErr_SetString(PyExc_ValueError, "too many promoted attribute sources");
+        return -1;
+    }
+    PyMem_Free(self->sources);
+    self->sources = PyMem_Calloc((size_t)n + 1, sizeof(Source));
+    Py_XSETREF(self->source_keys, PyList_New(0));
+    if (!self->sources || !self->source_keys) {
+        Py_DECREF(fast);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int i = 0; i < TABLE; i++) self->table[i] = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *key;
+        Source *s = &self->sources[i];
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "Uiii", &key, &s->column, &s->how, &s->priority)) {
+            Py_DECREF(fast);
+            return -1;
+        }
+        if (s->column < 0 || s->column >= n_columns || s->how < P_STR || s->how > P_FIRST) {
+            Py_DECREF(fast);
+            PyErr_SetString(PyExc_ValueError, "bad promoted attribute source");
+            return -1;
+        }
+        s->key = PyUnicode_AsUTF8AndSize(key, &s->key_n);
+        if (!s->key || PyList_Append(self->source_keys, key) < 0) {
+            Py_DECREF(fast);
+            return -1;
+        }
+        s->h = key_hash((const uint8_t *)s->key, (size_t)s->key_n);
+        uint64_t slot = s->h;
+        while (self->table[slot & (TABLE - 1)] >= 0) slot++;
+        self->table[slot & (TABLE - 1)] = (int16_t)i;
+    }
+    Py_DECREF(fast);
+    self->n_sources = n;
+    self->n_columns = n_columns;
+    self->error_column = error_column;
+    return 0;
+}
+
+static void Decoder_dealloc(Decoder *self) {
+    PyMem_Free(self->sources);
+    PyMem_Free(self->work.json.p);
+    PyMem_Free(self->work.scratch.p);
+    PyMem_Free(self->work.kvs.items);
+    Py_XDECREF(self->source_keys);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef Decoder_methods[] = {
+    {"decode_traces", (PyCFunction)Decoder_decode_traces, METH_VARARGS, decode_traces_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject DecoderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loratrace.collector._fastdecode.Decoder",
+    .tp_basicsize = sizeof(Decoder),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "OTLP trace request bytes -> span columns; see decode_traces.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Decoder_init,
+    .tp_dealloc = (destructor)Decoder_dealloc,
+    .tp_methods = Decoder_methods,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_fastdecode",
+    "Compiled OTLP trace decoder for loratrace.collector.decode (optional accelerator).", -1, NULL,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__fastdecode(void) {
+    const uint16_t probe = 1;
+    if (*(const uint8_t *)&probe != 1) {
+        PyErr_SetString(PyExc_ImportError, "loratrace's compiled decoder supports little-endian hosts only");
+        return NULL;
+    }
+    if (PyType_Ready(&DecoderType) < 0) return NULL;
+    for (int i = 0; i < 6; i++)
+        if (!(kind_str[i] = PyUnicode_InternFromString(KINDS[i]))) return NULL;
+    for (int i = 0; i < 3; i++)
+        if (!(status_str[i] = PyUnicode_InternFromString(STATUS[i]))) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&DecoderType);
+    if (PyModule_AddObject(m, "Decoder", (PyObject *)&DecoderType) < 0) {
+        Py_DECREF(&DecoderType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    PyModule_AddIntConstant(m, "P_STR", P_STR);
+    PyModule_AddIntConstant(m, "P_INT", P_INT);
+    PyModule_AddIntConstant(m, "P_FLOAT", P_FLOAT);
+    PyModule_AddIntConstant(m, "P_BOOL", P_BOOL);
+    PyModule_AddIntConstant(m, "P_LIST", P_LIST);
+    PyModule_AddIntConstant(m, "P_TTFT", P_TTFT);
+    PyModule_AddIntConstant(m, "P_FIRST", P_FIRST);
+    return m;
+}
