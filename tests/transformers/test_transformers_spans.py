@@ -348,3 +348,12 @@ def test_metrics_carry_only_low_cardinality_labels(telemetry: Telemetry, tiny_mo
     for name, metric_points in points.items():
         for point in metric_points:
             assert set(point.attributes) <= allowed, name
+
+
+def test_adapter_source_includes_the_revision(telemetry: Telemetry, tiny_models, tokenizer):
+    from peft import PeftModel
+
+    path = tiny_models.adapters["a1"]
+    model = PeftModel.from_pretrained(load_base(tiny_models), path, adapter_name="a1", revision="v3")
+    _generate(model, tokenizer)
+    assert telemetry.only_span().attributes[semconv.ADAPTER_SOURCE] == f"{path}@v3"
