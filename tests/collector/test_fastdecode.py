@@ -1,0 +1,359 @@
+"""The compiled OTLP decoder (``_fastdecode.c``) against the Python decoder it accelerates.
+
+Both paths decode the same ``ExportTraceServiceRequest`` into a ``RowBuffer``; every table they produce must be
+identical, for requests hypothesis generates over every ``AnyValue`` kind (unicode and control characters,
+empty values, nested arrays and key-value lists, big ints, NaN / infinity / -0.0 doubles, bytes), duplicate
+attribute keys, the promoted attribute names with well- and ill-typed values, events (exceptions and
+evaluation results) and links.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+from google.protobuf.message import DecodeError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import (
+    AnyValue,
+    ArrayValue,
+    InstrumentationScope,
+    KeyValue,
+    KeyValueList,
+)
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+from polars.testing import assert_frame_equal
+
+from loratrace import semconv
+from loratrace.collector import decode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from otlp_load import template_request
+
+fast_only = pytest.mark.skipif(not decode.fast_decoder_available(), reason="compiled decoder not built")
+
+# --------------------------------------------------------------------------------------------------------------
+# strategies
+
+INT64 = st.integers(-(2**63), 2**63 - 1)
+DOUBLES = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
+    [0.0, -0.0, 0.1, 1e16, 1e-7, 2.0**53, 1.7976931348623157e308, 5e-324]
+)
+TEXT = st.text(max_size=12) | st.sampled_from(["", "é", "日本", '"\\/\n\r\t\b\f\x00\x1f\x7f', "\u2028", "😀"])
+ODD_KEYS = ["service.name", "exception.type", semconv.GEN_AI_EVALUATION_NAME, "x", "", 'ünï\n"', "a.b"]
+KEYS = st.sampled_from([*sorted(decode._INTERESTING), *ODD_KEYS]) | st.text(max_size=6)
+SCALARS = st.one_of(
+    st.builds(AnyValue, string_value=TEXT),
+    st.builds(AnyValue, bool_value=st.booleans()),
+    st.builds(AnyValue, int_value=INT64 | st.integers(-300, 300) | st.sampled_from([2**53, 2**53 + 1])),
+    st.builds(AnyValue, double_value=DOUBLES),
+    st.builds(AnyValue, bytes_value=st.binary(max_size=8)),
+    st.builds(AnyValue, string_value_strindex=st.integers(-(2**31), 2**31 - 1)),
+    st.just(AnyValue()),
+)
+
+
+def _nest(children: st.SearchStrategy[AnyValue]) -> st.SearchStrategy[AnyValue]:
+    return st.one_of(
+        st.builds(lambda vs: AnyValue(array_value=ArrayValue(values=vs)), st.lists(children, max_size=3)),
+        st.builds(
+            lambda kvs: AnyValue(kvlist_value=KeyValueList(values=kvs)),
+            st.lists(st.builds(KeyValue, key=KEYS, value=children), max_size=3),
+        ),
+    )
+
+
+ANY = st.recursive(SCALARS, _nest, max_leaves=8)
+STRING_ARRAYS = st.builds(
+    lambda xs: AnyValue(array_value=ArrayValue(values=[AnyValue(string_value=x) for x in xs])),
+    st.lists(TEXT, max_size=3),
+)
+# mostly values a well-behaved producer sends (the compiled promotion path), sometimes anything
+WELL_TYPED = st.one_of(
+    st.builds(AnyValue, string_value=TEXT),
+    st.builds(AnyValue, int_value=st.integers(-(2**53), 2**53)),
+    st.builds(AnyValue, double_value=st.floats(allow_nan=False, allow_infinity=False)),
+    st.builds(AnyValue, bool_value=st.booleans()),
+    STRING_ARRAYS,
+)
+ATTRIBUTE = st.builds(KeyValue, key=KEYS, value=st.one_of(WELL_TYPED, WELL_TYPED, ANY)) | st.builds(KeyValue, key=KEYS)
+ATTRIBUTES = st.lists(ATTRIBUTE, max_size=8)
+TIMES = st.integers(0, 2**63 - 1) | st.integers(1_700_000_000_000_000_000, 1_800_000_000_000_000_000)
+
+
+def _event(name: str, attributes: list[KeyValue], time: int) -> Span.Event:
+    return Span.Event(name=name, attributes=attributes, time_unix_nano=time)
+
+
+EXCEPTION_ATTRS = st.lists(
+    st.builds(KeyValue, key=st.sampled_from(["exception.type", "exception.message"]), value=ANY), max_size=3
+)
+EVENTS = st.lists(
+    st.one_of(
+        st.builds(_event, st.just("exception"), EXCEPTION_ATTRS, TIMES),
+        st.builds(_event, st.just(semconv.GEN_AI_EVALUATION_RESULT_EVENT), ATTRIBUTES, TIMES),
+        st.builds(_event, TEXT, ATTRIBUTES, TIMES),
+    ),
+    max_size=3,
+)
+LINKS = st.lists(
+    st.builds(
+        Span.Link,
+        trace_id=st.binary(min_size=16, max_size=16),
+        span_id=st.binary(min_size=8, max_size=8),
+        trace_state=TEXT,
+        attributes=ATTRIBUTES,
+    ),
+    max_size=2,
+)
+
+
+@st.composite
+def spans(draw: st.DrawFn) -> Span:
+    return Span(
+        trace_id=draw(st.binary(min_size=16, max_size=16) | st.binary(max_size=20)),
+        span_id=draw(st.binary(min_size=8, max_size=8) | st.binary(max_size=10)),
+        parent_span_id=draw(st.binary(max_size=8)),
+        trace_state=draw(TEXT),
+        name=draw(TEXT),
+        kind=draw(st.integers(-1, 7)),
+        start_time_unix_nano=draw(TIMES),
+        end_time_unix_nano=draw(TIMES),
+        attributes=draw(ATTRIBUTES),
+        events=draw(st.just([]) | EVENTS),
+        links=draw(st.just([]) | LINKS),
+        status=Status(code=draw(st.integers(-1, 4)), message=draw(TEXT)),
+        flags=draw(st.integers(0, 2**32 - 1)),
+        dropped_attributes_count=draw(st.integers(0, 5)),
+    )
+
+
+RESOURCE_ATTRIBUTES = st.lists(
+    st.builds(KeyValue, key=st.sampled_from(["service.name", "host.name", "x"]), value=SCALARS), max_size=4
+)
+REQUESTS = st.builds(
+    lambda groups: ExportTraceServiceRequest(resource_spans=groups),
+    st.lists(
+        st.builds(
+            lambda attrs, scopes: ResourceSpans(resource=Resource(attributes=attrs), scope_spans=scopes),
+            RESOURCE_ATTRIBUTES,
+            st.lists(
+                st.builds(
+                    lambda name, version, items: ScopeSpans(
+                        scope=InstrumentationScope(name=name, version=version), spans=items
+                    ),
+                    TEXT,
+                    TEXT,
+                    st.lists(spans(), max_size=4),
+                ),
+                max_size=2,
+            ),
+        ),
+        max_size=2,
+    ),
+)
+
+# --------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _python(request: ExportTraceServiceRequest) -> dict[str, pl.DataFrame]:
+    buffer = decode.RowBuffer()
+    buffer.add_traces(request)
+    return buffer.take()
+
+
+def _fast(payload: bytes) -> dict[str, pl.DataFrame]:
+    buffer = decode.RowBuffer()
+    buffer.add_traces_bytes(payload)
+    return buffer.take()
+
+
+def _assert_same(expected: dict[str, pl.DataFrame], actual: dict[str, pl.DataFrame]) -> None:
+    assert sorted(actual) == sorted(expected)
+    for table, frame in expected.items():
+        assert_frame_equal(actual[table], frame, check_exact=True)
+
+
+def _outcome(fn, arg):  # type: ignore[no-untyped-def]
+    try:
+        return "ok", fn(arg)
+    except Exception as exc:  # the reference may reject an odd request: the fast path must agree
+        return "error", type(exc)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# tests
+
+
+def test_the_compiled_decoder_is_built_and_used() -> None:
+    """CI builds the extension with ``pip install -e .``; a silent fallback to Python must fail here."""
+    assert decode.fast_decoder_available(), (
+        "loratrace/collector/_fastdecode.c was not compiled: run `pip install -e .` with a C compiler"
+    )
+    payload = template_request(64).SerializeToString()
+    buffer = decode.RowBuffer()
+    span_lists = buffer._fast_span_lists
+    decoded = decode._FAST_DECODER.decode_traces(payload, span_lists, buffer._fast_promoted_lists)
+    assert decoded == (64, [], False)  # all 64 spans by C, none left to Python, promoted columns typed in C
+    assert len(span_lists[0]) == 64
+
+
+@fast_only
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(REQUESTS)
+def test_generated_requests_decode_identically(request: ExportTraceServiceRequest) -> None:
+    kind, expected = _outcome(_python, request)
+    actual_kind, actual = _outcome(_fast, request.SerializeToString())
+    assert actual_kind == kind
+    if kind == "ok":
+        _assert_same(expected, actual)
+    else:
+        assert actual == expected
+
+
+@fast_only
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(REQUESTS, st.booleans()), min_size=2, max_size=4))
+def test_a_buffer_mixing_both_paths_equals_the_python_one(batch: list[tuple[ExportTraceServiceRequest, bool]]) -> None:
+    """Requests the store writer decodes in C and others it leaves to Python share one flush."""
+    reference, mixed = decode.RowBuffer(), decode.RowBuffer()
+    for request, via_python in batch:
+        reference.add_traces(request)
+        if via_python:
+            mixed.add_traces(request)
+        else:
+            mixed.add_traces_bytes(request.SerializeToString())
+    assert mixed.span_count == reference.span_count
+    _assert_same(reference.take(), mixed.take())
+
+
+@fast_only
+def test_the_benchmark_request_decodes_identically() -> None:
+    request = template_request(512)
+    _assert_same(_python(request), _fast(request.SerializeToString()))
+
+
+@fast_only
+@pytest.mark.parametrize(
+    ("value", "expected_json"),
+    [
+        pytest.param(AnyValue(double_value=math.nan), '"NaN"', id="nan"),
+        pytest.param(AnyValue(double_value=math.inf), '"Infinity"', id="inf"),
+        pytest.param(AnyValue(double_value=-math.inf), '"-Infinity"', id="-inf"),
+        pytest.param(AnyValue(double_value=-0.0), "-0.0", id="-0.0"),
+        pytest.param(AnyValue(double_value=1e-7), "1e-07", id="repr"),
+        pytest.param(AnyValue(int_value=-(2**63)), str(-(2**63)), id="int64-min"),
+        pytest.param(AnyValue(bytes_value=b"\x00\xff"), '"00ff"', id="bytes-hex"),
+        pytest.param(AnyValue(string_value='é"\\\n\x01'), '"é\\"\\\\\\n\\u0001"', id="escapes"),
+        pytest.param(AnyValue(), "null", id="empty"),
+        pytest.param(
+            AnyValue(array_value=ArrayValue(values=[AnyValue(double_value=math.nan), AnyValue()])),
+            '["NaN",null]',
+            id="nested-nan",
+        ),
+    ],
+)
+def test_attribute_json_spelling(value: AnyValue, expected_json: str) -> None:
+    """NaN and infinities are JSON strings at any depth (JSON has no such numbers); other floats keep repr."""
+    request = ExportTraceServiceRequest(
+        resource_spans=[
+            ResourceSpans(
+                scope_spans=[
+                    ScopeSpans(
+                        spans=[
+                            Span(
+                                trace_id=b"t" * 16,
+                                span_id=b"s" * 8,
+                                attributes=[KeyValue(key="k", value=value), KeyValue(key="ok", value=value)],
+                            )
+                        ]
+                    )
+                ]
+            )
+        ]
+    )
+    expected = "{" + f'"k":{expected_json},"ok":{expected_json}' + "}"
+    assert _python(request)["spans"]["attributes"].to_list() == [expected]
+    assert _fast(request.SerializeToString())["spans"]["attributes"].to_list() == [expected]
+
+
+@fast_only
+def test_duplicate_keys_keep_the_first_position_and_the_last_value() -> None:
+    kvs = [
+        KeyValue(key="a", value=AnyValue(int_value=1)),
+        KeyValue(key="b", value=AnyValue(int_value=2)),
+        KeyValue(key="a", value=AnyValue(string_value="last")),
+        KeyValue(key=semconv.ADAPTER_NAME, value=AnyValue(string_value="first")),
+        KeyValue(key=semconv.ADAPTER_NAME, value=AnyValue(string_value="second")),
+    ]
+    span = Span(trace_id=b"t" * 16, span_id=b"s" * 8, attributes=kvs)
+    request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])])
+    frame = _fast(request.SerializeToString())["spans"]
+    assert frame["attributes"].to_list() == ['{"a":"last","b":2,"loratrace.adapter.name":"second"}']
+    assert frame["adapter_name"].to_list() == ["second"]
+
+
+@fast_only
+def test_an_ill_typed_promoted_attribute_is_promoted_by_python() -> None:
+    """``adapter.rank`` sent as a string: the C decoder leaves typing to promote_frame ("hard")."""
+    span = Span(
+        trace_id=b"t" * 16,
+        span_id=b"s" * 8,
+        attributes=[KeyValue(key=semconv.ADAPTER_RANK, value=AnyValue(string_value="16"))],
+    )
+    request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])])
+    buffer = decode.RowBuffer()
+    decoded = decode._FAST_DECODER.decode_traces(
+        request.SerializeToString(), buffer._fast_span_lists, buffer._fast_promoted_lists
+    )
+    assert decoded == (1, [], True)
+    assert _fast(request.SerializeToString())["spans"]["adapter_rank"].to_list() == [16]
+
+
+@fast_only
+def test_non_canonical_wire_forms_are_left_to_upb() -> None:
+    """A repeated singular message (``status`` twice: protobuf merges them) is decoded by the Python path."""
+    span = Span(trace_id=b"t" * 16, span_id=b"s" * 8, name="n", status=Status(code=2))
+    extra_status = Span(status=Status(message="merged")).SerializeToString()
+    span_bytes = span.SerializeToString() + extra_status
+    scope = b"\x12" + _varint(len(span_bytes)) + span_bytes  # ScopeSpans.spans
+    resource = b"\x12" + _varint(len(scope)) + scope  # ResourceSpans.scope_spans
+    payload = b"\x0a" + _varint(len(resource)) + resource  # ExportTraceServiceRequest.resource_spans
+    buffer = decode.RowBuffer()
+    assert decode._FAST_DECODER.decode_traces(payload, buffer._fast_span_lists, buffer._fast_promoted_lists) is None
+    frame = _fast(payload)["spans"]
+    assert frame.select("status_code", "status_message").row(0) == ("ERROR", "merged")
+
+
+@fast_only
+def test_invalid_utf8_raises_like_upb_and_appends_nothing() -> None:
+    good = ExportTraceServiceRequest(
+        resource_spans=[
+            ResourceSpans(scope_spans=[ScopeSpans(spans=[Span(trace_id=b"t" * 16, span_id=b"s" * 8, name="ab")])])
+        ]
+    ).SerializeToString()
+    bad = good.replace(b"ab", b"a\xff")
+    buffer = decode.RowBuffer()
+    buffer.add_traces_bytes(good)
+    with pytest.raises(DecodeError):
+        buffer.add_traces_bytes(bad)
+    assert buffer.take()["spans"]["name"].to_list() == ["ab"]
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
