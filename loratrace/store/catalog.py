@@ -16,30 +16,41 @@ from typing import Final
 import duckdb
 
 from loratrace import semconv
-from loratrace.store import layout, schema
+from loratrace.store import layout, schema, visibility
 
 CATALOG_VERSION: Final = 2
+
+
+_FILE_COLUMN: Final = "_loratrace_file"
 
 
 def _source(table: str) -> str:
     # union_by_name: segments written by older versions (fewer columns) still read; new keys live in the maps
     glob = f"{layout.SEGMENTS}/{table}/*/*.parquet"
-    return f"read_parquet('{glob}', union_by_name = true, hive_partitioning = true)"
+    return f"read_parquet('{glob}', union_by_name = true, hive_partitioning = true, filename = '{_FILE_COLUMN}')"
+
+
+def _counted(table: str) -> str:
+    # compaction leaves its inputs in place next to the merged segment; the rule in visibility.py decides, from
+    # the file names alone, which of them count, so no listing ever sees a span twice
+    glob = f"{layout.SEGMENTS}/{table}/*/*.parquet"
+    hidden = visibility.hidden_names_sql(glob)
+    return (
+        f"NOT list_contains({hidden}, parse_filename({_FILE_COLUMN})) AND NOT {visibility.inactive_sql(_FILE_COLUMN)}"
+    )
 
 
 def _maps(table: str) -> str:
     present = [c for c in schema.MAP_COLUMNS if c in schema.TABLES[table]]
-    excluded = ", ".join(present)
-    converted = ", ".join(
-        f"CAST(CAST({c} AS JSON) AS MAP(VARCHAR, VARCHAR)) AS {c}, {c} AS {c}_json" for c in present
-    )
+    excluded = ", ".join([*present, _FILE_COLUMN])
+    converted = ", ".join(f"CAST(CAST({c} AS JSON) AS MAP(VARCHAR, VARCHAR)) AS {c}, {c} AS {c}_json" for c in present)
     return f"* EXCLUDE ({excluded}), {converted}"
 
 
 def view_statements() -> list[str]:
     """The ``CREATE VIEW`` statements of the catalog."""
     statements = [
-        f"CREATE OR REPLACE VIEW {table} AS SELECT {_maps(table)} FROM {_source(table)}"
+        f"CREATE OR REPLACE VIEW {table} AS SELECT {_maps(table)} FROM {_source(table)} WHERE {_counted(table)}"
         for table in schema.TABLES
     ]
     span_columns = ", ".join(schema.EVENT_SPAN_COLUMNS)

@@ -1,22 +1,32 @@
-"""Compaction: merge a partition's small segments into one, dropping duplicate spans; crash-safe by a journal.
+"""Compaction: merge a partition's small segments, dropping duplicate spans, without a moment of double counting.
 
-The journal (``state/compaction.json``) names the output and inputs before anything is renamed. After a crash,
-``recover`` finishes the job (output in place: delete the inputs) or abandons it (no output: keep the
-inputs), so
-a span is never visible twice for longer than the instant between the output's rename and the inputs' unlink.
+A merge writes one new segment and leaves its inputs where they are; the new segment's name (see
+``visibility.py``) tells every reader that it covers them, from a moment shortly after its rename. Readers
+that listed the partition earlier keep reading the inputs, which stay on disk for a grace period after the
+cover turned active, and are deleted only while no ``query`` runs (``readlock.py``). So a reader never sees a
+span twice, never misses one, and never opens a deleted file (unless its query runs longer than the grace
+period, or it is a plain DuckDB client listing files in the instant of a deletion). No journal is needed: a
+crash before the rename leaves a temporary file (removed on start), after it a complete segment.
+
+Tiers keep the number of files per partition small: ``min_segments`` counted segments of one level are
+merged into one of the next level. Once a day is over (and quiet for ``close_after_s``), everything its
+partition still counts is merged into one segment, which removes every duplicate a client retry left there:
+a span's copies always fall in the same partition (its start time decides the day).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Final
 
 import polars as pl
 
-from loratrace.store import layout, schema
-from loratrace.store.segments import write_segment
+from loratrace.store import layout, readlock, schema, visibility
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +41,26 @@ DEDUP_KEYS: Final[dict[str, tuple[str, ...] | None]] = {
 }
 
 
+@dataclass(frozen=True)
+class CompactionSettings:
+    min_segments: int = 8
+    # a merged segment counts only this long after its rename, so every listing taken from then on holds it
+    activation_delay_s: float = 5.0
+    # covered inputs stay this long after their cover turned active, for queries that listed them before
+    grace_s: float = 300.0
+    # a past day's partition is merged into one segment once no segment arrived there for this long
+    close_after_s: float = 600.0
+
+
 def _journal(store: Path) -> Path:
     return store / layout.STATE / JOURNAL
 
 
 def recover(store: Path) -> None:
-    """Finish or abandon a compaction a crash interrupted."""
+    """Finish a compaction of an older loratrace that a crash interrupted (it deleted inputs after the rename).
+
+    This version keeps no journal: its merges are complete once renamed and harmless before.
+    """
     path = _journal(store)
     if not path.exists():
         return
@@ -48,42 +72,113 @@ def recover(store: Path) -> None:
     path.unlink()
 
 
-def compact_store(store: Path, *, min_segments: int = 8, max_rows: int = 2_000_000) -> int:
-    """Merge every partition holding at least ``min_segments`` segments; returns how many merges ran."""
+def compact_store(
+    store: Path,
+    *,
+    min_segments: int = 8,
+    max_rows: int = 2_000_000,
+    activation_delay_s: float | None = None,
+    grace_s: float | None = None,
+    close_after_s: float | None = None,
+    today: date | None = None,
+) -> int:
+    """Delete expired covered segments and run every merge that is due; returns how many merges ran.
+
+    ``max_rows`` is accepted for compatibility; a merge is bounded by its tier instead.
+    """
+    del max_rows
+    defaults = CompactionSettings()
+    settings = CompactionSettings(
+        min_segments=min_segments,
+        activation_delay_s=defaults.activation_delay_s if activation_delay_s is None else activation_delay_s,
+        grace_s=defaults.grace_s if grace_s is None else grace_s,
+        close_after_s=defaults.close_after_s if close_after_s is None else close_after_s,
+    )
+    today = today or datetime.now(timezone.utc).date()
     merges = 0
     for table in schema.TABLES:
         root = layout.table_dir(store, table)
         if not root.is_dir():
             continue
-        for partition in sorted(
-            p for p in root.iterdir() if p.is_dir() and p.name != layout.SCHEMA_PARTITION
-        ):
-            segments = sorted(p for p in partition.iterdir() if layout.segment_walend(p.name) is not None)
-            small = [p for p in segments if layout.segment_kind(p.name) != "compact"]
-            if len(small) >= min_segments:
-                compact_partition(store, table, partition, small, max_rows=max_rows)
-                merges += 1
+        for partition in sorted(p for p in root.iterdir() if p.is_dir() and p.name != layout.SCHEMA_PARTITION):
+            merges += compact_partition(store, table, partition, settings=settings, today=today)
     return merges
 
 
-def compact_partition(store: Path, table: str, partition: Path, inputs: list[Path], *, max_rows: int) -> Path:
+def _segments(partition: Path) -> list[Path]:
+    return sorted(p for p in partition.iterdir() if visibility.parse(p.name) is not None)
+
+
+def _day(partition: Path) -> date | None:
+    try:
+        return date.fromisoformat(partition.name.removeprefix("date="))
+    except ValueError:
+        return None
+
+
+def compact_partition(store: Path, table: str, partition: Path, *, settings: CompactionSettings, today: date) -> int:
+    """Expire, then merge tier by tier (and close a finished day); returns how many merges ran."""
+    now = visibility.now_ms()
+    expired = visibility.expired(_segments(partition), at_ms=now, grace_ms=int(settings.grace_s * 1000))
+    if expired:
+        with readlock.deleting(store) as allowed:
+            if allowed:
+                for path in expired:
+                    path.unlink(missing_ok=True)
+                logger.debug("deleted %d segments covered for longer than the grace period", len(expired))
+            else:
+                logger.debug("readers are busy; deleting %d covered segments on a later pass", len(expired))
+    merges = 0
+    for _ in range(64):  # each pass merges once; a bound, not an expected count
+        plan = _plan(partition, settings=settings, today=today)
+        if plan is None:
+            break
+        inputs, level = plan
+        merge_segments(table, partition, inputs, level=level, activation_delay_s=settings.activation_delay_s)
+        merges += 1
+    if merges:
+        logger.debug("ran %d merges in %s of %s (%s)", merges, partition.name, table, store)
+    return merges
+
+
+def _plan(partition: Path, *, settings: CompactionSettings, today: date) -> tuple[list[Path], int] | None:
+    """The next merge due: (inputs, level of the output), or None."""
+    live = [
+        (path, name)
+        for path in visibility.counted(_segments(partition), at_ms=None)
+        if (name := visibility.parse(path.name)) is not None and name.level is not None
+    ]
+    by_level: dict[int, list[Path]] = {}
+    for path, name in live:
+        by_level.setdefault(name.level, []).append(path)  # type: ignore[arg-type]
+    for level in sorted(by_level):
+        if len(by_level[level]) >= settings.min_segments and level < visibility.MAX_LEVEL:
+            return by_level[level], level + 1
+    day = _day(partition)
+    if day is not None and day < today and len(live) >= 2:
+        newest = max(path.stat().st_mtime for path, _ in live)
+        top = max(name.level for _, name in live)  # type: ignore[type-var]
+        quiet = visibility.now_ms() - newest * 1000 >= settings.close_after_s * 1000
+        if quiet and top < visibility.MAX_LEVEL:
+            return [path for path, _ in live], top + 1  # type: ignore[operator]
+    return None
+
+
+def merge_segments(table: str, partition: Path, inputs: list[Path], *, level: int, activation_delay_s: float) -> Path:
+    """Write the merge of ``inputs`` (duplicates dropped) as a level-``level`` segment; inputs stay."""
     frame = pl.concat([pl.read_parquet(p) for p in inputs], how="diagonal_relaxed")
     keys = DEDUP_KEYS[table]
     if keys is not None:
         frame = frame.unique(subset=list(keys), keep="first", maintain_order=True)
-    walend = max(layout.segment_walend(p.name) or 0 for p in inputs)
-    output_name = layout.segment_name(walend, "compact")
-    entry = {
-        "output": str((partition / output_name).relative_to(store)),
-        "inputs": [str(p.relative_to(store)) for p in inputs],
-    }
-    layout.atomic_write_bytes(_journal(store), json.dumps(entry).encode())
-    folder_output = write_segment(partition, frame, walend=walend, kind="compact", name=output_name)
-    for path in inputs:
-        path.unlink(missing_ok=True)
+    walend = max(visibility.parse(p.name).walend for p in inputs)  # type: ignore[union-attr]
+    tmp = partition / f".merge-{os.urandom(8).hex()}.parquet.tmp"
+    frame.write_parquet(tmp, compression="zstd", compression_level=1, statistics=True)
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    # named only now, right before the rename, so the activation delay is measured from the rename
+    active_ms = visibility.now_ms() + int(activation_delay_s * 1000)
+    final = partition / visibility.merged_name(walend, level, active_ms, os.urandom(8).hex())
+    os.replace(tmp, final)
     layout.fsync_dir(partition)
-    _journal(store).unlink()
-    logger.debug(
-        "compacted %d segments of %s into %s (%d rows)", len(inputs), table, folder_output, frame.height
-    )
-    return folder_output
+    logger.debug("merged %d segments of %s into %s (level %d, %d rows)", len(inputs), table, final, level, frame.height)
+    return final

@@ -11,7 +11,7 @@ import duckdb
 import polars as pl
 
 from loratrace.errors import QueryError, StoreError
-from loratrace.store import layout, schema
+from loratrace.store import layout, readlock, schema, visibility
 
 VIEWS = (*schema.TABLES, "evals")
 
@@ -43,19 +43,34 @@ def query(
     store: str | os.PathLike[str], sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
 ) -> pl.DataFrame:
     """Run ``sql`` against the store (parameters bound by DuckDB, never formatted in); result as Polars."""
-    con = open_store(store)
+    path = _store_path(store)
+    con = open_store(path)
     try:
-        try:
-            cursor = con.execute(sql, params) if params is not None else con.execute(sql)
-        except duckdb.Error as exc:
-            raise QueryError(explain_error(con, exc)) from exc
-        if cursor.description is None:
-            return pl.DataFrame()
-        names = [d[0] for d in cursor.description]
-        rows = cursor.fetchall()
+        with readlock.reading(path):  # compaction deletes no segment while this query lists and reads them
+            try:
+                cursor = _execute(con, sql, params)
+                if cursor.description is None:
+                    return pl.DataFrame()
+                names = [d[0] for d in cursor.description]
+                rows = cursor.fetchall()
+            except duckdb.Error as exc:
+                raise QueryError(explain_error(con, exc)) from exc
     finally:
         con.close()
     return rows_to_frame(names, rows)
+
+
+def _execute(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | Mapping[str, Any] | None
+) -> duckdb.DuckDBPyConnection:
+    try:
+        return con.execute(sql, params) if params is not None else con.execute(sql)
+    except duckdb.IOException as exc:
+        # compaction deletes a covered segment only a grace period after nobody counts it any more, but a
+        # query that listed it in that very instant cannot open it: once more, with a fresh listing
+        if "no such file" not in str(exc).lower():
+            raise
+        return con.execute(sql, params) if params is not None else con.execute(sql)
 
 
 def rows_to_frame(names: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> pl.DataFrame:
@@ -63,10 +78,7 @@ def rows_to_frame(names: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> pl.D
     unique = _unique_names(names)
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in unique]
     return pl.DataFrame(
-        {
-            name: pl.Series(name, list(values), strict=False)
-            for name, values in zip(unique, columns, strict=True)
-        }
+        {name: pl.Series(name, list(values), strict=False) for name, values in zip(unique, columns, strict=True)}
     )
 
 
@@ -99,14 +111,23 @@ def explain_error(con: duckdb.DuckDBPyConnection, exc: duckdb.Error) -> str:
 def scan(store: str | os.PathLike[str], table: str = "spans") -> pl.LazyFrame:
     """A Polars LazyFrame over one table's segments (attribute maps as JSON text columns).
 
-    Polars reads the Parquet files directly, so it sees exactly the segments the views see.
+    Polars reads the Parquet files directly, the ones the views count at the moment of the call: the frame is
+    a snapshot of the store (call again for newer spans), valid for the compaction grace period.
     """
     if table not in schema.TABLES:
         msg = f"loratrace.store.scan(table=...) takes one of {sorted(schema.TABLES)}, got {table!r}"
         raise StoreError(msg)
     path = _store_path(store)
-    pattern = str(layout.table_dir(path, table) / "*" / "*.parquet")
-    return pl.scan_parquet(pattern, hive_partitioning=True, missing_columns="insert", schema=None)
+    return pl.scan_parquet(counted_files(path, table), hive_partitioning=True, missing_columns="insert", schema=None)
+
+
+def counted_files(store: Path, table: str) -> list[Path]:
+    """One listing of ``table``'s segments, reduced to those a reader counts now (see ``visibility.py``).
+
+    The list is a snapshot: its files stay on disk for the compaction grace period (5 minutes by default).
+    """
+    files = sorted(layout.table_dir(store, table).glob("*/*.parquet"))
+    return visibility.counted(files, at_ms=visibility.now_ms())
 
 
 def scan_spans(store: str | os.PathLike[str]) -> pl.LazyFrame:

@@ -24,6 +24,7 @@ from loratrace.collector.decode import RowBuffer
 from loratrace.store import ensure_store, query, scan_spans
 from loratrace.store.compaction import compact_store
 from loratrace.store.embedded import StoreSpanExporter
+from loratrace.store.readers import counted_files
 from loratrace.store.retention import apply_retention
 from loratrace.store.segments import iter_segments, write_segments
 
@@ -124,10 +125,15 @@ def test_compaction_merges_small_segments_and_drops_duplicates(tmp_path: Path) -
     for i in range(8):
         _write(store, [(f"{i:032x}", f"{i:016x}", day_us), ("f" * 32, "e" * 16, day_us)], walend=i + 1)
     assert query(store, "SELECT count(*) AS n FROM spans")["n"][0] == 16
-    assert compact_store(store, min_segments=8) == 1
-    segments = list(iter_segments(store, "spans"))
-    assert [p.name.split("-")[:2] for p in segments] == [["00000000000000000008", "compact"]]
+    assert compact_store(store, min_segments=8, activation_delay_s=0) == 1
+    # the inputs stay (readers may have listed them) but only the merged segment counts
+    assert len(list(iter_segments(store, "spans"))) == 9
+    counted = [p.name.split("-")[:2] for p in counted_files(store, "spans") if p.name != "_schema.parquet"]
+    assert counted == [["00000000000000000008", "merged"]]
     assert query(store, "SELECT count(*) AS n FROM spans")["n"][0] == 9  # 8 distinct + the repeated span once
+    assert compact_store(store, min_segments=8, grace_s=0) == 0  # grace over: the covered inputs go
+    assert [p.name.split("-")[:2] for p in iter_segments(store, "spans")] == [["00000000000000000008", "merged"]]
+    assert query(store, "SELECT count(*) AS n FROM spans")["n"][0] == 9
 
 
 def test_retention_drops_old_days_and_new_keys_never_break_old_segments(tmp_path: Path) -> None:
