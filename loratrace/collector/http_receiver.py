@@ -77,9 +77,7 @@ class OTLPHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _error(
-        self, code: int, message: str, *, json_body: bool, extra: dict[str, str] | None = None
-    ) -> None:
+    def _error(self, code: int, message: str, *, json_body: bool, extra: dict[str, str] | None = None) -> None:
         status = status_pb2.Status(
             code=_GRPC_CODE.get("bad_request" if code < 500 else "unavailable", 2), message=message
         )
@@ -129,9 +127,7 @@ class OTLPHandler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length)
         if signal is None:
-            self._error(
-                404, f"no such endpoint {self.path}; use /v1/traces or /v1/metrics", json_body=json_body
-            )
+            self._error(404, f"no such endpoint {self.path}; use /v1/traces or /v1/metrics", json_body=json_body)
             return
         if not self._authorised():
             self._error(
@@ -159,9 +155,7 @@ class OTLPHandler(BaseHTTPRequestHandler):
                 self._error(400, "the body is not valid gzip", json_body=json_body)
                 return
         elif encoding not in ("identity", ""):
-            self._error(
-                415, f"unsupported Content-Encoding {encoding!r}; use gzip or none", json_body=json_body
-            )
+            self._error(415, f"unsupported Content-Encoding {encoding!r}; use gzip or none", json_body=json_body)
             return
         result = self.server.ingest.export(signal, body, json_body=json_body)  # type: ignore[arg-type]
         self._answer(result, json_body=json_body)

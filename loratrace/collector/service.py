@@ -129,9 +129,7 @@ class Collector:
                     tls=tls,  # type: ignore[arg-type]
                 )
                 self.http_port = self.http_server.server_address[1]
-                threading.Thread(
-                    target=self.http_server.serve_forever, name="loratrace-http", daemon=True
-                ).start()
+                threading.Thread(target=self.http_server.serve_forever, name="loratrace-http", daemon=True).start()
             if self.settings.grpc is not None:
                 host, port = self.settings.grpc
                 self.grpc_server, self.grpc_port = make_grpc_server(

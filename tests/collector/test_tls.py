@@ -108,16 +108,12 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     paths = Certificate(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
@@ -151,9 +147,7 @@ class TlsCollector:
 
 
 @pytest.fixture(scope="module")
-def tls_collector(
-    certificate: Certificate, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[TlsCollector]:
+def tls_collector(certificate: Certificate, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsCollector]:
     store = tmp_path_factory.mktemp("tls-store") / "store"
     http_port, grpc_port = free_port(), free_port()
     # the token through the environment variable, the way the collector-config docs deploy it
@@ -199,8 +193,7 @@ def _spans(*names: str) -> list[ReadableSpan]:
 
 def _ids(spans: list[ReadableSpan]) -> set[tuple[str, str]]:
     return {
-        (format(s.get_span_context().trace_id, "032x"), format(s.get_span_context().span_id, "016x"))
-        for s in spans
+        (format(s.get_span_context().trace_id, "032x"), format(s.get_span_context().span_id, "016x")) for s in spans
     }
 
 
@@ -232,9 +225,7 @@ def _https_post(running: TlsCollector, headers: dict[str, str]) -> tuple[int, di
         headers={"Content-Type": "application/x-protobuf", **headers},
     )
     try:
-        with urllib.request.urlopen(
-            request, timeout=10, context=running.certificate.client_context()
-        ) as response:
+        with urllib.request.urlopen(request, timeout=10, context=running.certificate.client_context()) as response:
             return response.status, dict(response.headers)
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers)
@@ -341,9 +332,7 @@ def test_plaintext_clients_cannot_talk_to_the_tls_ports(tls_collector: TlsCollec
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     # a client that trusts some other root must not accept the collector's certificate
     with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
-        urllib.request.urlopen(
-            f"{tls_collector.https}/health", timeout=10, context=ssl.create_default_context()
-        )
+        urllib.request.urlopen(f"{tls_collector.https}/health", timeout=10, context=ssl.create_default_context())
     assert tls_collector.health()["accepted_spans"] == before
 
 
@@ -382,9 +371,7 @@ def test_bearer_check_compares_in_constant_time(monkeypatch: pytest.MonkeyPatch)
 def test_non_loopback_bind_without_a_token_is_refused(tmp_path: Path, flags: list[str], exposed: str) -> None:
     runner = CliRunner()
     store = tmp_path / "s"
-    result = runner.invoke(
-        cli, ["collect", "--store", str(store), *flags], env={"LORATRACE_AUTH_TOKEN": None}
-    )
+    result = runner.invoke(cli, ["collect", "--store", str(store), *flags], env={"LORATRACE_AUTH_TOKEN": None})
     assert result.exit_code == 1
     assert f"binding {exposed} exposes the collector" in result.output
     assert "--auth-token" in result.output
