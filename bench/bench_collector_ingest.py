@@ -40,6 +40,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=400)
@@ -82,13 +87,15 @@ def main() -> None:
                 raise SystemExit("collector did not start")
             time.sleep(0.1)
         proc = psutil.Process(collector.pid)
+        # the store writer is the spawned child (the other one is multiprocessing's resource tracker)
+        writer = next(c for c in proc.children() if "spawn_main" in " ".join(c.cmdline()))
         peak = {"collector": 0, "store_writer": 0}
+        cpu_before = {"collector": _cpu(proc), "store_writer": _cpu(writer)}
 
         def sample_rss() -> None:
             peak["collector"] = max(peak["collector"], proc.memory_info().rss)
-            for child in proc.children():
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    peak["store_writer"] = max(peak["store_writer"], child.memory_info().rss)
+            with contextlib.suppress(psutil.NoSuchProcess):
+                peak["store_writer"] = max(peak["store_writer"], writer.memory_info().rss)
 
         loadgen = subprocess.Popen(
             [
@@ -106,8 +113,12 @@ def main() -> None:
             stdout=subprocess.PIPE,
             text=True,
         )
+        loadgen_ps = psutil.Process(loadgen.pid)
+        loadgen_cpu = 0.0
         while loadgen.poll() is None:
             sample_rss()
+            with contextlib.suppress(psutil.NoSuchProcess):
+                loadgen_cpu = _cpu(loadgen_ps)
             time.sleep(0.1)
         result = json.loads(loadgen.stdout.read())
         total = args.requests * args.spans
@@ -118,6 +129,10 @@ def main() -> None:
                 queryable = time.time()
                 break
             time.sleep(0.05)
+        cpu = {
+            "collector": _cpu(proc) - cpu_before["collector"],
+            "store_writer": _cpu(writer) - cpu_before["store_writer"],
+        }
         with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=5) as r:
             health = json.loads(r.read())
         collector.send_signal(signal.SIGTERM)
@@ -141,6 +156,11 @@ def main() -> None:
         "peak_rss_collector_mib": round(peak["collector"] / 2**20, 1),
         "peak_rss_store_writer_mib": round(peak["store_writer"] / 2**20, 1),
         "max_flush_ms": health["max_flush_ms"],
+        # CPU seconds (user + system) from the first request until queryable; the loadgen's up to its exit
+        "cpu_s_receiver": round(cpu["collector"], 2),
+        "cpu_s_store_writer": round(cpu["store_writer"], 2),
+        "cpu_s_loadgen": round(loadgen_cpu, 2),
+        "elapsed_s": round(elapsed_queryable, 3),
         "cpus": os.cpu_count(),
     }
     print(json.dumps(report, indent=2))

@@ -19,6 +19,7 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -155,7 +156,7 @@ static int buf_reserve(Buf *b, size_t extra) {
     if (b->len + extra <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 4096;
     while (cap < b->len + extra) cap *= 2;
-    char *p = PyMem_Realloc(b->p, cap);
+    char *p = realloc(b->p, cap);
     if (!p) {
         PyErr_NoMemory();
         return -1;
@@ -186,6 +187,18 @@ static int buf_json_string(Buf *b, const uint8_t *s, size_t n) {
     b->p[b->len++] = '"';
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
+        /* 8 bytes at a time while none needs escaping (no byte < 0x20, no '"', no '\\') */
+        while (i + 8 <= n) {
+            uint64_t w, q, bs;
+            memcpy(&w, s + i, 8);
+            q = w ^ 0x2222222222222222ull;
+            bs = w ^ 0x5c5c5c5c5c5c5c5cull;
+            uint64_t hit = ((w - 0x2020202020202020ull) | (q - 0x0101010101010101ull) | (bs - 0x0101010101010101ull)) &
+                           ~w & 0x8080808080808080ull;
+            if (hit) break;
+            i += 8;
+        }
+        if (i >= n) break;
         uint8_t c = s[i];
         if (c >= 0x20 && c != '"' && c != '\\') continue;
         if (buf_put(b, (const char *)s + run, i - run) < 0) return -1;
@@ -230,17 +243,35 @@ static int buf_hex(Buf *b, const uint8_t *s, size_t n) {
 static int buf_double(Buf *b, double v) {
     if (isnan(v)) return buf_put(b, "\"NaN\"", 5);
     if (isinf(v)) return v > 0 ? buf_put(b, "\"Infinity\"", 10) : buf_put(b, "\"-Infinity\"", 11);
+    /* repeated values (temperatures, alphas) are common: a small cache of repr() by bit pattern */
+    static struct { uint64_t bits; char text[32]; uint8_t n; } cache[256];
+    uint64_t bits;
+    memcpy(&bits, &v, 8);
+    unsigned slot = (unsigned)((bits * 0x9e3779b97f4a7c15ull) >> 56);
+    if (cache[slot].n && cache[slot].bits == bits) return buf_put(b, cache[slot].text, cache[slot].n);
     char *s = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
     if (!s) return -1;
-    int rc = buf_put(b, s, strlen(s));
+    size_t n = strlen(s);
+    int rc = buf_put(b, s, n);
+    if (n < sizeof cache[slot].text) {
+        cache[slot].bits = bits;
+        memcpy(cache[slot].text, s, n);
+        cache[slot].n = (uint8_t)n;
+    }
     PyMem_Free(s);
     return rc;
 }
 
 static int buf_int(Buf *b, int64_t v) {
     char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-    return buf_put(b, tmp, (size_t)n);
+    char *e = tmp + sizeof tmp, *q = e;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--q = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--q = '-';
+    return buf_put(b, q, (size_t)(e - q));
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -352,7 +383,7 @@ typedef struct {
 static int kv_push(KVList *l, KV kv) {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 32;
-        KV *items = PyMem_Realloc(l->items, cap * sizeof(KV));
+        KV *items = realloc(l->items, cap * sizeof(KV));
         if (!items) {
             PyErr_NoMemory();
             return -1;
@@ -519,6 +550,487 @@ static int emit_any(Work *w, Buf *b, const uint8_t *p, size_t n, int depth) {
 }
 
 /* ---------------------------------------------------------------------------------------------------------
+ * columns: Arrow-layout builders, exported through the Arrow C data interface (Polars imports them)
+ */
+
+enum { T_STR = 1, T_I64 = 2, T_F64 = 3, T_BOOL = 4, T_TS = 5, T_LIST = 6 };
+
+typedef struct {
+    int type;
+    char *name;
+    int64_t length;
+    int64_t nulls;
+    Buf valid;   /* one byte per row while building; bit-packed on export */
+    Buf data;    /* values (8 bytes, or 1 byte for bools) or string bytes */
+    Buf offsets; /* int64 offsets: strings (into data) or lists (into child_offsets) */
+    Buf child_offsets; /* list<string>: the strings' int64 offsets into data */
+    int64_t child_length;
+} Column;
+
+static int col_init(Column *c) {
+    int64_t zero = 0;
+    c->length = c->nulls = c->child_length = 0;
+    c->valid.len = c->data.len = c->offsets.len = c->child_offsets.len = 0;
+    if (c->type == T_STR || c->type == T_LIST) {
+        if (buf_put(&c->offsets, (const char *)&zero, 8) < 0) return -1;
+    }
+    if (c->type == T_LIST && buf_put(&c->child_offsets, (const char *)&zero, 8) < 0) return -1;
+    return 0;
+}
+
+static inline int col_valid(Column *c, int ok) {
+    if (buf_putc(&c->valid, (char)ok) < 0) return -1;
+    c->nulls += !ok;
+    c->length++;
+    return 0;
+}
+
+static inline int col_end_offset(Column *c) {
+    int64_t end = c->type == T_LIST ? c->child_length : (int64_t)c->data.len;
+    return buf_put(&c->offsets, (const char *)&end, 8);
+}
+
+static int col_null(Column *c) {
+    switch (c->type) {
+    case T_STR:
+    case T_LIST:
+        if (col_end_offset(c) < 0) return -1;
+        break;
+    case T_BOOL:
+        if (buf_putc(&c->data, 0) < 0) return -1;
+        break;
+    default: {
+        int64_t zero = 0;
+        if (buf_put(&c->data, (const char *)&zero, 8) < 0) return -1;
+    }
+    }
+    return col_valid(c, 0);
+}
+
+static int col_str(Column *c, const uint8_t *s, size_t n) {
+    if (buf_put(&c->data, (const char *)s, n) < 0 || col_end_offset(c) < 0) return -1;
+    return col_valid(c, 1);
+}
+
+static int col_str_or_null(Column *c, const uint8_t *s, size_t n) {
+    return n ? col_str(c, s, n) : col_null(c);
+}
+
+static int col_hex(Column *c, const uint8_t *s, size_t n) {
+    if (buf_hex(&c->data, s, n) < 0 || col_end_offset(c) < 0) return -1;
+    return col_valid(c, 1);
+}
+
+static int col_i64(Column *c, int64_t v) {
+    if (buf_put(&c->data, (const char *)&v, 8) < 0) return -1;
+    return col_valid(c, 1);
+}
+
+static int col_f64(Column *c, double v) {
+    if (buf_put(&c->data, (const char *)&v, 8) < 0) return -1;
+    return col_valid(c, 1);
+}
+
+static int col_bool(Column *c, int v) {
+    if (buf_putc(&c->data, (char)(v != 0)) < 0) return -1;
+    return col_valid(c, 1);
+}
+
+/* a list<string> row from an ArrayValue body whose items are all strings (checked by classify) */
+static int col_string_list(Column *c, const uint8_t *p, size_t n) {
+    const uint8_t *end = p + n;
+    Field f;
+    while (next_field(&p, end, &f) > 0) {
+        if (f.num != 1) continue;
+        AnyValue e;
+        if (parse_any(f.d, f.n, &e) < 0) return -1;
+        if (buf_put(&c->data, (const char *)e.d, e.n) < 0) return -1;
+        int64_t off = (int64_t)c->data.len;
+        if (buf_put(&c->child_offsets, (const char *)&off, 8) < 0) return -1;
+        c->child_length++;
+    }
+    if (col_end_offset(c) < 0) return -1;
+    return col_valid(c, 1);
+}
+
+static void col_truncate(Column *c, int64_t rows) {
+    if (rows >= c->length) return;
+    const uint8_t *valid = (const uint8_t *)c->valid.p;
+    for (int64_t i = rows; i < c->length; i++) c->nulls -= !valid[i];
+    c->valid.len = (size_t)rows;
+    switch (c->type) {
+    case T_STR: {
+        int64_t end = ((const int64_t *)c->offsets.p)[rows];
+        c->data.len = (size_t)end;
+        c->offsets.len = (size_t)(rows + 1) * 8;
+        break;
+    }
+    case T_LIST: {
+        int64_t items = ((const int64_t *)c->offsets.p)[rows];
+        c->child_length = items;
+        c->child_offsets.len = (size_t)(items + 1) * 8;
+        c->data.len = (size_t)((const int64_t *)c->child_offsets.p)[items];
+        c->offsets.len = (size_t)(rows + 1) * 8;
+        break;
+    }
+    case T_BOOL: c->data.len = (size_t)rows; break;
+    default: c->data.len = (size_t)rows * 8;
+    }
+    c->length = rows;
+}
+
+static void buf_free(Buf *b) {
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+/* the Arrow C data interface (https://arrow.apache.org/docs/format/CDataInterface.html) */
+struct ArrowSchema {
+    const char *format;
+    const char *name;
+    const char *metadata;
+    int64_t flags;
+    int64_t n_children;
+    struct ArrowSchema **children;
+    struct ArrowSchema *dictionary;
+    void (*release)(struct ArrowSchema *);
+    void *private_data;
+};
+
+struct ArrowArray {
+    int64_t length;
+    int64_t null_count;
+    int64_t offset;
+    int64_t n_buffers;
+    int64_t n_children;
+    const void **buffers;
+    struct ArrowArray **children;
+    struct ArrowArray *dictionary;
+    void (*release)(struct ArrowArray *);
+    void *private_data;
+};
+
+#define ARROW_FLAG_NULLABLE 2
+
+/* everything an exported array owns, freed by its release callback (any thread, no GIL needed) */
+typedef struct {
+    void *buffers[3];
+    const void *buffer_ptrs[3];
+    struct ArrowArray *children[1];
+} ArrayPrivate;
+
+static void release_array(struct ArrowArray *a) {
+    if (!a->release) return;
+    for (int64_t i = 0; i < a->n_children; i++) {
+        struct ArrowArray *child = a->children[i];
+        if (child->release) child->release(child);
+        free(child);
+    }
+    ArrayPrivate *priv = a->private_data;
+    if (priv) { /* a column: its buffers (and a list's child pointer) live in priv */
+        for (int i = 0; i < 3; i++) free(priv->buffers[i]);
+        free(priv);
+    } else { /* the struct parent */
+        free(a->children);
+        free(a->buffers);
+    }
+    a->release = NULL;
+}
+
+static void release_schema(struct ArrowSchema *s) {
+    if (!s->release) return;
+    for (int64_t i = 0; i < s->n_children; i++) {
+        struct ArrowSchema *child = s->children[i];
+        if (child->release) child->release(child);
+        free(child);
+    }
+    free(s->children);
+    free((void *)s->name);
+    s->release = NULL;
+}
+
+static char *dup_str(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+static int fill_schema(struct ArrowSchema *s, const char *format, const char *name, int64_t n_children) {
+    memset(s, 0, sizeof *s);
+    s->format = format;
+    s->name = dup_str(name);
+    s->flags = ARROW_FLAG_NULLABLE;
+    s->n_children = n_children;
+    s->release = release_schema;
+    if (n_children) {
+        s->children = calloc((size_t)n_children, sizeof(struct ArrowSchema *));
+        if (!s->children) return -1;
+        for (int64_t i = 0; i < n_children; i++) {
+            s->children[i] = calloc(1, sizeof(struct ArrowSchema));
+            if (!s->children[i]) return -1;
+        }
+    }
+    return s->name ? 0 : -1;
+}
+
+static const char *col_format(int type) {
+    switch (type) {
+    case T_STR: return "U";
+    case T_I64: return "l";
+    case T_F64: return "g";
+    case T_BOOL: return "b";
+    case T_TS: return "tsu:";
+    default: return "+L";
+    }
+}
+
+/* bytes (one per row, 0/1) -> a fresh bit-packed buffer */
+static void *pack_bits(const Buf *bytes, int64_t n) {
+    uint8_t *bits = calloc((size_t)(n + 7) / 8 + 1, 1);
+    if (!bits) return NULL;
+    const uint8_t *v = (const uint8_t *)bytes->p;
+    for (int64_t i = 0; i < n; i++) bits[i >> 3] |= (uint8_t)((v[i] != 0) << (i & 7));
+    return bits;
+}
+
+/* take a buffer's memory out of the builder (it now belongs to the exported array) */
+static void *steal(Buf *b) {
+    void *p = b->p;
+    if (!p) p = malloc(8);
+    b->p = NULL;
+    b->len = b->cap = 0;
+    return p;
+}
+
+static int export_column(Column *c, struct ArrowArray *a) {
+    memset(a, 0, sizeof *a);
+    ArrayPrivate *priv = calloc(1, sizeof(ArrayPrivate));
+    if (!priv) return -1;
+    a->private_data = priv;
+    a->release = release_array;
+    a->length = c->length;
+    a->null_count = c->nulls;
+    a->buffers = priv->buffer_ptrs;
+    void *validity = c->nulls ? pack_bits(&c->valid, c->length) : NULL;
+    if (c->nulls && !validity) return -1;
+    priv->buffers[0] = validity;
+    switch (c->type) {
+    case T_STR:
+        a->n_buffers = 3;
+        priv->buffers[1] = steal(&c->offsets);
+        priv->buffers[2] = steal(&c->data);
+        break;
+    case T_BOOL:
+        a->n_buffers = 2;
+        priv->buffers[1] = pack_bits(&c->data, c->length);
+        if (!priv->buffers[1]) return -1;
+        break;
+    case T_LIST: {
+        a->n_buffers = 2;
+        priv->buffers[1] = steal(&c->offsets);
+        struct ArrowArray *child = calloc(1, sizeof *child);
+        if (!child) return -1;
+        a->n_children = 1;
+        priv->children[0] = child;
+        a->children = priv->children;
+        ArrayPrivate *cp = calloc(1, sizeof(ArrayPrivate));
+        if (!cp) return -1;
+        child->private_data = cp;
+        child->release = release_array;
+        child->length = c->child_length;
+        child->n_buffers = 3;
+        child->buffers = cp->buffer_ptrs;
+        cp->buffers[1] = steal(&c->child_offsets);
+        cp->buffers[2] = steal(&c->data);
+        for (int i = 0; i < 3; i++) cp->buffer_ptrs[i] = cp->buffers[i];
+        break;
+    }
+    default:
+        a->n_buffers = 2;
+        priv->buffers[1] = steal(&c->data);
+    }
+    for (int i = 0; i < 3; i++) priv->buffer_ptrs[i] = priv->buffers[i];
+    return 0;
+}
+
+typedef struct {
+    PyObject_HEAD
+    Column *columns;
+    int n_columns;
+    int64_t rows;
+} SpanBatch;
+
+static void batch_truncate(SpanBatch *self, int64_t rows) {
+    for (int i = 0; i < self->n_columns; i++) col_truncate(&self->columns[i], rows);
+    if (rows < self->rows) self->rows = rows;
+}
+
+static void batch_free_columns(SpanBatch *self) {
+    for (int i = 0; i < self->n_columns; i++) {
+        Column *c = &self->columns[i];
+        buf_free(&c->valid);
+        buf_free(&c->data);
+        buf_free(&c->offsets);
+        buf_free(&c->child_offsets);
+        free(c->name);
+    }
+    free(self->columns);
+    self->columns = NULL;
+    self->n_columns = 0;
+}
+
+/* SpanBatch(columns): columns = [(name, type), ...] */
+static int SpanBatch_init(SpanBatch *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"columns", NULL};
+    PyObject *seq;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O", kwlist, &seq)) return -1;
+    PyObject *fast = PySequence_Fast(seq, "columns must be a sequence of (name, type)");
+    if (!fast) return -1;
+    batch_free_columns(self);
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    self->columns = calloc((size_t)n + 1, sizeof(Column));
+    if (!self->columns) {
+        Py_DECREF(fast);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const char *name;
+        int type;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "si", &name, &type) || type < T_STR ||
+            type > T_LIST) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "unknown column type");
+            Py_DECREF(fast);
+            return -1;
+        }
+        Column *c = &self->columns[i];
+        c->type = type;
+        c->name = dup_str(name);
+        self->n_columns = (int)i + 1;
+        if (!c->name || col_init(c) < 0) {
+            Py_DECREF(fast);
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    Py_DECREF(fast);
+    self->rows = 0;
+    return 0;
+}
+
+static void SpanBatch_dealloc(SpanBatch *self) {
+    batch_free_columns(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *SpanBatch_len(SpanBatch *self, PyObject *unused) { return PyLong_FromLongLong(self->rows); }
+
+static PyObject *SpanBatch_truncate(SpanBatch *self, PyObject *arg) {
+    long long rows = PyLong_AsLongLong(arg);
+    if (rows == -1 && PyErr_Occurred()) return NULL;
+    if (rows < 0) rows = 0;
+    batch_truncate(self, rows);
+    Py_RETURN_NONE;
+}
+
+static void capsule_schema_free(PyObject *capsule) {
+    struct ArrowSchema *s = PyCapsule_GetPointer(capsule, "arrow_schema");
+    if (s) {
+        if (s->release) s->release(s);
+        free(s);
+    }
+}
+
+static void capsule_array_free(PyObject *capsule) {
+    struct ArrowArray *a = PyCapsule_GetPointer(capsule, "arrow_array");
+    if (a) {
+        if (a->release) a->release(a);
+        free(a);
+    }
+}
+
+PyDoc_STRVAR(arrow_doc,
+"__arrow_c_array__(requested_schema=None) -> (schema capsule, array capsule)\n\n"
+"Export the buffered rows as an Arrow struct array (one child per column) and empty the batch: the\n"
+"memory moves to the consumer (pl.Series(batch)).");
+
+static PyObject *SpanBatch_arrow_c_array(SpanBatch *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"requested_schema", NULL};
+    PyObject *requested = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O", kwlist, &requested)) return NULL;
+    struct ArrowSchema *schema = calloc(1, sizeof *schema);
+    struct ArrowArray *array = calloc(1, sizeof *array);
+    PyObject *schema_capsule = NULL, *array_capsule = NULL;
+    if (!schema || !array) goto nomem;
+    if (fill_schema(schema, "+s", "", self->n_columns) < 0) goto nomem;
+    for (int i = 0; i < self->n_columns; i++) {
+        Column *c = &self->columns[i];
+        if (fill_schema(schema->children[i], col_format(c->type), c->name, c->type == T_LIST) < 0) goto nomem;
+        if (c->type == T_LIST && fill_schema(schema->children[i]->children[0], "U", "item", 0) < 0) goto nomem;
+    }
+    array->release = release_array;
+    array->length = self->rows;
+    array->n_buffers = 1;
+    array->buffers = calloc(1, sizeof(void *));
+    array->n_children = self->n_columns;
+    array->children = calloc((size_t)self->n_columns + 1, sizeof(struct ArrowArray *));
+    if (!array->buffers || !array->children) goto nomem;
+    for (int i = 0; i < self->n_columns; i++) {
+        array->children[i] = calloc(1, sizeof(struct ArrowArray));
+        if (!array->children[i] || export_column(&self->columns[i], array->children[i]) < 0) {
+            array->n_children = i + (array->children[i] != NULL);
+            goto nomem;
+        }
+    }
+    for (int i = 0; i < self->n_columns; i++)
+        if (col_init(&self->columns[i]) < 0) goto nomem;
+    self->rows = 0;
+    schema_capsule = PyCapsule_New(schema, "arrow_schema", capsule_schema_free);
+    if (!schema_capsule) goto fail;
+    schema = NULL;
+    array_capsule = PyCapsule_New(array, "arrow_array", capsule_array_free);
+    if (!array_capsule) goto fail;
+    return Py_BuildValue("(NN)", schema_capsule, array_capsule);
+nomem:
+    PyErr_NoMemory();
+fail:
+    Py_XDECREF(schema_capsule);
+    if (schema) {
+        if (schema->release) schema->release(schema);
+        free(schema);
+    }
+    if (array && !array_capsule) {
+        if (array->release) array->release(array);
+        free(array);
+    }
+    for (int i = 0; i < self->n_columns; i++) col_truncate(&self->columns[i], 0);
+    self->rows = 0;
+    return NULL;
+}
+
+static PyMethodDef SpanBatch_methods[] = {
+    {"__arrow_c_array__", (PyCFunction)(void (*)(void))SpanBatch_arrow_c_array, METH_VARARGS | METH_KEYWORDS,
+     arrow_doc},
+    {"rows", (PyCFunction)SpanBatch_len, METH_NOARGS, "rows() -> number of buffered rows"},
+    {"truncate", (PyCFunction)SpanBatch_truncate, METH_O, "truncate(rows): drop the rows past `rows`"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject SpanBatchType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loratrace.collector._fastdecode.SpanBatch",
+    .tp_basicsize = sizeof(SpanBatch),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Span rows in Arrow layout, filled by Decoder.decode_traces, exported with __arrow_c_array__.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)SpanBatch_init,
+    .tp_dealloc = (destructor)SpanBatch_dealloc,
+    .tp_methods = SpanBatch_methods,
+};
+
+/* ---------------------------------------------------------------------------------------------------------
  * promotion
  */
 
@@ -569,8 +1081,6 @@ typedef struct {
 
 static const char *KINDS[] = {"UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"};
 static const char *STATUS[] = {"UNSET", "OK", "ERROR"};
-static PyObject *kind_str[6];
-static PyObject *status_str[3];
 
 static const Source *find_source(Decoder *self, const uint8_t *k, size_t n, uint64_t h, int *next) {
     for (int s = *next; s < TABLE; s++) {
@@ -591,14 +1101,14 @@ static int classify(const uint8_t *val, size_t val_n, int how, Pick *pick) {
     if (val == NULL) return 0;
     if (parse_any(val, val_n, &v) < 0) return -1;
     if (v.kind == AV_NULL) return 0;
-    const double lim = 9007199254740992.0;
+    const int64_t lim = 9007199254740992ll;
     switch (how) {
     case P_STR:
         if (v.kind != AV_STRING && v.kind != AV_BYTES) return -1;
         pick->d = v.d, pick->n = v.n, pick->is_bytes = v.kind == AV_BYTES;
         return 1;
     case P_INT:
-        if (v.kind != AV_INT || v.i > (int64_t)lim || v.i < -(int64_t)lim) return -1;
+        if (v.kind != AV_INT || v.i > lim || v.i < -lim) return -1;
         pick->i = v.i;
         return 1;
     case P_FLOAT:
@@ -607,7 +1117,7 @@ static int classify(const uint8_t *val, size_t val_n, int how, Pick *pick) {
             pick->f = v.f;
             return 1;
         }
-        if (v.kind == AV_INT && v.i <= (int64_t)lim && v.i >= -(int64_t)lim) {
+        if (v.kind == AV_INT && v.i <= lim && v.i >= -lim) {
             pick->f = (double)v.i;
             return 1;
         }
@@ -644,48 +1154,17 @@ static int classify(const uint8_t *val, size_t val_n, int how, Pick *pick) {
     return -1;
 }
 
-static PyObject *hex_str(const uint8_t *s, size_t n) {
-    PyObject *o = PyUnicode_New((Py_ssize_t)(2 * n), 127);
-    if (!o) return NULL;
-    Py_UCS1 *out = PyUnicode_1BYTE_DATA(o);
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = (Py_UCS1)HEX[s[i] >> 4];
-        out[2 * i + 1] = (Py_UCS1)HEX[s[i] & 15];
-    }
-    return o;
-}
-
-static PyObject *pick_value(const Pick *pk) {
+static int put_pick(Column *c, const Pick *pk) {
     switch (pk->how) {
     case P_STR:
-    case P_FIRST:
-        if (pk->is_bytes) return hex_str(pk->d, pk->n);
-        return PyUnicode_DecodeUTF8((const char *)pk->d, (Py_ssize_t)pk->n, NULL);
-    case P_INT: return PyLong_FromLongLong(pk->i);
-    case P_FLOAT: return PyFloat_FromDouble(pk->f);
-    case P_TTFT: return PyFloat_FromDouble(pk->f * 1000.0);
-    case P_BOOL: return PyBool_FromLong((long)pk->i);
-    case P_LIST: {
-        PyObject *list = PyList_New(0);
-        if (!list) return NULL;
-        const uint8_t *q = pk->d, *end = pk->d + pk->n;
-        Field f;
-        while (next_field(&q, end, &f) > 0) {
-            if (f.num != 1) continue;
-            AnyValue e;
-            parse_any(f.d, f.n, &e); /* checked by classify */
-            PyObject *s = PyUnicode_DecodeUTF8((const char *)e.d, (Py_ssize_t)e.n, NULL);
-            if (!s || PyList_Append(list, s) < 0) {
-                Py_XDECREF(s);
-                Py_DECREF(list);
-                return NULL;
-            }
-            Py_DECREF(s);
-        }
-        return list;
+    case P_FIRST: return pk->is_bytes ? col_hex(c, pk->d, pk->n) : col_str(c, pk->d, pk->n);
+    case P_INT: return col_i64(c, pk->i);
+    case P_FLOAT: return col_f64(c, pk->f);
+    case P_TTFT: return col_f64(c, pk->f * 1000.0);
+    case P_BOOL: return col_bool(c, (int)pk->i);
+    case P_LIST: return col_string_list(c, pk->d, pk->n);
     }
-    }
-    Py_RETURN_NONE;
+    return col_null(c);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -698,23 +1177,19 @@ enum {
     C_ERROR, N_SPAN_COLUMNS
 };
 
-static int append_new(PyObject *list, PyObject *value) {
-    if (!value) return -1;
-    int rc = PyList_Append(list, value);
-    Py_DECREF(value);
-    return rc;
-}
-
-static PyObject *str_or_none(const uint8_t *d, size_t n) {
-    if (n == 0) Py_RETURN_NONE;
-    return PyUnicode_DecodeUTF8((const char *)d, (Py_ssize_t)n, NULL);
-}
+static const int SPAN_COLUMN_TYPES[N_SPAN_COLUMNS] = {
+    T_STR, T_STR, T_STR, T_STR, T_STR, T_STR, T_STR, T_STR, T_STR,
+    T_I64, T_I64, T_I64, T_TS, T_STR, T_STR, T_STR, T_STR, T_STR,
+};
 
 typedef struct {
-    PyObject **span_cols;
-    PyObject **promo_cols;
+    Column *cols;   /* N_SPAN_COLUMNS span columns, then the promoted ones */
     PyObject *slow; /* indexes of spans with events or links */
-    PyObject *service, *resource_json, *scope_name, *scope_version;
+    Buf service;    /* this resource's service name (has_service: not null) */
+    int has_service;
+    Buf resource_json;
+    const uint8_t *scope_name, *scope_version;
+    size_t scope_name_n, scope_version_n;
     Py_ssize_t span_index;
     int hard;
 } Out;
@@ -738,11 +1213,11 @@ static int exception_type(const uint8_t *p, size_t n, const uint8_t **d, size_t 
             if (g.num != 3 || g.wt != WT_LEN) continue;
             KVList one = {0};
             if (kv_parse_push(&one, g.d, g.n) < 0) {
-                PyMem_Free(one.items);
+                free(one.items);
                 return -1;
             }
             KV kv = one.items[0];
-            PyMem_Free(one.items);
+            free(one.items);
             if (kv.key_n == 14 && memcmp(kv.key, "exception.type", 14) == 0) {
                 AnyValue v;
                 if (kv.val != NULL) {
@@ -756,9 +1231,9 @@ static int exception_type(const uint8_t *p, size_t n, const uint8_t **d, size_t 
     return r < 0 ? -1 : 0;
 }
 
-/* one Span: -1 leave the payload to Python, -2 Python error */
+/* one Span: -1 leave the payload to Python, -2 Python error (memory) */
 static int decode_span(Decoder *self, Out *out, const uint8_t *p, size_t n) {
-    const uint8_t *end = p + n;
+    const uint8_t *start_p = p, *end = p + n;
     const uint8_t *trace_id = NULL, *span_id = NULL, *parent = NULL, *state = NULL, *name = NULL;
     size_t trace_n = 0, span_n = 0, parent_n = 0, state_n = 0, name_n = 0;
     const uint8_t *status_msg = NULL;
@@ -813,11 +1288,11 @@ static int decode_span(Decoder *self, Out *out, const uint8_t *p, size_t n) {
     if (start > (uint64_t)INT64_MAX || endt > (uint64_t)INT64_MAX) return -1;
     if (status_msg && !utf8_ok(status_msg, status_msg_n)) return -1;
     if (state && !utf8_ok(state, state_n)) return -1;
+    if (name && !utf8_ok(name, name_n)) return -1;
 
     /* attributes: JSON text and promoted values, one pass over the deduplicated list */
-    KV *items = w->kvs.items + first;
     size_t count = w->kvs.n - first;
-    kv_dedup(items, count);
+    kv_dedup(w->kvs.items + first, count);
     Pick picks[MAX_COLUMNS];
     for (int c = 0; c < self->n_columns; c++) picks[c].set = 0;
     for (size_t i = 0; i < count; i++) {
@@ -849,101 +1324,78 @@ static int decode_span(Decoder *self, Out *out, const uint8_t *p, size_t n) {
 
     const uint8_t *exc = NULL;
     size_t exc_n = 0;
-    if (status_code == 2 && has_events && exception_type(p - n, n, &exc, &exc_n) < 0) return -1;
+    if (status_code == 2 && has_events && exception_type(start_p, n, &exc, &exc_n) < 0) return -1;
 
-    PyObject **col = out->span_cols;
-    if (append_new(col[C_TRACE_ID], hex_str(trace_id, trace_n)) < 0) return -2;
-    if (append_new(col[C_SPAN_ID], hex_str(span_id, span_n)) < 0) return -2;
-    if (parent_n ? append_new(col[C_PARENT], hex_str(parent, parent_n)) : PyList_Append(col[C_PARENT], Py_None))
-        return -2;
-    if (append_new(col[C_STATE], str_or_none(state, state_n)) < 0) return -2;
-    if (append_new(col[C_NAME], PyUnicode_DecodeUTF8((const char *)(name ? name : (const uint8_t *)""),
-                                                     (Py_ssize_t)name_n, NULL)) < 0)
-        return -1; /* invalid UTF-8: Python reports it */
-    if (PyList_Append(col[C_KIND], kind_str[(kind >= 0 && kind < 6) ? kind : 0]) < 0) return -2;
-    if (PyList_Append(col[C_SERVICE], out->service) < 0) return -2;
-    if (PyList_Append(col[C_SCOPE_NAME], out->scope_name) < 0) return -2;
-    if (PyList_Append(col[C_SCOPE_VERSION], out->scope_version) < 0) return -2;
-    if (append_new(col[C_START], PyLong_FromUnsignedLongLong(start)) < 0) return -2;
-    if (append_new(col[C_END], PyLong_FromUnsignedLongLong(endt)) < 0) return -2;
-    if (endt >= start ? append_new(col[C_DURATION], PyLong_FromUnsignedLongLong(endt - start))
-                      : PyList_Append(col[C_DURATION], Py_None))
-        return -2;
-    if (append_new(col[C_START_TIME], PyLong_FromUnsignedLongLong(start / 1000)) < 0) return -2;
+    Column *col = out->cols;
     int status = (status_code >= 0 && status_code < 3) ? status_code : 0;
-    if (PyList_Append(col[C_STATUS], status_str[status]) < 0) return -2;
-    if (append_new(col[C_STATUS_MESSAGE], str_or_none(status_msg, status_msg_n)) < 0) return -2;
-    if (PyList_Append(col[C_RESOURCE], out->resource_json) < 0) return -2;
-    PyObject *attrs = PyUnicode_DecodeUTF8(json->p, (Py_ssize_t)json->len, NULL);
-    if (!attrs) return -1;
-    if (append_new(col[C_ATTRIBUTES], attrs) < 0) return -2;
-    PyObject *exc_type = NULL;
-    if (exc) {
-        exc_type = PyUnicode_DecodeUTF8((const char *)exc, (Py_ssize_t)exc_n, NULL);
-        if (!exc_type) return -1;
-    }
-    if (PyList_Append(col[C_ERROR], exc_type ? exc_type : Py_None) < 0) {
-        Py_XDECREF(exc_type);
+    const char *kind_s = KINDS[(kind >= 0 && kind < 6) ? kind : 0];
+    if (col_hex(&col[C_TRACE_ID], trace_id, trace_n) < 0 || col_hex(&col[C_SPAN_ID], span_id, span_n) < 0 ||
+        (parent_n ? col_hex(&col[C_PARENT], parent, parent_n) : col_null(&col[C_PARENT])) < 0 ||
+        col_str_or_null(&col[C_STATE], state, state_n) < 0 ||
+        col_str(&col[C_NAME], name ? name : (const uint8_t *)"", name_n) < 0 ||
+        col_str(&col[C_KIND], (const uint8_t *)kind_s, strlen(kind_s)) < 0 ||
+        (out->has_service ? col_str(&col[C_SERVICE], (const uint8_t *)out->service.p, out->service.len)
+                          : col_null(&col[C_SERVICE])) < 0 ||
+        col_str_or_null(&col[C_SCOPE_NAME], out->scope_name, out->scope_name_n) < 0 ||
+        col_str_or_null(&col[C_SCOPE_VERSION], out->scope_version, out->scope_version_n) < 0 ||
+        col_i64(&col[C_START], (int64_t)start) < 0 || col_i64(&col[C_END], (int64_t)endt) < 0 ||
+        (endt >= start ? col_i64(&col[C_DURATION], (int64_t)(endt - start)) : col_null(&col[C_DURATION])) < 0 ||
+        col_i64(&col[C_START_TIME], (int64_t)(start / 1000)) < 0 ||
+        col_str(&col[C_STATUS], (const uint8_t *)STATUS[status], strlen(STATUS[status])) < 0 ||
+        col_str_or_null(&col[C_STATUS_MESSAGE], status_msg, status_msg_n) < 0 ||
+        col_str(&col[C_RESOURCE], (const uint8_t *)out->resource_json.p, out->resource_json.len) < 0 ||
+        col_str(&col[C_ATTRIBUTES], (const uint8_t *)json->p, json->len) < 0 ||
+        (exc ? col_str(&col[C_ERROR], exc, exc_n) : col_null(&col[C_ERROR])) < 0)
         return -2;
-    }
+    Column *promo = col + N_SPAN_COLUMNS;
     for (int c = 0; c < self->n_columns; c++) {
-        PyObject *v;
-        if (picks[c].set) {
-            v = pick_value(&picks[c]);
-            if (!v) {
-                Py_XDECREF(exc_type);
-                return -1;
-            }
-        } else if (c == self->error_column && exc_type) {
-            v = Py_NewRef(exc_type);
-        } else {
-            v = Py_NewRef(Py_None);
-        }
-        if (append_new(out->promo_cols[c], v) < 0) {
-            Py_XDECREF(exc_type);
+        int e;
+        if (picks[c].set) e = put_pick(&promo[c], &picks[c]);
+        else if (c == self->error_column && exc) e = col_str(&promo[c], exc, exc_n);
+        else e = col_null(&promo[c]);
+        if (e < 0) return -2;
+    }
+    if (has_events || has_links) {
+        PyObject *index = PyLong_FromSsize_t(out->span_index);
+        if (!index || PyList_Append(out->slow, index) < 0) {
+            Py_XDECREF(index);
             return -2;
         }
-    }
-    Py_XDECREF(exc_type);
-    if (has_events || has_links) {
-        if (append_new(out->slow, PyLong_FromSsize_t(out->span_index)) < 0) return -2;
+        Py_DECREF(index);
     }
     out->span_index++;
     return 0;
 }
 
 /* str(value) of a resource's service.name, as the Python path does; -1 for kinds left to Python */
-static PyObject *service_name(Work *w, const KV *kv, int *rc) {
+static int service_name(const KV *kv, Out *out) {
     AnyValue v;
-    *rc = 0;
-    if (kv->val == NULL) Py_RETURN_NONE;
-    if (parse_any(kv->val, kv->val_n, &v) < 0) {
-        *rc = -1;
-        return NULL;
-    }
+    Buf *b = &out->service;
+    b->len = 0;
+    out->has_service = 0;
+    if (kv->val == NULL) return 0;
+    if (parse_any(kv->val, kv->val_n, &v) < 0) return -1;
+    out->has_service = 1;
     switch (v.kind) {
-    case AV_NULL: Py_RETURN_NONE;
-    case AV_STRING: return PyUnicode_DecodeUTF8((const char *)v.d, (Py_ssize_t)v.n, NULL);
-    case AV_BYTES: return hex_str(v.d, v.n);
-    case AV_BOOL: return PyUnicode_FromString(v.i ? "True" : "False");
+    case AV_NULL: out->has_service = 0; return 0;
+    case AV_STRING: return buf_put(b, (const char *)v.d, v.n) < 0 ? -2 : 0;
+    case AV_BYTES: return buf_hex(b, v.d, v.n) < 0 ? -2 : 0;
+    case AV_BOOL: return buf_put(b, v.i ? "True" : "False", v.i ? 4 : 5) < 0 ? -2 : 0;
     case AV_INT:
-    case AV_STRINDEX: return PyUnicode_FromFormat("%lld", (long long)v.i);
+    case AV_STRINDEX: return buf_int(b, v.i) < 0 ? -2 : 0;
     case AV_DOUBLE: {
-        PyObject *fl = PyFloat_FromDouble(v.f);
-        if (!fl) return NULL;
-        PyObject *s = PyObject_Str(fl);
-        Py_DECREF(fl);
-        return s;
+        char *s = PyOS_double_to_string(v.f, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        if (!s) return -2;
+        int rc = buf_put(b, s, strlen(s));
+        PyMem_Free(s);
+        return rc < 0 ? -2 : 0;
     }
-    default:
-        (void)w;
-        *rc = -1;
-        return NULL;
+    default: return -1; /* str() of a list / dict: Python's repr */
     }
 }
 
 static int decode_resource(Decoder *self, Out *out, const uint8_t *p, size_t n) {
-    const uint8_t *end = p + n;
+    const uint8_t *start_p = p, *end = p + n;
     const uint8_t *resource = NULL;
     size_t resource_n = 0;
     int seen_resource = 0;
@@ -983,31 +1435,23 @@ static int decode_resource(Decoder *self, Out *out, const uint8_t *p, size_t n) 
         return rc;
     }
     kv_dedup(w->kvs.items + first, w->kvs.n - first);
-    PyObject *service = NULL;
+    out->has_service = 0;
     for (size_t i = first; i < w->kvs.n; i++) {
         KV *kv = &w->kvs.items[i];
         if (!kv->skip && kv->key_n == 12 && memcmp(kv->key, "service.name", 12) == 0) {
-            service = service_name(w, kv, &rc);
-            if (!service) {
+            if ((rc = service_name(kv, out)) != 0) {
                 w->kvs.n = first;
-                return rc ? rc : -1;
+                return rc;
             }
         }
     }
-    Buf *b = &w->scratch;
-    b->len = 0;
-    rc = emit_kvlist_items(w, b, first, w->kvs.n, 0);
+    out->resource_json.len = 0;
+    rc = emit_kvlist_items(w, &out->resource_json, first, w->kvs.n, 0);
     w->kvs.n = first;
-    if (rc) {
-        Py_XDECREF(service);
-        return rc;
-    }
-    out->service = service ? service : Py_NewRef(Py_None);
-    out->resource_json = PyUnicode_DecodeUTF8(b->p, (Py_ssize_t)b->len, NULL);
-    if (!out->resource_json) return -1;
+    if (rc) return rc;
 
-    p = end - n;
-    while ((r = next_field(&p, end, &f)) > 0 && rc == 0) {
+    p = start_p;
+    while ((r = next_field(&p, end, &f)) > 0) {
         if (f.num != 2) continue;
         /* ScopeSpans: scope (1), spans (2), schema_url (3) */
         const uint8_t *q = f.d, *qe = f.d + f.n;
@@ -1026,19 +1470,20 @@ static int decode_resource(Decoder *self, Out *out, const uint8_t *p, size_t n) 
             }
         }
         if (s < 0) return -1;
-        const uint8_t *sname = NULL, *sversion = NULL;
-        size_t sname_n = 0, sversion_n = 0;
+        out->scope_name = out->scope_version = NULL;
+        out->scope_name_n = out->scope_version_n = 0;
         if (scope) {
             const uint8_t *t = scope, *te = scope + scope_n;
             Field h;
             while ((s = next_field(&t, te, &h)) > 0) {
                 if (h.num == 1 || h.num == 2) {
                     if (h.wt != WT_LEN || !utf8_ok(h.d, h.n)) return -1;
-                    if (h.num == 1) sname = h.d, sname_n = h.n;
-                    else sversion = h.d, sversion_n = h.n;
+                    if (h.num == 1) out->scope_name = h.d, out->scope_name_n = h.n;
+                    else out->scope_version = h.d, out->scope_version_n = h.n;
                 } else if (h.num == 3) {
                     /* scope attributes are not stored, but upb would reject invalid ones */
                     if (h.wt != WT_LEN) return -1;
+                    Buf *b = &w->scratch;
                     b->len = 0;
                     size_t mark = w->kvs.n;
                     rc = kv_parse_push(&w->kvs, h.d, h.n);
@@ -1052,78 +1497,48 @@ static int decode_resource(Decoder *self, Out *out, const uint8_t *p, size_t n) 
             }
             if (s < 0) return -1;
         }
-        Py_XSETREF(out->scope_name, str_or_none(sname, sname_n));
-        Py_XSETREF(out->scope_version, str_or_none(sversion, sversion_n));
-        if (!out->scope_name || !out->scope_version) return -2;
         q = f.d;
         while ((s = next_field(&q, qe, &g)) > 0) {
             if (g.num != 2) continue;
             if ((rc = decode_span(self, out, g.d, g.n)) != 0) return rc;
         }
     }
-    return r < 0 ? -1 : rc;
-}
-
-static void out_clear_resource(Out *out) {
-    Py_CLEAR(out->service);
-    Py_CLEAR(out->resource_json);
-    Py_CLEAR(out->scope_name);
-    Py_CLEAR(out->scope_version);
-}
-
-static int get_lists(PyObject *seq, Py_ssize_t want, PyObject **out, const char *what) {
-    if (!PyTuple_Check(seq) || PyTuple_GET_SIZE(seq) != want) {
-        PyErr_Format(PyExc_TypeError, "%s must be a tuple of %zd lists", what, want);
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < want; i++) {
-        out[i] = PyTuple_GET_ITEM(seq, i);
-        if (!PyList_Check(out[i])) {
-            PyErr_Format(PyExc_TypeError, "%s[%zd] must be a list", what, i);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static void truncate_lists(PyObject **lists, Py_ssize_t count, const Py_ssize_t *marks) {
-    for (Py_ssize_t i = 0; i < count; i++)
-        if (PyList_GET_SIZE(lists[i]) > marks[i]) PyList_SetSlice(lists[i], marks[i], PyList_GET_SIZE(lists[i]), NULL);
+    return r < 0 ? -1 : 0;
 }
 
 PyDoc_STRVAR(decode_traces_doc,
-"decode_traces(payload, span_columns, promoted_columns) -> (spans, slow_spans, hard) | None\n\n"
-"Append the spans of one serialized ExportTraceServiceRequest to the lists in span_columns (the\n"
-"span table's own columns, in decode.FAST_SPAN_COLUMNS order) and promoted_columns (in the order the\n"
-"Decoder was built with). slow_spans lists the indexes of spans with events or links (for the caller\n"
-"to add those rows); hard is True when a promoted attribute had a value of another type, so the\n"
-"promoted lists must be recomputed by decode.promote_frame. None (and nothing appended): decode this\n"
-"payload in Python.");
+"decode_traces(payload, batch) -> (spans, slow_spans, hard) | None\n\n"
+"Append the spans of one serialized ExportTraceServiceRequest to batch (a SpanBatch whose columns are\n"
+"decode.FAST_SPAN_COLUMNS then the promoted columns in the order the Decoder was built with).\n"
+"slow_spans lists the indexes of spans with events or links (for the caller to add those rows); hard\n"
+"is True when a promoted attribute had a value of another type, so the promoted columns must be\n"
+"recomputed by decode.promote_frame. None (and nothing appended): decode this payload in Python.");
 
 static PyObject *Decoder_decode_traces(Decoder *self, PyObject *args) {
     Py_buffer view;
-    PyObject *span_seq, *promo_seq;
-    if (!PyArg_ParseTuple(args, "y*OO", &view, &span_seq, &promo_seq)) return NULL;
-    PyObject *span_cols[N_SPAN_COLUMNS];
-    PyObject *promo_cols[MAX_COLUMNS];
-    PyObject *all[N_SPAN_COLUMNS + MAX_COLUMNS];
-    Py_ssize_t marks[N_SPAN_COLUMNS + MAX_COLUMNS];
-    PyObject *result = NULL;
-    if (get_lists(span_seq, N_SPAN_COLUMNS, span_cols, "span_columns") < 0 ||
-        get_lists(promo_seq, self->n_columns, promo_cols, "promoted_columns") < 0) {
+    SpanBatch *batch;
+    if (!PyArg_ParseTuple(args, "y*O!", &view, &SpanBatchType, &batch)) return NULL;
+    if (batch->n_columns != N_SPAN_COLUMNS + self->n_columns) {
         PyBuffer_Release(&view);
+        PyErr_Format(PyExc_ValueError, "the batch must have %d columns", N_SPAN_COLUMNS + self->n_columns);
         return NULL;
     }
-    Py_ssize_t n_all = 0;
-    for (int i = 0; i < N_SPAN_COLUMNS; i++) all[n_all++] = span_cols[i];
-    for (int i = 0; i < self->n_columns; i++) all[n_all++] = promo_cols[i];
-    for (Py_ssize_t i = 0; i < n_all; i++) marks[i] = PyList_GET_SIZE(all[i]);
-
-    Out out = {span_cols, promo_cols, PyList_New(0), NULL, NULL, NULL, NULL, 0, 0};
+    for (int i = 0; i < N_SPAN_COLUMNS; i++) {
+        if (batch->columns[i].type != SPAN_COLUMN_TYPES[i]) {
+            PyBuffer_Release(&view);
+            PyErr_Format(PyExc_ValueError, "batch column %d has the wrong type", i);
+            return NULL;
+        }
+    }
+    Out out;
+    memset(&out, 0, sizeof out);
+    out.cols = batch->columns;
+    out.slow = PyList_New(0);
     if (!out.slow) {
         PyBuffer_Release(&view);
         return NULL;
     }
+    int64_t mark = batch->rows;
     const uint8_t *p = view.buf, *end = p + view.len;
     Field f;
     int r, rc = 0;
@@ -1134,28 +1549,27 @@ static PyObject *Decoder_decode_traces(Decoder *self, PyObject *args) {
             rc = -1;
             break;
         }
-        rc = decode_resource(self, &out, f.d, f.n);
-        out_clear_resource(&out);
-        if (rc) break;
+        if ((rc = decode_resource(self, &out, f.d, f.n)) != 0) break;
     }
     if (r < 0 && rc == 0) rc = -1;
-    if (rc == 0) {
-        result = Py_BuildValue("(nNO)", out.span_index, out.slow, out.hard ? Py_True : Py_False);
-        out.slow = NULL;
-    } else {
-        truncate_lists(all, n_all, marks);
-        if (rc == -1) {
-            PyErr_Clear(); /* e.g. invalid UTF-8 met by a decoder: the Python path owns the error */
-            result = Py_NewRef(Py_None);
-        }
-    }
-    out_clear_resource(&out);
-    Py_XDECREF(out.slow);
+    buf_free(&out.service);
+    buf_free(&out.resource_json);
     PyBuffer_Release(&view);
-    return result;
+    if (rc == 0) {
+        batch->rows += out.span_index;
+        return Py_BuildValue("(nNO)", out.span_index, out.slow, out.hard ? Py_True : Py_False);
+    }
+    Py_DECREF(out.slow);
+    batch_truncate(batch, mark);
+    if (rc == -2) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        return NULL;
+    }
+    PyErr_Clear(); /* the Python path decodes (or rejects) this payload */
+    Py_RETURN_NONE;
 }
 
-/* Decoder(sources): sources = [(attribute, column index, how, priority), ...], n_columns, error_column */
+/* Decoder(sources, n_columns, error_column): sources = [(attribute, column index, how, priority), ...] */
 static int Decoder_init(Decoder *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"sources", "n_columns", "error_column", NULL};
     PyObject *seq;
@@ -1213,9 +1627,9 @@ static int Decoder_init(Decoder *self, PyObject *args, PyObject *kwds) {
 
 static void Decoder_dealloc(Decoder *self) {
     PyMem_Free(self->sources);
-    PyMem_Free(self->work.json.p);
-    PyMem_Free(self->work.scratch.p);
-    PyMem_Free(self->work.kvs.items);
+    free(self->work.json.p);
+    free(self->work.scratch.p);
+    free(self->work.kvs.items);
     Py_XDECREF(self->source_keys);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -1249,11 +1663,7 @@ PyMODINIT_FUNC PyInit__fastdecode(void) {
         PyErr_SetString(PyExc_ImportError, "loratrace's compiled decoder supports little-endian hosts only");
         return NULL;
     }
-    if (PyType_Ready(&DecoderType) < 0) return NULL;
-    for (int i = 0; i < 6; i++)
-        if (!(kind_str[i] = PyUnicode_InternFromString(KINDS[i]))) return NULL;
-    for (int i = 0; i < 3; i++)
-        if (!(status_str[i] = PyUnicode_InternFromString(STATUS[i]))) return NULL;
+    if (PyType_Ready(&DecoderType) < 0 || PyType_Ready(&SpanBatchType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     Py_INCREF(&DecoderType);
@@ -1262,12 +1672,21 @@ PyMODINIT_FUNC PyInit__fastdecode(void) {
         Py_DECREF(m);
         return NULL;
     }
-    PyModule_AddIntConstant(m, "P_STR", P_STR);
-    PyModule_AddIntConstant(m, "P_INT", P_INT);
-    PyModule_AddIntConstant(m, "P_FLOAT", P_FLOAT);
-    PyModule_AddIntConstant(m, "P_BOOL", P_BOOL);
-    PyModule_AddIntConstant(m, "P_LIST", P_LIST);
-    PyModule_AddIntConstant(m, "P_TTFT", P_TTFT);
-    PyModule_AddIntConstant(m, "P_FIRST", P_FIRST);
+    Py_INCREF(&SpanBatchType);
+    if (PyModule_AddObject(m, "SpanBatch", (PyObject *)&SpanBatchType) < 0) {
+        Py_DECREF(&SpanBatchType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    static const struct { const char *name; int value; } constants[] = {
+        {"P_STR", P_STR}, {"P_INT", P_INT}, {"P_FLOAT", P_FLOAT}, {"P_BOOL", P_BOOL}, {"P_LIST", P_LIST},
+        {"P_TTFT", P_TTFT}, {"P_FIRST", P_FIRST}, {"T_STR", T_STR}, {"T_I64", T_I64}, {"T_F64", T_F64},
+        {"T_BOOL", T_BOOL}, {"T_TS", T_TS}, {"T_LIST", T_LIST},
+    };
+    for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++)
+        if (PyModule_AddIntConstant(m, constants[i].name, constants[i].value) < 0) {
+            Py_DECREF(m);
+            return NULL;
+        }
     return m;
 }

@@ -258,16 +258,13 @@ class RowBuffer:
         }
         self.span_count = 0
         self.metric_point_count = 0
-        # promoted span columns the compiled decoder filled (error_type apart: the spans' own ``error_type``
-        # list holds the exception event's type, which the attribute ``error.type`` overrides);
-        # once any span needs Python's promotion they are thrown away and ``promote_frame`` fills them all
-        self._promoted_error_type: list[Any] = []
+        # spans the compiled decoder appends (in Arrow layout, no Python objects) and, in arrival order, the
+        # frames of spans already taken out of it or out of the Python lists above
+        self._batch = None if _FAST_DECODER is None else _fastdecode.SpanBatch(_FAST_BATCH_COLUMNS)
+        self._span_chunks: list[pl.DataFrame] = []
+        # the compiled decoder also fills the promoted columns, except when a value needs Polars' casting rules
+        # ("hard") or some spans came through Python: then ``promote_frame`` fills them for the whole buffer
         self._promote_in_python = False
-        spans = self._columns["spans"]
-        self._fast_span_lists = tuple(spans[name] for name in FAST_SPAN_COLUMNS)
-        self._fast_promoted_lists = tuple(
-            self._promoted_error_type if name == "error_type" else spans[name] for name in _FAST_PROMOTED
-        )
 
     def __len__(self) -> int:
         return self.span_count + self.metric_point_count
@@ -279,25 +276,38 @@ class RowBuffer:
 
         Raises ``google.protobuf.message.DecodeError`` (and appends nothing) when ``payload`` does not parse.
         """
-        if _FAST_DECODER is None:
+        batch = self._batch
+        if batch is None:
             return self.add_traces(ExportTraceServiceRequest.FromString(payload))
-        lists = (*self._fast_span_lists, *self._fast_promoted_lists)
-        mark = [len(column) for column in lists]
-        decoded = _FAST_DECODER.decode_traces(payload, self._fast_span_lists, self._fast_promoted_lists)
+        self._seal_python_spans()
+        mark = batch.rows()
+        decoded = _FAST_DECODER.decode_traces(payload, batch)
         if decoded is None:  # a form the compiled walker leaves to upb (or invalid: upb raises the error)
             return self.add_traces(ExportTraceServiceRequest.FromString(payload))
         added, slow_spans, hard = decoded
-        if hard:
-            self._promote_in_python = True
-        if slow_spans:
+        if slow_spans:  # event and link rows come from the Python path (rare; upb checks the whole payload)
             try:
                 self._add_children(ExportTraceServiceRequest.FromString(payload), frozenset(slow_spans))
             except Exception:
-                for column, length in zip(lists, mark, strict=True):
-                    del column[length:]
+                batch.truncate(mark)
                 raise
+        if hard:
+            self._promote_in_python = True
         self.span_count += added
         return added
+
+    def _seal_python_spans(self) -> None:
+        """Move the spans appended by the Python path into a frame, keeping arrival order with the batch's."""
+        columns = self._columns["spans"]
+        if columns["trace_id"]:
+            self._span_chunks.append(frame("spans", columns).with_columns(_NO_PROMOTED_ERROR))
+            for values in columns.values():
+                values.clear()
+
+    def _seal_fast_spans(self) -> None:
+        if self._batch is not None and self._batch.rows():
+            chunk = pl.Series(self._batch).struct.unnest()
+            self._span_chunks.append(chunk.select(_FAST_FRAME_COLUMNS).cast(_FAST_FRAME_SCHEMA))
 
     def _add_children(self, request: ExportTraceServiceRequest, indexes: frozenset[int]) -> None:
         """Event and link rows of the spans at ``indexes`` (positions in ``request``'s span order)."""
@@ -322,6 +332,7 @@ class RowBuffer:
     def add_traces(self, request: ExportTraceServiceRequest) -> int:
         """Append every span of ``request``; returns the number of spans added."""
         self._promote_in_python = True
+        self._seal_fast_spans()
         spans = self._columns["spans"]
         trace_id_col = spans["trace_id"]
         span_id_col = spans["span_id"]
@@ -501,20 +512,20 @@ class RowBuffer:
     def take(self) -> dict[str, pl.DataFrame]:
         """The buffered rows as one DataFrame per table (tables without rows left out); empties the buffer."""
         frames: dict[str, pl.DataFrame] = {}
-        spans = self._columns["spans"]
-        fast_promoted = not self._promote_in_python and bool(spans["trace_id"])
-        if fast_promoted:
-            exception_types = spans["error_type"]
-            spans["error_type"] = [
-                e if e is not None else x for e, x in zip(self._promoted_error_type, exception_types, strict=True)
-            ]
-        else:
-            for name in _FAST_PROMOTED:
-                if name != "error_type":
-                    spans[name] = []
+        self._seal_fast_spans()
+        self._seal_python_spans()
+        chunks = self._span_chunks
+        if chunks:
+            spans = pl.concat(chunks, how="vertical", rechunk=False) if len(chunks) > 1 else chunks[0]
+            if self._promote_in_python:
+                spans = spans.drop(_PROMOTED_ERROR)
+            else:  # promoted in C: ``error.type`` when set, else the exception event's type
+                spans = spans.with_columns(pl.col(_PROMOTED_ERROR).alias("error_type")).drop(_PROMOTED_ERROR)
+            frames["spans"] = spans
         for table, columns in self._columns.items():
-            if columns and next(iter(columns.values())):
+            if table != "spans" and columns and next(iter(columns.values())):
                 frames[table] = frame(table, columns)
+        fast_promoted = not self._promote_in_python
         for table, promoted in (("spans", schema.PROMOTED_TYPES), ("metrics", schema.METRIC_PROMOTED)):
             if table == "spans" and fast_promoted:
                 continue
@@ -551,6 +562,30 @@ FAST_SPAN_COLUMNS: Final = (
 """The span columns ``_fastdecode`` fills, in the order of its ``C_*`` constants."""
 
 _FAST_PROMOTED: Final = tuple(schema.PROMOTED_TYPES)
+_PROMOTED_ERROR: Final = "_promoted_error_type"
+# the promoted columns as the compiled decoder's batch names them (``error_type`` is a span column already)
+_FAST_PROMOTED_NAMES: Final = tuple(_PROMOTED_ERROR if c == "error_type" else c for c in _FAST_PROMOTED)
+_FAST_FRAME_COLUMNS: Final = (*schema.SPANS, _PROMOTED_ERROR)
+_FAST_FRAME_SCHEMA: Final = {**schema.SPANS, _PROMOTED_ERROR: pl.String()}
+_NO_PROMOTED_ERROR: Final = pl.lit(None, dtype=pl.String).alias(_PROMOTED_ERROR)
+
+
+def _column_type(dtype: pl.DataType) -> int:
+    fd = _fastdecode
+    if dtype == pl.String():
+        return fd.T_STR
+    if dtype == pl.Int64():
+        return fd.T_I64
+    if dtype == pl.Float64():
+        return fd.T_F64
+    if dtype == pl.Boolean():
+        return fd.T_BOOL
+    if dtype == pl.Datetime("us"):
+        return fd.T_TS
+    if dtype == pl.List(pl.String()):
+        return fd.T_LIST
+    msg = f"no compiled column type for {dtype!r}"
+    raise TypeError(msg)
 
 
 def _fast_sources() -> list[tuple[str, int, int, int]]:
@@ -584,6 +619,17 @@ _FAST_DECODER: Final = (
     None
     if _fastdecode is None
     else _fastdecode.Decoder(_fast_sources(), len(_FAST_PROMOTED), error_column=_FAST_PROMOTED.index("error_type"))
+)
+_FAST_BATCH_COLUMNS: Final = (
+    []
+    if _fastdecode is None
+    else [
+        *((name, _column_type(schema.SPANS[name])) for name in FAST_SPAN_COLUMNS),
+        *(
+            (name, _column_type(schema.PROMOTED_TYPES[column]))
+            for name, column in zip(_FAST_PROMOTED_NAMES, _FAST_PROMOTED, strict=True)
+        ),
+    ]
 )
 
 

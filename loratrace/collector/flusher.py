@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -58,6 +59,9 @@ class FlusherSettings:
     store: str
     flush_interval: float = 1.0
     flush_rows: int = 50_000
+    # after a burst, once the log is drained: flush this many buffered rows without waiting for the interval
+    idle_flush_rows: int = 2_048
+    idle_flush_gap: float = 0.2
     read_bytes: int = 32 << 20
     compact_interval: float = 30.0
     compact_min_segments: int = 8
@@ -177,32 +181,53 @@ class Flusher:
         self.stats[STAT_READY] = 1
 
     def run(self) -> None:
+        """Read and decode the log into a buffer; hand each full buffer to the segment-writer thread.
+
+        Decoding the next batch overlaps writing the previous one (Polars and the Parquet writer release the
+        GIL), so the store writer uses both cores. Order and durability are unchanged: one writer thread
+        takes batches in log order, and each batch's checkpoint is written after its segments are renamed.
+        """
         self.start()
+        settings = self.settings
+        writer = _SegmentWriter(self)
         buffer = RowBuffer()
-        pending_end = self.offset
+        pending_end = submitted = self.offset
         last_flush = time.monotonic()
         last_maintenance = time.monotonic()
-        while True:
-            stopping = self.stop.is_set()
-            got = 0
-            for record in self.reader.read(pending_end, max_bytes=self.settings.read_bytes):
-                self._decode(buffer, record.kind, record.payload)
-                pending_end = record.end
-                got += 1
-                if len(buffer) >= self.settings.flush_rows:
-                    break
-            now = time.monotonic()
-            due = len(buffer) >= self.settings.flush_rows or now - last_flush >= self.settings.flush_interval
-            if pending_end > self.offset and (due or stopping):
-                self.flush(buffer, pending_end)
-                last_flush = time.monotonic()
-            if now - last_maintenance >= self.settings.compact_interval:
-                self.maintain()
-                last_maintenance = time.monotonic()
-            if stopping and got == 0 and pending_end == self.offset:
-                return
-            if got == 0:
-                self.stop.wait(0.05)
+        try:
+            while True:
+                stopping = self.stop.is_set()
+                got = 0
+                for record in self.reader.read(pending_end, max_bytes=settings.read_bytes):
+                    self._decode(buffer, record.kind, record.payload)
+                    pending_end = record.end
+                    got += 1
+                    if len(buffer) >= settings.flush_rows:
+                        break
+                now = time.monotonic()
+                since = now - last_flush
+                due = (
+                    len(buffer) >= settings.flush_rows
+                    or since >= settings.flush_interval
+                    # caught up with the log after a burst: make it queryable now, not at the next interval
+                    or (got == 0 and len(buffer) >= settings.idle_flush_rows and since >= settings.idle_flush_gap)
+                )
+                if pending_end > submitted and (due or stopping):
+                    writer.submit(buffer, pending_end)
+                    buffer = RowBuffer()
+                    submitted = pending_end
+                    last_flush = time.monotonic()
+                if now - last_maintenance >= settings.compact_interval:
+                    writer.wait()  # compaction rewrites segments: never while a flush writes them
+                    self.maintain()
+                    last_maintenance = time.monotonic()
+                if stopping and got == 0 and pending_end == submitted:
+                    writer.wait()
+                    return
+                if got == 0:
+                    self.stop.wait(0.05)
+        finally:
+            writer.close()
 
     def _decode(self, buffer: RowBuffer, kind: int, payload: bytes) -> None:
         try:
@@ -243,6 +268,71 @@ class Flusher:
                 retention.apply_retention(self.store, days=self.settings.retention_days)
         except Exception:  # maintenance failing must not stop ingestion
             logger.exception("store maintenance (compaction / retention) failed; will retry")
+
+
+class _SegmentWriter:
+    """One thread that runs ``Flusher.flush`` on batches in the order they were submitted, one at a time.
+
+    ``submit`` waits while a batch is still being written, so at most two batches are in memory (the one being
+    written and the one being decoded). A failed flush is raised again in the decoding thread, which stops the
+    store writer as a failure on the main thread would; the log is replayed from the checkpoint on restart.
+    """
+
+    def __init__(self, flusher: Flusher) -> None:
+        self._flusher = flusher
+        self._cond = threading.Condition()
+        self._batch: tuple[RowBuffer, int] | None = None
+        self._busy = False
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="loratrace-segment-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, buffer: RowBuffer, end: int) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._busy or self._error is not None)
+            self._raise()
+            self._batch = (buffer, end)
+            self._busy = True
+            self._cond.notify_all()
+
+    def wait(self) -> None:
+        """Block until every submitted batch is in segments and checkpointed."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._busy or self._error is not None)
+            self._raise()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            msg = "writing segments failed; the store writer stops (a restart replays the log)"
+            raise RuntimeError(msg) from self._error
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._batch is not None or self._closed)
+                if self._batch is None:
+                    return
+                buffer, end = self._batch
+                self._batch = None
+            try:
+                self._flusher.flush(buffer, end)
+            except BaseException as exc:  # handed to the decoding thread, which stops the process
+                with self._cond:
+                    self._error = exc
+                    self._busy = False
+                    self._cond.notify_all()
+                return
+            del buffer
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
 
 
 def run_flusher(settings: FlusherSettings, stats: Any, stop: Any) -> None:

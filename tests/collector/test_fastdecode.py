@@ -199,10 +199,9 @@ def test_the_compiled_decoder_is_built_and_used() -> None:
     )
     payload = template_request(64).SerializeToString()
     buffer = decode.RowBuffer()
-    span_lists = buffer._fast_span_lists
-    decoded = decode._FAST_DECODER.decode_traces(payload, span_lists, buffer._fast_promoted_lists)
+    decoded = decode._FAST_DECODER.decode_traces(payload, buffer._batch)
     assert decoded == (64, [], False)  # all 64 spans by C, none left to Python, promoted columns typed in C
-    assert len(span_lists[0]) == 64
+    assert buffer._batch.rows() == 64
 
 
 @fast_only
@@ -310,9 +309,7 @@ def test_an_ill_typed_promoted_attribute_is_promoted_by_python() -> None:
     )
     request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])])
     buffer = decode.RowBuffer()
-    decoded = decode._FAST_DECODER.decode_traces(
-        request.SerializeToString(), buffer._fast_span_lists, buffer._fast_promoted_lists
-    )
+    decoded = decode._FAST_DECODER.decode_traces(request.SerializeToString(), buffer._batch)
     assert decoded == (1, [], True)
     assert _fast(request.SerializeToString())["spans"]["adapter_rank"].to_list() == [16]
 
@@ -327,7 +324,7 @@ def test_non_canonical_wire_forms_are_left_to_upb() -> None:
     resource = b"\x12" + _varint(len(scope)) + scope  # ResourceSpans.scope_spans
     payload = b"\x0a" + _varint(len(resource)) + resource  # ExportTraceServiceRequest.resource_spans
     buffer = decode.RowBuffer()
-    assert decode._FAST_DECODER.decode_traces(payload, buffer._fast_span_lists, buffer._fast_promoted_lists) is None
+    assert decode._FAST_DECODER.decode_traces(payload, buffer._batch) is None
     frame = _fast(payload)["spans"]
     assert frame.select("status_code", "status_message").row(0) == ("ERROR", "merged")
 
