@@ -18,6 +18,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from loratrace.store import ensure_store, query, scan_spans, visibility
 from loratrace.store.compaction import compact_store
@@ -243,3 +245,44 @@ def test_repeated_compaction_while_readers_count_never_double_counts(tmp_path: P
 def test_non_segment_files_are_always_counted(name: str) -> None:
     path = Path("segments/spans/date=2026-11-20") / name
     assert visibility.counted([path], at_ms=0) == [path]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    files=st.lists(
+        st.tuples(
+            st.sampled_from([DAY, DAY + timedelta(days=1)]),
+            st.integers(min_value=0, max_value=12),  # walend
+            st.sampled_from(["flush", "compact", "merged", "embedded"]),
+            st.integers(min_value=1, max_value=3),  # level of a merged segment
+            st.booleans(),  # merged: active (an hour ago) or not yet (in an hour)
+        ),
+        min_size=1,
+        max_size=12,
+        unique_by=lambda f: (f[0], f[1], f[2]),
+    )
+)
+def test_the_views_and_the_python_rule_count_the_same_files(tmp_path_factory, files) -> None:
+    store = ensure_store(tmp_path_factory.mktemp("rule") / "s")
+    hour = 3_600_000
+    paths = []
+    for index, (day, walend, kind, level, active) in enumerate(files):
+        folder = store / "segments" / "spans" / f"date={day.isoformat()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        if kind == "merged":
+            active_ms = visibility.now_ms() + (-hour if active else hour)
+            name = visibility.merged_name(walend, level, active_ms, os.urandom(8).hex())
+        else:
+            name = f"{walend:020d}-{kind}-{os.urandom(16).hex()}.parquet"
+        frame = pl.DataFrame(
+            {"trace_id": [f"{index:032x}"], "span_id": [f"{index:016x}"], "start_time": [_micros(day)]}
+        ).with_columns(pl.col("start_time").cast(pl.Datetime("us")))
+        frame.write_parquet(folder / name)
+        paths.append(folder / name)
+    expected = sorted(
+        int(pl.read_parquet(p)["trace_id"][0], 16) for p in visibility.counted(paths, at_ms=visibility.now_ms())
+    )
+    in_views = sorted(int(t, 16) for t in query(store, "SELECT trace_id FROM spans")["trace_id"].to_list())
+    in_polars = sorted(int(t, 16) for t in scan_spans(store).collect()["trace_id"].to_list())
+    assert in_views == expected
+    assert in_polars == expected
