@@ -16,14 +16,20 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec || true
 	touch $@
 
+# the compiled OTLP decoder (setup.py builds loratrace/collector/_fastdecode.c at `pip install -e .`): rebuilt when
+# its source changes, so tests never run a stale one
+$(VENV)/.fastdecode: $(VENV)/.installed setup.py loratrace/collector/_fastdecode.c
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
 demo: setup
 	$(BIN)/loratrace demo
 
-test: setup
+test: setup $(VENV)/.fastdecode
 	$(BIN)/ruff check loratrace tests bench
 	$(BIN)/pytest
 
-bench: setup
+bench: setup $(VENV)/.fastdecode
 	$(BIN)/python bench/run_all.py
 
 clean:

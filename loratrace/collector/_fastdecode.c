@@ -167,6 +167,7 @@ static int buf_reserve(Buf *b, size_t extra) {
 }
 
 static inline int buf_put(Buf *b, const char *s, size_t n) {
+    if (n == 0) return 0;
     if (buf_reserve(b, n) < 0) return -1;
     memcpy(b->p + b->len, s, n);
     b->len += n;
@@ -418,6 +419,25 @@ static int kv_parse_push(KVList *l, const uint8_t *p, size_t n) {
     return 0;
 }
 
+/* 1 when two entries share a key (the rare case kv_dedup must resolve) */
+static int kv_has_duplicates(const KV *items, size_t n) {
+    if (n < 2) return 0;
+    if (n > 128) return 1;
+    uint32_t slots[256];
+    memset(slots, 0xff, sizeof slots);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t s = (uint32_t)(items[i].h & 255);
+        while (slots[s] != 0xffffffffu) {
+            const KV *o = &items[slots[s]];
+            if (o->h == items[i].h && o->key_n == items[i].key_n && memcmp(o->key, items[i].key, o->key_n) == 0)
+                return 1;
+            s = (s + 1) & 255;
+        }
+        slots[s] = (uint32_t)i;
+    }
+    return 0;
+}
+
 /* mark earlier duplicates of a key so that only one entry per key is emitted, with the last value */
 static void kv_dedup(KV *items, size_t n) {
     if (n < 2) return;
@@ -457,10 +477,12 @@ static void kv_dedup(KV *items, size_t n) {
 typedef struct {
     Buf json;
     Buf scratch;
+    Buf check;
     KVList kvs;   /* a stack: nested kvlists push above their parent's entries */
 } Work;
 
 static int emit_any(Work *w, Buf *b, const uint8_t *p, size_t n, int depth);
+static int kv_dedup_checked(Work *w, size_t first);
 
 static int emit_kvlist_items(Work *w, Buf *b, size_t first, size_t last, int depth) {
     int rc = buf_putc(b, '{');
@@ -504,7 +526,10 @@ static int emit_kvlist(Work *w, Buf *b, const uint8_t *p, size_t n, uint32_t num
         w->kvs.n = first;
         return -1;
     }
-    kv_dedup(w->kvs.items + first, w->kvs.n - first);
+    if ((rc = kv_dedup_checked(w, first)) != 0) {
+        w->kvs.n = first;
+        return rc;
+    }
     rc = emit_kvlist_items(w, b, first, w->kvs.n, depth);
     w->kvs.n = first;
     return rc;
@@ -547,6 +572,22 @@ static int emit_any(Work *w, Buf *b, const uint8_t *p, size_t n, int depth) {
     case AV_KVLIST: return emit_kvlist(w, b, v.d, v.n, 1, depth + 1);
     }
     return rc < 0 ? -2 : 0;
+}
+
+/* deduplicate entries first..kvs.n of the stack; values a later duplicate overrides are never emitted, so
+ * they are checked here (upb rejects a request with, say, bad UTF-8 in any of them) */
+static int kv_dedup_checked(Work *w, size_t first) {
+    size_t n = w->kvs.n - first;
+    if (!kv_has_duplicates(w->kvs.items + first, n)) return 0;
+    Buf *b = &w->check;
+    for (size_t i = first; i < first + n; i++) {
+        if (w->kvs.items[i].val == NULL) continue;
+        b->len = 0;
+        int rc = emit_any(w, b, w->kvs.items[i].val, w->kvs.items[i].val_n, 1);
+        if (rc) return rc;
+    }
+    kv_dedup(w->kvs.items + first, n);
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -1249,9 +1290,9 @@ static int decode_span(Decoder *self, Out *out, const uint8_t *p, size_t n) {
         switch (f.num) {
         case 1: if (f.wt != WT_LEN) return -1; trace_id = f.d, trace_n = f.n; break;
         case 2: if (f.wt != WT_LEN) return -1; span_id = f.d, span_n = f.n; break;
-        case 3: if (f.wt != WT_LEN) return -1; state = f.d, state_n = f.n; break;
+        case 3: if (f.wt != WT_LEN || !utf8_ok(f.d, f.n)) return -1; state = f.d, state_n = f.n; break;
         case 4: if (f.wt != WT_LEN) return -1; parent = f.d, parent_n = f.n; break;
-        case 5: if (f.wt != WT_LEN) return -1; name = f.d, name_n = f.n; break;
+        case 5: if (f.wt != WT_LEN || !utf8_ok(f.d, f.n)) return -1; name = f.d, name_n = f.n; break;
         case 6: if (f.wt != WT_VARINT) return -1; kind = (int32_t)(uint32_t)f.v; break;
         case 7: if (f.wt != WT_I64) return -1; start = f.v; break;
         case 8: if (f.wt != WT_I64) return -1; endt = f.v; break;
@@ -1270,7 +1311,7 @@ static int decode_span(Decoder *self, Out *out, const uint8_t *p, size_t n) {
             int s;
             while ((s = next_field(&q, qe, &g)) > 0) {
                 if (g.num == 2) {
-                    if (g.wt != WT_LEN) return -1;
+                    if (g.wt != WT_LEN || !utf8_ok(g.d, g.n)) return -1;
                     status_msg = g.d, status_msg_n = g.n;
                 } else if (g.num == 3) {
                     if (g.wt != WT_VARINT) return -1;
@@ -1286,13 +1327,10 @@ static int decode_span(Decoder *self, Out *out, const uint8_t *p, size_t n) {
     if (r < 0) return -1;
     /* past int64 the Python path behaves differently per column; leave such spans to it */
     if (start > (uint64_t)INT64_MAX || endt > (uint64_t)INT64_MAX) return -1;
-    if (status_msg && !utf8_ok(status_msg, status_msg_n)) return -1;
-    if (state && !utf8_ok(state, state_n)) return -1;
-    if (name && !utf8_ok(name, name_n)) return -1;
 
     /* attributes: JSON text and promoted values, one pass over the deduplicated list */
     size_t count = w->kvs.n - first;
-    kv_dedup(w->kvs.items + first, count);
+    if ((rc = kv_dedup_checked(w, first)) != 0) return rc;
     Pick picks[MAX_COLUMNS];
     for (int c = 0; c < self->n_columns; c++) picks[c].set = 0;
     for (size_t i = 0; i < count; i++) {
@@ -1434,7 +1472,10 @@ static int decode_resource(Decoder *self, Out *out, const uint8_t *p, size_t n) 
         w->kvs.n = first;
         return rc;
     }
-    kv_dedup(w->kvs.items + first, w->kvs.n - first);
+    if ((rc = kv_dedup_checked(w, first)) != 0) {
+        w->kvs.n = first;
+        return rc;
+    }
     out->has_service = 0;
     for (size_t i = first; i < w->kvs.n; i++) {
         KV *kv = &w->kvs.items[i];
@@ -1629,6 +1670,7 @@ static void Decoder_dealloc(Decoder *self) {
     PyMem_Free(self->sources);
     free(self->work.json.p);
     free(self->work.scratch.p);
+    free(self->work.check.p);
     free(self->work.kvs.items);
     Py_XDECREF(self->source_keys);
     Py_TYPE(self)->tp_free((PyObject *)self);
