@@ -31,7 +31,7 @@ from typing import Any
 import polars as pl
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-from loratrace.collector.decode import RowBuffer
+from loratrace.collector.decode import RowBuffer, _fastdecode
 from loratrace.collector.wal import KIND_METRICS, KIND_TRACES, WalReader
 from loratrace.store import compaction, layout, retention
 from loratrace.store.segments import iter_segments, write_segments
@@ -94,10 +94,17 @@ def recover_segments(store: Path, checkpoint: int) -> int:
 
 
 class RecentKeys:
-    """The trace id + span id of spans written lately, to drop a retried span; bounded to ``window`` keys."""
+    """The trace id + span id of spans written lately, to drop a retried span; bounded to ``window`` keys.
+
+    With the compiled decoder built, the keys live in its ``KeyWindow``: 24 bytes each in a hash table that
+    persists between flushes (a flush looks up only its own rows, instead of hashing the whole window again).
+    Ids of another shape (the collector's receivers reject them; an SDK never makes them) and builds without
+    the extension use the Polars series below.
+    """
 
     def __init__(self, window: int) -> None:
         self.window = window
+        self.fast = _fastdecode.KeyWindow(window) if _fastdecode is not None else None
         self._chunks: deque[pl.Series] = deque()
         self._size = 0
         self._all: pl.Series | None = None
@@ -114,8 +121,33 @@ class RecentKeys:
             self._all = pl.concat(list(self._chunks)) if self._chunks else pl.Series("key", [], dtype=pl.String)
         return self._all
 
+    def keep(self, spans: pl.DataFrame) -> pl.Series:
+        """Which rows of ``spans`` are new (not in the window, first of their key here); remembers them."""
+        if self.fast is None:
+            return self._keep_series(spans)
+        mask = pl.Series(
+            "keep",
+            list(self.fast.fresh(spans.get_column("trace_id").to_list(), spans.get_column("span_id").to_list())),
+            dtype=pl.UInt8,
+        )
+        odd = mask == 2
+        if not odd.any():
+            return mask == 1
+        keep_odd = self._keep_series(spans.filter(odd))
+        return (mask == 1).scatter(odd.arg_true(), keep_odd)
 
-def _span_key(frame: pl.DataFrame) -> pl.Expr:
+    def _keep_series(self, spans: pl.DataFrame) -> pl.Series:
+        seen = self.series()
+        key = _span_key()
+        flags = spans.select(
+            key.alias("_key"), ((~key.is_in(seen) if len(seen) else True) & key.is_first_distinct()).alias("keep")
+        )
+        keep = flags.get_column("keep")
+        self.add(flags.get_column("_key").filter(keep))
+        return keep
+
+
+def _span_key() -> pl.Expr:
     return pl.concat_str(["trace_id", "span_id"])
 
 
@@ -124,18 +156,15 @@ def drop_duplicates(frames: dict[str, pl.DataFrame], recent: RecentKeys) -> int:
     spans = frames.get("spans")
     if spans is None:
         return 0
-    keyed = spans.with_columns(_span_key(spans).alias("_key"))
-    seen = recent.series()
-    fresh = keyed.filter(~pl.col("_key").is_in(seen)) if len(seen) else keyed
-    fresh = fresh.unique(subset=["_key"], keep="first", maintain_order=True)
+    keep = recent.keep(spans)
+    fresh = spans.filter(keep)
     dropped = spans.height - fresh.height
-    frames["spans"] = fresh.drop("_key")
-    recent.add(fresh.get_column("_key"))
+    frames["spans"] = fresh
     if dropped:
-        kept = fresh.get_column("_key")
+        kept = fresh.select(_span_key()).to_series()
         for table, index in (("span_events", "event_index"), ("span_links", "link_index")):
             if table in frames:
-                rows = frames[table].with_columns(pl.concat_str(["trace_id", "span_id"]).alias("_key"))
+                rows = frames[table].with_columns(_span_key().alias("_key"))
                 rows = rows.filter(pl.col("_key").is_in(kept)).unique(
                     subset=["_key", index], keep="first", maintain_order=True
                 )
@@ -153,10 +182,7 @@ def load_recent_keys(store: Path, recent: RecentKeys) -> None:
         if rows >= recent.window:
             break
     for path in reversed(chosen):
-        keys = pl.read_parquet(path, columns=["trace_id", "span_id"]).select(
-            pl.concat_str(["trace_id", "span_id"]).alias("_key")
-        )
-        recent.add(keys.get_column("_key"))
+        recent.keep(pl.read_parquet(path, columns=["trace_id", "span_id"]))
 
 
 class Flusher:

@@ -31,7 +31,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from polars.testing import assert_frame_equal
 
 from loratrace import semconv
-from loratrace.collector import decode
+from loratrace.collector import decode, flusher
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from otlp_load import template_request
@@ -354,3 +354,60 @@ def _varint(n: int) -> bytes:
         else:
             out.append(byte)
             return bytes(out)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the duplicate window
+
+IDS = st.tuples(st.integers(0, 6), st.integers(0, 3))
+
+
+def _ids_frame(pairs: list[tuple[int, int]]) -> pl.DataFrame:
+    """Spans keyed by small integers; span index 3 gets a malformed (short) id, which the C window leaves out."""
+    return pl.DataFrame(
+        {
+            "trace_id": [f"{t:032x}" for t, _ in pairs],
+            "span_id": [f"{s:016x}" if s != 3 else "0bad" for _, s in pairs],
+            "n": list(range(len(pairs))),
+        }
+    )
+
+
+@fast_only
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 6), st.lists(st.lists(IDS, max_size=6), max_size=6))
+def test_the_key_window_forgets_the_oldest_keys_first(capacity: int, batches: list[list[tuple[int, int]]]) -> None:
+    """Against a model: a key is fresh unless one of the last ``capacity`` remembered keys equals it."""
+    window = flusher.RecentKeys(capacity)
+    remembered: list[tuple[int, int]] = []
+    for batch in batches:
+        pairs = [p for p in batch if p[1] != 3]
+        expected = []
+        for pair in pairs:
+            fresh = pair not in remembered
+            expected.append(fresh)
+            if fresh:
+                remembered = [*remembered, pair][-capacity:]
+        assert window.keep(_ids_frame(pairs)).to_list() == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(IDS, max_size=8), max_size=5))
+def test_drop_duplicates_keeps_the_first_of_each_span_once(batches: list[list[tuple[int, int]]]) -> None:
+    """With and without the compiled window (and with malformed ids mixed in): each key is kept once, first."""
+    windows = [flusher.RecentKeys(1000)]
+    fallback = flusher.RecentKeys(1000)
+    fallback.fast = None
+    windows.append(fallback)
+    seen: set[tuple[int, int]] = set()
+    for batch in batches:
+        expected = []
+        for index, pair in enumerate(batch):
+            if pair not in seen:
+                seen.add(pair)
+                expected.append(index)
+        for window in windows:
+            frames = {"spans": _ids_frame(batch)}
+            dropped = flusher.drop_duplicates(frames, window)
+            assert frames["spans"]["n"].to_list() == expected
+            assert dropped == len(batch) - len(expected)
