@@ -157,7 +157,7 @@ def drop_duplicates(frames: dict[str, pl.DataFrame], recent: RecentKeys) -> int:
     if spans is None:
         return 0
     keep = recent.keep(spans)
-    fresh = spans.filter(keep)
+    fresh = spans if keep.all() else spans.filter(keep)  # filtering copies every column: only when needed
     dropped = spans.height - fresh.height
     frames["spans"] = fresh
     if dropped:

@@ -22,13 +22,18 @@ def write_segments(store: Path, frames: dict[str, pl.DataFrame], *, walend: int,
             continue
         time_column = schema.TIME_COLUMN[table]
         days = frame.get_column(time_column).dt.date()
-        for (day,), part in (
-            frame.with_columns(days.alias("_day"))
-            .partition_by("_day", as_dict=True, maintain_order=True)
-            .items()
-        ):
+        if days.n_unique() == 1:  # the usual flush: one day, written as it is (partition_by would copy it)
+            parts = {(days[0],): frame}
+        else:
+            parts = {
+                key: part.drop("_day")
+                for key, part in frame.with_columns(days.alias("_day"))
+                .partition_by("_day", as_dict=True, maintain_order=True)
+                .items()
+            }
+        for (day,), part in parts.items():
             folder = layout.table_dir(store, table) / f"date={day.isoformat() if day else '1970-01-01'}"
-            written.append(write_segment(folder, part.drop("_day"), walend=walend, kind=kind))
+            written.append(write_segment(folder, part, walend=walend, kind=kind))
     return written
 
 
