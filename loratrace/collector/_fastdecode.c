@@ -756,8 +756,8 @@ struct ArrowArray {
 
 /* everything an exported array owns, freed by its release callback (any thread, no GIL needed) */
 typedef struct {
-    void *buffers[3];
-    const void *buffer_ptrs[3];
+    void *buffers[4];
+    const void *buffer_ptrs[4];
     struct ArrowArray *children[1];
 } ArrayPrivate;
 
@@ -770,7 +770,7 @@ static void release_array(struct ArrowArray *a) {
     }
     ArrayPrivate *priv = a->private_data;
     if (priv) { /* a column: its buffers (and a list's child pointer) live in priv */
-        for (int i = 0; i < 3; i++) free(priv->buffers[i]);
+        for (int i = 0; i < 4; i++) free(priv->buffers[i]);
         free(priv);
     } else { /* the struct parent */
         free(a->children);
@@ -816,15 +816,42 @@ static int fill_schema(struct ArrowSchema *s, const char *format, const char *na
     return s->name ? 0 : -1;
 }
 
-static const char *col_format(int type) {
-    switch (type) {
-    case T_STR: return "U";
+/* strings go out as Utf8View ("vu"), the layout Polars keeps them in, so it imports them without a copy;
+ * a view addresses its buffer with an int32 offset, so a column past 2 GiB is sent as large utf8 instead */
+static int col_as_view(const Column *c) { return c->type == T_STR && c->data.len <= (size_t)INT32_MAX; }
+
+static const char *col_format(const Column *c) {
+    switch (c->type) {
+    case T_STR: return col_as_view(c) ? "vu" : "U";
     case T_I64: return "l";
     case T_F64: return "g";
     case T_BOOL: return "b";
     case T_TS: return "tsu:";
     default: return "+L";
     }
+}
+
+/* 16-byte views over a string column's data: length, then the bytes inline (<= 12) or prefix + offset */
+static void *string_views(const Column *c) {
+    uint8_t *views = malloc((size_t)c->length * 16 + 16);
+    if (!views) return NULL;
+    const int64_t *off = (const int64_t *)c->offsets.p;
+    const uint8_t *data = (const uint8_t *)c->data.p;
+    for (int64_t i = 0; i < c->length; i++) {
+        uint8_t *v = views + i * 16;
+        int32_t len = (int32_t)(off[i + 1] - off[i]);
+        memset(v, 0, 16);
+        memcpy(v, &len, 4);
+        if (len <= 12) {
+            if (len) memcpy(v + 4, data + off[i], (size_t)len);
+        } else {
+            int32_t buffer_index = 0, offset = (int32_t)off[i];
+            memcpy(v + 4, data + off[i], 4);
+            memcpy(v + 8, &buffer_index, 4);
+            memcpy(v + 12, &offset, 4);
+        }
+    }
+    return views;
 }
 
 /* bytes (one per row, 0/1) -> a fresh bit-packed buffer */
@@ -859,9 +886,22 @@ static int export_column(Column *c, struct ArrowArray *a) {
     priv->buffers[0] = validity;
     switch (c->type) {
     case T_STR:
-        a->n_buffers = 3;
-        priv->buffers[1] = steal(&c->offsets);
-        priv->buffers[2] = steal(&c->data);
+        if (col_as_view(c)) {
+            int64_t *sizes = malloc(sizeof(int64_t));
+            priv->buffers[1] = string_views(c);
+            if (!sizes || !priv->buffers[1]) {
+                free(sizes);
+                return -1;
+            }
+            *sizes = (int64_t)c->data.len;
+            a->n_buffers = 4;
+            priv->buffers[2] = steal(&c->data);
+            priv->buffers[3] = sizes;
+        } else {
+            a->n_buffers = 3;
+            priv->buffers[1] = steal(&c->offsets);
+            priv->buffers[2] = steal(&c->data);
+        }
         break;
     case T_BOOL:
         a->n_buffers = 2;
@@ -892,7 +932,7 @@ static int export_column(Column *c, struct ArrowArray *a) {
         a->n_buffers = 2;
         priv->buffers[1] = steal(&c->data);
     }
-    for (int i = 0; i < 3; i++) priv->buffer_ptrs[i] = priv->buffers[i];
+    for (int i = 0; i < 4; i++) priv->buffer_ptrs[i] = priv->buffers[i];
     return 0;
 }
 
@@ -1008,7 +1048,7 @@ static PyObject *SpanBatch_arrow_c_array(SpanBatch *self, PyObject *args, PyObje
     if (fill_schema(schema, "+s", "", self->n_columns) < 0) goto nomem;
     for (int i = 0; i < self->n_columns; i++) {
         Column *c = &self->columns[i];
-        if (fill_schema(schema->children[i], col_format(c->type), c->name, c->type == T_LIST) < 0) goto nomem;
+        if (fill_schema(schema->children[i], col_format(c), c->name, c->type == T_LIST) < 0) goto nomem;
         if (c->type == T_LIST && fill_schema(schema->children[i]->children[0], "U", "item", 0) < 0) goto nomem;
     }
     array->release = release_array;
