@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from opentelemetry.trace import Span
 
 from loratrace import semconv
+from loratrace._finisher import finisher
 from loratrace.errors import ConfigurationError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,7 +65,7 @@ class Scope:
             previous, previous_end = self.pending_span, self.pending_end_ns
             self.pending_span, self.pending_end_ns = span, end_ns
         if previous is not None:
-            previous.end(end_time=previous_end)
+            finisher.submit(previous.end, previous_end)  # queued after its own attributes
 
     def current_generation(self) -> Span | None:
         with self._lock:
@@ -75,7 +76,7 @@ class Scope:
             span, end_ns = self.pending_span, self.pending_end_ns
             self.pending_span = self.pending_end_ns = None
         if span is not None:
-            span.end(end_time=end_ns)
+            finisher.submit(span.end, end_ns)
 
     def count_schema_attempt(self) -> int:
         with self._lock:

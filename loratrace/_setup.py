@@ -25,6 +25,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from loratrace._finisher import finisher
 from loratrace.errors import ConfigurationError, LoratraceWarning
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class Instrumentation:
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Export everything recorded so far; True when every exporter confirmed in time."""
-        done = True
+        done = finisher.drain(timeout_millis / 1000)
         for provider in (self.tracer_provider, self.meter_provider):
             flush = getattr(provider, "force_flush", None)
             if flush is not None:
@@ -254,6 +255,7 @@ def uninstrument() -> None:
         return
     for instrumentor in state.instrumentors.values():
         instrumentor.uninstrument()
+    finisher.drain()
     if state.owns_tracer_provider:
         state.tracer_provider.shutdown()  # type: ignore[attr-defined]
     if state.owns_meter_provider:
@@ -261,7 +263,12 @@ def uninstrument() -> None:
 
 
 def force_flush(timeout_millis: int = 30_000) -> bool:
-    """Export every span and metric recorded so far (useful at the end of a script or a test)."""
+    """Export every span and metric recorded so far (useful at the end of a script or a test).
+
+    Generation spans are completed off the serving thread; this first waits for that, then flushes the providers.
+    """
+    if not finisher.drain(timeout_millis / 1000):
+        return False
     state = _state
     if state is None:
         provider = trace.get_tracer_provider()

@@ -20,6 +20,12 @@ from loratrace.errors import ConfigurationError, LoratraceWarning
 from loratrace.instrumentation._generation import GenerationMetrics, GenerationRecorder
 
 
+def finished(exporter: InMemorySpanExporter) -> tuple:
+    """The spans exported so far, once loratrace has completed the ones queued off the calling thread."""
+    loratrace.force_flush()
+    return exporter.get_finished_spans()
+
+
 @pytest.fixture
 def exporter() -> InMemorySpanExporter:
     return InMemorySpanExporter()
@@ -66,7 +72,7 @@ def generate(recorder: GenerationRecorder, adapter: str | None = "a1", output_to
 def test_context_values_land_on_generation_spans(recorder, exporter):
     with loratrace.context(route="billing", cohort="enterprise", prompt_version="v7", dataset_version="d3"):
         generate(recorder)
-    (span,) = exporter.get_finished_spans()
+    (span,) = finished(exporter)
     attributes = dict(span.attributes)
     assert attributes[semconv.ROUTE_NAME] == "billing"
     assert attributes[semconv.COHORT] == "enterprise"
@@ -85,7 +91,7 @@ def test_nested_scopes_inherit_and_override(recorder, exporter):
     ):
         generate(recorder)
     generate(recorder)  # outside any scope: no context attributes
-    inner, outside = exporter.get_finished_spans()
+    inner, outside = finished(exporter)
     assert inner.attributes[semconv.ROUTE_NAME] == "billing"
     assert inner.attributes[semconv.COHORT] == "enterprise"
     assert inner.attributes["loratrace.context.tenant"] == "acme"
@@ -98,7 +104,7 @@ def test_variant_is_what_served_but_shadow_is_kept(recorder, exporter):
         generate(recorder, adapter=None)
     with loratrace.context(variant="shadow"):
         generate(recorder, adapter="a2")
-    base, shadow = exporter.get_finished_spans()
+    base, shadow = finished(exporter)
     assert base.attributes[semconv.VARIANT] == "base"
     assert shadow.attributes[semconv.VARIANT] == "shadow"
 
@@ -114,7 +120,7 @@ def test_decorator_on_sync_and_async_functions(recorder, exporter):
 
     handle()
     asyncio.run(handle_async())
-    routes = [span.attributes[semconv.ROUTE_NAME] for span in exporter.get_finished_spans()]
+    routes = [span.attributes[semconv.ROUTE_NAME] for span in finished(exporter)]
     assert routes == ["sync-route", "async-route"]
 
 
@@ -141,7 +147,7 @@ def test_context_follows_asyncio_tasks_and_threads_handed_the_context(recorder, 
     with loratrace.context(route="not-inherited"):
         bare.start()
         bare.join()
-    spans = exporter.get_finished_spans()
+    spans = finished(exporter)
     found = sorted(
         ((span.attributes.get(semconv.ROUTE_NAME), span.attributes.get(semconv.COHORT)) for span in spans),
         key=repr,
@@ -158,13 +164,13 @@ def test_context_follows_asyncio_tasks_and_threads_handed_the_context(recorder, 
 def test_generation_stays_open_in_scope_for_annotations(recorder, exporter):
     with loratrace.context(route="extract"):
         generate(recorder, adapter="a1")
-        assert exporter.get_finished_spans() == ()  # still open: the answer is being judged
+        assert finished(exporter) == ()  # still open: the answer is being judged
         assert loratrace.record_schema_attempt(valid=False, error="missing field 'seats'") == 1
         loratrace.mark_fallback(reason="schema_invalid")
         generate(recorder, adapter=None)
         assert loratrace.record_schema_attempt(valid=True) == 2
         loratrace.record_eval("exact_match", score=1.0, label="match", passed=True, explanation="equal")
-    first, second = exporter.get_finished_spans()
+    first, second = finished(exporter)
     assert first.attributes[semconv.SCHEMA_ATTEMPTS] == 1
     assert first.attributes[semconv.SCHEMA_VALID] is False
     assert first.attributes[semconv.SCHEMA_ERROR] == "missing field 'seats'"
@@ -189,13 +195,13 @@ def test_generation_stays_open_in_scope_for_annotations(recorder, exporter):
 
 def test_eval_on_an_ended_span_goes_on_a_child_that_keeps_the_adapter(recorder, exporter, provider):
     generate(recorder, adapter="a2")
-    (generation,) = exporter.get_finished_spans()
+    (generation,) = finished(exporter)
     loratrace.instrument(tracer_provider=provider, libraries=[])
     try:
         loratrace.record_eval("judge", score=0.25, passed=False, span=generation)
     finally:
         loratrace.uninstrument()
-    _, child = exporter.get_finished_spans()
+    _, child = finished(exporter)
     assert child.name == "evaluation judge"
     assert child.parent.span_id == generation.context.span_id
     assert child.context.trace_id == generation.context.trace_id
@@ -210,14 +216,14 @@ def test_helpers_without_a_generation_warn_and_record_nothing(exporter):
         loratrace.record_eval("x", score=1.0)
     with pytest.warns(LoratraceWarning, match="no current generation"):
         loratrace.mark_fallback(reason="timeout")
-    assert exporter.get_finished_spans() == ()
+    assert finished(exporter) == ()
 
 
 def test_fallback_marked_before_any_generation_applies_to_the_next(recorder, exporter):
     with loratrace.context(route="r"):
         loratrace.mark_fallback(reason="adapter_unavailable")
         generate(recorder, adapter=None)
-    (span,) = exporter.get_finished_spans()
+    (span,) = finished(exporter)
     assert span.attributes[semconv.FALLBACK] is True
     assert span.attributes[semconv.FALLBACK_REASON] == "adapter_unavailable"
 
@@ -254,6 +260,7 @@ def test_bad_helper_arguments_are_rejected_clearly(call, message):
 def test_metrics_carry_only_low_cardinality_labels(recorder, metric_reader):
     with loratrace.context(route="billing", cohort="enterprise", tenant="acme"):
         generate(recorder, adapter="a1")
+    loratrace.force_flush()
     data = metric_reader.get_metrics_data()
     seen: dict[str, list[dict]] = {}
     for resource_metrics in data.resource_metrics:
@@ -283,7 +290,27 @@ def test_failed_generation_reports_error(recorder, exporter):
         base_model="tiny-llama",
     )
     generation.fail(ValueError("bad input_ids"))
-    (span,) = exporter.get_finished_spans()
+    (span,) = finished(exporter)
     assert span.status.status_code.name == "ERROR"
     assert span.attributes[semconv.ERROR_TYPE] == "ValueError"
     assert span.events[0].name == "exception"
+
+
+def test_values_set_during_the_call_win_over_the_start_attributes(recorder, exporter):
+    """A fallback marked from inside the call (a streamer, a logits processor) survives the deferred completion."""
+    generation = recorder.start(
+        operation="text_completion",
+        request_model="tiny-llama",
+        response_model="a1",
+        attributes={semconv.ADAPTER_NAME: "a1"},
+        adapter_name="a1",
+        base_model="tiny-llama",
+    )
+    generation.activate()
+    loratrace.mark_fallback(reason="stream_stalled")
+    generation.deactivate()
+    generation.finish(input_tokens=1, output_tokens=1)
+    (span,) = finished(exporter)
+    assert span.attributes[semconv.FALLBACK] is True
+    assert span.attributes[semconv.FALLBACK_REASON] == "stream_stalled"
+    assert span.attributes[semconv.ADAPTER_NAME] == "a1"

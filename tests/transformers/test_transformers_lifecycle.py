@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import wrapt
-from conftest import SPECS, Telemetry, load_base, load_peft
+from hf_support import SPECS, Telemetry, load_base, load_peft
 from opentelemetry.trace import StatusCode
 
 import loratrace
@@ -125,6 +125,7 @@ def test_instrument_imports_nothing_heavy_and_works_without_peft(tiny_models):
         tokenizer = AutoTokenizer.from_pretrained({str(tiny_models.base)!r})
         model = AutoModelForCausalLM.from_pretrained({str(tiny_models.base)!r})
         model.generate(**tokenizer(["Hello"], return_tensors="pt"), max_new_tokens=2, do_sample=False)
+        loratrace.force_flush()
         (span,) = exporter.get_finished_spans()
         assert span.attributes["loratrace.base_model.name"] == "tiny-llama", dict(span.attributes)
         print("ok")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SPECS, Telemetry, expected_completion, load_base, load_peft
+from hf_support import SPECS, Telemetry, expected_completion, load_base, load_peft
 from opentelemetry.trace import StatusCode
 
 from loratrace import semconv

@@ -40,6 +40,7 @@ class Engine:
         self.greedy = SamplingParams(max_tokens=6, temperature=0.0)
 
     def spans(self) -> list[ReadableSpan]:
+        loratrace.force_flush()  # generation spans are completed off the calling thread
         return list(self.exporter.get_finished_spans())
 
 
@@ -193,6 +194,7 @@ def test_single_request_in_scope_takes_the_release_context(spans: Engine) -> Non
 def test_metrics_carry_adapter_name_not_id(spans: Engine) -> None:
     engine = spans
     engine.llm.generate(["Paris is"], engine.greedy, lora_request=engine.a1, use_tqdm=False)
+    loratrace.force_flush()
     data = engine.reader.get_metrics_data()
     points = [
         point

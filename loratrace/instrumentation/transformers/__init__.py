@@ -32,6 +32,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from loratrace import semconv
+from loratrace._finisher import finisher
 from loratrace._version import __version__
 from loratrace.instrumentation._generation import GenerationMetrics, GenerationRecorder
 from loratrace.instrumentation.transformers import _patching
@@ -54,3 +55,4 @@ class TransformersInstrumentor(BaseInstrumentor):
 
     def _uninstrument(self, **kwargs: Any) -> None:
         _patching.disable()
+        finisher.drain()  # spans of calls made while instrumented are complete when this returns

@@ -19,6 +19,7 @@ from typing import Any
 from opentelemetry.instrumentation.dependencies import DependencyConflict, get_dependency_conflicts
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
+from loratrace._finisher import finisher
 from loratrace.instrumentation.vllm import lifecycle, native, offline, server
 from loratrace.instrumentation.vllm._patching import PATCHES
 from loratrace.instrumentation.vllm._settings import build_settings
@@ -52,3 +53,4 @@ class VLLMInstrumentor(BaseInstrumentor):
 
     def _uninstrument(self, **kwargs: Any) -> None:
         PATCHES.disable()
+        finisher.drain()  # spans of calls made while instrumented are complete when this returns

@@ -221,10 +221,8 @@ class _BatchCall:
         }
         if self._operation == semconv.OPERATION_CHAT:
             messages = self._arguments.get("messages")
-            if messages and isinstance(messages[0], dict):  # one conversation for every output
-                conversation = messages
-            else:
-                conversation = _per_prompt(messages, index)
+            # a list of messages is one conversation for every output; a list of lists is one per prompt
+            conversation = messages if messages and isinstance(messages[0], dict) else _per_prompt(messages, index)
             content[semconv.GEN_AI_INPUT_MESSAGES] = json.dumps(conversation, default=str)
         prompt = getattr(output, "prompt", None)
         if prompt is not None:
