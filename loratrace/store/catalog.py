@@ -16,7 +16,7 @@ from typing import Final
 import duckdb
 
 from loratrace import semconv
-from loratrace.store import layout, schema, visibility
+from loratrace.store import layout, readlock, schema, visibility
 
 CATALOG_VERSION: Final = 2
 
@@ -99,6 +99,7 @@ def ensure_store(store: str | os.PathLike[str]) -> Path:
     path = Path(store).resolve()
     path.mkdir(parents=True, exist_ok=True)
     (path / layout.STATE).mkdir(exist_ok=True)
+    (path / layout.STATE / readlock.LOCK).touch(exist_ok=True)  # before any reader or deletion needs it
     remove_stale_temporaries(path)
     ensure_schema_segments(path)
     if not _catalog_current(path / layout.CATALOG, path):

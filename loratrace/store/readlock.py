@@ -27,9 +27,14 @@ def _path(store: Path) -> Path:
 
 @contextlib.contextmanager
 def reading(store: Path) -> Iterator[None]:
-    """Hold the shared lock while a query lists and opens segments (no lock file: nothing is ever deleted)."""
+    """Hold the shared lock while a query lists and opens segments.
+
+    The lock file is created here when missing: a reader that skipped the lock because compaction had not yet
+    created it could otherwise race the very first deletion. Only a store this process cannot write to (a
+    read-only copy, where nothing is ever deleted) is read without the lock.
+    """
     try:
-        fd = os.open(_path(store), os.O_RDONLY)
+        fd = os.open(_path(store), os.O_RDONLY | os.O_CREAT, 0o644)
     except OSError:
         yield
         return
