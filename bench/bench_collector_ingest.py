@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -113,6 +114,10 @@ def main() -> None:
             stdout=subprocess.PIPE,
             text=True,
         )
+        # read its report while it runs: thousands of latencies overflow the pipe if read after it exits
+        output: list[str] = []
+        reader = threading.Thread(target=lambda: output.append(loadgen.stdout.read()))
+        reader.start()
         loadgen_ps = psutil.Process(loadgen.pid)
         loadgen_cpu = 0.0
         while loadgen.poll() is None:
@@ -120,7 +125,8 @@ def main() -> None:
             with contextlib.suppress(psutil.NoSuchProcess):
                 loadgen_cpu = _cpu(loadgen_ps)
             time.sleep(0.1)
-        result = json.loads(loadgen.stdout.read())
+        reader.join()
+        result = json.loads(output[0])
         total = args.requests * args.spans
         while True:
             sample_rss()

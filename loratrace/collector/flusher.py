@@ -188,8 +188,11 @@ def load_recent_keys(store: Path, recent: RecentKeys) -> None:
 class Flusher:
     """One store writer; ``run`` loops until ``stop`` is set and the log is drained."""
 
-    def __init__(self, settings: FlusherSettings, stats: Any, stop: Any) -> None:
+    def __init__(self, settings: FlusherSettings, stats: Any, stop: Any, *, parent_pid: int | None = None) -> None:
         self.settings = settings
+        # the collector process; if it dies (kill -9) this process must not outlive it and write beside the
+        # store writer of a restarted collector
+        self.parent_pid = parent_pid
         self.store = Path(settings.store)
         self.stats = stats
         self.stop = stop
@@ -222,6 +225,9 @@ class Flusher:
         last_maintenance = time.monotonic()
         try:
             while True:
+                if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                    logger.warning("the collector process is gone; the store writer stops (a restart replays the log)")
+                    return
                 stopping = self.stop.is_set()
                 got = 0
                 for record in self.reader.read(pending_end, max_bytes=settings.read_bytes):
@@ -370,7 +376,7 @@ def run_flusher(settings: FlusherSettings, stats: Any, stop: Any) -> None:
         level=os.environ.get("LORATRACE_LOG_LEVEL", "WARNING"),
         format="%(asctime)s %(processName)s %(levelname)s %(name)s: %(message)s",
     )
-    Flusher(settings, stats, stop).run()
+    Flusher(settings, stats, stop, parent_pid=os.getppid()).run()
 
 
 def start_flusher(settings: FlusherSettings) -> tuple[multiprocessing.process.BaseProcess, Any, Any]:
