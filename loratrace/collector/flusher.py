@@ -228,6 +228,7 @@ class Flusher:
                 if self.parent_pid is not None and os.getppid() != self.parent_pid:
                     logger.warning("the collector process is gone; the store writer stops (a restart replays the log)")
                     return
+                writer.check()  # a failed flush stops this process, as it did when flushes ran on this thread
                 stopping = self.stop.is_set()
                 got = 0
                 for record in self.reader.read(pending_end, max_bytes=settings.read_bytes):
@@ -332,6 +333,11 @@ class _SegmentWriter:
         """Block until every submitted batch is in segments and checkpointed."""
         with self._cond:
             self._cond.wait_for(lambda: not self._busy or self._error is not None)
+            self._raise()
+
+    def check(self) -> None:
+        """Raise the error of a failed flush, if any."""
+        with self._cond:
             self._raise()
 
     def close(self) -> None:
