@@ -233,6 +233,57 @@ def test_a_buffer_mixing_both_paths_equals_the_python_one(batch: list[tuple[Expo
     _assert_same(reference.take(), mixed.take())
 
 
+MUTATIONS = st.lists(
+    st.tuples(
+        st.sampled_from(["set", "delete", "insert", "cut"]), st.integers(0, 10**6), st.binary(min_size=1, max_size=4)
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+def _mutate(payload: bytes, mutations: list[tuple[str, int, bytes]]) -> bytes:
+    data = bytearray(payload)
+    for op, position, value in mutations:
+        if not data:
+            break
+        at = position % len(data)
+        if op == "set":
+            data[at] = value[0]
+        elif op == "delete":
+            del data[at : at + len(value)]
+        elif op == "insert":
+            data[at:at] = value
+        else:
+            del data[at:]
+    return bytes(data)
+
+
+@fast_only
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(REQUESTS, MUTATIONS)
+def test_damaged_payloads_are_rejected_or_decoded_exactly_like_upb(
+    request: ExportTraceServiceRequest, mutations: list[tuple[str, int, bytes]]
+) -> None:
+    """Byte-level damage (odd wire types, bad lengths, bad UTF-8, unknown fields): the compiled path must raise
+    exactly when upb does, append nothing then, and otherwise decode what upb decodes."""
+    payload = _mutate(request.SerializeToString(), mutations)
+    buffer = decode.RowBuffer()
+    try:
+        reference = ExportTraceServiceRequest.FromString(payload)
+    except DecodeError:
+        with pytest.raises(DecodeError):
+            buffer.add_traces_bytes(payload)
+        assert len(buffer) == 0
+        assert buffer.take() == {}
+        return
+    kind, expected = _outcome(_python, reference)
+    actual_kind, actual = _outcome(_fast, payload)
+    assert actual_kind == kind
+    if kind == "ok":
+        _assert_same(expected, actual)
+
+
 @fast_only
 def test_the_benchmark_request_decodes_identically() -> None:
     request = template_request(512)
