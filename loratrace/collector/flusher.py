@@ -104,7 +104,7 @@ class RecentKeys:
 
     def __init__(self, window: int) -> None:
         self.window = window
-        self.fast = _fastdecode.KeyWindow(window) if _fastdecode is not None else None
+        self.fast = _fastdecode.KeyWindow(max(window, 1)) if _fastdecode is not None else None
         self._chunks: deque[pl.Series] = deque()
         self._size = 0
         self._all: pl.Series | None = None
