@@ -58,6 +58,9 @@ def _models() -> Any:
     return ensure_tiny_models(Path(os.environ.get("LORATRACE_FIXTURES", REPO / ".fixtures")))
 
 
+SUSTAINED_BATCHES = 4
+
+
 def bench_offline(*, prompts: int, repeats: int, max_tokens: int) -> dict[str, float]:
     os.environ.update(ENGINE_ENV, VLLM_ENABLE_V1_MULTIPROCESSING="0")
     from opentelemetry.sdk.metrics import MeterProvider
@@ -91,30 +94,38 @@ def bench_offline(*, prompts: int, repeats: int, max_tokens: int) -> dict[str, f
     tracer_provider.add_span_processor(BatchSpanProcessor(DropExporter()))
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
 
-    def run(*, drained: bool = False) -> float:
+    def run(*, drained: bool = False, batches: int = 1) -> float:
         start = time.perf_counter()
-        outputs = llm.generate(batch, params, lora_request=batch_loras, use_tqdm=False)
-        if drained:  # count the spans' completion (done off the calling thread) in the batch's time too
+        for _ in range(batches):
+            outputs = llm.generate(batch, params, lora_request=batch_loras, use_tqdm=False)
+            assert len(outputs) == prompts
+        if drained:  # count the spans' completion (done off the calling thread) in the time too
             loratrace.force_flush()
         elapsed = time.perf_counter() - start
-        assert len(outputs) == prompts
-        return prompts / elapsed
+        return batches * prompts / elapsed
 
     run()  # warm-up: loads both adapters, fills caches
     plain: list[float] = []
     traced: list[float] = []
     traced_drained: list[float] = []
+    plain_sustained: list[float] = []
+    traced_sustained: list[float] = []
+    variants = ("plain", "traced", "drained", "plain-sustained", "sustained")
     for repetition in range(repeats):
-        order = ("plain", "traced", "drained") if repetition % 2 == 0 else ("drained", "traced", "plain")
-        for variant in order:
+        for variant in variants if repetition % 2 == 0 else variants[::-1]:
             if variant == "plain":
                 plain.append(run())
+                continue
+            if variant == "plain-sustained":
+                plain_sustained.append(run(batches=SUSTAINED_BATCHES))
                 continue
             loratrace.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, libraries=["vllm"])
             if variant == "traced":
                 traced.append(run())
-            else:
+            elif variant == "drained":
                 traced_drained.append(run(drained=True))
+            else:
+                traced_sustained.append(run(drained=True, batches=SUSTAINED_BATCHES))
             loratrace.uninstrument()
     tracer_provider.shutdown()
     result = {
@@ -127,6 +138,9 @@ def bench_offline(*, prompts: int, repeats: int, max_tokens: int) -> dict[str, f
     result["ratio"] = result["traced_median_req_s"] / result["plain_median_req_s"]
     result["traced_drained_median_req_s"] = statistics.median(traced_drained)
     result["ratio_drained"] = result["traced_drained_median_req_s"] / result["plain_median_req_s"]
+    result["plain_sustained_median_req_s"] = statistics.median(plain_sustained)
+    result["traced_sustained_median_req_s"] = statistics.median(traced_sustained)
+    result["ratio_sustained"] = result["traced_sustained_median_req_s"] / result["plain_sustained_median_req_s"]
     return result
 
 
@@ -246,7 +260,10 @@ def main() -> None:
             f"offline: {offline['plain_median_req_s']:.1f} req/s plain vs "
             f"{offline['traced_median_req_s']:.1f} req/s with loratrace "
             f"({offline['ratio']:.2%} of plain, goal >= 98%); counting the spans' completion in the batch: "
-            f"{offline['traced_drained_median_req_s']:.1f} req/s ({offline['ratio_drained']:.2%})",
+            f"{offline['traced_drained_median_req_s']:.1f} req/s ({offline['ratio_drained']:.2%}); "
+            f"sustained ({SUSTAINED_BATCHES} batches back to back, then the completion drained): "
+            f"{offline['plain_sustained_median_req_s']:.1f} vs {offline['traced_sustained_median_req_s']:.1f} req/s "
+            f"({offline['ratio_sustained']:.2%})",
             flush=True,
         )
 
