@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from otlp_receiver import OtlpReceiver, serve_otlp_receiver
 
 from loratrace.demo.tiny_model import TinyModels, ensure_tiny_models
 
@@ -27,3 +29,9 @@ def tiny_models() -> TinyModels:
     """
     root = Path(os.environ.get("LORATRACE_FIXTURES", REPO_ROOT / ".fixtures"))
     return ensure_tiny_models(root)
+
+
+@pytest.fixture(scope="module")
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    """A real OTLP/HTTP receiver on a free loopback port (``.endpoint``), decoding what exporters send."""
+    yield from serve_otlp_receiver()
