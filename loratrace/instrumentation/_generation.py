@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 import os
+import random
+import threading
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.metrics import Meter
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags, Tracer
 
 from loratrace import semconv
 from loratrace._finisher import finisher
@@ -26,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 _ACTIVE = active_generation()
 _TRUTHY = frozenset({"true", "1", "yes", "on"})
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_OUTCOME_KEYS = ("input_tokens", "output_tokens", "finish_reasons", "ttft_s", "extra")
 
 
 def capture_content_enabled() -> bool:
@@ -70,47 +75,145 @@ class GenerationMetrics:
             self.ttft.record(ttft_s, labels)
 
 
-class Generation:
-    """One generation span: started by :meth:`GenerationRecorder.start`, then ``activate`` / ``finish``."""
+class _AnnouncedIds(IdGenerator):
+    """The ids a generation was announced under while its call ran, for the tracer that later builds its span.
 
-    __slots__ = (
-        "_active_token",
-        "_context_token",
-        "_labels",
-        "_metrics",
-        "_start_attributes",
-        "_start_ns",
-        "_start_s",
-        "span",
-    )
+    Installed as the ``id_generator`` of loratrace's own tracer object only (each ``get_tracer`` call returns a new
+    one), it hands out the announced ids on the finisher thread and defers to the provider's generator otherwise.
+    """
+
+    def __init__(self, fallback: IdGenerator) -> None:
+        self._fallback = fallback
+        self._local = threading.local()
+
+    def announce(self, trace_id: int, span_id: int) -> None:
+        self._local.ids = (trace_id, span_id)
+
+    def clear(self) -> None:
+        self._local.ids = None
+
+    def generate_span_id(self) -> int:
+        ids = getattr(self._local, "ids", None)
+        return ids[1] if ids else self._fallback.generate_span_id()
+
+    def generate_trace_id(self) -> int:
+        ids = getattr(self._local, "ids", None)
+        return ids[0] if ids else self._fallback.generate_trace_id()
+
+
+class _StartFacts(NamedTuple):
+    """What a generation's start attributes are made of, captured at the call; merged off the caller's thread."""
+
+    operation: str
+    request_model: str
+    response_model: str
+    attributes: Mapping[str, Any]
+    adapter_name: str | None
+    base_model: str | None
+    scope_attributes: Mapping[str, Any] | None
+    has_fallback: bool
+    fallback_reason: str | None
+
+    def span_name(self) -> str:
+        return f"{self.operation} {self.request_model}"
+
+    def merged(self, provider: str) -> dict[str, Any]:
+        """The start attributes. The variant is what actually served (``adapter`` when an adapter did, else
+        ``base``), except that a scope declaring ``shadow`` keeps it: mirrored traffic is a routing fact the
+        model call cannot see."""
+        merged: dict[str, Any] = {
+            semconv.GEN_AI_OPERATION_NAME: self.operation,
+            semconv.GEN_AI_PROVIDER_NAME: provider,
+            semconv.GEN_AI_REQUEST_MODEL: self.request_model,
+            semconv.GEN_AI_RESPONSE_MODEL: self.response_model,
+            semconv.OPENINFERENCE_SPAN_KIND: semconv.OPENINFERENCE_SPAN_KIND_LLM,
+            semconv.LLM_MODEL_NAME: self.response_model,
+            semconv.LLM_PROVIDER: provider,
+            semconv.LLM_SYSTEM: provider,
+            **self.attributes,
+        }
+        if self.scope_attributes:
+            merged.update(self.scope_attributes)
+        if merged.get(semconv.VARIANT) != semconv.VARIANT_SHADOW:
+            merged[semconv.VARIANT] = semconv.VARIANT_ADAPTER if self.adapter_name else semconv.VARIANT_BASE
+        merged[semconv.FALLBACK] = self.has_fallback
+        if self.has_fallback and self.fallback_reason:
+            merged[semconv.FALLBACK_REASON] = self.fallback_reason
+        return merged
+
+    def labels(self, provider: str, merged: Mapping[str, Any]) -> dict[str, Any]:
+        """Metric labels: low-cardinality values only."""
+        labels = {
+            semconv.GEN_AI_OPERATION_NAME: self.operation,
+            semconv.GEN_AI_PROVIDER_NAME: provider,
+            semconv.VARIANT: merged[semconv.VARIANT],
+        }
+        if self.adapter_name:
+            labels[semconv.ADAPTER_NAME] = self.adapter_name
+        if self.base_model:
+            labels[semconv.BASE_MODEL_NAME] = self.base_model
+        route = merged.get(semconv.ROUTE_NAME)
+        if route is not None:
+            labels[semconv.ROUTE_NAME] = route
+        return labels
+
+
+class Generation(Span):
+    """One generation: a span whose SDK span is built off the caller's thread, under the ids it announced.
+
+    While the call runs, this object is the current span (its context has real ids, so anything started inside
+    the call is its child, and ``traceparent`` headers carry it); attributes and events set on it meanwhile are
+    kept. ``finish`` / ``fail`` hand everything to the finisher thread, which starts the SDK span with those ids,
+    start time and attributes, and ends it (or, inside a ``loratrace.context`` scope, leaves it open until the
+    scope ends it). After that, calls are forwarded to the SDK span.
+    """
 
     def __init__(
         self,
-        span: Span,
-        labels: dict[str, Any],
-        metrics: GenerationMetrics | None,
-        start_time_ns: int | None = None,
-        start_attributes: Mapping[str, Any] | None = None,
+        recorder: GenerationRecorder,
+        name: str | None,
+        kind: SpanKind,
+        parent: otel_context.Context | None,
+        facts: _StartFacts,
+        start_time_ns: int | None,
     ) -> None:
-        self.span = span
-        # Applied with the outcome, off the caller's thread (see loratrace._finisher).
-        self._start_attributes = start_attributes or {}
-        self._labels = labels
-        self._metrics = metrics
+        parent_context = trace.get_current_span(parent).get_span_context()
+        if parent_context.is_valid:
+            trace_id, flags = parent_context.trace_id, parent_context.trace_flags
+        else:
+            trace_id, flags = _random_id(128), _SAMPLED
+        self._ids = (trace_id, _random_id(64), flags)
+        self._context: SpanContext | None = None
+        self._recorder = recorder
+        self._name = name
+        self._kind = kind
+        self._parent = parent
+        self._facts = facts
+        self._late: dict[str, Any] = {}
+        self._events: list[tuple[str, Mapping[str, Any] | None, int]] = []
+        self._lock = threading.Lock()
+        self._sdk_span: Span | None = None
+        self._end_requested: int | None = None
         self._start_s = time.perf_counter()
         # Set when the span was started after the fact (a batch request span built from vLLM's timestamps).
-        self._start_ns = start_time_ns
+        self._start_ns_given = start_time_ns
+        self._start_ns = start_time_ns if start_time_ns is not None else time.time_ns()
         self._context_token: object | None = None
         self._active_token: object | None = None
+
+    # --- the caller's side ------------------------------------------------------------------------------------
+    @property
+    def span(self) -> Span:
+        return self
 
     @property
     def elapsed_s(self) -> float:
         return time.perf_counter() - self._start_s
 
     def activate(self) -> None:
-        """Make the span current for the wrapped call, so library spans and helpers nest under it."""
-        self._context_token = otel_context.attach(trace.set_span_in_context(self.span))
-        self._active_token = _ACTIVE.set(self.span)
+        """Make the generation current for the wrapped call, so library spans and helpers nest under it."""
+        self._context_token = otel_context.attach(trace.set_span_in_context(self))
+        self._active_token = _ACTIVE.set(self)
 
     def deactivate(self) -> None:
         if self._active_token is not None:
@@ -131,34 +234,19 @@ class Generation:
         register_in_scope: bool = True,
         end_time: int | None = None,
     ) -> None:
-        """Set the outcome, record metrics and end the span (deferred inside a scope).
+        """Record the outcome, the metrics and the end (deferred inside a scope), off the caller's thread.
 
         ``end_time`` (ns since the epoch) ends a span whose timing is known after the fact; the duration
         metric is then ``end_time`` minus the ``start_time`` the span was started with.
         """
-        duration_s = self._duration_s(end_time)
-        attributes: dict[str, Any] = dict(extra) if extra else {}
-        if input_tokens is not None:
-            attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
-            attributes[semconv.LLM_TOKEN_COUNT_PROMPT] = input_tokens
-        if output_tokens is not None:
-            attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
-            attributes[semconv.LLM_TOKEN_COUNT_COMPLETION] = output_tokens
-        if input_tokens is not None and output_tokens is not None:
-            attributes[semconv.LLM_TOKEN_COUNT_TOTAL] = input_tokens + output_tokens
-        if finish_reasons:
-            attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = list(finish_reasons)
-        if ttft_s is not None:
-            attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = ttft_s
-        measurements = None
-        if self._metrics is not None:
-            measurements = {
-                "duration_s": duration_s,
-                "input_tokens": input_tokens,
-                "output_tokens": output_tokens,
-                "ttft_s": ttft_s,
-            }
-        self._complete(attributes, None, measurements, register_in_scope, end_time)
+        outcome = (input_tokens, output_tokens, finish_reasons, ttft_s, extra)
+        self._complete(outcome, None, None, register_in_scope, end_time)
+
+    def finish_reading(self, read_outcome: Callable[[], Mapping[str, Any]], *, register_in_scope: bool = True) -> None:
+        """Like :meth:`finish`, with the outcome read on the finisher thread: ``read_outcome()`` returns
+        ``finish``'s keyword arguments. For outcomes that cost to read (token counts from tensors), when what it
+        reads is not changed after the call returns. A ``read_outcome`` that raises leaves the outcome unset."""
+        self._complete(read_outcome, None, None, register_in_scope, None)
 
     def fail(
         self,
@@ -168,86 +256,209 @@ class Generation:
         error_type: str | None = None,
         end_time: int | None = None,
     ) -> None:
-        """Report the exception on the span (status ERROR, exception event) and end it. Never raises.
+        """Report the exception (status ERROR, exception event, ``error.type``) and end. Never raises.
 
         ``error_type`` overrides the exception's class name, for errors a library returns instead of raising
         (vLLM's server answers an unknown model with an ``ErrorResponse`` of type ``NotFoundError``).
         """
-        error_type = error_type or type(exception).__qualname__
-        measurements = None
-        if self._metrics is not None:
-            measurements = {
-                "duration_s": self._duration_s(end_time),
-                "input_tokens": None,
-                "output_tokens": None,
-                "ttft_s": None,
-                "error_type": error_type,
-            }
-        self._complete({semconv.ERROR_TYPE: error_type}, exception, measurements, register_in_scope, end_time)
-
-    def _duration_s(self, end_time: int | None) -> float:
-        if end_time is not None and self._start_ns is not None:
-            return max(0.0, (end_time - self._start_ns) / 1e9)
-        return self.elapsed_s
+        self._complete(None, exception, error_type or type(exception).__qualname__, register_in_scope, end_time)
 
     def _complete(
         self,
-        outcome: dict[str, Any],
+        outcome: tuple[Any, ...] | Callable[[], Mapping[str, Any]] | None,
         exception: BaseException | None,
-        measurements: dict[str, Any] | None,
+        error_type: str | None,
         register_in_scope: bool,
         end_time: int | None,
     ) -> None:
-        """Queue the span's attributes, metrics and end; inside a scope the span stays open as its generation."""
+        duration_s = self._duration_s(end_time)
         end_ns = end_time if end_time is not None else time.time_ns()
         scope = current_scope() if register_in_scope else None
-        finisher.submit(
-            _apply_outcome,
-            self.span,
-            self._start_attributes,
-            outcome,
-            exception,
-            self._metrics,
-            self._labels,
-            measurements,
-            None if scope is not None else end_ns,
-        )
+        finisher.submit(self._build, outcome, exception, error_type, duration_s, None if scope is not None else end_ns)
         if scope is not None:
-            scope.adopt_generation(self.span, end_ns)
+            scope.adopt_generation(self, end_ns)
+
+    def _duration_s(self, end_time: int | None) -> float:
+        if end_time is not None and self._start_ns_given is not None:
+            return max(0.0, (end_time - self._start_ns_given) / 1e9)
+        return self.elapsed_s
+
+    # --- the finisher's side ----------------------------------------------------------------------------------
+    def _build(
+        self,
+        outcome: tuple[Any, ...] | Callable[[], Mapping[str, Any]] | None,
+        exception: BaseException | None,
+        error_type: str | None,
+        duration_s: float,
+        end_ns: int | None,
+    ) -> None:
+        recorder = self._recorder
+        measured: dict[str, Any] = {"duration_s": duration_s, "input_tokens": None, "output_tokens": None}
+        measured["ttft_s"] = None
+        attributes = self._facts.merged(recorder.provider)
+        labels = self._facts.labels(recorder.provider, attributes)
+        if callable(outcome):
+            try:
+                read = dict(outcome())
+            except Exception:
+                logger.debug("loratrace could not read the outcome of a generation", exc_info=True)
+                read = {}
+            outcome = tuple(read.get(key) for key in _OUTCOME_KEYS)
+        if outcome is not None:
+            input_tokens, output_tokens, finish_reasons, ttft_s, extra = outcome
+            attributes.update(_outcome_attributes(input_tokens, output_tokens, finish_reasons, ttft_s, extra))
+            measured.update(input_tokens=input_tokens, output_tokens=output_tokens, ttft_s=ttft_s)
+        else:
+            attributes[semconv.ERROR_TYPE] = error_type
+            measured["error_type"] = error_type
+        ids = recorder.announced_ids
+        if ids is not None:
+            ids.announce(self._ids[0], self._ids[1])
+        try:
+            sdk_span = recorder.tracer.start_span(
+                self._name or self._facts.span_name(), context=self._parent, kind=self._kind, start_time=self._start_ns
+            )
+        finally:
+            if ids is not None:
+                ids.clear()
+        with self._lock:
+            # attributes and events set by serving code during the call are newer than the start attributes
+            attributes.update(self._late)
+            sdk_span.set_attributes(attributes)
+            for name, event_attributes, timestamp in self._events:
+                sdk_span.add_event(name, event_attributes, timestamp)
+            if exception is not None:
+                sdk_span.record_exception(exception)
+                sdk_span.set_status(Status(StatusCode.ERROR, f"{error_type}: {exception}"))
+            self._sdk_span = sdk_span
+            end_requested = self._end_requested
+        if recorder.metrics is not None:
+            recorder.metrics.record(labels, **measured)
+        if end_ns is not None or end_requested is not None:
+            sdk_span.end(end_time=end_ns if end_ns is not None else end_requested)
+
+    # --- the Span API: the SDK span's once it exists, kept until then ------------------------------------------
+    def get_span_context(self) -> SpanContext:
+        if self._context is None:  # built on first use: most calls never need it
+            trace_id, span_id, flags = self._ids
+            self._context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags)
+        return self._context
+
+    def is_recording(self) -> bool:
+        with self._lock:
+            if self._sdk_span is not None:
+                return self._sdk_span.is_recording()
+            return self._end_requested is None
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        with self._lock:
+            if self._sdk_span is None:
+                self._late.update(attributes)
+                return
+        self._sdk_span.set_attributes(attributes)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self.set_attributes({key: value})
+
+    def add_event(self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None) -> None:
+        with self._lock:
+            if self._sdk_span is None:
+                self._events.append((name, dict(attributes) if attributes else None, timestamp or time.time_ns()))
+                return
+        self._sdk_span.add_event(name, attributes, timestamp)
+
+    def update_name(self, name: str) -> None:
+        with self._lock:
+            if self._sdk_span is None:
+                self._name = name
+                return
+        self._sdk_span.update_name(name)
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        with self._lock:
+            sdk_span = self._sdk_span
+        if sdk_span is not None:
+            sdk_span.set_status(status, description)
+        else:
+            logger.debug("loratrace sets a generation's status itself; ignoring set_status during the call")
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Mapping[str, Any] | None = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        with self._lock:
+            sdk_span = self._sdk_span
+        if sdk_span is not None:
+            sdk_span.record_exception(exception, attributes, timestamp, escaped)
+        else:
+            self.add_event("exception", {"exception.type": type(exception).__qualname__, **(attributes or {})})
+
+    def end(self, end_time: int | None = None) -> None:
+        """End the SDK span (a scope ends its generation this way); before it exists, end it once it does."""
+        with self._lock:
+            sdk_span = self._sdk_span
+            if sdk_span is None:
+                self._end_requested = end_time if end_time is not None else time.time_ns()
+                return
+        sdk_span.end(end_time=end_time)
+
+    @property
+    def attributes(self) -> Mapping[str, Any]:
+        """What the span carries (or will carry): for helpers that copy a generation's adapter attributes."""
+        with self._lock:
+            sdk_span = self._sdk_span
+            if sdk_span is None:
+                return {**self._facts.merged(self._recorder.provider), **self._late}
+        return getattr(sdk_span, "attributes", None) or {}
 
 
-def _apply_outcome(
-    span: Span,
-    start_attributes: Mapping[str, Any],
-    outcome: Mapping[str, Any],
-    exception: BaseException | None,
-    metrics: GenerationMetrics | None,
-    labels: Mapping[str, Any],
-    measurements: dict[str, Any] | None,
-    end_ns: int | None,
-) -> None:
-    """Runs on the finisher thread. Values the serving code set meanwhile (a fallback marked from a streamer, a
-    schema attempt) are newer than the start attributes and win over them."""
-    existing = getattr(span, "attributes", None) or {}
-    attributes = {key: value for key, value in start_attributes.items() if key not in existing}
-    attributes.update(outcome)
-    span.set_attributes(attributes)
-    if exception is not None:
-        span.record_exception(exception)
-        span.set_status(Status(StatusCode.ERROR, f"{outcome[semconv.ERROR_TYPE]}: {exception}"))
-    if metrics is not None and measurements is not None:
-        metrics.record(labels, **measurements)
-    if end_ns is not None:
-        span.end(end_time=end_ns)
+def _outcome_attributes(
+    input_tokens: int | None,
+    output_tokens: int | None,
+    finish_reasons: Sequence[str] | None,
+    ttft_s: float | None,
+    extra: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    attributes: dict[str, Any] = dict(extra) if extra else {}
+    if input_tokens is not None:
+        attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
+        attributes[semconv.LLM_TOKEN_COUNT_PROMPT] = input_tokens
+    if output_tokens is not None:
+        attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
+        attributes[semconv.LLM_TOKEN_COUNT_COMPLETION] = output_tokens
+    if input_tokens is not None and output_tokens is not None:
+        attributes[semconv.LLM_TOKEN_COUNT_TOTAL] = input_tokens + output_tokens
+    if finish_reasons:
+        attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = list(finish_reasons)
+    if ttft_s is not None:
+        attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = ttft_s
+    return attributes
+
+
+def _random_id(bits: int) -> int:
+    value = random.getrandbits(bits)
+    while value == 0:  # an all-zero id is invalid in OpenTelemetry
+        value = random.getrandbits(bits)
+    return value
 
 
 class GenerationRecorder:
     """Starts generation spans for one instrumentor (one provider), with its tracer and metrics."""
 
     def __init__(self, tracer: Tracer, metrics: GenerationMetrics | None, *, provider: str) -> None:
-        self._tracer = tracer
-        self._metrics = metrics
+        self.tracer = tracer
+        self.metrics = metrics
         self.provider = provider
+        # An SDK tracer builds each span under the ids its generation announced during the call; any other
+        # tracer (a proxy, the no-op one) gets fresh ids, which only matters to spans started inside the call.
+        self.announced_ids: _AnnouncedIds | None = None
+        id_generator = getattr(tracer, "id_generator", None)
+        if isinstance(id_generator, IdGenerator):
+            self.announced_ids = _AnnouncedIds(id_generator)
+            tracer.id_generator = self.announced_ids  # type: ignore[attr-defined]
 
     def start(
         self,
@@ -269,47 +480,15 @@ class GenerationRecorder:
         scope declaring ``shadow`` keeps it: mirrored traffic is a routing fact the model call cannot see.
         """
         scope = current_scope()
-        merged: dict[str, Any] = {
-            semconv.GEN_AI_OPERATION_NAME: operation,
-            semconv.GEN_AI_PROVIDER_NAME: self.provider,
-            semconv.GEN_AI_REQUEST_MODEL: request_model,
-            semconv.GEN_AI_RESPONSE_MODEL: response_model,
-            semconv.OPENINFERENCE_SPAN_KIND: semconv.OPENINFERENCE_SPAN_KIND_LLM,
-            semconv.LLM_MODEL_NAME: response_model,
-            semconv.LLM_PROVIDER: self.provider,
-            semconv.LLM_SYSTEM: self.provider,
-            **attributes,
-        }
-        variant = semconv.VARIANT_ADAPTER if adapter_name else semconv.VARIANT_BASE
-        fallback = False
-        if scope is not None:
-            merged.update(scope.attributes)
-            if scope.attributes.get(semconv.VARIANT) != semconv.VARIANT_SHADOW:
-                merged[semconv.VARIANT] = variant
-            if scope.has_fallback:
-                fallback = True
-                if scope.fallback_reason:
-                    merged[semconv.FALLBACK_REASON] = scope.fallback_reason
-        else:
-            merged[semconv.VARIANT] = variant
-        merged[semconv.FALLBACK] = fallback
-        # Started bare: attributes cost ~0.5 µs each in the SDK, so they are set with the outcome, off this thread.
-        span = self._tracer.start_span(
-            span_name or f"{operation} {request_model}",
-            context=parent,
-            kind=kind,
-            start_time=start_time,
+        facts = _StartFacts(
+            operation,
+            request_model,
+            response_model,
+            attributes,
+            adapter_name,
+            base_model,
+            scope.attributes if scope is not None else None,
+            scope.has_fallback if scope is not None else False,
+            scope.fallback_reason if scope is not None else None,
         )
-        labels = {
-            semconv.GEN_AI_OPERATION_NAME: operation,
-            semconv.GEN_AI_PROVIDER_NAME: self.provider,
-            semconv.VARIANT: merged[semconv.VARIANT],
-        }
-        if adapter_name:
-            labels[semconv.ADAPTER_NAME] = adapter_name
-        if base_model:
-            labels[semconv.BASE_MODEL_NAME] = base_model
-        route = merged.get(semconv.ROUTE_NAME)
-        if route is not None:
-            labels[semconv.ROUTE_NAME] = route
-        return Generation(span, labels, self._metrics, start_time, merged)
+        return Generation(self, span_name, kind, parent, facts, start_time)

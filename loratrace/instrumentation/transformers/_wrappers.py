@@ -11,6 +11,7 @@ the user's call runs, and returns, exactly as it would without loratrace.
 from __future__ import annotations
 
 import contextvars
+import functools
 import inspect
 import logging
 import weakref
@@ -180,14 +181,23 @@ def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelIn
             raise
         generation.deactivate()
         _IN_GENERATE.reset(token)
-        _finish(generation, result, instance, args, kwargs, call, info, streamer, settings.capture_content)
+        try:
+            # token counts and content are read from the tensors off the caller's thread
+            # the pipeline's tokenizer lives in this thread's context: read it here
+            tokenizer = PIPELINE_TOKENIZER.get() if settings.capture_content else None
+            generation.finish_reading(
+                functools.partial(
+                    _outcome, result, instance, args, kwargs, call, info, streamer, settings.capture_content, tokenizer
+                )
+            )
+        except Exception:
+            logger.debug("loratrace could not end the generation span", exc_info=True)
         return result
 
     return wrapper
 
 
-def _finish(
-    generation: Generation,
+def _outcome(
     result: Any,
     instance: Any,
     args: tuple[Any, ...],
@@ -196,27 +206,22 @@ def _finish(
     info: ModelInfo,
     streamer: FirstTokenStreamer | None,
     capture_content: bool,
-) -> None:
+    pipeline_tokenizer: Any | None,
+) -> dict[str, Any]:
     outcome: dict[str, Any] = {}
-    try:
-        input_ids = input_ids_of(args, kwargs)
-        outcome["input_tokens"] = count_input_tokens(input_ids, kwargs, call.get("pad_token_id"))
-        width = int(input_ids.shape[-1]) if input_ids is not None else 0
-        output_tokens, reasons, generated = completion(result, call, info, width)
-        outcome["output_tokens"] = output_tokens
-        outcome["finish_reasons"] = reasons
-        if streamer is not None:
-            outcome["ttft_s"] = streamer.ttft_s
-        if capture_content:
-            tokenizer = tokenizer_for(instance, kwargs)
-            if tokenizer is not None:
-                outcome["extra"] = content_attributes(tokenizer, input_ids, generated, reasons)
-    except Exception:
-        logger.debug("loratrace could not read the outcome of %s.generate", type(instance).__name__, exc_info=True)
-    try:
-        generation.finish(**outcome)
-    except Exception:
-        logger.debug("loratrace could not end the generation span", exc_info=True)
+    input_ids = input_ids_of(args, kwargs)
+    outcome["input_tokens"] = count_input_tokens(input_ids, kwargs, call.get("pad_token_id"))
+    width = int(input_ids.shape[-1]) if input_ids is not None else 0
+    output_tokens, reasons, generated = completion(result, call, info, width)
+    outcome["output_tokens"] = output_tokens
+    outcome["finish_reasons"] = reasons
+    if streamer is not None:
+        outcome["ttft_s"] = streamer.ttft_s
+    if capture_content:
+        tokenizer = tokenizer_for(instance, kwargs, pipeline_tokenizer)
+        if tokenizer is not None:
+            outcome["extra"] = content_attributes(tokenizer, input_ids, generated, reasons)
+    return outcome
 
 
 def generate_wrapper(settings: Settings) -> Wrapper:
