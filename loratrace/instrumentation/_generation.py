@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -18,7 +17,7 @@ from typing import Any, NamedTuple
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.metrics import Meter
-from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags, Tracer
 
 from loratrace import semconv
@@ -177,12 +176,15 @@ class Generation(Span):
         facts: _StartFacts,
         start_time_ns: int | None,
     ) -> None:
+        # the caller's context, captured here: the SDK span is started on another thread
+        parent = parent if parent is not None else otel_context.get_current()
         parent_context = trace.get_current_span(parent).get_span_context()
+        new_ids = recorder.new_ids
         if parent_context.is_valid:
             trace_id, flags = parent_context.trace_id, parent_context.trace_flags
         else:
-            trace_id, flags = _random_id(128), _SAMPLED
-        self._ids = (trace_id, _random_id(64), flags)
+            trace_id, flags = new_ids.generate_trace_id(), _SAMPLED
+        self._ids = (trace_id, new_ids.generate_span_id(), flags)
         self._context: SpanContext | None = None
         self._recorder = recorder
         self._name = name
@@ -438,13 +440,6 @@ def _outcome_attributes(
     return attributes
 
 
-def _random_id(bits: int) -> int:
-    value = random.getrandbits(bits)
-    while value == 0:  # an all-zero id is invalid in OpenTelemetry
-        value = random.getrandbits(bits)
-    return value
-
-
 class GenerationRecorder:
     """Starts generation spans for one instrumentor (one provider), with its tracer and metrics."""
 
@@ -455,8 +450,11 @@ class GenerationRecorder:
         # An SDK tracer builds each span under the ids its generation announced during the call; any other
         # tracer (a proxy, the no-op one) gets fresh ids, which only matters to spans started inside the call.
         self.announced_ids: _AnnouncedIds | None = None
+        # the provider's own generator makes the announced ids (an X-Ray style generator keeps its format)
+        self.new_ids: IdGenerator = RandomIdGenerator()
         id_generator = getattr(tracer, "id_generator", None)
         if isinstance(id_generator, IdGenerator):
+            self.new_ids = id_generator
             self.announced_ids = _AnnouncedIds(id_generator)
             tracer.id_generator = self.announced_ids  # type: ignore[attr-defined]
 

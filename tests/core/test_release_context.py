@@ -244,9 +244,7 @@ def test_bad_context_values_are_rejected_clearly(kwargs, message):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        pytest.param(
-            lambda: loratrace.record_schema_attempt(valid="yes"), "True or False", id="schema-valid"
-        ),
+        pytest.param(lambda: loratrace.record_schema_attempt(valid="yes"), "True or False", id="schema-valid"),
         pytest.param(lambda: loratrace.record_eval("", score=1.0), "non-empty string", id="eval-name"),
         pytest.param(lambda: loratrace.record_eval("n", score="high"), "takes a number", id="eval-score"),
         pytest.param(lambda: loratrace.mark_fallback(reason=3), "takes a string", id="fallback-reason"),
@@ -314,3 +312,59 @@ def test_values_set_during_the_call_win_over_the_start_attributes(recorder, expo
     assert span.attributes[semconv.FALLBACK] is True
     assert span.attributes[semconv.FALLBACK_REASON] == "stream_stalled"
     assert span.attributes[semconv.ADAPTER_NAME] == "a1"
+
+
+def test_spans_started_during_the_call_are_children_of_the_generation(provider, recorder, exporter):
+    """The generation's SDK span is built later, under the ids it announced while the call ran."""
+    app_tracer = provider.get_tracer("app")
+    with app_tracer.start_as_current_span("handle request") as request:
+        generation = recorder.start(
+            operation="text_completion",
+            request_model="tiny-llama",
+            response_model="tiny-llama",
+            attributes={},
+            adapter_name=None,
+            base_model="tiny-llama",
+        )
+        generation.activate()
+        with app_tracer.start_as_current_span("tokenize inside the call"):
+            pass
+        generation.deactivate()
+        generation.finish(input_tokens=1, output_tokens=1)
+    spans = {span.name: span for span in finished(exporter)}
+    built = spans["text_completion tiny-llama"]
+    assert built.context.span_id == generation.get_span_context().span_id
+    assert built.context.trace_id == request.get_span_context().trace_id
+    assert built.parent.span_id == request.get_span_context().span_id
+    assert spans["tokenize inside the call"].parent.span_id == built.context.span_id
+
+
+def test_the_providers_id_generator_makes_the_announced_ids(exporter):
+    from opentelemetry.sdk.trace.id_generator import IdGenerator
+
+    class Sequential(IdGenerator):  # stands for a vendor format (X-Ray's time-prefixed trace ids)
+        def __init__(self) -> None:
+            self.next = 0x1000
+
+        def generate_span_id(self) -> int:
+            self.next += 1
+            return self.next
+
+        def generate_trace_id(self) -> int:
+            return 0xABC << 96
+
+    provider = TracerProvider(id_generator=Sequential())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    recorder = GenerationRecorder(provider.get_tracer("test"), None, provider="test")
+    generation = recorder.start(
+        operation="text_completion",
+        request_model="m",
+        response_model="m",
+        attributes={},
+        adapter_name=None,
+        base_model="m",
+    )
+    generation.finish()
+    (span,) = finished(exporter)
+    assert span.context.trace_id == 0xABC << 96
+    assert span.context.span_id == 0x1001
