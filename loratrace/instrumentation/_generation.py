@@ -2,7 +2,8 @@
 
 An instrumentor knows how to read its library (which adapter, how many tokens); this module knows what a
 generation span is: its name, the release context it inherits, the variant and fallback rules, the metrics it
-records, how errors are reported, and the deferred end inside a ``loratrace.context`` scope.
+records, how errors are reported, and the deferred end inside a ``loratrace.context`` scope. The calling thread
+only captures facts; the SDK span and the metrics are made on the finisher thread (``loratrace._finisher``).
 """
 
 from __future__ import annotations
@@ -206,6 +207,7 @@ class Generation(Span):
     # --- the caller's side ------------------------------------------------------------------------------------
     @property
     def span(self) -> Span:
+        """The span to set attributes on or put in a context: the generation itself."""
         return self
 
     @property
