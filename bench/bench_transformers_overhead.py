@@ -36,8 +36,6 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-BLOCK = 10
-
 
 def _providers() -> tuple[TracerProvider, MeterProvider, InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
@@ -56,18 +54,18 @@ class Condition:
         self.cpu_ns = 0
 
 
-def _measure(call: Callable[[], Any], conditions: list[Condition], calls: int) -> None:
+def _measure(call: Callable[[], Any], conditions: list[Condition], calls: int, block: int) -> None:
     for condition in conditions:  # warm-up: first-call caches (adapter id, model info), lazy imports
         condition.on()
         for _ in range(3):
             call()
         condition.off()
-    rounds = max(1, calls // BLOCK)
+    rounds = max(1, calls // block)
     for _ in range(rounds):
         for condition in conditions:
             condition.on()
             cpu_started = time.process_time_ns()
-            for _ in range(BLOCK):
+            for _ in range(block):
                 started = time.perf_counter_ns()
                 call()
                 condition.samples.append((time.perf_counter_ns() - started) / 1000)
@@ -197,6 +195,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=300, help="calls per condition (>= 200)")
     parser.add_argument("--new-tokens", type=int, default=8)
+    parser.add_argument(
+        "--block",
+        type=int,
+        default=50,
+        help="calls per block between condition switches: long enough that the first calls after a switch "
+        "(re-warming caches) do not weigh on the median, and that loratrace's background completion runs "
+        "during timed calls as in steady serving",
+    )
     parser.add_argument("--skip-peer", action="store_true", help="leave out OpenLLMetry (it is slow per call)")
     options = parser.parse_args()
 
@@ -263,7 +269,7 @@ def main() -> None:
     from transformers.generation.utils import GenerationMixin
 
     conditions.insert(2, _floor(GenerationMixin, tracer_provider, meter_provider, _sample_attributes(pipeline_call)))
-    _measure(pipeline_call, conditions, options.calls)
+    _measure(pipeline_call, conditions, options.calls, options.block)
     print(_table(f"text-generation pipeline call, {options.new_tokens} new tokens", conditions))
     print()
 
@@ -281,7 +287,7 @@ def main() -> None:
 
     peft_floor = _floor(PeftModelForCausalLM, tracer_provider, meter_provider, _sample_attributes(peft_call))
     peft_conditions = [Condition(c.name, c.on, c.off) for c in conditions[:2]] + [peft_floor]
-    _measure(peft_call, peft_conditions, options.calls)
+    _measure(peft_call, peft_conditions, options.calls, options.block)
     print(_table(f"PeftModel.generate (adapter a1), {options.new_tokens} new tokens", peft_conditions))
     print()
     print(_warm_table(peft_model, inputs, generate_kwargs, tracer_provider, meter_provider, peft_floor))

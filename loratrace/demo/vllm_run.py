@@ -18,7 +18,7 @@ _ENGINE_ENV = {
     "VLLM_CPU_KVCACHE_SPACE": "1",
     "HF_HUB_OFFLINE": "1",
     "VLLM_NO_USAGE_STATS": "1",
-    "VLLM_LOGGING_LEVEL": "WARNING",  # the demo prints its own story; vLLM's start-up log would bury it
+    "VLLM_LOGGING_LEVEL": "ERROR",  # the demo prints its own story; vLLM's start-up log would bury it
 }
 
 

@@ -154,6 +154,6 @@ def run_demo(workdir: str | os.PathLike[str], *, use_vllm: bool | None = None) -
             click.echo(query(store, sql))
     click.echo(
         f'\nExplore further:\n  loratrace sql --store {store} "SELECT * FROM spans LIMIT 5"\n'
-        f"  cd {store} && duckdb catalog.duckdb"
+        f"  cd {store} && duckdb -readonly catalog.duckdb   # the duckdb shell: pip install duckdb-cli"
     )
     return store
