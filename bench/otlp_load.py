@@ -93,9 +93,7 @@ def template_request(spans: int = 512, *, seed: int = 7) -> ExportTraceServiceRe
         resource_spans=[
             ResourceSpans(
                 resource=resource,
-                scope_spans=[
-                    ScopeSpans(scope=InstrumentationScope(name="loratrace", version="0.1.0"), spans=out)
-                ],
+                scope_spans=[ScopeSpans(scope=InstrumentationScope(name="loratrace", version="0.1.0"), spans=out)],
             )
         ]
     )

@@ -60,11 +60,7 @@ def main() -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    print(
-        json.dumps(
-            {"started": started, "finished": time.time(), "latencies": latencies, "statuses": statuses}
-        )
-    )
+    print(json.dumps({"started": started, "finished": time.time(), "latencies": latencies, "statuses": statuses}))
 
 
 if __name__ == "__main__":
