@@ -80,6 +80,13 @@ def _error(span: Span, error_type: str, message: str) -> None:
     span.set_status(Status(StatusCode.ERROR, f"{error_type}: {message}"))
 
 
+def _end_raised(span: Span, exception: BaseException) -> None:
+    """End ``span`` for a load or unload that raised (the caller re-raises)."""
+    span.record_exception(exception)
+    _error(span, type(exception).__qualname__, str(exception))
+    span.end()
+
+
 def _error_response(result: Any) -> Any:
     error = getattr(result, "error", None)
     return error if error is not None and type(result).__name__ == "ErrorResponse" else None
@@ -106,9 +113,7 @@ def _server_load(settings: Settings, binder: Binder) -> Callable[..., Any]:
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            span.record_exception(exc)
-            _error(span, type(exc).__qualname__, str(exc))
-            span.end()
+            _end_raised(span, exc)
             raise
         try:
             error = _error_response(result)
@@ -143,9 +148,7 @@ def _server_unload(settings: Settings, binder: Binder) -> Callable[..., Any]:
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            span.record_exception(exc)
-            _error(span, type(exc).__qualname__, str(exc))
-            span.end()
+            _end_raised(span, exc)
             raise
         error = _error_response(result)
         if error is not None:
@@ -173,9 +176,7 @@ def _offline_load(settings: Settings, binder: Binder) -> Callable[..., Any]:
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            span.record_exception(exc)
-            _error(span, type(exc).__qualname__, str(exc))
-            span.end()
+            _end_raised(span, exc)
             raise
         try:
             _loaded(settings, span, name, path, base, started, ADAPTERS.refresh(path, name))
