@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from loratrace._finisher import finisher
-from loratrace.errors import ConfigurationError, LoratraceWarning
+from loratrace.errors import ConfigurationError, LoratraceWarning, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +207,15 @@ def instrument(
                 if store is not None:
                     from loratrace.store.embedded import StoreSpanExporter
 
-                    sdk_provider.add_span_processor(BatchSpanProcessor(StoreSpanExporter(store)))
+                    try:
+                        store_exporter = StoreSpanExporter(store)
+                    except OSError as exc:
+                        msg = (
+                            f"loratrace.instrument(store=...) cannot use {os.fspath(store)!r} as a store folder "
+                            f"({exc.strerror or exc}); pass a folder path, created when missing"
+                        )
+                        raise StoreError(msg) from exc
+                    sdk_provider.add_span_processor(BatchSpanProcessor(store_exporter))
                 else:
                     exporter = _span_exporter(endpoint, chosen_protocol, headers)
                     sdk_provider.add_span_processor(BatchSpanProcessor(exporter))

@@ -98,3 +98,14 @@ def test_public_api_is_explicit_and_sorted():
     exported = set(loratrace.__all__) - {"__version__"}
     # submodules that importing the package brings in are not API
     assert public - exported <= {"errors", "semconv", "instrumentation", "cli", "demo", "store", "collector"}
+
+
+def test_a_store_path_that_is_a_file_is_rejected_clearly(tmp_path):
+    from loratrace.errors import StoreError
+
+    not_a_folder = tmp_path / "traces"
+    not_a_folder.write_text("a file, not a folder")
+    with pytest.raises(StoreError, match="cannot use .* as a store folder"):
+        loratrace.instrument(store=not_a_folder, libraries=[])
+    assert _setup._state is None
+    assert not_a_folder.read_text() == "a file, not a folder"  # nothing overwritten
