@@ -105,7 +105,7 @@ def test_a_store_path_that_is_a_file_is_rejected_clearly(tmp_path):
 
     not_a_folder = tmp_path / "traces"
     not_a_folder.write_text("a file, not a folder")
-    with pytest.raises(StoreError, match="cannot use .* as a store folder"):
+    with pytest.raises(StoreError, match=r"cannot use .* as a store folder"):
         loratrace.instrument(store=not_a_folder, libraries=[])
     assert _setup._state is None
     assert not_a_folder.read_text() == "a file, not a folder"  # nothing overwritten
