@@ -1,10 +1,10 @@
 """The expensive end of a generation span, done off the caller's thread.
 
-Setting ~35 attributes, ending the span and recording three histograms costs 50-100 µs in the OpenTelemetry SDK,
-more than the whole per-call budget of an instrumentation that sits on every model call. The caller's thread only
-starts the span (so it is current during the call and its ids exist), reads what the call returned, and queues the
-rest here; one daemon thread applies it in order. Everything that ends a generation span goes through this queue,
-so an end never overtakes the attributes queued before it.
+Starting a span with ~35 attributes, ending it and recording three histograms costs 50-100 µs in the
+OpenTelemetry SDK, more than the whole per-call budget of an instrumentation that sits on every model call. The
+caller's thread only captures facts (the generation announces its span ids, so it can be current during the call);
+one daemon thread builds the SDK span from them, in order, in bursts. A generation asked to end before it is built
+ends as soon as it is (``Generation.end``), so an end never overtakes its attributes.
 
 ``drain()`` waits until everything queued so far is applied: ``loratrace.force_flush()`` and ``uninstrument()``
 call it, and so does interpreter exit (registered after the SDK providers, so it runs before their shutdown).

@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 from opentelemetry.trace import Span
 
 from loratrace import semconv
-from loratrace._finisher import finisher
 from loratrace.errors import ConfigurationError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,7 +64,7 @@ class Scope:
             previous, previous_end = self.pending_span, self.pending_end_ns
             self.pending_span, self.pending_end_ns = span, end_ns
         if previous is not None:
-            finisher.submit(previous.end, previous_end)  # queued after its own attributes
+            previous.end(previous_end)  # a generation not yet built ends as soon as it is
 
     def current_generation(self) -> Span | None:
         with self._lock:
@@ -76,7 +75,7 @@ class Scope:
             span, end_ns = self.pending_span, self.pending_end_ns
             self.pending_span = self.pending_end_ns = None
         if span is not None:
-            finisher.submit(span.end, end_ns)
+            span.end(end_ns)
 
     def count_schema_attempt(self) -> int:
         with self._lock:
@@ -105,12 +104,6 @@ def active_generation() -> contextvars.ContextVar[Span | None]:
     return _active_generation
 
 
-def scope_attributes() -> Mapping[str, Any]:
-    """The release-context attributes in force here (empty outside any scope)."""
-    scope = _current_scope.get()
-    return scope.attributes if scope is not None else {}
-
-
 def _check_value(key: str, value: Any) -> _AttributeValue:
     if isinstance(value, str | bool | int | float):
         return value
@@ -131,9 +124,7 @@ def _attributes_from_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigurationError(msg)
         value = _check_value(key, value)
         if key == "variant" and value not in semconv.VARIANTS:
-            msg = (
-                f"loratrace.context(variant=...) must be one of {', '.join(semconv.VARIANTS)}; got {value!r}"
-            )
+            msg = f"loratrace.context(variant=...) must be one of {', '.join(semconv.VARIANTS)}; got {value!r}"
             raise ConfigurationError(msg)
         attributes[_NAMED_KEYS.get(key, semconv.CONTEXT_PREFIX + key)] = value
     return attributes

@@ -71,10 +71,6 @@ def tracer_provider_in_use() -> trace.TracerProvider:
     return state.tracer_provider if state is not None else trace.get_tracer_provider()
 
 
-def _is_configured(provider: object, sdk_type: type) -> bool:
-    return isinstance(provider, sdk_type)
-
-
 def _resource(service_name: str | None) -> Resource:
     attributes: dict[str, Any] = {}
     if service_name:
@@ -200,7 +196,7 @@ def instrument(
         owns_tracer = owns_meter = False
         if tracer_provider is None:
             global_provider = trace.get_tracer_provider()
-            if _is_configured(global_provider, TracerProvider) and store is None:
+            if isinstance(global_provider, TracerProvider) and store is None:
                 tracer_provider = global_provider
             else:
                 sdk_provider = TracerProvider(resource=_resource(service_name))
@@ -222,7 +218,7 @@ def instrument(
                 tracer_provider, owns_tracer = sdk_provider, True
         if meter_provider is None:
             global_meter_provider = metrics.get_meter_provider()
-            if _is_configured(global_meter_provider, MeterProvider):
+            if isinstance(global_meter_provider, MeterProvider):
                 meter_provider = global_meter_provider
             elif store is not None:
                 meter_provider = metrics.NoOpMeterProvider()

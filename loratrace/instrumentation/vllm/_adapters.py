@@ -7,10 +7,12 @@ read still gets a span: name and source only.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from typing import Any
 
+from loratrace import semconv
 from loratrace.instrumentation._adapter_identity import AdapterIdentity, identity_from_directory
 
 logger = logging.getLogger(__name__)
@@ -42,14 +44,18 @@ class AdapterCache:
         return identity
 
 
+# vLLM applies LoRA weights beside the base weights and never merges them.
+_NOT_MERGED = {semconv.ADAPTER_MERGED: False}
+
+
 def _read_identity(path: str, name: str) -> AdapterIdentity:
     if not path:
-        return AdapterIdentity(name=name)
+        return AdapterIdentity(name=name, extra=_NOT_MERGED)
     try:
-        return identity_from_directory(path, name)
+        return dataclasses.replace(identity_from_directory(path, name), extra=_NOT_MERGED)
     except Exception:
         logger.debug("loratrace could not read the adapter at %r", path, exc_info=True)
-        return AdapterIdentity(name=name, source=path)
+        return AdapterIdentity(name=name, source=path, extra=_NOT_MERGED)
 
 
 ADAPTERS = AdapterCache()

@@ -121,9 +121,7 @@ def _server_load(settings: Settings, binder: Binder) -> Callable[..., Any]:
                 _error(span, str(error.type), str(error.message))
             else:
                 # Read the folder off the event loop: hashing a large adapter takes a while.
-                identity = await asyncio.get_running_loop().run_in_executor(
-                    None, ADAPTERS.refresh, path, name
-                )
+                identity = await asyncio.get_running_loop().run_in_executor(None, ADAPTERS.refresh, path, name)
                 _loaded(settings, span, name, path, base, started, identity)
         except Exception:
             logger.debug("loratrace could not record the adapter load", exc_info=True)

@@ -123,7 +123,6 @@ def enrich(attributes: dict[str, Any], processor: Any, req_state: Any) -> dict[s
     if lora is not None:
         identity = ADAPTERS.identity(lora)
         added.update(identity.attributes)
-        added[semconv.ADAPTER_MERGED] = False
         added[semconv.VARIANT] = semconv.VARIANT_ADAPTER
         served = identity.name
     else:

@@ -104,9 +104,7 @@ def _per_prompt(value: Any, index: int) -> Any:
 class _BatchCall:
     """One ``LLM.generate`` / ``LLM.chat`` call: the parent span, then a child span per request output."""
 
-    def __init__(
-        self, settings: Settings, llm: Any, operation: str, span_name: str, arguments: dict[str, Any]
-    ) -> None:
+    def __init__(self, settings: Settings, llm: Any, operation: str, span_name: str, arguments: dict[str, Any]) -> None:
         self._settings = settings
         self._operation = operation
         self._arguments = arguments
@@ -171,7 +169,6 @@ class _BatchCall:
             identity = ADAPTERS.identity(lora)
             adapter_name = identity.name
             attributes.update(identity.attributes)
-            attributes[semconv.ADAPTER_MERGED] = False
         params = _per_prompt(self._arguments.get("sampling_params"), index)
         if params is not None:
             key = id(params)
@@ -181,9 +178,7 @@ class _BatchCall:
         request_id = getattr(output, "request_id", None)
         if request_id is not None:
             attributes[semconv.GEN_AI_RESPONSE_ID] = str(request_id)
-        start_ns, end_ns, ttft_s, queue_s = _timing(
-            getattr(output, "metrics", None), self._start_ns, call_end_ns
-        )
+        start_ns, end_ns, ttft_s, queue_s = _timing(getattr(output, "metrics", None), self._start_ns, call_end_ns)
         if queue_s is not None:
             attributes[semconv.GEN_AI_LATENCY_TIME_IN_QUEUE] = queue_s
         model = adapter_name or self._base
@@ -230,9 +225,7 @@ class _BatchCall:
         return content
 
 
-def _timing(
-    metrics: Any, call_start_ns: int, call_end_ns: int
-) -> tuple[int, int, float | None, float | None]:
+def _timing(metrics: Any, call_start_ns: int, call_end_ns: int) -> tuple[int, int, float | None, float | None]:
     """(start ns, end ns, time to first token s, queue time s) of one request.
 
     vLLM records the arrival as wall-clock time and the rest on the engine core's monotonic clock, so the end

@@ -54,9 +54,7 @@ def patchers(settings: Settings) -> dict[str, Callable[[Any], None]]:
             Binder.for_method(module.OpenAIServingCompletion, "create_completion"),
             semconv.OPERATION_TEXT_COMPLETION,
         )
-        PATCHES.wrap(
-            module, "OpenAIServingCompletion.create_completion", wrapper, expected=("request", "raw_request")
-        )
+        PATCHES.wrap(module, "OpenAIServingCompletion.create_completion", wrapper, expected=("request", "raw_request"))
 
     def patch_chat(module: Any) -> None:
         wrapper = _serving_wrapper(
@@ -64,9 +62,7 @@ def patchers(settings: Settings) -> dict[str, Callable[[Any], None]]:
             Binder.for_method(module.OpenAIServingChat, "create_chat_completion"),
             semconv.OPERATION_CHAT,
         )
-        PATCHES.wrap(
-            module, "OpenAIServingChat.create_chat_completion", wrapper, expected=("request", "raw_request")
-        )
+        PATCHES.wrap(module, "OpenAIServingChat.create_chat_completion", wrapper, expected=("request", "raw_request"))
 
     def patch_engine(module: Any) -> None:
         wrapper = _engine_generate_wrapper(Binder.for_method(module.AsyncLLM, "generate"))
@@ -179,7 +175,6 @@ def _start_call(settings: Settings, serving: Any, operation: str, arguments: dic
         identity = ADAPTERS.identity(lora)
         adapter_name = identity.name
         attributes.update(identity.attributes)
-        attributes[semconv.ADAPTER_MERGED] = False
         response_model = identity.name
     elif asked == base or models.is_base_model(asked):
         response_model = base
