@@ -159,9 +159,7 @@ def check_references(config: dict[str, Any]) -> list[str]:
     enabled = set((config.get("service") or {}).get("extensions") or [])
     defined = set(config.get("extensions") or {})
     problems += [f"service.extensions lists {e!r}, which is not defined" for e in sorted(enabled - defined)]
-    problems += [
-        f"extension {e!r} is defined but not in service.extensions" for e in sorted(defined - enabled)
-    ]
+    problems += [f"extension {e!r} is defined but not in service.extensions" for e in sorted(defined - enabled)]
     return problems
 
 
@@ -174,9 +172,7 @@ def check_processor_order(config: dict[str, Any]) -> list[str]:
         if not types or types[-1] != "batch":
             problems.append(f"pipeline {name}: batch must be the last processor, got {types}")
         if types.count("memory_limiter") != 1 or types.count("batch") != 1:
-            problems.append(
-                f"pipeline {name}: exactly one memory_limiter and one batch expected, got {types}"
-            )
+            problems.append(f"pipeline {name}: exactly one memory_limiter and one batch expected, got {types}")
     return problems
 
 
@@ -190,9 +186,7 @@ def check_batch_size(config: dict[str, Any]) -> list[str]:
         if size != LORATRACE_BATCH_SPANS:
             problems.append(f"{cid}: send_batch_size {size!r}, expected {LORATRACE_BATCH_SPANS}")
         if max_size is None or max_size < LORATRACE_BATCH_SPANS:
-            problems.append(
-                f"{cid}: send_batch_max_size {max_size!r} must bound requests at >= send_batch_size"
-            )
+            problems.append(f"{cid}: send_batch_max_size {max_size!r} must bound requests at >= send_batch_size")
     return problems
 
 
@@ -214,9 +208,7 @@ def check_loopback_listeners(config: dict[str, Any]) -> list[str]:
     listeners = []
     for cid, settings in (config.get("receivers") or {}).items():
         for protocol, proto_settings in ((settings or {}).get("protocols") or {}).items():
-            listeners.append(
-                (f"receivers.{cid}.protocols.{protocol}", (proto_settings or {}).get("endpoint"))
-            )
+            listeners.append((f"receivers.{cid}.protocols.{protocol}", (proto_settings or {}).get("endpoint")))
     for cid, settings in (config.get("extensions") or {}).items():
         if ctype(cid) == "health_check":
             listeners.append((f"extensions.{cid}", (settings or {}).get("endpoint")))
@@ -240,9 +232,7 @@ def check_agent_exporter_targets_loratrace(config: dict[str, Any]) -> list[str]:
     for cid, settings in exporters.items():
         url = urlsplit(str(expand(settings.get("endpoint", ""))))
         if url.scheme not in ("http", "https") or url.port != LORATRACE_HTTP_PORT:
-            problems.append(
-                f"{cid}: endpoint {url.geturl()!r} is not loratrace's OTLP/HTTP port {LORATRACE_HTTP_PORT}"
-            )
+            problems.append(f"{cid}: endpoint {url.geturl()!r} is not loratrace's OTLP/HTTP port {LORATRACE_HTTP_PORT}")
         if url.path not in ("", "/"):
             # The exporter appends /v1/traces and /v1/metrics to the base URL, the paths loratrace serves.
             problems.append(f"{cid}: endpoint {url.geturl()!r} has a path; give the base URL")
@@ -266,9 +256,7 @@ def check_load_balancer_backends(config: dict[str, Any]) -> list[str]:
         if "static" in resolver:
             hostnames = expand((resolver["static"] or {}).get("hostnames") or [])
             if len(hostnames) < 2:
-                problems.append(
-                    f"{cid}: the static resolver lists {len(hostnames)} backend(s); a tier needs several"
-                )
+                problems.append(f"{cid}: the static resolver lists {len(hostnames)} backend(s); a tier needs several")
             if len(set(hostnames)) != len(hostnames):
                 problems.append(f"{cid}: the static resolver lists a backend twice: {hostnames}")
             for hostname in hostnames:
@@ -276,8 +264,7 @@ def check_load_balancer_backends(config: dict[str, Any]) -> list[str]:
                 port = str(hostname).rsplit(":", 1)[1] if ":" in str(hostname) else None
                 if port != str(LORATRACE_GRPC_PORT):
                     problems.append(
-                        f"{cid}: backend {hostname!r} is not on loratrace's OTLP/gRPC port "
-                        f"{LORATRACE_GRPC_PORT}"
+                        f"{cid}: backend {hostname!r} is not on loratrace's OTLP/gRPC port {LORATRACE_GRPC_PORT}"
                     )
         elif "dns" in resolver:
             if str(expand((resolver["dns"] or {}).get("port"))) != str(LORATRACE_GRPC_PORT):
@@ -300,9 +287,7 @@ def check_routing(config: dict[str, Any]) -> list[str]:
                 problems.append(f"pipeline {name}: {cid} routes by {key!r}, not traceID")
             if signal == "metrics" and key in (None, "traceID"):
                 # metrics carry no trace id; the exporter README says never to route metrics by traceID.
-                problems.append(
-                    f"pipeline {name}: {cid} must route metrics by service/resource/metric, got {key!r}"
-                )
+                problems.append(f"pipeline {name}: {cid} must route metrics by service/resource/metric, got {key!r}")
     if "traces" in pipelines(config) and not any(
         cid in lb_exporters for cid in pipelines(config)["traces"].get("exporters") or []
     ):
@@ -341,9 +326,7 @@ def check_persistent_queue(config: dict[str, Any]) -> list[str]:
         if not queue.get("enabled", False) or storage is None:
             problems.append(f"{name}: sending_queue must be enabled with a storage extension")
         elif storage not in extensions or ctype(storage) not in FILE_STORAGE:
-            problems.append(
-                f"{name}: sending_queue.storage {storage!r} is not a defined file_storage extension"
-            )
+            problems.append(f"{name}: sending_queue.storage {storage!r} is not a defined file_storage extension")
         elif storage not in enabled:
             problems.append(f"{name}: sending_queue.storage {storage!r} is not enabled in service.extensions")
     for cid, settings in extensions.items():
@@ -461,10 +444,7 @@ def test_agent_forwards_to_loratrace_http_port() -> None:
 
 def test_agent_authenticates_to_loratrace_with_env_token() -> None:
     config = load(AGENT)
-    assert (
-        check_auth(config, required_at=[f"exporters.{cid}" for cid in exporters_of_type(config, OTLPHTTP)])
-        == []
-    )
+    assert check_auth(config, required_at=[f"exporters.{cid}" for cid in exporters_of_type(config, OTLPHTTP)]) == []
 
 
 def test_agent_carries_traces_and_metrics() -> None:
@@ -606,9 +586,7 @@ MUTATIONS = [
     pytest.param(
         AGENT,
         check_agent_exporter_targets_loratrace,
-        lambda c: _agent_exporter(c).update(
-            endpoint="${env:LORATRACE_HTTP_ENDPOINT:-https://loratrace:4317}"
-        ),
+        lambda c: _agent_exporter(c).update(endpoint="${env:LORATRACE_HTTP_ENDPOINT:-https://loratrace:4317}"),
         "OTLP/HTTP port",
         id="agent-grpc-port",
     ),
@@ -713,9 +691,7 @@ def test_check_catches_broken_config(
 
 def test_secret_scan_catches_literal_token(tmp_path: Path) -> None:
     leaked = tmp_path / "leaked.yaml"
-    leaked.write_text(
-        AGENT.read_text(encoding="utf-8").replace("${env:LORATRACE_AUTH_TOKEN}", "abcdef0123456789")
-    )
+    leaked.write_text(AGENT.read_text(encoding="utf-8").replace("${env:LORATRACE_AUTH_TOKEN}", "abcdef0123456789"))
     assert any("literal" in problem for problem in check_no_literal_secrets(leaked))
 
 

@@ -29,9 +29,7 @@ def test_demo_serves_base_and_adapters_through_both_stacks_into_the_store(tmp_pa
     )
     assert result.returncode == 0, result.stderr[-3000:]
     store = workdir / "store"
-    ids = {
-        name: identity_from_directory(workdir / "models" / "adapters" / name, name).id for name in ADAPTERS
-    }
+    ids = {name: identity_from_directory(workdir / "models" / "adapters" / name, name).id for name in ADAPTERS}
     for adapter_id in ids.values():
         assert adapter_id[:19] in result.stdout  # the printed table shows each adapter's id
     generations = query(

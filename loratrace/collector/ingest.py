@@ -169,14 +169,10 @@ class Ingest:
             return ExportResult("unavailable", "the collector is shutting down; retry", retry_after=1)
         if self.backlog() > self.max_backlog_bytes:
             self.counters.add(overloaded=1)
-            return ExportResult(
-                "overloaded", "the store writer is behind; retry after the delay", retry_after=2
-            )
+            return ExportResult("overloaded", "the store writer is behind; retry after the delay", retry_after=2)
         if not self._slots.acquire(blocking=False):
             self.counters.add(overloaded=1)
-            return ExportResult(
-                "busy", "too many export requests in flight; retry after the delay", retry_after=1
-            )
+            return ExportResult("busy", "too many export requests in flight; retry after the delay", retry_after=1)
         try:
             return self._export(signal, body, json_body=json_body)
         finally:
@@ -207,9 +203,7 @@ class Ingest:
             except OSError as exc:
                 return ExportResult("unavailable", f"cannot write the write-ahead log: {exc}", retry_after=1)
             if not self.wal.wait_durable(end, timeout=self.durable_timeout):
-                return ExportResult(
-                    "unavailable", "the write-ahead log is not keeping up; retry", retry_after=1
-                )
+                return ExportResult("unavailable", "the write-ahead log is not keeping up; retry", retry_after=1)
             self.counters.add(wal_bytes_appended=len(payload))
         if signal == "traces":
             self.counters.add(accepted_spans=kept, rejected_spans=rejected)

@@ -138,9 +138,7 @@ def build_adapter(base: Path, directory: Path, spec: AdapterSpec) -> None:
     with open(config_path, encoding="utf-8") as handle:
         saved = json.load(handle)
     saved["base_model_name_or_path"] = BASE_MODEL_NAME
-    saved["target_modules"] = sorted(
-        saved["target_modules"]
-    )  # PEFT writes a set's order, which varies by run
+    saved["target_modules"] = sorted(saved["target_modules"])  # PEFT writes a set's order, which varies by run
     with open(config_path, "w", encoding="utf-8") as handle:
         json.dump(saved, handle, indent=2, sort_keys=True)
 

@@ -100,9 +100,7 @@ def _serve_with_transformers(models: TinyModels) -> None:
         with model.disable_adapter():
             generate(["Return a JSON object with the fields name, plan and seats."])
         loratrace.record_schema_attempt(valid=True)
-        loratrace.record_eval(
-            "json_valid", score=1.0, passed=True, explanation="validated by the base template"
-        )
+        loratrace.record_eval("json_valid", score=1.0, passed=True, explanation="validated by the base template")
 
 
 def _json_error(text: str) -> str | None:
@@ -145,9 +143,7 @@ def run_demo(workdir: str | os.PathLike[str], *, use_vllm: bool | None = None) -
     finally:
         loratrace.uninstrument()  # flushes every span into the store
     click.echo(f"4/4 the spans in {store}:\n")
-    with pl.Config(
-        tbl_rows=100, tbl_cols=20, tbl_width_chars=200, fmt_str_lengths=24, tbl_hide_dataframe_shape=True
-    ):
+    with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=200, fmt_str_lengths=24, tbl_hide_dataframe_shape=True):
         click.echo(query(store, SPAN_TABLE_SQL))
         for question, sql in QUESTIONS.items():
             click.echo(f"\n{question}")

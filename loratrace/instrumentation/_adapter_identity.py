@@ -136,9 +136,7 @@ def identity_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return subset
 
 
-def content_id(
-    config: Mapping[str, Any], tensors: Iterable[tuple[str, str, list[int], bytes | memoryview]]
-) -> str:
+def content_id(config: Mapping[str, Any], tensors: Iterable[tuple[str, str, list[int], bytes | memoryview]]) -> str:
     """Hash the identity config and ``(name, dtype, shape, raw bytes)`` tensors, which must come in name order."""
     digest = hashlib.sha256(_HASH_PREFIX)
     digest.update(json.dumps(identity_config(config), sort_keys=True, separators=(",", ":")).encode())

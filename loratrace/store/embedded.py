@@ -46,9 +46,7 @@ class StoreSpanExporter(SpanExporter):
                 drop_duplicates(frames, self._recent)
                 write_segments(self.store, frames, walend=0, kind="embedded")
         except Exception:  # an exporter must never raise into the SDK
-            logger.warning(
-                "could not write %d spans into the store %s", len(spans), self.store, exc_info=True
-            )
+            logger.warning("could not write %d spans into the store %s", len(spans), self.store, exc_info=True)
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 

@@ -37,9 +37,7 @@ def write_segments(store: Path, frames: dict[str, pl.DataFrame], *, walend: int,
     return written
 
 
-def write_segment(
-    folder: Path, frame: pl.DataFrame, *, walend: int, kind: str, name: str | None = None
-) -> Path:
+def write_segment(folder: Path, frame: pl.DataFrame, *, walend: int, kind: str, name: str | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / (name or layout.segment_name(walend, kind))
     tmp = folder / f".{final.name}.tmp"

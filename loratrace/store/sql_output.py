@@ -36,9 +36,7 @@ def render(frame: pl.DataFrame, output_format: str) -> str:
     rows = frame.rows()
     names = frame.columns
     if output_format == "json":
-        return (
-            json.dumps([dict(zip(names, map(_plain, row), strict=True)) for row in rows], default=str) + "\n"
-        )
+        return json.dumps([dict(zip(names, map(_plain, row), strict=True)) for row in rows], default=str) + "\n"
     if output_format == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

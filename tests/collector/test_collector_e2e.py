@@ -35,9 +35,7 @@ from .conftest import RunningCollector, start_collector
 
 
 def _post(url: str, body: bytes, content_type: str = "application/x-protobuf", **headers: str):
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": content_type, **headers}
-    )
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type, **headers})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read(), dict(response.headers)
@@ -105,9 +103,7 @@ def test_sdk_http_and_grpc_exporters_land_in_promoted_columns(collector: Running
             "enterprise",
         )
     ]
-    evals = query(
-        collector.store, "SELECT span_id, name, score, passed, adapter_name, cohort FROM evals"
-    ).rows()
+    evals = query(collector.store, "SELECT span_id, name, score, passed, adapter_name, cohort FROM evals").rows()
     assert evals == [(span_id, "exact", 1.0, True, "a1", "enterprise")]
 
 
@@ -126,12 +122,8 @@ def test_metrics_are_stored(collector: RunningCollector) -> None:
         timeout=5,
         what="metric points",
     )
-    rows = query(
-        collector.store, "SELECT name, unit, type, count, sum, min, max, adapter_name, variant FROM metrics"
-    )
-    assert rows.rows() == [
-        (semconv.METRIC_OPERATION_DURATION, "s", "histogram", 3, 4.0, 0.5, 2.0, "a2", "adapter")
-    ]
+    rows = query(collector.store, "SELECT name, unit, type, count, sum, min, max, adapter_name, variant FROM metrics")
+    assert rows.rows() == [(semconv.METRIC_OPERATION_DURATION, "s", "histogram", 3, 4.0, 0.5, 2.0, "a2", "adapter")]
 
 
 def _request_with_ids(trace_id: bytes, span_id: bytes, name: str = "s") -> bytes:
@@ -175,9 +167,7 @@ def test_bad_payloads_get_the_otlp_answers_and_the_collector_keeps_serving(tmp_p
                                     "startTimeUnixNano": "1000",
                                     "endTimeUnixNano": "3000",
                                     "kind": 2,
-                                    "attributes": [
-                                        {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "42"}}
-                                    ],
+                                    "attributes": [{"key": "gen_ai.usage.input_tokens", "value": {"intValue": "42"}}],
                                 }
                             ]
                         }
@@ -188,9 +178,7 @@ def test_bad_payloads_get_the_otlp_answers_and_the_collector_keeps_serving(tmp_p
         status, body, headers = _post(url, json.dumps(document).encode(), "application/json")
         assert (status, headers["Content-Type"]) == (200, "application/json")
         running.wait_until(lambda: _count(running.store) == 2, timeout=5, what="the two valid spans")
-        rows = query(
-            running.store, "SELECT name, span_id, kind, input_tokens, duration_ns FROM spans ORDER BY name"
-        )
+        rows = query(running.store, "SELECT name, span_id, kind, input_tokens, duration_ns FROM spans ORDER BY name")
         assert rows.rows() == [
             ("good", "02" * 8, "UNSPECIFIED", None, 1),
             ("json-span", "0b" * 8, "SERVER", 42, 2000),
@@ -277,8 +265,6 @@ def test_non_loopback_bind_without_token_is_refused(tmp_path) -> None:
 
     from loratrace.cli import cli
 
-    result = CliRunner().invoke(
-        cli, ["collect", "--store", str(tmp_path / "s"), "--http", "0.0.0.0:0"], env={}
-    )
+    result = CliRunner().invoke(cli, ["collect", "--store", str(tmp_path / "s"), "--http", "0.0.0.0:0"], env={})
     assert result.exit_code == 1
     assert "--auth-token" in result.output

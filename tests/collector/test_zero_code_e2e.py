@@ -77,12 +77,14 @@ def test_opentelemetry_instrument_app_to_loratrace_collector(tmp_path: Path, tin
         ("support-bot", "base", None, None, None, "base", prompt_tokens),
     ]
     metrics = collector.wait_until(
-        lambda: query(
-            collector.store,
-            "SELECT DISTINCT adapter_name FROM metrics WHERE name = 'gen_ai.client.operation.duration' "
-            "AND adapter_name IS NOT NULL ORDER BY 1",
-        )["adapter_name"].to_list()
-        == ["a1", "a2"],
+        lambda: (
+            query(
+                collector.store,
+                "SELECT DISTINCT adapter_name FROM metrics WHERE name = 'gen_ai.client.operation.duration' "
+                "AND adapter_name IS NOT NULL ORDER BY 1",
+            )["adapter_name"].to_list()
+            == ["a1", "a2"]
+        ),
         timeout=30,
         what="the duration histogram per adapter in the metrics view",
     )

@@ -25,9 +25,7 @@ BASE = "tiny-llama"
 
 
 class Engine:
-    def __init__(
-        self, llm: Any, exporter: InMemorySpanExporter, reader: InMemoryMetricReader, models: TinyModels
-    ):
+    def __init__(self, llm: Any, exporter: InMemorySpanExporter, reader: InMemoryMetricReader, models: TinyModels):
         from vllm import SamplingParams
         from vllm.lora.request import LoRARequest
 
@@ -142,9 +140,7 @@ def test_request_timing_comes_from_vllm_stats(spans: Engine) -> None:
     (span,) = _requests(engine)
     metrics = output.metrics
     assert span.start_time == int(metrics.arrival_time * 1e9)
-    assert span.attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] == pytest.approx(
-        metrics.first_token_latency
-    )
+    assert span.attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] == pytest.approx(metrics.first_token_latency)
     assert span.attributes[semconv.GEN_AI_LATENCY_TIME_IN_QUEUE] == pytest.approx(
         metrics.scheduled_ts - metrics.queued_ts
     )

@@ -27,9 +27,7 @@ def _run(code: str, *, launcher: list[str] | None = None) -> str:
         "OTEL_LOGS_EXPORTER": "none",
     }
     command = [*(launcher or []), sys.executable, "-c", code]
-    result = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=120, cwd=REPO, check=False
-    )
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=REPO, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 

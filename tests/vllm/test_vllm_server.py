@@ -214,9 +214,7 @@ def test_streamed_chat_records_time_to_first_token(server: Server) -> None:
     assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == usage["completion_tokens"]
     ttft = span.attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK]
     assert 0 < ttft <= (span.end_ns - span.start_ns) / 1e9
-    finish = [
-        c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]
-    ]
+    finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
     assert span.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == tuple(finish)
 
 
@@ -261,9 +259,7 @@ def test_adapter_loaded_at_run_time(server: Server, tmp_path: Path) -> None:
         lambda s: s.name == semconv.ADAPTER_LOAD_SPAN and s.attributes.get(semconv.ADAPTER_NAME) == "late"
     )
     assert load.attributes[semconv.ADAPTER_SOURCE] == str(path)
-    assert (
-        load.attributes[semconv.ADAPTER_ID] == identity_from_directory(server.models.adapters["a2"], "a2").id
-    )
+    assert load.attributes[semconv.ADAPTER_ID] == identity_from_directory(server.models.adapters["a2"], "a2").id
 
     status, body = server.post("/v1/completions", {"model": "late", "prompt": "Paris is", "max_tokens": 3})
     assert status == 200
@@ -280,9 +276,7 @@ def test_adapter_loaded_at_run_time(server: Server, tmp_path: Path) -> None:
 
 
 def test_unknown_model_is_an_error_span_with_the_asked_name(server: Server) -> None:
-    status, body = server.post(
-        "/v1/completions", {"model": "no-such-adapter", "prompt": "Hello", "max_tokens": 3}
-    )
+    status, body = server.post("/v1/completions", {"model": "no-such-adapter", "prompt": "Hello", "max_tokens": 3})
     assert status == 404
     (span,) = server.receiver.wait_for_spans(
         lambda s: (
@@ -303,9 +297,7 @@ def test_metrics_per_adapter_with_low_cardinality_labels(server: Server) -> None
     status, _ = server.post("/v1/completions", {"model": "a2", "prompt": "Hello", "max_tokens": 2})
     assert status == 200
     points = server.receiver.wait_for_points(
-        lambda p: (
-            p.metric == semconv.METRIC_OPERATION_DURATION and p.attributes.get(semconv.ADAPTER_NAME) == "a2"
-        )
+        lambda p: p.metric == semconv.METRIC_OPERATION_DURATION and p.attributes.get(semconv.ADAPTER_NAME) == "a2"
     )
     assert points[0].attributes[semconv.BASE_MODEL_NAME] == BASE
     loads = server.receiver.wait_for_points(lambda p: p.metric == semconv.METRIC_ADAPTER_LOAD_DURATION)
