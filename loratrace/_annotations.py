@@ -15,10 +15,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import Span
 
 from loratrace import semconv
-from loratrace._release_context import active_generation, current_scope
+from loratrace._release_context import current_scope
 from loratrace.errors import ConfigurationError, LoratraceWarning
+from loratrace.instrumentation._generation import Generation
 
-_ACTIVE = active_generation()
 _MAX_ERROR_LENGTH = 1024
 _NO_GENERATION = (
     "loratrace.{helper}() found no current generation: call it inside `with loratrace.context(...)` after the "
@@ -27,8 +27,8 @@ _NO_GENERATION = (
 
 
 def current_generation_span() -> Span | None:
-    active = _ACTIVE.get()
-    if active is not None and active.is_recording():
+    active = trace.get_current_span()  # inside the model call, the generation is the current span
+    if isinstance(active, Generation) and active.is_recording():
         return active
     scope = current_scope()
     if scope is not None:
@@ -132,8 +132,7 @@ def _record_on_child(target: Span | ReadableSpan, name: str, attributes: dict[st
     inherited = {
         key: value
         for key, value in (getattr(target, "attributes", None) or {}).items()
-        if key.startswith("loratrace.")
-        or key in (semconv.GEN_AI_RESPONSE_MODEL, semconv.GEN_AI_REQUEST_MODEL)
+        if key.startswith("loratrace.") or key in (semconv.GEN_AI_RESPONSE_MODEL, semconv.GEN_AI_REQUEST_MODEL)
     }
     inherited[semconv.GEN_AI_OPERATION_NAME] = "evaluation"
     tracer = tracer_provider_in_use().get_tracer("loratrace")

@@ -89,19 +89,10 @@ class Scope:
 
 
 _current_scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("loratrace_scope", default=None)
-# The generation span being produced right now (inside the model call), for helpers called from a streamer or a
-# logits processor when no scope is open.
-_active_generation: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
-    "loratrace_active_generation", default=None
-)
 
 
 def current_scope() -> Scope | None:
     return _current_scope.get()
-
-
-def active_generation() -> contextvars.ContextVar[Span | None]:
-    return _active_generation
 
 
 def _check_value(key: str, value: Any) -> _AttributeValue:

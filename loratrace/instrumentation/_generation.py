@@ -23,11 +23,10 @@ from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode,
 
 from loratrace import semconv
 from loratrace._finisher import finisher
-from loratrace._release_context import active_generation, current_scope
+from loratrace._release_context import Scope, current_scope
 
 logger = logging.getLogger(__name__)
 
-_ACTIVE = active_generation()
 _TRUTHY = frozenset({"true", "1", "yes", "on"})
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _OUTCOME_KEYS = ("input_tokens", "output_tokens", "finish_reasons", "ttft_s", "extra")
@@ -78,12 +77,15 @@ class GenerationMetrics:
 class _AnnouncedIds(IdGenerator):
     """The ids a generation was announced under while its call ran, for the tracer that later builds its span.
 
-    Installed as the ``id_generator`` of loratrace's own tracer object only (each ``get_tracer`` call returns a new
-    one), it hands out the announced ids on the finisher thread and defers to the provider's generator otherwise.
+    Installed as the ``id_generator`` of loratrace's own tracer object only (the SDK caches one tracer per
+    instrumentation scope), it hands out the announced ids on the finisher thread and defers to the provider's
+    generator otherwise. Recorders on the same tracer share it; the last one to close puts the provider's
+    generator back, so instrumenting again never stacks one on another.
     """
 
     def __init__(self, fallback: IdGenerator) -> None:
-        self._fallback = fallback
+        self.fallback = fallback
+        self.users = 0
         self._local = threading.local()
 
     def announce(self, trace_id: int, span_id: int) -> None:
@@ -94,11 +96,14 @@ class _AnnouncedIds(IdGenerator):
 
     def generate_span_id(self) -> int:
         ids = getattr(self._local, "ids", None)
-        return ids[1] if ids else self._fallback.generate_span_id()
+        return ids[1] if ids else self.fallback.generate_span_id()
 
     def generate_trace_id(self) -> int:
         ids = getattr(self._local, "ids", None)
-        return ids[0] if ids else self._fallback.generate_trace_id()
+        return ids[0] if ids else self.fallback.generate_trace_id()
+
+
+_ANNOUNCED_IDS_LOCK = threading.Lock()
 
 
 class _StartFacts(NamedTuple):
@@ -176,21 +181,16 @@ class Generation(Span):
         parent: otel_context.Context | None,
         facts: _StartFacts,
         start_time_ns: int | None,
+        scope: Scope | None = None,
     ) -> None:
-        # the caller's context, captured here: the SDK span is started on another thread
-        parent = parent if parent is not None else otel_context.get_current()
-        parent_context = trace.get_current_span(parent).get_span_context()
-        new_ids = recorder.new_ids
-        if parent_context.is_valid:
-            trace_id, flags = parent_context.trace_id, parent_context.trace_flags
-        else:
-            trace_id, flags = new_ids.generate_trace_id(), _SAMPLED
-        self._ids = (trace_id, new_ids.generate_span_id(), flags)
+        # the caller's context, captured here: the SDK span is started on another thread. Everything derived from
+        # it (the parent's ids, this span's ids) is worked out on first use, usually on the finisher thread.
+        self._parent = parent if parent is not None else otel_context.get_current()
+        self._ids: tuple[int, int, TraceFlags] | None = None
         self._context: SpanContext | None = None
         self._recorder = recorder
         self._name = name
         self._kind = kind
-        self._parent = parent
         self._facts = facts
         self._late: dict[str, Any] = {}
         self._events: list[tuple[str, Mapping[str, Any] | None, int]] = []
@@ -202,7 +202,8 @@ class Generation(Span):
         self._start_ns_given = start_time_ns
         self._start_ns = start_time_ns if start_time_ns is not None else time.time_ns()
         self._context_token: object | None = None
-        self._active_token: object | None = None
+        # the scope the generation was started in: it is also the one current when the call ends
+        self._scope = scope
 
     # --- the caller's side ------------------------------------------------------------------------------------
     @property
@@ -211,18 +212,18 @@ class Generation(Span):
         return self
 
     @property
+    def recorder(self) -> GenerationRecorder:
+        return self._recorder
+
+    @property
     def elapsed_s(self) -> float:
         return time.perf_counter() - self._start_s
 
     def activate(self) -> None:
         """Make the generation current for the wrapped call, so library spans and helpers nest under it."""
         self._context_token = otel_context.attach(trace.set_span_in_context(self))
-        self._active_token = _ACTIVE.set(self)
 
     def deactivate(self) -> None:
-        if self._active_token is not None:
-            _ACTIVE.reset(self._active_token)  # type: ignore[arg-type]
-            self._active_token = None
         if self._context_token is not None:
             otel_context.detach(self._context_token)  # type: ignore[arg-type]
             self._context_token = None
@@ -277,7 +278,7 @@ class Generation(Span):
     ) -> None:
         duration_s = self._duration_s(end_time)
         end_ns = end_time if end_time is not None else time.time_ns()
-        scope = current_scope() if register_in_scope else None
+        scope = self._scope if register_in_scope else None
         finisher.submit(self._build, outcome, exception, error_type, duration_s, None if scope is not None else end_ns)
         if scope is not None:
             scope.adopt_generation(self, end_ns)
@@ -317,7 +318,8 @@ class Generation(Span):
             measured["error_type"] = error_type
         ids = recorder.announced_ids
         if ids is not None:
-            ids.announce(self._ids[0], self._ids[1])
+            trace_id, span_id, _flags = self._span_ids()
+            ids.announce(trace_id, span_id)
         try:
             sdk_span = recorder.tracer.start_span(
                 self._name or self._facts.span_name(), context=self._parent, kind=self._kind, start_time=self._start_ns
@@ -342,9 +344,22 @@ class Generation(Span):
             sdk_span.end(end_time=end_ns if end_ns is not None else end_requested)
 
     # --- the Span API: the SDK span's once it exists, kept until then ------------------------------------------
+    def _span_ids(self) -> tuple[int, int, TraceFlags]:
+        """(trace id, span id, flags), made on first use: the parent's trace continues, else a new one starts."""
+        with self._lock:
+            if self._ids is None:
+                parent_context = trace.get_current_span(self._parent).get_span_context()
+                new_ids = self._recorder.new_ids
+                if parent_context.is_valid:
+                    trace_id, flags = parent_context.trace_id, parent_context.trace_flags
+                else:
+                    trace_id, flags = new_ids.generate_trace_id(), _SAMPLED
+                self._ids = (trace_id, new_ids.generate_span_id(), flags)
+            return self._ids
+
     def get_span_context(self) -> SpanContext:
         if self._context is None:  # built on first use: most calls never need it
-            trace_id, span_id, flags = self._ids
+            trace_id, span_id, flags = self._span_ids()
             self._context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags)
         return self._context
 
@@ -454,11 +469,25 @@ class GenerationRecorder:
         self.announced_ids: _AnnouncedIds | None = None
         # the provider's own generator makes the announced ids (an X-Ray style generator keeps its format)
         self.new_ids: IdGenerator = RandomIdGenerator()
-        id_generator = getattr(tracer, "id_generator", None)
-        if isinstance(id_generator, IdGenerator):
-            self.new_ids = id_generator
-            self.announced_ids = _AnnouncedIds(id_generator)
-            tracer.id_generator = self.announced_ids  # type: ignore[attr-defined]
+        with _ANNOUNCED_IDS_LOCK:
+            id_generator = getattr(tracer, "id_generator", None)
+            if isinstance(id_generator, IdGenerator) and not isinstance(id_generator, _AnnouncedIds):
+                id_generator = _AnnouncedIds(id_generator)
+                tracer.id_generator = id_generator  # type: ignore[attr-defined]
+            if isinstance(id_generator, _AnnouncedIds):
+                id_generator.users += 1
+                self.announced_ids = id_generator
+                self.new_ids = id_generator.fallback
+
+    def close(self) -> None:
+        """Give the tracer its own id generator back once no recorder needs announced ids (at uninstrument)."""
+        with _ANNOUNCED_IDS_LOCK:
+            announced, self.announced_ids = self.announced_ids, None
+            if announced is None:
+                return
+            announced.users -= 1
+            if announced.users == 0 and getattr(self.tracer, "id_generator", None) is announced:
+                self.tracer.id_generator = announced.fallback  # type: ignore[attr-defined]
 
     def start(
         self,
@@ -491,4 +520,4 @@ class GenerationRecorder:
             scope.has_fallback if scope is not None else False,
             scope.fallback_reason if scope is not None else None,
         )
-        return Generation(self, span_name, kind, parent, facts, start_time)
+        return Generation(self, span_name, kind, parent, facts, start_time, scope)

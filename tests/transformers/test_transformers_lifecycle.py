@@ -79,6 +79,30 @@ def test_uninstrument_restores_the_original_methods(uninstrumented: Telemetry, t
     assert uninstrumented.only_span().attributes[semconv.ADAPTER_NAME] == "a1"
 
 
+def test_instrumenting_again_reuses_the_tracer_without_stacking_id_generators(
+    uninstrumented: Telemetry, tiny_models, tokenizer
+):
+    """The SDK caches one tracer per scope: each instrument() must not wrap the previous id generator again,
+    and uninstrument() gives the tracer the provider's own generator back."""
+    from loratrace._version import __version__
+    from loratrace.instrumentation import transformers as instrumentation
+
+    provider = uninstrumented.tracer_provider
+    tracer = provider.get_tracer(instrumentation.__name__, __version__)
+    assert tracer.id_generator is provider.id_generator
+    model = load_peft(tiny_models, "a1")
+    inputs = tokenizer([PROMPT], return_tensors="pt")
+    for _ in range(3):
+        _instrument(uninstrumented)
+        assert tracer.id_generator.fallback is provider.id_generator
+        model.generate(**inputs, max_new_tokens=2)
+        TransformersInstrumentor().uninstrument()
+        assert tracer.id_generator is provider.id_generator
+    spans = uninstrumented.finished()
+    assert len(spans) == 3
+    assert len({span.context.span_id for span in spans}) == 3
+
+
 def test_instrumenting_twice_warns_and_never_raises(telemetry: Telemetry, tiny_models, tokenizer, caplog):
     with caplog.at_level(logging.WARNING, logger="opentelemetry.instrumentation.instrumentor"):
         _instrument(telemetry)

@@ -54,5 +54,7 @@ class TransformersInstrumentor(BaseInstrumentor):
         _patching.enable(recorder)
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        _patching.disable()
+        recorder = _patching.disable()
         finisher.drain()  # spans of calls made while instrumented are complete when this returns
+        if recorder is not None:
+            recorder.close()

@@ -29,21 +29,27 @@ _SMALL_MASK = 4096
 
 
 class GenerateCall:
-    """One generate call's parameters: keyword arguments, then ``generation_config=``, then the model's."""
+    """One generate call's parameters: keyword arguments, then ``generation_config=``, then the model's.
+
+    The configs' values are snapshotted because they are read after the call returns, on the finisher thread,
+    when the caller may already have changed them.
+    """
 
     __slots__ = ("_configs", "kwargs")
 
     def __init__(self, kwargs: Mapping[str, Any], model_config: Any) -> None:
         self.kwargs = kwargs
         passed = kwargs.get("generation_config")
-        self._configs = (passed, model_config) if passed is not None else (model_config,)
+        model_values = _snapshot(model_config)
+        self._configs = (_snapshot(passed), model_values) if passed is not None else (model_values,)
 
     def get(self, name: str) -> Any:
         value = self.kwargs.get(name)
         if value is not None:
             return value
-        for config in self._configs:
-            value = getattr(config, name, None)
+        position = _SNAPSHOT_POSITION[name]
+        for values in self._configs:
+            value = values[position]
             if value is not None:
                 return value
         return None
@@ -52,6 +58,18 @@ class GenerateCall:
         """The parameter values in ``PARAMETER_NAMES`` order (None when unset): a cache key for the span."""
         get = self.get
         return tuple([get(name) for name in PARAMETER_NAMES])
+
+
+_SNAPSHOT_NAMES = (*PARAMETER_NAMES, "pad_token_id", "eos_token_id")
+_SNAPSHOT_POSITION = {name: position for position, name in enumerate(_SNAPSHOT_NAMES)}
+
+
+def _snapshot(config: Any) -> tuple[Any, ...]:
+    """The values ``GenerateCall.get`` reads from a generation config, in ``_SNAPSHOT_NAMES`` order."""
+    try:
+        return tuple(map(vars(config).get, _SNAPSHOT_NAMES))  # one C-level pass over the instance dict
+    except TypeError:  # an object without a __dict__
+        return tuple(getattr(config, name, None) for name in _SNAPSHOT_NAMES)
 
 
 def request_attributes(values: tuple[Any, ...]) -> dict[str, Any]:

@@ -96,7 +96,8 @@ def enable(recorder: GenerationRecorder) -> None:
         wrapt.register_post_import_hook(_on_import, name)
 
 
-def disable() -> None:
+def disable() -> GenerationRecorder | None:
+    """Remove the patches; returns the recorder they used, to close once its queued spans are built."""
     SETTINGS.enabled = False
     while _patched:
         owner, name, installed = _patched.pop()
@@ -106,4 +107,5 @@ def disable() -> None:
         else:  # someone wrapped over us: unwrapping now would remove their wrapper too
             logger.debug("%s.%s was re-wrapped by another library; leaving it", owner.__qualname__, name)
     _patched_modules.clear()
-    SETTINGS.recorder = None
+    recorder, SETTINGS.recorder = SETTINGS.recorder, None
+    return recorder

@@ -181,8 +181,10 @@ def _layer(tuner: Any, state: TunerState, name: str) -> Any | None:
     return found
 
 
-def read_adapter(peft_model: Any, tuner: Any) -> AdapterReading | None:
-    """The adapter serving a generate call on ``peft_model`` now, or None when adapters are disabled."""
+def read_adapter(peft_model: Any, tuner: Any, state: TunerState) -> AdapterReading | None:
+    """The adapter serving a generate call on ``peft_model`` now, or None when adapters are disabled.
+
+    ``state`` is ``tuner_state(tuner)``, looked up once per PeftModel by the caller."""
     if getattr(peft_model, "_adapters_disabled", False):
         return None
     if getattr(peft_model, "_is_prompt_learning", False):  # prompt tuning: no weights merged into layers
@@ -198,7 +200,6 @@ def read_adapter(peft_model: Any, tuner: Any) -> AdapterReading | None:
     names = tuner.active_adapters
     if not names:
         return None
-    state = tuner_state(tuner)
     if len(names) == 1:
         name = names[0]
         identity = _identity(tuner, state, name)

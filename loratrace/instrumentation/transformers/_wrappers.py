@@ -10,7 +10,6 @@ the user's call runs, and returns, exactly as it would without loratrace.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import inspect
 import logging
@@ -18,6 +17,9 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 from loratrace import semconv
 from loratrace.instrumentation._generation import Generation, GenerationRecorder
@@ -38,7 +40,6 @@ from loratrace.instrumentation.transformers._outputs import (
 
 logger = logging.getLogger(__name__)
 
-_IN_GENERATE: contextvars.ContextVar[bool] = contextvars.ContextVar("loratrace_in_generate", default=False)
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
 
@@ -86,6 +87,7 @@ class _PeftInfo:
     tuner: Any
     inner: Any
     info: ModelInfo
+    state: _peft_state.TunerState
 
 
 _PEFT_MODELS: weakref.WeakKeyDictionary[Any, _PeftInfo] = weakref.WeakKeyDictionary()
@@ -95,7 +97,8 @@ def _peft_info(peft_model: Any) -> _PeftInfo:
     known = _PEFT_MODELS.get(peft_model)
     if known is None:
         inner = peft_model.get_base_model()
-        known = _PeftInfo(tuner=peft_model.base_model, inner=inner, info=model_info(inner))
+        tuner = peft_model.base_model
+        known = _PeftInfo(tuner, inner, model_info(inner), _peft_state.tuner_state(tuner))
         _PEFT_MODELS[peft_model] = known
         _peft_state.remember_owner(peft_model, inner)
     return known
@@ -103,7 +106,7 @@ def _peft_info(peft_model: Any) -> _PeftInfo:
 
 def _describe_peft(peft_model: Any) -> tuple[ModelInfo, _peft_state.AdapterReading | None, Any]:
     known = _peft_info(peft_model)
-    reading = _peft_state.read_adapter(peft_model, known.tuner)
+    reading = _peft_state.read_adapter(peft_model, known.tuner, known.state)
     return known.info, reading, known.inner.generation_config
 
 
@@ -116,40 +119,47 @@ def _describe_plain(model: Any) -> tuple[ModelInfo, _peft_state.AdapterReading |
     return model_info(model), merged, model.generation_config
 
 
-# (model info, adapter reading, request parameter values) -> the span's start attributes. The generate calls
-# of one service repeat a handful of combinations, so the dict is built once per combination.
-_SPAN_ATTRIBUTES: dict[tuple[Any, ...], dict[str, Any]] = {}
-_SPAN_ATTRIBUTES_MAX = 512
+# (model info, adapter reading) -> the span's start attributes, built once per combination (both are cached
+# objects, hashed by identity). Request parameters are added off the caller's thread, from a snapshot.
+_START_ATTRIBUTES: dict[tuple[Any, Any], dict[str, Any]] = {}
+_REQUEST_ATTRIBUTES: dict[tuple[Any, ...], dict[str, Any]] = {}
+_CACHE_MAX = 512
 
 
-def _span_attributes(info: ModelInfo, reading: _peft_state.AdapterReading | None, call: GenerateCall) -> dict[str, Any]:
-    values = call.request_values()
-    key = (info, reading, values)
-    try:
-        cached = _SPAN_ATTRIBUTES.get(key)
-    except TypeError:  # an unhashable parameter value (a list of stop strings): build it every time
-        return _build_span_attributes(info, reading, values)
+def _start_attributes(info: ModelInfo, reading: _peft_state.AdapterReading | None) -> dict[str, Any]:
+    key = (info, reading)
+    cached = _START_ATTRIBUTES.get(key)
     if cached is None:
-        if len(_SPAN_ATTRIBUTES) >= _SPAN_ATTRIBUTES_MAX:
-            _SPAN_ATTRIBUTES.clear()
-        cached = _SPAN_ATTRIBUTES[key] = _build_span_attributes(info, reading, values)
+        if len(_START_ATTRIBUTES) >= _CACHE_MAX:
+            _START_ATTRIBUTES.clear()
+        cached = {**info.attributes, **reading.attributes} if reading is not None else dict(info.attributes)
+        _START_ATTRIBUTES[key] = cached
     return cached
 
 
-def _build_span_attributes(
-    info: ModelInfo, reading: _peft_state.AdapterReading | None, values: tuple[Any, ...]
-) -> dict[str, Any]:
-    attributes = {**info.attributes, **request_attributes(values)}
-    if reading is not None:
-        attributes.update(reading.attributes)
-    return attributes
+def _request_attributes(call: GenerateCall) -> dict[str, Any]:
+    """The request parameters' attributes; a service repeats a handful of combinations, so they are cached."""
+    values = call.request_values()
+    try:
+        cached = _REQUEST_ATTRIBUTES.get(values)
+    except TypeError:  # an unhashable parameter value (a list of stop strings): build it every time
+        return request_attributes(values)
+    if cached is None:
+        if len(_REQUEST_ATTRIBUTES) >= _CACHE_MAX:
+            _REQUEST_ATTRIBUTES.clear()
+        cached = _REQUEST_ATTRIBUTES[values] = request_attributes(values)
+    return cached
 
 
 def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelInfo, Any, Any]]) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         recorder = settings.recorder
-        if recorder is None or _IN_GENERATE.get():
+        if recorder is None:
             return wrapped(*args, **kwargs)
+        parent = otel_context.get_current()
+        current = trace.get_current_span(parent)
+        if isinstance(current, Generation) and current.recorder is recorder:
+            return wrapped(*args, **kwargs)  # generate called by a traced generate (PeftModel's calls the base's)
         try:
             info, reading, model_generation_config = describe(instance)
             call = GenerateCall(kwargs, model_generation_config)
@@ -158,9 +168,10 @@ def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelIn
                 operation=semconv.OPERATION_TEXT_COMPLETION,
                 request_model=info.name,
                 response_model=adapter_name or info.name,
-                attributes=_span_attributes(info, reading, call),
+                attributes=_start_attributes(info, reading),
                 adapter_name=adapter_name,
                 base_model=info.name,
+                parent=parent,
             )
         except Exception:
             logger.debug("loratrace could not start a span for %s.generate", type(instance).__name__, exc_info=True)
@@ -170,19 +181,16 @@ def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelIn
         if streamer is not None:
             streamer = FirstTokenStreamer(streamer, generation)
             call_kwargs = {**kwargs, "streamer": streamer}
-        token = _IN_GENERATE.set(True)
         generation.activate()
         try:
             result = wrapped(*args, **call_kwargs)
         except BaseException as exc:
             generation.deactivate()
-            _IN_GENERATE.reset(token)
-            generation.fail(exc)
+            _fail(generation, call, exc)
             raise
         generation.deactivate()
-        _IN_GENERATE.reset(token)
         try:
-            # token counts and content are read from the tensors off the caller's thread
+            # token counts, request parameters and content are read off the caller's thread
             # the pipeline's tokenizer lives in this thread's context: read it here
             tokenizer = PIPELINE_TOKENIZER.get() if settings.capture_content else None
             generation.finish_reading(
@@ -197,6 +205,14 @@ def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelIn
     return wrapper
 
 
+def _fail(generation: Generation, call: GenerateCall, exc: BaseException) -> None:
+    try:
+        generation.set_attributes(_request_attributes(call))
+    except Exception:
+        logger.debug("loratrace could not read the request parameters of a failed call", exc_info=True)
+    generation.fail(exc)
+
+
 def _outcome(
     result: Any,
     instance: Any,
@@ -209,6 +225,8 @@ def _outcome(
     pipeline_tokenizer: Any | None,
 ) -> dict[str, Any]:
     outcome: dict[str, Any] = {}
+    extra = dict(_request_attributes(call))
+    outcome["extra"] = extra
     input_ids = input_ids_of(args, kwargs)
     outcome["input_tokens"] = count_input_tokens(input_ids, kwargs, call.get("pad_token_id"))
     width = int(input_ids.shape[-1]) if input_ids is not None else 0
@@ -220,7 +238,7 @@ def _outcome(
     if capture_content:
         tokenizer = tokenizer_for(instance, kwargs, pipeline_tokenizer)
         if tokenizer is not None:
-            outcome["extra"] = content_attributes(tokenizer, input_ids, generated, reasons)
+            extra.update(content_attributes(tokenizer, input_ids, generated, reasons))
     return outcome
 
 

@@ -40,6 +40,7 @@ class VLLMInstrumentor(BaseInstrumentor):
 
     def _instrument(self, **kwargs: Any) -> None:
         settings = build_settings(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        self._settings = settings
         patchers: dict[str, list[Any]] = {}
         for module_patchers in (
             offline.patchers(settings),
@@ -54,3 +55,7 @@ class VLLMInstrumentor(BaseInstrumentor):
     def _uninstrument(self, **kwargs: Any) -> None:
         PATCHES.disable()
         finisher.drain()  # spans of calls made while instrumented are complete when this returns
+        settings, self._settings = getattr(self, "_settings", None), None
+        if settings is not None:
+            settings.recorder.close()
+            settings.unmetered_recorder.close()
