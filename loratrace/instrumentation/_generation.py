@@ -166,12 +166,25 @@ class _StartFacts(NamedTuple):
 class Generation(Span):
     """One generation: a span whose SDK span is built off the caller's thread, under the ids it announced.
 
+    Rarely set fields default at class level: a generation is made on the serving thread for every call, and
+    each attribute written there costs (see ``bench/bench_transformers_overhead.py``).
+
     While the call runs, this object is the current span (its context has real ids, so anything started inside
     the call is its child, and ``traceparent`` headers carry it); attributes and events set on it meanwhile are
     kept. ``finish`` / ``fail`` hand everything to the finisher thread, which starts the SDK span with those ids,
     start time and attributes, and ends it (or, inside a ``loratrace.context`` scope, leaves it open until the
     scope ends it). After that, calls are forwarded to the SDK span.
     """
+
+    _name: str | None = None
+    _kind: SpanKind = SpanKind.CLIENT
+    _ids: tuple[int, int, TraceFlags] | None = None
+    _context: SpanContext | None = None
+    _late: dict[str, Any] | None = None  # attributes set by serving code before the SDK span exists
+    _events: list[tuple[str, Mapping[str, Any] | None, int]] | None = None
+    _sdk_span: Span | None = None
+    _end_requested: int | None = None
+    _context_token: object | None = None
 
     def __init__(
         self,
@@ -186,24 +199,19 @@ class Generation(Span):
         # the caller's context, captured here: the SDK span is started on another thread. Everything derived from
         # it (the parent's ids, this span's ids) is worked out on first use, usually on the finisher thread.
         self._parent = parent if parent is not None else otel_context.get_current()
-        self._ids: tuple[int, int, TraceFlags] | None = None
-        self._context: SpanContext | None = None
-        self._recorder = recorder
-        self._name = name
-        self._kind = kind
+        self.recorder = recorder
         self._facts = facts
-        self._late: dict[str, Any] = {}
-        self._events: list[tuple[str, Mapping[str, Any] | None, int]] = []
         self._lock = threading.Lock()
-        self._sdk_span: Span | None = None
-        self._end_requested: int | None = None
         self._start_s = time.perf_counter()
         # Set when the span was started after the fact (a batch request span built from vLLM's timestamps).
         self._start_ns_given = start_time_ns
         self._start_ns = start_time_ns if start_time_ns is not None else time.time_ns()
-        self._context_token: object | None = None
         # the scope the generation was started in: it is also the one current when the call ends
         self._scope = scope
+        if name is not None:
+            self._name = name
+        if kind is not SpanKind.CLIENT:
+            self._kind = kind
 
     # --- the caller's side ------------------------------------------------------------------------------------
     @property
@@ -212,16 +220,14 @@ class Generation(Span):
         return self
 
     @property
-    def recorder(self) -> GenerationRecorder:
-        return self._recorder
-
-    @property
     def elapsed_s(self) -> float:
         return time.perf_counter() - self._start_s
 
-    def activate(self) -> None:
-        """Make the generation current for the wrapped call, so library spans and helpers nest under it."""
-        self._context_token = otel_context.attach(trace.set_span_in_context(self))
+    def activate(self, current: otel_context.Context | None = None) -> None:
+        """Make the generation current for the wrapped call, so library spans and helpers nest under it.
+
+        ``current`` is the caller's current context when the caller already holds it."""
+        self._context_token = otel_context.attach(trace.set_span_in_context(self, current))
 
     def deactivate(self) -> None:
         if self._context_token is not None:
@@ -297,7 +303,7 @@ class Generation(Span):
         duration_s: float,
         end_ns: int | None,
     ) -> None:
-        recorder = self._recorder
+        recorder = self.recorder
         measured: dict[str, Any] = {"duration_s": duration_s, "input_tokens": None, "output_tokens": None}
         measured["ttft_s"] = None
         attributes = self._facts.merged(recorder.provider)
@@ -329,9 +335,10 @@ class Generation(Span):
                 ids.clear()
         with self._lock:
             # attributes and events set by serving code during the call are newer than the start attributes
-            attributes.update(self._late)
+            if self._late:
+                attributes.update(self._late)
             sdk_span.set_attributes(attributes)
-            for name, event_attributes, timestamp in self._events:
+            for name, event_attributes, timestamp in self._events or ():
                 sdk_span.add_event(name, event_attributes, timestamp)
             if exception is not None:
                 sdk_span.record_exception(exception)
@@ -349,7 +356,7 @@ class Generation(Span):
         with self._lock:
             if self._ids is None:
                 parent_context = trace.get_current_span(self._parent).get_span_context()
-                new_ids = self._recorder.new_ids
+                new_ids = self.recorder.new_ids
                 if parent_context.is_valid:
                     trace_id, flags = parent_context.trace_id, parent_context.trace_flags
                 else:
@@ -372,6 +379,8 @@ class Generation(Span):
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         with self._lock:
             if self._sdk_span is None:
+                if self._late is None:
+                    self._late = {}
                 self._late.update(attributes)
                 return
         self._sdk_span.set_attributes(attributes)
@@ -382,6 +391,8 @@ class Generation(Span):
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None) -> None:
         with self._lock:
             if self._sdk_span is None:
+                if self._events is None:
+                    self._events = []
                 self._events.append((name, dict(attributes) if attributes else None, timestamp or time.time_ns()))
                 return
         self._sdk_span.add_event(name, attributes, timestamp)
@@ -430,7 +441,7 @@ class Generation(Span):
         with self._lock:
             sdk_span = self._sdk_span
             if sdk_span is None:
-                return {**self._facts.merged(self._recorder.provider), **self._late}
+                return {**self._facts.merged(self.recorder.provider), **(self._late or {})}
         return getattr(sdk_span, "attributes", None) or {}
 
 

@@ -37,7 +37,7 @@ def _instrument(telemetry: Telemetry) -> None:
     )
 
 
-def _patched_methods() -> dict[tuple[type, str], object]:
+def _patched_methods(*, capture: bool = False) -> dict[tuple[type, str], object]:
     from peft.peft_model import PeftModel, PeftModelForCausalLM, PeftModelForSeq2SeqLM
     from peft.tuners.tuners_utils import BaseTuner
     from transformers.generation.utils import GenerationMixin
@@ -45,7 +45,6 @@ def _patched_methods() -> dict[tuple[type, str], object]:
 
     targets = [
         (GenerationMixin, "generate"),
-        (Pipeline, "__call__"),
         (PeftModel, "generate"),
         (PeftModelForCausalLM, "generate"),
         (PeftModelForSeq2SeqLM, "generate"),
@@ -53,18 +52,27 @@ def _patched_methods() -> dict[tuple[type, str], object]:
         (BaseTuner, "merge_and_unload"),
         (BaseTuner, "unload"),
     ]
+    if capture:  # the pipeline is wrapped only to hand its tokenizer to content capture
+        targets.append((Pipeline, "__call__"))
     return {(owner, name): owner.__dict__[name] for owner, name in targets}
 
 
-def test_uninstrument_restores_the_original_methods(uninstrumented: Telemetry, tiny_models, tokenizer):
-    originals = _patched_methods()
+@pytest.mark.parametrize("capture", [False, True], ids=["content-off", "content-on"])
+def test_uninstrument_restores_the_original_methods(
+    uninstrumented: Telemetry, tiny_models, tokenizer, monkeypatch, capture
+):
+    from transformers.pipelines.base import Pipeline
+
+    monkeypatch.setenv(CAPTURE, "true" if capture else "false")
+    originals = _patched_methods(capture=True)
     _instrument(uninstrumented)
-    for key, wrapped in _patched_methods().items():
+    for key, wrapped in _patched_methods(capture=capture).items():
         assert isinstance(wrapped, wrapt.FunctionWrapper), key
         assert wrapped.__wrapped__ is originals[key]
+    assert isinstance(Pipeline.__dict__["__call__"], wrapt.FunctionWrapper) is capture
     TransformersInstrumentor().uninstrument()
-    assert _patched_methods() == originals
-    assert all(current is originals[key] for key, current in _patched_methods().items())
+    assert _patched_methods(capture=True) == originals
+    assert all(current is originals[key] for key, current in _patched_methods(capture=True).items())
     model = load_peft(tiny_models, "a1")
     model.generate(**tokenizer([PROMPT], return_tensors="pt"), max_new_tokens=3)
     assert uninstrumented.finished() == []
@@ -72,7 +80,7 @@ def test_uninstrument_restores_the_original_methods(uninstrumented: Telemetry, t
     import transformers.generation.utils
 
     _patching._on_import(transformers.generation.utils)
-    assert _patched_methods() == originals
+    assert _patched_methods(capture=True) == originals
     # and instrumenting again works
     _instrument(uninstrumented)
     model.generate(**tokenizer([PROMPT], return_tensors="pt"), max_new_tokens=3)

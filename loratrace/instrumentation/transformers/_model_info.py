@@ -8,14 +8,15 @@ the local-path check behind the display name is a file-system call.
 from __future__ import annotations
 
 import os
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from loratrace import semconv
+from loratrace.instrumentation._identity_cache import IdentityCache
 
-_INFO: weakref.WeakKeyDictionary[Any, ModelInfo] = weakref.WeakKeyDictionary()
+_INFO: IdentityCache[ModelInfo] = IdentityCache()
+_INFO_BY_ID = _INFO.by_id
 _DEFAULT_MAX_NEW_TOKENS = 20  # transformers generates 20 new tokens when no length is configured
 
 
@@ -79,7 +80,7 @@ def _quantization_bits(method: str, quantization: dict[str, Any]) -> int | None:
 
 def model_info(model: Any) -> ModelInfo:
     """The cached :class:`ModelInfo` of a transformers model."""
-    info = _INFO.get(model)
+    info = _INFO_BY_ID.get(id(model))
     if info is None:
         info = _read(model)
         _INFO[model] = info

@@ -39,7 +39,10 @@ def _patch_generation(module: ModuleType) -> None:
 
 
 def _patch_pipelines(module: ModuleType) -> None:
-    _wrap(module.Pipeline, "__call__", _wrappers.pipeline_wrapper(SETTINGS))
+    # The pipeline wrapper only hands the tokenizer to content capture; without capture it would be a wrapper
+    # frame on every pipeline call for nothing.
+    if SETTINGS.capture_content:
+        _wrap(module.Pipeline, "__call__", _wrappers.pipeline_wrapper(SETTINGS))
 
 
 def _peft_supported() -> bool:

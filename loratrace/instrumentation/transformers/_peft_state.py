@@ -33,6 +33,7 @@ from loratrace.instrumentation._adapter_identity import (
     iter_torch_state_dict,
     target_modules,
 )
+from loratrace.instrumentation._identity_cache import IdentityCache
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +59,11 @@ class TunerState:
 
 _TUNERS: weakref.WeakKeyDictionary[Any, TunerState] = weakref.WeakKeyDictionary()
 # model returned by merge_and_unload() -> the adapter merged into it
-_MERGED_MODELS: weakref.WeakKeyDictionary[Any, AdapterReading] = weakref.WeakKeyDictionary()
+_MERGED_MODELS: IdentityCache[AdapterReading] = IdentityCache()
+_MERGED_BY_ID = _MERGED_MODELS.by_id
 # transformers model under a PeftModel -> the PeftModel, for generate calls made on the inner model directly
-_OWNERS: weakref.WeakKeyDictionary[Any, weakref.ref[Any]] = weakref.WeakKeyDictionary()
+_OWNERS: IdentityCache[weakref.ref[Any]] = IdentityCache()
+_OWNERS_BY_ID = _OWNERS.by_id
 _PROMPT_LEARNING: dict[tuple[str, str | None, bool], AdapterReading] = {}
 
 
@@ -78,7 +81,7 @@ def remember_owner(peft_model: Any, inner_model: Any) -> None:
 
 def owner_of(model: Any) -> Any | None:
     """The PeftModel wrapping ``model`` when loratrace has seen one (its LoRA layers live in ``model``)."""
-    reference = _OWNERS.get(model)
+    reference = _OWNERS_BY_ID.get(id(model))
     return reference() if reference is not None else None
 
 
@@ -90,7 +93,7 @@ def record_source(tuner: Any, adapter_name: str, model_id: Any, revision: str | 
 
 
 def merged_adapter(model: Any) -> AdapterReading | None:
-    return _MERGED_MODELS.get(model)
+    return _MERGED_BY_ID.get(id(model))
 
 
 def record_merge(merged_model: Any, reading: AdapterReading) -> None:
@@ -236,4 +239,4 @@ def read_merging(tuner: Any, adapter_names: list[str] | None) -> AdapterReading 
 
 
 def forget_owner(model: Any) -> None:
-    _OWNERS.pop(model, None)
+    _OWNERS.pop(model)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from opentelemetry import trace
 
 from loratrace import semconv
 from loratrace.instrumentation._generation import Generation, GenerationRecorder
+from loratrace.instrumentation._identity_cache import IdentityCache
 from loratrace.instrumentation.transformers import _peft_state
 from loratrace.instrumentation.transformers._content import (
     PIPELINE_TOKENIZER,
@@ -40,6 +40,9 @@ from loratrace.instrumentation.transformers._outputs import (
 
 logger = logging.getLogger(__name__)
 
+# The context key of the current span, read directly: trace.get_current_span() costs a few calls and an ABC
+# isinstance check on every generate call. Obtained through the public API, so it is the key the API uses.
+_CURRENT_SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context())))
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
 
@@ -90,11 +93,12 @@ class _PeftInfo:
     state: _peft_state.TunerState
 
 
-_PEFT_MODELS: weakref.WeakKeyDictionary[Any, _PeftInfo] = weakref.WeakKeyDictionary()
+_PEFT_MODELS: IdentityCache[_PeftInfo] = IdentityCache()
+_PEFT_MODELS_BY_ID = _PEFT_MODELS.by_id
 
 
 def _peft_info(peft_model: Any) -> _PeftInfo:
-    known = _PEFT_MODELS.get(peft_model)
+    known = _PEFT_MODELS_BY_ID.get(id(peft_model))
     if known is None:
         inner = peft_model.get_base_model()
         tuner = peft_model.base_model
@@ -157,8 +161,8 @@ def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelIn
         if recorder is None:
             return wrapped(*args, **kwargs)
         parent = otel_context.get_current()
-        current = trace.get_current_span(parent)
-        if isinstance(current, Generation) and current.recorder is recorder:
+        current = parent.get(_CURRENT_SPAN_KEY)
+        if type(current) is Generation and current.recorder is recorder:
             return wrapped(*args, **kwargs)  # generate called by a traced generate (PeftModel's calls the base's)
         try:
             info, reading, model_generation_config = describe(instance)
@@ -181,7 +185,7 @@ def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelIn
         if streamer is not None:
             streamer = FirstTokenStreamer(streamer, generation)
             call_kwargs = {**kwargs, "streamer": streamer}
-        generation.activate()
+        generation.activate(parent)
         try:
             result = wrapped(*args, **call_kwargs)
         except BaseException as exc:
