@@ -1,25 +1,33 @@
 """Time loratrace adds to one generate call on the tiny model, next to OpenLLMetry's instrumentor.
 
 \b
-    .venv/bin/python bench/bench_transformers_overhead.py            # 300 calls per condition
-    .venv/bin/python bench/bench_transformers_overhead.py --calls 500
+    .venv/bin/python bench/bench_transformers_overhead.py     # 5 processes x 600 calls per condition, blocks of 300
+    .venv/bin/python bench/bench_transformers_overhead.py --processes 10
 
-Conditions on the same text-generation pipeline call (greedy, 8 new tokens), in one process:
-uninstrumented; loratrace (SDK TracerProvider + BatchSpanProcessor with an in-memory exporter, SDK
-MeterProvider); the SDK floor (a bare wrapper that starts and ends one span carrying the same attributes as
-loratrace's span and records the same three histograms, with no loratrace logic: what any instrumentation
-emitting this much pays); and ``opentelemetry-instrumentation-transformers`` (same tracer provider). They are
-interleaved in short blocks, toggling instrumentation between blocks, so machine drift hits every condition
-alike. A second table times ``PeftModel.generate`` directly (adapter a1 active), where the peer emits nothing.
-"Added" is the median of a condition minus the uninstrumented median. A third table times the wrappers alone
-around a precomputed result (no model run: warm caches), the figure to compare with SDK microbenchmarks.
+Conditions on the same text-generation pipeline call (greedy, 8 new tokens), in one process: uninstrumented;
+loratrace (SDK TracerProvider + BatchSpanProcessor with an exporter that counts and drops spans, SDK
+MeterProvider); loratrace with its background completion held until the block ends (the serving thread's own
+cost without the background thread's contention, which the CPU column still counts); the SDK floor (a bare
+wrapper that starts and ends one span carrying the same attributes as loratrace's span and records the same
+three histograms, with no loratrace logic: what any instrumentation emitting this much pays); and
+``opentelemetry-instrumentation-transformers`` (same tracer provider). They are interleaved in blocks, toggling
+instrumentation between blocks, so machine drift hits every condition alike; a block lasts several of
+loratrace's background bursts (one per second), so their contention with the serving thread is inside the timed
+calls. The peer, ~150 ms per call, is interleaved with its own uninstrumented baseline in a second pass of
+shorter blocks. A second table times ``PeftModel.generate`` directly (adapter a1 active), where the peer emits
+nothing. "Added" is the median of a condition minus the uninstrumented median, over the samples of every worker
+process. A third table times the wrappers alone around a precomputed result (no model run: warm caches), the
+figure to compare with SDK microbenchmarks.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,21 +41,45 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 
-def _providers() -> tuple[TracerProvider, MeterProvider, InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
+class CountingExporter(SpanExporter):
+    """Counts spans and the adapter names they carry, then drops them, as a network exporter lets them go
+    (an in-memory exporter keeping thousands of spans alive would weigh on the garbage collector)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.adapter_names: set[str] = set()
+
+    def export(self, spans: Any) -> SpanExportResult:
+        self.count += len(spans)
+        for span in spans:
+            name = span.attributes.get("loratrace.adapter.name")
+            if name:
+                self.adapter_names.add(name)
+        return SpanExportResult.SUCCESS
+
+
+def _providers() -> tuple[TracerProvider, MeterProvider, CountingExporter]:
+    exporter = CountingExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=512))
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
     return tracer_provider, meter_provider, exporter
 
 
+DEFERRED = "loratrace, background completion after the block (serving thread alone)"
+
+
 class Condition:
-    def __init__(self, name: str, on: Callable[[], None], off: Callable[[], None]) -> None:
+    def __init__(
+        self, name: str, on: Callable[[], None], off: Callable[[], None], baseline: Condition | None = None
+    ) -> None:
         self.name, self.on, self.off = name, on, off
+        # the uninstrumented condition this one is compared with (the first row's when None)
+        self.baseline = baseline
         self.samples: list[float] = []
         # process CPU time (every thread) of the timed blocks, including switching the condition off: for
         # loratrace that drains the spans completed off the calling thread, so their cost is counted here
@@ -73,26 +105,55 @@ def _measure(call: Callable[[], Any], conditions: list[Condition], calls: int, b
             condition.cpu_ns += time.process_time_ns() - cpu_started
 
 
-def _table(title: str, conditions: list[Condition]) -> str:
-    baseline = statistics.median(conditions[0].samples)
+def _rows(conditions: list[Condition]) -> list[dict[str, Any]]:
+    """One process's measurements, as the worker hands them to the parent."""
+    return [
+        {
+            "name": c.name,
+            "samples": c.samples,
+            "cpu_ns": c.cpu_ns,
+            "baseline": (c.baseline or conditions[0]).name,
+        }
+        for c in conditions
+    ]
+
+
+def _table(title: str, runs: list[list[dict[str, Any]]]) -> str:
+    """Samples pooled over the worker processes; the last column has each process's own added median."""
+    pooled: dict[str, dict[str, Any]] = {}
+    for rows in runs:
+        for row in rows:
+            into = pooled.setdefault(row["name"], {"samples": [], "cpu_ns": 0, "baseline": row["baseline"]})
+            into["samples"].extend(row["samples"])
+            into["cpu_ns"] += row["cpu_ns"]
     lines = [
         f"### {title}",
         "",
-        "| condition | calls | median µs | added µs (median) | p10 µs | p90 µs | CPU µs per call (all threads) |",
-        "|---|---|---|---|---|---|---|",
+        "| condition | calls | median µs | added µs (median) | p10 µs | p90 µs | CPU µs per call (all threads) "
+        "| added µs, each process |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    baseline_cpu = conditions[0].cpu_ns / 1000 / len(conditions[0].samples)
-    for condition in conditions:
-        samples = sorted(condition.samples)
+    for name, row in pooled.items():
+        reference = pooled[row["baseline"]]
+        baseline = statistics.median(reference["samples"])
+        baseline_cpu = reference["cpu_ns"] / 1000 / len(reference["samples"])
+        samples = sorted(row["samples"])
         median = statistics.median(samples)
         p10 = samples[len(samples) // 10]
         p90 = samples[(len(samples) * 9) // 10]
-        cpu = condition.cpu_ns / 1000 / len(samples)
-        first = condition is conditions[0]
+        cpu = row["cpu_ns"] / 1000 / len(samples)
+        first = name == row["baseline"]
         added = "—" if first else f"{median - baseline:+.1f}"
         cpu_text = f"{cpu:.1f}" if first else f"{cpu:.1f} ({cpu - baseline_cpu:+.1f})"
+        each = []
+        for rows in runs:
+            by_name = {r["name"]: r for r in rows}
+            if not first and name in by_name and row["baseline"] in by_name:
+                own = statistics.median(by_name[name]["samples"])
+                each.append(f"{own - statistics.median(by_name[row['baseline']]['samples']):+.0f}")
         lines.append(
-            f"| {condition.name} | {len(samples)} | {median:.1f} | {added} | {p10:.1f} | {p90:.1f} | {cpu_text} |"
+            f"| {name} | {len(samples)} | {median:.1f} | {added} | {p10:.1f} | {p90:.1f} | {cpu_text} "
+            f"| {' '.join(each) or '—'} |"
         )
     return "\n".join(lines)
 
@@ -193,19 +254,55 @@ def _warm_table(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--calls", type=int, default=300, help="calls per condition (>= 200)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=5,
+        help="worker processes, run one after another, whose samples are pooled: a process's memory layout "
+        "moves a 9 ms call by tens of µs either way, more than the differences measured here",
+    )
+    parser.add_argument("--worker-output", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--calls", type=int, default=600, help="calls per condition in each process")
     parser.add_argument("--new-tokens", type=int, default=8)
     parser.add_argument(
         "--block",
         type=int,
-        default=50,
-        help="calls per block between condition switches: long enough that the first calls after a switch "
-        "(re-warming caches) do not weigh on the median, and that loratrace's background completion runs "
-        "during timed calls as in steady serving",
+        default=300,
+        help="calls per block between condition switches (300 calls: ~2.5 s): long enough that the first calls "
+        "after a switch (re-warming caches) do not weigh on the median, and that loratrace's background "
+        "completion (one burst per second) runs during timed calls as in steady serving",
     )
+    parser.add_argument("--peer-calls", type=int, default=200, help="calls for OpenLLMetry and its baseline")
     parser.add_argument("--skip-peer", action="store_true", help="leave out OpenLLMetry (it is slow per call)")
     options = parser.parse_args()
+    if options.worker_output is None:
+        _run_workers(options)
+    else:
+        options.worker_output.write_text(json.dumps(_worker(options)))
 
+
+def _run_workers(options: argparse.Namespace) -> None:
+    runs = []
+    with tempfile.TemporaryDirectory() as folder:
+        for index in range(options.processes):
+            output = Path(folder) / f"worker-{index}.json"
+            command = [sys.executable, __file__, "--worker-output", str(output)]
+            command += ["--calls", str(options.calls), "--block", str(options.block)]
+            command += ["--new-tokens", str(options.new_tokens), "--peer-calls", str(options.peer_calls)]
+            if options.skip_peer or index > 0:  # the peer's ~140 ms per call needs no pooling
+                command.append("--skip-peer")
+            subprocess.run(command, check=True)
+            runs.append(json.loads(output.read_text()))
+    for title in runs[0]["tables"]:
+        print(_table(title, [run["tables"][title] for run in runs]))
+        print()
+    print(runs[0]["warm"])
+    exported = sum(run["exported"] for run in runs)
+    adapters = sorted({name for run in runs for name in run["adapters"]})
+    print(f"\nprocesses: {len(runs)}; exported spans: {exported}; adapter names seen: {adapters}")
+
+
+def _worker(options: argparse.Namespace) -> dict[str, Any]:
     import torch
     import transformers
     from peft import PeftModel
@@ -247,31 +344,49 @@ def main() -> None:
     def nothing() -> None:
         return None
 
+    from loratrace import _finisher
+
+    gather_seconds = _finisher._GATHER_SECONDS
+
+    def loratrace_deferred_on() -> None:
+        # bench-only: the background thread waits until the block ends (uninstrument drains it, outside the
+        # timed calls), which isolates the serving thread's own cost from the background thread's contention
+        _finisher._GATHER_SECONDS = 3600.0
+        loratrace_on()
+
+    def loratrace_deferred_off() -> None:
+        loratrace.uninstrument()
+        _finisher._GATHER_SECONDS = gather_seconds
+
     conditions = [
         Condition("uninstrumented", nothing, nothing),
         Condition("loratrace", loratrace_on, loratrace.uninstrument),
+        Condition(DEFERRED, loratrace_deferred_on, loratrace_deferred_off),
     ]
-    if not options.skip_peer:
-        from opentelemetry.instrumentation.transformers import TransformersInstrumentor as PeerInstrumentor
-
-        peer = PeerInstrumentor()
-        conditions.append(
-            Condition(
-                "opentelemetry-instrumentation-transformers 0.62.4",
-                lambda: peer.instrument(tracer_provider=tracer_provider),
-                peer.uninstrument,
-            )
-        )
 
     def pipeline_call() -> Any:
         return generator(prompt, return_full_text=False, **generate_kwargs)
 
     from transformers.generation.utils import GenerationMixin
 
-    conditions.insert(2, _floor(GenerationMixin, tracer_provider, meter_provider, _sample_attributes(pipeline_call)))
+    conditions.append(_floor(GenerationMixin, tracer_provider, meter_provider, _sample_attributes(pipeline_call)))
     _measure(pipeline_call, conditions, options.calls, options.block)
-    print(_table(f"text-generation pipeline call, {options.new_tokens} new tokens", conditions))
-    print()
+    rows = list(conditions)
+    if not options.skip_peer:
+        from opentelemetry.instrumentation.transformers import TransformersInstrumentor as PeerInstrumentor
+
+        peer = PeerInstrumentor()
+        peer_baseline = Condition("uninstrumented (baseline of the next row)", nothing, nothing)
+        peer_baseline.baseline = peer_baseline
+        peer_condition = Condition(
+            "opentelemetry-instrumentation-transformers 0.62.4",
+            lambda: peer.instrument(tracer_provider=tracer_provider),
+            peer.uninstrument,
+            baseline=peer_baseline,
+        )
+        _measure(pipeline_call, [peer_baseline, peer_condition], options.peer_calls, min(options.block, 50))
+        rows += [peer_baseline, peer_condition]
+    tables = {f"text-generation pipeline call, {options.new_tokens} new tokens": _rows(rows)}
 
     peft_model = PeftModel.from_pretrained(
         AutoModelForCausalLM.from_pretrained(models.base, dtype=torch.float32),
@@ -286,15 +401,12 @@ def main() -> None:
     from peft.peft_model import PeftModelForCausalLM
 
     peft_floor = _floor(PeftModelForCausalLM, tracer_provider, meter_provider, _sample_attributes(peft_call))
-    peft_conditions = [Condition(c.name, c.on, c.off) for c in conditions[:2]] + [peft_floor]
+    peft_conditions = [Condition(c.name, c.on, c.off) for c in conditions[:3]] + [peft_floor]
     _measure(peft_call, peft_conditions, options.calls, options.block)
-    print(_table(f"PeftModel.generate (adapter a1), {options.new_tokens} new tokens", peft_conditions))
-    print()
-    print(_warm_table(peft_model, inputs, generate_kwargs, tracer_provider, meter_provider, peft_floor))
+    tables[f"PeftModel.generate (adapter a1), {options.new_tokens} new tokens"] = _rows(peft_conditions)
+    warm = _warm_table(peft_model, inputs, generate_kwargs, tracer_provider, meter_provider, peft_floor)
     tracer_provider.force_flush()
-    spans = exporter.get_finished_spans()
-    adapters = {span.attributes.get("loratrace.adapter.name") for span in spans}
-    print(f"\nexported spans: {len(spans)}; adapter names seen: {sorted(a for a in adapters if a)}")
+    return {"tables": tables, "warm": warm, "exported": exporter.count, "adapters": sorted(exporter.adapter_names)}
 
 
 if __name__ == "__main__":

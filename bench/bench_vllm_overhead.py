@@ -61,8 +61,10 @@ def _models() -> Any:
 SUSTAINED_BATCHES = 4
 
 
-def bench_offline(*, prompts: int, repeats: int, max_tokens: int) -> dict[str, float]:
-    os.environ.update(ENGINE_ENV, VLLM_ENABLE_V1_MULTIPROCESSING="0")
+def bench_offline(*, prompts: int, repeats: int, max_tokens: int, engine: str) -> dict[str, float]:
+    # vLLM's default runs the engine core in its own process; "in-process" (VLLM_ENABLE_V1_MULTIPROCESSING=0) puts
+    # the engine's Python loop in this process, where loratrace's background thread competes with it for the GIL
+    os.environ.update(ENGINE_ENV, VLLM_ENABLE_V1_MULTIPROCESSING="0" if engine == "in-process" else "1")
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -131,6 +133,7 @@ def bench_offline(*, prompts: int, repeats: int, max_tokens: int) -> dict[str, f
     result = {
         "prompts": prompts,
         "max_tokens": max_tokens,
+        "engine": engine,
         "repeats": repeats,
         "plain_median_req_s": statistics.median(plain),
         "traced_median_req_s": statistics.median(traced),
@@ -243,6 +246,12 @@ def main() -> None:
     parser.add_argument("--server-requests", type=int, default=150, help="requests to each server")
     parser.add_argument("--skip-server", action="store_true")
     parser.add_argument("--skip-offline", action="store_true")
+    parser.add_argument(
+        "--engine",
+        choices=("separate-process", "in-process"),
+        default="separate-process",
+        help="offline engine layout: vLLM's default (engine core in its own process) or in this process",
+    )
     args = parser.parse_args()
     if not args.skip_server:
         # First, before this process holds an engine: the two servers need the memory and the cores.
@@ -254,10 +263,12 @@ def main() -> None:
             flush=True,
         )
     if not args.skip_offline:
-        offline = bench_offline(prompts=args.prompts, repeats=args.repeats, max_tokens=args.max_tokens)
+        offline = bench_offline(
+            prompts=args.prompts, repeats=args.repeats, max_tokens=args.max_tokens, engine=args.engine
+        )
         print(json.dumps({"offline": offline}), flush=True)
         print(
-            f"offline: {offline['plain_median_req_s']:.1f} req/s plain vs "
+            f"offline ({args.engine} engine): {offline['plain_median_req_s']:.1f} req/s plain vs "
             f"{offline['traced_median_req_s']:.1f} req/s with loratrace "
             f"({offline['ratio']:.2%} of plain, goal >= 98%); counting the spans' completion in the batch: "
             f"{offline['traced_drained_median_req_s']:.1f} req/s ({offline['ratio_drained']:.2%}); "
