@@ -28,6 +28,9 @@ _DRAIN_AT_EXIT_SECONDS = 10.0
 # ~90 µs more CPU per call (bench/bench_transformers_overhead.py). Spans still reach the span processor well
 # within the BatchSpanProcessor's own 5 s export delay, and force_flush() / uninstrument() do not wait for it.
 _GATHER_SECONDS = 1.0
+# ...unless this many items are waiting: a burst then starts at once, so one burst never hands the span processor
+# more spans than the BatchSpanProcessor's default queue (2,048) holds, which would drop them at high request rates.
+_BURST_ITEMS = 512
 
 
 class Finisher:
@@ -42,7 +45,10 @@ class Finisher:
     def submit(self, function: Callable[..., Any], *args: Any) -> None:
         if self._thread is None:
             self._start()
-        self._queue.put((function, args))
+        queue = self._queue
+        queue.put((function, args))
+        if queue.qsize() >= _BURST_ITEMS:
+            self._wake.set()
 
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted before this call has run; False on timeout."""

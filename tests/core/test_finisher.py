@@ -8,6 +8,7 @@ import sys
 import textwrap
 import threading
 
+from loratrace import _finisher
 from loratrace._finisher import Finisher
 
 SCRIPT = textwrap.dedent(
@@ -59,3 +60,16 @@ def test_a_failing_task_does_not_stop_the_worker():
     finisher.submit(seen.append, "after")
     assert finisher.drain(timeout=10)
     assert seen == ["after"]
+
+
+def test_a_full_burst_starts_without_waiting_for_the_gather_interval(monkeypatch):
+    """A burst is bounded, so the span processor's queue is never handed more than it holds at once."""
+    monkeypatch.setattr(_finisher, "_GATHER_SECONDS", 3600.0)
+    finisher = Finisher()
+    done = threading.Event()
+    seen: list[int] = []
+    for number in range(_finisher._BURST_ITEMS):
+        finisher.submit(seen.append, number)
+    finisher.submit(done.set)  # the worker may have taken the first item already: one more fills the burst
+    assert done.wait(timeout=30)  # long before the hour-long gather interval
+    assert seen == list(range(_finisher._BURST_ITEMS))
