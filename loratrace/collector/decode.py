@@ -117,6 +117,13 @@ def _attributes(kvs: Iterable[Any]) -> dict[str, Any]:
     return out
 
 
+def _resource(resource: Any) -> tuple[str | None, str]:
+    """(service name, attributes as JSON) of an OTLP resource."""
+    attributes = _attributes(resource.attributes)
+    service = attributes.get("service.name")
+    return (None if service is None else str(service)), _json(attributes)
+
+
 def _json(attributes: dict[str, Any]) -> str:
     try:
         return _dumps(attributes)
@@ -354,10 +361,7 @@ class RowBuffer:
         error_col = spans["error_type"]
         added = 0
         for resource_spans in request.resource_spans:
-            res_attrs = _attributes(resource_spans.resource.attributes)
-            service = res_attrs.get("service.name")
-            service = None if service is None else str(service)
-            res_json = _json(res_attrs)
+            service, res_json = _resource(resource_spans.resource)
             for scope_spans in resource_spans.scope_spans:
                 scope = scope_spans.scope
                 scope_name = scope.name or None
@@ -451,10 +455,7 @@ class RowBuffer:
         """Append every histogram, sum and gauge data point of ``request``; returns the number of points."""
         added = 0
         for resource_metrics in request.resource_metrics:
-            res_attrs = _attributes(resource_metrics.resource.attributes)
-            service = res_attrs.get("service.name")
-            service = None if service is None else str(service)
-            res_json = _json(res_attrs)
+            service, res_json = _resource(resource_metrics.resource)
             for scope_metrics in resource_metrics.scope_metrics:
                 scope_name = scope_metrics.scope.name or None
                 for metric in scope_metrics.metrics:

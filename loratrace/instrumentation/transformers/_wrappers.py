@@ -130,29 +130,30 @@ _REQUEST_ATTRIBUTES: dict[tuple[Any, ...], dict[str, Any]] = {}
 _CACHE_MAX = 512
 
 
-def _start_attributes(info: ModelInfo, reading: _peft_state.AdapterReading | None) -> dict[str, Any]:
-    key = (info, reading)
-    cached = _START_ATTRIBUTES.get(key)
+def _cached(cache: dict[Any, dict[str, Any]], key: Any, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``cache[key]``, built on a miss; the cache is emptied when full, so it stays small and never evicts per key.
+    An unhashable key (a list of stop strings among the parameters) is built every time."""
+    try:
+        cached = cache.get(key)
+    except TypeError:
+        return build()
     if cached is None:
-        if len(_START_ATTRIBUTES) >= _CACHE_MAX:
-            _START_ATTRIBUTES.clear()
-        cached = {**info.attributes, **reading.attributes} if reading is not None else dict(info.attributes)
-        _START_ATTRIBUTES[key] = cached
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        cached = cache[key] = build()
     return cached
+
+
+def _start_attributes(info: ModelInfo, reading: _peft_state.AdapterReading | None) -> dict[str, Any]:
+    if reading is None:
+        return _cached(_START_ATTRIBUTES, (info, None), lambda: dict(info.attributes))
+    return _cached(_START_ATTRIBUTES, (info, reading), lambda: {**info.attributes, **reading.attributes})
 
 
 def _request_attributes(call: GenerateCall) -> dict[str, Any]:
     """The request parameters' attributes; a service repeats a handful of combinations, so they are cached."""
     values = call.request_values()
-    try:
-        cached = _REQUEST_ATTRIBUTES.get(values)
-    except TypeError:  # an unhashable parameter value (a list of stop strings): build it every time
-        return request_attributes(values)
-    if cached is None:
-        if len(_REQUEST_ATTRIBUTES) >= _CACHE_MAX:
-            _REQUEST_ATTRIBUTES.clear()
-        cached = _REQUEST_ATTRIBUTES[values] = request_attributes(values)
-    return cached
+    return _cached(_REQUEST_ATTRIBUTES, values, lambda: request_attributes(values))
 
 
 def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelInfo, Any, Any]]) -> Wrapper:

@@ -69,14 +69,10 @@ class _Patches:
         for part in filter(None, owner_path.split(".")):
             owner = getattr(owner, part, None)
             if owner is None:
-                log_once(
-                    f"missing:{module.__name__}.{path}",
-                    "loratrace: %s.%s not found; not instrumented",
-                    module.__name__,
-                    path,
-                )
-                return False
-        target = owner.__dict__.get(attribute) if isinstance(owner, type) else getattr(owner, attribute, None)
+                break
+        target = None
+        if owner is not None:
+            target = owner.__dict__.get(attribute) if isinstance(owner, type) else getattr(owner, attribute, None)
         if target is None:
             log_once(
                 f"missing:{module.__name__}.{path}",

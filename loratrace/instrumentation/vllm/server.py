@@ -48,21 +48,16 @@ class VLLMErrorResponse(Exception):
 
 
 def patchers(settings: Settings) -> dict[str, Callable[[Any], None]]:
-    def patch_completion(module: Any) -> None:
-        wrapper = _serving_wrapper(
-            settings,
-            Binder.for_method(module.OpenAIServingCompletion, "create_completion"),
-            semconv.OPERATION_TEXT_COMPLETION,
-        )
-        PATCHES.wrap(module, "OpenAIServingCompletion.create_completion", wrapper, expected=("request", "raw_request"))
+    def serving_patch(class_name: str, method: str, operation: str) -> Callable[[Any], None]:
+        def patch(module: Any) -> None:
+            binder = Binder.for_method(getattr(module, class_name), method)
+            wrapper = _serving_wrapper(settings, binder, operation)
+            PATCHES.wrap(module, f"{class_name}.{method}", wrapper, expected=("request", "raw_request"))
 
-    def patch_chat(module: Any) -> None:
-        wrapper = _serving_wrapper(
-            settings,
-            Binder.for_method(module.OpenAIServingChat, "create_chat_completion"),
-            semconv.OPERATION_CHAT,
-        )
-        PATCHES.wrap(module, "OpenAIServingChat.create_chat_completion", wrapper, expected=("request", "raw_request"))
+        return patch
+
+    patch_completion = serving_patch("OpenAIServingCompletion", "create_completion", semconv.OPERATION_TEXT_COMPLETION)
+    patch_chat = serving_patch("OpenAIServingChat", "create_chat_completion", semconv.OPERATION_CHAT)
 
     def patch_engine(module: Any) -> None:
         wrapper = _engine_generate_wrapper(Binder.for_method(module.AsyncLLM, "generate"))
