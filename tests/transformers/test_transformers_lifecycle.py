@@ -312,3 +312,34 @@ def test_stop_string_ends_with_stop_and_uses_the_given_tokenizer(
     assert json.loads(attributes[semconv.LLM_INVOCATION_PARAMETERS])["stop_strings"] == [stop]
     assert attributes[semconv.OUTPUT_VALUE] == tokenizer.decode(stopped[0, width:], skip_special_tokens=True)
     assert model not in _content._LOADED  # generate(tokenizer=...) was used, none was loaded from disk
+
+
+def test_pending_spans_keep_no_scores_or_cache_of_the_result_alive(telemetry: Telemetry, tiny_models, tokenizer):
+    """Spans are finished off the calling thread, later; what waits for that holds the generated ids and the
+    prompt, not the rest of a ``ModelOutput``: scores and a key-value cache can weigh gigabytes on a real model."""
+    import gc
+    import threading
+    import weakref
+
+    from loratrace._finisher import finisher
+
+    model = load_peft(tiny_models, "a1")
+    inputs = tokenizer([PROMPT], return_tensors="pt")
+    release = threading.Event()
+    finisher.submit(release.wait)  # the finisher thread blocks here: the generation below stays queued
+    try:
+        result = model.generate(
+            **inputs, max_new_tokens=4, do_sample=False, return_dict_in_generate=True, output_scores=True
+        )
+        scores = weakref.ref(result.scores[0])
+        cache = weakref.ref(result.past_key_values)
+        sequences = result.sequences
+        del result
+        gc.collect()
+        assert scores() is None
+        assert cache() is None
+    finally:
+        release.set()
+    span = telemetry.only_span()
+    assert span.attributes[semconv.ADAPTER_NAME] == "a1"
+    assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == sequences.shape[1] - inputs["input_ids"].shape[1]

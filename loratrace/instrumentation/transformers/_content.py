@@ -23,10 +23,11 @@ _NO_TOKENIZER = object()
 _LOADED: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
-def tokenizer_for(model: Any, kwargs: dict[str, Any], pipeline_tokenizer: Any | None = None) -> Any | None:
-    """The tokenizer to decode content with: ``generate(tokenizer=...)``, the calling pipeline's (read on the
-    caller's thread and passed in), else one saved next to a model loaded from a local folder (loaded once)."""
-    tokenizer = kwargs.get("tokenizer") or pipeline_tokenizer
+def tokenizer_for(model: Any, passed: Any | None, pipeline_tokenizer: Any | None = None) -> Any | None:
+    """The tokenizer to decode content with: ``generate(tokenizer=...)`` (``passed``), the calling pipeline's
+    (read on the caller's thread and passed in), else one saved next to a model loaded from a local folder
+    (loaded once)."""
+    tokenizer = passed or pipeline_tokenizer
     if tokenizer is not None:
         return tokenizer
     cached = _LOADED.get(model, None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from loratrace import semconv
 from loratrace.instrumentation.transformers._model_info import ModelInfo, default_max_new_tokens
@@ -31,24 +31,22 @@ _SMALL_MASK = 4096
 class GenerateCall:
     """One generate call's parameters: keyword arguments, then ``generation_config=``, then the model's.
 
-    The configs' values are snapshotted because they are read after the call returns, on the finisher thread,
-    when the caller may already have changed them.
+    Every source is snapshotted at the call: the values are read after it returns, on the finisher thread, when
+    the caller may already have changed a config, and holding the caller's keyword arguments until then would
+    keep whatever they reference (a key-value cache, images) alive.
     """
 
-    __slots__ = ("_configs", "kwargs")
+    __slots__ = ("_sources",)
 
     def __init__(self, kwargs: Mapping[str, Any], model_config: Any) -> None:
-        self.kwargs = kwargs
         passed = kwargs.get("generation_config")
+        keywords = tuple(map(kwargs.get, _SNAPSHOT_NAMES))
         model_values = _snapshot(model_config)
-        self._configs = (_snapshot(passed), model_values) if passed is not None else (model_values,)
+        self._sources = (keywords, _snapshot(passed), model_values) if passed is not None else (keywords, model_values)
 
     def get(self, name: str) -> Any:
-        value = self.kwargs.get(name)
-        if value is not None:
-            return value
         position = _SNAPSHOT_POSITION[name]
-        for values in self._configs:
+        for values in self._sources:
             value = values[position]
             if value is not None:
                 return value
@@ -87,26 +85,41 @@ def request_attributes(values: tuple[Any, ...]) -> dict[str, Any]:
     return attributes
 
 
-def input_ids_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-    """The prompt ids: ``input_ids=`` or generate's first parameter ``inputs``."""
-    ids = kwargs.get("input_ids")
-    if ids is None:
-        ids = kwargs.get("inputs")
-    if ids is None and args:
-        ids = args[0]
-    return ids
+class Prompt(NamedTuple):
+    """What the outcome needs of a call's prompt, taken from its arguments at the call."""
+
+    input_ids: Any
+    attention_mask: Any
+    embedded_tokens: int | None  # prompt positions given as ``inputs_embeds`` (their tensor is not kept)
+    tokenizer: Any  # ``generate(tokenizer=...)``, for content capture
+
+    @classmethod
+    def of(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Prompt:
+        ids = kwargs.get("input_ids")
+        if ids is None:
+            ids = kwargs.get("inputs")  # generate's first parameter
+        if ids is None and args:
+            ids = args[0]
+        embeds = kwargs.get("inputs_embeds")
+        embedded = int(embeds.shape[0] * embeds.shape[1]) if embeds is not None and ids is None else None
+        return cls(ids, kwargs.get("attention_mask"), embedded, kwargs.get("tokenizer"))
 
 
-def count_input_tokens(input_ids: Any, kwargs: Mapping[str, Any], pad_token_id: Any) -> int | None:
+def generated_ids(result: Any) -> Any:
+    """The sequences tensor of a generate result, without the rest of a ``ModelOutput`` (scores, caches)."""
+    return getattr(result, "sequences", result)
+
+
+def count_input_tokens(prompt: Prompt, pad_token_id: Any) -> int | None:
     """Prompt tokens without padding: the attention mask's sum, else ids that are not the pad token."""
-    mask = kwargs.get("attention_mask")
+    mask = prompt.attention_mask
     if mask is not None:
         if mask.numel() <= _SMALL_MASK:
             return sum(map(sum, mask.tolist()))
         return int(mask.sum())
+    input_ids = prompt.input_ids
     if input_ids is None:
-        embeds = kwargs.get("inputs_embeds")
-        return int(embeds.shape[0] * embeds.shape[1]) if embeds is not None else None
+        return prompt.embedded_tokens
     if isinstance(pad_token_id, int):
         return int((input_ids != pad_token_id).sum())
     return int(input_ids.numel())
@@ -138,7 +151,7 @@ def max_new_tokens(call: GenerateCall, info: ModelInfo, prompt_width: int) -> in
 
 
 def completion(
-    result: Any, call: GenerateCall, info: ModelInfo, prompt_width: int
+    sequences: Any, call: GenerateCall, info: ModelInfo, prompt_width: int
 ) -> tuple[int, list[str], list[list[int]]]:
     """Output tokens summed over the returned sequences, one finish reason each, and the generated ids.
 
@@ -146,7 +159,6 @@ def completion(
     criterion (a stop string) ended it early: transformers then pads the rest, and padding is not counted. A
     sequence that ran to the length limit ends with ``length``.
     """
-    sequences = getattr(result, "sequences", result)
     start = 1 if info.is_encoder_decoder else prompt_width
     rows: list[list[int]] = sequences.tolist()
     eos = _token_set(call.get("eos_token_id"))

@@ -32,9 +32,10 @@ from loratrace.instrumentation.transformers._content import (
 from loratrace.instrumentation.transformers._model_info import ModelInfo, model_info
 from loratrace.instrumentation.transformers._outputs import (
     GenerateCall,
+    Prompt,
     completion,
     count_input_tokens,
-    input_ids_of,
+    generated_ids,
     request_attributes,
 )
 
@@ -195,12 +196,21 @@ def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelIn
             raise
         generation.deactivate()
         try:
-            # token counts, request parameters and content are read off the caller's thread
-            # the pipeline's tokenizer lives in this thread's context: read it here
+            # Token counts, request parameters and content are read off the caller's thread, from the generated
+            # ids and the prompt alone: the rest of a result (scores, a key-value cache) is not kept alive.
+            # The pipeline's tokenizer lives in this thread's context: read it here.
             tokenizer = PIPELINE_TOKENIZER.get() if settings.capture_content else None
             generation.finish_reading(
                 functools.partial(
-                    _outcome, result, instance, args, kwargs, call, info, streamer, settings.capture_content, tokenizer
+                    _outcome,
+                    generated_ids(result),
+                    Prompt.of(args, kwargs),
+                    instance,
+                    call,
+                    info,
+                    streamer,
+                    settings.capture_content,
+                    tokenizer,
                 )
             )
         except Exception:
@@ -219,10 +229,9 @@ def _fail(generation: Generation, call: GenerateCall, exc: BaseException) -> Non
 
 
 def _outcome(
-    result: Any,
+    sequences: Any,
+    prompt: Prompt,
     instance: Any,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
     call: GenerateCall,
     info: ModelInfo,
     streamer: FirstTokenStreamer | None,
@@ -232,16 +241,16 @@ def _outcome(
     outcome: dict[str, Any] = {}
     extra = dict(_request_attributes(call))
     outcome["extra"] = extra
-    input_ids = input_ids_of(args, kwargs)
-    outcome["input_tokens"] = count_input_tokens(input_ids, kwargs, call.get("pad_token_id"))
+    input_ids = prompt.input_ids
+    outcome["input_tokens"] = count_input_tokens(prompt, call.get("pad_token_id"))
     width = int(input_ids.shape[-1]) if input_ids is not None else 0
-    output_tokens, reasons, generated = completion(result, call, info, width)
+    output_tokens, reasons, generated = completion(sequences, call, info, width)
     outcome["output_tokens"] = output_tokens
     outcome["finish_reasons"] = reasons
     if streamer is not None:
         outcome["ttft_s"] = streamer.ttft_s
     if capture_content:
-        tokenizer = tokenizer_for(instance, kwargs, pipeline_tokenizer)
+        tokenizer = tokenizer_for(instance, prompt.tokenizer, pipeline_tokenizer)
         if tokenizer is not None:
             extra.update(content_attributes(tokenizer, input_ids, generated, reasons))
     return outcome
