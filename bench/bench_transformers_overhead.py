@@ -1,8 +1,8 @@
 """Time loratrace adds to one generate call on the tiny model, next to OpenLLMetry's instrumentor.
 
 \b
-    .venv/bin/python bench/bench_transformers_overhead.py     # 5 processes x 600 calls per condition, blocks of 300
-    .venv/bin/python bench/bench_transformers_overhead.py --processes 10
+    .venv/bin/python bench/bench_transformers_overhead.py     # 5 processes x 6 rounds of 2.1 s blocks
+    .venv/bin/python bench/bench_transformers_overhead.py --processes 10 --rounds 10
 
 Conditions on the same text-generation pipeline call (greedy, 8 new tokens), in one process: uninstrumented;
 loratrace (SDK TracerProvider + BatchSpanProcessor with an exporter that counts and drops spans, SDK
@@ -10,14 +10,15 @@ MeterProvider); loratrace with its background completion held until the block en
 cost without the background thread's contention, which the CPU column still counts); the SDK floor (a bare
 wrapper that starts and ends one span carrying the same attributes as loratrace's span and records the same
 three histograms, with no loratrace logic: what any instrumentation emitting this much pays); and
-``opentelemetry-instrumentation-transformers`` (same tracer provider). They are interleaved in blocks, toggling
-instrumentation between blocks, so machine drift hits every condition alike; a block lasts several of
-loratrace's background bursts (one per second), so their contention with the serving thread is inside the timed
-calls. The peer, ~150 ms per call, is interleaved with its own uninstrumented baseline in a second pass of
-shorter blocks. A second table times ``PeftModel.generate`` directly (adapter a1 active), where the peer emits
-nothing. "Added" is the median of a condition minus the uninstrumented median, over the samples of every worker
-process. A third table times the wrappers alone around a precomputed result (no model run: warm caches), the
-figure to compare with SDK microbenchmarks.
+``opentelemetry-instrumentation-transformers`` (same tracer provider). They are interleaved in rounds of one
+block each, toggling instrumentation between blocks, so machine drift hits every condition alike; a block lasts
+just over two of loratrace's background bursts (one per second), so their contention with the serving thread is
+inside the timed calls. The peer, ~150 ms per call, is interleaved with its own uninstrumented baseline in a
+second pass of longer blocks. A second table times ``PeftModel.generate`` directly (adapter a1 active), where the
+peer emits nothing. "Added" is the median of a condition minus the uninstrumented median, over the samples of
+every worker process, with a 95 % bootstrap interval over the rounds (this host's timing drifts by more than the
+differences measured, so the interval says what a figure can be trusted to). A third table times the wrappers
+alone around a precomputed result (no model run: warm caches), the figure to compare with SDK microbenchmarks.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -80,29 +82,34 @@ class Condition:
         self.name, self.on, self.off = name, on, off
         # the uninstrumented condition this one is compared with (the first row's when None)
         self.baseline = baseline
-        self.samples: list[float] = []
+        self.blocks: list[list[float]] = []  # call durations (µs), one list per block (one block per round)
         # process CPU time (every thread) of the timed blocks, including switching the condition off: for
         # loratrace that drains the spans completed off the calling thread, so their cost is counted here
         self.cpu_ns = 0
 
 
-def _measure(call: Callable[[], Any], conditions: list[Condition], calls: int, block: int) -> None:
+def _measure(call: Callable[[], Any], conditions: list[Condition], rounds: int, block_seconds: float) -> None:
     for condition in conditions:  # warm-up: first-call caches (adapter id, model info), lazy imports
         condition.on()
         for _ in range(3):
             call()
         condition.off()
-    rounds = max(1, calls // block)
     for _ in range(rounds):
         for condition in conditions:
             condition.on()
             cpu_started = time.process_time_ns()
-            for _ in range(block):
+            samples: list[float] = []
+            deadline = time.perf_counter_ns() + int(block_seconds * 1e9)
+            while True:
                 started = time.perf_counter_ns()
                 call()
-                condition.samples.append((time.perf_counter_ns() - started) / 1000)
+                ended = time.perf_counter_ns()
+                samples.append((ended - started) / 1000)
+                if ended >= deadline:
+                    break
             condition.off()
             condition.cpu_ns += time.process_time_ns() - cpu_started
+            condition.blocks.append(samples)
 
 
 def _rows(conditions: list[Condition]) -> list[dict[str, Any]]:
@@ -110,12 +117,38 @@ def _rows(conditions: list[Condition]) -> list[dict[str, Any]]:
     return [
         {
             "name": c.name,
-            "samples": c.samples,
+            "blocks": c.blocks,
             "cpu_ns": c.cpu_ns,
             "baseline": (c.baseline or conditions[0]).name,
         }
         for c in conditions
     ]
+
+
+_RESAMPLES = 400
+
+
+def _added_interval(name: str, baseline: str, runs: list[list[dict[str, Any]]]) -> tuple[float, float]:
+    """95 % bootstrap interval of the added median. The unit resampled is one round of one process (a block of
+    each condition, run back to back): the host drifts by more than the differences measured here over seconds,
+    so the rounds, not the calls, are the independent samples."""
+    units = []
+    for rows in runs:
+        by_name = {row["name"]: row for row in rows}
+        for mine, theirs in zip(by_name[name]["blocks"], by_name[baseline]["blocks"], strict=True):
+            units.append((mine, theirs))
+    rng = random.Random(20261128)
+    estimates = []
+    for _ in range(_RESAMPLES):
+        mine_pool: list[float] = []
+        theirs_pool: list[float] = []
+        for _ in units:
+            mine, theirs = units[rng.randrange(len(units))]
+            mine_pool += mine
+            theirs_pool += theirs
+        estimates.append(statistics.median(mine_pool) - statistics.median(theirs_pool))
+    estimates.sort()
+    return estimates[int(_RESAMPLES * 0.025)], estimates[int(_RESAMPLES * 0.975) - 1]
 
 
 def _table(title: str, runs: list[list[dict[str, Any]]]) -> str:
@@ -124,14 +157,15 @@ def _table(title: str, runs: list[list[dict[str, Any]]]) -> str:
     for rows in runs:
         for row in rows:
             into = pooled.setdefault(row["name"], {"samples": [], "cpu_ns": 0, "baseline": row["baseline"]})
-            into["samples"].extend(row["samples"])
+            for block in row["blocks"]:
+                into["samples"].extend(block)
             into["cpu_ns"] += row["cpu_ns"]
     lines = [
         f"### {title}",
         "",
-        "| condition | calls | median µs | added µs (median) | p10 µs | p90 µs | CPU µs per call (all threads) "
-        "| added µs, each process |",
-        "|---|---|---|---|---|---|---|---|",
+        "| condition | calls | median µs | added µs (median) | 95 % interval | p10 µs | p90 µs "
+        "| CPU µs per call (all threads) | added µs, each process |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in pooled.items():
         reference = pooled[row["baseline"]]
@@ -144,15 +178,20 @@ def _table(title: str, runs: list[list[dict[str, Any]]]) -> str:
         cpu = row["cpu_ns"] / 1000 / len(samples)
         first = name == row["baseline"]
         added = "—" if first else f"{median - baseline:+.1f}"
+        interval = "—"
+        if not first:
+            low, high = _added_interval(name, row["baseline"], runs)
+            interval = f"{low:+.0f} .. {high:+.0f}"
         cpu_text = f"{cpu:.1f}" if first else f"{cpu:.1f} ({cpu - baseline_cpu:+.1f})"
         each = []
         for rows in runs:
             by_name = {r["name"]: r for r in rows}
             if not first and name in by_name and row["baseline"] in by_name:
-                own = statistics.median(by_name[name]["samples"])
-                each.append(f"{own - statistics.median(by_name[row['baseline']]['samples']):+.0f}")
+                own = statistics.median([x for block in by_name[name]["blocks"] for x in block])
+                theirs = statistics.median([x for block in by_name[row["baseline"]]["blocks"] for x in block])
+                each.append(f"{own - theirs:+.0f}")
         lines.append(
-            f"| {name} | {len(samples)} | {median:.1f} | {added} | {p10:.1f} | {p90:.1f} | {cpu_text} "
+            f"| {name} | {len(samples)} | {median:.1f} | {added} | {interval} | {p10:.1f} | {p90:.1f} | {cpu_text} "
             f"| {' '.join(each) or '—'} |"
         )
     return "\n".join(lines)
@@ -262,17 +301,18 @@ def main() -> None:
         "moves a 9 ms call by tens of µs either way, more than the differences measured here",
     )
     parser.add_argument("--worker-output", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--calls", type=int, default=600, help="calls per condition in each process")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds per process: one block of each condition")
     parser.add_argument("--new-tokens", type=int, default=8)
     parser.add_argument(
-        "--block",
-        type=int,
-        default=300,
-        help="calls per block between condition switches (300 calls: ~2.5 s): long enough that the first calls "
-        "after a switch (re-warming caches) do not weigh on the median, and that loratrace's background "
-        "completion (one burst per second) runs during timed calls as in steady serving",
+        "--block-seconds",
+        type=float,
+        default=2.1,
+        help="length of a block of calls between condition switches: long enough that the first calls after a "
+        "switch (re-warming caches) do not weigh on the median; just over two of loratrace's background bursts "
+        "(one per second), so ~95%% of a loratrace block's spans are completed during its timed calls, as in "
+        "steady serving (the rest when the block ends, counted in the CPU column)",
     )
-    parser.add_argument("--peer-calls", type=int, default=200, help="calls for OpenLLMetry and its baseline")
+    parser.add_argument("--peer-rounds", type=int, default=5, help="rounds of OpenLLMetry and its baseline")
     parser.add_argument("--skip-peer", action="store_true", help="leave out OpenLLMetry (it is slow per call)")
     options = parser.parse_args()
     if options.worker_output is None:
@@ -287,8 +327,8 @@ def _run_workers(options: argparse.Namespace) -> None:
         for index in range(options.processes):
             output = Path(folder) / f"worker-{index}.json"
             command = [sys.executable, __file__, "--worker-output", str(output)]
-            command += ["--calls", str(options.calls), "--block", str(options.block)]
-            command += ["--new-tokens", str(options.new_tokens), "--peer-calls", str(options.peer_calls)]
+            command += ["--rounds", str(options.rounds), "--block-seconds", str(options.block_seconds)]
+            command += ["--new-tokens", str(options.new_tokens), "--peer-rounds", str(options.peer_rounds)]
             if options.skip_peer or index > 0:  # the peer's ~140 ms per call needs no pooling
                 command.append("--skip-peer")
             subprocess.run(command, check=True)
@@ -370,7 +410,7 @@ def _worker(options: argparse.Namespace) -> dict[str, Any]:
     from transformers.generation.utils import GenerationMixin
 
     conditions.append(_floor(GenerationMixin, tracer_provider, meter_provider, _sample_attributes(pipeline_call)))
-    _measure(pipeline_call, conditions, options.calls, options.block)
+    _measure(pipeline_call, conditions, options.rounds, options.block_seconds)
     rows = list(conditions)
     if not options.skip_peer:
         from opentelemetry.instrumentation.transformers import TransformersInstrumentor as PeerInstrumentor
@@ -384,7 +424,8 @@ def _worker(options: argparse.Namespace) -> dict[str, Any]:
             peer.uninstrument,
             baseline=peer_baseline,
         )
-        _measure(pipeline_call, [peer_baseline, peer_condition], options.peer_calls, min(options.block, 50))
+        # ~150 ms per peer call: longer blocks, so each holds a few dozen calls
+        _measure(pipeline_call, [peer_baseline, peer_condition], options.peer_rounds, 3 * options.block_seconds)
         rows += [peer_baseline, peer_condition]
     tables = {f"text-generation pipeline call, {options.new_tokens} new tokens": _rows(rows)}
 
@@ -402,7 +443,7 @@ def _worker(options: argparse.Namespace) -> dict[str, Any]:
 
     peft_floor = _floor(PeftModelForCausalLM, tracer_provider, meter_provider, _sample_attributes(peft_call))
     peft_conditions = [Condition(c.name, c.on, c.off) for c in conditions[:3]] + [peft_floor]
-    _measure(peft_call, peft_conditions, options.calls, options.block)
+    _measure(peft_call, peft_conditions, options.rounds, options.block_seconds)
     tables[f"PeftModel.generate (adapter a1), {options.new_tokens} new tokens"] = _rows(peft_conditions)
     warm = _warm_table(peft_model, inputs, generate_kwargs, tracer_provider, meter_provider, peft_floor)
     tracer_provider.force_flush()

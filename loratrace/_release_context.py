@@ -88,11 +88,12 @@ class Scope:
             self.fallback_reason = reason
 
 
-_current_scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("loratrace_scope", default=None)
+# read directly by the generation code on every model call (a function call around it costs there)
+CURRENT_SCOPE: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("loratrace_scope", default=None)
 
 
 def current_scope() -> Scope | None:
-    return _current_scope.get()
+    return CURRENT_SCOPE.get()
 
 
 def _check_value(key: str, value: Any) -> _AttributeValue:
@@ -160,15 +161,15 @@ class context:  # lower case: used like a function, ``with loratrace.context(...
         self._entered: list[tuple[Scope, contextvars.Token[Scope | None]]] = []
 
     def __enter__(self) -> Scope:
-        parent = _current_scope.get()
+        parent = CURRENT_SCOPE.get()
         merged = {**parent.attributes, **self._attributes} if parent is not None else dict(self._attributes)
         scope = Scope(merged, parent)
-        self._entered.append((scope, _current_scope.set(scope)))
+        self._entered.append((scope, CURRENT_SCOPE.set(scope)))
         return scope
 
     def __exit__(self, *exc_info: object) -> None:
         scope, token = self._entered.pop()
-        _current_scope.reset(token)
+        CURRENT_SCOPE.reset(token)
         scope.close()
 
     def _fresh(self) -> context:

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -23,12 +23,18 @@ from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode,
 
 from loratrace import semconv
 from loratrace._finisher import finisher
-from loratrace._release_context import Scope, current_scope
+from loratrace._release_context import CURRENT_SCOPE, Scope
 
 logger = logging.getLogger(__name__)
 
 _TRUTHY = frozenset({"true", "1", "yes", "on"})
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+# The context key of the current span, obtained through the public API (so it is the key the API uses): reading
+# and setting it directly saves the API's function calls on every model call.
+CURRENT_SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context())))
+# Guards every generation's hand-over from the serving thread to its SDK span. One lock for all: held for
+# microseconds, and a lock made per generation would cost an allocation on every model call.
+_LOCK = threading.Lock()
 _OUTCOME_KEYS = ("input_tokens", "output_tokens", "finish_reasons", "ttft_s", "extra")
 
 
@@ -106,25 +112,46 @@ class _AnnouncedIds(IdGenerator):
 _ANNOUNCED_IDS_LOCK = threading.Lock()
 
 
-class _StartFacts(NamedTuple):
-    """What a generation's start attributes are made of, captured at the call; merged off the caller's thread."""
+class GenerationProfile:
+    """What a generation serves and how it is named: its model, adapter and start attributes.
 
-    operation: str
-    request_model: str
-    response_model: str
-    attributes: Mapping[str, Any]
-    adapter_name: str | None
-    base_model: str | None
-    scope_attributes: Mapping[str, Any] | None
-    has_fallback: bool
-    fallback_reason: str | None
+    The same for every call of one model with one adapter state, so an instrumentor can build it once and reuse it
+    (the Hugging Face wrapper keeps one per model and adapter reading); the start attributes and metric labels of
+    a generation outside any ``loratrace.context`` scope are then merged once per profile too.
+    """
+
+    __slots__ = ("_plain", "adapter_name", "attributes", "base_model", "operation", "request_model", "response_model")
+
+    def __init__(
+        self,
+        *,
+        operation: str,
+        request_model: str,
+        response_model: str,
+        attributes: Mapping[str, Any],
+        adapter_name: str | None,
+        base_model: str | None,
+    ) -> None:
+        self.operation = operation
+        self.request_model = request_model
+        self.response_model = response_model
+        self.attributes = attributes
+        self.adapter_name = adapter_name
+        self.base_model = base_model
+        self._plain: tuple[str, dict[str, Any], dict[str, Any]] | None = None
 
     def span_name(self) -> str:
         return f"{self.operation} {self.request_model}"
 
-    def merged(self, provider: str) -> dict[str, Any]:
-        """The start attributes. The variant is what actually served (``adapter`` when an adapter did, else
-        ``base``), except that a scope declaring ``shadow`` keeps it: mirrored traffic is a routing fact the
+    def start_attributes(
+        self,
+        provider: str,
+        scope_attributes: Mapping[str, Any] | None = None,
+        has_fallback: bool = False,
+        fallback_reason: str | None = None,
+    ) -> dict[str, Any]:
+        """The start attributes (a new dict). The variant is what actually served (``adapter`` when an adapter did,
+        else ``base``), except that a scope declaring ``shadow`` keeps it: mirrored traffic is a routing fact the
         model call cannot see."""
         merged: dict[str, Any] = {
             semconv.GEN_AI_OPERATION_NAME: self.operation,
@@ -137,13 +164,13 @@ class _StartFacts(NamedTuple):
             semconv.LLM_SYSTEM: provider,
             **self.attributes,
         }
-        if self.scope_attributes:
-            merged.update(self.scope_attributes)
+        if scope_attributes:
+            merged.update(scope_attributes)
         if merged.get(semconv.VARIANT) != semconv.VARIANT_SHADOW:
             merged[semconv.VARIANT] = semconv.VARIANT_ADAPTER if self.adapter_name else semconv.VARIANT_BASE
-        merged[semconv.FALLBACK] = self.has_fallback
-        if self.has_fallback and self.fallback_reason:
-            merged[semconv.FALLBACK_REASON] = self.fallback_reason
+        merged[semconv.FALLBACK] = has_fallback
+        if has_fallback and fallback_reason:
+            merged[semconv.FALLBACK_REASON] = fallback_reason
         return merged
 
     def labels(self, provider: str, merged: Mapping[str, Any]) -> dict[str, Any]:
@@ -162,6 +189,15 @@ class _StartFacts(NamedTuple):
             labels[semconv.ROUTE_NAME] = route
         return labels
 
+    def plain(self, provider: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Start attributes and labels of a generation outside any scope, merged once (callers copy before
+        changing them). Two threads racing here only merge them twice."""
+        plain = self._plain
+        if plain is None or plain[0] != provider:
+            attributes = self.start_attributes(provider)
+            plain = self._plain = (provider, attributes, self.labels(provider, attributes))
+        return plain[1], plain[2]
+
 
 class Generation(Span):
     """One generation: a span whose SDK span is built off the caller's thread, under the ids it announced.
@@ -178,6 +214,9 @@ class Generation(Span):
 
     _name: str | None = None
     _kind: SpanKind = SpanKind.CLIENT
+    _start_ns_given: int | None = None  # a span started after the fact (a batch request from vLLM's timestamps)
+    _scope: Scope | None = None
+    _fallback: tuple[bool, str | None] = (False, None)  # the scope's fallback state when the generation started
     _ids: tuple[int, int, TraceFlags] | None = None
     _context: SpanContext | None = None
     _late: dict[str, Any] | None = None  # attributes set by serving code before the SDK span exists
@@ -189,25 +228,28 @@ class Generation(Span):
     def __init__(
         self,
         recorder: GenerationRecorder,
-        name: str | None,
-        kind: SpanKind,
-        parent: otel_context.Context | None,
-        facts: _StartFacts,
-        start_time_ns: int | None,
-        scope: Scope | None = None,
+        profile: GenerationProfile,
+        parent: otel_context.Context | None = None,
+        *,
+        start_time_ns: int | None = None,
+        name: str | None = None,
+        kind: SpanKind = SpanKind.CLIENT,
     ) -> None:
         # the caller's context, captured here: the SDK span is started on another thread. Everything derived from
         # it (the parent's ids, this span's ids) is worked out on first use, usually on the finisher thread.
         self._parent = parent if parent is not None else otel_context.get_current()
         self.recorder = recorder
-        self._facts = facts
-        self._lock = threading.Lock()
+        self.profile = profile
         self._start_s = time.perf_counter()
-        # Set when the span was started after the fact (a batch request span built from vLLM's timestamps).
-        self._start_ns_given = start_time_ns
-        self._start_ns = start_time_ns if start_time_ns is not None else time.time_ns()
+        if start_time_ns is None:
+            self._start_ns = time.time_ns()
+        else:
+            self._start_ns = self._start_ns_given = start_time_ns
         # the scope the generation was started in: it is also the one current when the call ends
-        self._scope = scope
+        scope = CURRENT_SCOPE.get()
+        if scope is not None:
+            self._scope = scope
+            self._fallback = (scope.has_fallback, scope.fallback_reason)
         if name is not None:
             self._name = name
         if kind is not SpanKind.CLIENT:
@@ -227,7 +269,7 @@ class Generation(Span):
         """Make the generation current for the wrapped call, so library spans and helpers nest under it.
 
         ``current`` is the caller's current context when the caller already holds it."""
-        self._context_token = otel_context.attach(trace.set_span_in_context(self, current))
+        self._context_token = otel_context.attach(otel_context.set_value(CURRENT_SPAN_KEY, self, current))
 
     def deactivate(self) -> None:
         if self._context_token is not None:
@@ -257,7 +299,15 @@ class Generation(Span):
         """Like :meth:`finish`, with the outcome read on the finisher thread: ``read_outcome()`` returns
         ``finish``'s keyword arguments. For outcomes that cost to read (token counts from tensors), when what it
         reads is not changed after the call returns. A ``read_outcome`` that raises leaves the outcome unset."""
-        self._complete(read_outcome, None, None, register_in_scope, None)
+        # _complete's work, inline: this runs on the serving thread after every call
+        duration_s = time.perf_counter() - self._start_s
+        end_ns = time.time_ns()
+        scope = self._scope if register_in_scope else None
+        if scope is None:
+            finisher.submit(self._build, read_outcome, None, None, duration_s, end_ns)
+        else:
+            finisher.submit(self._build, read_outcome, None, None, duration_s, None)
+            scope.adopt_generation(self, end_ns)
 
     def fail(
         self,
@@ -276,23 +326,31 @@ class Generation(Span):
 
     def _complete(
         self,
-        outcome: tuple[Any, ...] | Callable[[], Mapping[str, Any]] | None,
+        outcome: tuple[Any, ...] | None,
         exception: BaseException | None,
         error_type: str | None,
         register_in_scope: bool,
         end_time: int | None,
     ) -> None:
-        duration_s = self._duration_s(end_time)
+        if end_time is not None and self._start_ns_given is not None:
+            duration_s = max(0.0, (end_time - self._start_ns_given) / 1e9)
+        else:
+            duration_s = self.elapsed_s
         end_ns = end_time if end_time is not None else time.time_ns()
         scope = self._scope if register_in_scope else None
         finisher.submit(self._build, outcome, exception, error_type, duration_s, None if scope is not None else end_ns)
         if scope is not None:
             scope.adopt_generation(self, end_ns)
 
-    def _duration_s(self, end_time: int | None) -> float:
-        if end_time is not None and self._start_ns_given is not None:
-            return max(0.0, (end_time - self._start_ns_given) / 1e9)
-        return self.elapsed_s
+    def _start_attributes(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(start attributes, metric labels) for this generation; the attributes are a new dict."""
+        provider = self.recorder.provider
+        scope = self._scope
+        if scope is None:
+            attributes, labels = self.profile.plain(provider)
+            return dict(attributes), labels
+        attributes = self.profile.start_attributes(provider, scope.attributes, *self._fallback)
+        return attributes, self.profile.labels(provider, attributes)
 
     # --- the finisher's side ----------------------------------------------------------------------------------
     def _build(
@@ -306,8 +364,7 @@ class Generation(Span):
         recorder = self.recorder
         measured: dict[str, Any] = {"duration_s": duration_s, "input_tokens": None, "output_tokens": None}
         measured["ttft_s"] = None
-        attributes = self._facts.merged(recorder.provider)
-        labels = self._facts.labels(recorder.provider, attributes)
+        attributes, labels = self._start_attributes()
         if callable(outcome):
             try:
                 read = dict(outcome())
@@ -328,12 +385,12 @@ class Generation(Span):
             ids.announce(trace_id, span_id)
         try:
             sdk_span = recorder.tracer.start_span(
-                self._name or self._facts.span_name(), context=self._parent, kind=self._kind, start_time=self._start_ns
+                self._name or self.profile.span_name(), context=self._parent, kind=self._kind, start_time=self._start_ns
             )
         finally:
             if ids is not None:
                 ids.clear()
-        with self._lock:
+        with _LOCK:
             # attributes and events set by serving code during the call are newer than the start attributes
             if self._late:
                 attributes.update(self._late)
@@ -353,7 +410,7 @@ class Generation(Span):
     # --- the Span API: the SDK span's once it exists, kept until then ------------------------------------------
     def _span_ids(self) -> tuple[int, int, TraceFlags]:
         """(trace id, span id, flags), made on first use: the parent's trace continues, else a new one starts."""
-        with self._lock:
+        with _LOCK:
             if self._ids is None:
                 parent_context = trace.get_current_span(self._parent).get_span_context()
                 new_ids = self.recorder.new_ids
@@ -371,13 +428,13 @@ class Generation(Span):
         return self._context
 
     def is_recording(self) -> bool:
-        with self._lock:
+        with _LOCK:
             if self._sdk_span is not None:
                 return self._sdk_span.is_recording()
             return self._end_requested is None
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
-        with self._lock:
+        with _LOCK:
             if self._sdk_span is None:
                 if self._late is None:
                     self._late = {}
@@ -389,7 +446,7 @@ class Generation(Span):
         self.set_attributes({key: value})
 
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None) -> None:
-        with self._lock:
+        with _LOCK:
             if self._sdk_span is None:
                 if self._events is None:
                     self._events = []
@@ -398,14 +455,14 @@ class Generation(Span):
         self._sdk_span.add_event(name, attributes, timestamp)
 
     def update_name(self, name: str) -> None:
-        with self._lock:
+        with _LOCK:
             if self._sdk_span is None:
                 self._name = name
                 return
         self._sdk_span.update_name(name)
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
-        with self._lock:
+        with _LOCK:
             sdk_span = self._sdk_span
         if sdk_span is not None:
             sdk_span.set_status(status, description)
@@ -419,7 +476,7 @@ class Generation(Span):
         timestamp: int | None = None,
         escaped: bool = False,
     ) -> None:
-        with self._lock:
+        with _LOCK:
             sdk_span = self._sdk_span
         if sdk_span is not None:
             sdk_span.record_exception(exception, attributes, timestamp, escaped)
@@ -428,7 +485,7 @@ class Generation(Span):
 
     def end(self, end_time: int | None = None) -> None:
         """End the SDK span (a scope ends its generation this way); before it exists, end it once it does."""
-        with self._lock:
+        with _LOCK:
             sdk_span = self._sdk_span
             if sdk_span is None:
                 self._end_requested = end_time if end_time is not None else time.time_ns()
@@ -438,10 +495,10 @@ class Generation(Span):
     @property
     def attributes(self) -> Mapping[str, Any]:
         """What the span carries (or will carry): for helpers that copy a generation's adapter attributes."""
-        with self._lock:
+        with _LOCK:
             sdk_span = self._sdk_span
             if sdk_span is None:
-                return {**self._facts.merged(self.recorder.provider), **(self._late or {})}
+                return {**self._start_attributes()[0], **(self._late or {})}
         return getattr(sdk_span, "attributes", None) or {}
 
 
@@ -519,16 +576,12 @@ class GenerationRecorder:
         The variant is what actually served (``adapter`` when ``adapter_name`` is set, else ``base``), except that a
         scope declaring ``shadow`` keeps it: mirrored traffic is a routing fact the model call cannot see.
         """
-        scope = current_scope()
-        facts = _StartFacts(
-            operation,
-            request_model,
-            response_model,
-            attributes,
-            adapter_name,
-            base_model,
-            scope.attributes if scope is not None else None,
-            scope.has_fallback if scope is not None else False,
-            scope.fallback_reason if scope is not None else None,
+        profile = GenerationProfile(
+            operation=operation,
+            request_model=request_model,
+            response_model=response_model,
+            attributes=attributes,
+            adapter_name=adapter_name,
+            base_model=base_model,
         )
-        return Generation(self, span_name, kind, parent, facts, start_time, scope)
+        return Generation(self, profile, parent, start_time_ns=start_time, name=span_name, kind=kind)

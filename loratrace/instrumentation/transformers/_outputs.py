@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from loratrace import semconv
 from loratrace.instrumentation.transformers._model_info import ModelInfo, default_max_new_tokens
@@ -29,20 +29,35 @@ _SMALL_MASK = 4096
 
 
 class GenerateCall:
-    """One generate call's parameters: keyword arguments, then ``generation_config=``, then the model's.
+    """One generate call's arguments: its parameters (keyword arguments, then ``generation_config=``, then the
+    model's) and its prompt.
 
     Every source is snapshotted at the call: the values are read after it returns, on the finisher thread, when
     the caller may already have changed a config, and holding the caller's keyword arguments until then would
     keep whatever they reference (a key-value cache, images) alive.
     """
 
-    __slots__ = ("_sources",)
+    __slots__ = ("_sources", "attention_mask", "embedded_tokens", "input_ids", "tokenizer")
 
-    def __init__(self, kwargs: Mapping[str, Any], model_config: Any) -> None:
+    def __init__(self, args: tuple[Any, ...], kwargs: Mapping[str, Any], model_config: Any) -> None:
         passed = kwargs.get("generation_config")
         keywords = tuple(map(kwargs.get, _SNAPSHOT_NAMES))
         model_values = _snapshot(model_config)
         self._sources = (keywords, _snapshot(passed), model_values) if passed is not None else (keywords, model_values)
+        ids = kwargs.get("input_ids")
+        if ids is None:
+            ids = kwargs.get("inputs")  # generate's first parameter
+            if ids is None and args:
+                ids = args[0]
+        self.input_ids = ids
+        self.attention_mask = kwargs.get("attention_mask")
+        self.tokenizer = kwargs.get("tokenizer")  # generate(tokenizer=...), for content capture
+        # prompt positions given as inputs_embeds (their tensor is not kept)
+        self.embedded_tokens = None
+        if ids is None:
+            embeds = kwargs.get("inputs_embeds")
+            if embeds is not None:
+                self.embedded_tokens = int(embeds.shape[0] * embeds.shape[1])
 
     def get(self, name: str) -> Any:
         position = _SNAPSHOT_POSITION[name]
@@ -85,41 +100,16 @@ def request_attributes(values: tuple[Any, ...]) -> dict[str, Any]:
     return attributes
 
 
-class Prompt(NamedTuple):
-    """What the outcome needs of a call's prompt, taken from its arguments at the call."""
-
-    input_ids: Any
-    attention_mask: Any
-    embedded_tokens: int | None  # prompt positions given as ``inputs_embeds`` (their tensor is not kept)
-    tokenizer: Any  # ``generate(tokenizer=...)``, for content capture
-
-    @classmethod
-    def of(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Prompt:
-        ids = kwargs.get("input_ids")
-        if ids is None:
-            ids = kwargs.get("inputs")  # generate's first parameter
-        if ids is None and args:
-            ids = args[0]
-        embeds = kwargs.get("inputs_embeds")
-        embedded = int(embeds.shape[0] * embeds.shape[1]) if embeds is not None and ids is None else None
-        return cls(ids, kwargs.get("attention_mask"), embedded, kwargs.get("tokenizer"))
-
-
-def generated_ids(result: Any) -> Any:
-    """The sequences tensor of a generate result, without the rest of a ``ModelOutput`` (scores, caches)."""
-    return getattr(result, "sequences", result)
-
-
-def count_input_tokens(prompt: Prompt, pad_token_id: Any) -> int | None:
+def count_input_tokens(call: GenerateCall, pad_token_id: Any) -> int | None:
     """Prompt tokens without padding: the attention mask's sum, else ids that are not the pad token."""
-    mask = prompt.attention_mask
+    mask = call.attention_mask
     if mask is not None:
         if mask.numel() <= _SMALL_MASK:
             return sum(map(sum, mask.tolist()))
         return int(mask.sum())
-    input_ids = prompt.input_ids
+    input_ids = call.input_ids
     if input_ids is None:
-        return prompt.embedded_tokens
+        return call.embedded_tokens
     if isinstance(pad_token_id, int):
         return int((input_ids != pad_token_id).sum())
     return int(input_ids.numel())

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 
 from loratrace import semconv
-from loratrace.instrumentation._generation import Generation, GenerationRecorder
+from loratrace.instrumentation._generation import CURRENT_SPAN_KEY, Generation, GenerationProfile, GenerationRecorder
 from loratrace.instrumentation._identity_cache import IdentityCache
 from loratrace.instrumentation.transformers import _peft_state
 from loratrace.instrumentation.transformers._content import (
@@ -32,18 +31,13 @@ from loratrace.instrumentation.transformers._content import (
 from loratrace.instrumentation.transformers._model_info import ModelInfo, model_info
 from loratrace.instrumentation.transformers._outputs import (
     GenerateCall,
-    Prompt,
     completion,
     count_input_tokens,
-    generated_ids,
     request_attributes,
 )
 
 logger = logging.getLogger(__name__)
 
-# The context key of the current span, read directly: trace.get_current_span() costs a few calls and an ABC
-# isinstance check on every generate call. Obtained through the public API, so it is the key the API uses.
-_CURRENT_SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context())))
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
 
@@ -124,14 +118,14 @@ def _describe_plain(model: Any) -> tuple[ModelInfo, _peft_state.AdapterReading |
     return model_info(model), merged, model.generation_config
 
 
-# (model info, adapter reading) -> the span's start attributes, built once per combination (both are cached
+# (model info, adapter reading) -> what its generations serve, built once per combination (both are cached
 # objects, hashed by identity). Request parameters are added off the caller's thread, from a snapshot.
-_START_ATTRIBUTES: dict[tuple[Any, Any], dict[str, Any]] = {}
+_PROFILES: dict[tuple[Any, Any], GenerationProfile] = {}
 _REQUEST_ATTRIBUTES: dict[tuple[Any, ...], dict[str, Any]] = {}
 _CACHE_MAX = 512
 
 
-def _cached(cache: dict[Any, dict[str, Any]], key: Any, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def _cached(cache: dict[Any, Any], key: Any, build: Callable[[], Any]) -> Any:
     """``cache[key]``, built on a miss; the cache is emptied when full, so it stays small and never evicts per key.
     An unhashable key (a list of stop strings among the parameters) is built every time."""
     try:
@@ -145,10 +139,24 @@ def _cached(cache: dict[Any, dict[str, Any]], key: Any, build: Callable[[], dict
     return cached
 
 
-def _start_attributes(info: ModelInfo, reading: _peft_state.AdapterReading | None) -> dict[str, Any]:
-    if reading is None:
-        return _cached(_START_ATTRIBUTES, (info, None), lambda: dict(info.attributes))
-    return _cached(_START_ATTRIBUTES, (info, reading), lambda: {**info.attributes, **reading.attributes})
+def _profile(info: ModelInfo, reading: _peft_state.AdapterReading | None) -> GenerationProfile:
+    profile = _PROFILES.get((info, reading))
+    if profile is None:
+        profile = _cached(_PROFILES, (info, reading), lambda: _new_profile(info, reading))
+    return profile
+
+
+def _new_profile(info: ModelInfo, reading: _peft_state.AdapterReading | None) -> GenerationProfile:
+    adapter_name = reading.name if reading is not None else None
+    attributes = {**info.attributes, **reading.attributes} if reading is not None else dict(info.attributes)
+    return GenerationProfile(
+        operation=semconv.OPERATION_TEXT_COMPLETION,
+        request_model=info.name,
+        response_model=adapter_name or info.name,
+        attributes=attributes,
+        adapter_name=adapter_name,
+        base_model=info.name,
+    )
 
 
 def _request_attributes(call: GenerateCall) -> dict[str, Any]:
@@ -163,22 +171,13 @@ def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelIn
         if recorder is None:
             return wrapped(*args, **kwargs)
         parent = otel_context.get_current()
-        current = parent.get(_CURRENT_SPAN_KEY)
+        current = parent.get(CURRENT_SPAN_KEY)
         if type(current) is Generation and current.recorder is recorder:
             return wrapped(*args, **kwargs)  # generate called by a traced generate (PeftModel's calls the base's)
         try:
             info, reading, model_generation_config = describe(instance)
-            call = GenerateCall(kwargs, model_generation_config)
-            adapter_name = reading.name if reading is not None else None
-            generation = recorder.start(
-                operation=semconv.OPERATION_TEXT_COMPLETION,
-                request_model=info.name,
-                response_model=adapter_name or info.name,
-                attributes=_start_attributes(info, reading),
-                adapter_name=adapter_name,
-                base_model=info.name,
-                parent=parent,
-            )
+            call = GenerateCall(args, kwargs, model_generation_config)
+            generation = Generation(recorder, _profile(info, reading), parent)
         except Exception:
             logger.debug("loratrace could not start a span for %s.generate", type(instance).__name__, exc_info=True)
             return wrapped(*args, **kwargs)
@@ -203,8 +202,7 @@ def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelIn
             generation.finish_reading(
                 functools.partial(
                     _outcome,
-                    generated_ids(result),
-                    Prompt.of(args, kwargs),
+                    getattr(result, "sequences", result),  # of a ModelOutput, only the generated ids
                     instance,
                     call,
                     info,
@@ -230,7 +228,6 @@ def _fail(generation: Generation, call: GenerateCall, exc: BaseException) -> Non
 
 def _outcome(
     sequences: Any,
-    prompt: Prompt,
     instance: Any,
     call: GenerateCall,
     info: ModelInfo,
@@ -241,8 +238,8 @@ def _outcome(
     outcome: dict[str, Any] = {}
     extra = dict(_request_attributes(call))
     outcome["extra"] = extra
-    input_ids = prompt.input_ids
-    outcome["input_tokens"] = count_input_tokens(prompt, call.get("pad_token_id"))
+    input_ids = call.input_ids
+    outcome["input_tokens"] = count_input_tokens(call, call.get("pad_token_id"))
     width = int(input_ids.shape[-1]) if input_ids is not None else 0
     output_tokens, reasons, generated = completion(sequences, call, info, width)
     outcome["output_tokens"] = output_tokens
@@ -250,7 +247,7 @@ def _outcome(
     if streamer is not None:
         outcome["ttft_s"] = streamer.ttft_s
     if capture_content:
-        tokenizer = tokenizer_for(instance, prompt.tokenizer, pipeline_tokenizer)
+        tokenizer = tokenizer_for(instance, call.tokenizer, pipeline_tokenizer)
         if tokenizer is not None:
             extra.update(content_attributes(tokenizer, input_ids, generated, reasons))
     return outcome
