@@ -135,6 +135,8 @@ def _added_interval(name: str, baseline: str, runs: list[list[dict[str, Any]]]) 
     units = []
     for rows in runs:
         by_name = {row["name"]: row for row in rows}
+        if name not in by_name:  # the peer runs in the first process only
+            continue
         for mine, theirs in zip(by_name[name]["blocks"], by_name[baseline]["blocks"], strict=True):
             units.append((mine, theirs))
     rng = random.Random(20261128)
@@ -314,8 +316,12 @@ def main() -> None:
     )
     parser.add_argument("--peer-rounds", type=int, default=5, help="rounds of OpenLLMetry and its baseline")
     parser.add_argument("--skip-peer", action="store_true", help="leave out OpenLLMetry (it is slow per call)")
+    parser.add_argument("--save-samples", type=Path, help="also write every call's duration to this JSON file")
+    parser.add_argument("--report", type=Path, help="print the tables of a --save-samples file, measuring nothing")
     options = parser.parse_args()
-    if options.worker_output is None:
+    if options.report is not None:
+        _report(json.loads(options.report.read_text()))
+    elif options.worker_output is None:
         _run_workers(options)
     else:
         options.worker_output.write_text(json.dumps(_worker(options)))
@@ -333,6 +339,12 @@ def _run_workers(options: argparse.Namespace) -> None:
                 command.append("--skip-peer")
             subprocess.run(command, check=True)
             runs.append(json.loads(output.read_text()))
+    if options.save_samples is not None:
+        options.save_samples.write_text(json.dumps(runs))
+    _report(runs)
+
+
+def _report(runs: list[dict[str, Any]]) -> None:
     for title in runs[0]["tables"]:
         print(_table(title, [run["tables"][title] for run in runs]))
         print()

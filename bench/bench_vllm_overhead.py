@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -139,12 +140,31 @@ def bench_offline(*, prompts: int, repeats: int, max_tokens: int, engine: str) -
         "traced_median_req_s": statistics.median(traced),
     }
     result["ratio"] = result["traced_median_req_s"] / result["plain_median_req_s"]
+    result["ratio_interval"] = _ratio_interval(traced, plain)
     result["traced_drained_median_req_s"] = statistics.median(traced_drained)
     result["ratio_drained"] = result["traced_drained_median_req_s"] / result["plain_median_req_s"]
+    result["ratio_drained_interval"] = _ratio_interval(traced_drained, plain)
     result["plain_sustained_median_req_s"] = statistics.median(plain_sustained)
     result["traced_sustained_median_req_s"] = statistics.median(traced_sustained)
     result["ratio_sustained"] = result["traced_sustained_median_req_s"] / result["plain_sustained_median_req_s"]
+    result["ratio_sustained_interval"] = _ratio_interval(traced_sustained, plain_sustained)
     return result
+
+
+def _ratio_interval(traced: list[float], plain: list[float], resamples: int = 2000) -> tuple[float, float]:
+    """95 % bootstrap interval of median(traced) / median(plain), resampling whole repetitions (the variants of
+    one repetition run back to back, so they share the host's state at the time)."""
+    rng = random.Random(20261128)
+    ratios = []
+    for _ in range(resamples):
+        chosen = [rng.randrange(len(plain)) for _ in plain]
+        ratios.append(statistics.median(traced[i] for i in chosen) / statistics.median(plain[i] for i in chosen))
+    ratios.sort()
+    return ratios[int(resamples * 0.025)], ratios[int(resamples * 0.975) - 1]
+
+
+def _percent_interval(interval: Sequence[float]) -> str:
+    return f"95 % interval {interval[0]:.1%} .. {interval[1]:.1%}"
 
 
 class _Sink(BaseHTTPRequestHandler):
@@ -270,11 +290,12 @@ def main() -> None:
         print(
             f"offline ({args.engine} engine): {offline['plain_median_req_s']:.1f} req/s plain vs "
             f"{offline['traced_median_req_s']:.1f} req/s with loratrace "
-            f"({offline['ratio']:.2%} of plain, goal >= 98%); counting the spans' completion in the batch: "
-            f"{offline['traced_drained_median_req_s']:.1f} req/s ({offline['ratio_drained']:.2%}); "
+            f"({offline['ratio']:.2%} of plain, {_percent_interval(offline['ratio_interval'])}, goal >= 98%); "
+            f"counting the spans' completion in the batch: {offline['traced_drained_median_req_s']:.1f} req/s "
+            f"({offline['ratio_drained']:.2%}, {_percent_interval(offline['ratio_drained_interval'])}); "
             f"sustained ({SUSTAINED_BATCHES} batches back to back, then the completion drained): "
             f"{offline['plain_sustained_median_req_s']:.1f} vs {offline['traced_sustained_median_req_s']:.1f} req/s "
-            f"({offline['ratio_sustained']:.2%})",
+            f"({offline['ratio_sustained']:.2%}, {_percent_interval(offline['ratio_sustained_interval'])})",
             flush=True,
         )
 

@@ -109,6 +109,22 @@ def test_switching_adapters_is_reported_per_call(telemetry: Telemetry, tiny_mode
         _assert_adapter(span.attributes, tiny_models, name)
 
 
+def test_an_adapter_reloaded_under_the_same_name_gets_its_new_identity(telemetry: Telemetry, tiny_models, tokenizer):
+    """A release that swaps the weights behind a name (delete, load again) is reported with the new id."""
+    model = load_peft(tiny_models, "a1")
+    _generate(model, tokenizer)
+    model.delete_adapter("a1")
+    model.load_adapter(str(tiny_models.adapters["a2"]), adapter_name="a1")  # a2's weights, served as "a1"
+    model.set_adapter("a1")
+    _generate(model, tokenizer)
+    before, after = (span.attributes for span in telemetry.finished())
+    assert before[semconv.ADAPTER_ID] == identity_from_directory(tiny_models.adapters["a1"], "a1").id
+    assert after[semconv.ADAPTER_NAME] == "a1"
+    assert after[semconv.ADAPTER_ID] == identity_from_directory(tiny_models.adapters["a2"], "a1").id
+    assert after[semconv.ADAPTER_RANK] == SPECS["a2"].rank
+    assert after[semconv.ADAPTER_SOURCE] == str(tiny_models.adapters["a2"])
+
+
 def test_disabled_adapter_is_the_base_model(telemetry: Telemetry, tiny_models, tokenizer):
     model = load_peft(tiny_models, "a2")
     with model.disable_adapter():

@@ -46,10 +46,22 @@ class AdapterReading:
     attributes: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class _Single:
+    """What the common case, one active adapter, needs per call: the readings to report and the layer whose
+    flags say whether the adapter is disabled or merged, valid while the adapter's config object is ``config``."""
+
+    config: Any
+    layer: Any | None
+    unmerged: AdapterReading
+    merged: AdapterReading
+
+
 @dataclass
 class TunerState:
     """Cached facts about one PEFT tuner (``LoraModel``), shared by the PeftModel that owns it."""
 
+    singles: dict[str, _Single] = field(default_factory=dict)
     identities: dict[str, tuple[Any, AdapterIdentity]] = field(default_factory=dict)
     combined: dict[tuple[str, ...], AdapterIdentity] = field(default_factory=dict)
     layers: dict[str, Any] = field(default_factory=dict)
@@ -203,13 +215,20 @@ def read_adapter(peft_model: Any, tuner: Any, state: TunerState) -> AdapterReadi
     names = tuner.active_adapters
     if not names:
         return None
-    if len(names) == 1:
+    if len(names) == 1:  # the common case, read with as few lookups as possible: it runs on every call
         name = names[0]
-        identity = _identity(tuner, state, name)
-        layer_names: list[str] = [name]
-    else:
-        layer_names = sorted(names)
-        identity = _combined(state, [_identity(tuner, state, name) for name in layer_names])
+        single = state.singles.get(name)
+        if single is None or single.config is not tuner.peft_config[name]:
+            single = _single(tuner, state, name)
+        layer = single.layer
+        if layer is None:
+            return single.unmerged
+        if layer.disable_adapters:
+            return None
+        merged_names = layer.merged_adapters
+        return single.merged if merged_names and name in merged_names else single.unmerged
+    layer_names = sorted(names)
+    identity = _combined(state, [_identity(tuner, state, name) for name in layer_names])
     layer = _layer(tuner, state, layer_names[0])
     merged = False
     if layer is not None:
@@ -217,12 +236,28 @@ def read_adapter(peft_model: Any, tuner: Any, state: TunerState) -> AdapterReadi
             return None
         merged_names = layer.merged_adapters
         merged = bool(merged_names) and all(name in merged_names for name in layer_names)
+    return _reading(state, identity, merged)
+
+
+def _reading(state: TunerState, identity: AdapterIdentity, merged: bool) -> AdapterReading:
     key = (identity.name, identity.id, merged)
     reading = state.readings.get(key)
     if reading is None:
         reading = AdapterReading(identity.name, {**identity.attributes, semconv.ADAPTER_MERGED: merged})
         state.readings[key] = reading
     return reading
+
+
+def _single(tuner: Any, state: TunerState, name: str) -> _Single:
+    identity = _identity(tuner, state, name)
+    single = _Single(
+        config=tuner.peft_config[name],
+        layer=_layer(tuner, state, name),
+        unmerged=_reading(state, identity, False),
+        merged=_reading(state, identity, True),
+    )
+    state.singles[name] = single
+    return single
 
 
 def read_merging(tuner: Any, adapter_names: list[str] | None) -> AdapterReading | None:
