@@ -17,13 +17,17 @@ inside the timed calls. The peer, ~150 ms per call, is interleaved with its own 
 second pass of longer blocks. A second table times ``PeftModel.generate`` directly (adapter a1 active), where the
 peer emits nothing. "Added" is the median of a condition minus the uninstrumented median, over the samples of
 every worker process, with a 95 % bootstrap interval over the rounds (this host's timing drifts by more than the
-differences measured, so the interval says what a figure can be trusted to). A third table times the wrappers
-alone around a precomputed result (no model run: warm caches), the figure to compare with SDK microbenchmarks.
+differences measured, so the interval says what a figure can be trusted to). Two "in situ" tables time, in each
+call, everything but the model's own ``generate`` (see ``InnerTimer``): with and without loratrace, the difference
+is what its wrappers add to the call on the serving thread, free of the host's drift. A last table times the
+wrappers alone around a precomputed result (no model run: warm caches), the figure to compare with SDK
+microbenchmarks.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -88,7 +92,42 @@ class Condition:
         self.cpu_ns = 0
 
 
-def _measure(call: Callable[[], Any], conditions: list[Condition], rounds: int, block_seconds: float) -> None:
+class InnerTimer:
+    """Times the innermost ``generate`` (``GenerationMixin.generate``: the model's own work), installed beneath
+    any instrumentation, so that a call's duration minus its inner time is what the code around the model --
+    pipeline, PEFT, wrappers -- took in that very call. Both are read from the same call, so the host's drift
+    cancels out; what the wrappers cost the model's run itself (evicted caches, a background burst) does not
+    appear."""
+
+    def __init__(self, owner: type) -> None:
+        self.owner = owner
+        self.original = owner.__dict__["generate"]
+        self.last_ns = 0
+
+    def install(self) -> None:
+        original = self.original
+
+        def generate(model: Any, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter_ns()
+            try:
+                return original(model, *args, **kwargs)
+            finally:
+                self.last_ns = time.perf_counter_ns() - started
+
+        functools.update_wrapper(generate, original)
+        self.owner.generate = generate  # type: ignore[attr-defined]
+
+    def remove(self) -> None:
+        self.owner.generate = self.original  # type: ignore[attr-defined]
+
+
+def _measure(
+    call: Callable[[], Any],
+    conditions: list[Condition],
+    rounds: int,
+    block_seconds: float,
+    inner: InnerTimer | None = None,
+) -> None:
     for condition in conditions:  # warm-up: first-call caches (adapter id, model info), lazy imports
         condition.on()
         for _ in range(3):
@@ -104,7 +143,7 @@ def _measure(call: Callable[[], Any], conditions: list[Condition], rounds: int, 
                 started = time.perf_counter_ns()
                 call()
                 ended = time.perf_counter_ns()
-                samples.append((ended - started) / 1000)
+                samples.append((ended - started - (inner.last_ns if inner is not None else 0)) / 1000)
                 if ended >= deadline:
                     break
             condition.off()
@@ -457,6 +496,15 @@ def _worker(options: argparse.Namespace) -> dict[str, Any]:
     peft_conditions = [Condition(c.name, c.on, c.off) for c in conditions[:3]] + [peft_floor]
     _measure(peft_call, peft_conditions, options.rounds, options.block_seconds)
     tables[f"PeftModel.generate (adapter a1), {options.new_tokens} new tokens"] = _rows(peft_conditions)
+    timer = InnerTimer(GenerationMixin)
+    timer.install()
+    try:
+        for title, call in (("text-generation pipeline call", pipeline_call), ("PeftModel.generate", peft_call)):
+            in_situ = [Condition(c.name, c.on, c.off) for c in conditions[:2]]
+            _measure(call, in_situ, options.rounds, options.block_seconds / 2, inner=timer)
+            tables[f"in situ: {title}, time outside the model's generate"] = _rows(in_situ)
+    finally:
+        timer.remove()
     warm = _warm_table(peft_model, inputs, generate_kwargs, tracer_provider, meter_provider, peft_floor)
     tracer_provider.force_flush()
     return {"tables": tables, "warm": warm, "exported": exporter.count, "adapters": sorted(exporter.adapter_names)}

@@ -21,7 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from loratrace import semconv
-from loratrace.instrumentation._generation import capture_content_enabled
+from loratrace.instrumentation._generation import Generation, GenerationProfile, capture_content_enabled
 from loratrace.instrumentation.vllm import _attributes
 from loratrace.instrumentation.vllm._adapters import ADAPTERS
 from loratrace.instrumentation.vllm._patching import PATCHES, Binder
@@ -146,11 +146,38 @@ class _BatchCall:
             # annotate; in a batch no one request is, so none is kept open.
             register = len(outputs) == 1
             self.span.set_attribute(semconv.BATCH_SIZE, len(outputs))
-            sampling_cache: dict[int, dict[str, Any]] = {}
+            # requests served by the same adapter with the same sampling parameters share one profile, so the
+            # background thread merges their common attributes once per batch, not once per request
+            profiles: dict[tuple[int | None, int], GenerationProfile] = {}
+            capture = capture_content_enabled()
             for index, output in enumerate(outputs):
-                self._request_span(output, index, parent, end_ns, sampling_cache, register)
+                self._request_span(output, index, parent, end_ns, profiles, register, capture)
         finally:
             self.span.end(end_time=end_ns)
+
+    def _profile(
+        self, lora: Any, params: Any, profiles: dict[tuple[int | None, int], GenerationProfile]
+    ) -> GenerationProfile:
+        identity = ADAPTERS.identity(lora) if lora is not None else None
+        # by identity: both objects outlive the batch (the adapter cache and the caller hold them)
+        key = (id(identity) if identity is not None else None, id(params))
+        profile = profiles.get(key)
+        if profile is None:
+            attributes: dict[str, Any] = dict(self._model)
+            if identity is not None:
+                attributes.update(identity.attributes)
+            if params is not None:
+                attributes.update(_attributes.sampling_attributes(params))
+            model = identity.name if identity is not None else self._base
+            profile = profiles[key] = GenerationProfile(
+                operation=self._operation,
+                request_model=model,
+                response_model=model,
+                attributes=attributes,
+                adapter_name=identity.name if identity is not None else None,
+                base_model=self._base,
+            )
+        return profile
 
     def _request_span(
         self,
@@ -158,43 +185,22 @@ class _BatchCall:
         index: int,
         parent: Any,
         call_end_ns: int,
-        sampling_cache: dict[int, dict[str, Any]],
+        profiles: dict[tuple[int | None, int], GenerationProfile],
         register: bool,
+        capture: bool,
     ) -> None:
-        settings = self._settings
-        lora = getattr(output, "lora_request", None)
-        attributes: dict[str, Any] = dict(self._model)
-        adapter_name = None
-        if lora is not None:
-            identity = ADAPTERS.identity(lora)
-            adapter_name = identity.name
-            attributes.update(identity.attributes)
         params = _per_prompt(self._arguments.get("sampling_params"), index)
-        if params is not None:
-            key = id(params)
-            if key not in sampling_cache:
-                sampling_cache[key] = _attributes.sampling_attributes(params)
-            attributes.update(sampling_cache[key])
+        profile = self._profile(getattr(output, "lora_request", None), params, profiles)
+        extra: dict[str, Any] = {}
         request_id = getattr(output, "request_id", None)
         if request_id is not None:
-            attributes[semconv.GEN_AI_RESPONSE_ID] = str(request_id)
+            extra[semconv.GEN_AI_RESPONSE_ID] = str(request_id)
         start_ns, end_ns, ttft_s, queue_s = _timing(getattr(output, "metrics", None), self._start_ns, call_end_ns)
         if queue_s is not None:
-            attributes[semconv.GEN_AI_LATENCY_TIME_IN_QUEUE] = queue_s
-        model = adapter_name or self._base
-        generation = settings.recorder.start(
-            operation=self._operation,
-            request_model=model,
-            response_model=model,
-            attributes=attributes,
-            adapter_name=adapter_name,
-            base_model=self._base,
-            parent=parent,
-            start_time=start_ns,
-        )
+            extra[semconv.GEN_AI_LATENCY_TIME_IN_QUEUE] = queue_s
+        generation = Generation(self._settings.recorder, profile, parent, start_time_ns=start_ns)
         completions = getattr(output, "outputs", None) or ()
-        extra: dict[str, Any] = {}
-        if capture_content_enabled():
+        if capture:
             extra.update(self._content(output, index, completions))
         generation.finish(
             input_tokens=len(getattr(output, "prompt_token_ids", None) or ()),
