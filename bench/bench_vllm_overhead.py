@@ -20,6 +20,7 @@ without a network); metrics to an in-memory reader.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -130,8 +131,14 @@ def bench_offline(*, prompts: int, repeats: int, max_tokens: int, engine: str) -
             else:
                 traced_sustained.append(run(drained=True, batches=SUSTAINED_BATCHES))
             loratrace.uninstrument()
+
+    def instrument() -> None:
+        loratrace.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, libraries=["vllm"])
+
+    costs = _per_request_costs(run, instrument, loratrace.uninstrument, repeats=repeats, prompts=prompts)
     tracer_provider.shutdown()
     result = {
+        **costs,
         "prompts": prompts,
         "max_tokens": max_tokens,
         "engine": engine,
@@ -149,6 +156,54 @@ def bench_offline(*, prompts: int, repeats: int, max_tokens: int, engine: str) -
     result["ratio_sustained"] = result["traced_sustained_median_req_s"] / result["plain_sustained_median_req_s"]
     result["ratio_sustained_interval"] = _ratio_interval(traced_sustained, plain_sustained)
     return result
+
+
+def _per_request_costs(run: Any, instrument: Any, uninstrument: Any, *, repeats: int, prompts: int) -> dict[str, float]:
+    """loratrace's own work per request, measured apart from the engine's, whose run-to-run variation on this
+    host is larger than that work: on the calling thread, a batch call's duration minus the time inside vLLM's
+    ``LLM.generate`` (timed beneath loratrace's wrapper); on the background thread, the time to complete the
+    batch's spans with the engine idle (the background thread held during the call, then drained: bench-only
+    use of loratrace's internal finisher). Both are CPU-bound and short, so their medians are steady."""
+    from vllm import LLM
+
+    from loratrace import _finisher
+
+    original = LLM.__dict__["generate"]
+    inner_ns = [0]
+
+    def generate(self: Any, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter_ns()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            inner_ns[0] = time.perf_counter_ns() - started
+
+    functools.update_wrapper(generate, original)
+    gather = _finisher._GATHER_SECONDS
+    LLM.generate = generate  # type: ignore[method-assign]
+    _finisher._GATHER_SECONDS = 3600.0  # one batch (259 spans) stays below the early-burst threshold of 512
+    calling: dict[bool, list[float]] = {False: [], True: []}
+    background: list[float] = []
+    try:
+        for _ in range(repeats):
+            for traced in (False, True):
+                if traced:
+                    instrument()
+                started = time.perf_counter_ns()
+                run()
+                calling[traced].append((time.perf_counter_ns() - started - inner_ns[0]) / prompts / 1000)
+                if traced:
+                    started = time.perf_counter_ns()
+                    _finisher.finisher.drain()
+                    background.append((time.perf_counter_ns() - started) / prompts / 1000)
+                    uninstrument()
+    finally:
+        _finisher._GATHER_SECONDS = gather
+        LLM.generate = original  # type: ignore[method-assign]
+    return {
+        "calling_thread_us_per_request": statistics.median(calling[True]) - statistics.median(calling[False]),
+        "background_us_per_request": statistics.median(background),
+    }
 
 
 def _ratio_interval(traced: list[float], plain: list[float], resamples: int = 2000) -> tuple[float, float]:
@@ -296,6 +351,15 @@ def main() -> None:
             f"sustained ({SUSTAINED_BATCHES} batches back to back, then the completion drained): "
             f"{offline['plain_sustained_median_req_s']:.1f} vs {offline['traced_sustained_median_req_s']:.1f} req/s "
             f"({offline['ratio_sustained']:.2%}, {_percent_interval(offline['ratio_sustained_interval'])})",
+            flush=True,
+        )
+        engine_us = 1e6 / offline["plain_median_req_s"]
+        own_us = offline["calling_thread_us_per_request"] + offline["background_us_per_request"]
+        print(
+            f"loratrace's own work per request: {offline['calling_thread_us_per_request']:.1f} µs on the calling "
+            f"thread + {offline['background_us_per_request']:.1f} µs on the background thread, against "
+            f"{engine_us:.0f} µs of engine time per request: throughput if none of it overlapped the engine "
+            f"{engine_us / (engine_us + own_us):.2%}",
             flush=True,
         )
 
