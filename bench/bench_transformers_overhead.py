@@ -90,6 +90,28 @@ class Condition:
         # process CPU time (every thread) of the timed blocks, including switching the condition off: for
         # loratrace that drains the spans completed off the calling thread, so their cost is counted here
         self.cpu_ns = 0
+        # loratrace's background thread, while this condition's calls ran (in-situ tables only)
+        self.background_ns = 0
+        self.overlapped = 0  # calls during which the background thread ran a burst
+
+
+class BackgroundClock:
+    """CPU time of loratrace's background thread (bench-only use of its internal finisher), read around each
+    call: how much work it does per call, and which calls its bursts overlapped."""
+
+    # a burst completes ~100 spans; a thread merely waking to check its queue takes a few µs
+    BURST_NS = 200_000
+
+    def __init__(self) -> None:
+        from loratrace._finisher import finisher
+
+        self._finisher = finisher
+
+    def read(self) -> int | None:
+        thread = self._finisher._thread
+        if thread is None or thread.ident is None:
+            return None
+        return time.clock_gettime_ns(time.pthread_getcpuclockid(thread.ident))
 
 
 class InnerTimer:
@@ -127,6 +149,7 @@ def _measure(
     rounds: int,
     block_seconds: float,
     inner: InnerTimer | None = None,
+    background: BackgroundClock | None = None,
 ) -> None:
     for condition in conditions:  # warm-up: first-call caches (adapter id, model info), lazy imports
         condition.on()
@@ -140,10 +163,15 @@ def _measure(
             samples: list[float] = []
             deadline = time.perf_counter_ns() + int(block_seconds * 1e9)
             while True:
+                before = background.read() if background is not None else None
                 started = time.perf_counter_ns()
                 call()
                 ended = time.perf_counter_ns()
                 samples.append((ended - started - (inner.last_ns if inner is not None else 0)) / 1000)
+                after = background.read() if background is not None else None
+                if before is not None and after is not None:
+                    condition.background_ns += after - before
+                    condition.overlapped += after - before > BackgroundClock.BURST_NS
                 if ended >= deadline:
                     break
             condition.off()
@@ -158,6 +186,8 @@ def _rows(conditions: list[Condition]) -> list[dict[str, Any]]:
             "name": c.name,
             "blocks": c.blocks,
             "cpu_ns": c.cpu_ns,
+            "background_ns": c.background_ns,
+            "overlapped": c.overlapped,
             "baseline": (c.baseline or conditions[0]).name,
         }
         for c in conditions
@@ -197,10 +227,15 @@ def _table(title: str, runs: list[list[dict[str, Any]]]) -> str:
     pooled: dict[str, dict[str, Any]] = {}
     for rows in runs:
         for row in rows:
-            into = pooled.setdefault(row["name"], {"samples": [], "cpu_ns": 0, "baseline": row["baseline"]})
+            into = pooled.setdefault(
+                row["name"],
+                {"samples": [], "cpu_ns": 0, "background_ns": 0, "overlapped": 0, "baseline": row["baseline"]},
+            )
             for block in row["blocks"]:
                 into["samples"].extend(block)
             into["cpu_ns"] += row["cpu_ns"]
+            into["background_ns"] += row.get("background_ns", 0)
+            into["overlapped"] += row.get("overlapped", 0)
     lines = [
         f"### {title}",
         "",
@@ -235,6 +270,13 @@ def _table(title: str, runs: list[list[dict[str, Any]]]) -> str:
             f"| {name} | {len(samples)} | {median:.1f} | {added} | {interval} | {p10:.1f} | {p90:.1f} | {cpu_text} "
             f"| {' '.join(each) or '—'} |"
         )
+    for name, row in pooled.items():
+        if row["background_ns"]:
+            calls = len(row["samples"])
+            lines.append(
+                f"\n{name}: the background thread spent {row['background_ns'] / 1000 / calls:.1f} µs of CPU per call; "
+                f"its bursts overlapped {row['overlapped']} of {calls} calls ({row['overlapped'] / calls:.1%})."
+            )
     return "\n".join(lines)
 
 
@@ -501,7 +543,8 @@ def _worker(options: argparse.Namespace) -> dict[str, Any]:
     try:
         for title, call in (("text-generation pipeline call", pipeline_call), ("PeftModel.generate", peft_call)):
             in_situ = [Condition(c.name, c.on, c.off) for c in conditions[:2]]
-            _measure(call, in_situ, options.rounds, options.block_seconds / 2, inner=timer)
+            clock = BackgroundClock()
+            _measure(call, in_situ, options.rounds, options.block_seconds, inner=timer, background=clock)
             tables[f"in situ: {title}, time outside the model's generate"] = _rows(in_situ)
     finally:
         timer.remove()
