@@ -6,7 +6,9 @@
 
 Offline: one in-process engine; a batch of prompts spread evenly over the base model, a1 and a2 goes through
 ``LLM.generate`` alternately uninstrumented and instrumented (``uninstrument()`` / ``instrument()`` between
-runs, the order flipped each repetition); the figure is the ratio of median throughputs. Goal: >= 98 %.
+runs, the order flipped each repetition); the figure is the ratio of median throughputs, with a 95 % bootstrap
+interval over the repetitions. Goal: >= 98 %. Then loratrace's own work per request, apart from the engine's
+(``_per_request_costs``): steady figures where this host's throughput ratios move by several points.
 
 Server: two servers from the same model and adapters, one launched through
 ``loratrace.instrumentation.vllm.serve`` exporting over OTLP/HTTP to a receiver in this process, one plain
