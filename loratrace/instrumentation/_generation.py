@@ -560,28 +560,17 @@ class GenerationRecorder:
     def start(
         self,
         *,
-        operation: str,
-        request_model: str,
-        response_model: str,
-        attributes: Mapping[str, Any],
-        adapter_name: str | None,
-        base_model: str | None,
         span_name: str | None = None,
         kind: SpanKind = SpanKind.CLIENT,
         parent: otel_context.Context | None = None,
         start_time: int | None = None,
+        **profile: Any,
     ) -> Generation:
-        """Start a span carrying ``attributes`` (model and adapter), the release context and the common names.
+        """Start a generation serving ``GenerationProfile(**profile)`` (operation, models, adapter, attributes).
 
-        The variant is what actually served (``adapter`` when ``adapter_name`` is set, else ``base``), except that a
-        scope declaring ``shadow`` keeps it: mirrored traffic is a routing fact the model call cannot see.
+        The span carries the profile's attributes, the release context and the common names. The variant is what
+        actually served (``adapter`` when ``adapter_name`` is set, else ``base``), except that a scope declaring
+        ``shadow`` keeps it: mirrored traffic is a routing fact the model call cannot see.
         """
-        profile = GenerationProfile(
-            operation=operation,
-            request_model=request_model,
-            response_model=response_model,
-            attributes=attributes,
-            adapter_name=adapter_name,
-            base_model=base_model,
-        )
-        return Generation(self, profile, parent, start_time_ns=start_time, name=span_name, kind=kind)
+        generation_profile = GenerationProfile(**profile)
+        return Generation(self, generation_profile, parent, start_time_ns=start_time, name=span_name, kind=kind)
