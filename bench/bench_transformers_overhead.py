@@ -93,6 +93,9 @@ class Condition:
         # loratrace's background thread, while this condition's calls ran (in-situ tables only)
         self.background_ns = 0
         self.overlapped = 0  # calls during which the background thread ran a burst
+        # whole durations (µs) of the calls no burst overlapped, and of all calls, with the same blocks
+        self.clear_calls: list[float] = []
+        self.all_calls: list[float] = []
 
 
 class BackgroundClock:
@@ -170,8 +173,12 @@ def _measure(
                 samples.append((ended - started - (inner.last_ns if inner is not None else 0)) / 1000)
                 after = background.read() if background is not None else None
                 if before is not None and after is not None:
+                    overlapped = after - before > BackgroundClock.BURST_NS
                     condition.background_ns += after - before
-                    condition.overlapped += after - before > BackgroundClock.BURST_NS
+                    condition.overlapped += overlapped
+                    condition.all_calls.append((ended - started) / 1000)
+                    if not overlapped:
+                        condition.clear_calls.append((ended - started) / 1000)
                 if ended >= deadline:
                     break
             condition.off()
@@ -188,6 +195,8 @@ def _rows(conditions: list[Condition]) -> list[dict[str, Any]]:
             "cpu_ns": c.cpu_ns,
             "background_ns": c.background_ns,
             "overlapped": c.overlapped,
+            "clear_calls": c.clear_calls,
+            "all_calls": c.all_calls,
             "baseline": (c.baseline or conditions[0]).name,
         }
         for c in conditions
@@ -236,6 +245,8 @@ def _table(title: str, runs: list[list[dict[str, Any]]]) -> str:
             into["cpu_ns"] += row["cpu_ns"]
             into["background_ns"] += row.get("background_ns", 0)
             into["overlapped"] += row.get("overlapped", 0)
+            into.setdefault("clear_calls", []).extend(row.get("clear_calls", ()))
+            into.setdefault("all_calls", []).extend(row.get("all_calls", ()))
     lines = [
         f"### {title}",
         "",
@@ -277,6 +288,13 @@ def _table(title: str, runs: list[list[dict[str, Any]]]) -> str:
                 f"\n{name}: the background thread spent {row['background_ns'] / 1000 / calls:.1f} µs of CPU per call; "
                 f"its bursts overlapped {row['overlapped']} of {calls} calls ({row['overlapped'] / calls:.1%})."
             )
+            if row["clear_calls"] and row["all_calls"]:
+                # the same blocks with and without the overlapped calls: drift cancels, the bursts' pull remains
+                shift = statistics.median(row["all_calls"]) - statistics.median(row["clear_calls"])
+                lines.append(
+                    f"Those calls moved the median of whole calls by {shift:+.1f} µs (median of all calls minus "
+                    "median of the calls no burst overlapped, same blocks)."
+                )
     return "\n".join(lines)
 
 
