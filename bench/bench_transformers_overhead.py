@@ -19,7 +19,9 @@ peer emits nothing. "Added" is the median of a condition minus the uninstrumente
 every worker process, with a 95 % bootstrap interval over the rounds (this host's timing drifts by more than the
 differences measured, so the interval says what a figure can be trusted to). Two "in situ" tables time, in each
 call, everything but the model's own ``generate`` (see ``InnerTimer``): with and without loratrace, the difference
-is what its wrappers add to the call on the serving thread, free of the host's drift. A last table times the
+is what its wrappers add to the call on the serving thread, free of the host's drift; reading the background
+thread's CPU clock around each call, they also give its work per call, the calls its bursts overlapped, and how much
+those calls pull the median of whole calls (all calls vs the calls no burst overlapped). A last table times the
 wrappers alone around a precomputed result (no model run: warm caches), the figure to compare with SDK
 microbenchmarks.
 """
