@@ -417,6 +417,11 @@ def main() -> None:
     )
     parser.add_argument("--peer-rounds", type=int, default=5, help="rounds of OpenLLMetry and its baseline")
     parser.add_argument("--skip-peer", action="store_true", help="leave out OpenLLMetry (it is slow per call)")
+    parser.add_argument(
+        "--gather-seconds",
+        type=float,
+        help="experiment: how long loratrace's background thread gathers work before a burst (default: its own, 1 s)",
+    )
     parser.add_argument("--save-samples", type=Path, help="also write every call's duration to this JSON file")
     parser.add_argument("--report", type=Path, help="print the tables of a --save-samples file, measuring nothing")
     options = parser.parse_args()
@@ -436,6 +441,8 @@ def _run_workers(options: argparse.Namespace) -> None:
             command = [sys.executable, __file__, "--worker-output", str(output)]
             command += ["--rounds", str(options.rounds), "--block-seconds", str(options.block_seconds)]
             command += ["--new-tokens", str(options.new_tokens), "--peer-rounds", str(options.peer_rounds)]
+            if options.gather_seconds is not None:
+                command += ["--gather-seconds", str(options.gather_seconds)]
             if options.skip_peer or index > 0:  # the peer's ~140 ms per call needs no pooling
                 command.append("--skip-peer")
             subprocess.run(command, check=True)
@@ -499,6 +506,8 @@ def _worker(options: argparse.Namespace) -> dict[str, Any]:
 
     from loratrace import _finisher
 
+    if options.gather_seconds is not None:  # bench-only experiment knob on loratrace's internal finisher
+        _finisher._GATHER_SECONDS = options.gather_seconds
     gather_seconds = _finisher._GATHER_SECONDS
 
     def loratrace_deferred_on() -> None:
