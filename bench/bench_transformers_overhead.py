@@ -1,7 +1,7 @@
 """Time loratrace adds to one generate call on the tiny model, next to OpenLLMetry's instrumentor.
 
 \b
-    .venv/bin/python bench/bench_transformers_overhead.py     # 5 processes x 6 rounds of 2.1 s blocks
+    .venv/bin/python bench/bench_transformers_overhead.py     # 4 processes x 3 rounds of 8.5 s blocks (~22 min)
     .venv/bin/python bench/bench_transformers_overhead.py --processes 10 --rounds 10
 
 Conditions on the same text-generation pipeline call (greedy, 8 new tokens), in one process: uninstrumented;
@@ -12,7 +12,7 @@ wrapper that starts and ends one span carrying the same attributes as loratrace'
 three histograms, with no loratrace logic: what any instrumentation emitting this much pays); and
 ``opentelemetry-instrumentation-transformers`` (same tracer provider). They are interleaved in rounds of one
 block each, toggling instrumentation between blocks, so machine drift hits every condition alike; a block lasts
-just over two of loratrace's background bursts (one per second), so their contention with the serving thread is
+just over two of loratrace's background bursts (one every 4 s), so their contention with the serving thread is
 inside the timed calls. The peer, ~150 ms per call, is interleaved with its own uninstrumented baseline in a
 second pass of longer blocks. A second table times ``PeftModel.generate`` directly (adapter a1 active), where the
 peer emits nothing. "Added" is the median of a condition minus the uninstrumented median, over the samples of
@@ -206,6 +206,7 @@ def _rows(conditions: list[Condition]) -> list[dict[str, Any]]:
 
 
 _RESAMPLES = 400
+_PEER_BLOCK_SECONDS = 6.3  # ~40 of the peer's ~150 ms calls per block
 
 
 def _added_interval(name: str, baseline: str, runs: list[list[dict[str, Any]]]) -> tuple[float, float]:
@@ -399,21 +400,21 @@ def main() -> None:
     parser.add_argument(
         "--processes",
         type=int,
-        default=5,
+        default=4,
         help="worker processes, run one after another, whose samples are pooled: a process's memory layout "
         "moves a 9 ms call by tens of µs either way, more than the differences measured here",
     )
     parser.add_argument("--worker-output", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--rounds", type=int, default=6, help="rounds per process: one block of each condition")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per process: one block of each condition")
     parser.add_argument("--new-tokens", type=int, default=8)
     parser.add_argument(
         "--block-seconds",
         type=float,
-        default=2.1,
-        help="length of a block of calls between condition switches: long enough that the first calls after a "
-        "switch (re-warming caches) do not weigh on the median; just over two of loratrace's background bursts "
-        "(one per second), so ~95%% of a loratrace block's spans are completed during its timed calls, as in "
-        "steady serving (the rest when the block ends, counted in the CPU column)",
+        help="length of a block of calls between condition switches (default: twice the background thread's gather "
+        "interval plus 0.5 s, 8.5 s): long enough that the first calls after a switch (re-warming caches) do not "
+        "weigh on the median, and holding two of loratrace's background bursts, so ~95%% of a loratrace block's "
+        "spans are completed during its timed calls, as in steady serving (the rest when the block ends, counted "
+        "in the CPU column)",
     )
     parser.add_argument("--peer-rounds", type=int, default=5, help="rounds of OpenLLMetry and its baseline")
     parser.add_argument("--skip-peer", action="store_true", help="leave out OpenLLMetry (it is slow per call)")
@@ -425,6 +426,11 @@ def main() -> None:
     parser.add_argument("--save-samples", type=Path, help="also write every call's duration to this JSON file")
     parser.add_argument("--report", type=Path, help="print the tables of a --save-samples file, measuring nothing")
     options = parser.parse_args()
+    if options.block_seconds is None:
+        from loratrace import _finisher
+
+        gather = options.gather_seconds if options.gather_seconds is not None else _finisher._GATHER_SECONDS
+        options.block_seconds = 2 * gather + 0.5
     if options.report is not None:
         _report(json.loads(options.report.read_text()))
     elif options.worker_output is None:
@@ -547,7 +553,7 @@ def _worker(options: argparse.Namespace) -> dict[str, Any]:
             baseline=peer_baseline,
         )
         # ~150 ms per peer call: longer blocks, so each holds a few dozen calls
-        _measure(pipeline_call, [peer_baseline, peer_condition], options.peer_rounds, 3 * options.block_seconds)
+        _measure(pipeline_call, [peer_baseline, peer_condition], options.peer_rounds, _PEER_BLOCK_SECONDS)
         rows += [peer_baseline, peer_condition]
     tables = {f"text-generation pipeline call, {options.new_tokens} new tokens": _rows(rows)}
 

@@ -23,11 +23,14 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 _DRAIN_AT_EXIT_SECONDS = 10.0
-# One burst per second: the work of ~100 calls runs back to back with warm caches and holds the GIL once,
-# instead of five times as often at 0.2 s, which cost a serving thread ~70 µs more per call at the median and
-# ~90 µs more CPU per call (bench/bench_transformers_overhead.py). Spans still reach the span processor well
-# within the BatchSpanProcessor's own 5 s export delay, and force_flush() / uninstrument() do not wait for it.
-_GATHER_SECONDS = 1.0
+# One burst every 4 s. While a burst holds the GIL, a serving thread that needs it (a small model's torch ops take
+# microseconds) stalls, so a burst lands on the one or two calls in flight however long it is: the rarer the
+# bursts, the fewer calls they touch. Measured on the tiny model (bench/bench_transformers_overhead.py, in-situ
+# tables): at 1 s, bursts overlapped ~2.3 % of calls and pulled the median call up by ~30 µs; at 4 s, ~0.45 % and
+# ~2 µs, for the same work per call. A touched call waits longer (~40 ms instead of ~10), in ~1 call in 200.
+# Spans then reach the span processor up to 4 s after their call (the BatchSpanProcessor adds up to 5 s);
+# force_flush(), uninstrument() and interpreter exit do not wait for the interval.
+_GATHER_SECONDS = 4.0
 # ...unless this many items are waiting: a burst then starts at once, so one burst never hands the span processor
 # more spans than the BatchSpanProcessor's default queue (2,048) holds, which would drop them at high request rates.
 _BURST_ITEMS = 512
