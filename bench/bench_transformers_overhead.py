@@ -29,7 +29,6 @@ microbenchmarks.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import random
@@ -46,6 +45,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from _inner_timer import InnerTimer
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -117,35 +117,6 @@ class BackgroundClock:
         if thread is None or thread.ident is None:
             return None
         return time.clock_gettime_ns(time.pthread_getcpuclockid(thread.ident))
-
-
-class InnerTimer:
-    """Times the innermost ``generate`` (``GenerationMixin.generate``: the model's own work), installed beneath
-    any instrumentation, so that a call's duration minus its inner time is what the code around the model --
-    pipeline, PEFT, wrappers -- took in that very call. Both are read from the same call, so the host's drift
-    cancels out; what the wrappers cost the model's run itself (evicted caches, a background burst) does not
-    appear."""
-
-    def __init__(self, owner: type) -> None:
-        self.owner = owner
-        self.original = owner.__dict__["generate"]
-        self.last_ns = 0
-
-    def install(self) -> None:
-        original = self.original
-
-        def generate(model: Any, *args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter_ns()
-            try:
-                return original(model, *args, **kwargs)
-            finally:
-                self.last_ns = time.perf_counter_ns() - started
-
-        functools.update_wrapper(generate, original)
-        self.owner.generate = generate  # type: ignore[attr-defined]
-
-    def remove(self) -> None:
-        self.owner.generate = self.original  # type: ignore[attr-defined]
 
 
 def _measure(

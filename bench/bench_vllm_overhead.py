@@ -22,7 +22,6 @@ without a network); metrics to an in-memory reader.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import random
@@ -166,23 +165,14 @@ def _per_request_costs(run: Any, instrument: Any, uninstrument: Any, *, repeats:
     ``LLM.generate`` (timed beneath loratrace's wrapper); on the background thread, the time to complete the
     batch's spans with the engine idle (the background thread held during the call, then drained: bench-only
     use of loratrace's internal finisher). Both are CPU-bound and short, so their medians are steady."""
+    from _inner_timer import InnerTimer
     from vllm import LLM
 
     from loratrace import _finisher
 
-    original = LLM.__dict__["generate"]
-    inner_ns = [0]
-
-    def generate(self: Any, *args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter_ns()
-        try:
-            return original(self, *args, **kwargs)
-        finally:
-            inner_ns[0] = time.perf_counter_ns() - started
-
-    functools.update_wrapper(generate, original)
+    timer = InnerTimer(LLM)
     gather = _finisher._GATHER_SECONDS
-    LLM.generate = generate  # type: ignore[method-assign]
+    timer.install()
     _finisher._GATHER_SECONDS = 3600.0  # one batch (259 spans) stays below the early-burst threshold of 512
     calling: dict[bool, list[float]] = {False: [], True: []}
     background: list[float] = []
@@ -193,7 +183,7 @@ def _per_request_costs(run: Any, instrument: Any, uninstrument: Any, *, repeats:
                     instrument()
                 started = time.perf_counter_ns()
                 run()
-                calling[traced].append((time.perf_counter_ns() - started - inner_ns[0]) / prompts / 1000)
+                calling[traced].append((time.perf_counter_ns() - started - timer.last_ns) / prompts / 1000)
                 if traced:
                     started = time.perf_counter_ns()
                     _finisher.finisher.drain()
@@ -201,7 +191,7 @@ def _per_request_costs(run: Any, instrument: Any, uninstrument: Any, *, repeats:
                     uninstrument()
     finally:
         _finisher._GATHER_SECONDS = gather
-        LLM.generate = original  # type: ignore[method-assign]
+        timer.remove()
     return {
         "calling_thread_us_per_request": statistics.median(calling[True]) - statistics.median(calling[False]),
         "background_us_per_request": statistics.median(background),
