@@ -2,13 +2,15 @@
 
 \b
     .venv/bin/python bench/bench_vllm_overhead.py                 # offline + server
-    .venv/bin/python bench/bench_vllm_overhead.py --skip-server   # offline only (~1 min)
+    .venv/bin/python bench/bench_vllm_overhead.py --skip-server   # offline only (~5 min)
 
-Offline: one in-process engine; a batch of prompts spread evenly over the base model, a1 and a2 goes through
-``LLM.generate`` alternately uninstrumented and instrumented (``uninstrument()`` / ``instrument()`` between
-runs, the order flipped each repetition); the figure is the ratio of median throughputs, with a 95 % bootstrap
-interval over the repetitions. Goal: >= 98 %. Then loratrace's own work per request, apart from the engine's
-(``_per_request_costs``): steady figures where this host's throughput ratios move by several points.
+Offline: one engine; a batch of prompts spread evenly over the base model, a1 and a2 goes through
+``LLM.generate`` uninstrumented and instrumented (``instrument()`` / ``uninstrument()`` around the traced run) in
+pairs, back to back, the order flipped every other pair. Three measures, because loratrace completes spans on a
+background thread: **call** (the batch call as its caller sees it), **drained** (the batch plus draining that
+thread: all the work in series) and **sustained** (batches back to back, then the drain). Each figure is the
+median of the per-pair throughput ratios, with a 95 % bootstrap interval over the pairs. Goal: >= 98 %. Then
+loratrace's own work per request, apart from the engine's (``_per_request_costs``).
 
 Server: two servers from the same model and adapters, one launched through
 ``loratrace.instrumentation.vllm.serve`` exporting over OTLP/HTTP to a receiver in this process, one plain
@@ -62,6 +64,12 @@ def _models() -> Any:
 
 
 SUSTAINED_BATCHES = 4
+# measure: (batches per run, whether the traced run's time includes draining loratrace's background work)
+MEASURES = {
+    "call": (1, False),  # the batch call as its caller sees it
+    "drained": (1, True),  # the batch, then all of loratrace's work on it: everything in series
+    "sustained": (SUSTAINED_BATCHES, True),  # batches back to back, the background thread competing, then drained
+}
 
 
 def bench_offline(*, prompts: int, repeats: int, max_tokens: int, engine: str) -> dict[str, float]:
@@ -110,52 +118,35 @@ def bench_offline(*, prompts: int, repeats: int, max_tokens: int, engine: str) -
         return batches * prompts / elapsed
 
     run()  # warm-up: loads both adapters, fills caches
-    plain: list[float] = []
-    traced: list[float] = []
-    traced_drained: list[float] = []
-    plain_sustained: list[float] = []
-    traced_sustained: list[float] = []
-    variants = ("plain", "traced", "drained", "plain-sustained", "sustained")
-    for repetition in range(repeats):
-        for variant in variants if repetition % 2 == 0 else variants[::-1]:
-            if variant == "plain":
-                plain.append(run())
-                continue
-            if variant == "plain-sustained":
-                plain_sustained.append(run(batches=SUSTAINED_BATCHES))
-                continue
-            loratrace.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, libraries=["vllm"])
-            if variant == "traced":
-                traced.append(run())
-            elif variant == "drained":
-                traced_drained.append(run(drained=True))
-            else:
-                traced_sustained.append(run(drained=True, batches=SUSTAINED_BATCHES))
-            loratrace.uninstrument()
 
     def instrument() -> None:
         loratrace.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, libraries=["vllm"])
 
-    costs = _per_request_costs(run, instrument, loratrace.uninstrument, repeats=repeats, prompts=prompts)
+    # Each repetition runs every measure as a pair, plain and traced back to back (order flipped every other
+    # time): this host's throughput drifts by several percent over seconds, and a pair's two runs share the drift.
+    rates: dict[str, dict[bool, list[float]]] = {measure: {False: [], True: []} for measure in MEASURES}
+    for repetition in range(repeats):
+        for index, (measure, (batches, drained)) in enumerate(MEASURES.items()):
+            for traced in (False, True) if (repetition + index) % 2 == 0 else (True, False):
+                if traced:
+                    instrument()
+                    rates[measure][True].append(run(batches=batches, drained=drained))
+                    loratrace.uninstrument()  # drains what is left (the "call" measure's spans) untimed
+                else:
+                    rates[measure][False].append(run(batches=batches))
+
+    costs = _per_request_costs(run, instrument, loratrace.uninstrument, repeats=min(repeats, 5), prompts=prompts)
     tracer_provider.shutdown()
-    result = {
-        **costs,
-        "prompts": prompts,
-        "max_tokens": max_tokens,
-        "engine": engine,
-        "repeats": repeats,
-        "plain_median_req_s": statistics.median(plain),
-        "traced_median_req_s": statistics.median(traced),
-    }
-    result["ratio"] = result["traced_median_req_s"] / result["plain_median_req_s"]
-    result["ratio_interval"] = _ratio_interval(traced, plain)
-    result["traced_drained_median_req_s"] = statistics.median(traced_drained)
-    result["ratio_drained"] = result["traced_drained_median_req_s"] / result["plain_median_req_s"]
-    result["ratio_drained_interval"] = _ratio_interval(traced_drained, plain)
-    result["plain_sustained_median_req_s"] = statistics.median(plain_sustained)
-    result["traced_sustained_median_req_s"] = statistics.median(traced_sustained)
-    result["ratio_sustained"] = result["traced_sustained_median_req_s"] / result["plain_sustained_median_req_s"]
-    result["ratio_sustained_interval"] = _ratio_interval(traced_sustained, plain_sustained)
+    result: dict[str, Any] = {**costs, "prompts": prompts, "max_tokens": max_tokens, "engine": engine}
+    result["repeats"] = repeats
+    for measure, by_traced in rates.items():
+        ratios = [traced / plain for plain, traced in zip(by_traced[False], by_traced[True], strict=True)]
+        result[measure] = {
+            "plain_median_req_s": statistics.median(by_traced[False]),
+            "traced_median_req_s": statistics.median(by_traced[True]),
+            "ratio": statistics.median(ratios),
+            "ratio_interval": _median_interval(ratios),
+        }
     return result
 
 
@@ -198,16 +189,11 @@ def _per_request_costs(run: Any, instrument: Any, uninstrument: Any, *, repeats:
     }
 
 
-def _ratio_interval(traced: list[float], plain: list[float], resamples: int = 2000) -> tuple[float, float]:
-    """95 % bootstrap interval of median(traced) / median(plain), resampling whole repetitions (the variants of
-    one repetition run back to back, so they share the host's state at the time)."""
-    rng = random.Random(20261128)
-    ratios = []
-    for _ in range(resamples):
-        chosen = [rng.randrange(len(plain)) for _ in plain]
-        ratios.append(statistics.median(traced[i] for i in chosen) / statistics.median(plain[i] for i in chosen))
-    ratios.sort()
-    return ratios[int(resamples * 0.025)], ratios[int(resamples * 0.975) - 1]
+def _median_interval(ratios: list[float], resamples: int = 2000) -> tuple[float, float]:
+    """95 % bootstrap interval of the median of the per-pair ratios (pairs are the independent samples)."""
+    rng = random.Random(20261129)
+    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(resamples))
+    return medians[int(resamples * 0.025)], medians[int(resamples * 0.975) - 1]
 
 
 def _percent_interval(interval: Sequence[float]) -> str:
@@ -308,7 +294,7 @@ def bench_server(*, requests: int, max_tokens: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=258, help="offline batch size (spread over base, a1, a2)")
-    parser.add_argument("--repeats", type=int, default=5, help="offline repetitions of each variant")
+    parser.add_argument("--repeats", type=int, default=30, help="offline pairs (plain, traced) of each measure")
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--server-requests", type=int, default=150, help="requests to each server")
     parser.add_argument("--skip-server", action="store_true")
@@ -334,18 +320,16 @@ def main() -> None:
             prompts=args.prompts, repeats=args.repeats, max_tokens=args.max_tokens, engine=args.engine
         )
         print(json.dumps({"offline": offline}), flush=True)
-        print(
-            f"offline ({args.engine} engine): {offline['plain_median_req_s']:.1f} req/s plain vs "
-            f"{offline['traced_median_req_s']:.1f} req/s with loratrace "
-            f"({offline['ratio']:.2%} of plain, {_percent_interval(offline['ratio_interval'])}, goal >= 98%); "
-            f"counting the spans' completion in the batch: {offline['traced_drained_median_req_s']:.1f} req/s "
-            f"({offline['ratio_drained']:.2%}, {_percent_interval(offline['ratio_drained_interval'])}); "
-            f"sustained ({SUSTAINED_BATCHES} batches back to back, then the completion drained): "
-            f"{offline['plain_sustained_median_req_s']:.1f} vs {offline['traced_sustained_median_req_s']:.1f} req/s "
-            f"({offline['ratio_sustained']:.2%}, {_percent_interval(offline['ratio_sustained_interval'])})",
-            flush=True,
-        )
-        engine_us = 1e6 / offline["plain_median_req_s"]
+        print(f"offline ({args.engine} engine, {args.repeats} pairs per measure; goal >= 98% of plain):", flush=True)
+        for measure in MEASURES:
+            figures = offline[measure]
+            print(
+                f"  {measure:9s}: {figures['plain_median_req_s']:.1f} req/s plain, "
+                f"{figures['traced_median_req_s']:.1f} with loratrace; median of paired ratios "
+                f"{figures['ratio']:.2%} ({_percent_interval(figures['ratio_interval'])})",
+                flush=True,
+            )
+        engine_us = 1e6 / offline["call"]["plain_median_req_s"]
         own_us = offline["calling_thread_us_per_request"] + offline["background_us_per_request"]
         print(
             f"loratrace's own work per request: {offline['calling_thread_us_per_request']:.1f} µs on the calling "
