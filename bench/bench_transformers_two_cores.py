@@ -8,14 +8,17 @@
 Why: on this shared 2-vCPU host a call's time drifts by 2-5 % within seconds, and adjacent one-second blocks of
 the same process differ by ~400 µs (sd), so interleaving blocks in one process cannot resolve tens of
 microseconds (see ``bench_transformers_overhead.py``). The drift is mostly shared by both cores, though: the
-medians of two processes over the same second differ by only ~110 µs (sd). So one process runs the calls with
-loratrace and the other without, concurrently, each pinned to its own core (every thread, loratrace's background
-thread included: it competes with its serving thread for that core, as on a busy server), and the figure is the
-difference of their medians in each second. The cores are not alike (one was ~150-300 µs per call faster), so the
-processes swap cores every ``--period`` seconds on a common clock, and each pair of periods (one in either
-placement) gives one estimate in which the cores' difference cancels. The result is the mean over those pairs
-with a 95 % bootstrap interval over them. ``--aa`` runs both processes without loratrace, to show the method reads
-~0 when there is nothing to find.
+medians of two processes over the same second differ by only ~110 µs (sd). So two processes run the same calls at
+the same time, each pinned to its own core (every thread, loratrace's background thread included: it competes
+with its serving thread for that core, as on a busy server), one with loratrace and one without, and the figure
+is the difference of their medians in each second. Two processes and two cores are not alike (one core was
+~150-300 µs per call faster; one process ran ~64 µs slower than an identical one for minutes), so every
+``--period`` seconds, on a common clock, the workers swap cores, and every other period they swap which one has
+loratrace (``instrument()`` / ``uninstrument()``; the one-second window holding a swap is left out). Each cycle
+of four periods covers every placement once and gives one estimate in which those differences cancel; the
+result is the mean over the cycles with a 95 % bootstrap interval over them. ``--aa`` runs the same schedule
+without loratrace, to show the method reads ~0 when there is nothing to find. An in-situ timer beneath the
+wrappers splits the figure into the time around the model and the model's own ``generate``.
 
 Each call is the same as in ``bench_transformers_overhead.py``: the tiny Llama (built locally), greedy, 8 new
 tokens, ``torch.set_num_threads(1)``; the text-generation pipeline call, or ``PeftModel.generate`` with adapter a1.
@@ -46,6 +49,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 WINDOW_SECONDS = 1.0
 WARM_UP_CALLS = 30
 MIN_CALLS_PER_WINDOW = 5
+# one call as a worker records it: start (epoch s), duration µs, the model's own generate µs, background CPU µs,
+# 1.0 if loratrace was on
+Call = list[float]
 
 
 def _pin(core: int) -> None:
@@ -79,112 +85,161 @@ def _call(workload: str, new_tokens: int) -> Callable[[], Any]:
     return lambda: model.generate(**inputs, max_new_tokens=new_tokens, do_sample=False)
 
 
+def placement(role: int, period: int, aa: bool) -> tuple[int, bool]:
+    """(core, with loratrace) of worker ``role`` (0 or 1) in ``period``. Over a cycle of four periods each worker
+    runs on both cores, with and without loratrace: two processes differ by up to ~1 % in speed (the A/A run
+    of the first version of this bench, which only swapped cores, read +64 µs), and so do the two cores."""
+    core = role ^ (period % 2)
+    traced = not aa and (role == (period // 2) % 2)
+    return core, traced
+
+
 def _worker(options: argparse.Namespace) -> None:
-    _pin(options.core)
+    from _inner_timer import InnerTimer
+    from bench_transformers_overhead import BackgroundClock, _providers
+    from transformers.generation.utils import GenerationMixin
+
+    import loratrace
+
+    _pin(options.role)
     call = _call(options.workload, options.new_tokens)
-    if options.traced:
-        from bench_transformers_overhead import _providers
-
-        import loratrace
-
-        tracer_provider, meter_provider, exporter = _providers()
-        loratrace.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
-    for _ in range(WARM_UP_CALLS):
-        call()
-    _pin(options.core)  # again: the threads started since (loratrace's, the SDK's exporter) inherit nothing later
+    inner = InnerTimer(GenerationMixin)  # beneath loratrace's wrappers: the model's own generate
+    inner.install()
+    tracer_provider, meter_provider, exporter = _providers()
+    background = BackgroundClock()
+    for traced in (True, False):  # warm both ways; the background thread exists from here on
+        if traced:
+            loratrace.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+        for _ in range(WARM_UP_CALLS):
+            call()
+        if traced:
+            loratrace.uninstrument()
+    period, traced = -1, False
     while time.time() < options.start_at:
         time.sleep(0.001)
-    calls: list[tuple[float, float]] = []
-    period = 0
+    calls: list[tuple[float, float, float, float, float]] = []  # see Call
     end_at = options.start_at + options.seconds
     while (now := time.time()) < end_at:
         current = int((now - options.start_at) // options.period)
         if current != period:
             period = current
-            _pin(options.core ^ (period % 2))
+            core, wanted = placement(options.role, period, options.aa)
+            if wanted != traced:  # in the window left out of the figures: uninstrument() drains the work held
+                if wanted:
+                    loratrace.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+                else:
+                    loratrace.uninstrument()
+                traced = wanted
+            _pin(core)  # every thread, loratrace's background thread and the SDK's exporter included
+        cpu_before = background.read()
         started = time.perf_counter_ns()
         call()
-        calls.append((now, (time.perf_counter_ns() - started) / 1000))
-    result: dict[str, Any] = {"calls": calls}
-    if options.traced:
-        loratrace.force_flush()
-        result["spans_exported"] = exporter.count
+        elapsed = time.perf_counter_ns() - started
+        cpu_after = background.read()
+        cpu_us = (cpu_after - cpu_before) / 1000 if cpu_before is not None and cpu_after is not None else 0.0
+        calls.append((now, elapsed / 1000, inner.last_ns / 1000, cpu_us, float(traced)))
+    if traced:
+        loratrace.uninstrument()
+    result = {"calls": calls, "spans_exported": exporter.count}
     options.worker_output.write_text(json.dumps(result))
 
 
-def _window_medians(calls: list[tuple[float, float]], start_at: float) -> dict[int, float]:
+def _window_medians(calls: list[Call], start_at: float, value: Callable[[Call], float]) -> dict[int, float]:
     windows: dict[int, list[float]] = {}
-    for at, micros in calls:
-        windows.setdefault(int((at - start_at) // WINDOW_SECONDS), []).append(micros)
+    for call in calls:
+        windows.setdefault(int((call[0] - start_at) // WINDOW_SECONDS), []).append(value(call))
     return {index: statistics.median(v) for index, v in windows.items() if len(v) >= MIN_CALLS_PER_WINDOW}
 
 
-def analyse(a: list[tuple[float, float]], b: list[tuple[float, float]], start_at: float, period: float) -> dict:
-    """Per one-second window, median(a) - median(b); per period, their mean; per pair of periods (one in either
-    placement), the mean of the two: the independent samples of the figure."""
-    medians_a, medians_b = _window_medians(a, start_at), _window_medians(b, start_at)
+def analyse(
+    calls: list[list[Call]],
+    start_at: float,
+    period: float,
+    aa: bool,
+    value: Callable[[Call], float] = lambda call: call[1],
+) -> dict[str, Any]:
+    """Per one-second window, the median of ``value`` (a call's duration by default) in the worker with loratrace
+    minus the other's (in an A/A run: worker 0 minus worker 1, signs flipped as if worker 0 were traced in the
+    periods ``placement`` gives it loratrace); per period, their mean; per cycle of four periods, the mean of the
+    four: the independent samples, in which the processes' and the cores' own differences cancel."""
+    medians = [_window_medians(worker, start_at, value) for worker in calls]
     windows_per_period = int(period / WINDOW_SECONDS)
     by_period: dict[int, list[float]] = {}
-    for window in sorted(medians_a.keys() & medians_b.keys()):
-        if window % windows_per_period == 0:  # this window holds the core swap
+    for window in sorted(medians[0].keys() & medians[1].keys()):
+        if window % windows_per_period == 0:  # this window holds the swap
             continue
-        by_period.setdefault(window // windows_per_period, []).append(medians_a[window] - medians_b[window])
+        index = window // windows_per_period
+        first_traced = placement(0, index, aa=False)[1]
+        difference = medians[0][window] - medians[1][window]
+        by_period.setdefault(index, []).append(difference if first_traced else -difference)
     period_means = {index: statistics.mean(values) for index, values in by_period.items()}
-    pairs = [
-        (period_means[index] + period_means[index + 1]) / 2
-        for index in range(0, max(period_means, default=0) + 1, 2)
-        if index in period_means and index + 1 in period_means
+    cycles = [
+        statistics.mean(period_means[index + offset] for offset in range(4))
+        for index in range(0, max(period_means, default=0) + 1, 4)
+        if all(index + offset in period_means for offset in range(4))
     ]
-    if len(pairs) < 2:
-        raise SystemExit("too few pairs of periods to estimate anything: give more --seconds or a shorter --period")
+    if len(cycles) < 2:
+        raise SystemExit("too few cycles of four periods: give more --seconds or a shorter --period")
     rng = random.Random(20261129)
-    means = sorted(statistics.mean(rng.choices(pairs, k=len(pairs))) for _ in range(4000))
+    means = sorted(statistics.mean(rng.choices(cycles, k=len(cycles))) for _ in range(4000))
     return {
-        "calls": [len(a), len(b)],
-        "median_us": [statistics.median(m for _, m in a), statistics.median(m for _, m in b)],
         "windows": sum(len(v) for v in by_period.values()),
         "period_means_us": [round(period_means[i], 1) for i in sorted(period_means)],
-        "pairs": len(pairs),
-        "added_us": statistics.mean(pairs),
+        "cycles": len(cycles),
+        "added_us": statistics.mean(cycles),
         "interval_us": (means[100], means[3899]),
     }
 
 
-def _run(options: argparse.Namespace, workload: str, traced: bool) -> dict[str, Any]:
-    """One measurement: two workers, one per core, the first with loratrace unless ``traced`` is false."""
+def _run(options: argparse.Namespace, workload: str) -> dict[str, Any]:
+    """One measurement: two workers at once, swapping cores and taking loratrace in turns (see ``placement``)."""
     start_at = time.time() + options.start_delay
     outputs = [Path(tempfile.mkstemp(suffix=".json")[1]) for _ in range(2)]
 
-    def command(core: int, output: Path) -> list[str]:
+    def command(role: int, output: Path) -> list[str]:
         command = [sys.executable, __file__, "--worker-output", str(output), "--start-at", str(start_at)]
         command += ["--seconds", str(options.seconds), "--period", str(options.period), "--workload", workload]
-        command += ["--new-tokens", str(options.new_tokens), "--core", str(core)]
-        return command + (["--traced"] if traced and core == 0 else [])
+        command += ["--new-tokens", str(options.new_tokens), "--role", str(role)]
+        return command + (["--aa"] if options.aa else [])
 
-    processes = [subprocess.Popen(command(core, output)) for core, output in enumerate(outputs)]
+    processes = [subprocess.Popen(command(role, output)) for role, output in enumerate(outputs)]
     for process in processes:
         if process.wait() != 0:
             raise SystemExit(f"a worker failed with exit code {process.returncode}")
-    first, second = (json.loads(output.read_text()) for output in outputs)
+    workers = [json.loads(output.read_text()) for output in outputs]
     for output in outputs:
         output.unlink()
-    figures = analyse(first["calls"], second["calls"], start_at, options.period)
-    figures["spans_exported"] = first.get("spans_exported")
+    calls = [worker["calls"] for worker in workers]
+    figures = analyse(calls, start_at, options.period, options.aa)
+    figures["calls"] = sum(len(worker) for worker in calls)
+    figures["spans_exported"] = sum(worker["spans_exported"] for worker in workers)
+    # where the difference is: around the model (pipeline / PEFT code and loratrace's wrappers) or inside it
+    figures["outside_model"] = analyse(calls, start_at, options.period, options.aa, _outside_model)
+    figures["model"] = analyse(calls, start_at, options.period, options.aa, lambda call: call[2])
+    from bench_transformers_overhead import BackgroundClock
+
+    traced = [call for worker in calls for call in worker if call[4]] or [[0.0] * 5]
+    figures["background_cpu_us_per_traced_call"] = statistics.mean(call[3] for call in traced)
+    overlapped = sum(call[3] * 1000 > BackgroundClock.BURST_NS for call in traced)
+    figures["traced_calls_overlapped_by_bursts"] = overlapped / len(traced)
     return figures
+
+
+def _outside_model(call: Call) -> float:
+    return call[1] - call[2]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", choices=("pipeline", "peft", "both"), default="both")
     parser.add_argument("--seconds", type=float, default=1200.0, help="measured seconds per workload")
-    parser.add_argument("--period", type=float, default=20.0, help="seconds between core swaps")
+    parser.add_argument("--period", type=float, default=10.0, help="seconds between swaps")
     parser.add_argument("--new-tokens", type=int, default=8)
     parser.add_argument("--aa", action="store_true", help="both processes without loratrace (the method's error)")
     parser.add_argument("--start-delay", type=float, default=40.0, help="seconds allowed for the workers' set-up")
     parser.add_argument("--worker-output", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
-    parser.add_argument("--core", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--role", type=int, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.worker_output is not None:
         _worker(options)
@@ -193,14 +248,22 @@ def main() -> None:
         raise SystemExit("this benchmark needs two cores: it runs one process on each")
     workloads = ("pipeline", "peft") if options.workload == "both" else (options.workload,)
     for workload in workloads:
-        figures = _run(options, workload, traced=not options.aa)
+        figures = _run(options, workload)
         print(json.dumps({"workload": workload, "aa": options.aa, **figures}), flush=True)
         label = "A/A (both uninstrumented)" if options.aa else "loratrace minus uninstrumented"
         low, high = figures["interval_us"]
         print(
             f"{workload}: {label}: {figures['added_us']:+.1f} µs per call (95 % interval {low:+.1f} .. {high:+.1f}; "
-            f"{figures['pairs']} pairs of {options.period:g} s periods, {figures['windows']} one-second windows, "
-            f"{sum(figures['calls'])} calls; medians {figures['median_us'][0]:.1f} / {figures['median_us'][1]:.1f} µs)",
+            f"{figures['cycles']} cycles of 4 x {options.period:g} s, {figures['windows']} one-second windows, "
+            f"{figures['calls']} calls)",
+            flush=True,
+        )
+        for part, title in (("outside_model", "around the model"), ("model", "the model's own generate")):
+            low, high = figures[part]["interval_us"]
+            print(f"  of which {title}: {figures[part]['added_us']:+.1f} µs ({low:+.1f} .. {high:+.1f})", flush=True)
+        print(
+            f"  background thread: {figures['background_cpu_us_per_traced_call']:.1f} µs CPU per traced call; "
+            f"bursts overlapped {figures['traced_calls_overlapped_by_bursts']:.2%} of those calls",
             flush=True,
         )
 
