@@ -101,6 +101,10 @@ def _worker(options: argparse.Namespace) -> None:
 
     import loratrace
 
+    if options.hold_background:  # bench-only experiment knob on loratrace's internal finisher
+        from loratrace import _finisher
+
+        _finisher._GATHER_SECONDS = 3600.0
     _pin(options.role)
     call = _call(options.workload, options.new_tokens)
     inner = InnerTimer(GenerationMixin)  # beneath loratrace's wrappers: the model's own generate
@@ -200,6 +204,7 @@ def _run(options: argparse.Namespace, workload: str) -> dict[str, Any]:
         command = [sys.executable, __file__, "--worker-output", str(output), "--start-at", str(start_at)]
         command += ["--seconds", str(options.seconds), "--period", str(options.period), "--workload", workload]
         command += ["--new-tokens", str(options.new_tokens), "--role", str(role)]
+        command += ["--hold-background"] if options.hold_background else []
         return command + (["--aa"] if options.aa else [])
 
     processes = [subprocess.Popen(command(role, output)) for role, output in enumerate(outputs)]
@@ -236,6 +241,11 @@ def main() -> None:
     parser.add_argument("--period", type=float, default=10.0, help="seconds between swaps")
     parser.add_argument("--new-tokens", type=int, default=8)
     parser.add_argument("--aa", action="store_true", help="both processes without loratrace (the method's error)")
+    parser.add_argument(
+        "--hold-background",
+        action="store_true",
+        help="experiment: loratrace's background thread holds its work until the swap (drained outside the figures)",
+    )
     parser.add_argument("--start-delay", type=float, default=40.0, help="seconds allowed for the workers' set-up")
     parser.add_argument("--worker-output", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
