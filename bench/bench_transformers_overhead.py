@@ -392,7 +392,7 @@ def main() -> None:
     parser.add_argument(
         "--gather-seconds",
         type=float,
-        help="experiment: how long loratrace's background thread gathers work before a burst (default: its own, 1 s)",
+        help="experiment: how long loratrace's background thread gathers work before a burst (default: its own, 4 s)",
     )
     parser.add_argument("--save-samples", type=Path, help="also write every call's duration to this JSON file")
     parser.add_argument("--report", type=Path, help="print the tables of a --save-samples file, measuring nothing")
@@ -439,6 +439,14 @@ def _report(runs: list[dict[str, Any]]) -> None:
     print(f"\nprocesses: {len(runs)}; exported spans: {exported}; adapter names seen: {adapters}")
 
 
+def fixture_models() -> Any:
+    """The tiny Llama and its adapters, built locally once (``$LORATRACE_FIXTURES`` or a folder under /tmp)."""
+    from loratrace.demo.tiny_model import ensure_tiny_models
+
+    root = Path(os.environ.get("LORATRACE_FIXTURES", Path(tempfile.gettempdir()) / "loratrace-bench-fixtures"))
+    return ensure_tiny_models(root)
+
+
 def _worker(options: argparse.Namespace) -> dict[str, Any]:
     import torch
     import transformers
@@ -449,10 +457,8 @@ def _worker(options: argparse.Namespace) -> dict[str, Any]:
     transformers.logging.set_verbosity_error()
 
     import loratrace
-    from loratrace.demo.tiny_model import ensure_tiny_models
 
-    root = Path(os.environ.get("LORATRACE_FIXTURES", Path(tempfile.gettempdir()) / "loratrace-bench-fixtures"))
-    models = ensure_tiny_models(root)
+    models = fixture_models()
     torch.set_num_threads(1)
     tokenizer = AutoTokenizer.from_pretrained(models.base)
     base = AutoModelForCausalLM.from_pretrained(models.base, dtype=torch.float32)

@@ -64,13 +64,11 @@ def _pin(core: int) -> None:
 def _call(workload: str, new_tokens: int) -> Callable[[], Any]:
     import torch
     import transformers
+    from bench_transformers_overhead import fixture_models
     from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
-    from loratrace.demo.tiny_model import ensure_tiny_models
-
     transformers.logging.set_verbosity_error()  # the pipeline logs a max_length notice on every call
-    root = Path(os.environ.get("LORATRACE_FIXTURES", Path(tempfile.gettempdir()) / "loratrace-bench-fixtures"))
-    models = ensure_tiny_models(root)
+    models = fixture_models()
     torch.set_num_threads(1)
     tokenizer = AutoTokenizer.from_pretrained(models.base)
     base = AutoModelForCausalLM.from_pretrained(models.base, dtype=torch.float32)
