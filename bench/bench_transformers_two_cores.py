@@ -213,6 +213,9 @@ def _run(options: argparse.Namespace, workload: str) -> dict[str, Any]:
     for output in outputs:
         output.unlink()
     calls = [worker["calls"] for worker in workers]
+    if options.keep_calls is not None:  # every call of both workers, for analyses this script does not make
+        kept = {"workload": workload, "start_at": start_at, "period": options.period, "calls": calls}
+        options.keep_calls.with_suffix(f".{workload}.json").write_text(json.dumps(kept))
     figures = analyse(calls, start_at, options.period, options.aa)
     figures["calls"] = sum(len(worker) for worker in calls)
     figures["spans_exported"] = sum(worker["spans_exported"] for worker in workers)
@@ -243,6 +246,11 @@ def main() -> None:
         "--hold-background",
         action="store_true",
         help="experiment: loratrace's background thread holds its work until the swap (drained outside the figures)",
+    )
+    parser.add_argument(
+        "--keep-calls",
+        type=Path,
+        help="also write every call of both workers to PATH.<workload>.json, for further analyses",
     )
     parser.add_argument("--start-delay", type=float, default=40.0, help="seconds allowed for the workers' set-up")
     parser.add_argument("--worker-output", type=Path, help=argparse.SUPPRESS)
