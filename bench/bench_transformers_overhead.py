@@ -70,10 +70,13 @@ class CountingExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def _providers() -> tuple[TracerProvider, MeterProvider, CountingExporter]:
+def _providers(export_delay_ms: float = 5000.0) -> tuple[TracerProvider, MeterProvider, CountingExporter]:
+    """SDK providers as an application sets them up (``export_delay_ms``: the BatchSpanProcessor's schedule delay,
+    5 s by default as in the SDK), exporting into a counter."""
     exporter = CountingExporter()
     tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=512))
+    processor = BatchSpanProcessor(exporter, max_export_batch_size=512, schedule_delay_millis=export_delay_ms)
+    tracer_provider.add_span_processor(processor)
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
     return tracer_provider, meter_provider, exporter
 

@@ -107,7 +107,7 @@ def _worker(options: argparse.Namespace) -> None:
     call = _call(options.workload, options.new_tokens)
     inner = InnerTimer(GenerationMixin)  # beneath loratrace's wrappers: the model's own generate
     inner.install()
-    tracer_provider, meter_provider, exporter = _providers()
+    tracer_provider, meter_provider, exporter = _providers(options.export_delay_ms)
     background = BackgroundClock()
     for traced in (True, False):  # warm both ways; the background thread exists from here on
         if traced:
@@ -203,6 +203,7 @@ def _run(options: argparse.Namespace, workload: str) -> dict[str, Any]:
         command += ["--seconds", str(options.seconds), "--period", str(options.period), "--workload", workload]
         command += ["--new-tokens", str(options.new_tokens), "--role", str(role)]
         command += ["--hold-background"] if options.hold_background else []
+        command += ["--export-delay-ms", str(options.export_delay_ms)]
         return command + (["--aa"] if options.aa else [])
 
     processes = [subprocess.Popen(command(role, output)) for role, output in enumerate(outputs)]
@@ -246,6 +247,12 @@ def main() -> None:
         "--hold-background",
         action="store_true",
         help="experiment: loratrace's background thread holds its work until the swap (drained outside the figures)",
+    )
+    parser.add_argument(
+        "--export-delay-ms",
+        type=float,
+        default=5000.0,
+        help="the BatchSpanProcessor's schedule delay (default 5000, the SDK's)",
     )
     parser.add_argument(
         "--keep-calls",

@@ -8,6 +8,9 @@ ends as soon as it is (``Generation.end``), so an end never overtakes its attrib
 
 ``drain()`` waits until everything queued so far is applied: ``loratrace.force_flush()`` and ``uninstrument()``
 call it, and so does interpreter exit (registered after the SDK providers, so it runs before their shutdown).
+
+A task can ask for something to run once its burst is over (``after_burst``): the generations ask their span
+processor to export the burst's spans then (see ``GenerationRecorder``).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ _DRAIN_AT_EXIT_SECONDS = 10.0
 # bursts, the fewer calls they touch. Measured on the tiny model (bench/bench_transformers_overhead.py, in-situ
 # tables): at 1 s, bursts overlapped ~2.3 % of calls and pulled the median call up by ~30 µs; at 4 s, ~0.45 % and
 # ~2 µs, for the same work per call. A touched call waits longer (~40 ms instead of ~10), in ~1 call in 200.
-# Spans then reach the span processor up to 4 s after their call (the BatchSpanProcessor adds up to 5 s);
+# Spans then reach the span processor, and are exported, up to 4 s after their call;
 # force_flush(), uninstrument() and interpreter exit do not wait for the interval.
 _GATHER_SECONDS = 4.0
 # ...unless this many items are waiting: a burst then starts at once, so one burst never hands the span processor
@@ -42,6 +45,8 @@ class Finisher:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        # insertion-ordered set of what to call once the running burst is over; touched by the worker thread only
+        self._after_burst: dict[Callable[[], Any], None] = {}
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._after_fork)
 
@@ -53,6 +58,14 @@ class Finisher:
         if queue.qsize() >= _BURST_ITEMS:
             self._wake.set()
 
+    def after_burst(self, function: Callable[[], Any]) -> None:
+        """Call ``function`` once the running burst's tasks are done, and before a drain among them returns; once
+        per burst however many of its tasks ask. Called from anywhere but a queued task, it calls at once."""
+        if threading.current_thread() is not self._thread:
+            function()
+            return
+        self._after_burst[function] = None
+
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted before this call has run; False on timeout."""
         if self._thread is None:
@@ -60,7 +73,7 @@ class Finisher:
         if threading.current_thread() is self._thread:
             return True  # called from a queued task: what came before it has run
         done = threading.Event()
-        self._queue.put((done.set, ()))
+        self._queue.put((_drained, (done,)))
         self._wake.set()
         return done.wait(timeout)
 
@@ -87,10 +100,21 @@ class Finisher:
                 except Empty:
                     break
             for function, args in batch:
+                if function is _drained:  # what the drain waits for includes what the tasks before it asked for
+                    self._call_after_burst()
                 try:
                     function(*args)
                 except Exception:  # a failure to record telemetry must never stop the thread
                     logger.debug("loratrace could not finish a span (%r)", function, exc_info=True)
+            self._call_after_burst()
+
+    def _call_after_burst(self) -> None:
+        functions, self._after_burst = self._after_burst, {}
+        for function in functions:
+            try:
+                function()
+            except Exception:
+                logger.debug("loratrace could not complete a burst (%r)", function, exc_info=True)
 
     def _after_fork(self) -> None:
         # The thread does not survive a fork; queued work belongs to the parent.
@@ -98,6 +122,11 @@ class Finisher:
         self._thread = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._after_burst = {}
+
+
+def _drained(done: threading.Event) -> None:
+    done.set()
 
 
 finisher = Finisher()

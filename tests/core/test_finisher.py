@@ -1,4 +1,5 @@
-"""Generation spans completed off the serving thread are never lost: not at exit, not by a drain's caller."""
+"""Generation spans completed off the serving thread are never lost: not at exit, not by a drain's caller; and a
+burst's spans are exported as soon as the burst is over."""
 
 from __future__ import annotations
 
@@ -7,9 +8,15 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Sequence
+
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from loratrace import _finisher
 from loratrace._finisher import Finisher
+from loratrace.instrumentation._generation import GenerationRecorder
 
 SCRIPT = textwrap.dedent(
     """
@@ -73,3 +80,79 @@ def test_a_full_burst_starts_without_waiting_for_the_gather_interval(monkeypatch
     finisher.submit(done.set)  # the worker may have taken the first item already: one more fills the burst
     assert done.wait(timeout=30)  # long before the hour-long gather interval
     assert seen == list(range(_finisher._BURST_ITEMS))
+
+
+def test_what_tasks_ask_for_after_their_burst_runs_once_after_them_and_before_a_drain_returns():
+    finisher = Finisher()
+    order: list[object] = []
+
+    def task(number: int) -> None:
+        order.append(number)
+        finisher.after_burst(flushed)  # every task asks; the burst calls it once
+
+    def flushed() -> None:
+        order.append("after the burst")
+
+    release = threading.Event()
+    finisher.submit(release.wait, 10)  # the worker is busy until released: the tasks below form one burst
+    for number in range(3):
+        finisher.submit(task, number)
+    release.set()
+    assert finisher.drain(timeout=10)
+    assert order == [0, 1, 2, "after the burst"]
+
+
+def test_a_failing_after_burst_function_does_not_stop_the_worker():
+    finisher = Finisher()
+    seen: list[str] = []
+    finisher.submit(lambda: finisher.after_burst(lambda: 1 / 0))
+    assert finisher.drain(timeout=10)
+    finisher.submit(seen.append, "next burst")
+    assert finisher.drain(timeout=10)
+    assert seen == ["next burst"]
+
+
+def test_after_burst_outside_a_task_runs_at_once():
+    seen: list[str] = []
+    Finisher().after_burst(lambda: seen.append("now"))
+    assert seen == ["now"]
+
+
+class SignallingExporter(InMemorySpanExporter):
+    """The SDK's in-memory exporter, which also says when an export happened."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exported = threading.Event()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        result = super().export(spans)
+        self.exported.set()
+        return result
+
+
+def test_a_bursts_spans_are_exported_when_it_ends_not_at_the_span_processors_schedule(monkeypatch):
+    """Finished spans waiting in a BatchSpanProcessor slowed the serving thread's model calls (docs/benchmarks.md,
+    session 5); they are exported as soon as their burst is over."""
+    monkeypatch.setattr(_finisher, "_GATHER_SECONDS", 0.05)
+    exporter = SignallingExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=3_600_000))
+    try:
+        recorder = GenerationRecorder(provider.get_tracer("burst-test"), None, provider="test")
+        generation = recorder.start(
+            operation="text_completion",
+            request_model="tiny-llama",
+            response_model="a1",
+            attributes={"loratrace.adapter.name": "a1"},
+            adapter_name="a1",
+            base_model="tiny-llama",
+        )
+        generation.finish(input_tokens=3, output_tokens=5)
+        assert exporter.exported.wait(timeout=30)  # long before the processor's hour-long schedule
+        (span,) = exporter.get_finished_spans()
+        assert span.attributes["loratrace.adapter.name"] == "a1"
+        assert span.attributes["gen_ai.usage.output_tokens"] == 5
+        recorder.close()
+    finally:
+        provider.shutdown()
