@@ -543,7 +543,8 @@ class GenerationRecorder:
         # waiting in a BatchSpanProcessor for its schedule delay (5 s by default). While ~400 finished spans
         # waited there, the serving thread's model calls ran slower: PeftModel.generate's own work by ~25 µs at
         # the median, 40-60 µs in the 3 s after a burst (bench/bench_transformers_two_cores.py, docs/benchmarks.md,
-        # session 5); with them exported at once, by none. The export's cost is the same, on the finisher thread.
+        # session 5); with them exported at once, by none. The export's cost is the same, on the finisher thread;
+        # a slow exporter (an unreachable endpoint retrying to its timeout) delays the next burst, never a call.
         # A tracer without a span processor (a proxy, the no-op one) has nothing to export.
         processor = getattr(tracer, "span_processor", None)
         self.export_spans: Callable[[], Any] | None = getattr(processor, "force_flush", None)
