@@ -450,23 +450,53 @@ def fixture_models() -> Any:
     return ensure_tiny_models(root)
 
 
-def _worker(options: argparse.Namespace) -> dict[str, Any]:
+PROMPT = "Invoices are due within"
+
+
+def _tokenizer_and_models() -> tuple[Any, Any]:
+    """Set-up shared by the timed calls: one torch thread, transformers quiet, the fixture models."""
     import torch
     import transformers
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+    from transformers import AutoTokenizer
 
     # the pipeline logs a max_length notice on every call, with or without instrumentation
     transformers.logging.set_verbosity_error()
+    torch.set_num_threads(1)
+    models = fixture_models()
+    return AutoTokenizer.from_pretrained(models.base), models
 
+
+def _base_model(models: Any) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(models.base, dtype=torch.float32)
+
+
+def make_pipeline_call(new_tokens: int) -> Callable[[], Any]:
+    """The text-generation pipeline call the benches time (greedy, ``new_tokens`` new tokens), on its own model."""
+    from transformers import pipeline
+
+    tokenizer, models = _tokenizer_and_models()
+    generator = pipeline("text-generation", model=_base_model(models), tokenizer=tokenizer)
+    return lambda: generator(PROMPT, return_full_text=False, max_new_tokens=new_tokens, do_sample=False)
+
+
+def make_peft_call(new_tokens: int) -> tuple[Callable[[], Any], Any, Any]:
+    """The ``PeftModel.generate`` call the benches time (adapter a1, greedy), on its own model: (call, the
+    PeftModel, its inputs)."""
+    from peft import PeftModel
+
+    tokenizer, models = _tokenizer_and_models()
+    model = PeftModel.from_pretrained(_base_model(models), models.adapters["a1"], adapter_name="a1")
+    inputs = tokenizer([PROMPT], return_tensors="pt")
+    return lambda: model.generate(**inputs, max_new_tokens=new_tokens, do_sample=False), model, inputs
+
+
+def _worker(options: argparse.Namespace) -> dict[str, Any]:
     import loratrace
 
-    models = fixture_models()
-    torch.set_num_threads(1)
-    tokenizer = AutoTokenizer.from_pretrained(models.base)
-    base = AutoModelForCausalLM.from_pretrained(models.base, dtype=torch.float32)
-    generator = pipeline("text-generation", model=base, tokenizer=tokenizer)
-    prompt = "Invoices are due within"
+    pipeline_call = make_pipeline_call(options.new_tokens)
     generate_kwargs = {"max_new_tokens": options.new_tokens, "do_sample": False}
 
     tracer_provider, meter_provider, exporter = _providers()
@@ -512,9 +542,6 @@ def _worker(options: argparse.Namespace) -> dict[str, Any]:
         Condition(DEFERRED, loratrace_deferred_on, loratrace_deferred_off),
     ]
 
-    def pipeline_call() -> Any:
-        return generator(prompt, return_full_text=False, **generate_kwargs)
-
     from transformers.generation.utils import GenerationMixin
 
     conditions.append(_floor(GenerationMixin, tracer_provider, meter_provider, _sample_attributes(pipeline_call)))
@@ -537,15 +564,7 @@ def _worker(options: argparse.Namespace) -> dict[str, Any]:
         rows += [peer_baseline, peer_condition]
     tables = {f"text-generation pipeline call, {options.new_tokens} new tokens": _rows(rows)}
 
-    peft_model = PeftModel.from_pretrained(
-        AutoModelForCausalLM.from_pretrained(models.base, dtype=torch.float32),
-        models.adapters["a1"],
-        adapter_name="a1",
-    )
-    inputs = tokenizer([prompt], return_tensors="pt")
-
-    def peft_call() -> Any:
-        return peft_model.generate(**inputs, **generate_kwargs)
+    peft_call, peft_model, inputs = make_peft_call(options.new_tokens)
 
     from peft.peft_model import PeftModelForCausalLM
 

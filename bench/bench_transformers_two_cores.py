@@ -62,25 +62,9 @@ def _pin(core: int) -> None:
 
 
 def _call(workload: str, new_tokens: int) -> Callable[[], Any]:
-    import torch
-    import transformers
-    from bench_transformers_overhead import fixture_models
-    from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+    from bench_transformers_overhead import make_peft_call, make_pipeline_call
 
-    transformers.logging.set_verbosity_error()  # the pipeline logs a max_length notice on every call
-    models = fixture_models()
-    torch.set_num_threads(1)
-    tokenizer = AutoTokenizer.from_pretrained(models.base)
-    base = AutoModelForCausalLM.from_pretrained(models.base, dtype=torch.float32)
-    prompt = "Invoices are due within"
-    if workload == "pipeline":
-        generator = pipeline("text-generation", model=base, tokenizer=tokenizer)
-        return lambda: generator(prompt, return_full_text=False, max_new_tokens=new_tokens, do_sample=False)
-    from peft import PeftModel
-
-    model = PeftModel.from_pretrained(base, models.adapters["a1"], adapter_name="a1")
-    inputs = tokenizer([prompt], return_tensors="pt")
-    return lambda: model.generate(**inputs, max_new_tokens=new_tokens, do_sample=False)
+    return make_pipeline_call(new_tokens) if workload == "pipeline" else make_peft_call(new_tokens)[0]
 
 
 def placement(role: int, period: int, aa: bool) -> tuple[int, bool]:
@@ -246,7 +230,7 @@ def main() -> None:
     parser.add_argument(
         "--hold-background",
         action="store_true",
-        help="experiment: loratrace's background thread holds its work until the swap (drained outside the figures)",
+        help="experiment: loratrace's background thread bursts when 512 spans wait (or at a swap), not every 4 s",
     )
     parser.add_argument(
         "--export-delay-ms",
