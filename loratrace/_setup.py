@@ -13,6 +13,7 @@ import importlib.util
 import logging
 import os
 import threading
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,13 +53,40 @@ class Instrumentation:
     owns_meter_provider: bool = False
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Export everything recorded so far; True when every exporter confirmed in time."""
+        """Export everything recorded so far; True when every exporter confirmed in time. Returns within
+        ``timeout_millis`` (the exports it started go on in the background)."""
+        deadline = time.monotonic() + timeout_millis / 1000
         done = finisher.drain(timeout_millis / 1000)
         for provider in (self.tracer_provider, self.meter_provider):
-            flush = getattr(provider, "force_flush", None)
-            if flush is not None:
-                done = bool(flush(timeout_millis)) and done
+            done = _flush_provider(provider, deadline) and done
         return done
+
+
+def _flush_provider(provider: Any, deadline: float) -> bool:
+    """``provider.force_flush``, waited for until ``deadline`` (monotonic) at most.
+
+    The SDK's BatchSpanProcessor ignores the timeout it is given (opentelemetry-python#4568) and waits for every
+    batch's export: with an endpoint that does not answer, each batch retries to the exporter's own timeout (10 s
+    by default), so ``loratrace.force_flush(timeout_millis=5000)`` waited 52 s. The flush runs on a daemon thread
+    instead, and what it has not finished by the deadline it finishes in the background.
+    """
+    flush = getattr(provider, "force_flush", None)
+    if flush is None:
+        return True
+    remaining_s = max(0.0, deadline - time.monotonic())
+    outcome: list[bool] = []
+
+    def run() -> None:
+        try:
+            outcome.append(bool(flush(int(remaining_s * 1000))))
+        except Exception:
+            logger.warning("loratrace could not flush %r", provider, exc_info=True)
+            outcome.append(False)
+
+    thread = threading.Thread(target=run, name="loratrace-force-flush", daemon=True)
+    thread.start()
+    thread.join(remaining_s)
+    return bool(outcome and outcome[0])
 
 
 _lock = threading.Lock()
@@ -271,11 +299,10 @@ def force_flush(timeout_millis: int = 30_000) -> bool:
 
     Generation spans are completed off the serving thread; this first waits for that, then flushes the providers.
     """
+    deadline = time.monotonic() + timeout_millis / 1000
     if not finisher.drain(timeout_millis / 1000):
         return False
     state = _state
     if state is None:
-        provider = trace.get_tracer_provider()
-        flush = getattr(provider, "force_flush", None)
-        return bool(flush(timeout_millis)) if flush is not None else True
-    return state.force_flush(timeout_millis)
+        return _flush_provider(trace.get_tracer_provider(), deadline)
+    return state.force_flush(max(0, int((deadline - time.monotonic()) * 1000)))

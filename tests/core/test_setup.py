@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -109,3 +111,29 @@ def test_a_store_path_that_is_a_file_is_rejected_clearly(tmp_path):
         loratrace.instrument(store=not_a_folder, libraries=[])
     assert _setup._state is None
     assert not_a_folder.read_text() == "a file, not a folder"  # nothing overwritten
+
+
+def test_force_flush_returns_within_its_timeout_when_the_endpoint_does_not_answer(monkeypatch, otlp_receiver):
+    """The SDK's BatchSpanProcessor.force_flush ignores its timeout and waits for the exporter's own (10 s by
+    default, per batch, retried); loratrace.force_flush returns False at its timeout and lets the export finish
+    later."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "300")  # seconds: the exporters wait far past the join below
+    gate = threading.Event()
+    otlp_receiver.answer_gate = gate
+    otlp_receiver.request_arrived.clear()
+    try:
+        state = loratrace.instrument(endpoint=otlp_receiver.endpoint, libraries=[])
+        state.tracer_provider.get_tracer("flush-test").start_span("held").end()
+        outcome: list[bool] = []
+        flushing = threading.Thread(target=lambda: outcome.append(loratrace.force_flush(timeout_millis=500)))
+        flushing.start()
+        flushing.join(timeout=60)
+        assert not flushing.is_alive()
+        assert outcome == [False]
+        assert otlp_receiver.request_arrived.is_set()  # the export did start; its answer never came
+        assert not gate.is_set()
+    finally:
+        gate.set()
+        otlp_receiver.answer_gate = None
+    assert loratrace.force_flush(timeout_millis=30_000)
+    otlp_receiver.wait_for_spans(lambda span: span.name == "held")
