@@ -9,8 +9,13 @@ ends as soon as it is (``Generation.end``), so an end never overtakes its attrib
 ``drain()`` waits until everything queued so far is applied: ``loratrace.force_flush()`` and ``uninstrument()``
 call it, and so does interpreter exit (registered after the SDK providers, so it runs before their shutdown).
 
-A task can ask for something to run once its burst is over (``after_burst``): the generations ask their span
-processor to export the burst's spans then (see ``GenerationRecorder``).
+A task can ask for something to run once its burst is over (``after_burst``): the generations ask then for their
+span processor to export the burst's spans (see ``GenerationRecorder``; the export runs on a thread of its own).
+
+The queue is bounded (``_MAX_QUEUED``). Work on this thread can block for as long as something else lets it: a
+user's ``SimpleSpanProcessor`` exports each span as it ends, and with its endpoint unreachable every span waits
+for the exporter's timeout. Beyond the bound new generations are dropped (counted, and logged once per episode),
+so serving keeps its memory; everything accepted before is still completed.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ _GATHER_SECONDS = 4.0
 # ...unless this many items are waiting: a burst then starts at once, so one burst never hands the span processor
 # more spans than the BatchSpanProcessor's default queue (2,048) holds, which would drop them at high request rates.
 _BURST_ITEMS = 512
+# 16 bursts' worth. In normal running the queue holds at most one burst plus what arrives during one (~30 ms of
+# work); at 400 calls/s this is 20 s of calls, and at a few KB per waiting generation, tens of MB.
+_MAX_QUEUED = 8192
 
 
 class Finisher:
@@ -47,16 +55,35 @@ class Finisher:
         self._wake = threading.Event()
         # insertion-ordered set of what to call once the running burst is over; touched by the worker thread only
         self._after_burst: dict[Callable[[], Any], None] = {}
+        self.dropped = 0  # generations refused because the queue was full, since the process started
+        self._dropped_in_episode = 0
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._after_fork)
 
     def submit(self, function: Callable[..., Any], *args: Any) -> None:
+        """Queue ``function(*args)`` for the worker; dropped (see the module's note) when the queue is full."""
         if self._thread is None:
             self._start()
         queue = self._queue
+        waiting = queue.qsize()
+        if waiting >= _MAX_QUEUED:
+            self._drop()
+            return
         queue.put((function, args))
-        if queue.qsize() >= _BURST_ITEMS:
+        if waiting + 1 >= _BURST_ITEMS:
             self._wake.set()
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        self._dropped_in_episode += 1
+        if self._dropped_in_episode == 1:
+            logger.warning(
+                "loratrace is dropping generation spans: %d are waiting to be completed, its limit. Something "
+                "on its background thread is blocking, most likely a span processor that exports as each span "
+                "ends (a SimpleSpanProcessor) to an endpoint that does not answer; use a BatchSpanProcessor, or "
+                "check the endpoint.",
+                _MAX_QUEUED,
+            )
 
     def after_burst(self, function: Callable[[], Any]) -> None:
         """Call ``function`` once the running burst's tasks are done, and before a drain among them returns; once
@@ -107,6 +134,9 @@ class Finisher:
                 except Exception:  # a failure to record telemetry must never stop the thread
                     logger.debug("loratrace could not finish a span (%r)", function, exc_info=True)
             self._call_after_burst()
+            if self._dropped_in_episode and queue.qsize() < _MAX_QUEUED // 2:
+                dropped, self._dropped_in_episode = self._dropped_in_episode, 0
+                logger.warning("loratrace is keeping up again, after dropping %d generation spans", dropped)
 
     def _call_after_burst(self) -> None:
         functions, self._after_burst = self._after_burst, {}
@@ -123,6 +153,7 @@ class Finisher:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._after_burst = {}
+        self._dropped_in_episode = 0
 
 
 def _drained(done: threading.Event) -> None:

@@ -62,6 +62,10 @@ class OtlpReceiver:
     spans: list[ReceivedSpan] = field(default_factory=list)
     points: list[ReceivedPoint] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # An endpoint that hangs, for real: while ``answer_gate`` is set to an unset Event, requests are read and
+    # decoded but not answered until it is set; ``request_arrived`` is set by every request.
+    answer_gate: threading.Event | None = None
+    request_arrived: threading.Event = field(default_factory=threading.Event)
 
     def add_traces(self, body: bytes) -> None:
         request = ExportTraceServiceRequest()
@@ -144,6 +148,10 @@ def _handler(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
                 receiver.add_traces(body)
             elif self.path == "/v1/metrics":
                 receiver.add_metrics(body)
+            receiver.request_arrived.set()
+            gate = receiver.answer_gate
+            if gate is not None:
+                gate.wait()
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")
             self.send_header("Content-Length", "0")

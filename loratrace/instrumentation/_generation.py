@@ -8,6 +8,7 @@ only captures facts; the SDK span and the metrics are made on the finisher threa
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -22,6 +23,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags, Tracer
 
 from loratrace import semconv
+from loratrace._export_requests import export_requests
 from loratrace._finisher import finisher
 from loratrace._release_context import CURRENT_SCOPE, Scope
 
@@ -406,8 +408,8 @@ class Generation(Span):
             recorder.metrics.record(labels, **measured)
         if end_ns is not None or end_requested is not None:
             sdk_span.end(end_time=end_ns if end_ns is not None else end_requested)
-            if recorder.export_spans is not None:
-                finisher.after_burst(recorder.export_spans)
+            if recorder.request_export is not None:
+                finisher.after_burst(recorder.request_export)
 
     # --- the Span API: the SDK span's once it exists, kept until then ------------------------------------------
     def _span_ids(self) -> tuple[int, int, TraceFlags]:
@@ -539,15 +541,18 @@ class GenerationRecorder:
         self.announced_ids: _AnnouncedIds | None = None
         # the provider's own generator makes the announced ids (an X-Ray style generator keeps its format)
         self.new_ids: IdGenerator = RandomIdGenerator()
-        # Asked after each burst of the finisher, so a burst's spans are exported together at once instead of
+        # Asked for after each burst of the finisher, so a burst's spans are exported together at once instead of
         # waiting in a BatchSpanProcessor for its schedule delay (5 s by default). While ~400 finished spans
         # waited there, the serving thread's model calls ran slower: PeftModel.generate's own work by ~25 µs at
         # the median, 40-60 µs in the 3 s after a burst (bench/bench_transformers_two_cores.py, docs/benchmarks.md,
-        # session 5); with them exported at once, by none. The export's cost is the same, on the finisher thread;
-        # a slow exporter (an unreachable endpoint retrying to its timeout) delays the next burst, never a call.
-        # A tracer without a span processor (a proxy, the no-op one) has nothing to export.
+        # session 5); with them exported at once, by none. The export runs on loratrace's export thread
+        # (``loratrace._export_requests``), so an exporter waiting on an unreachable endpoint holds neither a call
+        # nor the next burst. A tracer without a span processor (a proxy, the no-op one) has nothing to export.
         processor = getattr(tracer, "span_processor", None)
-        self.export_spans: Callable[[], Any] | None = getattr(processor, "force_flush", None)
+        flush = getattr(processor, "force_flush", None)
+        self.request_export: Callable[[], None] | None = (
+            functools.partial(export_requests.request, flush) if flush is not None else None
+        )
         with _ANNOUNCED_IDS_LOCK:
             id_generator = getattr(tracer, "id_generator", None)
             if isinstance(id_generator, IdGenerator) and not isinstance(id_generator, _AnnouncedIds):

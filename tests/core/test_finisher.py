@@ -1,22 +1,25 @@
-"""Generation spans completed off the serving thread are never lost: not at exit, not by a drain's caller; and a
-burst's spans are exported as soon as the burst is over."""
+"""Generation spans completed off the serving thread are never lost: not at exit, not by a drain's caller; a
+burst's spans are exported as soon as the burst is over, by a thread a hung endpoint cannot stop the bursts with;
+and a blocked background thread costs serving no more than a bounded queue."""
 
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import textwrap
 import threading
 from collections.abc import Sequence
 
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from loratrace import _finisher
 from loratrace._finisher import Finisher
-from loratrace.instrumentation._generation import GenerationRecorder
+from loratrace.instrumentation._generation import Generation, GenerationRecorder
 
 SCRIPT = textwrap.dedent(
     """
@@ -156,3 +159,71 @@ def test_a_bursts_spans_are_exported_when_it_ends_not_at_the_span_processors_sch
         recorder.close()
     finally:
         provider.shutdown()
+
+
+def _a_generation(recorder: GenerationRecorder, adapter: str) -> Generation:
+    return recorder.start(
+        operation="text_completion",
+        request_model="tiny-llama",
+        response_model=adapter,
+        attributes={"loratrace.adapter.name": adapter},
+        adapter_name=adapter,
+        base_model="tiny-llama",
+    )
+
+
+def test_an_endpoint_that_does_not_answer_holds_neither_the_next_burst_nor_a_drain(monkeypatch, otlp_receiver):
+    """The burst's export goes over real OTLP/HTTP to a receiver that reads the request and does not answer until
+    the test lets it: the background thread goes on completing generations meanwhile. (When it exported itself,
+    a default endpoint with no collector behind it held it ~40 s per burst; docs/benchmarks.md.)"""
+    monkeypatch.setattr(_finisher, "_GATHER_SECONDS", 0.05)
+    gate = threading.Event()
+    otlp_receiver.answer_gate = gate
+    otlp_receiver.request_arrived.clear()
+    provider = TracerProvider()
+    exporter = OTLPSpanExporter(endpoint=f"{otlp_receiver.endpoint}/v1/traces", timeout=300)
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=3_600_000))
+    try:
+        recorder = GenerationRecorder(provider.get_tracer("hung-endpoint-test"), None, provider="test")
+        _a_generation(recorder, "a1").finish(input_tokens=3, output_tokens=5)
+        assert otlp_receiver.request_arrived.wait(timeout=30)  # the burst's export now waits for an answer
+        second = _a_generation(recorder, "a2")
+        second.finish(input_tokens=3, output_tokens=7)
+        assert _finisher.finisher.drain(timeout=30)  # the export is held for up to 300 s
+        assert not second.is_recording()  # its SDK span is built and ended
+        recorder.close()
+    finally:
+        gate.set()
+        otlp_receiver.answer_gate = None
+        provider.shutdown()
+    received = otlp_receiver.wait_for_spans(lambda span: span.scope == "hung-endpoint-test", count=2)
+    assert sorted(span.attributes["loratrace.adapter.name"] for span in received) == ["a1", "a2"]
+    assert [span.attributes["gen_ai.usage.output_tokens"] for span in received] == [5, 7]
+
+
+def test_beyond_its_bound_the_queue_drops_new_work_says_so_once_and_keeps_what_it_accepted(monkeypatch, caplog):
+    monkeypatch.setattr(_finisher, "_GATHER_SECONDS", 0.01)
+    monkeypatch.setattr(_finisher, "_MAX_QUEUED", 20)
+    caplog.set_level(logging.WARNING, logger="loratrace._finisher")
+    finisher = Finisher()
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # a task that blocks, as a span processor waiting on its exporter does
+        holding.set()
+        release.wait(30)
+
+    finisher.submit(hold)
+    assert holding.wait(timeout=30)
+    seen: list[int] = []
+    for number in range(25):
+        finisher.submit(seen.append, number)
+    release.set()
+    assert finisher.drain(timeout=30)
+    assert seen == list(range(20))
+    assert finisher.dropped == 5
+    finisher.submit(seen.append, 25)  # room again: accepted
+    assert finisher.drain(timeout=30)  # a later burst than the one that caught up, so its message is logged
+    assert seen[-1] == 25
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("dropping generation spans" in message for message in messages) == 1
+    assert "loratrace is keeping up again, after dropping 5 generation spans" in messages
