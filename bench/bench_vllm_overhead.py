@@ -10,7 +10,9 @@ pairs, back to back, the order flipped every other pair. Three measures, because
 background thread: **call** (the batch call as its caller sees it), **drained** (the batch plus draining that
 thread: all the work in series) and **sustained** (batches back to back, then the drain). Each figure is the
 median of the per-pair throughput ratios, with a 95 % bootstrap interval over the pairs. Goal: >= 98 %. Then
-loratrace's own work per request, apart from the engine's (``_per_request_costs``).
+loratrace's own work per request, apart from the engine's (``_per_request_costs``), and the OpenTelemetry SDK's
+own floor for the same telemetry (``_sdk_floor``). ``--metrics off`` runs it all with spans only (a no-op meter
+provider, as ``loratrace.instrument(store=...)`` does).
 
 Server: two servers from the same model and adapters, one launched through
 ``loratrace.instrumentation.vllm.serve`` exporting over OTLP/HTTP to a receiver in this process, one plain
@@ -72,10 +74,11 @@ MEASURES = {
 }
 
 
-def bench_offline(*, prompts: int, repeats: int, max_tokens: int, engine: str) -> dict[str, float]:
+def bench_offline(*, prompts: int, repeats: int, max_tokens: int, engine: str, metrics: str) -> dict[str, float]:
     # vLLM's default runs the engine core in its own process; "in-process" (VLLM_ENABLE_V1_MULTIPROCESSING=0) puts
     # the engine's Python loop in this process, where loratrace's background thread competes with it for the GIL
     os.environ.update(ENGINE_ENV, VLLM_ENABLE_V1_MULTIPROCESSING="0" if engine == "in-process" else "1")
+    from opentelemetry.metrics import NoOpMeterProvider
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -105,7 +108,8 @@ def bench_offline(*, prompts: int, repeats: int, max_tokens: int, engine: str) -
     params = SamplingParams(max_tokens=max_tokens, temperature=0.0, ignore_eos=True)
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(DropExporter()))
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    # "off": spans only, as with loratrace.instrument(store=...) (the store derives every figure from the spans)
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()]) if metrics == "sdk" else NoOpMeterProvider()
 
     def run(*, drained: bool = False, batches: int = 1) -> float:
         start = time.perf_counter()
@@ -136,8 +140,12 @@ def bench_offline(*, prompts: int, repeats: int, max_tokens: int, engine: str) -
                     rates[measure][False].append(run(batches=batches))
 
     costs = _per_request_costs(run, instrument, loratrace.uninstrument, repeats=min(repeats, 5), prompts=prompts)
+    costs["sdk_floor_us_per_request"] = _sdk_floor(
+        run, tracer_provider, meter_provider, repeats=min(repeats, 5), prompts=prompts
+    )
     tracer_provider.shutdown()
     result: dict[str, Any] = {**costs, "prompts": prompts, "max_tokens": max_tokens, "engine": engine}
+    result["metrics"] = metrics
     result["repeats"] = repeats
     for measure, by_traced in rates.items():
         ratios = [traced / plain for plain, traced in zip(by_traced[False], by_traced[True], strict=True)]
@@ -187,6 +195,63 @@ def _per_request_costs(run: Any, instrument: Any, uninstrument: Any, *, repeats:
         "calling_thread_us_per_request": statistics.median(calling[True]) - statistics.median(calling[False]),
         "background_us_per_request": statistics.median(background),
     }
+
+
+def _sdk_floor(run: Any, tracer_provider: Any, meter_provider: Any, *, repeats: int, prompts: int) -> float:
+    """What the OpenTelemetry SDK alone costs per request for the telemetry loratrace emits: one traced batch's
+    request spans are captured, then the same SDK calls are replayed for each (start the span with its name and
+    start time, set the same attributes, end it; record the same four histograms with the same labels), with no
+    loratrace logic, into the same span processor and meter provider. Any instrumentation emitting this much
+    through the SDK pays it; median µs per request over ``repeats`` replays of the batch."""
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import loratrace
+    from loratrace import semconv
+    from loratrace.instrumentation._generation import GenerationMetrics
+
+    captured = InMemorySpanExporter()
+    capture_provider = TracerProvider()
+    capture_provider.add_span_processor(SimpleSpanProcessor(captured))
+    loratrace.instrument(tracer_provider=capture_provider, meter_provider=NoOpMeterProvider(), libraries=["vllm"])
+    run()
+    loratrace.uninstrument()
+    spans = [span for span in captured.get_finished_spans() if semconv.GEN_AI_OPERATION_NAME in span.attributes]
+    assert len(spans) == prompts, len(spans)
+    label_keys = (
+        semconv.GEN_AI_OPERATION_NAME, semconv.GEN_AI_PROVIDER_NAME, semconv.VARIANT, semconv.ADAPTER_NAME,
+        semconv.BASE_MODEL_NAME, semconv.ROUTE_NAME,
+    )  # fmt: skip
+    replay = []
+    for span in spans:
+        attributes = dict(span.attributes)
+        labels = {key: attributes[key] for key in label_keys if key in attributes}
+        facts = (
+            attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS],
+            attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS],
+            attributes.get(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK),
+        )
+        replay.append((span.name, span.start_time, span.end_time, attributes, labels, facts))
+    tracer = tracer_provider.get_tracer("sdk-floor")
+    histograms = GenerationMetrics(meter_provider.get_meter("sdk-floor"))
+    token_type = semconv.GEN_AI_TOKEN_TYPE
+    per_request: list[float] = []
+    for _ in range(repeats):
+        started = time.perf_counter_ns()
+        for name, start, end, attributes, labels, (input_tokens, output_tokens, ttft) in replay:
+            span = tracer.start_span(name, start_time=start)
+            span.set_attributes(attributes)
+            span.end(end_time=end)
+            histograms.duration.record((end - start) / 1e9, labels)
+            histograms.tokens.record(input_tokens, {**labels, token_type: "input"})
+            histograms.tokens.record(output_tokens, {**labels, token_type: "output"})
+            if ttft is not None:
+                histograms.ttft.record(ttft, labels)
+        per_request.append((time.perf_counter_ns() - started) / len(replay) / 1000)
+        tracer_provider.force_flush()  # untimed: the export, as loratrace's happens off its bursts
+    return statistics.median(per_request)
 
 
 def _median_interval(ratios: list[float], resamples: int = 2000) -> tuple[float, float]:
@@ -305,6 +370,13 @@ def main() -> None:
         default="separate-process",
         help="offline engine layout: vLLM's default (engine core in its own process) or in this process",
     )
+    parser.add_argument(
+        "--metrics",
+        choices=("sdk", "off"),
+        default="sdk",
+        help="offline: spans and the SDK's metrics (an in-memory reader), or spans only (a no-op meter provider, "
+        "as with loratrace.instrument(store=...))",
+    )
     args = parser.parse_args()
     if not args.skip_server:
         # First, before this process holds an engine: the two servers need the memory and the cores.
@@ -317,10 +389,15 @@ def main() -> None:
         )
     if not args.skip_offline:
         offline = bench_offline(
-            prompts=args.prompts, repeats=args.repeats, max_tokens=args.max_tokens, engine=args.engine
-        )
+            prompts=args.prompts, repeats=args.repeats, max_tokens=args.max_tokens, engine=args.engine,
+            metrics=args.metrics,
+        )  # fmt: skip
         print(json.dumps({"offline": offline}), flush=True)
-        print(f"offline ({args.engine} engine, {args.repeats} pairs per measure; goal >= 98% of plain):", flush=True)
+        print(
+            f"offline ({args.engine} engine, metrics {args.metrics}, {args.repeats} pairs per measure; "
+            "goal >= 98% of plain):",
+            flush=True,
+        )
         for measure in MEASURES:
             figures = offline[measure]
             print(
@@ -336,6 +413,12 @@ def main() -> None:
             f"thread + {offline['background_us_per_request']:.1f} µs on the background thread, against "
             f"{engine_us:.0f} µs of engine time per request: throughput if none of it overlapped the engine "
             f"{engine_us / (engine_us + own_us):.2%}",
+            flush=True,
+        )
+        floor_us = offline["sdk_floor_us_per_request"]
+        print(
+            f"the SDK's own floor for the same spans and histogram records, no loratrace logic: {floor_us:.1f} µs "
+            f"per request: throughput if none of it overlapped the engine {engine_us / (engine_us + floor_us):.2%}",
             flush=True,
         )
 

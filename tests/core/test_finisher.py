@@ -12,6 +12,7 @@ import textwrap
 import threading
 from collections.abc import Sequence
 
+import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
@@ -24,12 +25,12 @@ from loratrace.instrumentation._generation import Generation, GenerationRecorder
 SCRIPT = textwrap.dedent(
     """
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
     from loratrace.instrumentation._generation import GenerationRecorder
 
     one_line = ConsoleSpanExporter(formatter=lambda s: s.to_json(indent=None) + "\\n")
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(one_line))
+    provider.add_span_processor(PROCESSOR(one_line))
     recorder = GenerationRecorder(provider.get_tracer("exit-test"), None, provider="test")
     generation = recorder.start(
         operation="text_completion", request_model="tiny-llama", response_model="a1",
@@ -41,8 +42,10 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_spans_queued_at_interpreter_exit_are_completed():
-    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True, timeout=60)
+@pytest.mark.parametrize("processor", ["SimpleSpanProcessor", "BatchSpanProcessor"])
+def test_spans_queued_at_interpreter_exit_are_completed_and_exported(processor):
+    script = SCRIPT.replace("PROCESSOR", processor)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
     (line,) = [line for line in result.stdout.splitlines() if line.startswith("{")]
     span = json.loads(line)
     assert span["name"] == "text_completion tiny-llama"
