@@ -34,11 +34,24 @@ class ExportRequests:
     def request(self, export: Callable[[], Any]) -> None:
         """Run ``export()`` soon on the export thread; never waits. Asked again before it runs, it runs once."""
         with self._lock:
-            self._pending[export] = None
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="loratrace-export", daemon=True)
-                self._thread.start()
-        self._wake.set()
+            started = self._thread is not None or self._start()
+            if started:
+                self._pending[export] = None
+        if started:
+            self._wake.set()
+        else:
+            export()  # no thread to be had (see _start): the caller waits for this one export
+
+    def _start(self) -> bool:
+        thread = threading.Thread(target=self._run, name="loratrace-export", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:
+            # Python 3.12+ starts no thread once the interpreter is shutting down, and the drain at exit asks
+            # for the last burst's export
+            return False
+        self._thread = thread
+        return True
 
     def _run(self) -> None:
         while True:

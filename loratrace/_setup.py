@@ -84,7 +84,11 @@ def _flush_provider(provider: Any, deadline: float) -> bool:
             outcome.append(False)
 
     thread = threading.Thread(target=run, name="loratrace-force-flush", daemon=True)
-    thread.start()
+    try:
+        thread.start()
+    except RuntimeError:  # Python 3.12+ starts no thread at interpreter shutdown (a flush from an atexit handler)
+        run()
+        return bool(outcome and outcome[0])
     thread.join(remaining_s)
     return bool(outcome and outcome[0])
 
