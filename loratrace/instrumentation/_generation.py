@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags, Tracer
 
 from loratrace import semconv
-from loratrace._export_requests import export_requests
+from loratrace._export_requests import EXPORT_WAIT_SECONDS, export_requests
 from loratrace._finisher import finisher
 from loratrace._release_context import CURRENT_SCOPE, Scope
 
@@ -288,14 +288,17 @@ class Generation(Span):
         extra: Mapping[str, Any] | None = None,
         register_in_scope: bool = True,
         end_time: int | None = None,
+        into: list[tuple[Callable[..., Any], tuple[Any, ...]]] | None = None,
     ) -> None:
         """Record the outcome, the metrics and the end (deferred inside a scope), off the caller's thread.
 
         ``end_time`` (ns since the epoch) ends a span whose timing is known after the fact; the duration
-        metric is then ``end_time`` minus the ``start_time`` the span was started with.
+        metric is then ``end_time`` minus the ``start_time`` the span was started with. ``into``: append the
+        completion to this list instead of queueing it, for the caller to queue a batch's together
+        (``finisher.submit_all``).
         """
         outcome = (input_tokens, output_tokens, finish_reasons, ttft_s, extra)
-        self._complete(outcome, None, None, register_in_scope, end_time)
+        self._complete(outcome, None, None, register_in_scope, end_time, into)
 
     def finish_reading(self, read_outcome: Callable[[], Mapping[str, Any]], *, register_in_scope: bool = True) -> None:
         """Like :meth:`finish`, with the outcome read on the finisher thread: ``read_outcome()`` returns
@@ -333,6 +336,7 @@ class Generation(Span):
         error_type: str | None,
         register_in_scope: bool,
         end_time: int | None,
+        into: list[tuple[Callable[..., Any], tuple[Any, ...]]] | None = None,
     ) -> None:
         if end_time is not None and self._start_ns_given is not None:
             duration_s = max(0.0, (end_time - self._start_ns_given) / 1e9)
@@ -340,7 +344,11 @@ class Generation(Span):
             duration_s = self.elapsed_s
         end_ns = end_time if end_time is not None else time.time_ns()
         scope = self._scope if register_in_scope else None
-        finisher.submit(self._build, outcome, exception, error_type, duration_s, None if scope is not None else end_ns)
+        args = (outcome, exception, error_type, duration_s, None if scope is not None else end_ns)
+        if into is None:
+            finisher.submit(self._build, *args)
+        else:
+            into.append((self._build, args))
         if scope is not None:
             scope.adopt_generation(self, end_ns)
 
@@ -545,13 +553,14 @@ class GenerationRecorder:
         # waiting in a BatchSpanProcessor for its schedule delay (5 s by default). While ~400 finished spans
         # waited there, the serving thread's model calls ran slower: PeftModel.generate's own work by ~25 µs at
         # the median, 40-60 µs in the 3 s after a burst (bench/bench_transformers_two_cores.py, docs/benchmarks.md,
-        # session 5); with them exported at once, by none. The export runs on loratrace's export thread
-        # (``loratrace._export_requests``), so an exporter waiting on an unreachable endpoint holds neither a call
-        # nor the next burst. A tracer without a span processor (a proxy, the no-op one) has nothing to export.
+        # session 5); with them exported at once, by none. The export runs on loratrace's export thread, waited
+        # for a bounded time (``loratrace._export_requests``), so an exporter waiting on an unreachable endpoint
+        # holds no call and the next burst for at most that time. A tracer without a span processor (a proxy,
+        # the no-op one) has nothing to export.
         processor = getattr(tracer, "span_processor", None)
         flush = getattr(processor, "force_flush", None)
         self.request_export: Callable[[], None] | None = (
-            functools.partial(export_requests.request, flush) if flush is not None else None
+            functools.partial(export_requests.request, flush, EXPORT_WAIT_SECONDS) if flush is not None else None
         )
         with _ANNOUNCED_IDS_LOCK:
             id_generator = getattr(tracer, "id_generator", None)

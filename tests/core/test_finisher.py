@@ -230,3 +230,25 @@ def test_beyond_its_bound_the_queue_drops_new_work_says_so_once_and_keeps_what_i
     messages = [record.getMessage() for record in caplog.records]
     assert sum("dropping generation spans" in message for message in messages) == 1
     assert "loratrace is keeping up again, after dropping 5 generation spans" in messages
+
+
+def test_a_large_group_waits_for_the_span_processor_after_every_burst_so_it_drops_nothing(otlp_receiver):
+    """A group of 3,000 generations (a vLLM batch) into a BatchSpanProcessor whose queue holds 600 spans, exporting
+    over real OTLP/HTTP: building spans is faster than sending them, so without a pause for the export every 512
+    spans the processor would drop most of them."""
+    provider = TracerProvider()
+    exporter = OTLPSpanExporter(endpoint=f"{otlp_receiver.endpoint}/v1/traces")
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=600, schedule_delay_millis=3_600_000))
+    try:
+        recorder = GenerationRecorder(provider.get_tracer("large-group-test"), None, provider="test")
+        tasks: list[tuple] = []
+        for number in range(3000):
+            _a_generation(recorder, "a1").finish(input_tokens=3, output_tokens=number, into=tasks)
+        _finisher.finisher.submit_all(tasks)
+        assert _finisher.finisher.drain(timeout=120)
+        assert provider.force_flush()
+        recorder.close()
+    finally:
+        provider.shutdown()
+    received = otlp_receiver.wait_for_spans(lambda span: span.scope == "large-group-test", count=3000)
+    assert sorted(span.attributes["gen_ai.usage.output_tokens"] for span in received) == list(range(3000))

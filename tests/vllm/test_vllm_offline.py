@@ -244,3 +244,51 @@ def test_uninstrument_removes_every_patch_and_outputs_are_unchanged(spans: Engin
         instrumentor.instrument(tracer_provider=state.tracer_provider, meter_provider=state.meter_provider)
     engine.llm.generate(prompts[:1], engine.greedy, use_tqdm=False)
     assert len(_requests(engine)) == 1
+
+
+def test_a_batch_larger_than_the_queues_keeps_every_request_span(
+    spans: Engine, otlp_receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """3,000 requests in one call, over real OTLP/HTTP through a BatchSpanProcessor (its queue holds 2,048), with
+    loratrace's background queue bounded at 100 items: the batch is one item there, and the span processor is
+    given time to export after every 512 spans, so nothing is dropped on either side."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from vllm import SamplingParams
+
+    from loratrace import _finisher
+
+    engine = spans
+    monkeypatch.setattr(_finisher, "_MAX_QUEUED", 100)
+    state = loratrace._setup._state
+    assert state is not None
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_receiver.endpoint}/v1/traces")))
+    loratrace.uninstrument()  # the module's providers are its own: nothing is shut down
+    loratrace.instrument(tracer_provider=provider, meter_provider=state.meter_provider, libraries=["vllm"])
+    count = 3000
+    loras = [(None, engine.a1, engine.a2)[index % 3] for index in range(count)]
+    try:
+        outputs = engine.llm.generate(
+            [f"Request number {index}" for index in range(count)],
+            SamplingParams(max_tokens=1, temperature=0.0),
+            lora_request=loras,
+            use_tqdm=False,
+        )
+        assert loratrace.force_flush(timeout_millis=120_000)
+    finally:
+        loratrace.uninstrument()
+        provider.shutdown()
+        loratrace.instrument(
+            tracer_provider=state.tracer_provider, meter_provider=state.meter_provider, libraries=["vllm"]
+        )
+    received = otlp_receiver.wait_for_spans(lambda span: span.name.startswith("text_completion "), count=count)
+    assert _finisher.finisher.dropped == 0
+    assert len(received) == count
+    served = {
+        span.attributes[semconv.GEN_AI_RESPONSE_ID]: span.attributes.get(semconv.ADAPTER_NAME) for span in received
+    }
+    expected = {
+        output.request_id: (lora.lora_name if lora else None) for output, lora in zip(outputs, loras, strict=True)
+    }
+    assert served == expected

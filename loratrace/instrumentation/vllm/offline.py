@@ -21,6 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from loratrace import semconv
+from loratrace._finisher import finisher
 from loratrace.instrumentation._generation import Generation, GenerationProfile, capture_content_enabled
 from loratrace.instrumentation.vllm import _attributes
 from loratrace.instrumentation.vllm._adapters import ADAPTERS
@@ -150,8 +151,14 @@ class _BatchCall:
             # background thread merges their common attributes once per batch, not once per request
             profiles: dict[tuple[int | None, int], GenerationProfile] = {}
             capture = capture_content_enabled()
-            for index, output in enumerate(outputs):
-                self._request_span(output, index, parent, end_ns, profiles, register, capture)
+            tasks: list[tuple[Any, ...]] = []
+            try:
+                for index, output in enumerate(outputs):
+                    self._request_span(output, index, parent, end_ns, profiles, register, capture, tasks)
+            finally:
+                # the batch's request spans go to the background thread as one item: the thread's queue is
+                # bounded, and an offline batch may hold more requests than the bound
+                finisher.submit_all(tasks)
         finally:
             self.span.end(end_time=end_ns)
 
@@ -188,6 +195,7 @@ class _BatchCall:
         profiles: dict[tuple[int | None, int], GenerationProfile],
         register: bool,
         capture: bool,
+        tasks: list[tuple[Any, ...]],
     ) -> None:
         params = _per_prompt(self._arguments.get("sampling_params"), index)
         profile = self._profile(getattr(output, "lora_request", None), params, profiles)
@@ -210,6 +218,7 @@ class _BatchCall:
             extra=extra,
             register_in_scope=register,
             end_time=end_ns,
+            into=tasks,
         )
 
     def _content(self, output: Any, index: int, completions: Sequence[Any]) -> dict[str, Any]:
