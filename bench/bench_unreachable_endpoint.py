@@ -11,8 +11,8 @@ against an endpoint that accepts connections and never answers (or, with ``--ref
 listens: the exporter retries a refused connection until its timeout too). Every 5 s it prints the calls made, the
 generations waiting on loratrace's background thread and the process's peak RSS; at the end, how long
 ``loratrace.force_flush(timeout_millis=5000)`` took. Conditions: ``current`` (the burst's export runs on
-loratrace's export thread) and the baseline ``export-on-finisher`` (session 5's code: the finisher thread itself
-waited for the export after each burst).
+loratrace's export thread; the finisher waits for it 2 s at most) and the baseline ``export-on-finisher`` (session
+5's code: the finisher thread itself ran the export after each burst, however long it took).
 """
 
 from __future__ import annotations
