@@ -15,7 +15,8 @@ span processor to export the burst's spans (see ``GenerationRecorder``; the expo
 The queue is bounded (``_MAX_QUEUED``). Work on this thread can block for as long as something else lets it: a
 user's ``SimpleSpanProcessor`` exports each span as it ends, and with its endpoint unreachable every span waits
 for the exporter's timeout. Beyond the bound new generations are dropped (counted, and logged once per episode),
-so serving keeps its memory; everything accepted before is still completed.
+so serving keeps its memory; everything accepted before is still completed. A vLLM batch is one item
+(``submit_all``), so a batch of any size is kept whole; it runs as a series of bursts of ``_BURST_ITEMS``.
 """
 
 from __future__ import annotations
