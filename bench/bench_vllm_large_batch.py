@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,19 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-ENGINE_ENV = {
-    "VLLM_CPU_KVCACHE_SPACE": "1",
-    "HF_HUB_OFFLINE": "1",
-    "VLLM_NO_USAGE_STATS": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from bench_vllm_overhead import ENGINE_ENV, REPO, _free_port, _models
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], deadline: float) -> None:
@@ -67,9 +54,8 @@ def main() -> None:
 
     import loratrace
     from loratrace._export_requests import export_requests
-    from loratrace.demo.tiny_model import ensure_tiny_models
 
-    models = ensure_tiny_models(Path(os.environ.get("LORATRACE_FIXTURES", REPO / ".fixtures")))
+    models = _models()
     store = Path(tempfile.mkdtemp(prefix="loratrace-large-batch-"))
     port = _free_port()
     collector = subprocess.Popen(
