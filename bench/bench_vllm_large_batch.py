@@ -21,24 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-from bench_vllm_overhead import ENGINE_ENV, REPO, _free_port, _models
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the collector exited with {process.returncode}")
-        try:
-            urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST"), timeout=2)
-            return
-        except urllib.error.HTTPError:
-            return  # it answers
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("the collector did not start")
+from bench_vllm_overhead import ENGINE_ENV, REPO, _free_port, _models, _wait_ready
 
 
 def main() -> None:
@@ -64,7 +49,7 @@ def main() -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_ready(f"http://127.0.0.1:{port}/v1/traces", collector, time.monotonic() + 60)
+        _wait_ready(collector, f"http://127.0.0.1:{port}", time.monotonic() + 60, ready_path="/health")
         llm = LLM(
             model=str(models.base), served_model_name="tiny-llama", dtype="float32", enforce_eager=True,
             enable_lora=True, max_lora_rank=8, max_loras=3, max_model_len=256,

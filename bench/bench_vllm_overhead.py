@@ -298,12 +298,13 @@ def _start_server(models: Any, *, traced: bool, sink: str) -> tuple[subprocess.P
     return process, f"http://127.0.0.1:{port}"
 
 
-def _wait_ready(process: subprocess.Popen[bytes], url: str, deadline: float) -> None:
+def _wait_ready(process: subprocess.Popen[bytes], url: str, deadline: float, ready_path: str = "/v1/models") -> None:
+    """Until ``GET url + ready_path`` answers (a vLLM server's model list, a collector's ``/health``)."""
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"server for {url} exited with {process.returncode}")
         try:
-            with urllib.request.urlopen(url + "/v1/models", timeout=2):
+            with urllib.request.urlopen(url + ready_path, timeout=2):
                 return
         except OSError:
             time.sleep(0.5)

@@ -136,10 +136,7 @@ class Finisher:
             for function, args in batch:
                 if function is _drained:  # what the drain waits for includes what the tasks before it asked for
                     self._call_after_burst()
-                try:
-                    function(*args)
-                except Exception:  # a failure to record telemetry must never stop the thread
-                    logger.debug("loratrace could not finish a span (%r)", function, exc_info=True)
+                _run_task(function, args)
             self._call_after_burst()
             if self._dropped_in_episode and queue.qsize() < _MAX_QUEUED // 2:
                 dropped, self._dropped_in_episode = self._dropped_in_episode, 0
@@ -147,10 +144,7 @@ class Finisher:
 
     def _run_group(self, tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
         for done, (function, args) in enumerate(tasks, 1):
-            try:
-                function(*args)
-            except Exception:  # one span's failure must not lose the rest of its batch
-                logger.debug("loratrace could not finish a span (%r)", function, exc_info=True)
+            _run_task(function, args)
             if done % _BURST_ITEMS == 0:  # a large group is a series of bursts to what waits for a burst's end
                 self._call_after_burst()
 
@@ -170,6 +164,13 @@ class Finisher:
         self._wake = threading.Event()
         self._after_burst = {}
         self._dropped_in_episode = 0
+
+
+def _run_task(function: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    try:
+        function(*args)
+    except Exception:  # a failure to record one span's telemetry must never stop the thread, nor lose the rest
+        logger.debug("loratrace could not finish a span (%r)", function, exc_info=True)
 
 
 def _drained(done: threading.Event) -> None:

@@ -146,15 +146,7 @@ def test_a_bursts_spans_are_exported_when_it_ends_not_at_the_span_processors_sch
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=3_600_000))
     try:
         recorder = GenerationRecorder(provider.get_tracer("burst-test"), None, provider="test")
-        generation = recorder.start(
-            operation="text_completion",
-            request_model="tiny-llama",
-            response_model="a1",
-            attributes={"loratrace.adapter.name": "a1"},
-            adapter_name="a1",
-            base_model="tiny-llama",
-        )
-        generation.finish(input_tokens=3, output_tokens=5)
+        _a_generation(recorder, "a1").finish(input_tokens=3, output_tokens=5)
         assert exporter.exported.wait(timeout=30)  # long before the processor's hour-long schedule
         (span,) = exporter.get_finished_spans()
         assert span.attributes["loratrace.adapter.name"] == "a1"
