@@ -31,6 +31,7 @@ _NAMED_KEYS = {
     "variant": semconv.VARIANT,
     "prompt_version": semconv.PROMPT_VERSION,
     "dataset_version": semconv.DATASET_VERSION,
+    "example_id": semconv.EXAMPLE_ID,
 }
 
 
@@ -146,6 +147,7 @@ class context:  # lower case: used like a function, ``with loratrace.context(...
         variant: str | None = None,
         prompt_version: str | None = None,
         dataset_version: str | None = None,
+        example_id: str | None = None,
         **extra: Any,
     ) -> None:
         self._attributes = _attributes_from_arguments(
@@ -155,6 +157,7 @@ class context:  # lower case: used like a function, ``with loratrace.context(...
                 "variant": variant,
                 "prompt_version": prompt_version,
                 "dataset_version": dataset_version,
+                "example_id": example_id,
                 **extra,
             }
         )

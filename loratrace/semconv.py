@@ -123,6 +123,8 @@ FALLBACK: Final = "loratrace.fallback"
 FALLBACK_REASON: Final = "loratrace.fallback.reason"
 PROMPT_VERSION: Final = "loratrace.prompt.version"
 DATASET_VERSION: Final = "loratrace.dataset.version"
+EXAMPLE_ID: Final = "loratrace.example.id"
+"""The golden-set example a replayed generation answered: base and adapter answers to one id are *paired*."""
 BATCH_SIZE: Final = "loratrace.batch.size"
 """Requests in one offline batch call (on vLLM's ``vllm.LLM.generate`` / ``chat`` span, not on generations)."""
 SCHEMA_ATTEMPTS: Final = "loratrace.schema.attempts"
@@ -154,6 +156,9 @@ OPERATION_CHAT: Final = "chat"
 FINISH_STOP: Final = "stop"
 FINISH_LENGTH: Final = "length"
 FINISH_ERROR: Final = "error"
+
+GENERATION_OPERATIONS: Final = (OPERATION_TEXT_COMPLETION, OPERATION_CHAT, "generate_content")
+"""``gen_ai.operation.name`` values that make a span one generation (the ``generations`` view, the analyses)."""
 
 CAPTURE_CONTENT_ENV: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 """Prompt and completion text are recorded only when this is ``true``."""

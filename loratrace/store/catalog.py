@@ -18,7 +18,7 @@ import duckdb
 from loratrace import semconv
 from loratrace.store import layout, readlock, schema, visibility
 
-CATALOG_VERSION: Final = 2
+CATALOG_VERSION: Final = 3
 
 
 _FILE_COLUMN: Final = "_loratrace_file"
@@ -60,7 +60,44 @@ def view_statements() -> list[str]:
         f"service_name, {span_columns}, date FROM span_events "
         f"WHERE name = '{semconv.GEN_AI_EVALUATION_RESULT_EVENT}'"
     )
+    statements.append(generations_view_statement())
     return statements
+
+
+GENERATION_SPAN_COLUMNS: Final = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "kind",
+    "service_name",
+    "start_time_unix_nano",
+    "end_time_unix_nano",
+    "duration_ns",
+    "start_time",
+    "status_code",
+    "status_message",
+)
+"""The span columns the ``generations`` view keeps beside every promoted column."""
+
+
+def generations_view_statement() -> str:
+    """``generations``: one row per generation span, its promoted columns and its evaluations' pass counts.
+
+    A generation is a span whose ``gen_ai.operation.name`` is one of ``semconv.GENERATION_OPERATIONS``: adapter
+    loads and vLLM's batch parent span carry no operation, so they are not traffic.
+    """
+    columns = ", ".join(f"s.{c}" for c in (*GENERATION_SPAN_COLUMNS, *schema.PROMOTED_TYPES))
+    operations = ", ".join(f"'{op}'" for op in semconv.GENERATION_OPERATIONS)
+    return (
+        f"CREATE OR REPLACE VIEW generations AS SELECT {columns}, "
+        "coalesce(e.evals, 0) AS evals, coalesce(e.evals_passed, 0) AS evals_passed, "
+        "coalesce(e.evals_failed, 0) AS evals_failed, s.date "
+        "FROM spans AS s LEFT JOIN (SELECT trace_id, span_id, count(*) AS evals, "
+        "count(*) FILTER (WHERE passed) AS evals_passed, count(*) FILTER (WHERE NOT passed) AS evals_failed "
+        "FROM evals GROUP BY trace_id, span_id) AS e ON s.trace_id = e.trace_id AND s.span_id = e.span_id "
+        f"WHERE s.operation_name IN ({operations})"
+    )
 
 
 STORAGE_VERSION = "v1.0.0"

@@ -38,6 +38,7 @@ LORATRACE_PROMOTED: Final[dict[str, tuple[str, pl.DataType]]] = {
     "fallback_reason": (semconv.FALLBACK_REASON, pl.String()),
     "prompt_version": (semconv.PROMPT_VERSION, pl.String()),
     "dataset_version": (semconv.DATASET_VERSION, pl.String()),
+    "example_id": (semconv.EXAMPLE_ID, pl.String()),
     "schema_attempts": (semconv.SCHEMA_ATTEMPTS, pl.Int64()),
     "schema_valid": (semconv.SCHEMA_VALID, pl.Boolean()),
 }
