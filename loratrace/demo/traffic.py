@@ -284,7 +284,7 @@ class _Generator:
 
     def __init__(self, traffic: Traffic) -> None:
         self.traffic = traffic
-        self.rng = random.Random(traffic.seed)
+        self.rng = random.Random()
         self.arms: list[str | None] = [None, *traffic.adapters]
         self.static = {arm: _arm_attributes(traffic, arm, i) for i, arm in enumerate(self.arms)}
         base = {b: traffic.base_rates.get(b, DEFAULT_BASE_RATES[b]) for b in BEHAVIOURS}
@@ -336,13 +336,16 @@ class _Generator:
         return version
 
     def run(self) -> Iterator[GenerationRecord]:
-        traffic, rng = self.traffic, self.rng
+        traffic = self.traffic
         hour_us = 3_600_000_000
         at_us, end_us = _us(traffic.start), _us(traffic.end)
         while at_us < end_us:
             span_us = min(hour_us, end_us - at_us)
             count = max(1, round(traffic.requests_per_hour * span_us / hour_us))
             label = f"{_EPOCH + timedelta(microseconds=at_us):%Y%m%dT%H%M}"
+            # one stream per hour, keyed by its absolute start: a Traffic cut into consecutive pieces (to generate
+            # them in parallel) yields exactly the records of the whole
+            rng = self.rng = random.Random(f"{traffic.seed}:{at_us}")
             batch: list[GenerationRecord] = []
             for cohort in traffic.cohorts:
                 if traffic.design == "paired":
@@ -431,6 +434,10 @@ class _Generator:
 
 def records(traffic: Traffic) -> Iterator[GenerationRecord]:
     """Every generation of ``traffic`` in time order (hour by hour), seeded: equal inputs give equal records.
+
+    Each hour draws from its own stream keyed by the seed and the hour's start, so the pieces of a Traffic cut
+    at whole hours from its start (``dataclasses.replace(t, start=..., duration=...)``) give together exactly
+    the records of the whole: generate them in parallel.
 
     Examples
     --------

@@ -4,6 +4,7 @@ the same spans."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import urllib.request
 from datetime import datetime, timedelta, timezone
@@ -45,6 +46,15 @@ def test_records_are_seeded_and_pure() -> None:
     assert len(first) == 3 * 2 * 15 * 2
     assert [r.start_ns for r in first] == sorted(r.start_ns for r in first)
     assert len({r.trace_id for r in first}) == len(first)
+
+
+def test_pieces_cut_at_whole_hours_give_the_records_of_the_whole() -> None:
+    whole = _small(seed=9, duration=timedelta(hours=3))
+    pieces = [
+        dataclasses.replace(whole, start=START + timedelta(hours=h), duration=timedelta(hours=n))
+        for h, n in ((0, 2), (2, 1))
+    ]
+    assert [r.span_id for r in records(whole)] == [r.span_id for p in pieces for r in records(p)]
 
 
 def test_paired_design_sends_every_example_through_every_arm() -> None:
@@ -216,11 +226,17 @@ def _check_both_doors(traffic: Traffic, expected: list, first: RunningCollector,
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status == 200
 
+    evaluated = sum(len(e.evals) for e in expected)
+
+    def complete(rows: list[tuple]) -> bool:
+        # spans and their events land in separate segments: wait for both tables
+        return len(rows) == len(expected) and sum(r[18] for r in rows) == evaluated
+
     def stored(collector: RunningCollector) -> list[tuple]:
         return collector.wait_until(
-            lambda: (rows := _store_rows(collector.store)) and len(rows) == len(expected) and rows,
+            lambda: (rows := _store_rows(collector.store)) and complete(rows) and rows,
             timeout=60,
-            what=f"{len(expected)} generations in {collector.store}",
+            what=f"{len(expected)} generations and {evaluated} evaluations in {collector.store}",
         )
 
     through_sdk, through_requests = stored(first), stored(second)
@@ -230,5 +246,4 @@ def _check_both_doors(traffic: Traffic, expected: list, first: RunningCollector,
         traffic.adapter_id("a1", START),
         traffic.adapter_id("a1", START + timedelta(hours=1)),
     }
-    assert sum(r[18] for r in through_sdk) == sum(len(e.evals) for e in expected)
     assert sum(r[19] for r in through_sdk) == sum(e.evals[0].passed for e in expected if e.evals)
