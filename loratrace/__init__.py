@@ -7,10 +7,17 @@
         model.generate(**inputs)
 """
 
-from loratrace._annotations import mark_fallback, record_eval, record_schema_attempt
-from loratrace._release_context import context
-from loratrace._setup import Instrumentation, force_flush, instrument, uninstrument
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from loratrace._version import __version__
+
+if TYPE_CHECKING:
+    from loratrace._annotations import mark_fallback, record_eval, record_schema_attempt
+    from loratrace._release_context import context
+    from loratrace._setup import Instrumentation, force_flush, instrument, uninstrument
 
 __all__ = [
     "Instrumentation",
@@ -23,3 +30,32 @@ __all__ = [
     "record_schema_attempt",
     "uninstrument",
 ]
+
+# The serving API loads the OpenTelemetry SDK (over 0.3 s); resolving it on first use keeps the command line's
+# read-only commands (``loratrace query``) and ``import loratrace.semconv`` from paying for it.
+_HOMES = {
+    "Instrumentation": "loratrace._setup",
+    "context": "loratrace._release_context",
+    "force_flush": "loratrace._setup",
+    "instrument": "loratrace._setup",
+    "mark_fallback": "loratrace._annotations",
+    "record_eval": "loratrace._annotations",
+    "record_schema_attempt": "loratrace._annotations",
+    "uninstrument": "loratrace._setup",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        msg = f"module 'loratrace' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    # the API and the submodules loaded so far, not this module's own helpers
+    loaded = [name for name, value in globals().items() if getattr(value, "__name__", "").startswith("loratrace.")]
+    return sorted({*__all__, *loaded})

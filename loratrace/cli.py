@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
 import click
 
 from loratrace._version import __version__
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -154,6 +160,117 @@ def sql(store: str, output_format: str, statement: str) -> None:
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(render(frame, output_format), nl=False)
+
+
+# --- incident queries and analyses: query, adapters, latency, cost -----------------------------------------------
+# Options shared by the read-only commands. Their imports stay inside the commands: `loratrace query` must not
+# load Polars or the OpenTelemetry SDK to answer one lookup.
+
+
+def _store_option(*, required: bool = True) -> Callable[[F], F]:
+    return click.option(
+        "--store",
+        required=required,
+        envvar="LORATRACE_STORE",
+        show_envvar=True,
+        type=click.Path(file_okay=False),
+        help="Folder of the span store.",
+    )
+
+
+def _format_option(function: F) -> F:
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["table", "json", "csv"]),
+        default="table",
+        show_default=True,
+        help="table for people, json or csv for machines.",
+    )(function)
+
+
+def _window_options(function: F) -> F:
+    function = click.option(
+        "--until", default=None, metavar="WHEN", help="End of the window (excluded): a duration before now or ISO."
+    )(function)
+    return click.option(
+        "--since", default=None, metavar="WHEN", help="Start of the window: a duration before now (24h, 7d) or ISO."
+    )(function)
+
+
+def _window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    from loratrace.analysis.timespec import parse_time, parse_window
+
+    for flag, value in (("--since", since), ("--until", until)):
+        if value is not None:
+            try:
+                parse_time(value)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint=flag) from None
+    try:
+        return parse_window(since, until)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since/--until") from None
+
+
+def _bad_input(exc: Exception) -> click.UsageError:
+    return click.UsageError(str(exc))
+
+
+@cli.command("query")
+@click.argument("name", required=False)
+@_store_option(required=False)
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A query parameter; repeat for more.")
+@click.option("--list", "list_queries", is_flag=True, help="List the incident queries and their parameters.")
+@_format_option
+def query_command(
+    name: str | None, store: str | None, params: tuple[str, ...], list_queries: bool, output_format: str
+) -> None:
+    """Run one of the shipped incident queries (loratrace/queries/*.sql) with bound parameters.
+
+    Timestamp parameters take a duration before now (30m, 24h, 7d) or an ISO time.
+
+    \b
+    Example:
+        loratrace query --list
+        loratrace query adapter_for_trace --store ./traces --param trace_id=4bf92f3577b34da6a3ce929d0e0e4736
+        loratrace query failing_traces --store ./traces --param adapter=billing-v7 --param since=2h
+    """
+    from loratrace.analysis import queries
+    from loratrace.errors import ConfigurationError, QueryError, StoreError
+    from loratrace.store.sql_output import render_rows
+
+    if list_queries:
+        if name is not None:
+            msg = f"--list takes no query name (got {name!r}); run `loratrace query {name} --store DIR` instead"
+            raise click.UsageError(msg)
+        listed = [(q.name, q.signature(), q.answers) for q in queries.available_queries().values()]
+        click.echo(render_rows(["name", "params", "answers"], listed, output_format), nl=False)
+        return
+    if name is None:
+        msg = "name a query (see `loratrace query --list`), e.g. loratrace query adapter_for_trace --store DIR"
+        raise click.UsageError(msg)
+    if store is None:
+        msg = "Missing option '--store' (or set LORATRACE_STORE): the folder of the span store"
+        raise click.UsageError(msg)
+    values: dict[str, str] = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            msg = f"--param takes KEY=VALUE (e.g. --param trace_id=4bf9...), got {item!r}"
+            raise click.BadParameter(msg, param_hint="--param")
+        values[key.strip()] = value
+    try:
+        names, rows = queries.fetch(store, name, values)
+        if not rows:
+            queries.check_known_values(store, name, values)
+    except ConfigurationError as exc:
+        raise _bad_input(exc) from None
+    except QueryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except StoreError as exc:
+        raise click.BadParameter(str(exc), param_hint="--store") from None
+    click.echo(render_rows(names, rows, output_format), nl=False)
 
 
 def main() -> None:

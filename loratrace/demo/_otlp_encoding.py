@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from loratrace.demo.traffic import GenerationRecord
 
+_KINDS: Final = {"CLIENT": Span.SPAN_KIND_CLIENT, "SERVER": Span.SPAN_KIND_SERVER, "INTERNAL": Span.SPAN_KIND_INTERNAL}
 _UNCACHED: Final = frozenset((semconv.EXAMPLE_ID,))  # one value per example: caching would only grow memory
 _SPANS_FIELD_TAG: Final = bytes([(2 << 3) | 2])  # ScopeSpans.spans, length-delimited
 _SCOPE_SPANS_FIELD_TAG: Final = bytes([(2 << 3) | 2])  # ResourceSpans.scope_spans
@@ -96,8 +97,9 @@ class RequestEncoder:
         head = Span(
             trace_id=bytes.fromhex(record.trace_id),
             span_id=bytes.fromhex(record.span_id),
+            parent_span_id=bytes.fromhex(record.parent_span_id) if record.parent_span_id else b"",
             name=record.name,
-            kind=Span.SPAN_KIND_CLIENT,
+            kind=_KINDS[record.kind],
             start_time_unix_nano=record.start_ns,
             end_time_unix_nano=record.end_ns,
             events=[

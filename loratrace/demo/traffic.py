@@ -37,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
@@ -185,9 +185,10 @@ class Traffic:
         return max(1.0, value)
 
     def adapter_id(self, adapter: str, at: datetime) -> str:
-        """The adapter's stable id at a time: a new id after each of its swaps."""
+        """The adapter's stable id at a time: a new id after each of its swaps (the same in every Traffic)."""
         generation = sum(1 for name, when in self.swaps if name == adapter and at >= when)
-        digest = hashlib.sha256(f"{self.seed}:{adapter}:{generation}".encode()).hexdigest()
+        # not seeded: the same adapter in two Traffics (live and replay) is the same weights, hence the same id
+        digest = hashlib.sha256(f"{adapter}:{generation}".encode()).hexdigest()
         return f"sha256:{digest}"
 
     def prompt_version_at(self, at: datetime) -> str:
@@ -210,7 +211,11 @@ class EvalRecord:
 
 @dataclass(frozen=True)
 class GenerationRecord:
-    """One generation span: ids, times, status, every attribute as it goes on the wire, and its evaluations."""
+    """One span: ids, times, status, every attribute as it goes on the wire, and its evaluations.
+
+    The generator makes only generations (root CLIENT spans); ``parent_span_id`` and ``kind`` let hand-made
+    records (a server span above a generation) go out through the same :func:`emit_records`.
+    """
 
     trace_id: str
     span_id: str
@@ -223,6 +228,8 @@ class GenerationRecord:
     evals: tuple[EvalRecord, ...]
     adapter: str | None
     cohort: str
+    parent_span_id: str | None = None
+    kind: Literal["CLIENT", "SERVER", "INTERNAL"] = "CLIENT"
 
     @property
     def start_time(self) -> datetime:
@@ -468,21 +475,40 @@ def emit(traffic: Traffic, tracer_provider: TracerProvider) -> int:
     The spans keep the records' trace and span ids, so what an exporter delivers can be checked against
     :func:`records`. Returns the number of spans. Flushing the provider is the caller's business.
     """
+    return emit_records(records(traffic), tracer_provider)
+
+
+def emit_records(generated: Iterable[GenerationRecord], tracer_provider: TracerProvider) -> int:
+    """:func:`emit` for any records, including hand-made ones with a parent span."""
+    from opentelemetry import trace
     from opentelemetry.context import Context
-    from opentelemetry.trace import SpanKind, Status, StatusCode
+    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
     tracer = tracer_provider.get_tracer(SCOPE_NAME)
-    planned = _planned_ids()
-    root = Context()  # every generation is its own trace, whatever span the caller has open
     if not hasattr(tracer, "id_generator"):
         msg = f"emit() needs an OpenTelemetry SDK TracerProvider, got {type(tracer_provider).__name__}"
         raise TypeError(msg)
+    planned = _planned_ids()
     tracer.id_generator = planned  # the SDK tracer asks it for the new span's ids
+    root = Context()  # a record without a parent starts its own trace, whatever span the caller has open
     count = 0
-    for record in records(traffic):
+    for record in generated:
         planned.trace_id, planned.span_id = int(record.trace_id, 16), int(record.span_id, 16)
+        context = root
+        if record.parent_span_id is not None:
+            parent = SpanContext(
+                int(record.trace_id, 16),
+                int(record.parent_span_id, 16),
+                is_remote=False,
+                trace_flags=TraceFlags(TraceFlags.SAMPLED),
+            )
+            context = trace.set_span_in_context(trace.NonRecordingSpan(parent), root)
         span = tracer.start_span(
-            record.name, context=root, kind=SpanKind.CLIENT, start_time=record.start_ns, attributes=record.attributes
+            record.name,
+            context=context,
+            kind=SpanKind[record.kind],
+            start_time=record.start_ns,
+            attributes=record.attributes,
         )
         for evaluation in record.evals:
             span.add_event(
@@ -538,10 +564,12 @@ def otlp_requests(traffic: Traffic, *, spans_per_request: int = 512) -> Iterator
         yield encoder.request(pending)
 
 
-def write_store(traffic: Traffic, store: str | os.PathLike[str], *, spans_per_export: int = 2048) -> int:
-    """Write ``traffic`` into ``store`` through the embedded exporter (``instrument(store=...)``'s path).
+def write_store(
+    traffic: Traffic | Iterable[GenerationRecord], store: str | os.PathLike[str], *, spans_per_export: int = 2048
+) -> int:
+    """Write ``traffic`` (or any records) into ``store`` through the embedded exporter (``instrument(store=...)``).
 
-    Returns the number of generation spans written.
+    Returns the number of spans written.
     """
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -554,7 +582,7 @@ def write_store(traffic: Traffic, store: str | os.PathLike[str], *, spans_per_ex
     provider = TracerProvider(resource=Resource.create({"service.name": SERVICE_NAME}))
     provider.add_span_processor(processor)
     try:
-        count = emit(traffic, provider)
+        count = emit_records(records(traffic) if isinstance(traffic, Traffic) else traffic, provider)
     finally:
         provider.shutdown()
     if processor.failures:

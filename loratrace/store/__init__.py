@@ -6,7 +6,39 @@
     scan_spans("./traces").group_by("adapter_name").len().collect()
 """
 
-from loratrace.store.catalog import ensure_store
-from loratrace.store.readers import VIEWS, open_store, query, scan, scan_spans
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loratrace.store.catalog import ensure_store
+    from loratrace.store.readers import VIEWS, open_store, query, scan, scan_spans
 
 __all__ = ["VIEWS", "ensure_store", "open_store", "query", "scan", "scan_spans"]
+
+# Resolved on first use: a reader that needs DuckDB alone (``loratrace query``) must not pay for Polars.
+_HOMES = {
+    "VIEWS": "loratrace.store.readers",
+    "ensure_store": "loratrace.store.catalog",
+    "open_store": "loratrace.store.rows",
+    "query": "loratrace.store.readers",
+    "scan": "loratrace.store.readers",
+    "scan_spans": "loratrace.store.readers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        msg = f"module 'loratrace.store' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    # the API and the submodules loaded so far, not this module's own helpers
+    loaded = [name for name, value in globals().items() if getattr(value, "__name__", "").startswith("loratrace.store.")]
+    return sorted({*__all__, *loaded})

@@ -10,67 +10,20 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from loratrace.errors import QueryError, StoreError
-from loratrace.store import layout, readlock, schema, visibility
+from loratrace.errors import StoreError
+from loratrace.store import layout, schema, visibility
+from loratrace.store.rows import fetch_rows, open_store, store_path
 
 VIEWS = (*schema.TABLES, "evals", "generations")
-
-
-def _store_path(store: str | os.PathLike[str]) -> Path:
-    path = Path(store).resolve()
-    if not (path / layout.CATALOG).is_file():
-        msg = (
-            f"{path} is not a loratrace store (no {layout.CATALOG}); point --store at the folder given to "
-            "`loratrace collect --store` or `loratrace.instrument(store=...)`"
-        )
-        raise StoreError(msg)
-    return path
-
-
-def open_store(store: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
-    """A read-only DuckDB connection to the store's catalog, with relative view paths resolving inside it.
-
-    Any number of readers may open the store while a collector writes to it. Close the connection when done.
-    """
-    path = _store_path(store)
-    con = duckdb.connect(str(path / layout.CATALOG), read_only=True)
-    con.execute("SET autoinstall_known_extensions = false")
-    con.execute("SET file_search_path = ?", [str(path)])
-    return con
+__all__ = ["VIEWS", "counted_files", "explain_error", "open_store", "query", "rows_to_frame", "scan", "scan_spans"]
 
 
 def query(
     store: str | os.PathLike[str], sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
 ) -> pl.DataFrame:
     """Run ``sql`` against the store (parameters bound by DuckDB, never formatted in); result as Polars."""
-    path = _store_path(store)
-    con = open_store(path)
-    try:
-        with readlock.reading(path):  # compaction deletes no segment while this query lists and reads them
-            try:
-                cursor = _execute(con, sql, params)
-                if cursor.description is None:
-                    return pl.DataFrame()
-                names = [d[0] for d in cursor.description]
-                rows = cursor.fetchall()
-            except duckdb.Error as exc:
-                raise QueryError(explain_error(con, exc)) from exc
-    finally:
-        con.close()
-    return rows_to_frame(names, rows)
-
-
-def _execute(
-    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | Mapping[str, Any] | None
-) -> duckdb.DuckDBPyConnection:
-    try:
-        return con.execute(sql, params) if params is not None else con.execute(sql)
-    except duckdb.IOException as exc:
-        # compaction deletes a covered segment only a grace period after nobody counts it any more, but a
-        # query that listed it in that very instant cannot open it: once more, with a fresh listing
-        if "no such file" not in str(exc).lower():
-            raise
-        return con.execute(sql, params) if params is not None else con.execute(sql)
+    names, rows = fetch_rows(store, sql, params)
+    return rows_to_frame(names, rows) if names else pl.DataFrame()
 
 
 def rows_to_frame(names: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> pl.DataFrame:
@@ -117,7 +70,7 @@ def scan(store: str | os.PathLike[str], table: str = "spans") -> pl.LazyFrame:
     if table not in schema.TABLES:
         msg = f"loratrace.store.scan(table=...) takes one of {sorted(schema.TABLES)}, got {table!r}"
         raise StoreError(msg)
-    path = _store_path(store)
+    path = store_path(store)
     return pl.scan_parquet(counted_files(path, table), hive_partitioning=True, missing_columns="insert", schema=None)
 
 

@@ -1,14 +1,16 @@
-"""Rendering query results for ``loratrace sql``: an aligned table, JSON lines-free array, or CSV."""
+"""Rendering query results for ``loratrace sql`` / ``query``: an aligned table, a JSON array, or CSV."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def _plain(value: Any) -> Any:
@@ -33,8 +35,11 @@ def _text(value: Any) -> str:
 
 def render(frame: pl.DataFrame, output_format: str) -> str:
     """``frame`` as ``table`` (aligned columns, NULL shown empty), ``json`` (array of objects) or ``csv``."""
-    rows = frame.rows()
-    names = frame.columns
+    return render_rows(frame.columns, frame.rows(), output_format)
+
+
+def render_rows(names: Sequence[str], rows: Sequence[Sequence[Any]], output_format: str) -> str:
+    """Column names and rows (as DuckDB returns them) rendered like :func:`render`, without Polars."""
     if output_format == "json":
         return json.dumps([dict(zip(names, map(_plain, row), strict=True)) for row in rows], default=str) + "\n"
     if output_format == "csv":

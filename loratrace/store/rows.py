@@ -1,0 +1,75 @@
+"""Reading the store through DuckDB alone: a connection to the catalog and SQL results as plain rows.
+
+Polars is not imported here, so that a command answering one small question (``loratrace query``) pays only
+for DuckDB; ``readers.query`` wraps the rows in a Polars frame.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from loratrace.errors import QueryError, StoreError
+from loratrace.store import layout, readlock
+
+
+def store_path(store: str | os.PathLike[str]) -> Path:
+    """The store's absolute path; a folder without a catalog is refused with what to point at instead."""
+    path = Path(store).resolve()
+    if not (path / layout.CATALOG).is_file():
+        msg = (
+            f"{path} is not a loratrace store (no {layout.CATALOG}); point --store at the folder given to "
+            "`loratrace collect --store` or `loratrace.instrument(store=...)`"
+        )
+        raise StoreError(msg)
+    return path
+
+
+def open_store(store: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
+    """A read-only DuckDB connection to the store's catalog, with relative view paths resolving inside it.
+
+    Any number of readers may open the store while a collector writes to it. Close the connection when done.
+    """
+    path = store_path(store)
+    con = duckdb.connect(str(path / layout.CATALOG), read_only=True)
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET file_search_path = ?", [str(path)])
+    return con
+
+
+def fetch_rows(
+    store: str | os.PathLike[str], sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run ``sql`` against the store (parameters bound by DuckDB, never formatted in): column names and rows."""
+    path = store_path(store)
+    con = open_store(path)
+    try:
+        with readlock.reading(path):  # compaction deletes no segment while this query lists and reads them
+            try:
+                cursor = _execute(con, sql, params)
+                if cursor.description is None:
+                    return [], []
+                return [d[0] for d in cursor.description], cursor.fetchall()
+            except duckdb.Error as exc:
+                from loratrace.store.readers import explain_error
+
+                raise QueryError(explain_error(con, exc)) from exc
+    finally:
+        con.close()
+
+
+def _execute(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | Mapping[str, Any] | None
+) -> duckdb.DuckDBPyConnection:
+    try:
+        return con.execute(sql, params) if params is not None else con.execute(sql)
+    except duckdb.IOException as exc:
+        # compaction deletes a covered segment only a grace period after nobody counts it any more, but a
+        # query that listed it in that very instant cannot open it: once more, with a fresh listing
+        if "no such file" not in str(exc).lower():
+            raise
+        return con.execute(sql, params) if params is not None else con.execute(sql)
