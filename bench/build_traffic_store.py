@@ -104,8 +104,16 @@ def main() -> None:
     loratrace = Path(sys.executable).with_name("loratrace")
     log = open(f"{args.store}.collector.log", "wb")  # noqa: SIM115 (closed below)
     collector = subprocess.Popen(
-        [str(loratrace), "collect", "--store", str(args.store), "--http", f"127.0.0.1:{port}"]
-        + ["--grpc", f"127.0.0.1:{grpc_port}"],
+        [
+            str(loratrace),
+            "collect",
+            "--store",
+            str(args.store),
+            "--http",
+            f"127.0.0.1:{port}",
+            "--grpc",
+            f"127.0.0.1:{grpc_port}",
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
