@@ -273,5 +273,199 @@ def query_command(
     click.echo(render_rows(names, rows, output_format), nl=False)
 
 
+def _analysis_frame(store: str, since: str | None, until: str | None, adapter: str | None, cohort: str | None) -> Any:
+    """The window's generations as a LazyFrame, after the checks every analysis command makes (exit code 2)."""
+    import polars as pl
+
+    from loratrace.analysis import window
+    from loratrace.errors import ConfigurationError, StoreError
+
+    start, end = _window(since, until)
+    try:
+        frame = window.generations(store, since=start, until=end)
+        seen = frame.select("adapter_name", "cohort").unique().collect()
+    except StoreError as exc:
+        raise click.BadParameter(str(exc), param_hint="--store") from None
+    if seen.height == 0:
+        raise click.UsageError(window.empty_window_message(store, start, end))
+    try:
+        window.check_known("adapter", adapter, seen["adapter_name"].to_list(), flag="--adapter")
+        window.check_known("cohort", cohort, seen["cohort"].to_list(), flag="--cohort")
+    except ConfigurationError as exc:
+        raise _bad_input(exc) from None
+    if adapter is not None:
+        frame = frame.filter(pl.col("adapter_name").is_null() | (pl.col("adapter_name") == adapter))
+    if cohort is not None:
+        frame = frame.filter(pl.col("cohort") == cohort)
+    return frame
+
+
+def _echo_tables(tables: dict[str, Any], output_format: str) -> None:
+    import json
+
+    from loratrace.store.sql_output import _plain, render
+
+    if output_format == "json":
+        payload = {
+            name: [{k: _plain(v) for k, v in row.items()} for row in t.iter_rows(named=True)]
+            for name, t in tables.items()
+        }
+        click.echo(json.dumps(payload, default=str))
+        return
+    if output_format == "csv" and len(tables) > 1:
+        msg = f"csv holds one table: pass --view with one of {', '.join(tables)}"
+        raise click.UsageError(msg)
+    for index, (name, table) in enumerate(tables.items()):
+        if output_format == "table" and len(tables) > 1:
+            click.echo(f"{'' if index == 0 else chr(10)}{name}")
+        click.echo(render(table, output_format), nl=False)
+
+
+def _adapter_options(function: F) -> F:
+    function = click.option("--cohort", default=None, help="Only this cohort.")(function)
+    return click.option("--adapter", default=None, help="Only this adapter (and the base model).")(function)
+
+
+@cli.command("adapters")
+@_store_option()
+@_window_options
+@_adapter_options
+@click.option(
+    "--view",
+    type=click.Choice(["adapters", "cohorts", "changes"]),
+    default=None,
+    help="One table only (all three by default; csv needs one).",
+)
+@_format_option
+def adapters_command(
+    store: str,
+    since: str | None,
+    until: str | None,
+    adapter: str | None,
+    cohort: str | None,
+    view: str | None,
+    output_format: str,
+) -> None:
+    """Inventory: which adapters served traffic, first and last seen, volume per cohort, and id changes.
+
+    An id change under one adapter name is a weight swap (announced or silent); its row gives the window in
+    which it happened: the old id's last span and the new id's first.
+
+    \b
+    Example:
+        loratrace adapters --store ./traces --since 7d
+        loratrace adapters --store ./traces --view changes --format json
+    """
+    from loratrace.analysis.inventory import inventory
+
+    result = inventory(_analysis_frame(store, since, until, adapter, cohort))
+    tables = {"adapters": result.adapters, "cohorts": result.cohorts, "changes": result.id_changes}
+    _echo_tables({view: tables[view]} if view else tables, output_format)
+
+
+@cli.command("latency")
+@_store_option()
+@_window_options
+@_adapter_options
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="False discovery rate for the slower-than-base verdicts (Benjamini-Hochberg).",
+)
+@click.option(
+    "--min-n", type=click.IntRange(min=1), default=30, show_default=True, help="Fewest requests per arm for a verdict."
+)
+@click.option(
+    "--view",
+    type=click.Choice(["percentiles", "vs-base"]),
+    default=None,
+    help="One table only (both by default; csv needs one).",
+)
+@_format_option
+def latency_command(
+    store: str,
+    since: str | None,
+    until: str | None,
+    adapter: str | None,
+    cohort: str | None,
+    alpha: float,
+    min_n: int,
+    view: str | None,
+    output_format: str,
+) -> None:
+    """Latency per adapter x rank x merge state x quantization, and the share slower than the base model's p95.
+
+    The share of an adapter's requests above the base model's p95 (same route and cohort) is 5 % when the
+    adapter is as fast; each row tests it one-sided against 5 % (exact binomial), corrected across rows.
+
+    \b
+    Example:
+        loratrace latency --store ./traces --since 24h
+        loratrace latency --store ./traces --view vs-base --format csv
+    """
+    from loratrace.analysis.latency import latency_percentiles, slower_than_base
+
+    frame = _analysis_frame(store, since, until, adapter, cohort)
+    tables: dict[str, Any] = {}
+    if view in (None, "percentiles"):
+        tables["percentiles"] = latency_percentiles(frame).collect()
+    if view in (None, "vs-base"):
+        tables["vs-base"] = slower_than_base(frame, alpha=alpha, min_n=min_n)
+    _echo_tables(tables, output_format)
+
+
+@cli.command("cost")
+@_store_option()
+@click.option("--prices", required=True, type=click.Path(dir_okay=False), help="Prices file (.toml or .json).")
+@_window_options
+@_adapter_options
+@click.option(
+    "--by",
+    type=click.Choice(["adapter", "trace"]),
+    default="adapter",
+    show_default=True,
+    help="One row per adapter, or per trace (most expensive first).",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Rows with --by trace.")
+@_format_option
+def cost_command(
+    store: str,
+    prices: str,
+    since: str | None,
+    until: str | None,
+    adapter: str | None,
+    cohort: str | None,
+    by: str,
+    limit: int,
+    output_format: str,
+) -> None:
+    """Tokens and cost per adapter or per trace, priced from a TOML or JSON prices file.
+
+    The file gives input and output prices per 1k or 1M tokens ("unit"), per adapter, per base model, and a
+    default; see the cost section of the README for its format.
+
+    \b
+    Example:
+        loratrace cost --store ./traces --prices prices.toml --since 24h
+        loratrace cost --store ./traces --prices prices.json --by trace --limit 20 --format json
+    """
+    from loratrace.analysis import cost
+    from loratrace.errors import ConfigurationError
+
+    try:
+        table = cost.load_prices(prices)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--prices") from None
+    frame = cost.priced(_analysis_frame(store, since, until, adapter, cohort), table)
+    try:
+        cost.require_priced(frame, source=prices)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--prices") from None
+    result = cost.cost_by_adapter(frame) if by == "adapter" else cost.cost_by_trace(frame, limit=limit)
+    _echo_tables({f"cost by {by}": result.collect()}, output_format)
+
+
 def main() -> None:
     cli()

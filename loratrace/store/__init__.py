@@ -40,5 +40,7 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     # the API and the submodules loaded so far, not this module's own helpers
-    loaded = [name for name, value in globals().items() if getattr(value, "__name__", "").startswith("loratrace.store.")]
+    loaded = [
+        name for name, value in globals().items() if getattr(value, "__name__", "").startswith("loratrace.store.")
+    ]
     return sorted({*__all__, *loaded})

@@ -1,0 +1,137 @@
+"""Latency per adapter configuration, and whether an adapter's requests are slower than the base model's.
+
+Two tables:
+
+* :func:`latency_percentiles`: p50 / p95 / p99 of generation duration (and time to first token) per adapter
+  name x rank x merge state x quantization, the base model's own traffic included;
+* :func:`slower_than_base`: per adapter x route x cohort, the share of the adapter's requests slower than the
+  base model's p95 on the same route and cohort. Were the adapter as fast as the base, that share would be
+  5 %; each row tests it with a one-sided exact binomial test against 5 % (``scipy.stats.binomtest``,
+  alternative "greater"), and the p-values of all rows of a call are corrected together with
+  Benjamini-Hochberg (``scipy.stats.false_discovery_control``; Benjamini & Hochberg, 1995). The base p95 is
+  estimated from the base sample, so the test is approximate for small base samples; ``min_n`` guards it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+import polars as pl
+from scipy import stats
+
+BASE_P95_SHARE: Final = 0.05
+"""The share of requests above the base model's p95 when the adapter is exactly as fast as the base."""
+
+_MS: Final = pl.col("duration_ns") / 1e6
+
+
+def _adapter_label() -> pl.Expr:
+    base = pl.lit("(base) ") + pl.coalesce(pl.col("base_model_name"), pl.col("model"), pl.lit("?"))
+    return pl.coalesce(pl.col("adapter_name"), base).alias("adapter")
+
+
+def _quantization() -> pl.Expr:
+    method = pl.col("model_quantization_method")
+    bits = pl.col("model_quantization_bits").cast(pl.String)
+    return (
+        pl.when(method.is_null())
+        .then(pl.lit("none"))
+        .otherwise(pl.concat_str([method, pl.lit("-"), bits.fill_null("?"), pl.lit("bit")]))
+        .alias("quantization")
+    )
+
+
+def latency_percentiles(generations: pl.LazyFrame) -> pl.LazyFrame:
+    """p50 / p95 / p99 of duration (ms) and p50 / p95 of time to first token per adapter configuration.
+
+    Quantiles interpolate linearly between order statistics (numpy's and DuckDB's ``quantile_cont`` default).
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> g = pl.LazyFrame({"adapter_name": ["a1"] * 4, "base_model_name": ["m"] * 4, "model": ["a1"] * 4,
+    ...     "adapter_rank": [8] * 4, "adapter_merged": [False] * 4, "model_quantization_method": [None] * 4,
+    ...     "model_quantization_bits": [None] * 4, "duration_ns": [1e6, 2e6, 3e6, 4e6], "ttft_ms": [1.0] * 4})
+    >>> latency_percentiles(g).collect().select("adapter", "n", "p50_ms").rows()
+    [('a1', 4, 2.5)]
+    """
+    return (
+        generations.with_columns(_adapter_label(), _quantization())
+        .group_by(
+            "adapter", pl.col("adapter_rank").alias("rank"), pl.col("adapter_merged").alias("merged"), "quantization"
+        )
+        .agg(
+            pl.len().alias("n"),
+            *[_MS.quantile(q, interpolation="linear").alias(f"p{int(q * 100)}_ms") for q in (0.5, 0.95, 0.99)],
+            pl.col("ttft_ms").quantile(0.5, interpolation="linear").alias("ttft_p50_ms"),
+            pl.col("ttft_ms").quantile(0.95, interpolation="linear").alias("ttft_p95_ms"),
+        )
+        .sort("adapter", "rank", "merged", "quantization", nulls_last=True)
+    )
+
+
+def slower_than_base(
+    generations: pl.LazyFrame, *, alpha: float = 0.05, min_n: int = 30, min_effect: float = 0.02
+) -> pl.DataFrame:
+    """Per adapter x route x cohort: the share of requests slower than the base's p95 there, tested against 5 %.
+
+    Columns: ``adapter``, ``adapter_id``, ``route``, ``cohort``, ``base_p95_ms``, ``n_base``, ``n_adapter``,
+    ``slower`` (count above the base p95), ``share``, ``p_value`` (one-sided exact binomial), ``q_value``
+    (Benjamini-Hochberg across the rows with a test), ``verdict``: ``slower`` when q < ``alpha`` and the share
+    exceeds 5 % by at least ``min_effect``, ``insufficient_data`` when either arm has fewer than ``min_n``
+    requests or the cohort has no base traffic, else ``no_change``.
+    """
+    if not 0 < alpha < 1:
+        msg = f"slower_than_base(alpha=...) must be within (0, 1), got {alpha!r}"
+        raise ValueError(msg)
+    if min_n < 1:
+        msg = f"slower_than_base(min_n=...) must be at least 1, got {min_n!r}"
+        raise ValueError(msg)
+    frame = generations.with_columns(
+        _MS.alias("duration_ms"),
+        pl.col("route_name").fill_null("(none)").alias("route"),
+        pl.col("cohort").fill_null("(none)"),
+    )
+    base = (
+        frame.filter(pl.col("adapter_name").is_null())
+        .group_by("route", "cohort")
+        .agg(
+            pl.col("duration_ms").quantile(0.95, interpolation="linear").alias("base_p95_ms"), pl.len().alias("n_base")
+        )
+    )
+    rows = (
+        frame.filter(pl.col("adapter_name").is_not_null())
+        .join(base, on=["route", "cohort"], how="left")
+        .group_by(pl.col("adapter_name").alias("adapter"), "adapter_id", "route", "cohort")
+        .agg(
+            pl.col("base_p95_ms").first(),
+            pl.col("n_base").first(),
+            pl.len().alias("n_adapter"),
+            (pl.col("duration_ms") > pl.col("base_p95_ms")).sum().alias("slower"),
+        )
+        .with_columns(pl.col("n_base").fill_null(0), (pl.col("slower") / pl.col("n_adapter")).alias("share"))
+        .sort("adapter", "adapter_id", "route", "cohort", nulls_last=True)
+        .collect()
+    )
+    testable = (rows["n_base"] >= min_n) & (rows["n_adapter"] >= min_n) & rows["base_p95_ms"].is_not_null()
+    p_values = [
+        stats.binomtest(int(k), int(n), BASE_P95_SHARE, alternative="greater").pvalue if ok else math.nan
+        for k, n, ok in zip(rows["slower"], rows["n_adapter"], testable, strict=True)
+    ]
+    tested = [p for p, ok in zip(p_values, testable, strict=True) if ok]
+    adjusted = iter(stats.false_discovery_control(tested, method="bh").tolist() if tested else [])
+    q_values = [next(adjusted) if ok else math.nan for ok in testable]
+    rows = rows.with_columns(
+        pl.Series("p_value", p_values, dtype=pl.Float64).fill_nan(None),
+        pl.Series("q_value", q_values, dtype=pl.Float64).fill_nan(None),
+        testable.alias("_testable"),
+    )
+    verdict = (
+        pl.when(~pl.col("_testable"))
+        .then(pl.lit("insufficient_data"))
+        .when((pl.col("q_value") < alpha) & (pl.col("share") >= BASE_P95_SHARE + min_effect))
+        .then(pl.lit("slower"))
+        .otherwise(pl.lit("no_change"))
+    )
+    return rows.with_columns(verdict.alias("verdict")).drop("_testable")
