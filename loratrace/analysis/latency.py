@@ -20,10 +20,11 @@ Two tables:
 from __future__ import annotations
 
 import math
-from typing import Final
+from typing import Any, Final
 
 import polars as pl
-from scipy import stats
+
+from loratrace.errors import ConfigurationError
 
 BASE_P95_SHARE: Final = 0.05
 """The share of requests above the base model's p95 when the adapter is exactly as fast as the base."""
@@ -76,6 +77,15 @@ def latency_percentiles(generations: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def _stats() -> Any:
+    try:
+        from scipy import stats
+    except ImportError:
+        msg = "the latency tests need scipy: pip install 'loratrace[analysis]'"
+        raise ConfigurationError(msg) from None
+    return stats
+
+
 def exceedance_p_value(slower: int, *, n: int, m: int, above: int) -> float:
     """One-sided p-value of ``slower`` of ``n`` adapter requests above a base order statistic.
 
@@ -91,7 +101,7 @@ def exceedance_p_value(slower: int, *, n: int, m: int, above: int) -> float:
     """
     if slower <= 0:
         return 1.0
-    return float(stats.hypergeom.sf(slower - 1, m + n, n, slower + above))
+    return float(_stats().hypergeom.sf(slower - 1, m + n, n, slower + above))
 
 
 def slower_than_base(
@@ -157,7 +167,7 @@ def slower_than_base(
         )
     ]
     tested = [p for p, ok in zip(p_values, testable, strict=True) if ok]
-    adjusted = iter(stats.false_discovery_control(tested, method="bh").tolist() if tested else [])
+    adjusted = iter(_stats().false_discovery_control(tested, method="bh").tolist() if tested else [])
     q_values = [next(adjusted) if ok else math.nan for ok in testable]
     rows = rows.drop("_base_above").with_columns(
         pl.Series("p_value", p_values, dtype=pl.Float64).fill_nan(None),
