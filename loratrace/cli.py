@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from loratrace._version import __version__
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    import polars as pl
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -162,67 +166,200 @@ def sql(store: str, output_format: str, statement: str) -> None:
     click.echo(render(frame, output_format), nl=False)
 
 
-# --- incident queries and analyses: query, adapters, latency, cost -----------------------------------------------
-# Options shared by the read-only commands. Their imports stay inside the commands: `loratrace query` must not
-# load Polars or the OpenTelemetry SDK to answer one lookup.
+# --- analyses ----------------------------------------------------------------------------------------------
 
 
-def _store_option(*, required: bool = True) -> Callable[[F], F]:
+class BadInput(click.ClickException):
+    """A user error in an analysis command's input: exit code 2, as for a usage error."""
+
+    exit_code = 2
+
+
+def store_option(function: F) -> F:
+    """``--store DIR`` (or ``LORATRACE_STORE``) for the commands that read a store."""
     return click.option(
         "--store",
-        required=required,
+        required=True,
         envvar="LORATRACE_STORE",
         show_envvar=True,
         type=click.Path(file_okay=False),
         help="Folder of the span store.",
+    )(function)
+
+
+def time_options(function: F) -> F:
+    """``--since`` / ``--until``: durations ago (24h, 30m, 7d) or ISO times."""
+    function = click.option("--until", default=None, help="End of the window (exclusive): 2h ago, or an ISO time.")(
+        function
+    )
+    return click.option("--since", default=None, help="Start of the window: a duration ago (24h, 7d) or an ISO time.")(
+        function
     )
 
 
-def _format_option(function: F) -> F:
+def format_option(function: F) -> F:
     return click.option(
         "--format",
         "output_format",
         type=click.Choice(["table", "json", "csv"]),
         default="table",
         show_default=True,
-        help="table for people, json or csv for machines.",
+        help="A table for people, JSON or CSV for machines.",
     )(function)
 
 
-def _window_options(function: F) -> F:
-    function = click.option(
-        "--until", default=None, metavar="WHEN", help="End of the window (excluded): a duration before now or ISO."
-    )(function)
-    return click.option(
-        "--since", default=None, metavar="WHEN", help="Start of the window: a duration before now (24h, 7d) or ISO."
-    )(function)
+def parse_window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    from loratrace.analysis.timespec import parse_time
+
+    try:
+        return (
+            None if since is None else parse_time(since),
+            None if until is None else parse_time(until),
+        )
+    except ValueError as exc:
+        flag = "--since" if since is not None and str(since) in str(exc) else "--until"
+        raise BadInput(f"{flag}: {exc}") from exc
+
+
+def render_rows(frame: pl.DataFrame, output_format: str) -> str:
+    """Analysis rows: floats rounded and lists joined for the table; untouched for JSON and CSV."""
+    import polars as pl
+
+    from loratrace.store.sql_output import render
+
+    if output_format == "table":
+        frame = frame.with_columns(
+            [pl.col(c).round_sig_figs(4) for c, t in frame.schema.items() if t == pl.Float64]
+            + [pl.col(c).list.join(",") for c, t in frame.schema.items() if isinstance(t, pl.List)]
+            # sha256:<12 hex> is unique in practice and keeps the table readable; JSON and CSV keep the whole id
+            + [pl.col(c).str.slice(0, 19) for c in frame.columns if c == "adapter_id"]
+        )
+    return render(frame, output_format)
+
+
+@cli.command()
+@store_option
+@time_options
+@click.option("--adapter", "adapters", multiple=True, help="Only this adapter name (repeatable).")
+@click.option("--cohort", "cohorts", multiple=True, help="Only this cohort (repeatable).")
+@click.option("--metric", "metric_names", multiple=True, help="Only this metric (repeatable); default: the rates.")
+@click.option(
+    "--window",
+    default="1h",
+    show_default=True,
+    help="Width of the time windows in which base and adapter traffic are matched (concurrent design).",
+)
+@click.option(
+    "--baseline",
+    type=click.Choice(["concurrent", "before"]),
+    default="concurrent",
+    show_default=True,
+    help="concurrent: the base model in the same windows; before: the traffic before the adapter (confounded).",
+)
+@click.option(
+    "--traffic",
+    type=click.Choice(["all", "production", "replay"]),
+    default="all",
+    show_default=True,
+    help="replay: golden-set replay only (generations with an example id); production: the rest.",
+)
+@click.option("--alpha", type=click.FloatRange(0.0001, 0.5), default=0.05, show_default=True, help="FDR level.")
+@click.option("--min-n", type=click.IntRange(min=1), default=30, show_default=True, help="Fewest per arm.")
+@click.option(
+    "--min-effect", type=click.FloatRange(min=0), default=0.02, show_default=True, help="Smallest rate change."
+)
+@click.option("--verdict", "verdicts", multiple=True, help="Only rows with this verdict (e.g. regressed).")
+@format_option
+def drift(
+    store: str,
+    since: str | None,
+    until: str | None,
+    adapters: tuple[str, ...],
+    cohorts: tuple[str, ...],
+    metric_names: tuple[str, ...],
+    window: str,
+    baseline: str,
+    traffic: str,
+    alpha: float,
+    min_n: int,
+    min_effect: float,
+    verdicts: tuple[str, ...],
+    output_format: str,
+) -> None:
+    """Each adapter against the base model it replaces, per cohort and metric, with intervals and verdicts.
+
+    Rows name their design (paired replay, concurrent traffic, or before/after), the base and adapter values,
+    the difference with its interval, a one-sided p-value for "the adapter is worse", Benjamini-Hochberg
+    q-values across the run, and a verdict: regressed, improved, no_change or insufficient_data. The "(all)"
+    row of each adapter is standardised to its cohort mix; "simpson" flags an overall gain hiding a regressed
+    cohort, "confounded:*" a prompt version, quantization or base model that differs between the arms.
+
+    \b
+    Example:
+        loratrace drift --store ./traces --since 24h
+        loratrace drift --store ./traces --adapter billing --metric eval_pass:json_valid --format json
+    """
+    from loratrace.analysis.run import EmptySelectionError, drift_for_store
+    from loratrace.analysis.timespec import parse_duration
+    from loratrace.errors import StoreError
+
+    since_at, until_at = parse_window(since, until)
+    try:
+        width = parse_duration(window)
+    except ValueError as exc:
+        raise BadInput(f"--window: {exc}") from exc
+    try:
+        rows = drift_for_store(
+            store,
+            since=since_at,
+            until=until_at,
+            adapters=adapters or None,
+            cohorts=cohorts or None,
+            metric_names=metric_names or None,
+            window=width,
+            baseline=baseline,  # type: ignore[arg-type]
+            traffic=traffic,  # type: ignore[arg-type]
+            alpha=alpha,
+            min_n=min_n,
+            min_effect=min_effect,
+        )
+    except EmptySelectionError as exc:
+        raise BadInput(str(exc)) from exc
+    except StoreError as exc:
+        raise BadInput(str(exc)) from exc
+    except ValueError as exc:
+        raise BadInput(f"--metric: {exc}") from exc
+    if verdicts:
+        rows = rows.filter(rows["verdict"].is_in(list(verdicts)))
+    click.echo(render_rows(rows, output_format), nl=False)
+
+
+# --- incident queries, inventory, latency, cost ----------------------------------------------------------------
+# Their imports stay inside the commands: `loratrace query` must not load Polars or the OpenTelemetry SDK to answer
+# one lookup.
 
 
 def _window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
-    from loratrace.analysis.timespec import parse_time, parse_window
-
-    for flag, value in (("--since", since), ("--until", until)):
-        if value is not None:
-            try:
-                parse_time(value)
-            except ValueError as exc:
-                raise click.BadParameter(str(exc), param_hint=flag) from None
-    try:
-        return parse_window(since, until)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--since/--until") from None
-
-
-def _bad_input(exc: Exception) -> click.UsageError:
-    return click.UsageError(str(exc))
+    """``parse_window`` plus the order check: an empty window is refused before any scan."""
+    start, end = parse_window(since, until)
+    if start is not None and end is not None and start >= end:
+        msg = f"--since/--until: the window is empty (since {start.isoformat()} is not before until {end.isoformat()})"
+        raise BadInput(msg)
+    return start, end
 
 
 @cli.command("query")
 @click.argument("name", required=False)
-@_store_option(required=False)
+@click.option(
+    "--store",
+    envvar="LORATRACE_STORE",
+    show_envvar=True,
+    type=click.Path(file_okay=False),
+    help="Folder of the span store (not needed with --list).",
+)
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A query parameter; repeat for more.")
 @click.option("--list", "list_queries", is_flag=True, help="List the incident queries and their parameters.")
-@_format_option
+@format_option
 def query_command(
     name: str | None, store: str | None, params: tuple[str, ...], list_queries: bool, output_format: str
 ) -> None:
@@ -238,39 +375,39 @@ def query_command(
     """
     from loratrace.analysis import queries
     from loratrace.errors import ConfigurationError, QueryError, StoreError
-    from loratrace.store.sql_output import render_rows
+    from loratrace.store.sql_output import render_result
 
     if list_queries:
         if name is not None:
             msg = f"--list takes no query name (got {name!r}); run `loratrace query {name} --store DIR` instead"
-            raise click.UsageError(msg)
+            raise BadInput(msg)
         listed = [(q.name, q.signature(), q.answers) for q in queries.available_queries().values()]
-        click.echo(render_rows(["name", "params", "answers"], listed, output_format), nl=False)
+        click.echo(render_result(["name", "params", "answers"], listed, output_format), nl=False)
         return
     if name is None:
         msg = "name a query (see `loratrace query --list`), e.g. loratrace query adapter_for_trace --store DIR"
-        raise click.UsageError(msg)
+        raise BadInput(msg)
     if store is None:
         msg = "Missing option '--store' (or set LORATRACE_STORE): the folder of the span store"
-        raise click.UsageError(msg)
+        raise BadInput(msg)
     values: dict[str, str] = {}
     for item in params:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             msg = f"--param takes KEY=VALUE (e.g. --param trace_id=4bf9...), got {item!r}"
-            raise click.BadParameter(msg, param_hint="--param")
+            raise BadInput(msg)
         values[key.strip()] = value
     try:
         names, rows = queries.fetch(store, name, values)
         if not rows:
             queries.check_known_values(store, name, values)
     except ConfigurationError as exc:
-        raise _bad_input(exc) from None
+        raise BadInput(str(exc)) from None
     except QueryError as exc:
         raise click.ClickException(str(exc)) from exc
     except StoreError as exc:
-        raise click.BadParameter(str(exc), param_hint="--store") from None
-    click.echo(render_rows(names, rows, output_format), nl=False)
+        raise BadInput(f"--store: {exc}") from None
+    click.echo(render_result(names, rows, output_format), nl=False)
 
 
 def _analysis_frame(store: str, since: str | None, until: str | None, adapter: str | None, cohort: str | None) -> Any:
@@ -285,14 +422,14 @@ def _analysis_frame(store: str, since: str | None, until: str | None, adapter: s
         frame = window.generations(store, since=start, until=end)
         seen = frame.select("adapter_name", "cohort").unique().collect()
     except StoreError as exc:
-        raise click.BadParameter(str(exc), param_hint="--store") from None
+        raise BadInput(f"--store: {exc}") from None
     if seen.height == 0:
-        raise click.UsageError(window.empty_window_message(store, start, end))
+        raise BadInput(window.empty_window_message(store, start, end))
     try:
         window.check_known("adapter", adapter, seen["adapter_name"].to_list(), flag="--adapter")
         window.check_known("cohort", cohort, seen["cohort"].to_list(), flag="--cohort")
     except ConfigurationError as exc:
-        raise _bad_input(exc) from None
+        raise BadInput(str(exc)) from None
     if adapter is not None:
         frame = frame.filter(pl.col("adapter_name").is_null() | (pl.col("adapter_name") == adapter))
     if cohort is not None:
@@ -303,7 +440,7 @@ def _analysis_frame(store: str, since: str | None, until: str | None, adapter: s
 def _echo_tables(tables: dict[str, Any], output_format: str) -> None:
     import json
 
-    from loratrace.store.sql_output import _plain, render
+    from loratrace.store.sql_output import _plain
 
     if output_format == "json":
         payload = {
@@ -314,11 +451,11 @@ def _echo_tables(tables: dict[str, Any], output_format: str) -> None:
         return
     if output_format == "csv" and len(tables) > 1:
         msg = f"csv holds one table: pass --view with one of {', '.join(tables)}"
-        raise click.UsageError(msg)
+        raise BadInput(msg)
     for index, (name, table) in enumerate(tables.items()):
         if output_format == "table" and len(tables) > 1:
             click.echo(f"{'' if index == 0 else chr(10)}{name}")
-        click.echo(render(table, output_format), nl=False)
+        click.echo(render_rows(table, output_format), nl=False)
 
 
 def _adapter_options(function: F) -> F:
@@ -327,8 +464,8 @@ def _adapter_options(function: F) -> F:
 
 
 @cli.command("adapters")
-@_store_option()
-@_window_options
+@store_option
+@time_options
 @_adapter_options
 @click.option(
     "--view",
@@ -336,7 +473,7 @@ def _adapter_options(function: F) -> F:
     default=None,
     help="One table only (all three by default; csv needs one).",
 )
-@_format_option
+@format_option
 def adapters_command(
     store: str,
     since: str | None,
@@ -364,8 +501,8 @@ def adapters_command(
 
 
 @cli.command("latency")
-@_store_option()
-@_window_options
+@store_option
+@time_options
 @_adapter_options
 @click.option(
     "--alpha",
@@ -383,7 +520,7 @@ def adapters_command(
     default=None,
     help="One table only (both by default; csv needs one).",
 )
-@_format_option
+@format_option
 def latency_command(
     store: str,
     since: str | None,
@@ -417,9 +554,9 @@ def latency_command(
 
 
 @cli.command("cost")
-@_store_option()
+@store_option
 @click.option("--prices", required=True, type=click.Path(dir_okay=False), help="Prices file (.toml or .json).")
-@_window_options
+@time_options
 @_adapter_options
 @click.option(
     "--by",
@@ -429,7 +566,7 @@ def latency_command(
     help="One row per adapter, or per trace (most expensive first).",
 )
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Rows with --by trace.")
-@_format_option
+@format_option
 def cost_command(
     store: str,
     prices: str,
@@ -457,12 +594,12 @@ def cost_command(
     try:
         table = cost.load_prices(prices)
     except ConfigurationError as exc:
-        raise click.BadParameter(str(exc), param_hint="--prices") from None
+        raise BadInput(f"--prices: {exc}") from None
     frame = cost.priced(_analysis_frame(store, since, until, adapter, cohort), table)
     try:
         cost.require_priced(frame, source=prices)
     except ConfigurationError as exc:
-        raise click.BadParameter(str(exc), param_hint="--prices") from None
+        raise BadInput(f"--prices: {exc}") from None
     result = cost.cost_by_adapter(frame) if by == "adapter" else cost.cost_by_trace(frame, limit=limit)
     _echo_tables({f"cost by {by}": result.collect()}, output_format)
 

@@ -1,1 +1,72 @@
-"""Analyses of the store: incident queries, inventory, latency and cost (Polars; statistics via scipy)."""
+"""Analyses: adapter against base per cohort, in two stages (cells of sufficient statistics, then statistics);
+incident queries, inventory, latency and cost.
+
+\b
+    from loratrace.analysis import drift_for_store
+    rows = drift_for_store("./traces", since=parse_time("24h"))
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loratrace.analysis.cells import cells, paired_cells
+    from loratrace.analysis.drift import DRIFT_COLUMNS, drift
+    from loratrace.analysis.load import evals, generations, load_evals, load_generations
+    from loratrace.analysis.metrics import BUILTIN, Metric, resolve
+    from loratrace.analysis.run import EmptySelectionError, drift_for_store
+    from loratrace.analysis.timespec import parse_duration, parse_time
+
+__all__ = [
+    "BUILTIN",
+    "DRIFT_COLUMNS",
+    "EmptySelectionError",
+    "Metric",
+    "cells",
+    "drift",
+    "drift_for_store",
+    "evals",
+    "generations",
+    "load_evals",
+    "load_generations",
+    "paired_cells",
+    "parse_duration",
+    "parse_time",
+    "resolve",
+]
+
+# Resolved on first use: `loratrace query` imports loratrace.analysis.queries, which must not pay for Polars.
+_HOMES = {
+    "BUILTIN": "loratrace.analysis.metrics",
+    "DRIFT_COLUMNS": "loratrace.analysis.drift",
+    "EmptySelectionError": "loratrace.analysis.run",
+    "Metric": "loratrace.analysis.metrics",
+    "cells": "loratrace.analysis.cells",
+    "drift": "loratrace.analysis.drift",
+    "drift_for_store": "loratrace.analysis.run",
+    "evals": "loratrace.analysis.load",
+    "generations": "loratrace.analysis.load",
+    "load_evals": "loratrace.analysis.load",
+    "load_generations": "loratrace.analysis.load",
+    "paired_cells": "loratrace.analysis.cells",
+    "parse_duration": "loratrace.analysis.timespec",
+    "parse_time": "loratrace.analysis.timespec",
+    "resolve": "loratrace.analysis.metrics",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        msg = f"module 'loratrace.analysis' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    loaded = [n for n, v in globals().items() if getattr(v, "__name__", "").startswith("loratrace.analysis.")]
+    return sorted({*__all__, *loaded})

@@ -1,80 +1,61 @@
-"""Time windows from the command line: durations (``24h``, ``30m``, ``7d``, ``1h30m``) and ISO times.
-
-A duration means "that long before now"; an ISO time without a zone is UTC. Every result is an aware UTC
-``datetime``; the store's timestamps are naive UTC, so :func:`to_store_time` drops the zone for binding.
-"""
+"""``--since`` / ``--until`` / ``--window`` values: durations (``30m``, ``24h``, ``7d``) and ISO times."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Final
 
-_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
-_DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
-_FORMS: Final = "a duration before now (90s, 30m, 24h, 7d, 2w, 1h30m) or an ISO time (2026-03-02T08:00, ...Z)"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def parse_duration(text: str) -> timedelta:
-    """``text`` as a duration: numbers with units s, m, h, d, w, one after the other.
+def parse_duration(value: str) -> timedelta:
+    """``30m`` → 30 minutes; units s, m, h, d, w.
 
     Examples
     --------
-    >>> parse_duration("1h30m")
+    >>> parse_duration("90m")
     datetime.timedelta(seconds=5400)
-    >>> parse_duration("7d").days
-    7
     """
-    compact = text.strip().replace(" ", "")
-    parts = _DURATION.findall(compact)
-    if not compact or "".join(f"{n}{u}" for n, u in parts).lower() != compact.lower():
-        msg = f"{text!r} is not a duration; use numbers with units s, m, h, d or w, e.g. 30m, 24h, 7d, 1h30m"
+    match = _DURATION.match(value)
+    if match is None:
+        msg = f"expected a duration such as 30m, 24h or 7d, got {value!r}"
         raise ValueError(msg)
-    seconds = sum(float(number) * _UNITS[unit.lower()] for number, unit in parts)
-    if seconds <= 0:
-        msg = f"{text!r} is not a positive duration"
+    amount = timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    if amount <= timedelta(0):
+        msg = f"expected a positive duration, got {value!r}"
         raise ValueError(msg)
-    return timedelta(seconds=seconds)
+    return amount
 
 
-def _is_duration(value: str) -> bool:
-    try:
-        parse_duration(value)
-    except ValueError:
-        return False
-    return True
-
-
-def parse_time(text: str, *, now: datetime | None = None) -> datetime:
-    """``text`` as an aware UTC time: a duration before ``now`` (default: the current time) or an ISO time.
+def parse_time(value: str, *, now: datetime | None = None) -> datetime:
+    """A point in time as naive UTC (the store's ``start_time``): an ISO time, or a duration meaning "that long ago".
 
     Examples
     --------
-    >>> from datetime import datetime, timezone
-    >>> parse_time("2h", now=datetime(2026, 3, 2, 10, tzinfo=timezone.utc)).isoformat()
-    '2026-03-02T08:00:00+00:00'
-    >>> parse_time("2026-03-02T08:00").isoformat()
-    '2026-03-02T08:00:00+00:00'
+    >>> parse_time("24h", now=datetime(2026, 12, 1, 12, tzinfo=timezone.utc))
+    datetime.datetime(2026, 11, 30, 12, 0)
+    >>> parse_time("2026-11-30T08:00:00+01:00")
+    datetime.datetime(2026, 11, 30, 7, 0)
     """
-    value = text.strip()
-    if _is_duration(value):
-        reference = now if now is not None else datetime.now(timezone.utc)
-        return reference.astimezone(timezone.utc) - parse_duration(value)
+    if _DURATION.match(value):
+        now = now or datetime.now(timezone.utc)
+        return (now - parse_duration(value)).astimezone(timezone.utc).replace(tzinfo=None)
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        msg = f"{text!r} is not a time; use {_FORMS}"
+        msg = f"expected an ISO time (2026-11-30T08:00:00Z) or a duration ago (24h, 7d), got {value!r}"
         raise ValueError(msg) from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    return parsed
 
 
 def parse_window(
     since: str | None, until: str | None, *, now: datetime | None = None
 ) -> tuple[datetime | None, datetime | None]:
-    """``(since, until)`` parsed with one ``now``; raises when ``since`` is not before ``until``."""
-    reference = now if now is not None else datetime.now(timezone.utc)
+    """``(since, until)`` parsed against one ``now`` (naive UTC); raises when ``since`` is not before ``until``."""
+    reference = now or datetime.now(timezone.utc)
     start = parse_time(since, now=reference) if since is not None else None
     end = parse_time(until, now=reference) if until is not None else None
     if start is not None and end is not None and start >= end:
@@ -84,7 +65,7 @@ def parse_window(
 
 
 def to_store_time(value: datetime) -> datetime:
-    """An aware time as the store's naive UTC timestamp (what DuckDB compares ``start_time`` with)."""
+    """A time as the store's naive UTC timestamp (what DuckDB and Polars compare ``start_time`` with)."""
     if value.tzinfo is None:
         return value
     return value.astimezone(timezone.utc).replace(tzinfo=None)

@@ -35,10 +35,10 @@ def _text(value: Any) -> str:
 
 def render(frame: pl.DataFrame, output_format: str) -> str:
     """``frame`` as ``table`` (aligned columns, NULL shown empty), ``json`` (array of objects) or ``csv``."""
-    return render_rows(frame.columns, frame.rows(), output_format)
+    return render_result(frame.columns, frame.rows(), output_format)
 
 
-def render_rows(names: Sequence[str], rows: Sequence[Sequence[Any]], output_format: str) -> str:
+def render_result(names: Sequence[str], rows: Sequence[Sequence[Any]], output_format: str) -> str:
     """Column names and rows (as DuckDB returns them) rendered like :func:`render`, without Polars."""
     if output_format == "json":
         return json.dumps([dict(zip(names, map(_plain, row), strict=True)) for row in rows], default=str) + "\n"

@@ -100,7 +100,11 @@ def test_cli_adapters_json_and_window(fx: Fixture) -> None:
         pytest.param(
             ["--since", "2020-01-01", "--until", "2020-01-02"], "the store has data on 2026-03-02", id="empty-window"
         ),
-        pytest.param(["--since", "tomorrow"], "Invalid value for --since: 'tomorrow' is not a time", id="bad-since"),
+        pytest.param(
+            ["--since", "tomorrow"],
+            "--since: expected an ISO time (2026-11-30T08:00:00Z) or a duration ago (24h, 7d), got 'tomorrow'",
+            id="bad-since",
+        ),
         pytest.param(["--since", "1h", "--until", "2h"], "the window is empty", id="reversed"),
         pytest.param(["--format", "csv"], "csv holds one table: pass --view", id="csv-needs-view"),
     ],
