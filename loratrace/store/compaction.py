@@ -27,6 +27,7 @@ from typing import Final
 import polars as pl
 
 from loratrace.store import layout, readlock, schema, visibility
+from loratrace.store.segments import write_parquet_file
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ def merge_segments(table: str, partition: Path, inputs: list[Path], *, level: in
         frame = frame.unique(subset=list(keys), keep="first", maintain_order=True)
     walend = max(visibility.parse(p.name).walend for p in inputs)  # type: ignore[union-attr]
     tmp = partition / f".merge-{os.urandom(8).hex()}.parquet.tmp"
-    frame.write_parquet(tmp, compression="zstd", compression_level=1, statistics=True)
+    write_parquet_file(frame, tmp, sort_by=schema.SORT_COLUMN.get(table))
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     # named only now, right before the rename, so the activation delay is measured from the rename

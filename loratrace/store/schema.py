@@ -163,6 +163,11 @@ TABLES: Final[dict[str, dict[str, pl.DataType]]] = {
 MAP_COLUMNS: Final = ("attributes", "resource_attributes")
 """JSON text columns that the views expose as ``MAP(VARCHAR, VARCHAR)``."""
 
+SORT_COLUMN: Final[dict[str, str]] = {"spans": "trace_id", "span_events": "trace_id", "span_links": "trace_id"}
+"""Rows of a segment are written in this column's order: a lookup of one trace skips all but one row group."""
+ROW_GROUP_ROWS: Final = 16_384
+"""Rows per Parquet row group: small enough that a sorted segment's min/max statistics narrow a lookup."""
+
 TIME_COLUMN: Final[dict[str, str]] = {
     "spans": "start_time",
     "span_events": "time",

@@ -33,20 +33,38 @@ def write_segments(store: Path, frames: dict[str, pl.DataFrame], *, walend: int,
             }
         for (day,), part in parts.items():
             folder = layout.table_dir(store, table) / f"date={day.isoformat() if day else '1970-01-01'}"
-            written.append(write_segment(folder, part, walend=walend, kind=kind))
+            written.append(write_segment(folder, part, walend=walend, kind=kind, sort_by=schema.SORT_COLUMN.get(table)))
     return written
 
 
-def write_segment(folder: Path, frame: pl.DataFrame, *, walend: int, kind: str, name: str | None = None) -> Path:
+def write_segment(
+    folder: Path,
+    frame: pl.DataFrame,
+    *,
+    walend: int,
+    kind: str,
+    name: str | None = None,
+    sort_by: str | None = None,
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / (name or layout.segment_name(walend, kind))
     tmp = folder / f".{final.name}.tmp"
-    frame.write_parquet(tmp, compression="zstd", compression_level=1, statistics=True)
+    write_parquet_file(frame, tmp, sort_by=sort_by)
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, final)
     layout.fsync_dir(folder)
     return final
+
+
+def write_parquet_file(frame: pl.DataFrame, path: Path, *, sort_by: str | None) -> None:
+    """One segment file: rows in ``sort_by`` order (random trace ids would otherwise defeat row-group min/max
+    pruning, and "which adapter served trace X" would read every trace id of the store), small row groups."""
+    if sort_by is not None and sort_by in frame.columns:
+        frame = frame.sort(sort_by, maintain_order=True)
+    frame.write_parquet(
+        path, compression="zstd", compression_level=1, statistics=True, row_group_size=schema.ROW_GROUP_ROWS
+    )
 
 
 def iter_segments(store: Path, table: str) -> Iterator[Path]:
