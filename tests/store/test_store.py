@@ -39,14 +39,18 @@ PROMOTED = (
 )
 
 
-def _decode(attributes: dict) -> dict:
+def _decode(attributes: dict, *, compiled: bool = False) -> dict:
     memory = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(memory))
     with provider.get_tracer("t").start_as_current_span("llm", attributes=attributes):
         pass
     buffer = RowBuffer()
-    buffer.add_traces(encode_spans(memory.get_finished_spans()))
+    request = encode_spans(memory.get_finished_spans())
+    if compiled:
+        buffer.add_traces_bytes(request.SerializeToString())
+    else:
+        buffer.add_traces(request)
     row = buffer.take()["spans"].row(0, named=True)
     return {name: row[name] for name in PROMOTED}
 
@@ -101,10 +105,37 @@ def _decode(attributes: dict) -> dict:
             ("base", 8, 1, None, "HuggingFace", "completion", None),
             id="openllmetry",
         ),
+        pytest.param(
+            {
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": 5,
+                "gen_ai.usage.output_tokens": 7,
+                "gen_ai.provider.name": "openai",
+                "gen_ai.operation.name": "chat",
+            },
+            ("gpt-4o-mini", 5, 7, None, "openai", "chat", None),
+            id="client-side-request-model-only",
+        ),
+        pytest.param(
+            {
+                "openinference.span.kind": "LLM",
+                "llm.request.model": "tiny-llama",
+                "llm.token_count.prompt": 4,
+                "llm.provider": "openai",
+            },
+            ("tiny-llama", 4, None, None, "openai", None, None),
+            id="traceai-request-model-only",
+        ),
+        pytest.param(
+            {"gen_ai.request.model": "asked-for", "gen_ai.response.model": "served"},
+            ("served", None, None, None, None, None, None),
+            id="the-response-model-wins-over-the-request-model",
+        ),
     ],
 )
-def test_every_naming_scheme_fills_the_promoted_columns(attributes: dict, expected: tuple) -> None:
-    assert tuple(_decode(attributes).values()) == expected
+@pytest.mark.parametrize("compiled", [False, True], ids=["python", "compiled"])
+def test_every_naming_scheme_fills_the_promoted_columns(attributes: dict, expected: tuple, compiled: bool) -> None:
+    assert tuple(_decode(attributes, compiled=compiled).values()) == expected
 
 
 def _write(store: Path, spans: list[tuple[str, str, int]], *, walend: int) -> None:
