@@ -81,6 +81,9 @@ METRIC_ADAPTER_LOAD_DURATION: Final = "loratrace.adapter.load.duration"
 # --- OpenInference ---------------------------------------------------------------
 OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
 OPENINFERENCE_SPAN_KIND_LLM: Final = "LLM"
+OPENINFERENCE_PROJECT_NAME: Final = "openinference.project.name"
+"""Resource attribute: the Phoenix project spans are filed under; loratrace sets it from ``service.name`` on the
+providers it builds itself, unless given (``OTEL_RESOURCE_ATTRIBUTES``)."""
 LLM_MODEL_NAME: Final = "llm.model_name"
 """Equal to ``gen_ai.response.model``."""
 LLM_PROVIDER: Final = "llm.provider"
