@@ -57,7 +57,14 @@ def _address(value: str, flag: str) -> tuple[str, int]:
 
 
 @cli.command()
-@click.option("--store", required=True, type=click.Path(file_okay=False), help="Folder of the span store.")
+@click.option(
+    "--store",
+    required=True,
+    envvar="LORATRACE_STORE",
+    show_envvar=True,
+    type=click.Path(file_okay=False),
+    help="Folder of the span store.",
+)
 @click.option("--http", "http_address", default="127.0.0.1:4318", show_default=True, help="OTLP/HTTP HOST:PORT.")
 @click.option("--grpc", "grpc_address", default="127.0.0.1:4317", show_default=True, help="OTLP/gRPC HOST:PORT.")
 @click.option("--retention-days", type=click.IntRange(min=1), default=None, help="Delete days older than this.")
@@ -127,7 +134,14 @@ def collect(
 
 
 @cli.command()
-@click.option("--store", required=True, type=click.Path(file_okay=False), help="Folder of the span store.")
+@click.option(
+    "--store",
+    required=True,
+    envvar="LORATRACE_STORE",
+    show_envvar=True,
+    type=click.Path(file_okay=False),
+    help="Folder of the span store.",
+)
 @click.option(
     "--format",
     "output_format",
