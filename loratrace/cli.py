@@ -48,10 +48,12 @@ def demo(workdir: str, use_vllm: bool | None) -> None:
     run_demo(workdir, use_vllm=use_vllm)
 
 
-def _address(value: str, flag: str) -> tuple[str, int]:
+def _address(value: str, flag: str) -> tuple[str, int] | None:
+    if value.strip().lower() == "off":
+        return None
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        msg = f"{flag} takes HOST:PORT (e.g. 127.0.0.1:4318), got {value!r}"
+        msg = f"{flag} takes HOST:PORT (e.g. 127.0.0.1:4318) or off, got {value!r}"
         raise click.ClickException(msg)
     return host.strip("[]"), int(port)
 
@@ -65,8 +67,12 @@ def _address(value: str, flag: str) -> tuple[str, int]:
     type=click.Path(file_okay=False),
     help="Folder of the span store.",
 )
-@click.option("--http", "http_address", default="127.0.0.1:4318", show_default=True, help="OTLP/HTTP HOST:PORT.")
-@click.option("--grpc", "grpc_address", default="127.0.0.1:4317", show_default=True, help="OTLP/gRPC HOST:PORT.")
+@click.option(
+    "--http", "http_address", default="127.0.0.1:4318", show_default=True, help="OTLP/HTTP HOST:PORT, or off."
+)
+@click.option(
+    "--grpc", "grpc_address", default="127.0.0.1:4317", show_default=True, help="OTLP/gRPC HOST:PORT, or off."
+)
 @click.option("--retention-days", type=click.IntRange(min=1), default=None, help="Delete days older than this.")
 @click.option(
     "--auth-token",
@@ -102,15 +108,20 @@ def collect(
     \b
     Example:
         loratrace collect --store ./traces
+        loratrace collect --store ./traces --grpc off     # OTLP/HTTP only (4317 taken by Phoenix or Jaeger)
         loratrace collect --store ./traces --http 0.0.0.0:4318 --auth-token "$TOKEN" --retention-days 30
     """
     from loratrace.collector.service import CollectorSettings, run_collector
     from loratrace.errors import CollectorError
 
+    http, grpc = _address(http_address, "--http"), _address(grpc_address, "--grpc")
+    if http is None and grpc is None:
+        msg = "--http off and --grpc off leave nothing to receive on; keep at least one"
+        raise click.BadParameter(msg, param_hint="--http / --grpc")
     settings = CollectorSettings(
         store=store,
-        http=_address(http_address, "--http"),
-        grpc=_address(grpc_address, "--grpc"),
+        http=http,
+        grpc=grpc,
         auth_token=auth_token or None,
         tls_cert=tls_cert,
         tls_key=tls_key,
@@ -119,13 +130,12 @@ def collect(
     )
 
     def ready(collector: object) -> None:
-        http_port = getattr(collector, "http_port", None)
-        grpc_port = getattr(collector, "grpc_port", None)
-        click.echo(
-            f"loratrace collector: OTLP/HTTP on {settings.http[0]}:{http_port}, OTLP/gRPC on "  # type: ignore[index]
-            f"{settings.grpc[0]}:{grpc_port}, store {store}",  # type: ignore[index]
-            err=True,
-        )
+        receivers = [
+            f"{name} on {address[0]}:{getattr(collector, port)}"
+            for name, address, port in (("OTLP/HTTP", http, "http_port"), ("OTLP/gRPC", grpc, "grpc_port"))
+            if address is not None
+        ]
+        click.echo(f"loratrace collector: {', '.join(receivers)}, store {store}", err=True)
 
     try:
         run_collector(settings, on_ready=ready)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import shutil
 import signal
 import ssl
 import threading
@@ -91,6 +92,8 @@ class Collector:
     def __init__(self, settings: CollectorSettings) -> None:
         check_security(settings)
         self.settings = settings
+        # a collector that cannot start leaves no new store folder behind (see ``start``)
+        self._store_is_new = not Path(settings.store).exists()
         self.store = ensure_store(settings.store)
         self.wal = WalWriter(self.store / layout.WAL, fsync=settings.fsync)
         self.wal_reader = WalReader(self.store / layout.WAL)
@@ -115,19 +118,35 @@ class Collector:
         )
 
     def start(self) -> None:
+        try:
+            self._start_receivers()
+        except BaseException:
+            self.stop()
+            if self._store_is_new:
+                shutil.rmtree(self.store, ignore_errors=True)
+            raise
+
+    def _start_receivers(self) -> None:
         tls = (self.settings.tls_cert, self.settings.tls_key) if self.settings.tls_cert else None
         try:
             if self.settings.http is not None:
                 host, port = self.settings.http
-                self.http_server = make_http_server(
-                    host,
-                    port,
-                    ingest=self.ingest,
-                    token=self.settings.auth_token,
-                    max_request_bytes=self.settings.max_request_bytes,
-                    health=self.health,
-                    tls=tls,  # type: ignore[arg-type]
-                )
+                try:
+                    self.http_server = make_http_server(
+                        host,
+                        port,
+                        ingest=self.ingest,
+                        token=self.settings.auth_token,
+                        max_request_bytes=self.settings.max_request_bytes,
+                        health=self.health,
+                        tls=tls,  # type: ignore[arg-type]
+                    )
+                except OSError as exc:
+                    msg = (
+                        f"cannot bind OTLP/HTTP on {host}:{port} ({exc.strerror or exc}); pick another --http, "
+                        "or --http off to receive gRPC only"
+                    )
+                    raise CollectorError(msg) from exc
                 self.http_port = self.http_server.server_address[1]
                 threading.Thread(target=self.http_server.serve_forever, name="loratrace-http", daemon=True).start()
             if self.settings.grpc is not None:
@@ -141,7 +160,10 @@ class Collector:
                     tls=tls,  # type: ignore[arg-type]
                 )
                 if not self.grpc_port:
-                    msg = f"cannot bind gRPC on {host}:{port} (in use?); pick another --grpc"
+                    msg = (
+                        f"cannot bind OTLP/gRPC on {host}:{port} (in use? Phoenix, Jaeger and the OpenTelemetry "
+                        "Collector listen on 4317 too); pick another --grpc, or --grpc off to receive HTTP only"
+                    )
                     raise CollectorError(msg)
                 self.grpc_server.start()
         except OSError as exc:
