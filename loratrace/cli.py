@@ -180,5 +180,48 @@ def sql(store: str, output_format: str, statement: str) -> None:
     click.echo(render(frame, output_format), nl=False)
 
 
+# --- first run and interop (issue 13): status, vllm serve ----------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--store",
+    required=True,
+    envvar="LORATRACE_STORE",
+    show_envvar=True,
+    type=click.Path(file_okay=False),
+    help="Folder of the span store.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+def status(store: str, output_format: str) -> None:
+    """Show a store's size, span count and newest span, and the counters of the collector writing it.
+
+    \b
+    Example:
+        loratrace status --store ./traces
+        LORATRACE_STORE=./traces loratrace status --format json
+    """
+    import json
+
+    from loratrace.errors import StoreError
+    from loratrace.store.status import render_status, store_status
+
+    try:
+        found = store_status(store)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if output_format == "json":
+        click.echo(json.dumps(found.as_dict(), default=str))
+    else:
+        click.echo(render_status(found), nl=False)
+
+
 def main() -> None:
     cli()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import shutil
 import signal
 import ssl
@@ -20,6 +21,7 @@ from loratrace.collector.ingest import Ingest
 from loratrace.collector.wal import WalReader, WalWriter
 from loratrace.errors import CollectorError
 from loratrace.store import layout
+from loratrace.store import status as store_status
 from loratrace.store.catalog import ensure_store
 
 logger = logging.getLogger(__name__)
@@ -225,10 +227,23 @@ def run_collector(settings: CollectorSettings, *, on_ready: Any = None) -> None:
 
     signal.signal(signal.SIGTERM, _signal)
     signal.signal(signal.SIGINT, _signal)
+    _record_running(collector)
     if on_ready is not None:
         on_ready(collector)
-    while not stop.wait(0.5):
-        if not collector.process.is_alive():
-            logger.error("the store writer process died; stopping (restart replays the log)")
-            break
-    collector.stop()
+    try:
+        while not stop.wait(0.5):
+            if not collector.process.is_alive():
+                logger.error("the store writer process died; stopping (restart replays the log)")
+                break
+    finally:
+        collector.stop()
+        store_status.forget_collector(collector.store, pid=os.getpid())
+
+
+def _record_running(collector: Collector) -> None:
+    """Where this collector listens, for ``loratrace status --store``."""
+    settings = collector.settings
+    http = f"{settings.http[0]}:{collector.http_port}" if settings.http is not None else None
+    grpc = f"{settings.grpc[0]}:{collector.grpc_port}" if settings.grpc is not None else None
+    tls = settings.tls_cert is not None
+    store_status.record_collector(collector.store, pid=os.getpid(), http=http, grpc=grpc, tls=tls)
