@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 _TRUTHY = frozenset({"true", "1", "yes", "on"})
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 # The context key of the current span, obtained through the public API (so it is the key the API uses): reading
 # and setting it directly saves the API's function calls on every model call.
 CURRENT_SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context())))
@@ -110,6 +111,10 @@ class _AnnouncedIds(IdGenerator):
         ids = getattr(self._local, "ids", None)
         return ids[0] if ids else self.fallback.generate_trace_id()
 
+    def is_trace_id_random(self) -> bool:
+        # the SDK sets the W3C random-trace-id flag from this: the announced ids are the provider generator's
+        return self.fallback.is_trace_id_random()
+
 
 _ANNOUNCED_IDS_LOCK = threading.Lock()
 
@@ -143,7 +148,9 @@ class GenerationProfile:
         self._plain: tuple[str, dict[str, Any], dict[str, Any]] | None = None
 
     def span_name(self) -> str:
-        return f"{self.operation} {self.request_model}"
+        """``{operation} {model that served}``: backends list spans by name (Phoenix showed
+        ``text_completion tiny-llama`` for every adapter of a PeftModel)."""
+        return f"{self.operation} {self.response_model}"
 
     def start_attributes(
         self,
@@ -427,11 +434,30 @@ class Generation(Span):
                 parent_context = trace.get_current_span(self._parent).get_span_context()
                 new_ids = self.recorder.new_ids
                 if parent_context.is_valid:
-                    trace_id, flags = parent_context.trace_id, parent_context.trace_flags
+                    trace_id = parent_context.trace_id
+                    random_trace_id = parent_context.trace_flags.random_trace_id
                 else:
-                    trace_id, flags = new_ids.generate_trace_id(), _SAMPLED
+                    trace_id, random_trace_id = new_ids.generate_trace_id(), new_ids.is_trace_id_random()
+                flags = _SAMPLED if self._sampled(parent_context, trace_id) else _NOT_SAMPLED
+                if random_trace_id:
+                    flags = TraceFlags(flags | TraceFlags.RANDOM_TRACE_ID)
                 self._ids = (trace_id, new_ids.generate_span_id(), flags)
             return self._ids
+
+    def _sampled(self, parent_context: SpanContext, trace_id: int) -> bool:
+        """The tracer provider's sampler decides, as it will for the SDK span built later with the same parent
+        and trace id: the flags announced to spans started inside the call (and to vLLM's ``llm_request`` through
+        ``traceparent``) must not claim a sampled parent that is never exported."""
+        sampler = getattr(self.recorder.tracer, "sampler", None)
+        if sampler is None:  # a proxy or no-op tracer: the caller's decision, or sampled for a new trace
+            return parent_context.trace_flags.sampled if parent_context.is_valid else True
+        try:
+            name = self._name or self.profile.span_name()
+            result = sampler.should_sample(self._parent, trace_id, name, self._kind)
+        except Exception:
+            logger.debug("loratrace could not ask the sampler about a generation", exc_info=True)
+            return True
+        return bool(result.decision.is_sampled())
 
     def get_span_context(self) -> SpanContext:
         if self._context is None:  # built on first use: most calls never need it

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from loratrace import semconv
 from loratrace.instrumentation._generation import CURRENT_SPAN_KEY, Generation, GenerationProfile, GenerationRecorder
@@ -168,7 +169,7 @@ def _request_attributes(call: GenerateCall) -> dict[str, Any]:
 def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelInfo, Any, Any]]) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         recorder = settings.recorder
-        if recorder is None:
+        if recorder is None or not is_instrumentation_enabled():  # OpenTelemetry's suppress_instrumentation()
             return wrapped(*args, **kwargs)
         parent = otel_context.get_current()
         current = parent.get(CURRENT_SPAN_KEY)
