@@ -16,7 +16,7 @@ def cli() -> None:
     Examples:
         loratrace demo                                  # the whole path on a local tiny model
         loratrace collect --store ./traces              # OTLP receiver on 127.0.0.1:4318 / :4317
-        loratrace sql --store ./traces "SELECT adapter_name, count(*) FROM spans GROUP BY 1"
+        loratrace sql --store ./traces "SELECT adapter_name, count(*) FROM generations GROUP BY 1"
     """
 
 
@@ -34,18 +34,22 @@ def cli() -> None:
     default=None,
     help="Also serve through vLLM's offline engine (default: when vLLM is installed).",
 )
-def demo(workdir: str, use_vllm: bool | None) -> None:
+@click.option("--fresh", is_flag=True, help="Remove the store an earlier run left in the workdir first.")
+def demo(workdir: str, use_vllm: bool | None, fresh: bool) -> None:
     """Serve a few prompts through a local tiny model and two LoRA adapters, instrumented, and show the spans.
 
     Builds the tiny Llama and adapters on local disk (no download), so it runs offline.
 
+    A second run adds to the store the first one left (it says so); --fresh starts over.
+
     \b
     Example:
         loratrace demo --workdir /tmp/loratrace-demo
+        loratrace demo --fresh                          # forget the earlier runs' spans
     """
     from loratrace.demo.walkthrough import run_demo
 
-    run_demo(workdir, use_vllm=use_vllm)
+    run_demo(workdir, use_vllm=use_vllm, fresh=fresh)
 
 
 def _address(value: str, flag: str) -> tuple[str, int] | None:
@@ -162,11 +166,11 @@ def collect(
 )
 @click.argument("statement")
 def sql(store: str, output_format: str, statement: str) -> None:
-    """Run SQL over the store's views: spans, span_events, span_links, evals, metrics.
+    """Run SQL over the store's views: generations, spans, span_events, span_links, evals, metrics.
 
     \b
     Example:
-        loratrace sql --store ./traces "SELECT adapter_name, count(*) AS n FROM spans GROUP BY 1"
+        loratrace sql --store ./traces "SELECT adapter_name, count(*) AS n FROM generations GROUP BY 1"
         loratrace sql --store ./traces --format json "SELECT * FROM evals LIMIT 5"
     """
     from loratrace.errors import StoreError

@@ -123,7 +123,14 @@ COHORT: Final = "loratrace.cohort"
 VARIANT: Final = "loratrace.variant"
 """``base``, ``adapter`` or ``shadow``."""
 FALLBACK: Final = "loratrace.fallback"
+"""True on exactly one generation per ``mark_fallback()``: the one it was called for (whose answer was abandoned),
+or, when the scope had no generation yet, the first one after it. ``WHERE fallback`` counts fallbacks; false on
+every other generation."""
 FALLBACK_REASON: Final = "loratrace.fallback.reason"
+"""The reason given to ``mark_fallback()``, on the generation that carries ``loratrace.fallback=true``."""
+SERVED_AFTER_FALLBACK: Final = "loratrace.served_after_fallback"
+"""True on every generation started in a scope after it fell back: it answers the fallen-back request (usually
+from the base model). ``WHERE served_after_fallback`` counts the fallback answers, not the fallbacks."""
 PROMPT_VERSION: Final = "loratrace.prompt.version"
 DATASET_VERSION: Final = "loratrace.dataset.version"
 EXAMPLE_ID: Final = "loratrace.example.id"

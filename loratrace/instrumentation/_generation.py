@@ -156,12 +156,14 @@ class GenerationProfile:
         self,
         provider: str,
         scope_attributes: Mapping[str, Any] | None = None,
-        has_fallback: bool = False,
+        served_after_fallback: bool = False,
+        carries_fallback: bool = False,
         fallback_reason: str | None = None,
     ) -> dict[str, Any]:
         """The start attributes (a new dict). The variant is what actually served (``adapter`` when an adapter did,
         else ``base``), except that a scope declaring ``shadow`` keeps it: mirrored traffic is a routing fact the
-        model call cannot see."""
+        model call cannot see. ``loratrace.fallback`` is true only on the generation that carries a fallback
+        (see ``mark_fallback``); ``loratrace.served_after_fallback`` on every generation after one."""
         merged: dict[str, Any] = {
             semconv.GEN_AI_OPERATION_NAME: self.operation,
             semconv.GEN_AI_PROVIDER_NAME: provider,
@@ -177,9 +179,11 @@ class GenerationProfile:
             merged.update(scope_attributes)
         if merged.get(semconv.VARIANT) != semconv.VARIANT_SHADOW:
             merged[semconv.VARIANT] = semconv.VARIANT_ADAPTER if self.adapter_name else semconv.VARIANT_BASE
-        merged[semconv.FALLBACK] = has_fallback
-        if has_fallback and fallback_reason:
+        merged[semconv.FALLBACK] = carries_fallback
+        if carries_fallback and fallback_reason:
             merged[semconv.FALLBACK_REASON] = fallback_reason
+        if served_after_fallback:
+            merged[semconv.SERVED_AFTER_FALLBACK] = True
         return merged
 
     def labels(self, provider: str, merged: Mapping[str, Any]) -> dict[str, Any]:
@@ -225,7 +229,9 @@ class Generation(Span):
     _kind: SpanKind = SpanKind.CLIENT
     _start_ns_given: int | None = None  # a span started after the fact (a batch request from vLLM's timestamps)
     _scope: Scope | None = None
-    _fallback: tuple[bool, str | None] = (False, None)  # the scope's fallback state when the generation started
+    # the scope's fallback state when the generation started: (served after a fallback, carries the fallback
+    # marked before it, the reason)
+    _fallback: tuple[bool, bool, str | None] = (False, False, None)
     _ids: tuple[int, int, TraceFlags] | None = None
     _context: SpanContext | None = None
     _late: dict[str, Any] | None = None  # attributes set by serving code before the SDK span exists
@@ -258,7 +264,8 @@ class Generation(Span):
         scope = CURRENT_SCOPE.get()
         if scope is not None:
             self._scope = scope
-            self._fallback = (scope.has_fallback, scope.fallback_reason)
+            if scope.has_fallback:
+                self._fallback = scope.take_fallback()
         if name is not None:
             self._name = name
         if kind is not SpanKind.CLIENT:
