@@ -81,6 +81,10 @@ METRIC_ADAPTER_LOAD_DURATION: Final = "loratrace.adapter.load.duration"
 # --- OpenInference ---------------------------------------------------------------
 OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
 OPENINFERENCE_SPAN_KIND_LLM: Final = "LLM"
+LANGFUSE_OBSERVATION_TYPE: Final = "langfuse.observation.type"
+"""Langfuse's observation type: set to ``span`` on vLLM's ``llm_request`` span when loratrace's server span is
+the request's generation, so a request counts once there."""
+LANGFUSE_OBSERVATION_TYPE_SPAN: Final = "span"
 OPENINFERENCE_PROJECT_NAME: Final = "openinference.project.name"
 """Resource attribute: the Phoenix project spans are filed under; loratrace sets it from ``service.name`` on the
 providers it builds itself, unless given (``OTEL_RESOURCE_ATTRIBUTES``)."""

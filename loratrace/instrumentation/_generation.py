@@ -134,7 +134,7 @@ class GenerationProfile:
         *,
         operation: str,
         request_model: str,
-        response_model: str,
+        response_model: str | None,
         attributes: Mapping[str, Any],
         adapter_name: str | None,
         base_model: str | None,
@@ -149,8 +149,8 @@ class GenerationProfile:
 
     def span_name(self) -> str:
         """``{operation} {model that served}``: backends list spans by name (Phoenix showed
-        ``text_completion tiny-llama`` for every adapter of a PeftModel)."""
-        return f"{self.operation} {self.response_model}"
+        ``text_completion tiny-llama`` for every adapter of a PeftModel). The asked-for model when none served."""
+        return f"{self.operation} {self.response_model or self.request_model}"
 
     def start_attributes(
         self,
@@ -168,17 +168,21 @@ class GenerationProfile:
             semconv.GEN_AI_OPERATION_NAME: self.operation,
             semconv.GEN_AI_PROVIDER_NAME: provider,
             semconv.GEN_AI_REQUEST_MODEL: self.request_model,
-            semconv.GEN_AI_RESPONSE_MODEL: self.response_model,
             semconv.OPENINFERENCE_SPAN_KIND: semconv.OPENINFERENCE_SPAN_KIND_LLM,
-            semconv.LLM_MODEL_NAME: self.response_model,
             semconv.LLM_PROVIDER: provider,
             semconv.LLM_SYSTEM: provider,
             **self.attributes,
         }
         if scope_attributes:
             merged.update(scope_attributes)
-        if merged.get(semconv.VARIANT) != semconv.VARIANT_SHADOW:
-            merged[semconv.VARIANT] = semconv.VARIANT_ADAPTER if self.adapter_name else semconv.VARIANT_BASE
+        if self.response_model is None:
+            # nothing served (a request for a model the server does not have): no response model, no variant
+            merged.pop(semconv.VARIANT, None)
+        else:
+            merged[semconv.GEN_AI_RESPONSE_MODEL] = self.response_model
+            merged[semconv.LLM_MODEL_NAME] = self.response_model
+            if merged.get(semconv.VARIANT) != semconv.VARIANT_SHADOW:
+                merged[semconv.VARIANT] = semconv.VARIANT_ADAPTER if self.adapter_name else semconv.VARIANT_BASE
         merged[semconv.FALLBACK] = carries_fallback
         if carries_fallback and fallback_reason:
             merged[semconv.FALLBACK_REASON] = fallback_reason
@@ -191,8 +195,10 @@ class GenerationProfile:
         labels = {
             semconv.GEN_AI_OPERATION_NAME: self.operation,
             semconv.GEN_AI_PROVIDER_NAME: provider,
-            semconv.VARIANT: merged[semconv.VARIANT],
         }
+        variant = merged.get(semconv.VARIANT)
+        if variant is not None:
+            labels[semconv.VARIANT] = variant
         if self.adapter_name:
             labels[semconv.ADAPTER_NAME] = self.adapter_name
         if self.base_model:
