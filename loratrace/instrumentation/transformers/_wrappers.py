@@ -18,10 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from loratrace import semconv
-from loratrace.instrumentation._generation import CURRENT_SPAN_KEY, Generation, GenerationProfile, GenerationRecorder
+from loratrace.instrumentation._generation import (
+    CURRENT_SPAN_KEY,
+    Generation,
+    GenerationProfile,
+    GenerationRecorder,
+    suppressed,
+)
 from loratrace.instrumentation._identity_cache import IdentityCache
 from loratrace.instrumentation.transformers import _peft_state
 from loratrace.instrumentation.transformers._content import (
@@ -169,9 +174,11 @@ def _request_attributes(call: GenerateCall) -> dict[str, Any]:
 def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelInfo, Any, Any]]) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         recorder = settings.recorder
-        if recorder is None or not is_instrumentation_enabled():  # OpenTelemetry's suppress_instrumentation()
+        if recorder is None:
             return wrapped(*args, **kwargs)
         parent = otel_context.get_current()
+        if suppressed(parent):  # OpenTelemetry's suppress_instrumentation()
+            return wrapped(*args, **kwargs)
         current = parent.get(CURRENT_SPAN_KEY)
         if type(current) is Generation and current.recorder is recorder:
             return wrapped(*args, **kwargs)  # generate called by a traced generate (PeftModel's calls the base's)

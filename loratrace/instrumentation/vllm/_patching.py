@@ -16,7 +16,10 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 import wrapt
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry import context as otel_context
+from opentelemetry.instrumentation.utils import unwrap
+
+from loratrace.instrumentation._generation import suppressed
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +40,7 @@ class _Patches:
     def enabled(self) -> bool:
         """Instrumented, and not inside OpenTelemetry's ``suppress_instrumentation()`` (as contrib instrumentors
         check it): every wrapper asks this first."""
-        return self._on and is_instrumentation_enabled()
+        return self._on and not suppressed(otel_context.get_current())
 
     def enable(self, patchers: dict[str, list[Patcher]]) -> None:
         with self._lock:
