@@ -43,6 +43,12 @@ class EndpointWatch:
         self._told = False
         self.failed_exports = 0
 
+    def for_url(self, url: str) -> EndpointWatch:
+        """The watch for another signal's URL: this one when it names the same host and port (one warning for
+        both), else a watch of its own."""
+        other = EndpointWatch(url)
+        return self if (other.host, other.port) == (self.host, self.port) else other
+
     def ready(self) -> bool:
         """Whether to hand a batch to the exporter: the endpoint accepted a TCP connection (probed before the
         first export and after a failed one)."""

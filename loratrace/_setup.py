@@ -54,7 +54,8 @@ class Instrumentation:
     instrumentors: dict[str, BaseInstrumentor] = field(default_factory=dict)
     owns_tracer_provider: bool = False
     owns_meter_provider: bool = False
-    endpoint_watch: EndpointWatch | None = None  # loratrace's own OTLP exporters: their failed exports
+    # the endpoints of loratrace's own OTLP exporters (one per distinct host and port): their failed exports
+    endpoint_watches: tuple[EndpointWatch, ...] = ()
     _failures_reported: int = 0
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -65,9 +66,8 @@ class Instrumentation:
         done = finisher.drain(timeout_millis / 1000)
         for provider in (self.tracer_provider, self.meter_provider):
             done = _flush_provider(provider, deadline) and done
-        watch = self.endpoint_watch
-        if watch is not None:
-            failures = watch.failed_exports
+        if self.endpoint_watches:
+            failures = sum(watch.failed_exports for watch in self.endpoint_watches)
             done = done and failures == self._failures_reported
             self._failures_reported = failures
         return done
@@ -324,8 +324,9 @@ def instrument(
         chosen = _available(libraries)
         chosen_protocol = _resolve_protocol(protocol)
         owns_tracer = owns_meter = False
-        watch = EndpointWatch(_effective_url(endpoint, chosen_protocol, "traces"))
-        watched = False
+        traces_watch = EndpointWatch(_effective_url(endpoint, chosen_protocol, "traces"))
+        metrics_watch = traces_watch.for_url(_effective_url(endpoint, chosen_protocol, "metrics"))
+        watches: list[EndpointWatch] = []
         if tracer_provider is None:
             global_provider = trace.get_tracer_provider()
             if isinstance(global_provider, TracerProvider) and store is None:
@@ -346,9 +347,9 @@ def instrument(
                     sdk_provider.add_span_processor(BatchSpanProcessor(store_exporter))
                 else:
                     sdk_provider = _own_tracer_provider(
-                        endpoint, chosen_protocol, headers, _resource(service_name), watch
+                        endpoint, chosen_protocol, headers, _resource(service_name), traces_watch
                     )
-                    watched = True
+                    watches.append(traces_watch)
                 tracer_provider, owns_tracer = sdk_provider, True
         if meter_provider is None:
             global_meter_provider = metrics.get_meter_provider()
@@ -356,9 +357,13 @@ def instrument(
             if isinstance(global_meter_provider, MeterProvider):
                 meter_provider = global_meter_provider
             elif store is None:
-                own_meter = _own_meter_provider(endpoint, chosen_protocol, headers, _resource(service_name), watch)
+                own_meter = _own_meter_provider(
+                    endpoint, chosen_protocol, headers, _resource(service_name), metrics_watch
+                )
             if own_meter is not None:
-                meter_provider, owns_meter, watched = own_meter, True, True
+                meter_provider, owns_meter = own_meter, True
+                if metrics_watch not in watches:
+                    watches.append(metrics_watch)
             elif meter_provider is None:
                 meter_provider = metrics.NoOpMeterProvider()
         state = Instrumentation(
@@ -366,7 +371,7 @@ def instrument(
             meter_provider=meter_provider,
             owns_tracer_provider=owns_tracer,
             owns_meter_provider=owns_meter,
-            endpoint_watch=watch if watched else None,
+            endpoint_watches=tuple(watches),
         )
         for name in chosen:
             module_name, class_name, _ = _INSTRUMENTORS[name]

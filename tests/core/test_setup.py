@@ -255,3 +255,21 @@ def test_the_phoenix_project_name_follows_the_service_name_unless_given(monkeypa
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "openinference.project.name=release-42")
     state = loratrace.instrument(libraries=[], service_name="billing-bot")
     assert state.tracer_provider.resource.attributes[semconv.OPENINFERENCE_PROJECT_NAME] == "release-42"
+
+
+def test_a_metrics_endpoint_elsewhere_is_watched_on_its_own(monkeypatch, otlp_receiver):
+    """Traces to a receiver that listens, metrics (OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) to a port where nothing
+    does: the span export succeeds, the metric export fails, and force_flush() says so."""
+    import socket
+
+    _clear_otel_environment(monkeypatch)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"http://127.0.0.1:{sock.getsockname()[1]}/v1/m")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"{otlp_receiver.endpoint}/v1/traces")
+        state = loratrace.instrument(libraries=[])
+        assert len(state.endpoint_watches) == 2
+        state.tracer_provider.get_tracer("t").start_span("traced-elsewhere").end()
+        state.meter_provider.get_meter("t").create_histogram("h").record(1.0)
+        assert loratrace.force_flush(timeout_millis=30_000) is False
+    otlp_receiver.wait_for_spans(lambda span: span.name == "traced-elsewhere")
