@@ -75,8 +75,9 @@ def test_grpc_off_receives_over_http_only(tmp_path: Path) -> None:
         assert query(running.store, "SELECT name FROM spans").rows() == [("over-http",)]
     finally:
         assert running.terminate() == 0
-    with socket.socket() as probe:  # nothing was bound for gRPC: the default port is not ours to take
-        assert probe.connect_ex(("127.0.0.1", running.grpc_port)) != 0
+    log = (running.store.parent / f"collector-{running.http_port}.log").read_text()
+    assert "OTLP/gRPC" not in log  # the ready line names only the receiver it started
+    assert f"OTLP/HTTP on 127.0.0.1:{running.http_port}" in log
 
 
 def test_both_protocols_off_is_refused(tmp_path: Path) -> None:

@@ -237,7 +237,8 @@ def test_no_collector_listening_is_said_once_fails_fast_and_force_flush_reports_
     assert "loratrace collect --store" in told[0]
     assert 'instrument(store="./traces")' in told[0]
     assert not [record for record in caplog.records if "Transient error" in record.getMessage()]
-    assert elapsed < 5, f"{elapsed:.1f} s: the exporters retried an endpoint that refuses connections"
+    # the SDK's exporters took 13-25 s here (retries with backoff); a generous bound for a loaded machine
+    assert elapsed < 10, f"{elapsed:.1f} s: the exporters retried an endpoint that refuses connections"
 
 
 def test_force_flush_is_true_again_once_exports_succeed(monkeypatch, otlp_receiver):
