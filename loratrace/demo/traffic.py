@@ -28,9 +28,9 @@ How each behaviour shows on a span (what the analyses read back):
 
 Each behaviour is drawn independently per generation; a generation that errors or times out is neither refused
 nor evaluated. The analyses' ``error_rate`` counts every failed generation, so it reads about ``error +
-timeout``; ``timeout_rate`` reads ``timeout``. In the ``paired`` design every example goes through the base model and each adapter with the
-same uniform draw per behaviour, so the arms differ only where the planted effect moves the rate (the
-discordant pairs McNemar's test counts).
+timeout``; ``timeout_rate`` reads ``timeout``. In the ``paired`` design every example goes through the base
+model and each adapter with the same uniform draw per behaviour, so the arms differ only where the planted
+effect moves the rate (the discordant pairs McNemar's test counts).
 """
 
 from __future__ import annotations

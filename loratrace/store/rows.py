@@ -7,6 +7,7 @@ for DuckDB; ``readers.query`` wraps the rows in a Polars frame.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import duckdb
 
 from loratrace.errors import QueryError, StoreError
 from loratrace.store import layout, readlock
+
+_LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
 
 
 def store_path(store: str | os.PathLike[str]) -> Path:
@@ -35,7 +38,20 @@ def open_store(store: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     Any number of readers may open the store while a collector writes to it. Close the connection when done.
     """
     path = store_path(store)
-    con = duckdb.connect(str(path / layout.CATALOG), read_only=True)
+    catalog = path / layout.CATALOG
+    try:
+        con = duckdb.connect(str(catalog), read_only=True)
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        holder = _LOCK_HOLDER.search(str(exc))
+        who = f" (PID {holder.group(1)})" if holder else ""
+        msg = (
+            f"{catalog} is held open for writing by another process{who}, and DuckDB then lets no one else read "
+            "it. Close that connection (a `duckdb` shell should open it with `-readonly`, Python with "
+            "`duckdb.connect(path, read_only=True)`) and run this again"
+        )
+        raise StoreError(msg) from exc
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET file_search_path = ?", [str(path)])
     return con
