@@ -521,9 +521,29 @@ def adapters_command(
         loratrace adapters --store ./traces --since 7d
         loratrace adapters --store ./traces --view changes --format json
     """
-    from loratrace.analysis.inventory import inventory
+    import polars as pl
 
-    result = inventory(_analysis_frame(store, since, until, adapter, cohort))
+    from loratrace.analysis import window
+    from loratrace.analysis.inventory import inventory_of_cells, store_cells
+    from loratrace.errors import ConfigurationError, StoreError
+
+    start, end = _window(since, until)
+    try:  # the one pass over the spans runs in DuckDB; the tables come from its small frame of cells
+        cells = store_cells(store, since=start, until=end).collect()
+    except StoreError as exc:
+        raise BadInput(f"--store: {exc}") from None
+    if cells.height == 0:
+        raise BadInput(window.empty_window_message(store, start, end))
+    try:
+        window.check_known("adapter", adapter, cells["adapter_name"].to_list(), flag="--adapter")
+        window.check_known("cohort", cohort, cells["cohort"].to_list(), flag="--cohort")
+    except ConfigurationError as exc:
+        raise BadInput(str(exc)) from None
+    if adapter is not None:
+        cells = cells.filter(pl.col("adapter_name").is_null() | (pl.col("adapter_name") == adapter))
+    if cohort is not None:
+        cells = cells.filter(pl.col("cohort") == cohort)
+    result = inventory_of_cells(cells.lazy())
     tables = {"adapters": result.adapters, "cohorts": result.cohorts, "changes": result.id_changes}
     _echo_tables({view: tables[view]} if view else tables, output_format)
 

@@ -10,9 +10,10 @@ from datetime import timedelta
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from polars.testing import assert_frame_equal
 
 from loratrace.analysis import window
-from loratrace.analysis.inventory import inventory
+from loratrace.analysis.inventory import inventory, inventory_of_cells, store_cells
 from loratrace.cli import cli
 
 from .incident_store import START, SWAP_AT, Fixture, build
@@ -49,6 +50,15 @@ def test_inventory_matches_the_records(fx: Fixture) -> None:
     } == volume
     totals = result.cohorts.group_by("adapter").agg(pl.col("share").sum())
     assert all(abs(s - 1.0) < 1e-9 for s in totals["share"])
+
+
+def test_cells_from_duckdb_give_the_same_tables_as_polars(fx: Fixture) -> None:
+    since = (START + timedelta(minutes=40)).replace(tzinfo=None)
+    by_polars = inventory(window.within(window.generations(fx.store), since=since))
+    by_duckdb = inventory_of_cells(store_cells(fx.store, since=since, until=None))
+    for name in ("adapters", "cohorts", "id_changes"):
+        assert_frame_equal(getattr(by_duckdb, name), getattr(by_polars, name), check_dtypes=False)
+    assert store_cells(fx.store, since=since.replace(year=2020), until=since.replace(year=2021)).collect().height == 0
 
 
 def test_a_swap_is_one_change_with_its_window(fx: Fixture) -> None:
