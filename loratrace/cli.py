@@ -491,6 +491,38 @@ def _adapter_options(function: F) -> F:
     return click.option("--adapter", default=None, help="Only this adapter (and the base model).")(function)
 
 
+def _checked_cells(
+    store: str, since: str | None, until: str | None, adapter: str | None, cohort: str | None, *, keep: bool = False
+) -> Any:
+    """The window's inventory cells after the checks the store commands make (exit code 2): a store, a window
+    with generations, a known adapter and cohort. Returns the filtered cells with ``keep``, else the window."""
+    import polars as pl
+
+    from loratrace.analysis import window
+    from loratrace.analysis.inventory import store_cells
+    from loratrace.errors import ConfigurationError, StoreError
+
+    start, end = _window(since, until)
+    try:  # the one pass over the spans runs in DuckDB; the checks use its small frame of cells
+        cells = store_cells(store, since=start, until=end).collect()
+    except StoreError as exc:
+        raise BadInput(f"--store: {exc}") from None
+    if cells.height == 0:
+        raise BadInput(window.empty_window_message(store, start, end))
+    try:
+        window.check_known("adapter", adapter, cells["adapter_name"].to_list(), flag="--adapter")
+        window.check_known("cohort", cohort, cells["cohort"].to_list(), flag="--cohort")
+    except ConfigurationError as exc:
+        raise BadInput(str(exc)) from None
+    if not keep:
+        return start, end
+    if adapter is not None:
+        cells = cells.filter(pl.col("adapter_name").is_null() | (pl.col("adapter_name") == adapter))
+    if cohort is not None:
+        cells = cells.filter(pl.col("cohort") == cohort)
+    return cells
+
+
 @cli.command("adapters")
 @store_option
 @time_options
@@ -521,28 +553,9 @@ def adapters_command(
         loratrace adapters --store ./traces --since 7d
         loratrace adapters --store ./traces --view changes --format json
     """
-    import polars as pl
+    from loratrace.analysis.inventory import inventory_of_cells
 
-    from loratrace.analysis import window
-    from loratrace.analysis.inventory import inventory_of_cells, store_cells
-    from loratrace.errors import ConfigurationError, StoreError
-
-    start, end = _window(since, until)
-    try:  # the one pass over the spans runs in DuckDB; the tables come from its small frame of cells
-        cells = store_cells(store, since=start, until=end).collect()
-    except StoreError as exc:
-        raise BadInput(f"--store: {exc}") from None
-    if cells.height == 0:
-        raise BadInput(window.empty_window_message(store, start, end))
-    try:
-        window.check_known("adapter", adapter, cells["adapter_name"].to_list(), flag="--adapter")
-        window.check_known("cohort", cohort, cells["cohort"].to_list(), flag="--cohort")
-    except ConfigurationError as exc:
-        raise BadInput(str(exc)) from None
-    if adapter is not None:
-        cells = cells.filter(pl.col("adapter_name").is_null() | (pl.col("adapter_name") == adapter))
-    if cohort is not None:
-        cells = cells.filter(pl.col("cohort") == cohort)
+    cells = _checked_cells(store, since, until, adapter, cohort, keep=True)
     result = inventory_of_cells(cells.lazy())
     tables = {"adapters": result.adapters, "cohorts": result.cohorts, "changes": result.id_changes}
     _echo_tables({view: tables[view]} if view else tables, output_format)
@@ -590,14 +603,16 @@ def latency_command(
         loratrace latency --store ./traces --since 24h
         loratrace latency --store ./traces --view vs-base --format csv
     """
-    from loratrace.analysis.latency import latency_percentiles, slower_than_base
+    from loratrace.analysis import latency
 
-    frame = _analysis_frame(store, since, until, adapter, cohort)
+    start, end = _checked_cells(store, since, until, adapter, cohort)
+    selection = {"since": start, "until": end, "adapter": adapter, "cohort": cohort}
     tables: dict[str, Any] = {}
-    if view in (None, "percentiles"):
-        tables["percentiles"] = latency_percentiles(frame).collect()
+    if view in (None, "percentiles"):  # one pass each in DuckDB; Polars and scipy work on the small results
+        tables["percentiles"] = latency.store_percentiles(store, **selection)
     if view in (None, "vs-base"):
-        tables["vs-base"] = slower_than_base(frame, alpha=alpha, min_n=min_n)
+        counts = latency.store_counts(store, **selection)
+        tables["vs-base"] = latency.verdicts(counts, alpha=alpha, min_n=min_n)
     _echo_tables(tables, output_format)
 
 

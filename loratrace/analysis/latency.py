@@ -20,10 +20,13 @@ Two tables:
 from __future__ import annotations
 
 import math
+import os
+from datetime import datetime
 from typing import Any, Final
 
 import polars as pl
 
+from loratrace import semconv
 from loratrace.errors import ConfigurationError
 
 BASE_P95_SHARE: Final = 0.05
@@ -104,24 +107,17 @@ def exceedance_p_value(slower: int, *, n: int, m: int, above: int) -> float:
     return float(_stats().hypergeom.sf(slower - 1, m + n, n, slower + above))
 
 
-def slower_than_base(
-    generations: pl.LazyFrame, *, alpha: float = 0.05, min_n: int = 30, min_effect: float = 0.02
-) -> pl.DataFrame:
-    """Per adapter x route x cohort: the share of requests slower than the base's p95 there, tested against 5 %.
-
-    The base p95 is the nearest-rank order statistic of the base durations (``ceil(0.95 m)``-th smallest).
-    Columns: ``adapter``, ``adapter_id``, ``route``, ``cohort``, ``base_p95_ms``, ``n_base``, ``n_adapter``,
-    ``slower`` (count above the base p95), ``share``, ``p_value`` (one-sided exact exceedance test), ``q_value``
-    (Benjamini-Hochberg across the rows with a test), ``verdict``: ``slower`` when q < ``alpha`` and the share
-    exceeds 5 % by at least ``min_effect``, ``insufficient_data`` when either arm has fewer than ``min_n``
-    requests or the cohort has no base traffic, else ``no_change``.
-    """
+def _check_settings(alpha: float, min_n: int) -> None:
     if not 0 < alpha < 1:
         msg = f"slower_than_base(alpha=...) must be within (0, 1), got {alpha!r}"
         raise ValueError(msg)
     if min_n < 1:
         msg = f"slower_than_base(min_n=...) must be at least 1, got {min_n!r}"
         raise ValueError(msg)
+
+
+def slower_than_base_counts(generations: pl.LazyFrame) -> pl.DataFrame:
+    """The counts behind :func:`slower_than_base`, from generations in Polars (see :func:`store_counts`)."""
     frame = generations.with_columns(
         _MS.alias("duration_ms"),
         pl.col("route_name").fill_null("(none)").alias("route"),
@@ -140,36 +136,177 @@ def slower_than_base(
             pl.col("_base_durations")
             .list.eval(pl.element() > pl.element().sort().get(nearest_rank))
             .list.sum()
-            .alias("_base_above")
+            .alias("base_above")
         )
         .drop("_base_durations")
     )
-    rows = (
+    return (
         frame.filter(pl.col("adapter_name").is_not_null())
         .join(base, on=["route", "cohort"], how="left")
         .group_by(pl.col("adapter_name").alias("adapter"), "adapter_id", "route", "cohort")
         .agg(
             pl.col("base_p95_ms").first(),
             pl.col("n_base").first(),
-            pl.col("_base_above").first(),
+            pl.col("base_above").first(),
             pl.len().alias("n_adapter"),
             (pl.col("duration_ms") > pl.col("base_p95_ms")).sum().alias("slower"),
         )
-        .with_columns(pl.col("n_base").fill_null(0), (pl.col("slower") / pl.col("n_adapter")).alias("share"))
-        .sort("adapter", "adapter_id", "route", "cohort", nulls_last=True)
         .collect()
+    )
+
+
+_COUNTS_SQL = """
+WITH g AS (
+    SELECT adapter_name, adapter_id, coalesce(route_name, '(none)') AS route, coalesce(cohort, '(none)') AS cohort,
+           duration_ns / 1e6 AS duration_ms
+    FROM spans
+    WHERE list_contains($operations, operation_name)
+      AND start_time >= coalesce($since::TIMESTAMP, '-infinity'::TIMESTAMP)
+      AND start_time < coalesce($until::TIMESTAMP, 'infinity'::TIMESTAMP)
+      AND ($adapter::VARCHAR IS NULL OR adapter_name IS NULL OR adapter_name = $adapter::VARCHAR)
+      AND ($cohort::VARCHAR IS NULL OR cohort = $cohort::VARCHAR)
+),
+sorted_base AS (
+    SELECT route, cohort, count(*) AS n_base, list_sort(list(duration_ms)) AS durations
+    FROM g WHERE adapter_name IS NULL GROUP BY route, cohort
+),
+nearest AS (
+    SELECT route, cohort, n_base, durations[ceil(0.95 * n_base)::BIGINT] AS base_p95_ms, durations FROM sorted_base
+),
+base AS (  -- the lists stay here: only one row per route and cohort joins the adapters' rows
+    SELECT route, cohort, n_base, base_p95_ms, len(list_filter(durations, lambda x: x > base_p95_ms)) AS base_above
+    FROM nearest
+)
+SELECT g.adapter_name AS adapter, g.adapter_id, g.route, g.cohort, any_value(b.base_p95_ms) AS base_p95_ms,
+       any_value(b.n_base) AS n_base, any_value(b.base_above) AS base_above,
+       count(*) AS n_adapter, count(*) FILTER (WHERE g.duration_ms > b.base_p95_ms) AS slower
+FROM g LEFT JOIN base AS b ON g.route = b.route AND g.cohort = b.cohort
+WHERE g.adapter_name IS NOT NULL
+GROUP BY g.adapter_name, g.adapter_id, g.route, g.cohort
+"""
+
+
+def store_counts(
+    store: str | os.PathLike[str],
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    adapter: str | None = None,
+    cohort: str | None = None,
+) -> pl.DataFrame:
+    """:func:`slower_than_base_counts` of a store's generations in a window, computed by DuckDB in one pass.
+
+    ``adapter`` keeps that adapter and the base model; ``cohort`` keeps one cohort.
+    """
+    return _store_frame(store, _COUNTS_SQL, since=since, until=until, adapter=adapter, cohort=cohort)
+
+
+_PERCENTILES_SQL = """
+SELECT coalesce(adapter_name, '(base) ' || coalesce(base_model_name, model, '?')) AS adapter,
+       adapter_rank AS rank, adapter_merged AS merged,
+       CASE WHEN model_quantization_method IS NULL THEN 'none'
+            ELSE model_quantization_method || '-' || coalesce(model_quantization_bits::VARCHAR, '?') || 'bit' END
+           AS quantization,
+       count(*) AS n,
+       quantile_cont(duration_ns / 1e6, 0.5) AS p50_ms,
+       quantile_cont(duration_ns / 1e6, 0.95) AS p95_ms,
+       quantile_cont(duration_ns / 1e6, 0.99) AS p99_ms,
+       quantile_cont(ttft_ms, 0.5) AS ttft_p50_ms,
+       quantile_cont(ttft_ms, 0.95) AS ttft_p95_ms
+FROM spans
+WHERE list_contains($operations, operation_name)
+  AND start_time >= coalesce($since::TIMESTAMP, '-infinity'::TIMESTAMP)
+  AND start_time < coalesce($until::TIMESTAMP, 'infinity'::TIMESTAMP)
+  AND ($adapter::VARCHAR IS NULL OR adapter_name IS NULL OR adapter_name = $adapter::VARCHAR)
+  AND ($cohort::VARCHAR IS NULL OR cohort = $cohort::VARCHAR)
+GROUP BY ALL
+ORDER BY adapter, rank NULLS LAST, merged NULLS LAST, quantization
+"""
+
+
+def store_percentiles(
+    store: str | os.PathLike[str],
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    adapter: str | None = None,
+    cohort: str | None = None,
+) -> pl.DataFrame:
+    """:func:`latency_percentiles` of a store's generations in a window, computed by DuckDB (``quantile_cont``
+    interpolates linearly, as Polars' ``interpolation="linear"``)."""
+    return _store_frame(store, _PERCENTILES_SQL, since=since, until=until, adapter=adapter, cohort=cohort)
+
+
+def _store_frame(
+    store: str | os.PathLike[str],
+    sql: str,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    adapter: str | None,
+    cohort: str | None,
+) -> pl.DataFrame:
+    from loratrace.analysis.timespec import to_store_time
+    from loratrace.store.readers import rows_to_frame
+    from loratrace.store.rows import fetch_rows
+
+    params = {
+        "operations": list(semconv.GENERATION_OPERATIONS),
+        "since": to_store_time(since) if since is not None else None,
+        "until": to_store_time(until) if until is not None else None,
+        "adapter": adapter,
+        "cohort": cohort,
+    }
+    names, rows = fetch_rows(store, sql, params)
+    return rows_to_frame(names, rows)
+
+
+def slower_than_base(
+    generations: pl.LazyFrame, *, alpha: float = 0.05, min_n: int = 30, min_effect: float = 0.02
+) -> pl.DataFrame:
+    """Per adapter x route x cohort: the share of requests slower than the base's p95 there, tested against 5 %.
+
+    The base p95 is the nearest-rank order statistic of the base durations (``ceil(0.95 m)``-th smallest).
+    Columns: ``adapter``, ``adapter_id``, ``route``, ``cohort``, ``base_p95_ms``, ``n_base``, ``n_adapter``,
+    ``slower`` (count above the base p95), ``share``, ``p_value`` (one-sided exact exceedance test), ``q_value``
+    (Benjamini-Hochberg across the rows with a test), ``verdict``: ``slower`` when q < ``alpha`` and the share
+    exceeds 5 % by at least ``min_effect``, ``insufficient_data`` when either arm has fewer than ``min_n``
+    requests or the cohort has no base traffic, else ``no_change``.
+    """
+    _check_settings(alpha, min_n)
+    return verdicts(slower_than_base_counts(generations), alpha=alpha, min_n=min_n, min_effect=min_effect)
+
+
+def verdicts(counts: pl.DataFrame, *, alpha: float = 0.05, min_n: int = 30, min_effect: float = 0.02) -> pl.DataFrame:
+    """The statistics of :func:`slower_than_base` on its counts (from Polars or from the store's engine)."""
+    _check_settings(alpha, min_n)
+    rows = (
+        counts.with_columns(
+            pl.col("n_base").fill_null(0).cast(pl.Int64),
+            pl.col("n_adapter").cast(pl.Int64),
+            pl.col("slower").cast(pl.Int64),
+            pl.col("base_above").cast(pl.Int64),
+            pl.col("base_p95_ms").cast(pl.Float64),
+        )
+        .with_columns((pl.col("slower") / pl.col("n_adapter")).alias("share"))
+        .sort("adapter", "adapter_id", "route", "cohort", nulls_last=True)
     )
     testable = (rows["n_base"] >= min_n) & (rows["n_adapter"] >= min_n) & rows["base_p95_ms"].is_not_null()
     p_values = [
         exceedance_p_value(int(x), n=int(n), m=int(m), above=int(r)) if ok else math.nan
         for x, n, m, r, ok in zip(
-            rows["slower"], rows["n_adapter"], rows["n_base"], rows["_base_above"].fill_null(0), testable, strict=True
+            rows["slower"].fill_null(0),
+            rows["n_adapter"],
+            rows["n_base"],
+            rows["base_above"].fill_null(0),
+            testable,
+            strict=True,
         )
     ]
     tested = [p for p, ok in zip(p_values, testable, strict=True) if ok]
     adjusted = iter(_stats().false_discovery_control(tested, method="bh").tolist() if tested else [])
     q_values = [next(adjusted) if ok else math.nan for ok in testable]
-    rows = rows.drop("_base_above").with_columns(
+    rows = rows.drop("base_above").with_columns(
         pl.Series("p_value", p_values, dtype=pl.Float64).fill_nan(None),
         pl.Series("q_value", q_values, dtype=pl.Float64).fill_nan(None),
         testable.alias("_testable"),
@@ -181,4 +318,5 @@ def slower_than_base(
         .then(pl.lit("slower"))
         .otherwise(pl.lit("no_change"))
     )
-    return rows.with_columns(verdict.alias("verdict")).drop("_testable")
+    columns = ["adapter", "adapter_id", "route", "cohort", "base_p95_ms", "n_base", "n_adapter", "slower", "share"]
+    return rows.with_columns(verdict.alias("verdict")).select(*columns, "p_value", "q_value", "verdict")

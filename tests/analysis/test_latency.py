@@ -10,10 +10,11 @@ import numpy as np
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from polars.testing import assert_frame_equal
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from loratrace.analysis import window
+from loratrace.analysis import latency, window
 from loratrace.analysis.latency import latency_percentiles, slower_than_base
 from loratrace.cli import cli
 
@@ -80,6 +81,21 @@ def test_slower_than_base_matches_scipy_and_statsmodels_and_finds_the_slow_adapt
         ("a2", "smb"): "slower",
     }
     assert {v for k, v in verdicts.items() if k[0] == "a1"} == {"no_change"}
+
+
+def test_the_store_engine_gives_the_same_tables_as_polars(fx: Fixture) -> None:
+    generations = window.generations(fx.store)
+    by_polars = latency_percentiles(generations).collect()
+    by_duckdb = latency.store_percentiles(fx.store, since=None, until=None)
+    assert_frame_equal(by_duckdb, by_polars, check_dtypes=False, abs_tol=1e-6)
+    assert_frame_equal(
+        latency.verdicts(latency.store_counts(fx.store, since=None, until=None)),
+        slower_than_base(generations),
+        check_dtypes=False,
+    )
+    only = latency.store_counts(fx.store, since=None, until=None, adapter="a2", cohort="smb")
+    assert set(only["adapter"]) == {"a2"}
+    assert set(only["cohort"]) == {"smb"}
 
 
 def _simulated(rng: np.random.Generator, *, n: int, slowdown_ms: float) -> pl.LazyFrame:
