@@ -658,7 +658,12 @@ def cost_command(
         table = cost.load_prices(prices)
     except ConfigurationError as exc:
         raise BadInput(f"--prices: {exc}") from None
-    frame = cost.priced(_analysis_frame(store, since, until, adapter, cohort), table)
+    if by == "adapter":  # token sums per adapter and model in one DuckDB pass; cost is linear in them
+        start, end = _checked_cells(store, since, until, adapter, cohort)
+        cells = cost.store_token_cells(store, since=start, until=end, adapter=adapter, cohort=cohort)
+        frame = cost.priced(cells, table)
+    else:
+        frame = cost.priced(_analysis_frame(store, since, until, adapter, cohort), table)
     try:
         cost.require_priced(frame, source=prices)
     except ConfigurationError as exc:

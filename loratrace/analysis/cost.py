@@ -30,12 +30,14 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
 import polars as pl
 import tomllib
 
+from loratrace import semconv
 from loratrace.errors import ConfigurationError
 
 Unit = Literal["1k", "1M"]
@@ -150,9 +152,10 @@ def _model_column() -> pl.Expr:
 
 
 def priced(generations: pl.LazyFrame, prices: Prices) -> pl.LazyFrame:
-    """Each generation with ``priced_by`` (adapter / model / default / null) and its ``cost``.
+    """Each generation (or token cell, see :func:`store_token_cells`) with ``priced_by`` and its ``cost``.
 
-    Tokens missing on a span count as 0. ``cost`` is null where nothing prices the generation.
+    ``priced_by`` is adapter / model / default / null. Tokens missing on a span count as 0. ``cost`` is null
+    where nothing prices the generation. Cost is linear in the tokens, so summed cells price like their rows.
     """
     per = float(prices.tokens_per_unit)
 
@@ -171,6 +174,8 @@ def priced(generations: pl.LazyFrame, prices: Prices) -> pl.LazyFrame:
         pl.col("output_tokens").fill_null(0),
         _model_column().alias("priced_model"),
     )
+    if "generations" not in frame.collect_schema().names():  # a row per generation, not token cells
+        frame = frame.with_columns(pl.lit(1, dtype=pl.Int64).alias("generations"))
     frame = frame.join(table(prices.adapters, "adapter").lazy(), left_on="adapter_name", right_on="name", how="left")
     frame = frame.join(table(prices.models, "model").lazy(), left_on="priced_model", right_on="name", how="left")
     default_in = prices.default.input if prices.default else None
@@ -230,7 +235,7 @@ def cost_by_adapter(priced_generations: pl.LazyFrame) -> pl.LazyFrame:
     return (
         priced_generations.group_by(label.alias("adapter"))
         .agg(
-            pl.len().alias("generations"),
+            pl.col("generations").sum(),
             pl.col("input_tokens").sum().alias("input_tokens"),
             pl.col("output_tokens").sum().alias("output_tokens"),
             pl.col("cost").sum().alias("cost"),
@@ -239,6 +244,47 @@ def cost_by_adapter(priced_generations: pl.LazyFrame) -> pl.LazyFrame:
         .with_columns((pl.col("cost") / pl.col("generations")).alias("cost_per_generation"))
         .sort("cost", "adapter", descending=[True, False])
     )
+
+
+_TOKEN_CELLS_SQL = """
+SELECT adapter_name, base_model_name, model, count(*) AS generations,
+       coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens
+FROM spans
+WHERE list_contains($operations, operation_name)
+  AND start_time >= coalesce($since::TIMESTAMP, '-infinity'::TIMESTAMP)
+  AND start_time < coalesce($until::TIMESTAMP, 'infinity'::TIMESTAMP)
+  AND ($adapter::VARCHAR IS NULL OR adapter_name IS NULL OR adapter_name = $adapter::VARCHAR)
+  AND ($cohort::VARCHAR IS NULL OR cohort = $cohort::VARCHAR)
+GROUP BY ALL
+"""
+
+
+def store_token_cells(
+    store: str | os.PathLike[str],
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    adapter: str | None = None,
+    cohort: str | None = None,
+) -> pl.LazyFrame:
+    """Generations and token sums per adapter and model of a store's window, computed by DuckDB in one pass."""
+    from loratrace.analysis.timespec import to_store_time
+    from loratrace.store.readers import rows_to_frame
+    from loratrace.store.rows import fetch_rows
+
+    params = {
+        "operations": list(semconv.GENERATION_OPERATIONS),
+        "since": to_store_time(since) if since is not None else None,
+        "until": to_store_time(until) if until is not None else None,
+        "adapter": adapter,
+        "cohort": cohort,
+    }
+    names, rows = fetch_rows(store, _TOKEN_CELLS_SQL, params)
+    frame = rows_to_frame(names, rows).with_columns(
+        pl.col("generations", "input_tokens", "output_tokens").cast(pl.Int64),
+        pl.col("adapter_name", "base_model_name", "model").cast(pl.String),
+    )
+    return frame.lazy()
 
 
 def cost_by_trace(priced_generations: pl.LazyFrame, *, limit: int | None = None) -> pl.LazyFrame:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from polars.testing import assert_frame_equal
 
 from loratrace.analysis import cost, window
 from loratrace.cli import cli
@@ -82,6 +83,20 @@ def test_cost_per_adapter_and_per_trace_match_the_records(fx: Fixture, tmp_path:
     best = sorted(per_trace.items(), key=lambda item: (-item[1], item[0]))[:5]
     assert top["trace_id"].to_list() == [t for t, _ in best]
     assert top["cost"].to_list() == pytest.approx([c for _, c in best])
+
+
+def test_token_cells_from_duckdb_price_like_the_generations(fx: Fixture, tmp_path: Path) -> None:
+    (tmp_path / "prices.toml").write_text(PRICES_TOML)
+    prices = cost.load_prices(tmp_path / "prices.toml")
+    per_generation = cost.cost_by_adapter(cost.priced(window.generations(fx.store), prices)).collect()
+    cells = cost.store_token_cells(fx.store, since=None, until=None)
+    by_cells = cost.cost_by_adapter(cost.priced(cells, prices)).collect()
+    assert_frame_equal(by_cells, per_generation, check_dtypes=False)
+    one = cost.store_token_cells(fx.store, since=None, until=None, adapter="a2", cohort="smb").collect()
+    assert set(one["adapter_name"]) <= {"a2", None}
+    assert one["generations"].sum() == sum(
+        1 for r in fx.rows if r["operation_name"] and r["cohort"] == "smb" and r["adapter_name"] in ("a2", None)
+    )
 
 
 def test_json_prices_per_1k_and_the_default(fx: Fixture, tmp_path: Path) -> None:
