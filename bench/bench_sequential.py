@@ -132,8 +132,14 @@ def simulate_spikes(args: argparse.Namespace) -> None:
     n = rng.poisson(lam, (args.spike_runs, WEEK_CHECKS + baseline_checks, cells))
     bad = rng.binomial(n, 0.01)
     firing = windows.spike_condition_path(
-        n, bad, window_checks=window_checks, baseline_checks=baseline_checks, factor=3.0, min_delta=0.02,
-        min_volume=100, alpha=0.001,
+        n,
+        bad,
+        window_checks=window_checks,
+        baseline_checks=baseline_checks,
+        factor=3.0,
+        min_delta=0.02,
+        min_volume=100,
+        alpha=0.001,
     )[:, baseline_checks:]
     print(
         f"\nspike rule on null weeks: 1 % error rate, {args.spike_rate:g} requests/h per adapter x cohort "

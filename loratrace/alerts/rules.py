@@ -156,6 +156,10 @@ SCHEMA: Final[dict[str, Any]] = {
                     _rule("drift", {"metrics": _NAMES}, ["metrics"]),
                     _rule("spike", {"metric": {"type": "string"}}, ["metric"]),
                     _rule("slo", {"bad": {"enum": ["latency", "errors"]}}, ["bad", "objective"]),
+                    {
+                        "if": {"properties": {"type": {"const": "slo"}, "bad": {"const": "latency"}}},
+                        "then": {"required": ["threshold_ms"]},
+                    },
                     _rule("fallback", {}, ["max_rate"]),
                 ],
             },
@@ -211,6 +215,7 @@ class Rule:
     metrics: tuple[str, ...] = ()
     adapters: tuple[str, ...] | None = None
     cohorts: tuple[str, ...] | None = None
+    bad: str | None = None
     line: int = 0
 
     def knobs(self, *, adapter: str | None = None, cohort: str | None = None) -> dict[str, Any]:
@@ -350,6 +355,7 @@ def load_rules(source: str | os.PathLike[str] | Mapping[str, Any]) -> RuleSet:
                 metrics=metrics,
                 adapters=tuple(raw["adapters"]) if "adapters" in raw else None,
                 cohorts=tuple(raw["cohorts"]) if "cohorts" in raw else None,
+                bad=raw.get("bad"),
                 line=lines.get(("rules", index), 0),
             )
         )

@@ -105,11 +105,9 @@ def _post(sink: Sink, url: str, body: Mapping[str, Any], *, sleep: Callable[[flo
     data = json.dumps(body).encode()
     attempts = sink.retries + 1
     for attempt in range(attempts):
-        request = urllib.request.Request(  # noqa: S310 - the schema admits http(s) URLs only
-            url, data=data, method="POST", headers={"Content-Type": "application/json"}
-        )
+        request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=sink.timeout) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=sink.timeout) as response:
                 if 200 <= response.status < 300:
                     return
                 reason = f"HTTP {response.status}"
@@ -117,7 +115,9 @@ def _post(sink: Sink, url: str, body: Mapping[str, Any], *, sleep: Callable[[flo
             reason = f"HTTP {exc.code}"
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             cause = getattr(exc, "reason", exc)
-            reason = "timed out" if isinstance(cause, TimeoutError) or "timed out" in str(cause) else type(cause).__name__
+            reason = (
+                "timed out" if isinstance(cause, TimeoutError) or "timed out" in str(cause) else type(cause).__name__
+            )
         logger.warning("sink %s: attempt %d of %d failed (%s)", sink.name, attempt + 1, attempts, reason)
         if attempt + 1 < attempts:
             sleep(_BACKOFF_SECONDS * 2**attempt)

@@ -93,7 +93,7 @@ def spike_condition_path(
     min_volume: int,
     alpha: float,
 ) -> npt.NDArray[np.bool_]:
-    """:func:`spike_condition` at every step of per-step counts ``(runs, steps, ...)``: window vs the baseline before it."""
+    """:func:`spike_condition` at every step of counts ``(runs, steps, ...)``: each window vs the baseline before it."""
     n_w, bad_w = rolling_sums(n, window_checks), rolling_sums(bad, window_checks)
     n_wb, bad_wb = rolling_sums(n, window_checks + baseline_checks), rolling_sums(bad, window_checks + baseline_checks)
     return spike_condition(
@@ -166,8 +166,13 @@ def notifications(
     opened = np.zeros(condition.shape, dtype=bool)
     for step in range(condition.shape[1]):
         status, since, last, notify = transition(
-            status, since, last, condition[:, step], float(step),
-            hold_for=float(for_checks), keep_firing_for=float(keep_firing_checks),
+            status,
+            since,
+            last,
+            condition[:, step],
+            float(step),
+            hold_for=float(for_checks),
+            keep_firing_for=float(keep_firing_checks),
         )
         opened[:, step] = notify == 1
     return opened
