@@ -65,8 +65,8 @@ def burn_rate(bad: ArrayLike, n: ArrayLike, *, objective: float) -> npt.NDArray[
 
     Examples
     --------
-    >>> float(burn_rate(3, 100, objective=0.99))
-    3.0000000000000027
+    >>> round(float(burn_rate(3, 100, objective=0.99)), 6)
+    3.0
     """
     n_arr = np.asarray(n, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -168,7 +168,7 @@ def difference_statistics(
     --------
     >>> b, a, d, v = difference_statistics(100, 85, 85, 100, 80, 80, kind="rate")
     >>> round(float(d), 2), round(float(v), 6)
-    (-0.05, 0.002836)
+    (-0.05, 0.002958)
     """
     nb = np.asarray(n_base, dtype=np.float64)
     na = np.asarray(n_adapter, dtype=np.float64)
