@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -101,7 +101,7 @@ def pagerduty_payload(note: Mapping[str, Any], *, routing_key: str) -> dict[str,
     return event
 
 
-def _post(sink: Sink, url: str, body: Mapping[str, Any], *, sleep: Callable[[float], None] = time.sleep) -> None:
+def _post(sink: Sink, url: str, body: Mapping[str, Any]) -> None:
     data = json.dumps(body).encode()
     attempts = sink.retries + 1
     for attempt in range(attempts):
@@ -120,7 +120,7 @@ def _post(sink: Sink, url: str, body: Mapping[str, Any], *, sleep: Callable[[flo
             )
         logger.warning("sink %s: attempt %d of %d failed (%s)", sink.name, attempt + 1, attempts, reason)
         if attempt + 1 < attempts:
-            sleep(_BACKOFF_SECONDS * 2**attempt)
+            time.sleep(_BACKOFF_SECONDS * 2**attempt)
     msg = f"sink {sink.name} ({sink.type}) did not take the notification after {attempts} attempts: {reason}"
     raise SinkError(msg)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loratrace.demo.traffic import Effect, Traffic, write_store
+from loratrace.demo.traffic import Traffic, write_store
 
 START = datetime(2026, 3, 2, 0, tzinfo=timezone.utc)
 
