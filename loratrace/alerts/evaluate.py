@@ -147,9 +147,11 @@ def load_cells(
     return summed, needed
 
 
-def _keep(rule: Rule, frame: pl.DataFrame) -> pl.DataFrame:
+def _keep(rule: Rule, frame: pl.DataFrame, *, with_base: bool = False) -> pl.DataFrame:
+    """The rows a rule watches; ``with_base`` keeps the base arm whatever the adapters (drift compares with it)."""
     if rule.adapters is not None:
-        frame = frame.filter(pl.col("adapter").is_in(list(rule.adapters)) | (pl.col("arm") == "base"))
+        chosen = pl.col("adapter").is_in(list(rule.adapters))
+        frame = frame.filter(chosen | (pl.col("arm") == "base") if with_base else chosen)
     if rule.cohorts is not None:
         frame = frame.filter(pl.col("cohort").is_in(list(rule.cohorts)))
     return frame
@@ -312,7 +314,7 @@ def _fallback(rule: Rule, frame: pl.DataFrame, metric: Metric, boundary: datetim
 
 def drift_paths(rule: Rule, frame: pl.DataFrame, metric: Metric) -> pl.DataFrame:
     """Cumulative base and adapter statistics at every window boundary since each adapter id's first window."""
-    frame = _keep(rule, frame.filter(pl.col("metric") == metric.name))
+    frame = _keep(rule, frame.filter(pl.col("metric") == metric.name), with_base=True)
     adapter = frame.filter(pl.col("arm") == "adapter")
     base = frame.filter(pl.col("arm") == "base").select("cohort", "window_start", "n", "sum", "sum_sq")
     first = adapter.group_by("adapter", "adapter_id").agg(pl.col("window_start").min().alias("first_window"))
