@@ -106,7 +106,7 @@ def test_the_planted_drift_opens_once_and_stays_open_without_repeating(scheduled
 
 
 def test_the_spike_opens_once_and_resolves_after_recovery_and_hold_down(scheduled):
-    _, results, notes = scheduled
+    _, _, notes = scheduled
     (opened,) = _opened(notes, "error-spike")
     (resolved,) = _resolved(notes, "error-spike")
     assert (opened["adapter"], opened["cohort"]) == ("a2", "enterprise")
