@@ -347,6 +347,13 @@ def alert() -> None:
 
 
 def rules_option(function: F) -> F:
+    """``--rules FILE`` and ``--state-dir DIR`` for the alert commands."""
+    function = click.option(
+        "--state-dir",
+        default=None,
+        type=click.Path(file_okay=False),
+        help="Where the alert state lives (default: STORE/state/alerts).",
+    )(function)
     return click.option(
         "--rules",
         "rules_path",
@@ -374,7 +381,7 @@ def _echo_check(result: Any, error: str | None) -> None:
 @store_option
 @rules_option
 @click.option("--now", "now_text", default=None, help="Check as of this ISO time instead of the clock (replays).")
-def alert_check(store: str, rules_path: str, now_text: str | None) -> None:
+def alert_check(store: str, rules_path: str, state_dir: str | None, now_text: str | None) -> None:
     """Evaluate every rule once, update the alert state in the store, and notify the sinks of changes.
 
     Exit code 0 when nothing fires, 1 when something fires, 2 for bad rules or a bad store. Notifications go
@@ -399,7 +406,7 @@ def alert_check(store: str, rules_path: str, now_text: str | None) -> None:
         except ValueError as exc:
             raise BadInput(f"--now: {exc}") from exc
     try:
-        result = run_alert_check(store, rules_path, now=now)
+        result = run_alert_check(store, rules_path, now=now, state_dir=state_dir)
     except (ConfigurationError, StoreError) as exc:
         raise BadInput(str(exc)) from exc
     _echo_check(result, None)
@@ -410,7 +417,7 @@ def alert_check(store: str, rules_path: str, now_text: str | None) -> None:
 @store_option
 @rules_option
 @click.option("--every", default="5m", show_default=True, help="Interval between checks (30s, 5m, 1h).")
-def alert_watch(store: str, rules_path: str, every: str) -> None:
+def alert_watch(store: str, rules_path: str, state_dir: str | None, every: str) -> None:
     """Run the alert check on a schedule until SIGTERM or Ctrl-C (for containers); docs/alerts.md shows cron,
     systemd and Kubernetes alternatives.
 
@@ -428,7 +435,7 @@ def alert_watch(store: str, rules_path: str, every: str) -> None:
         raise BadInput(f"--every: {exc}") from exc
     try:
         _check_store(store)
-        code = watch(store, rules_path, every=interval, report=_echo_check)
+        code = watch(store, rules_path, every=interval, state_dir=state_dir, report=_echo_check)
     except (ConfigurationError, StoreError) as exc:
         raise BadInput(str(exc)) from exc
     click.echo("alert watch: stopped", err=True)

@@ -166,6 +166,7 @@ def run_alert_check(
     rules: str | os.PathLike[str] | Mapping[str, Any] | RuleSet,
     *,
     now: datetime | None = None,
+    state_dir: str | os.PathLike[str] | None = None,
     lock_timeout: float = 300.0,
 ) -> CheckResult:
     """One alert check over a store (what ``loratrace alert check`` and ``loratrace demo`` run).
@@ -178,6 +179,8 @@ def run_alert_check(
         A rules file path, a parsed rules mapping, or a :class:`~loratrace.alerts.rules.RuleSet`.
     now
         The check's time (default: the clock); windows complete by then are evaluated.
+    state_dir
+        Where the alert state lives (default ``STORE/state/alerts``), e.g. for a store on read-only storage.
     lock_timeout
         Seconds to wait for a check already running on the same store.
 
@@ -191,9 +194,10 @@ def run_alert_check(
     ruleset = rules if isinstance(rules, RuleSet) else load_rules(rules)
     open_store(store).close()  # a missing or foreign folder is an error, not a place to create alert state in
     at = now or datetime.now(timezone.utc)
-    with alert_state.locked(store, timeout=lock_timeout):
+    folder = Path(state_dir) if state_dir is not None else alert_state.state_dir(store)
+    with alert_state.locked(folder, timeout=lock_timeout):
         result = evaluation.evaluate(store, ruleset, now=at)
-        state = alert_state.load_state(store)
+        state = alert_state.load_state(folder)
         notes, out = _step(state, result)
         outbox: dict[str, list[dict[str, Any]]] = state["outbox"]
         for sink in ruleset.sinks:
@@ -203,7 +207,7 @@ def run_alert_check(
                 dropped = len(queue) - alert_state.OUTBOX_LIMIT
                 del queue[:dropped]
                 out.sink_failures.append(f"sink {sink.name}: dropped the {dropped} oldest undelivered notifications")
-        alert_state.save_state(store, state)
+        alert_state.save_state(folder, state)
         for sink in ruleset.sinks:
             queue = outbox.get(sink.name, [])
             while queue:
@@ -213,7 +217,7 @@ def run_alert_check(
                     out.sink_failures.append(f"{exc}; {len(queue)} notification(s) kept for the next check")
                     break
                 queue.pop(0)
-        alert_state.save_state(store, state)
+        alert_state.save_state(folder, state)
     return out
 
 

@@ -28,11 +28,12 @@ OUTBOX_LIMIT: Final = 1000
 
 
 def state_dir(store: str | os.PathLike[str]) -> Path:
+    """The default state folder of a store."""
     return Path(store) / STATE_DIR
 
 
 @contextlib.contextmanager
-def locked(store: str | os.PathLike[str], *, timeout: float = 300.0) -> Iterator[None]:
+def locked(folder: Path, *, timeout: float = 300.0) -> Iterator[None]:
     """Hold the store's alert lock; waits for a running check, up to ``timeout`` seconds.
 
     Raises
@@ -40,12 +41,11 @@ def locked(store: str | os.PathLike[str], *, timeout: float = 300.0) -> Iterator
     StoreError
         When the folder cannot be written or the lock is not free in time.
     """
-    folder = state_dir(store)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle = (folder / LOCK_FILE).open("a+")
     except OSError as exc:
-        msg = f"--store: cannot write the alert state in {folder}: {exc.strerror or exc}"
+        msg = f"cannot write the alert state in {folder}: {exc.strerror or exc}"
         raise StoreError(msg) from exc
     deadline = time.monotonic() + timeout
     try:
@@ -63,9 +63,9 @@ def locked(store: str | os.PathLike[str], *, timeout: float = 300.0) -> Iterator
         handle.close()  # closing the descriptor releases the lock
 
 
-def load_state(store: str | os.PathLike[str]) -> dict[str, Any]:
+def load_state(folder: Path) -> dict[str, Any]:
     """The saved state, or an empty one for a first check."""
-    path = state_dir(store) / STATE_FILE
+    path = folder / STATE_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -78,9 +78,8 @@ def load_state(store: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def save_state(store: str | os.PathLike[str], state: dict[str, Any]) -> None:
+def save_state(folder: Path, state: dict[str, Any]) -> None:
     """Replace the state file atomically."""
-    folder = state_dir(store)
     tmp = folder / f".{STATE_FILE}.{os.getpid()}.tmp"
     with tmp.open("w", encoding="utf-8") as out:
         json.dump(state, out, sort_keys=True, indent=1)

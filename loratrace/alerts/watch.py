@@ -30,6 +30,7 @@ def watch(
     rules_path: str | os.PathLike[str],
     *,
     every: float,
+    state_dir: str | os.PathLike[str] | None = None,
     report: Callable[[CheckResult | None, str | None], None],
     stop: threading.Event | None = None,
 ) -> int:
@@ -60,7 +61,7 @@ def watch(
             except RulesError as exc:
                 report(None, f"{exc} (keeping the last good rules)")
             try:
-                report(run_alert_check(store, ruleset), None)
+                report(run_alert_check(store, ruleset, state_dir=state_dir), None)
             except StoreError as exc:
                 report(None, str(exc))
             now = time.time()

@@ -31,11 +31,14 @@ def _invoke(*args: str):
 def test_alert_check_exit_codes(small_store, stream_store, tmp_path):
     rules = tmp_path / "alerts.yaml"
     rules.write_text(DRIFT_RULES, encoding="utf-8")
-    quiet = _invoke("alert", "check", "--store", str(small_store), "--rules", str(rules), "--now", "2026-03-02T02:00Z")
+    state = ["--state-dir", str(tmp_path / "state")]  # the shared stores stay as built
+    quiet = _invoke(
+        "alert", "check", "--store", str(small_store), "--rules", str(rules), *state, "--now", "2026-03-02T02:00Z"
+    )
     assert quiet.exit_code == 0, quiet.output
     assert "0 firing" in quiet.output
     firing = _invoke(
-        "alert", "check", "--store", str(stream_store), "--rules", str(rules), "--now", "2026-03-02T06:00Z"
+        "alert", "check", "--store", str(stream_store), "--rules", str(rules), *state, "--now", "2026-03-02T06:00Z"
     )
     assert firing.exit_code == 1, firing.output
     note = json.loads(firing.stdout.splitlines()[0])  # the default sink: JSON lines on stdout
@@ -45,7 +48,7 @@ def test_alert_check_exit_codes(small_store, stream_store, tmp_path):
     assert missing.exit_code == 2
     assert "is not a loratrace store" in missing.output
     assert not (tmp_path / "nothing").exists()  # no alert state created in a folder that is no store
-    bad_now = _invoke("alert", "check", "--store", str(stream_store), "--rules", str(rules), "--now", "yesterday")
+    bad_now = _invoke("alert", "check", "--store", str(stream_store), "--rules", str(rules), *state, "--now", "later")
     assert bad_now.exit_code == 2
     assert "--now" in bad_now.output
 
@@ -54,7 +57,7 @@ def test_store_from_the_environment(small_store, tmp_path):
     rules = tmp_path / "alerts.yaml"
     rules.write_text(DRIFT_RULES, encoding="utf-8")
     result = CliRunner(env={"LORATRACE_STORE": str(small_store)}).invoke(
-        cli, ["alert", "check", "--rules", str(rules), "--now", "2026-03-02T02:00Z"]
+        cli, ["alert", "check", "--rules", str(rules), "--state-dir", str(tmp_path), "--now", "2026-03-02T02:00Z"]
     )
     assert result.exit_code == 0, result.output
 
@@ -189,3 +192,18 @@ def test_gate_on_golden_set_replay_uses_the_paired_design(replay_store):
         "gate", "--store", str(replay_store), "--adapter", "a1", "--traffic", "replay", "--metric", "eval_pass:quality"
     )
     assert passed.exit_code == 0, passed.output
+
+
+def test_alert_state_in_its_own_folder_leaves_the_store_untouched(stream_store, tmp_path):
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text(DRIFT_RULES, encoding="utf-8")
+    state = tmp_path / "state"
+    before = sorted(p.name for p in stream_store.iterdir())
+    args = ["--store", str(stream_store), "--rules", str(rules), "--state-dir", str(state)]
+    first = _invoke("alert", "check", *args, "--now", "2026-03-02T06:00Z")
+    assert first.exit_code == 1
+    assert (state / "state.json").is_file()
+    assert sorted(p.name for p in stream_store.iterdir()) == before
+    again = _invoke("alert", "check", *args, "--now", "2026-03-02T06:05Z")
+    assert again.exit_code == 1
+    assert again.stdout == ""  # still firing, already notified: nothing on the stdout sink

@@ -134,13 +134,14 @@ def test_alert_check_exits_2_on_a_malformed_file(tmp_path, text, line, key, mess
     assert "Traceback" not in result.output
 
 
-def test_an_unknown_metric_is_reported_at_its_line_against_the_store(small_store):
-    rules = small_store.parent / "bad-metric.yaml"
+def test_an_unknown_metric_is_reported_at_its_line_against_the_store(small_store, tmp_path):
+    rules = tmp_path / "bad-metric.yaml"
     rules.write_text(
         "rules:\n  - name: d\n    type: drift\n    metrics:\n      - error_rate\n      - eval_pass:qualty\n",
         encoding="utf-8",
     )
-    result = CliRunner().invoke(cli, ["alert", "check", "--store", str(small_store), "--rules", str(rules)])
+    state = ["--state-dir", str(tmp_path / "state")]
+    result = CliRunner().invoke(cli, ["alert", "check", "--store", str(small_store), "--rules", str(rules), *state])
     assert result.exit_code == 2
     assert f"{rules}:6: rules/0/metrics/1: unknown metric 'eval_pass:qualty'" in result.output
     assert "did you mean eval_pass:quality" in result.output
