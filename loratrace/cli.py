@@ -392,6 +392,9 @@ def alert_check(store: str, rules_path: str, state_dir: str | None, now_text: st
         loratrace alert check --store ./traces --rules alerts.yaml
         */5 * * * * loratrace alert check --store /srv/traces --rules /etc/loratrace/alerts.yaml
     """
+    import duckdb
+    import polars as pl
+
     from loratrace.alerts.check import run_alert_check
     from loratrace.errors import ConfigurationError, StoreError
 
@@ -409,6 +412,10 @@ def alert_check(store: str, rules_path: str, state_dir: str | None, now_text: st
         result = run_alert_check(store, rules_path, now=now, state_dir=state_dir)
     except (ConfigurationError, StoreError) as exc:
         raise BadInput(str(exc)) from exc
+    except (pl.exceptions.PolarsError, duckdb.Error) as exc:
+        # exit code 1 means "firing": a store this version cannot read must not look like an alert
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        raise BadInput(f"--store: {store} could not be read ({reason})") from exc
     _echo_check(result, None)
     raise SystemExit(result.exit_code)
 

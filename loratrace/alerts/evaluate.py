@@ -120,6 +120,14 @@ def _resolve(ruleset: RuleSet, found_evals: list[str]) -> dict[str, Metric]:
     return out
 
 
+def _needs_evals(ruleset: RuleSet) -> bool:
+    """Whether any rule reads evaluation results (a store's span events are only scanned then)."""
+    builtin = metric_registry.BUILTIN
+    return any(
+        name not in builtin or builtin[name].source == "evals" for rule in ruleset.rules for name in _metric_names(rule)
+    )
+
+
 def _naive_utc(at: datetime) -> datetime:
     return at.astimezone(timezone.utc).replace(tzinfo=None) if at.tzinfo else at
 
@@ -133,8 +141,8 @@ def load_cells(
 ) -> tuple[pl.DataFrame, dict[str, Metric]]:
     """The rule set's cells from the store: complete windows before ``boundary``, summed over routes and versions."""
     generations = load.load_generations(store, until=boundary)
-    evals = load.load_evals(store, until=boundary)
-    needed = _resolve(ruleset, eval_names(evals))
+    evals = load.load_evals(store, until=boundary) if _needs_evals(ruleset) else None
+    needed = _resolve(ruleset, eval_names(evals) if evals is not None else [])
     if not needed:
         return pl.DataFrame(), needed
     frame = cells(generations, evals, metrics=list(needed.values()), window=timedelta(seconds=ruleset.window))
