@@ -345,6 +345,9 @@ def load_rules(source: str | os.PathLike[str] | Mapping[str, Any]) -> RuleSet:
             raise empty.error(["rules", index, "name"], f"rule name {raw['name']!r} is used twice; names must differ")
         seen.add(raw["name"])
         settings = {**defaults, **{k: v for k, v in raw.items() if k in _KNOBS}}
+        if raw["type"] == "drift" and "for" not in raw:
+            # the sequential test already bounds false alarms over time; persistence would only delay it
+            settings["for"] = "0s"
         metrics = tuple(raw.get("metrics") or ([raw["metric"]] if "metric" in raw else ()))
         rules.append(
             Rule(

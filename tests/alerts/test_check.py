@@ -213,3 +213,18 @@ def test_a_failing_sink_keeps_the_state_and_delivers_at_the_next_check(stream_st
         assert receiver.bodies[0]["dedup_key"] == first.firing[0]["dedup_key"]
         assert len(_lines(sink)) == 1
         assert json.loads(state_path(store).read_text())["outbox"] == {"hook": [], "file": []}
+
+
+def test_the_documented_example_rules_fire_for_the_planted_regression(stream_store, tmp_path, monkeypatch, capsys):
+    """What `loratrace demo` runs last: the example rules file over a store with a planted regression."""
+    store = tmp_path / "store"
+    shutil.copytree(stream_store, store)
+    monkeypatch.chdir(tmp_path)  # the example's file sink writes alerts.jsonl in the working directory
+    example = REPO / "docs" / "alerts.example.yaml"
+    first = run_alert_check(store, example, now=START + timedelta(hours=6))
+    assert first.exit_code == 1  # one check is enough: drift rules need no persistence
+    drift = [f for f in first.firing if f["rule"] == "quality-drift" and f["metric"] == "eval_pass:quality"]
+    assert [(f["adapter"], f["cohort"], f["metric"]) for f in drift] == [("a1", "smb", "eval_pass:quality")]
+    stdout = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert stdout == _lines(tmp_path / "alerts.jsonl")
+    assert ("quality-drift", "a1", "smb") in {(n["rule"], n["adapter"], n["cohort"]) for n in stdout}
