@@ -63,29 +63,23 @@ def drift_for_store(
     """
     generations = load.load_generations(store, since=since, until=until, traffic=traffic)
     evals = load.load_evals(store, since=since, until=until, traffic=traffic)
-    present = (
-        generations.select(
-            pl.col("adapter").drop_nulls().unique().sort().implode(),
-            pl.col("cohort").drop_nulls().unique().sort().implode(),
-            pl.len().alias("rows"),
-        )
-        .collect()
-        .row(0, named=True)
+    wants_evals = not metric_names or any(m.startswith(metrics.EVAL_PREFIXES) for m in metric_names)
+    chosen = metrics.resolve(metric_names, eval_names(evals) if wants_evals else ())
+    # one pass over the spans: everything after works on the small cells frames
+    cell_frame, paired = pl.collect_all(
+        [cells(generations, evals, metrics=chosen, window=window), paired_cells(generations, evals, metrics=chosen)]
     )
-    if present["rows"] == 0:
+    if cell_frame.is_empty() and paired.is_empty():
         raise EmptySelectionError(_empty_window_message(store, since, until))
-    _check_names("adapter", adapters, present["adapter"])
-    _check_names("cohort", cohorts, present["cohort"])
+    _check_names("adapter", adapters, _present(cell_frame, paired, "adapter"))
+    _check_names("cohort", cohorts, _present(cell_frame, paired, "cohort"))
     if adapters:
-        generations = generations.filter(pl.col("adapter").is_in(list(adapters)) | (pl.col("arm") == "base"))
-        evals = evals.filter(pl.col("adapter").is_in(list(adapters)) | (pl.col("arm") == "base"))
+        keep = pl.col("adapter").is_in(list(adapters))
+        cell_frame = cell_frame.filter(keep | (pl.col("arm") == "base"))
+        paired = paired.filter(keep)
     if cohorts:
-        generations = generations.filter(pl.col("cohort").is_in(list(cohorts)))
-        evals = evals.filter(pl.col("cohort").is_in(list(cohorts)))
-    chosen = metrics.resolve(metric_names, eval_names(evals))
-    cell_frame = cells(generations, evals, metrics=chosen, window=window)
-    paired = paired_cells(generations, evals, metrics=chosen)
-    cell_frame, paired = pl.collect_all([cell_frame, paired])
+        cell_frame = cell_frame.filter(pl.col("cohort").is_in(list(cohorts)))
+        paired = paired.filter(pl.col("cohort").is_in(list(cohorts)))
     return drift(
         cell_frame,
         metrics=chosen,
@@ -96,6 +90,11 @@ def drift_for_store(
         min_effect=min_effect,
         min_relative_effect=min_relative_effect,
     )
+
+
+def _present(cell_frame: pl.DataFrame, paired: pl.DataFrame, column: str) -> list[str]:
+    values = set(cell_frame[column].drop_nulls()) | set(paired[column].drop_nulls())
+    return sorted(values)
 
 
 def _empty_window_message(store: str | os.PathLike[str], since: datetime | None, until: datetime | None) -> str:
