@@ -234,10 +234,7 @@ def _spike(rule: Rule, frame: pl.DataFrame, metric: Metric, boundary: datetime) 
                 ),
                 labels=_labels(row["adapter"], row["cohort"], metric.name),
                 values={"value": rate_w, "baseline": rate_b, "n_window": n_w, "n_baseline": n_b},
-                query=evidence_query(
-                    "spike",
-                    {"adapter": _adapter_param(row["adapter"]), "cohort": row["cohort"], "since": _iso(since)},
-                ),
+                query=evidence_query(metric.name, adapter=_adapter_param(row["adapter"]), since=since, until=boundary),
             )
         )
     return out
@@ -281,8 +278,10 @@ def _slo(rule: Rule, frame: pl.DataFrame, metric: Metric, boundary: datetime) ->
                 labels=_labels(row["adapter"], None, metric.name),
                 values={"burn_rates": burns, "objective": objective},
                 query=evidence_query(
-                    f"slo:{what}",
-                    {"adapter": _adapter_param(row["adapter"]), "since": _iso(boundary - timedelta(hours=6))},
+                    metric.name,
+                    adapter=_adapter_param(row["adapter"]),
+                    since=boundary - timedelta(hours=6),
+                    until=boundary,
                 ),
             )
         )
@@ -311,12 +310,7 @@ def _fallback(rule: Rule, frame: pl.DataFrame, metric: Metric, boundary: datetim
                 labels=_labels(row["adapter"], row["cohort"], metric.name),
                 values={"value": rate, "limit": float(knobs["max_rate"]), "n_window": row["n"]},
                 query=evidence_query(
-                    "fallback",
-                    {
-                        "adapter": _adapter_param(row["adapter"]),
-                        "cohort": row["cohort"],
-                        "since": _iso(boundary - window),
-                    },
+                    metric.name, adapter=_adapter_param(row["adapter"]), since=boundary - window, until=boundary
                 ),
             )
         )
@@ -346,7 +340,9 @@ def drift_paths(rule: Rule, frame: pl.DataFrame, metric: Metric) -> pl.DataFrame
 _SUMS: Final = ("n", "sum", "sum_sq", "n_base", "sum_base", "sum_sq_base")
 
 
-def _drift(rule: Rule, frame: pl.DataFrame, metric: Metric, *, level_divisor: int) -> list[Condition]:
+def _drift(
+    rule: Rule, frame: pl.DataFrame, metric: Metric, *, level_divisor: int, boundary: datetime
+) -> list[Condition]:
     paths = drift_paths(rule, frame, metric)
     if paths.is_empty():
         return []
@@ -393,6 +389,7 @@ def _drift(rule: Rule, frame: pl.DataFrame, metric: Metric, *, level_divisor: in
         .otherwise(pl.col("regression") | pl.col("improvement"))
         .alias("condition"),
         pl.col("log_e").cum_max().over(group).alias("max_log_e"),
+        pl.col("window_start").min().over(["adapter", "adapter_id"]).alias("first_window"),
     )
     out = out.with_columns(
         pl.when(pl.col("condition")).then(pl.col("window_start")).min().over(group).alias("first_crossed")
@@ -427,10 +424,7 @@ def _drift(rule: Rule, frame: pl.DataFrame, metric: Metric, *, level_divisor: in
                     "cells": level_divisor,
                 },
                 since=_iso(crossed),
-                query=evidence_query(
-                    "drift",
-                    {"adapter": row["adapter"], "adapter_id": row["adapter_id"], "cohort": row["cohort"]},
-                ),
+                query=evidence_query(metric.name, adapter=row["adapter"], since=row["first_window"], until=boundary),
             )
         )
     return conditions
@@ -485,7 +479,9 @@ def evaluate(store: str | os.PathLike[str], ruleset: RuleSet, *, now: datetime) 
     for rule in ruleset.rules:
         if rule.type == "drift":
             for name in rule.metrics:
-                result.conditions += _drift(rule, frame, metrics[name], level_divisor=result.drift_cells)
+                result.conditions += _drift(
+                    rule, frame, metrics[name], level_divisor=result.drift_cells, boundary=boundary
+                )
         elif rule.type == "spike":
             result.conditions += _spike(rule, frame, metrics[rule.metrics[0]], boundary)
         elif rule.type == "slo":

@@ -93,7 +93,12 @@ def test_the_planted_drift_opens_once_and_stays_open_without_repeating(scheduled
     assert (opened["adapter"], opened["cohort"], opened["metric"]) == ("a1", "smb", "eval_pass:quality")
     assert opened["ci_high"] < 0 < opened["baseline"] - opened["value"]
     assert opened["query"]["name"] == "eval_failures_by_cohort"
-    assert opened["query"]["params"] == {"adapter": "a1", "adapter_id": opened["adapter_id"], "cohort": "smb"}
+    # the evidence window: from the adapter's first traffic to the boundary of the check that opened the alert
+    assert opened["query"]["params"] == {
+        "eval": "quality",
+        "since": "2026-03-02T00:00:00",
+        "until": opened["starts_at"].removesuffix("Z"),
+    }
     assert not _resolved(notes, "quality-drift")
     opened_at = next(at for at, r in results if any(f["rule"] == "quality-drift" for f in r.firing))
     assert opened_at < START + timedelta(hours=3)
@@ -117,6 +122,9 @@ def test_the_spike_opens_once_and_resolves_after_recovery_and_hold_down(schedule
     # resolved once the 30-minute window is clean again plus the 30-minute hold-down, not before
     assert spike_end + timedelta(minutes=30) <= _t(resolved["ends_at"]) <= spike_end + timedelta(minutes=75)
     assert opened["query"]["name"] == "failing_traces"
+    assert opened["query"]["params"]["adapter"] == "a2"
+    until = _t(opened["query"]["params"]["until"] + "Z")
+    assert _t(opened["query"]["params"]["since"] + "Z") == until - timedelta(minutes=30)
 
 
 def test_hold_down_keeps_the_flapping_fallback_rate_to_one_page(scheduled):
