@@ -196,7 +196,7 @@ def run_alert_check(
     at = now or datetime.now(timezone.utc)
     folder = Path(state_dir) if state_dir is not None else alert_state.state_dir(store)
     with alert_state.locked(folder, timeout=lock_timeout):
-        result = evaluation.evaluate(store, ruleset, now=at)
+        result = evaluation.evaluate(store, ruleset, now=at, cache_dir=folder)
         state = alert_state.load_state(folder)
         notes, out = _step(state, result)
         outbox: dict[str, list[dict[str, Any]]] = state["outbox"]

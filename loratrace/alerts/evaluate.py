@@ -25,12 +25,14 @@ import math
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 import polars as pl
 
 from loratrace.alerts import windows
+from loratrace.alerts.cells_cache import cache_key, cells_with_cache
 from loratrace.alerts.evidence import evidence_query
 from loratrace.alerts.rules import BURN_WINDOWS, Rule, RuleSet, parse_duration
 from loratrace.analysis import load, sequential
@@ -137,25 +139,45 @@ def _iso(at: datetime | None) -> str | None:
 
 
 def load_cells(
-    store: str | os.PathLike[str], ruleset: RuleSet, *, boundary: datetime
+    store: str | os.PathLike[str], ruleset: RuleSet, *, boundary: datetime, cache_dir: Path | None = None
 ) -> tuple[pl.DataFrame, dict[str, Metric]]:
-    """The rule set's cells from the store: complete windows before ``boundary``, summed over routes and versions."""
-    # alerts sum over routes, prompt versions, quantization and base model: dropping those keys before the
-    # aggregation leaves the same sums for a fraction of the group-by work
-    summed_over = [pl.lit(None, pl.String).alias(c) for c in ("route", "prompt_version", "quantization", "base_model")]
-    generations = load.load_generations(store, until=boundary).with_columns(summed_over)
-    evals = load.load_evals(store, until=boundary).with_columns(summed_over) if _needs_evals(ruleset) else None
-    needed = _resolve(ruleset, eval_names(evals) if evals is not None else [])
+    """The rule set's cells from the store: complete windows before ``boundary``, summed over routes and versions.
+
+    With ``cache_dir``, the cells of settled windows are kept there between checks
+    (:mod:`loratrace.alerts.cells_cache`), so a scheduled check reads only the recent spans.
+    """
+    with_evals = _needs_evals(ruleset)
+    evals_all = load.load_evals(store, until=boundary) if with_evals else None
+    needed = _resolve(ruleset, eval_names(evals_all) if evals_all is not None else [])
     if not needed:
         return pl.DataFrame(), needed
-    frame = cells(generations, evals, metrics=list(needed.values()), window=timedelta(seconds=ruleset.window))
-    summed = (
-        frame.group_by(_CELL_KEYS)
-        .agg(pl.col("n").sum(), pl.col("sum").sum(), pl.col("sum_sq").sum())
-        .with_columns(pl.col("adapter").fill_null(BASE_LABEL))
-        .collect()
+    grid = timedelta(seconds=ruleset.window)
+
+    def compute(since: datetime | None) -> pl.DataFrame:
+        # alerts sum over routes, prompt versions, quantization and base model: dropping those keys before the
+        # aggregation leaves the same sums for a fraction of the group-by work
+        summed_over = [
+            pl.lit(None, pl.String).alias(c) for c in ("route", "prompt_version", "quantization", "base_model")
+        ]
+        generations = load.load_generations(store, since=since, until=boundary).with_columns(summed_over)
+        evals = load.load_evals(store, since=since, until=boundary).with_columns(summed_over) if with_evals else None
+        frame = cells(generations, evals, metrics=list(needed.values()), window=grid)
+        return (
+            frame.group_by(_CELL_KEYS)
+            .agg(pl.col("n").sum(), pl.col("sum").sum(), pl.col("sum_sq").sum())
+            .with_columns(pl.col("adapter").fill_null(BASE_LABEL))
+            .collect()
+        )
+
+    if cache_dir is None:
+        return compute(None), needed
+    key = cache_key(
+        [f"grid={grid.total_seconds()}", "summed-over=route,prompt_version,quantization,base_model"]
+        + [f"{m.name}|{m.source}|{m.eval_name}|{m.value_sql}" for m in needed.values()]
     )
-    return summed, needed
+    tables = ("spans", "span_events") if with_evals else ("spans",)
+    frame = cells_with_cache(store, cache_dir, key=key, grid=grid, boundary=boundary, tables=tables, compute=compute)
+    return frame, needed
 
 
 def _keep(rule: Rule, frame: pl.DataFrame, *, with_base: bool = False) -> pl.DataFrame:
@@ -458,13 +480,15 @@ def _human(span: timedelta) -> str:
     return f"{seconds}s"
 
 
-def evaluate(store: str | os.PathLike[str], ruleset: RuleSet, *, now: datetime) -> Evaluation:
+def evaluate(
+    store: str | os.PathLike[str], ruleset: RuleSet, *, now: datetime, cache_dir: Path | None = None
+) -> Evaluation:
     """Every rule's conditions over the store as of ``now`` (windows complete by then)."""
     grid = timedelta(seconds=ruleset.window)
     now_utc = _naive_utc(now)
     epoch = datetime(1970, 1, 1)
     boundary = epoch + ((now_utc - epoch) // grid) * grid
-    frame, metrics = load_cells(store, ruleset, boundary=boundary)
+    frame, metrics = load_cells(store, ruleset, boundary=boundary, cache_dir=cache_dir)
     result = Evaluation(now=now_utc, boundary=boundary)
     if frame.is_empty():
         return result
