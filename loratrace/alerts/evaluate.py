@@ -220,7 +220,7 @@ def _labels(adapter: str, cohort: str | None, metric: str | None, adapter_id: st
 
 def _spike(rule: Rule, frame: pl.DataFrame, metric: Metric, boundary: datetime) -> list[Condition]:
     window = timedelta(seconds=parse_duration(str(rule.settings["window"])))
-    baseline = timedelta(seconds=parse_duration(str(rule.settings.get("baseline", "24h"))))
+    baseline = timedelta(seconds=parse_duration(str(rule.settings["baseline"])))
     frame = _keep(rule, frame.filter(pl.col("metric") == metric.name))
     keys = ["adapter", "cohort"]
     now_w = _window_sums(frame, keys, boundary - window, boundary, "_w")
@@ -236,10 +236,10 @@ def _spike(rule: Rule, frame: pl.DataFrame, metric: Metric, boundary: datetime) 
             row["bad_w"],
             n_b,
             row["bad_b"],
-            factor=float(knobs.get("factor", 3.0)),
-            min_delta=float(knobs.get("min_delta", 0.02)),
+            factor=float(knobs["factor"]),
+            min_delta=float(knobs["min_delta"]),
             min_volume=int(knobs["min_volume"]),
-            alpha=float(knobs.get("alpha", 0.001)),
+            alpha=float(knobs["alpha"]),
         )
         rate_w = row["bad_w"] / n_w if n_w else None
         rate_b = (row["bad_b"] + 0.5) / (n_b + 1)

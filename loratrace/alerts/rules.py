@@ -39,6 +39,15 @@ DEFAULTS: Final[Mapping[str, Any]] = {
 }
 """What every rule inherits unless the file's ``defaults`` or the rule say otherwise."""
 
+TYPE_DEFAULTS: Final[Mapping[str, Mapping[str, Any]]] = {
+    # the sequential test already bounds false alarms over time; persistence would only delay it
+    "drift": {"for": "0s"},
+    # a per-window test level: the file's `alpha` is the drift family's; `window` in defaults is the cell grid
+    "spike": {"alpha": 0.001, "window": "15m", "baseline": "24h", "factor": 3.0, "min_delta": 0.02},
+    "fallback": {"window": "1h"},
+}
+"""Knobs a rule of a type gets unless the rule itself sets them (they override the file's ``defaults``)."""
+
 BURN_WINDOWS: Final = (("1h", "5m", 14.4), ("6h", "30m", 6.0))
 """Multi-window burn-rate alerting of the SRE workbook (ch. 5): long window, short window, burn-rate factor."""
 
@@ -344,10 +353,8 @@ def load_rules(source: str | os.PathLike[str] | Mapping[str, Any]) -> RuleSet:
         if raw["name"] in seen:
             raise empty.error(["rules", index, "name"], f"rule name {raw['name']!r} is used twice; names must differ")
         seen.add(raw["name"])
-        settings = {**defaults, **{k: v for k, v in raw.items() if k in _KNOBS}}
-        if raw["type"] == "drift" and "for" not in raw:
-            # the sequential test already bounds false alarms over time; persistence would only delay it
-            settings["for"] = "0s"
+        own = {k: v for k, v in raw.items() if k in _KNOBS}
+        settings = {**defaults, **TYPE_DEFAULTS.get(raw["type"], {}), **own}
         metrics = tuple(raw.get("metrics") or ([raw["metric"]] if "metric" in raw else ()))
         rules.append(
             Rule(

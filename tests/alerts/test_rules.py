@@ -152,3 +152,22 @@ def test_durations():
     assert parse_duration("1.5h") == 5400
     with pytest.raises(ValueError, match="duration"):
         parse_duration("5 minutes")
+
+
+def test_rule_types_get_their_own_defaults_unless_they_set_them():
+    ruleset = load_rules(
+        {
+            "defaults": {"alpha": 0.01, "for": "15m"},
+            "rules": [
+                {"name": "d", "type": "drift", "metrics": ["error_rate"]},
+                {"name": "s", "type": "spike", "metric": "error_rate"},
+                {"name": "s2", "type": "spike", "metric": "error_rate", "alpha": 0.01, "window": "30m"},
+                {"name": "f", "type": "fallback", "max_rate": 0.1},
+            ],
+        }
+    )
+    drift, spike, spike2, fallback = (r.knobs() for r in ruleset.rules)
+    assert (drift["alpha"], drift["for"]) == (0.01, "0s")  # the family level; no persistence for a sequential test
+    assert (spike["alpha"], spike["window"], spike["baseline"], spike["for"]) == (0.001, "15m", "24h", "15m")
+    assert (spike2["alpha"], spike2["window"]) == (0.01, "30m")
+    assert fallback["window"] == "1h"
