@@ -18,6 +18,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import duckdb
+import polars as pl
+
 from loratrace.alerts.check import CheckResult, run_alert_check
 from loratrace.alerts.rules import RulesError, RuleSet, load_rules
 from loratrace.errors import StoreError
@@ -62,8 +65,9 @@ def watch(
                 report(None, f"{exc} (keeping the last good rules)")
             try:
                 report(run_alert_check(store, ruleset, state_dir=state_dir), None)
-            except StoreError as exc:
-                report(None, str(exc))
+            except (StoreError, pl.exceptions.PolarsError, duckdb.Error) as exc:
+                # one unreadable moment (a store being moved, a bad segment) must not end the watch
+                report(None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else exc!r}")
             now = time.time()
             stopping.wait(max(0.0, math.floor(now / every + 1) * every - now))
     finally:
