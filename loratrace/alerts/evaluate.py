@@ -380,8 +380,7 @@ def _drift(
     min_n = np.array([int(k["min_n"]) for k in knob_rows])
     level = np.array([float(k["alpha"]) for k in knob_rows]) / max(level_divisor, 1)
     harmful = np.array([_harmful_sign(metric, str(k["direction"])) for k in knob_rows])
-    center = np.where(harmful == 0, 0.0, harmful * tuned)
-    tau = np.where(harmful == 0, tuned, tuned / 3)  # sequential.mixture(), per row
+    center, tau = sequential.mixture_parameters(harmful, tuned)
     with np.errstate(invalid="ignore", divide="ignore"):
         low, high = sequential.normal_mixture_confidence_sequence(delta, variance, alpha=level, tau=tau, center=center)
         log_e = sequential.normal_mixture_log_e_value(delta, variance, tau=tau, center=center)

@@ -71,14 +71,26 @@ def mixture(alternative: Alternative, tuned_effect: float) -> tuple[float, float
     if not tuned_effect > 0:
         msg = f"tuned_effect must be positive, got {tuned_effect!r}"
         raise ValueError(msg)
-    if alternative == "two-sided":
-        return 0.0, float(tuned_effect)
-    if alternative == "less":
-        return -float(tuned_effect), float(tuned_effect) / 3
-    if alternative == "greater":
-        return float(tuned_effect), float(tuned_effect) / 3
-    msg = f"alternative takes 'two-sided', 'less' or 'greater', got {alternative!r}"
-    raise ValueError(msg)
+    signs = {"two-sided": 0, "less": -1, "greater": 1}
+    if alternative not in signs:
+        msg = f"alternative takes 'two-sided', 'less' or 'greater', got {alternative!r}"
+        raise ValueError(msg)
+    center, tau = mixture_parameters(signs[alternative], tuned_effect)
+    return float(center), float(tau)
+
+
+def mixture_parameters(sign: ArrayLike, tuned_effect: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """:func:`mixture` for arrays: ``sign`` -1 (``less``), +1 (``greater``) or 0 (``two-sided``) per cell.
+
+    Examples
+    --------
+    >>> center, tau = mixture_parameters([-1, 0], [0.06, 0.06])
+    >>> center.tolist(), tau.round(3).tolist()
+    ([-0.06, 0.0], [0.02, 0.06])
+    """
+    side = np.asarray(sign, dtype=np.float64)
+    tuned = np.asarray(tuned_effect, dtype=np.float64)
+    return side * tuned, np.where(side == 0, tuned, tuned / 3)
 
 
 def normal_mixture_log_e_value(
