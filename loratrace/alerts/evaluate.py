@@ -355,31 +355,51 @@ def drift_paths(rule: Rule, frame: pl.DataFrame, metric: Metric) -> pl.DataFrame
     joined = adapter.select(*keys, "n", "sum", "sum_sq").join(
         base_side, on=keys, how="full", coalesce=True, suffix="_base"
     )
+    # sorted by time only: the window functions then cumulate each cell's rows in time order
     cum = [pl.col(c).fill_null(0).cum_sum().over(["adapter", "adapter_id", "cohort"]) for c in _SUMS]
-    return joined.sort(keys).with_columns(cum).filter(pl.col("n") > 0)
+    return joined.sort("window_start").with_columns(cum).filter(pl.col("n") > 0)
 
 
 _SUMS: Final = ("n", "sum", "sum_sq", "n_base", "sum_base", "sum_sq_base")
 
 
+def _knob_table(rule: Rule, metric: Metric, pairs: pl.DataFrame) -> pl.DataFrame:
+    """The drift knobs of every adapter × cohort present, one row each (overrides resolved once per pair)."""
+    rows = []
+    for adapter, cohort in pairs.iter_rows():
+        k = rule.knobs(adapter=adapter, cohort=cohort)
+        rows.append(
+            {
+                "adapter": adapter,
+                "cohort": cohort,
+                "k_tuned": float(k["tuned_effect"]),
+                "k_min_effect": float(k["min_effect"]),
+                "k_min_n": int(k["min_n"]),
+                "k_alpha": float(k["alpha"]),
+                "k_sign": _harmful_sign(metric, str(k["direction"])),
+                "direction": str(k["direction"]),
+            }
+        )
+    return pl.DataFrame(rows, schema_overrides={"adapter": pl.String, "cohort": pl.String})
+
+
 def _drift(
-    rule: Rule, frame: pl.DataFrame, metric: Metric, *, level_divisor: int, boundary: datetime
+    rule: Rule, paths: pl.DataFrame, metric: Metric, *, level_divisor: int, boundary: datetime
 ) -> list[Condition]:
-    paths = drift_paths(rule, frame, metric)
     if paths.is_empty():
         return []
+    knobs_of = _knob_table(rule, metric, paths.select("adapter", "cohort").unique())
+    paths = paths.join(knobs_of, on=["adapter", "cohort"], how="left", maintain_order="left")
     col = {c: paths[c].to_numpy().astype(np.float64) for c in _SUMS}
     base_value, adapter_value, delta, variance = sequential.difference_statistics(
         col["n_base"], col["sum_base"], col["sum_sq_base"], col["n"], col["sum"], col["sum_sq"], kind=metric.kind
     )
-    adapters, cohorts = paths["adapter"].to_list(), paths["cohort"].to_list()
-    knob_rows = [rule.knobs(adapter=a, cohort=c) for a, c in zip(adapters, cohorts, strict=True)]
     scale = np.abs(base_value) if metric.kind == "mean" else np.ones_like(base_value)
-    tuned = np.array([float(k["tuned_effect"]) for k in knob_rows]) * np.where(scale > 0, scale, 1.0)
-    min_effect = np.array([float(k["min_effect"]) for k in knob_rows]) * scale
-    min_n = np.array([int(k["min_n"]) for k in knob_rows])
-    level = np.array([float(k["alpha"]) for k in knob_rows]) / max(level_divisor, 1)
-    harmful = np.array([_harmful_sign(metric, str(k["direction"])) for k in knob_rows])
+    tuned = paths["k_tuned"].to_numpy() * np.where(scale > 0, scale, 1.0)
+    min_effect = paths["k_min_effect"].to_numpy() * scale
+    min_n = paths["k_min_n"].to_numpy()
+    level = paths["k_alpha"].to_numpy() / max(level_divisor, 1)
+    harmful = paths["k_sign"].to_numpy()
     center, tau = sequential.mixture_parameters(harmful, tuned)
     with np.errstate(invalid="ignore", divide="ignore"):
         low, high = sequential.normal_mixture_confidence_sequence(delta, variance, alpha=level, tau=tau, center=center)
@@ -399,7 +419,6 @@ def _drift(
         pl.Series("log_e", np.where(enough, log_e, -np.inf)),
         pl.Series("regression", regression),
         pl.Series("improvement", improvement),
-        pl.Series("direction", [str(k["direction"]) for k in knob_rows]),
     )
     group = ["adapter", "adapter_id", "cohort"]
     out = out.with_columns(
@@ -492,23 +511,29 @@ def evaluate(
     if frame.is_empty():
         return result
     frame = frame.filter(pl.col("window_start") < boundary)
-    drift_rules = [r for r in ruleset.rules if r.type == "drift"]
+    by_metric = {name: part for (name,), part in frame.partition_by("metric", as_dict=True).items()}
+    empty = frame.clear()
     paths = {
-        (r.name, m): drift_paths(r, frame, metrics[m]).select("adapter_id", "cohort").unique().height
-        for r in drift_rules
+        (r.name, m): drift_paths(r, by_metric.get(m, empty), metrics[m])
+        for r in ruleset.rules
+        if r.type == "drift"
         for m in r.metrics
     }
-    result.drift_cells = sum(paths.values())
+    result.drift_cells = sum(p.select("adapter_id", "cohort").unique().height for p in paths.values())
     for rule in ruleset.rules:
         if rule.type == "drift":
             for name in rule.metrics:
                 result.conditions += _drift(
-                    rule, frame, metrics[name], level_divisor=result.drift_cells, boundary=boundary
+                    rule, paths[(rule.name, name)], metrics[name], level_divisor=result.drift_cells, boundary=boundary
                 )
         elif rule.type == "spike":
-            result.conditions += _spike(rule, frame, metrics[rule.metrics[0]], boundary)
+            name = rule.metrics[0]
+            result.conditions += _spike(rule, by_metric.get(name, empty), metrics[name], boundary)
         elif rule.type == "slo":
-            result.conditions += _slo(rule, frame, metrics[_slo_metric_name(rule)], boundary)
+            name = _slo_metric_name(rule)
+            result.conditions += _slo(rule, by_metric.get(name, empty), metrics[name], boundary)
         else:
-            result.conditions += _fallback(rule, frame, metrics["fallback_rate"], boundary)
+            result.conditions += _fallback(
+                rule, by_metric.get("fallback_rate", empty), metrics["fallback_rate"], boundary
+            )
     return result
