@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -339,25 +340,41 @@ def _fallback(rule: Rule, frame: pl.DataFrame, metric: Metric, boundary: datetim
     return out
 
 
-def drift_paths(rule: Rule, frame: pl.DataFrame, metric: Metric) -> pl.DataFrame:
-    """Cumulative base and adapter statistics at every window boundary since each adapter id's first window."""
-    frame = _keep(rule, frame.filter(pl.col("metric") == metric.name), with_base=True)
-    adapter = frame.filter(pl.col("arm") == "adapter")
-    base = frame.filter(pl.col("arm") == "base").select("cohort", "window_start", "n", "sum", "sum_sq")
+def drift_paths(frame: pl.DataFrame, metric_names: Sequence[str]) -> pl.DataFrame:
+    """Cumulative base and adapter statistics at every window boundary since each adapter id's first window.
+
+    One row per adapter id × cohort × metric × window in which the adapter or the base model of that cohort
+    had data, from the adapter id's first window on; ``n``, ``sum``, ``sum_sq`` (adapter) and ``n_base``,
+    ``sum_base``, ``sum_sq_base`` cumulated in time order. Every drift rule filters these rows.
+    """
+    cells_of = frame.lazy().filter(pl.col("metric").is_in(list(metric_names)))
+    adapter = cells_of.filter(pl.col("arm") == "adapter")
+    base = cells_of.filter(pl.col("arm") == "base").select("cohort", "metric", "window_start", "n", "sum", "sum_sq")
     first = adapter.group_by("adapter", "adapter_id").agg(pl.col("window_start").min().alias("first_window"))
-    cohorts = adapter.select("adapter", "adapter_id", "cohort").unique().join(first, on=["adapter", "adapter_id"])
+    cells_keys = adapter.select("adapter", "adapter_id", "cohort", "metric").unique()
     base_side = (
-        cohorts.join(base, on="cohort")
+        cells_keys.join(first, on=["adapter", "adapter_id"])
+        .join(base, on=["cohort", "metric"])
         .filter(pl.col("window_start") >= pl.col("first_window"))
-        .select("adapter", "adapter_id", "cohort", "window_start", "n", "sum", "sum_sq")
+        .drop("first_window")
     )
-    keys = ["adapter", "adapter_id", "cohort", "window_start"]
+    keys = ["adapter", "adapter_id", "cohort", "metric", "window_start"]
     joined = adapter.select(*keys, "n", "sum", "sum_sq").join(
         base_side, on=keys, how="full", coalesce=True, suffix="_base"
     )
     # sorted by time only: the window functions then cumulate each cell's rows in time order
-    cum = [pl.col(c).fill_null(0).cum_sum().over(["adapter", "adapter_id", "cohort"]) for c in _SUMS]
-    return joined.sort("window_start").with_columns(cum).filter(pl.col("n") > 0)
+    group = ["adapter", "adapter_id", "cohort", "metric"]
+    cum = [pl.col(c).fill_null(0).cum_sum().over(group) for c in _SUMS]
+    return joined.sort("window_start").with_columns(cum).filter(pl.col("n") > 0).collect()
+
+
+def _rule_paths(rule: Rule, paths: pl.DataFrame, metric: str) -> pl.DataFrame:
+    chosen = paths.filter(pl.col("metric") == metric)
+    if rule.adapters is not None:
+        chosen = chosen.filter(pl.col("adapter").is_in(list(rule.adapters)))
+    if rule.cohorts is not None:
+        chosen = chosen.filter(pl.col("cohort").is_in(list(rule.cohorts)))
+    return chosen
 
 
 _SUMS: Final = ("n", "sum", "sum_sq", "n_base", "sum_base", "sum_sq_base")
@@ -513,12 +530,9 @@ def evaluate(
     frame = frame.filter(pl.col("window_start") < boundary)
     by_metric = {name: part for (name,), part in frame.partition_by("metric", as_dict=True).items()}
     empty = frame.clear()
-    paths = {
-        (r.name, m): drift_paths(r, by_metric.get(m, empty), metrics[m])
-        for r in ruleset.rules
-        if r.type == "drift"
-        for m in r.metrics
-    }
+    drift_rules = [r for r in ruleset.rules if r.type == "drift"]
+    all_paths = drift_paths(frame, sorted({m for r in drift_rules for m in r.metrics})) if drift_rules else None
+    paths = {(r.name, m): _rule_paths(r, all_paths, m) for r in drift_rules for m in r.metrics if all_paths is not None}
     result.drift_cells = sum(p.select("adapter_id", "cohort").unique().height for p in paths.values())
     for rule in ruleset.rules:
         if rule.type == "drift":
