@@ -351,21 +351,21 @@ def drift_paths(frame: pl.DataFrame, metric_names: Sequence[str]) -> pl.DataFram
     adapter = cells_of.filter(pl.col("arm") == "adapter")
     base = cells_of.filter(pl.col("arm") == "base").select("cohort", "metric", "window_start", "n", "sum", "sum_sq")
     first = adapter.group_by("adapter", "adapter_id").agg(pl.col("window_start").min().alias("first_window"))
-    cells_keys = adapter.select("adapter", "adapter_id", "cohort", "metric").unique()
+    labels = ["adapter", "adapter_id", "cohort", "metric"]
+    # an integer per cell, so the joins and window functions below hash one integer instead of four strings
+    cell_ids = adapter.select(labels).unique().with_row_index("cell").collect().lazy()
+    adapter_side = adapter.join(cell_ids, on=labels).select("cell", "window_start", "n", "sum", "sum_sq")
     base_side = (
-        cells_keys.join(first, on=["adapter", "adapter_id"])
+        cell_ids.join(first, on=["adapter", "adapter_id"])
         .join(base, on=["cohort", "metric"])
         .filter(pl.col("window_start") >= pl.col("first_window"))
-        .drop("first_window")
+        .select("cell", "window_start", "n", "sum", "sum_sq")
     )
-    keys = ["adapter", "adapter_id", "cohort", "metric", "window_start"]
-    joined = adapter.select(*keys, "n", "sum", "sum_sq").join(
-        base_side, on=keys, how="full", coalesce=True, suffix="_base"
-    )
+    joined = adapter_side.join(base_side, on=["cell", "window_start"], how="full", coalesce=True, suffix="_base")
     # sorted by time only: the window functions then cumulate each cell's rows in time order
-    group = ["adapter", "adapter_id", "cohort", "metric"]
-    cum = [pl.col(c).fill_null(0).cum_sum().over(group) for c in _SUMS]
-    return joined.sort("window_start").with_columns(cum).filter(pl.col("n") > 0).collect()
+    cum = [pl.col(c).fill_null(0).cum_sum().over("cell") for c in _SUMS]
+    paths = joined.sort("window_start").with_columns(cum).filter(pl.col("n") > 0)
+    return paths.join(cell_ids, on="cell", maintain_order="left").drop("cell").collect()
 
 
 def _rule_paths(rule: Rule, paths: pl.DataFrame, metric: str) -> pl.DataFrame:
