@@ -50,7 +50,7 @@ rules:
 """
 
 
-def _run(command: list[str]) -> tuple[float, int, float]:
+def _run(command: list[str]) -> tuple[float, int, float, float]:
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
@@ -60,7 +60,7 @@ def _run(command: list[str]) -> tuple[float, int, float]:
         sys.stderr.write(process.stderr.read().decode() if process.stderr else "")
         msg = f"alert check failed with exit code {process.returncode}"
         raise SystemExit(msg)
-    return elapsed, process.returncode, usage.ru_maxrss / 1024
+    return elapsed, process.returncode, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -89,6 +89,9 @@ def main() -> None:
                 "cold_s": round(seconds[0], 2),
                 "warm_s": [round(s, 2) for s in seconds[1:]],
                 "warm_median_s": round(statistics.median(seconds[1:]), 2) if len(seconds) > 1 else None,
+                "cold_cpu_s": round(runs[0][3], 2),
+                "warm_cpu_s": [round(r[3], 2) for r in runs[1:]],
+                "load_average": round(os.getloadavg()[0], 1),
                 "exit_codes": [r[1] for r in runs],
                 "peak_rss_mib": round(max(r[2] for r in runs)),
                 "opened": sorted(
