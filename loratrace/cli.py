@@ -337,6 +337,15 @@ def drift(
 # --- alerts and the release gate (issue 16) ---------------------------------------------------------------
 
 
+def _alerts_installed() -> None:
+    for module in ("yaml", "jsonschema", "scipy"):
+        try:
+            __import__(module)
+        except ImportError:
+            msg = f"the alert commands need {module}: pip install 'loratrace[alerts]'"
+            raise click.ClickException(msg) from None
+
+
 @cli.group()
 def alert() -> None:
     """Scheduled checks of alert rules over a store: drift (anytime-valid), spikes, SLO burn rates, fallbacks.
@@ -346,6 +355,7 @@ def alert() -> None:
         loratrace alert check --store ./traces --rules alerts.yaml
         loratrace alert watch --store ./traces --rules alerts.yaml --every 5m
     """
+    _alerts_installed()
 
 
 def rules_option(function: F) -> F:
