@@ -42,6 +42,15 @@ STREAM = Traffic(
         Effect(
             "a2", "error", 0.4, cohort="enterprise", start=START + timedelta(hours=3), end=START + timedelta(hours=4)
         ),
+        # a latency burst: a1 answers enterprise ~3 s slower for half an hour
+        Effect(
+            "a1",
+            "duration_ms",
+            3000.0,
+            cohort="enterprise",
+            start=START + timedelta(hours=6),
+            end=START + timedelta(hours=6, minutes=30),
+        ),
         # flapping: a2's smb fallbacks on for 10 minutes, off for 10, three times
         *flapping(
             "a2", "smb", START + timedelta(hours=5), on=timedelta(minutes=10), off=timedelta(minutes=10), times=3

@@ -38,6 +38,15 @@ def _rules(sink_path: Path, **extra: object) -> dict:
                 "for": "10m",
                 "keep_firing_for": "30m",
             },
+            {"name": "error-slo", "type": "slo", "bad": "errors", "objective": 0.99, "keep_firing_for": "30m"},
+            {
+                "name": "latency-slo",
+                "type": "slo",
+                "bad": "latency",
+                "threshold_ms": 2000,
+                "objective": 0.99,
+                "keep_firing_for": "30m",
+            },
             {
                 "name": "fallback-raw",
                 "type": "fallback",
@@ -139,6 +148,30 @@ def test_hold_down_keeps_the_flapping_fallback_rate_to_one_page(scheduled):
     assert _t(held_resolved["ends_at"]) >= last_stretch_end + timedelta(minutes=30)
 
 
+def test_slo_burn_rates_page_for_the_error_and_latency_bursts_and_resolve(scheduled):
+    _, _, notes = scheduled
+    (errors,) = _opened(notes, "error-slo")
+    (errors_resolved,) = _resolved(notes, "error-slo")
+    assert errors["adapter"] == "a2"
+    assert errors["burn_rates"]["1h"] >= 14.4
+    assert errors["burn_rates"]["5m"] >= 14.4
+    burst, burst_end = START + timedelta(hours=3), START + timedelta(hours=4)
+    # the hour's bad share reaches 14.4 % about 39 minutes into the burst (40 % errors on one of a2's two cohorts),
+    # then 10 minutes pending (`for`)
+    assert burst + timedelta(minutes=45) <= _t(errors["starts_at"]) <= burst + timedelta(minutes=60)
+    # after the burst the 6 h / 30 m pair keeps burning at 6x for ~25 minutes, then 30 minutes of hold-down
+    assert burst_end + timedelta(minutes=45) <= _t(errors_resolved["ends_at"]) <= burst_end + timedelta(minutes=75)
+    (latency,) = _opened(notes, "latency-slo")
+    (latency_resolved,) = _resolved(notes, "latency-slo")
+    assert latency["adapter"] == "a1"
+    assert latency["query"]["name"] == "slowest_traces"
+    slow, slow_end = START + timedelta(hours=6), START + timedelta(hours=6, minutes=30)
+    # half of a1's generations slow: the hour's slow share reaches 14.4 % after ~17 minutes, then 10 minutes pending
+    assert slow + timedelta(minutes=25) <= _t(latency["starts_at"]) <= slow + timedelta(minutes=40)
+    # the 5-minute window is clean at once and the 6 h window burns only ~4x: 30 minutes of hold-down
+    assert slow_end + timedelta(minutes=30) <= _t(latency_resolved["ends_at"]) <= slow_end + timedelta(minutes=40)
+
+
 def test_nothing_else_ever_alerts(scheduled):
     _, _, notes = scheduled
     assert Counter((n["rule"], n["status"]) for n in notes) == {
@@ -149,6 +182,10 @@ def test_nothing_else_ever_alerts(scheduled):
         ("fallback-raw", "resolved"): 3,
         ("fallback-held", "firing"): 1,
         ("fallback-held", "resolved"): 1,
+        ("error-slo", "firing"): 1,
+        ("error-slo", "resolved"): 1,
+        ("latency-slo", "firing"): 1,
+        ("latency-slo", "resolved"): 1,
     }
 
 
