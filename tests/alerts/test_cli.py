@@ -94,6 +94,38 @@ def test_alert_watch_checks_on_schedule_and_stops_cleanly_on_sigterm(small_store
     assert "Traceback" not in rest
 
 
+def test_alert_watch_keeps_the_last_good_rules_when_an_edit_breaks_them(small_store, tmp_path):
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text(DRIFT_RULES, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "loratrace", "alert", "watch", "--store", str(small_store), "--rules", str(rules)]
+    command += ["--state-dir", str(tmp_path / "state"), "--every", "1s"]
+    watch = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen: list[str] = []
+
+        def wait_for(text: str) -> None:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                line = watch.stderr.readline()
+                assert line, f"alert watch ended early: {seen}"
+                seen.append(line)
+                if text in line:
+                    return
+            raise AssertionError(f"no {text!r} in {seen}")
+
+        wait_for("condition(s) checked")
+        rules.write_text("rules:\n  - name: x\n    type: drift\n", encoding="utf-8")
+        wait_for("(keeping the last good rules)")
+        wait_for("condition(s) checked")  # the check still ran, on the previous rules
+        watch.send_signal(signal.SIGTERM)
+        assert watch.wait(timeout=60) == 0
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+    assert any("'metrics' is required" in line for line in seen)
+
+
 def test_alert_watch_rejects_a_bad_interval(small_store, tmp_path):
     rules = tmp_path / "alerts.yaml"
     rules.write_text(DRIFT_RULES, encoding="utf-8")
