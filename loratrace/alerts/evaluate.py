@@ -38,9 +38,9 @@ from loratrace.alerts.evidence import evidence_query
 from loratrace.alerts.rules import BURN_WINDOWS, Rule, RuleSet, parse_duration
 from loratrace.analysis import load, sequential
 from loratrace.analysis import metrics as metric_registry
-from loratrace.analysis.cells import cells
 from loratrace.analysis.metrics import Metric
 from loratrace.analysis.run import eval_names
+from loratrace.analysis.store_cells import store_cells
 
 BASE_LABEL: Final = "(base)"
 _CELL_KEYS: Final = ["arm", "adapter", "adapter_id", "cohort", "metric", "window_start"]
@@ -155,25 +155,19 @@ def load_cells(
     grid = timedelta(seconds=ruleset.window)
 
     def compute(since: datetime | None) -> pl.DataFrame:
-        # alerts sum over routes, prompt versions, quantization and base model: dropping those keys before the
-        # aggregation leaves the same sums for a fraction of the group-by work
-        summed_over = [
-            pl.lit(None, pl.String).alias(c) for c in ("route", "prompt_version", "quantization", "base_model")
-        ]
-        generations = load.load_generations(store, since=since, until=boundary).with_columns(summed_over)
-        evals = load.load_evals(store, since=since, until=boundary).with_columns(summed_over) if with_evals else None
-        frame = cells(generations, evals, metrics=list(needed.values()), window=grid)
+        # the one pass over the spans runs in the store's engine (DuckDB), from the same metric SQL; alerts then
+        # sum over routes, prompt versions, quantization and base model
+        frame, _ = store_cells(store, metrics=list(needed.values()), window=grid, since=since, until=boundary)
         return (
             frame.group_by(_CELL_KEYS)
             .agg(pl.col("n").sum(), pl.col("sum").sum(), pl.col("sum_sq").sum())
             .with_columns(pl.col("adapter").fill_null(BASE_LABEL))
-            .collect()
         )
 
     if cache_dir is None:
         return compute(None), needed
     key = cache_key(
-        [f"grid={grid.total_seconds()}", "summed-over=route,prompt_version,quantization,base_model"]
+        [f"grid={grid.total_seconds()}", "engine=duckdb-store-cells"]
         + [f"{m.name}|{m.source}|{m.eval_name}|{m.value_sql}" for m in needed.values()]
     )
     tables = ("spans", "span_events") if with_evals else ("spans",)
