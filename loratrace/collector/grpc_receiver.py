@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from concurrent import futures
 from typing import Any, Final
 
@@ -70,10 +71,33 @@ def make_grpc_server(
         )
     )
     address = f"{host}:{port}"
-    if tls is not None:
-        with open(tls[0], "rb") as cert, open(tls[1], "rb") as key:
-            credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
-        bound = server.add_secure_port(address, credentials)
-    else:
-        bound = server.add_insecure_port(address)
+    if _taken(host, port):
+        return server, 0
+    try:
+        if tls is not None:
+            with open(tls[0], "rb") as cert, open(tls[1], "rb") as key:
+                credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+            bound = server.add_secure_port(address, credentials)
+        else:
+            bound = server.add_insecure_port(address)
+    except RuntimeError:  # grpcio raises RuntimeError("Failed to bind to address ...") for a taken port
+        bound = 0
     return server, bound
+
+
+def _taken(host: str, port: int) -> bool:
+    """Whether another process listens on ``host:port``, asked before grpcio is: for a taken port grpcio's core
+    logs its own error lines to stderr, around the one clear message the collector gives."""
+    if port == 0:
+        return False
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except OSError:
+        return False  # grpcio reports an unresolvable host itself
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpcio binds: TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError:
+            return True
+    return False

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
+import shutil
 import signal
 import ssl
 import threading
@@ -19,6 +21,7 @@ from loratrace.collector.ingest import Ingest
 from loratrace.collector.wal import WalReader, WalWriter
 from loratrace.errors import CollectorError
 from loratrace.store import layout
+from loratrace.store import status as store_status
 from loratrace.store.catalog import ensure_store
 
 logger = logging.getLogger(__name__)
@@ -91,6 +94,8 @@ class Collector:
     def __init__(self, settings: CollectorSettings) -> None:
         check_security(settings)
         self.settings = settings
+        # a collector that cannot start leaves no new store folder behind (see ``start``)
+        self._store_is_new = not Path(settings.store).exists()
         self.store = ensure_store(settings.store)
         self.wal = WalWriter(self.store / layout.WAL, fsync=settings.fsync)
         self.wal_reader = WalReader(self.store / layout.WAL)
@@ -115,19 +120,35 @@ class Collector:
         )
 
     def start(self) -> None:
+        try:
+            self._start_receivers()
+        except BaseException:
+            self.stop()
+            if self._store_is_new:
+                shutil.rmtree(self.store, ignore_errors=True)
+            raise
+
+    def _start_receivers(self) -> None:
         tls = (self.settings.tls_cert, self.settings.tls_key) if self.settings.tls_cert else None
         try:
             if self.settings.http is not None:
                 host, port = self.settings.http
-                self.http_server = make_http_server(
-                    host,
-                    port,
-                    ingest=self.ingest,
-                    token=self.settings.auth_token,
-                    max_request_bytes=self.settings.max_request_bytes,
-                    health=self.health,
-                    tls=tls,  # type: ignore[arg-type]
-                )
+                try:
+                    self.http_server = make_http_server(
+                        host,
+                        port,
+                        ingest=self.ingest,
+                        token=self.settings.auth_token,
+                        max_request_bytes=self.settings.max_request_bytes,
+                        health=self.health,
+                        tls=tls,  # type: ignore[arg-type]
+                    )
+                except OSError as exc:
+                    msg = (
+                        f"cannot bind OTLP/HTTP on {host}:{port} ({exc.strerror or exc}); pick another --http, "
+                        "or --http off to receive gRPC only"
+                    )
+                    raise CollectorError(msg) from exc
                 self.http_port = self.http_server.server_address[1]
                 threading.Thread(target=self.http_server.serve_forever, name="loratrace-http", daemon=True).start()
             if self.settings.grpc is not None:
@@ -141,7 +162,10 @@ class Collector:
                     tls=tls,  # type: ignore[arg-type]
                 )
                 if not self.grpc_port:
-                    msg = f"cannot bind gRPC on {host}:{port} (in use?); pick another --grpc"
+                    msg = (
+                        f"cannot bind OTLP/gRPC on {host}:{port} (in use? Phoenix, Jaeger and the OpenTelemetry "
+                        "Collector listen on 4317 too); pick another --grpc, or --grpc off to receive HTTP only"
+                    )
                     raise CollectorError(msg)
                 self.grpc_server.start()
         except OSError as exc:
@@ -203,10 +227,23 @@ def run_collector(settings: CollectorSettings, *, on_ready: Any = None) -> None:
 
     signal.signal(signal.SIGTERM, _signal)
     signal.signal(signal.SIGINT, _signal)
+    _record_running(collector)
     if on_ready is not None:
         on_ready(collector)
-    while not stop.wait(0.5):
-        if not collector.process.is_alive():
-            logger.error("the store writer process died; stopping (restart replays the log)")
-            break
-    collector.stop()
+    try:
+        while not stop.wait(0.5):
+            if not collector.process.is_alive():
+                logger.error("the store writer process died; stopping (restart replays the log)")
+                break
+    finally:
+        collector.stop()
+        store_status.forget_collector(collector.store, pid=os.getpid())
+
+
+def _record_running(collector: Collector) -> None:
+    """Where this collector listens, for ``loratrace status --store``."""
+    settings = collector.settings
+    http = f"{settings.http[0]}:{collector.http_port}" if settings.http is not None else None
+    grpc = f"{settings.grpc[0]}:{collector.grpc_port}" if settings.grpc is not None else None
+    tls = settings.tls_cert is not None
+    store_status.record_collector(collector.store, pid=os.getpid(), http=http, grpc=grpc, tls=tls)

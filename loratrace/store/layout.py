@@ -8,6 +8,7 @@ STORE/
   wal/<start:020d>.wal                the collector's write-ahead log files
   state/checkpoint.json               the log offset every segment covers; replay starts there
   state/compaction.json               an in-flight compaction's inputs and output (crash recovery)
+  state/collector.json                the running collector: pid and addresses (loratrace status)
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from loratrace.errors import QueryError, StoreError
 from loratrace.store import layout, readlock, schema, visibility
 
 VIEWS = (*schema.TABLES, "evals", "generations")
+_LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
 
 
 def _store_path(store: str | os.PathLike[str]) -> Path:
@@ -33,7 +35,20 @@ def open_store(store: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     Any number of readers may open the store while a collector writes to it. Close the connection when done.
     """
     path = _store_path(store)
-    con = duckdb.connect(str(path / layout.CATALOG), read_only=True)
+    catalog = path / layout.CATALOG
+    try:
+        con = duckdb.connect(str(catalog), read_only=True)
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        holder = _LOCK_HOLDER.search(str(exc))
+        who = f" (PID {holder.group(1)})" if holder else ""
+        msg = (
+            f"{catalog} is held open for writing by another process{who}, and DuckDB then lets no one else read "
+            "it. Close that connection (a `duckdb` shell should open it with `-readonly`, Python with "
+            "`duckdb.connect(path, read_only=True)`) and run this again"
+        )
+        raise StoreError(msg) from exc
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET file_search_path = ?", [str(path)])
     return con
