@@ -8,6 +8,7 @@ import signal
 import ssl
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from loratrace.collector.grpc_receiver import make_grpc_server
 from loratrace.collector.http_receiver import make_http_server
 from loratrace.collector.ingest import Ingest
 from loratrace.collector.wal import WalReader, WalWriter
+from loratrace.collector.writer_lock import WriterLock
 from loratrace.errors import CollectorError
 from loratrace.store import layout
 from loratrace.store.catalog import ensure_store
@@ -24,6 +26,10 @@ from loratrace.store.catalog import ensure_store
 logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "LORATRACE_AUTH_TOKEN"
+
+# a store writer that dies more often than this within the window is not restarted again
+WRITER_RESTARTS = 5
+WRITER_RESTART_WINDOW_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -91,8 +97,14 @@ class Collector:
     def __init__(self, settings: CollectorSettings) -> None:
         check_security(settings)
         self.settings = settings
-        self.store = ensure_store(settings.store)
-        self.wal = WalWriter(self.store / layout.WAL, fsync=settings.fsync)
+        # before ensure_store: it deletes temporary files, which would be the running collector's
+        self.writer_lock = WriterLock(Path(settings.store).resolve())
+        try:
+            self.store = ensure_store(settings.store)
+            self.wal = WalWriter(self.store / layout.WAL, fsync=settings.fsync)
+        except BaseException:
+            self.writer_lock.release()
+            raise
         self.wal_reader = WalReader(self.store / layout.WAL)
         self.started = time.time()
         self._stopped = threading.Event()
@@ -100,14 +112,15 @@ class Collector:
         self.grpc_server: Any = None
         self.http_port: int | None = None
         self.grpc_port: int | None = None
-        self.process, self.stats, self.stop_event = fl.start_flusher(
-            fl.FlusherSettings(
-                store=str(self.store),
-                flush_interval=settings.flush_interval,
-                compact_interval=settings.compact_interval,
-                retention_days=settings.retention_days,
-            )
+        self.flusher_settings = fl.FlusherSettings(
+            store=str(self.store),
+            flush_interval=settings.flush_interval,
+            compact_interval=settings.compact_interval,
+            retention_days=settings.retention_days,
         )
+        self.process, self.stats, self.stop_event = fl.start_flusher(self.flusher_settings)
+        self.writer_restarts: deque[float] = deque()
+        self.writer_failed = False
         self.ingest = Ingest(
             self.wal,
             backlog=lambda: self.wal.end - int(self.stats[fl.STAT_CHECKPOINT]),
@@ -149,11 +162,51 @@ class Collector:
             msg = f"cannot start the collector's receivers: {exc} (port in use? pick another --http / --grpc)"
             raise CollectorError(msg) from exc
 
+    def supervise(self) -> bool:
+        """Restart a dead store writer; False once it died too often to go on (the collector must exit).
+
+        The log holds everything acknowledged, so a restarted writer replays from its checkpoint and loses
+        nothing; a writer that dies again and again (more than ``WRITER_RESTARTS`` times in
+        ``WRITER_RESTART_WINDOW_S``) is a fault no restart fixes, and a supervisor should see the collector fail.
+        """
+        if self.process.is_alive() or self._stopped.is_set():
+            return True
+        now = time.monotonic()
+        while self.writer_restarts and now - self.writer_restarts[0] > WRITER_RESTART_WINDOW_S:
+            self.writer_restarts.popleft()
+        if len(self.writer_restarts) >= WRITER_RESTARTS:
+            self.writer_failed = True
+            logger.error(
+                "the store writer died %d times in %.0f s (last exit code %s); the collector stops",
+                len(self.writer_restarts) + 1,
+                WRITER_RESTART_WINDOW_S,
+                self.process.exitcode,
+            )
+            return False
+        logger.error("the store writer died (exit code %s); restarting it", self.process.exitcode)
+        self.writer_restarts.append(now)
+        self.process, self.stats, self.stop_event = fl.start_flusher(self.flusher_settings, stats=self.stats)
+        return True
+
+    def _writer_state(self) -> str:
+        if self.writer_failed:
+            return "failed"
+        if not self.process.is_alive():
+            return "dead"
+        return "running" if self.stats[fl.STAT_READY] else "starting"
+
     def health(self) -> dict[str, Any]:
         stats = self.stats
         flushed = int(stats[fl.STAT_CHECKPOINT])
+        writer = self._writer_state()
+        status = {"running": "ok", "starting": "starting"}.get(writer, "degraded")
+        if status == "ok" and stats[fl.STAT_DISK_FULL]:
+            status = "degraded"
         return {
-            "status": "ok" if self.process.is_alive() and stats[fl.STAT_READY] else "starting",
+            "status": status,
+            "store_writer": writer,
+            "store_writer_restarts": len(self.writer_restarts),
+            "store_disk_full": bool(stats[fl.STAT_DISK_FULL]),
             "uptime_s": round(time.time() - self.started, 3),
             **self.ingest.counters.snapshot(),
             "wal_end_offset": self.wal.end,
@@ -170,6 +223,7 @@ class Collector:
             "compactions": int(stats[fl.STAT_COMPACTIONS]),
             "decode_errors": int(stats[fl.STAT_DECODE_ERRORS]),
             "store_writer_alive": self.process.is_alive(),
+            "store_writer_pid": self.process.pid,
             "http_port": self.http_port,
             "grpc_port": self.grpc_port,
         }
@@ -177,10 +231,13 @@ class Collector:
     def wait(self) -> None:
         self._stopped.wait()
 
-    def stop(self) -> None:
-        """Stop receiving, make the log durable, let the store writer drain it into segments, then exit."""
+    def stop(self) -> int | None:
+        """Stop receiving, make the log durable, let the store writer drain it into segments, then exit.
+
+        Returns the store writer's exit code (None when it had to be killed), so the caller can fail loudly.
+        """
         if self._stopped.is_set():
-            return
+            return 0
         self.ingest.closed = True
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=5).wait()
@@ -188,8 +245,10 @@ class Collector:
             self.http_server.shutdown()
             self.http_server.server_close()
         self.wal.close()
-        fl.stop_flusher(self.process, self.stop_event)
+        code = fl.stop_flusher(self.process, self.stop_event)
+        self.writer_lock.release()
         self._stopped.set()
+        return code
 
 
 def run_collector(settings: CollectorSettings, *, on_ready: Any = None) -> None:
@@ -205,8 +264,13 @@ def run_collector(settings: CollectorSettings, *, on_ready: Any = None) -> None:
     signal.signal(signal.SIGINT, _signal)
     if on_ready is not None:
         on_ready(collector)
-    while not stop.wait(0.5):
-        if not collector.process.is_alive():
-            logger.error("the store writer process died; stopping (restart replays the log)")
+    while not stop.wait(0.2):
+        if not collector.supervise():
             break
-    collector.stop()
+    code = collector.stop()
+    if collector.writer_failed or code != 0:
+        msg = (
+            f"the store writer failed (exit code {code}); every acknowledged span is in the write-ahead log and "
+            "a restart replays it (see the log above for the cause)"
+        )
+        raise CollectorError(msg)
