@@ -77,6 +77,20 @@ def _address(value: str, flag: str) -> tuple[str, int]:
     show_default=True,
     help="Largest export request accepted (after gzip decompression).",
 )
+@click.option(
+    "--max-span-attributes",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="Attributes kept per span, event and link; the rest are dropped and counted, as the SDK's limit does.",
+)
+@click.option(
+    "--max-attribute-length",
+    type=click.IntRange(min=1),
+    default=1 << 20,
+    show_default=True,
+    help="Characters kept of a string attribute value (bytes of a bytes value); longer ones are cut.",
+)
 def collect(
     store: str,
     http_address: str,
@@ -86,6 +100,8 @@ def collect(
     tls_cert: str | None,
     tls_key: str | None,
     max_request_bytes: int,
+    max_span_attributes: int,
+    max_attribute_length: int,
 ) -> None:
     """Receive OTLP traces and metrics (HTTP and gRPC) into a durable, SQL-queryable store.
 
@@ -97,6 +113,7 @@ def collect(
         loratrace collect --store ./traces
         loratrace collect --store ./traces --http 0.0.0.0:4318 --auth-token "$TOKEN" --retention-days 30
     """
+    from loratrace.collector.limits import AttributeLimits
     from loratrace.collector.service import CollectorSettings, run_collector
     from loratrace.errors import CollectorError
 
@@ -109,6 +126,7 @@ def collect(
         tls_key=tls_key,
         max_request_bytes=max_request_bytes,
         retention_days=retention_days,
+        attribute_limits=AttributeLimits(max_attributes=max_span_attributes, max_value_length=max_attribute_length),
     )
 
     def ready(collector: object) -> None:

@@ -9,14 +9,15 @@ import ssl
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from loratrace.collector import flusher as fl
 from loratrace.collector.grpc_receiver import make_grpc_server
-from loratrace.collector.http_receiver import make_http_server
+from loratrace.collector.http_receiver import HttpServerSettings, make_http_server
 from loratrace.collector.ingest import Ingest
+from loratrace.collector.limits import AttributeLimits
 from loratrace.collector.wal import WalReader, WalWriter
 from loratrace.collector.writer_lock import WriterLock
 from loratrace.errors import CollectorError
@@ -46,6 +47,10 @@ class CollectorSettings:
     compact_interval: float = 30.0
     max_backlog_bytes: int = 1 << 30
     fsync: bool = True
+    # bytes every request in flight may hold together: bodies being received and the messages being parsed
+    max_in_flight_bytes: int = 512 << 20
+    attribute_limits: AttributeLimits = field(default_factory=AttributeLimits)
+    http_server: HttpServerSettings = field(default_factory=HttpServerSettings)
 
 
 def is_loopback(host: str) -> bool:
@@ -125,6 +130,8 @@ class Collector:
             self.wal,
             backlog=lambda: self.wal.end - int(self.stats[fl.STAT_CHECKPOINT]),
             max_backlog_bytes=settings.max_backlog_bytes,
+            max_in_flight_bytes=settings.max_in_flight_bytes,
+            attribute_limits=settings.attribute_limits,
         )
 
     def start(self) -> None:
@@ -140,6 +147,7 @@ class Collector:
                     max_request_bytes=self.settings.max_request_bytes,
                     health=self.health,
                     tls=tls,  # type: ignore[arg-type]
+                    settings=self.settings.http_server,
                 )
                 self.http_port = self.http_server.server_address[1]
                 threading.Thread(target=self.http_server.serve_forever, name="loratrace-http", daemon=True).start()
@@ -209,6 +217,8 @@ class Collector:
             "store_disk_full": bool(stats[fl.STAT_DISK_FULL]),
             "uptime_s": round(time.time() - self.started, 3),
             **self.ingest.counters.snapshot(),
+            "in_flight_bytes": self.ingest.budget.used,
+            "http_connections": self.http_server.open_connections() if self.http_server is not None else 0,
             "wal_end_offset": self.wal.end,
             "wal_durable_offset": self.wal.synced,
             "wal_bytes_on_disk": self.wal_reader.size(),
