@@ -154,9 +154,18 @@ def collect(
     show_default=True,
     help="Output format.",
 )
+@click.option(
+    "--full-engine",
+    is_flag=True,
+    default=False,
+    help="Run any DuckDB statement, on any file (COPY, ATTACH, read_text ...); by default SQL only reads the store.",
+)
 @click.argument("statement")
-def sql(store: str, output_format: str, statement: str) -> None:
+def sql(store: str, output_format: str, full_engine: bool, statement: str) -> None:
     """Run SQL over the store's views: spans, span_events, span_links, evals, metrics.
+
+    Only statements that read (SELECT, EXPLAIN) run, and they reach no file outside the store, unless
+    --full-engine.
 
     \b
     Example:
@@ -168,7 +177,7 @@ def sql(store: str, output_format: str, statement: str) -> None:
     from loratrace.store.sql_output import render
 
     try:
-        frame = query(store, statement)
+        frame = query(store, statement, full_engine=full_engine)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(render(frame, output_format), nl=False)

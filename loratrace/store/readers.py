@@ -11,7 +11,7 @@ import duckdb
 import polars as pl
 
 from loratrace.errors import QueryError, StoreError
-from loratrace.store import layout, readlock, schema, visibility
+from loratrace.store import layout, readlock, sandbox, schema, visibility
 
 VIEWS = (*schema.TABLES, "evals", "generations")
 
@@ -27,25 +27,38 @@ def _store_path(store: str | os.PathLike[str]) -> Path:
     return path
 
 
-def open_store(store: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
+def open_store(store: str | os.PathLike[str], *, full_engine: bool = False) -> duckdb.DuckDBPyConnection:
     """A read-only DuckDB connection to the store's catalog, with relative view paths resolving inside it.
 
     Any number of readers may open the store while a collector writes to it. Close the connection when done.
+    The connection reads the store's segments and no other file (see ``sandbox.py``) unless ``full_engine``.
     """
     path = _store_path(store)
     con = duckdb.connect(str(path / layout.CATALOG), read_only=True)
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET file_search_path = ?", [str(path)])
+    if not full_engine:
+        sandbox.confine(con, path)
     return con
 
 
 def query(
-    store: str | os.PathLike[str], sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    store: str | os.PathLike[str],
+    sql: str,
+    params: Sequence[Any] | Mapping[str, Any] | None = None,
+    *,
+    full_engine: bool = False,
 ) -> pl.DataFrame:
-    """Run ``sql`` against the store (parameters bound by DuckDB, never formatted in); result as Polars."""
+    """Run ``sql`` against the store (parameters bound by DuckDB, never formatted in); result as Polars.
+
+    Only statements that read run, over the store's files only, unless ``full_engine`` (DuckDB unconfined:
+    ``COPY``, ``ATTACH``, any file the user can read or write).
+    """
     path = _store_path(store)
-    con = open_store(path)
+    con = open_store(path, full_engine=full_engine)
     try:
+        if not full_engine:
+            sandbox.check_reading(con, sql)
         with readlock.reading(path):  # compaction deletes no segment while this query lists and reads them
             try:
                 cursor = _execute(con, sql, params)
