@@ -132,18 +132,22 @@ def test_a_store_writer_that_keeps_dying_makes_the_collector_exit_non_zero(tmp_p
     running = start_collector(tmp_path / "store")
     killed: set[int] = set()
     deadline = time.monotonic() + 120
-    while running.process.poll() is None and time.monotonic() < deadline:
-        try:
-            pid = running.health()["store_writer_pid"]
-        except OSError:
+    try:
+        while running.process.poll() is None and time.monotonic() < deadline:
+            try:
+                pid = running.health()["store_writer_pid"]
+            except OSError:
+                time.sleep(0.05)
+                continue
+            if pid not in killed:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
             time.sleep(0.05)
-            continue
-        if pid not in killed:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            killed.add(pid)
-        time.sleep(0.05)
-    code = running.process.wait(timeout=60)
+        code = running.process.wait(timeout=60)
+    finally:
+        if running.process.poll() is None:
+            running.kill()
     assert code == 1, (code, len(killed))
     assert "the store writer failed" in (tmp_path / f"collector-{running.http_port}.log").read_text()
 
