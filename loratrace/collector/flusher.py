@@ -57,7 +57,7 @@ N_STATS = 11
 
 # a flush that found the disk full is tried again after this long, doubling up to the maximum
 DISK_FULL_RETRY_S = 0.2
-DISK_FULL_MAX_RETRY_S = 5.0
+DISK_FULL_MAX_RETRY_S = 1.0
 _DISK_FULL = frozenset((errno.ENOSPC, errno.EDQUOT))
 
 

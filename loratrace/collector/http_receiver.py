@@ -299,7 +299,12 @@ class OTLPHandler(BaseHTTPRequestHandler):
                 except (OSError, EOFError, zlib.error):
                     self._error(400, "the body is not valid gzip", json_body=json_body)
                     return
-            result = self.server.ingest.export(signal, body, json_body=json_body)  # type: ignore[arg-type]
+            result = self.server.ingest.export(
+                signal,  # type: ignore[arg-type]
+                body,
+                json_body=json_body,
+                reserved=reserved,
+            )
             del body
             self.server.set_deadline(self.connection, self.server.settings.header_timeout_s)
             self._answer(result, json_body=json_body)

@@ -9,7 +9,9 @@ N s" while the store writer is behind or too many requests are in flight.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -56,6 +58,7 @@ class Counters:
     bad_requests: int = 0
     overloaded: int = 0
     spans_cut_to_limits: int = 0
+    disk_full_refusals: int = 0
     wal_bytes_appended: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -164,8 +167,10 @@ class Ingest:
         attribute_limits: AttributeLimits | None = None,
         durable_timeout: float = 10.0,
         budget_wait: float = 2.0,
+        min_free_disk_bytes: int = 16 << 20,
     ) -> None:
         self.wal = wal
+        self.min_free_disk_bytes = min_free_disk_bytes
         self.backlog = backlog  # () -> bytes appended but not yet in segments
         self.max_backlog_bytes = max_backlog_bytes
         self.durable_timeout = durable_timeout
@@ -176,13 +181,19 @@ class Ingest:
         self.budget = MemoryBudget(max_in_flight_bytes)
         self.closed = False
 
-    def export(self, signal: Signal, body: bytes, *, json_body: bool = False) -> ExportResult:
+    def export(self, signal: Signal, body: bytes, *, json_body: bool = False, reserved: int = 0) -> ExportResult:
+        """Validate ``body`` and make it durable; ``reserved``: bytes of the budget the caller already holds for
+        this request (the HTTP receiver's, for the body it read), counted against its parse cost."""
         self.counters.add(requests=1)
         if self.closed:
             return ExportResult("unavailable", "the collector is shutting down; retry", retry_after=1)
-        if self.backlog() > self.max_backlog_bytes:
+        backlog = self.backlog()
+        if backlog > self.max_backlog_bytes:
             self.counters.add(overloaded=1)
             return ExportResult("overloaded", "the store writer is behind; retry after the delay", retry_after=2)
+        refused = self._disk_refusal(len(body), backlog)
+        if refused is not None:
+            return refused
         over: int | None = None
         if signal == "traces" and not json_body:
             cost, over = scan_traces(body, self.limits)
@@ -195,7 +206,8 @@ class Ingest:
                 f"collector's {self.budget.limit >> 20} MiB for requests in flight; send smaller batches"
             )
             return ExportResult("too_large", msg)
-        if not self.budget.reserve(cost, timeout=self.budget_wait):
+        extra = max(0, cost - reserved)
+        if not self.budget.reserve(extra, timeout=self.budget_wait):
             self.counters.add(overloaded=1)
             return ExportResult(
                 "busy", "too many bytes of export requests in flight; retry after the delay", retry_after=1
@@ -203,7 +215,33 @@ class Ingest:
         try:
             return self._export(signal, body, json_body=json_body, over_limits=over)
         finally:
-            self.budget.release(cost)
+            self.budget.release(extra)
+
+    def _disk_refusal(self, size: int, backlog: int) -> ExportResult | None:
+        """A 503 while the log's disk lacks room for this request plus what the store writer needs.
+
+        The log must never take the space the store writer needs to turn it into segments: on a full disk
+        neither could move again. Half the backlog (segments are smaller than the log) plus a fixed margin is
+        kept free; while refusing, the log moves on to a new file so the current one, once in segments, is
+        deleted and its space comes back.
+        """
+        try:
+            stat = os.statvfs(self.wal.directory)
+        except OSError:
+            return None
+        free = stat.f_bavail * stat.f_frsize
+        keep = self.min_free_disk_bytes + backlog // 2
+        if free - size >= keep:
+            return None
+        if self.wal.file_bytes_used >= 1 << 20:
+            with contextlib.suppress(OSError):
+                self.wal.roll()
+        self.counters.add(overloaded=1, disk_full_refusals=1)
+        msg = (
+            f"the store's disk has {free >> 20} MiB free, under the {keep >> 20} MiB kept for writing segments; "
+            "retry after the delay"
+        )
+        return ExportResult("unavailable", msg, retry_after=2)
 
     def _export(self, signal: Signal, body: bytes, *, json_body: bool, over_limits: int | None) -> ExportResult:
         try:

@@ -11,6 +11,7 @@ group, not per request.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -26,6 +27,7 @@ HEADER: Final = struct.Struct("<IIB")
 KIND_TRACES: Final = 1
 KIND_METRICS: Final = 2
 _SUFFIX: Final = ".wal"
+_DISK_FULL: Final = frozenset((errno.ENOSPC, errno.EDQUOT))
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +98,17 @@ class WalWriter:
         return self._end
 
     @property
+    def file_bytes_used(self) -> int:
+        """Bytes in the log file being appended to."""
+        return self._end - self._file_start
+
+    def roll(self) -> None:
+        """Start a new log file now (the current one can then be deleted once it is in segments)."""
+        with self._lock:
+            if not self._closed and self._end > self._file_start:
+                self._roll()
+
+    @property
     def synced(self) -> int:
         """Offset up to which the log is on disk."""
         return self._synced
@@ -109,7 +122,15 @@ class WalWriter:
                 raise OSError(msg)
             if self._end - self._file_start >= self.file_bytes:
                 self._roll()
-            self._write_whole(record)
+            try:
+                self._write_whole(record)
+            except OSError as exc:
+                if exc.errno in _DISK_FULL and self._end > self._file_start:
+                    # only whole files are deleted once in segments: move on to a new one, so the space of
+                    # this one comes back after the next flush instead of the disk staying full for good
+                    with contextlib.suppress(OSError):
+                        self._roll()
+                raise
             self._end += len(record)
             end = self._end
         with self._cond:

@@ -181,8 +181,8 @@ def test_a_request_that_would_expand_past_the_memory_bound_is_refused(collector:
     assert status == 413
     assert "would take about" in status_pb2.Status.FromString(body).message
     assert _rss_bytes(collector.process.pid) - before < 400 << 20
-    health = collector.health()
-    assert health["in_flight_bytes"] == 0
+    # the reservation is released just after the answer is written: wait for it, it must come back to 0
+    collector.wait_until(lambda: collector.health()["in_flight_bytes"] == 0, what="the budget released")
     assert post(collector.http_port, _span_request(b"\x06" * 8))[0] == 200
 
 
