@@ -35,9 +35,19 @@ def open_store(store: str | os.PathLike[str], *, full_engine: bool = False) -> d
     """
     path = _store_path(store)
     con = duckdb.connect(str(path / layout.CATALOG), read_only=True)
+    confined = sandbox.is_confined(con)
+    if confined and full_engine:
+        # DuckDB shares one database instance between the connections of a process to the same file: an open
+        # confined connection confined this one too, for as long as it is open
+        con.close()
+        msg = (
+            f"a confined connection to {path} is open in this process, so the full engine cannot be had here "
+            "until it is closed (DuckDB shares one configuration per database file and process)"
+        )
+        raise StoreError(msg)
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET file_search_path = ?", [str(path)])
-    if not full_engine:
+    if not full_engine and not confined:
         sandbox.confine(con, path)
     return con
 

@@ -3,8 +3,13 @@
 DuckDB is a full engine: from a query, ``COPY … TO`` writes (and with ``OVERWRITE`` empties) folders,
 ``ATTACH … (READ_WRITE)`` changes other databases, ``read_text('/etc/shadow')`` reads any file the user can.
 A read tool must not hand that out by default, so reader connections switch off DuckDB's external access
-except for the store's segment folder (``allowed_directories``), lock that configuration so a query cannot
-switch it back, and run only statements that read (``SELECT`` in all its forms, ``EXPLAIN``).
+except for the store's segment folder (``allowed_directories``) and run only statements that read (``SELECT``
+in all its forms, ``EXPLAIN``; so no ``SET``, ``PRAGMA``, ``ATTACH``, ``COPY``, ``INSTALL`` / ``LOAD``).
+
+``lock_configuration`` is not used: DuckDB shares one database instance, and that lock, between every connection
+of a process to the same file, so it would also stop the next reader from setting its own session's
+``file_search_path`` (the views' relative paths then resolve nowhere). It is not needed either: DuckDB refuses to
+enable external access again, or to widen the allowed directories, while the database is open.
 """
 
 from __future__ import annotations
@@ -21,11 +26,15 @@ READING_STATEMENTS: Final = frozenset((duckdb.StatementType.SELECT, duckdb.State
 
 
 def confine(con: duckdb.DuckDBPyConnection, store: Path) -> None:
-    """Let ``con`` reach the store's segments only (views name them relative to the store), then lock it."""
+    """Let ``con`` reach the store's segments only (views name them relative to the store)."""
     segments = store / layout.SEGMENTS
     con.execute("SET allowed_directories = ?", [[f"{segments}/", f"{layout.SEGMENTS}/"]])
     con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
+
+
+def is_confined(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether ``con``'s database instance was confined (by another connection of this process)."""
+    return not con.execute("SELECT current_setting('enable_external_access')").fetchall()[0][0]
 
 
 def check_reading(con: duckdb.DuckDBPyConnection, sql: str) -> None:

@@ -13,7 +13,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from loratrace.cli import cli
 from loratrace.collector.decode import RowBuffer
-from loratrace.store import ensure_store, query
+from loratrace.store import ensure_store, open_store, query
 from loratrace.store.segments import write_segments
 
 
@@ -87,6 +87,14 @@ def test_configuration_cannot_be_unlocked_from_a_query(store: Path) -> None:
     result = _sql(store, "SELECT current_setting('enable_external_access') AS e; SET enable_external_access = true")
     assert result.exit_code == 1
     assert "SET statements are not run over a store" in result.output
+    con = open_store(store)
+    try:  # and were a SET let through, DuckDB itself refuses to widen access while the database is open
+        with pytest.raises(duckdb.InvalidInputException, match="Cannot enable external access"):
+            con.execute("SET enable_external_access = true")
+        with pytest.raises(duckdb.InvalidInputException, match="allowed_directories"):
+            con.execute("SET allowed_directories = ['/']")
+    finally:
+        con.close()
 
 
 def test_full_engine_is_the_explicit_way_out(store: Path, tmp_path: Path) -> None:
@@ -97,3 +105,21 @@ def test_full_engine_is_the_explicit_way_out(store: Path, tmp_path: Path) -> Non
     frame = query(store, f"SELECT * FROM read_csv('{target}', header=false)", full_engine=True)
     assert frame.to_series().to_list() == [2]
     assert isinstance(frame, pl.DataFrame)
+
+
+def test_connections_sharing_a_database_instance_stay_confined(store: Path, tmp_path: Path) -> None:
+    """DuckDB shares one instance (and its locked configuration) per file and process: a long-lived confined
+    connection must not break later queries, and must not let a full-engine one through."""
+    from loratrace.errors import StoreError
+
+    held = open_store(store)
+    try:
+        assert query(store, "SELECT count(*) AS n FROM spans")["n"][0] == 2
+        with pytest.raises(StoreError, match="full engine cannot be had here"):
+            query(store, "SELECT 1", full_engine=True)
+        with pytest.raises(duckdb.PermissionException):
+            held.execute(f"SELECT * FROM read_text('{tmp_path}/x')")
+    finally:
+        held.close()
+    (tmp_path / "outside.txt").write_text("x")
+    assert query(store, f"SELECT count(*) AS n FROM glob('{tmp_path}/*.txt')", full_engine=True)["n"][0] == 1
