@@ -258,3 +258,26 @@ def test_slow_clients_are_bounded_in_connections_and_timed_out(collector: Runnin
     finally:
         for sock in idle:
             sock.close()
+
+
+def test_grpc_applies_the_same_limits(token_collector: RunningCollector) -> None:
+    import grpc
+
+    channel = grpc.insecure_channel(
+        f"127.0.0.1:{token_collector.grpc_port}", options=[("grpc.max_send_message_length", 64 << 20)]
+    )
+    export = channel.unary_unary(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        request_serializer=None,
+        response_deserializer=ExportTraceServiceResponse.FromString,
+    )
+    try:
+        attributes = [KeyValue(key=f"g{i}", value=AnyValue(int_value=i)) for i in range(150)]
+        response = export(_span_request(b"\x08" * 8, attributes), timeout=60)
+        assert "50 attributes dropped" in response.partial_success.error_message
+        with pytest.raises(grpc.RpcError) as refused:
+            export(b"\x0a\x00" * (16 << 20), timeout=60)  # 32 MiB of empty ResourceSpans
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "would take about" in refused.value.details()
+    finally:
+        channel.close()
