@@ -88,6 +88,9 @@ def test_a_full_disk_under_load_loses_nothing_and_the_collector_resumes(tmp_path
             running.wait_until(
                 lambda: len(acked) >= resumed_from + 80_000, timeout=180, what="90 MB of spans after space returned"
             )
+        except BaseException:
+            running.kill()  # a failed wait must not leave the collector holding the tmpfs
+            raise
         finally:
             stop.set()
             thread.join(timeout=60)
