@@ -119,6 +119,9 @@ def explain_error(con: duckdb.DuckDBPyConnection, exc: duckdb.Error) -> str:
     """DuckDB's message plus what exists: the views for an unknown table, the columns for a bad column."""
     message = str(exc).strip()
     lowered = message.lower()
+    outdated = _outdated_catalog(con)
+    if outdated:
+        return f"{message}\n{outdated}"
     if "table with name" in lowered or ("does not exist" in lowered and "table" in lowered):
         return f"{message}\nTables in this store: {', '.join(VIEWS)}"
     if "column" in lowered and ("not found" in lowered or "does not have a column" in lowered):
@@ -131,6 +134,22 @@ def explain_error(con: duckdb.DuckDBPyConnection, exc: duckdb.Error) -> str:
     return message
 
 
+def _outdated_catalog(con: duckdb.DuckDBPyConnection) -> str | None:
+    from loratrace.store.catalog import CATALOG_VERSION
+
+    try:
+        version = con.execute("SELECT max(version) FROM loratrace_catalog").fetchall()[0][0]
+    except duckdb.Error:
+        version = None
+    if version == CATALOG_VERSION:
+        return None
+    return (
+        f"This store's catalog was written by another loratrace version (catalog version {version}; this one reads "
+        f"{CATALOG_VERSION}): start `loratrace collect --store DIR` on it once with this version to rebuild the "
+        "catalog's views (the segments are kept as they are)."
+    )
+
+
 def scan(store: str | os.PathLike[str], table: str = "spans") -> pl.LazyFrame:
     """A Polars LazyFrame over one table's segments (attribute maps as JSON text columns).
 
@@ -141,7 +160,14 @@ def scan(store: str | os.PathLike[str], table: str = "spans") -> pl.LazyFrame:
         msg = f"loratrace.store.scan(table=...) takes one of {sorted(schema.TABLES)}, got {table!r}"
         raise StoreError(msg)
     path = _store_path(store)
-    return pl.scan_parquet(counted_files(path, table), hive_partitioning=True, missing_columns="insert", schema=None)
+    # the table's full schema, so segments written by an older version (fewer columns) read with nulls there
+    return pl.scan_parquet(
+        counted_files(path, table),
+        hive_partitioning=True,
+        hive_schema={"date": pl.Date()},
+        missing_columns="insert",
+        schema=dict(schema.TABLES[table]),
+    )
 
 
 def counted_files(store: Path, table: str) -> list[Path]:
