@@ -104,6 +104,20 @@ def _address(value: str, flag: str) -> tuple[str, int] | None:
     show_default=True,
     help="Largest export request accepted (after gzip decompression).",
 )
+@click.option(
+    "--max-span-attributes",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="Attributes kept per span, event and link; the rest are dropped and counted, as the SDK's limit does.",
+)
+@click.option(
+    "--max-attribute-length",
+    type=click.IntRange(min=1),
+    default=1 << 20,
+    show_default=True,
+    help="Characters kept of a string attribute value (bytes of a bytes value); longer ones are cut.",
+)
 def collect(
     store: str,
     http_address: str,
@@ -113,6 +127,8 @@ def collect(
     tls_cert: str | None,
     tls_key: str | None,
     max_request_bytes: int,
+    max_span_attributes: int,
+    max_attribute_length: int,
 ) -> None:
     """Receive OTLP traces and metrics (HTTP and gRPC) into a durable, SQL-queryable store.
 
@@ -125,6 +141,7 @@ def collect(
         loratrace collect --store ./traces --grpc off     # OTLP/HTTP only (4317 taken by Phoenix or Jaeger)
         loratrace collect --store ./traces --http 0.0.0.0:4318 --auth-token "$TOKEN" --retention-days 30
     """
+    from loratrace.collector.limits import AttributeLimits
     from loratrace.collector.service import CollectorSettings, run_collector
     from loratrace.errors import CollectorError
 
@@ -141,6 +158,7 @@ def collect(
         tls_key=tls_key,
         max_request_bytes=max_request_bytes,
         retention_days=retention_days,
+        attribute_limits=AttributeLimits(max_attributes=max_span_attributes, max_value_length=max_attribute_length),
     )
 
     def ready(collector: object) -> None:
@@ -174,9 +192,18 @@ def collect(
     show_default=True,
     help="Output format.",
 )
+@click.option(
+    "--full-engine",
+    is_flag=True,
+    default=False,
+    help="Run any DuckDB statement, on any file (COPY, ATTACH, read_text ...); by default SQL only reads the store.",
+)
 @click.argument("statement")
-def sql(store: str, output_format: str, statement: str) -> None:
+def sql(store: str, output_format: str, full_engine: bool, statement: str) -> None:
     """Run SQL over the store's views: generations, spans, span_events, span_links, evals, metrics.
+
+    Only statements that read (SELECT, EXPLAIN) run, and they reach no file outside the store, unless
+    --full-engine.
 
     \b
     Example:
@@ -188,7 +215,7 @@ def sql(store: str, output_format: str, statement: str) -> None:
     from loratrace.store.sql_output import render
 
     try:
-        frame = query(store, statement)
+        frame = query(store, statement, full_engine=full_engine)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(render(frame, output_format), nl=False)
