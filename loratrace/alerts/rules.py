@@ -70,9 +70,15 @@ _KNOBS: Final[dict[str, Any]] = {
     "max_rate": {"type": "number", "minimum": 0, "maximum": 1},
 }
 _NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
+# windows and the latency threshold shape the rule's cells, shared by every adapter: not overridable
+_PER_RULE_ONLY: Final = ("window", "baseline", "threshold_ms")
 _OVERRIDE = {
     "type": "object",
-    "properties": {"adapter": {"type": "string"}, "cohort": {"type": "string"}, **_KNOBS},
+    "properties": {
+        "adapter": {"type": "string"},
+        "cohort": {"type": "string"},
+        **{k: v for k, v in _KNOBS.items() if k not in _PER_RULE_ONLY},
+    },
     "additionalProperties": False,
     "anyOf": [{"required": ["adapter"]}, {"required": ["cohort"]}],
 }

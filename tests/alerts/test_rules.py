@@ -107,6 +107,14 @@ MALFORMED = [
         "'threshold_ms' is required",
         id="latency-slo-without-threshold",
     ),
+    pytest.param(
+        "rules:\n  - name: s\n    type: spike\n    metric: error_rate\n    overrides:\n"
+        "      - adapter: a1\n        window: 30m\n",
+        7,
+        "rules/0/overrides/0/window",
+        "unknown key 'window'",
+        id="window-not-overridable",
+    ),
     pytest.param("rules: [\n  {name: a\n", 3, "", "not valid YAML", id="bad-yaml"),
     pytest.param("- just\n- a list\n", 1, "(top level)", "a rules file is a mapping", id="not-a-mapping"),
 ]
