@@ -391,20 +391,47 @@ def instrument(
         return state
 
 
-def uninstrument() -> None:
-    """Undo ``loratrace.instrument()``: remove every patch, flush and shut down the providers it created."""
+def uninstrument(*, timeout_millis: int = 5_000) -> None:
+    """Undo ``loratrace.instrument()``: remove every patch, flush and shut down the providers it created.
+
+    Returns within ``timeout_millis``: the providers' shutdown exports what is pending, and with an endpoint that
+    hangs (or refuses, and is retried) the SDK waits its exporter's timeout per batch (17 s, 10.7 s when
+    refused). What is still being exported at the deadline finishes, or is dropped, in the background.
+    """
     global _state
     with _lock:
         state, _state = _state, None
     if state is None:
         return
+    deadline = time.monotonic() + timeout_millis / 1000
     for instrumentor in state.instrumentors.values():
         instrumentor.uninstrument()
-    finisher.drain()
+    finisher.drain(max(0.0, deadline - time.monotonic()))
     if state.owns_tracer_provider:
-        state.tracer_provider.shutdown()  # type: ignore[attr-defined]
+        _call_until(state.tracer_provider.shutdown, deadline)  # type: ignore[attr-defined]
     if state.owns_meter_provider:
-        state.meter_provider.shutdown()  # type: ignore[attr-defined]
+        _call_until(state.meter_provider.shutdown, deadline)  # type: ignore[attr-defined]
+
+
+def _call_until(call: Any, deadline: float) -> None:
+    """Run ``call`` on a daemon thread, waiting for it until ``deadline`` (monotonic) at most."""
+    thread = threading.Thread(target=_logged(call), name="loratrace-shutdown", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:  # no new threads at interpreter shutdown (an atexit handler): run it here
+        _logged(call)()
+        return
+    thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _logged(call: Any) -> Any:
+    def run() -> None:
+        try:
+            call()
+        except Exception:
+            logger.warning("loratrace could not shut down %r", call, exc_info=True)
+
+    return run
 
 
 def force_flush(timeout_millis: int = 30_000) -> bool:

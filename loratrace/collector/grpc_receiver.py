@@ -15,6 +15,7 @@ from loratrace.collector.ingest import Ingest
 
 _CODES: Final = {
     "bad_request": grpc.StatusCode.INVALID_ARGUMENT,
+    "too_large": grpc.StatusCode.INVALID_ARGUMENT,  # not RESOURCE_EXHAUSTED: a retry of the same bytes cannot help
     "overloaded": grpc.StatusCode.UNAVAILABLE,
     "busy": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "unavailable": grpc.StatusCode.UNAVAILABLE,
@@ -53,10 +54,19 @@ def make_grpc_server(
     max_request_bytes: int,
     tls: tuple[str, str] | None = None,
     workers: int = 16,
+    max_concurrent_rpcs: int = 64,
+    idle_timeout_ms: int = 120_000,
 ) -> tuple[grpc.Server, int]:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="loratrace-grpc"),
-        options=[("grpc.max_receive_message_length", max_request_bytes), ("grpc.so_reuseport", 0)],
+        options=[
+            ("grpc.max_receive_message_length", max_request_bytes),
+            ("grpc.so_reuseport", 0),
+            # the OpenTelemetry Collector's gRPC server settings: idle connections closed, a bound on what waits
+            ("grpc.max_connection_idle_ms", idle_timeout_ms),
+        ],
+        # RPCs beyond this are answered RESOURCE_EXHAUSTED at once instead of queueing without bound
+        maximum_concurrent_rpcs=max_concurrent_rpcs,
     )
     server.add_generic_rpc_handlers(
         (

@@ -19,10 +19,18 @@ __all__ = ["VIEWS", "counted_files", "explain_error", "open_store", "query", "ro
 
 
 def query(
-    store: str | os.PathLike[str], sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    store: str | os.PathLike[str],
+    sql: str,
+    params: Sequence[Any] | Mapping[str, Any] | None = None,
+    *,
+    full_engine: bool = False,
 ) -> pl.DataFrame:
-    """Run ``sql`` against the store (parameters bound by DuckDB, never formatted in); result as Polars."""
-    names, rows = fetch_rows(store, sql, params)
+    """Run ``sql`` against the store (parameters bound by DuckDB, never formatted in); result as Polars.
+
+    Only statements that read run, over the store's files only, unless ``full_engine`` (DuckDB unconfined:
+    ``COPY``, ``ATTACH``, any file the user can read or write).
+    """
+    names, rows = fetch_rows(store, sql, params, full_engine=full_engine)
     return rows_to_frame(names, rows) if names else pl.DataFrame()
 
 

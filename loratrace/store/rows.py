@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 
 from loratrace.errors import QueryError, StoreError
-from loratrace.store import layout, readlock
+from loratrace.store import layout, readlock, sandbox
 
 _LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
 
@@ -32,10 +32,11 @@ def store_path(store: str | os.PathLike[str]) -> Path:
     return path
 
 
-def open_store(store: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
+def open_store(store: str | os.PathLike[str], *, full_engine: bool = False) -> duckdb.DuckDBPyConnection:
     """A read-only DuckDB connection to the store's catalog, with relative view paths resolving inside it.
 
     Any number of readers may open the store while a collector writes to it. Close the connection when done.
+    The connection reads the store's segments and no other file (see ``sandbox.py``) unless ``full_engine``.
     """
     path = store_path(store)
     catalog = path / layout.CATALOG
@@ -52,18 +53,39 @@ def open_store(store: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
             "`duckdb.connect(path, read_only=True)`) and run this again"
         )
         raise StoreError(msg) from exc
+    confined = sandbox.is_confined(con)
+    if confined and full_engine:
+        # DuckDB shares one database instance between the connections of a process to the same file: an open
+        # confined connection confined this one too, for as long as it is open
+        con.close()
+        msg = (
+            f"a confined connection to {path} is open in this process, so the full engine cannot be had here "
+            "until it is closed (DuckDB shares one configuration per database file and process)"
+        )
+        raise StoreError(msg)
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET file_search_path = ?", [str(path)])
+    if not full_engine and not confined:
+        sandbox.confine(con, path)
     return con
 
 
 def fetch_rows(
-    store: str | os.PathLike[str], sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    store: str | os.PathLike[str],
+    sql: str,
+    params: Sequence[Any] | Mapping[str, Any] | None = None,
+    *,
+    full_engine: bool = False,
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run ``sql`` against the store (parameters bound by DuckDB, never formatted in): column names and rows."""
+    """Run ``sql`` against the store (parameters bound by DuckDB, never formatted in): column names and rows.
+
+    Only statements that read run, over the store's files only, unless ``full_engine``.
+    """
     path = store_path(store)
-    con = open_store(path)
+    con = open_store(path, full_engine=full_engine)
     try:
+        if not full_engine:
+            sandbox.check_reading(con, sql)
         with readlock.reading(path):  # compaction deletes no segment while this query lists and reads them
             try:
                 cursor = _execute(con, sql, params)
