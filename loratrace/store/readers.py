@@ -13,7 +13,7 @@ import polars as pl
 from loratrace.errors import QueryError, StoreError
 from loratrace.store import layout, readlock, schema, visibility
 
-VIEWS = (*schema.TABLES, "evals", "generations")
+VIEWS = (*schema.TABLES, "evals", "generations", "feedback")
 
 
 def _store_path(store: str | os.PathLike[str]) -> Path:
