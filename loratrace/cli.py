@@ -156,5 +156,96 @@ def sql(store: str, output_format: str, statement: str) -> None:
     click.echo(render(frame, output_format), nl=False)
 
 
+# --- release hygiene, user-outcome feedback, task completion (issue 18) -------------------------------------
+
+
+class _BadInput(click.ClickException):
+    """A user error these commands answer with exit code 2 (1 means "findings" / "failures")."""
+
+    exit_code = 2
+
+
+@cli.group()
+def feedback() -> None:
+    """User outcomes (thumbs-down, escalation, manual review, reopened tickets) joined to the answers they are about.
+
+    \b
+    Example:
+        loratrace feedback import tickets.csv --endpoint http://127.0.0.1:4318
+    """
+
+
+@feedback.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--endpoint",
+    default="http://127.0.0.1:4318",
+    show_default=True,
+    help="OTLP/HTTP base URL of the loratrace collector that writes the store.",
+)
+@click.option(
+    "--format", "file_format", type=click.Choice(["csv", "jsonl"]), default=None, help="Default: from the suffix."
+)
+@click.option(
+    "--column",
+    "columns",
+    multiple=True,
+    metavar="FIELD=COLUMN",
+    help="Read FIELD (trace_id, span_id, request_id, kind, time, value, id) from the file's COLUMN.",
+)
+@click.option("--kind", "default_kind", default=None, help="Kind for rows without one (e.g. thumbs_down).")
+@click.option("--store", type=click.Path(file_okay=False), default=None, help="Store that maps request ids to traces.")
+@click.option(
+    "--request-id-attribute",
+    default="gen_ai.request.id",
+    show_default=True,
+    help="Span attribute holding the request id that the file's request_id column names.",
+)
+@click.option("--skip-unmatched", is_flag=True, help="Skip rows whose request id is in no span (default: refuse).")
+def feedback_import(
+    file: str,
+    endpoint: str,
+    file_format: str | None,
+    columns: tuple[str, ...],
+    default_kind: str | None,
+    store: str | None,
+    request_id_attribute: str,
+    skip_unmatched: bool,
+) -> None:
+    """Import feedback exported by another system (CSV or JSON lines); importing the same rows again adds nothing.
+
+    Every row is checked first (a bad row sends nothing; exit code 2), then all are sent to the collector as
+    loratrace.feedback spans. Times are ISO 8601 (UTC when no offset is given) or epoch seconds.
+
+    \b
+    Example:
+        loratrace feedback import tickets.csv --column trace_id=otel_trace_id --column time=created_at
+        loratrace feedback import reviews.jsonl --kind manual_review --store ./traces --column request_id=req
+    """
+    from loratrace._span_sender import SendError
+    from loratrace.errors import ConfigurationError, StoreError
+    from loratrace.feedback.importer import import_feedback, parse_columns
+
+    try:
+        result = import_feedback(
+            file,
+            endpoint=endpoint,
+            fmt=file_format,  # type: ignore[arg-type]
+            columns=parse_columns(columns),
+            default_kind=default_kind,
+            store=store,
+            request_id_attribute=request_id_attribute,
+            skip_unmatched=skip_unmatched,
+        )
+    except (ConfigurationError, StoreError) as exc:
+        raise _BadInput(str(exc)) from exc
+    except SendError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"sent {result.sent} feedback row(s) from {file} to {endpoint}")
+
+
+# --- end of issue 18 -----------------------------------------------------------------------------------------
+
+
 def main() -> None:
     cli()
