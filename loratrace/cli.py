@@ -244,6 +244,61 @@ def feedback_import(
     click.echo(f"sent {result.sent} feedback row(s) from {file} to {endpoint}")
 
 
+@cli.command()
+@click.option("--store", required=True, type=click.Path(file_okay=False), help="Folder of the span store.")
+@click.option("--since", default=None, help="Production traffic since: 24h, 7d, ... before now, or ISO 8601.")
+@click.option("--until", default=None, help="Production traffic until (same forms as --since).")
+@click.option(
+    "--check",
+    "checks",
+    multiple=True,
+    type=click.Choice(
+        ["metadata_completeness", "confounded_changes", "unevaluated_exposure", "no_release_evidence", "silent_swaps"]
+    ),
+    help="Run only this check (repeatable); all by default.",
+)
+@click.option(
+    "--window",
+    default="1h",
+    show_default=True,
+    help="Confounded changes: changes on a route this close together count as one (30m, 1h, 1d).",
+)
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def doctor(
+    store: str, since: str | None, until: str | None, checks: tuple[str, ...], window: str, output_format: str
+) -> None:
+    """Find common release mistakes from the traces: missing metadata, confounded changes, unevaluated exposure,
+    adapters without release evidence, silent swaps. Each finding names its evidence query and how to fix it.
+
+    Exit code 0 when no finding is at error severity, 1 when one is, 2 for bad input.
+
+    \b
+    Example:
+        loratrace doctor --store ./traces
+        loratrace doctor --store ./traces --since 7d --check silent_swaps --format json
+    """
+    import datetime as dt
+
+    from loratrace.doctor import hygiene_findings
+    from loratrace.doctor.report import parse_bound, parse_duration, render
+    from loratrace.errors import ConfigurationError, StoreError
+
+    try:
+        now = dt.datetime.now(dt.timezone.utc)
+        findings = hygiene_findings(
+            store,
+            since=parse_bound(since, flag="--since", now=now),
+            until=parse_bound(until, flag="--until", now=now),
+            checks=checks or None,  # type: ignore[arg-type]
+            window=parse_duration(window, flag="--window"),
+        )
+    except (ConfigurationError, StoreError) as exc:
+        raise _BadInput(str(exc)) from exc
+    click.echo(render(findings, output_format), nl=False)  # type: ignore[arg-type]
+    if any(finding.severity == "error" for finding in findings):
+        raise SystemExit(1)
+
+
 # --- end of issue 18 -----------------------------------------------------------------------------------------
 
 

@@ -43,9 +43,11 @@ class Traffic:
         prompt_version: str | None = "p1",
         dataset_version: str | None = "d1",
         quantization: str | None = None,
+        bits: int | None = None,
         base_model: str = "tiny-llama",
         example_id: str | None = None,
         variant: str | None = None,
+        identity: bool = True,
         rank: int | None = 4,
         alpha: float | None = 8.0,
         merged: bool | None = False,
@@ -60,10 +62,11 @@ class Traffic:
             semconv.GEN_AI_REQUEST_MODEL: base_model,
             semconv.GEN_AI_RESPONSE_MODEL: adapter or base_model,
             semconv.GEN_AI_REQUEST_ID: request_id,
-            semconv.BASE_MODEL_NAME: base_model,
-            semconv.VARIANT: variant or (semconv.VARIANT_ADAPTER if adapter else semconv.VARIANT_BASE),
             semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 8,
         }
+        if identity:  # what loratrace's instrumentors add; an instrumentation logging only the base model does not
+            attributes[semconv.BASE_MODEL_NAME] = base_model
+            attributes[semconv.VARIANT] = variant or (semconv.VARIANT_ADAPTER if adapter else semconv.VARIANT_BASE)
         optional = {
             semconv.ADAPTER_NAME: adapter,
             semconv.ADAPTER_ID: adapter_id if adapter else None,
@@ -75,6 +78,7 @@ class Traffic:
             semconv.ROUTE_NAME: route,
             semconv.PROMPT_VERSION: prompt_version,
             semconv.QUANTIZATION_METHOD: quantization,
+            semconv.QUANTIZATION_BITS: bits,
             semconv.EXAMPLE_ID: example_id,
         }
         attributes.update({k: v for k, v in optional.items() if v is not None})
