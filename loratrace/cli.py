@@ -299,6 +299,86 @@ def doctor(
         raise SystemExit(1)
 
 
+@cli.group()
+def evaluate() -> None:
+    """Evaluators run over the traces already in a store; results go back through the collector as evaluations.
+
+    \b
+    Example:
+        loratrace evaluate tasks --store ./traces --workflows workflows.toml
+    """
+
+
+@evaluate.command("tasks")
+@click.option("--store", required=True, type=click.Path(file_okay=False), help="Folder of the span store.")
+@click.option(
+    "--workflows",
+    "workflows_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="TOML (or .json) file declaring one workflow per route.",
+)
+@click.option(
+    "--endpoint",
+    default="http://127.0.0.1:4318",
+    show_default=True,
+    help="OTLP/HTTP base URL of the collector writing the store (the results are sent there).",
+)
+@click.option("--since", default=None, help="Traces since: 24h, 7d, ... before now, or ISO 8601.")
+@click.option("--until", default=None, help="Traces until (same forms as --since).")
+@click.option("--again", is_flag=True, help="Also judge traces that already have a task_completion result.")
+@click.option("--dry-run", is_flag=True, help="Print the verdicts and send nothing.")
+def evaluate_tasks_command(
+    store: str,
+    workflows_file: str,
+    endpoint: str,
+    since: str | None,
+    until: str | None,
+    again: bool,
+    dry_run: bool,
+) -> None:
+    """Judge each agent trace on a workflow's route (required steps, their order, forbidden shortcuts, the final
+    answer) and write a task_completion evaluation for it, so drift, report, alerts and gate use it.
+
+    \b
+    Example:
+        loratrace evaluate tasks --store ./traces --workflows workflows.toml --since 24h
+        loratrace query task_failed_spans_ok --store ./traces    # every span succeeded, the task did not
+    """
+    import datetime as dt
+
+    from loratrace._span_sender import SendError, traces_url
+    from loratrace.doctor.report import parse_bound
+    from loratrace.errors import ConfigurationError, StoreError
+    from loratrace.tasks import evaluate_tasks, load_workflows
+    from loratrace.tasks.emit import send_results
+
+    try:
+        now = dt.datetime.now(dt.timezone.utc)
+        traces_url(endpoint)
+        results = evaluate_tasks(
+            store,
+            load_workflows(workflows_file),
+            since=parse_bound(since, flag="--since", now=now),
+            until=parse_bound(until, flag="--until", now=now),
+            skip_evaluated=not again,
+        )
+    except (ConfigurationError, StoreError) as exc:
+        raise _BadInput(str(exc)) from exc
+    for result in results:
+        verdict = "passed" if result.passed else "FAILED"
+        click.echo(f"{result.trace_id}  {result.workflow}  {verdict}  {result.label}: {result.explanation}")
+    failed = sum(not result.passed for result in results)
+    if dry_run:
+        click.echo(f"{len(results)} trace(s) judged, {failed} failed; nothing sent (--dry-run)")
+        return
+    try:
+        sent = send_results(results, endpoint=endpoint)
+    except SendError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{len(results)} trace(s) judged, {failed} failed; {sent} result(s) sent to {endpoint}")
+
+
 # --- end of issue 18 -----------------------------------------------------------------------------------------
 
 
