@@ -416,6 +416,97 @@ def feedback_import(
     click.echo(f"sent {result.sent} feedback row(s) from {file} to {endpoint}")
 
 
+@feedback.command("completeness")
+@store_option
+@time_options
+@click.option("--kind", required=True, help="The feedback kind, e.g. thumbs_down.")
+@click.option("--window", default="1d", show_default=True, help="Width of the windows (1h, 1d, 1w).")
+@format_option
+def feedback_completeness(
+    store: str, since: str | None, until: str | None, kind: str, window: str, output_format: str
+) -> None:
+    """How complete each window's feedback is likely to be, from the delays seen so far (late feedback changes
+    past windows): the rate so far, the estimated share already in, and the rate projected from it.
+
+    \b
+    Example:
+        loratrace feedback completeness --store ./traces --kind escalation --since 14d --window 1d
+    """
+    from loratrace.analysis import feedback as analysis
+    from loratrace.analysis.load import load_generations
+    from loratrace.analysis.timespec import parse_duration
+    from loratrace.errors import StoreError
+
+    since_at, until_at = parse_window(since, until)
+    try:
+        width = parse_duration(window)
+    except ValueError as exc:
+        raise BadInput(f"--window: {exc}") from exc
+    try:
+        generations = load_generations(store, since=since_at, until=until_at)
+        rows = analysis.completeness(generations, analysis.load_feedback(store), kind=kind, window=width)
+    except StoreError as exc:
+        raise BadInput(str(exc)) from exc
+    except ValueError as exc:
+        raise BadInput(f"--kind: {exc}") from exc
+    click.echo(render_rows(rows, output_format), nl=False)
+
+
+@feedback.command("before-after")
+@store_option
+@time_options
+@click.option("--kind", required=True, help="The feedback kind, e.g. thumbs_down.")
+@click.option("--adapter", required=True, help="The adapter whose first traffic on the route is the interruption.")
+@click.option("--route", required=True, help="The route.")
+@click.option("--window", default="1h", show_default=True, help="Width of the time series' windows.")
+@click.option("--alpha", type=click.FloatRange(0.0001, 0.5), default=0.05, show_default=True, help="Test level.")
+@format_option
+def feedback_before_after(
+    store: str,
+    since: str | None,
+    until: str | None,
+    kind: str,
+    adapter: str,
+    route: str,
+    window: str,
+    alpha: float,
+    output_format: str,
+) -> None:
+    """A route's feedback rate before and after an adapter's first traffic on it (interrupted time series,
+    segmented regression); always flagged confounded:time, and feedback_incomplete while windows are still filling.
+
+    \b
+    Example:
+        loratrace feedback before-after --store ./traces --kind escalation --adapter billing-v2 --route billing
+    """
+    from loratrace.analysis import feedback as analysis
+    from loratrace.analysis.load import load_generations
+    from loratrace.analysis.timespec import parse_duration
+    from loratrace.errors import StoreError
+
+    since_at, until_at = parse_window(since, until)
+    try:
+        width = parse_duration(window)
+    except ValueError as exc:
+        raise BadInput(f"--window: {exc}") from exc
+    try:
+        generations = load_generations(store, since=since_at, until=until_at)
+        rows = analysis.before_after(
+            generations,
+            analysis.load_feedback(store),
+            kind=kind,
+            adapter=adapter,
+            route=route,
+            window=width,
+            alpha=alpha,
+        )
+    except StoreError as exc:
+        raise BadInput(str(exc)) from exc
+    except ValueError as exc:
+        raise BadInput(str(exc)) from exc
+    click.echo(render_rows(rows, output_format), nl=False)
+
+
 @cli.command()
 @store_option
 @time_options

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from loratrace.analysis import feedback as feedback_analysis
 from loratrace.analysis import load, metrics
 from loratrace.analysis._typing import Baseline, Traffic
 from loratrace.analysis.cells import cells, paired_cells
@@ -82,11 +83,13 @@ def drift_for_store(
     if cohorts:
         generations = generations.filter(pl.col("cohort").is_in(list(cohorts)))
         evals = evals.filter(pl.col("cohort").is_in(list(cohorts)))
-    chosen = metrics.resolve(metric_names, eval_names(evals))
+    feedback = feedback_analysis.load_feedback(store)
+    generations, kinds = feedback_analysis.with_feedback(generations, feedback)
+    chosen = metrics.resolve(metric_names, eval_names(evals), kinds)
     cell_frame = cells(generations, evals, metrics=chosen, window=window)
     paired = paired_cells(generations, evals, metrics=chosen)
     cell_frame, paired = pl.collect_all([cell_frame, paired])
-    return drift(
+    rows = drift(
         cell_frame,
         metrics=chosen,
         paired=paired,
@@ -96,6 +99,13 @@ def drift_for_store(
         min_effect=min_effect,
         min_relative_effect=min_relative_effect,
     )
+    # late feedback: rows on a feedback metric say when the analysed windows' feedback is not all in yet
+    analysed = {
+        kind: feedback_analysis.completeness(generations, feedback, kind=kind, window=window or DEFAULT_WINDOW)
+        for kind in kinds
+        if feedback_analysis.feedback_column(kind) in {m.name for m in chosen}
+    }
+    return feedback_analysis.flag_incomplete(rows, analysed)
 
 
 def _empty_window_message(store: str | os.PathLike[str], since: datetime | None, until: datetime | None) -> str:

@@ -202,7 +202,7 @@ def test_the_time_range_limits_production_traffic(stores: dict[str, Path]) -> No
     ("arguments", "message"),
     [
         pytest.param(["--since", "yesterday"], "--since: expected an ISO time", id="since"),
-        pytest.param(["--window", "0h"], "--window: expected a duration", id="window"),
+        pytest.param(["--window", "0h"], "--window: expected a positive duration", id="window"),
         pytest.param(["--check", "vibes"], "Invalid value for '--check'", id="check"),
     ],
 )
