@@ -28,6 +28,7 @@ import polars as pl
 from loratrace import semconv
 from loratrace.analysis.load import NONE_LABEL
 from loratrace.analysis.metrics import FEEDBACK_PREFIX, feedback_metric
+from loratrace.errors import QueryError
 from loratrace.store import query
 
 FEEDBACK_INCOMPLETE_FLAG: Final = "feedback_incomplete"
@@ -48,7 +49,13 @@ def feedback_column(kind: str) -> str:
 def load_feedback(store: str | os.PathLike[str]) -> pl.DataFrame:
     """Every feedback joined to its generation: ``trace_id``, ``span_id`` (the generation's), ``kind``, ``route``,
     ``time`` and ``delay_s`` (from the end of the answer)."""
-    frame = query(store, _FEEDBACK_SQL)
+    try:
+        frame = query(store, _FEEDBACK_SQL)
+    except QueryError:
+        # a catalog built before the feedback view (CATALOG_VERSION < 4) until its collector restarts: no feedback
+        if "feedback" in query(store, "SELECT view_name FROM duckdb_views()")["view_name"].to_list():
+            raise
+        frame = pl.DataFrame()
     if frame.is_empty():
         return pl.DataFrame(
             schema={

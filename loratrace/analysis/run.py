@@ -83,8 +83,10 @@ def drift_for_store(
     if cohorts:
         generations = generations.filter(pl.col("cohort").is_in(list(cohorts)))
         evals = evals.filter(pl.col("cohort").is_in(list(cohorts)))
-    feedback = feedback_analysis.load_feedback(store)
-    generations, kinds = feedback_analysis.with_feedback(generations, feedback)
+    kinds: list[str] = []
+    if metric_names is None or any(name.startswith(metrics.FEEDBACK_PREFIX) for name in metric_names):
+        feedback = feedback_analysis.load_feedback(store)
+        generations, kinds = feedback_analysis.with_feedback(generations, feedback)
     chosen = metrics.resolve(metric_names, eval_names(evals), kinds)
     cell_frame = cells(generations, evals, metrics=chosen, window=window)
     paired = paired_cells(generations, evals, metrics=chosen)

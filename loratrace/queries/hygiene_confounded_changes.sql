@@ -1,13 +1,16 @@
 -- name: hygiene_confounded_changes
 -- answers: On which routes did a new adapter id arrive within one window of a new quantization, prompt version or base model, so that a regression there has no clean owner?
 -- params: since (TIMESTAMP UTC or NULL for all), until (TIMESTAMP UTC or NULL for all), window_seconds (INTEGER: how close two changes must be to count as one)
+-- Generations are read from `spans` by operation (what the `generations` view selects, without the view's
+-- evaluation counts, which cost four times the query's own work on a large store).
 -- A change is a value first seen on the route at least one window after the route's first generation (the values of
 -- the first window are the starting state). Golden-set replay (example_id set) is not production and is left out.
 WITH g AS (
     SELECT route_name, start_time, adapter_id, prompt_version, base_model_name,
            coalesce(model_quantization_method || coalesce('/' || model_quantization_bits, ''), 'none') AS quantization
-    FROM generations
-    WHERE route_name IS NOT NULL AND example_id IS NULL
+    FROM spans
+    WHERE operation_name IN ('text_completion', 'chat', 'generate_content')
+      AND route_name IS NOT NULL AND example_id IS NULL
       AND (CAST($since AS TIMESTAMP) IS NULL OR start_time >= CAST($since AS TIMESTAMP))
       AND (CAST($until AS TIMESTAMP) IS NULL OR start_time < CAST($until AS TIMESTAMP))
 ),

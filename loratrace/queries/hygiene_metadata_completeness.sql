@@ -1,14 +1,17 @@
 -- name: hygiene_metadata_completeness
 -- answers: Which services and routes log generations without the adapter's identity, id, rank, alpha, merge state, dataset version, prompt version or route ("only the base model is logged")?
 -- params: since (TIMESTAMP UTC or NULL for all), until (TIMESTAMP UTC or NULL for all)
+-- Generations are read from `spans` by operation (what the `generations` view selects, without the view's
+-- evaluation counts, which cost four times the query's own work on a large store).
 -- An adapter's id, rank, alpha, merge state and dataset version are expected on generations an adapter served;
 -- the adapter's identity (an adapter name, or loratrace's variant=base saying none served) and the prompt version
 -- and route on every generation. Production traffic only: golden-set replay (example_id set) is written by
 -- loratrace replay itself.
 WITH g AS (
     SELECT *
-    FROM generations
-    WHERE example_id IS NULL
+    FROM spans
+    WHERE operation_name IN ('text_completion', 'chat', 'generate_content')
+      AND example_id IS NULL
       AND (CAST($since AS TIMESTAMP) IS NULL OR start_time >= CAST($since AS TIMESTAMP))
       AND (CAST($until AS TIMESTAMP) IS NULL OR start_time < CAST($until AS TIMESTAMP))
 ),

@@ -1,14 +1,17 @@
 -- name: hygiene_silent_swaps
 -- answers: Which adapter names started serving new weights (a new adapter id under the same name) with no golden-set replay of the new id?
 -- params: since (TIMESTAMP UTC or NULL for all), until (TIMESTAMP UTC or NULL for all)
+-- Generations are read from `spans` by operation (what the `generations` view selects, without the view's
+-- evaluation counts, which cost four times the query's own work on a large store).
 -- The swap (the new id's first generation) must fall in the time range; the name's history is read over the whole store.
 WITH ids AS (
     SELECT adapter_name, adapter_id,
            min(start_time) AS first_seen,
            count(*) FILTER (WHERE example_id IS NULL) AS production_generations,
            count(DISTINCT example_id) AS replayed_examples
-    FROM generations
-    WHERE adapter_name IS NOT NULL AND adapter_id IS NOT NULL
+    FROM spans
+    WHERE operation_name IN ('text_completion', 'chat', 'generate_content')
+      AND adapter_name IS NOT NULL AND adapter_id IS NOT NULL
     GROUP BY ALL
 ),
 ranked AS (

@@ -1,19 +1,23 @@
 -- name: hygiene_unevaluated_exposure
 -- answers: Which production cohorts does an adapter id serve with no golden-set replay for that cohort, or with far fewer replayed examples than its share of the traffic?
 -- params: since (TIMESTAMP UTC or NULL for all), until (TIMESTAMP UTC or NULL for all), min_share_ratio (DOUBLE: flag a cohort whose share of replayed examples is below this times its share of traffic)
+-- Generations are read from `spans` by operation (what the `generations` view selects, without the view's
+-- evaluation counts, which cost four times the query's own work on a large store).
 -- Production traffic is counted in the time range; replay (generations with example_id) over the whole store.
 WITH production AS (
     SELECT adapter_name, adapter_id, coalesce(cohort, '(none)') AS cohort, count(*) AS production_generations
-    FROM generations
-    WHERE adapter_id IS NOT NULL AND example_id IS NULL
+    FROM spans
+    WHERE operation_name IN ('text_completion', 'chat', 'generate_content')
+      AND adapter_id IS NOT NULL AND example_id IS NULL
       AND (CAST($since AS TIMESTAMP) IS NULL OR start_time >= CAST($since AS TIMESTAMP))
       AND (CAST($until AS TIMESTAMP) IS NULL OR start_time < CAST($until AS TIMESTAMP))
     GROUP BY ALL
 ),
 replay AS (
     SELECT adapter_id, coalesce(cohort, '(none)') AS cohort, count(DISTINCT example_id) AS replayed_examples
-    FROM generations
-    WHERE adapter_id IS NOT NULL AND example_id IS NOT NULL
+    FROM spans
+    WHERE operation_name IN ('text_completion', 'chat', 'generate_content')
+      AND adapter_id IS NOT NULL AND example_id IS NOT NULL
     GROUP BY ALL
 ),
 shares AS (

@@ -132,6 +132,10 @@ def feedback_view_statement() -> str:
         return f"CASE WHEN exact.span_id IS NOT NULL THEN exact.{column} ELSE last.{column} END"
 
     generation = ", ".join(f"{chosen(c)} AS {c}" for c in FEEDBACK_GENERATION_COLUMNS)
+    generation_columns = ", ".join(
+        ("trace_id", "span_id", "start_time", "end_time_unix_nano", *FEEDBACK_GENERATION_COLUMNS)
+    )
+    operations = ", ".join(f"'{op}'" for op in semconv.GENERATION_OPERATIONS)
     return (
         "CREATE OR REPLACE VIEW feedback AS WITH f AS ("
         f"SELECT coalesce({attribute(semconv.FEEDBACK_ID)}, span_id) AS feedback_id, "
@@ -146,8 +150,10 @@ def feedback_view_statement() -> str:
         f"FROM spans WHERE name = '{semconv.FEEDBACK_SPAN}' "
         f"QUALIFY row_number() OVER (PARTITION BY coalesce({attribute(semconv.FEEDBACK_ID)}, span_id) "
         "ORDER BY start_time_unix_nano, trace_id, span_id) = 1), "
-        "g AS (SELECT *, row_number() OVER (PARTITION BY trace_id ORDER BY end_time_unix_nano DESC, span_id) "
-        "AS from_last FROM generations) "
+        # only the traces feedback names: a window over every generation of a large store costs tens of seconds
+        f"g AS (SELECT {generation_columns}, row_number() OVER (PARTITION BY trace_id "
+        "ORDER BY end_time_unix_nano DESC, span_id) AS from_last FROM spans "
+        f"WHERE operation_name IN ({operations}) AND trace_id IN (SELECT target_trace_id FROM f)) "
         f"SELECT f.*, {chosen('span_id')} AS generation_span_id, {generation}, "
         f"{chosen('start_time')} AS generation_time, "
         f"(f.time_unix_nano - {chosen('end_time_unix_nano')}) / 1e9 AS delay_s "

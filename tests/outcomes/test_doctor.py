@@ -216,3 +216,13 @@ def test_a_folder_that_is_no_store_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["doctor", "--store", str(tmp_path)])
     assert result.exit_code == 2
     assert "is not a loratrace store" in result.output
+
+
+def test_the_query_files_select_generations_as_the_generations_view_does() -> None:
+    from loratrace import semconv
+
+    listed = "(" + ", ".join(f"'{operation}'" for operation in semconv.GENERATION_OPERATIONS) + ")"
+    for path in sorted((Path(__file__).parents[2] / "loratrace" / "queries").glob("hygiene_*.sql")):
+        sql = path.read_text()
+        assert "FROM generations" not in sql, path.name
+        assert sql.count("FROM spans") == sql.count(f"operation_name IN {listed}"), path.name
