@@ -107,7 +107,37 @@ def drift_for_store(
         for kind in kinds
         if feedback_analysis.feedback_column(kind) in {m.name for m in chosen}
     }
-    return feedback_analysis.flag_incomplete(rows, analysed)
+    rows = feedback_analysis.flag_incomplete(rows, analysed)
+    return _flag_confounded_changes(rows, store, since=since, until=until, window=window or DEFAULT_WINDOW)
+
+
+CONFOUNDED_CHANGE_FLAG = "confounded:change"
+
+
+def _flag_confounded_changes(
+    rows: pl.DataFrame,
+    store: str | os.PathLike[str],
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    window: timedelta,
+) -> pl.DataFrame:
+    """``confounded:change`` on the rows of an adapter id that arrived on a route together with a new quantization,
+    prompt version or base model (``loratrace doctor``'s confounded-changes check, the same query)."""
+    from loratrace.doctor import hygiene_findings
+
+    if rows.is_empty():
+        return rows
+    found = hygiene_findings(store, since=since, until=until, checks=["confounded_changes"], window=window)
+    changed = sorted({str(finding.subject["adapter_id"]) for finding in found})
+    if not changed:
+        return rows
+    return rows.with_columns(
+        pl.when(pl.col("adapter_id").is_in(changed))
+        .then(pl.col("flags").list.concat(pl.lit([CONFOUNDED_CHANGE_FLAG])))
+        .otherwise(pl.col("flags"))
+        .alias("flags")
+    )
 
 
 def _empty_window_message(store: str | os.PathLike[str], since: datetime | None, until: datetime | None) -> str:

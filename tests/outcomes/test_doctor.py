@@ -226,3 +226,15 @@ def test_the_query_files_select_generations_as_the_generations_view_does() -> No
         sql = path.read_text()
         assert "FROM generations" not in sql, path.name
         assert sql.count("FROM spans") == sql.count(f"operation_name IN {listed}"), path.name
+
+
+def test_drift_rows_of_a_confounded_change_say_so(stores: dict[str, Path]) -> None:
+    for release, flagged in (("confounded", {NEW_ID}), ("silent_swap", set())):
+        result = CliRunner().invoke(
+            cli, ["drift", "--store", str(stores[release]), "--metric", "error_rate", "--format", "json"]
+        )
+        assert result.exit_code == 0, result.output
+        rows = json.loads(result.output)
+        assert {row["adapter_id"] for row in rows} == {OLD_ID, NEW_ID}
+        for row in rows:
+            assert ("confounded:change" in row["flags"]) == (row["adapter_id"] in flagged), row
