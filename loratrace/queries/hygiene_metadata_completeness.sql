@@ -15,25 +15,39 @@ WITH g AS (
       AND (CAST($since AS TIMESTAMP) IS NULL OR start_time >= CAST($since AS TIMESTAMP))
       AND (CAST($until AS TIMESTAMP) IS NULL OR start_time < CAST($until AS TIMESTAMP))
 ),
+per_route AS (
+    -- one pass over the generations; the per-field rows below come from this small result
+    SELECT service_name, route_name,
+           count(*) AS all_generations,
+           count(*) FILTER (WHERE adapter_name IS NOT NULL) AS adapter_generations,
+           count(*) FILTER (WHERE adapter_name IS NULL AND variant IS NULL) AS adapter_identity,
+           count(*) FILTER (WHERE adapter_name IS NOT NULL AND adapter_id IS NULL) AS adapter_id,
+           count(*) FILTER (WHERE adapter_name IS NOT NULL AND adapter_rank IS NULL) AS adapter_rank,
+           count(*) FILTER (WHERE adapter_name IS NOT NULL AND adapter_alpha IS NULL) AS adapter_alpha,
+           count(*) FILTER (WHERE adapter_name IS NOT NULL AND adapter_merged IS NULL) AS adapter_merged,
+           count(*) FILTER (WHERE adapter_name IS NOT NULL AND dataset_version IS NULL) AS dataset_version,
+           count(*) FILTER (WHERE prompt_version IS NULL) AS prompt_version,
+           count(*) FILTER (WHERE route_name IS NULL) AS route_name_missing
+    FROM g
+    GROUP BY service_name, route_name
+),
 fields AS (
-    SELECT service_name, route_name, 'adapter_identity' AS field, true AS applies,
-           adapter_name IS NULL AND variant IS NULL AS missing FROM g
-    UNION ALL SELECT service_name, route_name, 'adapter_id', adapter_name IS NOT NULL, adapter_id IS NULL FROM g
-    UNION ALL SELECT service_name, route_name, 'adapter_rank', adapter_name IS NOT NULL, adapter_rank IS NULL FROM g
-    UNION ALL SELECT service_name, route_name, 'adapter_alpha', adapter_name IS NOT NULL, adapter_alpha IS NULL FROM g
-    UNION ALL SELECT service_name, route_name, 'adapter_merged', adapter_name IS NOT NULL, adapter_merged IS NULL FROM g
-    UNION ALL SELECT service_name, route_name, 'dataset_version', adapter_name IS NOT NULL, dataset_version IS NULL FROM g
-    UNION ALL SELECT service_name, route_name, 'prompt_version', true, prompt_version IS NULL FROM g
-    UNION ALL SELECT service_name, route_name, 'route_name', true, route_name IS NULL FROM g
+    SELECT service_name, route_name, 'adapter_identity' AS field, all_generations AS applicable,
+           adapter_identity AS missing FROM per_route
+    UNION ALL SELECT service_name, route_name, 'adapter_id', adapter_generations, adapter_id FROM per_route
+    UNION ALL SELECT service_name, route_name, 'adapter_rank', adapter_generations, adapter_rank FROM per_route
+    UNION ALL SELECT service_name, route_name, 'adapter_alpha', adapter_generations, adapter_alpha FROM per_route
+    UNION ALL SELECT service_name, route_name, 'adapter_merged', adapter_generations, adapter_merged FROM per_route
+    UNION ALL SELECT service_name, route_name, 'dataset_version', adapter_generations, dataset_version FROM per_route
+    UNION ALL SELECT service_name, route_name, 'prompt_version', all_generations, prompt_version FROM per_route
+    UNION ALL SELECT service_name, route_name, 'route_name', all_generations, route_name_missing FROM per_route
 )
 SELECT service_name,
        route_name,
        field,
-       count(*) AS applicable,
-       count(*) FILTER (WHERE missing) AS missing,
-       round(count(*) FILTER (WHERE missing) / count(*), 4) AS missing_share
+       applicable,
+       missing,
+       round(missing / applicable, 4) AS missing_share
 FROM fields
-WHERE applies
-GROUP BY service_name, route_name, field
-HAVING count(*) FILTER (WHERE missing) > 0
+WHERE missing > 0
 ORDER BY service_name, route_name NULLS FIRST, field
