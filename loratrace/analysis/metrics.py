@@ -21,6 +21,7 @@ from loratrace.analysis._typing import Direction, MetricKind, MetricSource
 
 EVAL_PASS_PREFIX = "eval_pass:"
 EVAL_SCORE_PREFIX = "eval_score:"
+EVAL_PREFIXES = (EVAL_PASS_PREFIX, EVAL_SCORE_PREFIX)
 FEEDBACK_PREFIX = "feedback:"
 # feedback kinds that are good news; every other kind (thumbs_down, escalation, reopened...) is an unwanted outcome
 _POSITIVE_FEEDBACK = ("thumbs_up", "accepted", "resolved", "positive", "helpful", "solved")

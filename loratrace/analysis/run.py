@@ -64,33 +64,27 @@ def drift_for_store(
     """
     generations = load.load_generations(store, since=since, until=until, traffic=traffic)
     evals = load.load_evals(store, since=since, until=until, traffic=traffic)
-    present = (
-        generations.select(
-            pl.col("adapter").drop_nulls().unique().sort().implode(),
-            pl.col("cohort").drop_nulls().unique().sort().implode(),
-            pl.len().alias("rows"),
-        )
-        .collect()
-        .row(0, named=True)
-    )
-    if present["rows"] == 0:
-        raise EmptySelectionError(_empty_window_message(store, since, until))
-    _check_names("adapter", adapters, present["adapter"])
-    _check_names("cohort", cohorts, present["cohort"])
-    if adapters:
-        generations = generations.filter(pl.col("adapter").is_in(list(adapters)) | (pl.col("arm") == "base"))
-        evals = evals.filter(pl.col("adapter").is_in(list(adapters)) | (pl.col("arm") == "base"))
-    if cohorts:
-        generations = generations.filter(pl.col("cohort").is_in(list(cohorts)))
-        evals = evals.filter(pl.col("cohort").is_in(list(cohorts)))
+    wants_evals = not metric_names or any(m.startswith(metrics.EVAL_PREFIXES) for m in metric_names)
     kinds: list[str] = []
-    if metric_names is None or any(name.startswith(metrics.FEEDBACK_PREFIX) for name in metric_names):
+    if not metric_names or any(name.startswith(metrics.FEEDBACK_PREFIX) for name in metric_names):
         feedback = feedback_analysis.load_feedback(store)
         generations, kinds = feedback_analysis.with_feedback(generations, feedback)
-    chosen = metrics.resolve(metric_names, eval_names(evals), kinds)
-    cell_frame = cells(generations, evals, metrics=chosen, window=window)
-    paired = paired_cells(generations, evals, metrics=chosen)
-    cell_frame, paired = pl.collect_all([cell_frame, paired])
+    chosen = metrics.resolve(metric_names, eval_names(evals) if wants_evals else (), kinds)
+    # one pass over the spans: everything after works on the small cells frames
+    cell_frame, paired = pl.collect_all(
+        [cells(generations, evals, metrics=chosen, window=window), paired_cells(generations, evals, metrics=chosen)]
+    )
+    if cell_frame.is_empty() and paired.is_empty():
+        raise EmptySelectionError(_empty_window_message(store, since, until))
+    _check_names("adapter", adapters, _present(cell_frame, paired, "adapter"))
+    _check_names("cohort", cohorts, _present(cell_frame, paired, "cohort"))
+    if adapters:
+        keep = pl.col("adapter").is_in(list(adapters))
+        cell_frame = cell_frame.filter(keep | (pl.col("arm") == "base"))
+        paired = paired.filter(keep)
+    if cohorts:
+        cell_frame = cell_frame.filter(pl.col("cohort").is_in(list(cohorts)))
+        paired = paired.filter(pl.col("cohort").is_in(list(cohorts)))
     rows = drift(
         cell_frame,
         metrics=chosen,
@@ -102,10 +96,11 @@ def drift_for_store(
         min_relative_effect=min_relative_effect,
     )
     # late feedback: rows on a feedback metric say when the analysed windows' feedback is not all in yet
+    asked = {m.name for m in chosen}
     analysed = {
         kind: feedback_analysis.completeness(generations, feedback, kind=kind, window=window or DEFAULT_WINDOW)
         for kind in kinds
-        if feedback_analysis.feedback_column(kind) in {m.name for m in chosen}
+        if feedback_analysis.feedback_column(kind) in asked
     }
     rows = feedback_analysis.flag_incomplete(rows, analysed)
     return _flag_confounded_changes(rows, store, since=since, until=until, window=window or DEFAULT_WINDOW)
@@ -138,6 +133,11 @@ def _flag_confounded_changes(
         .otherwise(pl.col("flags"))
         .alias("flags")
     )
+
+
+def _present(cell_frame: pl.DataFrame, paired: pl.DataFrame, column: str) -> list[str]:
+    values = set(cell_frame[column].drop_nulls()) | set(paired[column].drop_nulls())
+    return sorted(values)
 
 
 def _empty_window_message(store: str | os.PathLike[str], since: datetime | None, until: datetime | None) -> str:

@@ -87,3 +87,38 @@ def test_before_after_compares_with_the_traffic_before_the_adapter_and_says_so()
     assert "confounded:time" in row["flags"]
     assert row["n_base"] == 600
     assert row["verdict"] == "regressed"
+
+
+def test_mirrored_shadow_answers_pair_with_the_base_answer_in_the_same_trace() -> None:
+    from loratrace.analysis import paired_cells
+
+    n = 300
+    base = _rows("base", n, 15).with_columns(
+        pl.Series("trace_id", [f"t{i}" for i in range(n)]),
+        pl.lit("base").alias("variant"),
+        pl.lit(None, dtype=pl.String).alias("example_id"),
+        pl.lit(None, dtype=pl.String).alias("dataset_version"),
+    )
+    # the shadow fails on the first 60 traces, the base on the first 15: 45 discordant pairs, all against the adapter
+    shadow = _rows("adapter", n, 60).with_columns(
+        pl.Series("trace_id", [f"t{i}" for i in range(n)]),
+        pl.lit("shadow").alias("variant"),
+        pl.lit(None, dtype=pl.String).alias("example_id"),
+        pl.lit(None, dtype=pl.String).alias("dataset_version"),
+    )
+    unrelated = _rows("adapter", 50, 0).with_columns(
+        pl.Series("trace_id", [f"u{i}" for i in range(50)]),
+        pl.lit("adapter").alias("variant"),
+        pl.lit(None, dtype=pl.String).alias("example_id"),
+        pl.lit(None, dtype=pl.String).alias("dataset_version"),
+    )
+    rows = pl.concat([base, shadow, unrelated]).lazy()
+    pairs = paired_cells(rows, metrics=[ERROR]).collect()
+    # value 1 (an error) in the adapter's answer only, on traces 15-59
+    assert pairs.select("n", "base_only", "adapter_only").row(0) == (n, 0, 45)
+    result = drift(cells(rows, metrics=[ERROR]).collect(), metrics=[ERROR], paired=pairs)
+    row = result.filter(pl.col("cohort") == "smb").row(0, named=True)
+    assert row["design"] == "paired"
+    assert row["n_adapter"] == n
+    assert row["delta"] == pytest.approx(45 / n)
+    assert row["verdict"] == "regressed"
