@@ -52,8 +52,12 @@ def drift_for_store(
     min_n: int = 30,
     min_effect: float = 0.02,
     min_relative_effect: float = 0.05,
+    flag_changes: bool = True,
 ) -> pl.DataFrame:
     """``drift`` over a store: load, cells (windowed, so base and adapter are matched in time), paired cells, rows.
+
+    With ``flag_changes`` the rows of an adapter id that arrived on a route together with another change carry
+    ``confounded:change``: ``loratrace doctor``'s confounded-changes query, one more (cheap) query over the store.
 
     Raises
     ------
@@ -103,6 +107,8 @@ def drift_for_store(
         if feedback_analysis.feedback_column(kind) in asked
     }
     rows = feedback_analysis.flag_incomplete(rows, analysed)
+    if not flag_changes:
+        return rows
     return _flag_confounded_changes(rows, store, since=since, until=until, window=window or DEFAULT_WINDOW)
 
 
