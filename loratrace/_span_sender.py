@@ -43,9 +43,18 @@ def traces_url(endpoint: str) -> str:
 class SpanSender:
     """A tracer provider whose finished spans wait in memory until ``send()`` exports and checks them."""
 
-    def __init__(self, endpoint: str, *, service_name: str, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        service_name: str,
+        headers: Mapping[str, str] | None = None,
+        auth_token: str | None = None,
+    ) -> None:
         self._url = traces_url(endpoint)
         self._headers = dict(headers or {})
+        if auth_token:
+            self._headers["Authorization"] = f"Bearer {auth_token}"
         self._collected = _Collecting()
         self.tracer_provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
         self.tracer_provider.add_span_processor(self._collected)

@@ -337,6 +337,17 @@ def drift(
 # --- release hygiene, user-outcome feedback, task completion (issue 18) -------------------------------------
 
 
+def _auth_token_option(function: F) -> F:
+    """``--auth-token`` (or ``LORATRACE_AUTH_TOKEN``): the bearer token of a collector started with one."""
+    return click.option(
+        "--auth-token",
+        envvar="LORATRACE_AUTH_TOKEN",
+        show_envvar=True,
+        default=None,
+        help="Bearer token the collector requires (never printed).",
+    )(function)
+
+
 @cli.group()
 def feedback() -> None:
     """User outcomes (thumbs-down, escalation, manual review, reopened tickets) joined to the answers they are about.
@@ -374,6 +385,7 @@ def feedback() -> None:
     help="Span attribute holding the request id that the file's request_id column names.",
 )
 @click.option("--skip-unmatched", is_flag=True, help="Skip rows whose request id is in no span (default: refuse).")
+@_auth_token_option
 def feedback_import(
     file: str,
     endpoint: str,
@@ -383,6 +395,7 @@ def feedback_import(
     store: str | None,
     request_id_attribute: str,
     skip_unmatched: bool,
+    auth_token: str | None,
 ) -> None:
     """Import feedback exported by another system (CSV or JSON lines); importing the same rows again adds nothing.
 
@@ -408,6 +421,7 @@ def feedback_import(
             store=store,
             request_id_attribute=request_id_attribute,
             skip_unmatched=skip_unmatched,
+            auth_token=auth_token,
         )
     except (ConfigurationError, StoreError) as exc:
         raise BadInput(str(exc)) from exc
@@ -592,6 +606,7 @@ def evaluate() -> None:
 @time_options
 @click.option("--again", is_flag=True, help="Also judge traces that already have a task_completion result.")
 @click.option("--dry-run", is_flag=True, help="Print the verdicts and send nothing.")
+@_auth_token_option
 def evaluate_tasks_command(
     store: str,
     workflows_file: str,
@@ -600,6 +615,7 @@ def evaluate_tasks_command(
     until: str | None,
     again: bool,
     dry_run: bool,
+    auth_token: str | None,
 ) -> None:
     """Judge each agent trace on a workflow's route (required steps, their order, forbidden shortcuts, the final
     answer) and write a task_completion evaluation for it, so drift, report, alerts and gate use it.
@@ -634,7 +650,7 @@ def evaluate_tasks_command(
         click.echo(f"{len(results)} trace(s) judged, {failed} failed; nothing sent (--dry-run)")
         return
     try:
-        sent = send_results(results, endpoint=endpoint)
+        sent = send_results(results, endpoint=endpoint, auth_token=auth_token)
     except SendError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{len(results)} trace(s) judged, {failed} failed; {sent} result(s) sent to {endpoint}")

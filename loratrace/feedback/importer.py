@@ -219,6 +219,7 @@ def import_feedback(
     store: str | os.PathLike[str] | None = None,
     request_id_attribute: str = "gen_ai.request.id",
     skip_unmatched: bool = False,
+    auth_token: str | None = None,
 ) -> ImportResult:
     """Check every row of ``path``, then send them all as feedback spans to the collector at ``endpoint``.
 
@@ -248,7 +249,7 @@ def import_feedback(
         more = f"\n  ... and {len(problems) - _MAX_REPORTED} more" if len(problems) > _MAX_REPORTED else ""
         msg = f"{source}: {len(problems)} bad row(s), nothing was sent:\n  {shown}{more}"
         raise ConfigurationError(msg)
-    sender = SpanSender(endpoint, service_name="loratrace-feedback-import")
+    sender = SpanSender(endpoint, service_name="loratrace-feedback-import", auth_token=auth_token)
     for row in rows:
         record_feedback(
             row.kind,

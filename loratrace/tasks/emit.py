@@ -29,9 +29,9 @@ def _inherited(attributes: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in kept.items() if isinstance(value, str | bool | int | float | list)}
 
 
-def send_results(results: Sequence[TaskResult], *, endpoint: str) -> int:
+def send_results(results: Sequence[TaskResult], *, endpoint: str, auth_token: str | None = None) -> int:
     """Send one evaluation span per result to the collector at ``endpoint``; the number sent."""
-    sender = SpanSender(endpoint, service_name="loratrace-evaluate-tasks")
+    sender = SpanSender(endpoint, service_name="loratrace-evaluate-tasks", auth_token=auth_token)
     tracer = sender.tracer_provider.get_tracer("loratrace.tasks")
     for result in results:
         target = result.target

@@ -125,3 +125,23 @@ def test_a_bad_export_sends_nothing_and_exits_2(collector: RunningCollector, tmp
     assert query(collector.store, "SELECT kind, target_trace_id FROM feedback").rows() == [
         ("manual_review", served[5][0])
     ]
+
+
+def test_a_collector_with_a_token_needs_it_and_it_is_never_printed(tmp_path: Path) -> None:
+    from .conftest import start_collector
+
+    token = "s3cret-token-18"
+    collector = start_collector(tmp_path / "store", token=token)
+    try:
+        export = tmp_path / "one.jsonl"
+        export.write_text(f'{{"trace_id": "{"ab" * 16}", "kind": "reopened", "time": 1767225600}}\n')
+        arguments = ["feedback", "import", str(export), "--endpoint", collector.http]
+        refused = CliRunner().invoke(cli, arguments, env={"LORATRACE_AUTH_TOKEN": ""})
+        assert refused.exit_code == 1
+        assert "did not accept spans 1-1 of 1 (0 sent)" in refused.output
+        accepted = CliRunner().invoke(cli, [*arguments, "--auth-token", token])
+        assert accepted.exit_code == 0, accepted.output
+        assert token not in accepted.output + refused.output
+        wait_for_rows(collector, FEEDBACK_SPANS, 1)
+    finally:
+        collector.terminate()
