@@ -384,6 +384,12 @@ def feedback() -> None:
     show_default=True,
     help="Span attribute holding the request id that the file's request_id column names.",
 )
+@click.option(
+    "--request-map",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="CSV of request_id,trace_id[,span_id] mapping the file's request ids to traces.",
+)
 @click.option("--skip-unmatched", is_flag=True, help="Skip rows whose request id is in no span (default: refuse).")
 @_auth_token_option
 def feedback_import(
@@ -394,6 +400,7 @@ def feedback_import(
     default_kind: str | None,
     store: str | None,
     request_id_attribute: str,
+    request_map: str | None,
     skip_unmatched: bool,
     auth_token: str | None,
 ) -> None:
@@ -422,6 +429,7 @@ def feedback_import(
             request_id_attribute=request_id_attribute,
             skip_unmatched=skip_unmatched,
             auth_token=auth_token,
+            request_map=request_map,
         )
     except (ConfigurationError, StoreError) as exc:
         raise BadInput(str(exc)) from exc

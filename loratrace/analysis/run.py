@@ -70,6 +70,7 @@ def drift_for_store(
     evals = load.load_evals(store, since=since, until=until, traffic=traffic)
     wants_evals = not metric_names or any(m.startswith(metrics.EVAL_PREFIXES) for m in metric_names)
     kinds: list[str] = []
+    feedback = pl.DataFrame()
     if not metric_names or any(name.startswith(metrics.FEEDBACK_PREFIX) for name in metric_names):
         feedback = feedback_analysis.load_feedback(store)
         generations, kinds = feedback_analysis.with_feedback(generations, feedback)

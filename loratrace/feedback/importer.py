@@ -142,7 +142,7 @@ def check_rows(
     *,
     columns: Mapping[str, str],
     default_kind: str | None,
-    request_ids: Mapping[str, tuple[str, str]] | None,
+    request_ids: Mapping[str, tuple[str, str | None]] | None,
     skip_unmatched: bool,
 ) -> tuple[list[FeedbackRow], list[str], int]:
     """Checked rows, the problems found (one line each) and how many unmatched rows were skipped."""
@@ -158,7 +158,7 @@ def check_rows(
                     skipped += 1
                     continue
                 request = _get(record, columns["request_id"])
-                msg = f"request id {request!r} matches no span in the store"
+                msg = f"request id {request!r} matches no span in the store and no row of the request map"
                 raise ConfigurationError(msg)
             raw_time = _get(record, columns["time"])
             if raw_time is None:
@@ -175,7 +175,9 @@ def check_rows(
 
 
 def _target(
-    record: Mapping[str, Any], columns: Mapping[str, str], request_ids: Mapping[str, tuple[str, str]] | None
+    record: Mapping[str, Any],
+    columns: Mapping[str, str],
+    request_ids: Mapping[str, tuple[str, str | None]] | None,
 ) -> tuple[str | None, str | None]:
     trace_id = _get(record, columns["trace_id"])
     if trace_id is not None:
@@ -189,7 +191,7 @@ def _target(
         )
         raise ConfigurationError(msg)
     if request_ids is None:
-        msg = "rows name request ids: pass --store DIR so they can be mapped to traces"
+        msg = "rows name request ids: pass --store DIR or --request-map FILE so they can be mapped to traces"
         raise ConfigurationError(msg)
     return request_ids.get(str(request), (None, None))
 
@@ -209,6 +211,31 @@ def lookup_request_ids(store: str | os.PathLike[str], attribute: str, ids: Seque
     return {row[0]: (row[1], row[2]) for row in frame.rows()}
 
 
+def read_request_map(path: str | os.PathLike[str]) -> dict[str, tuple[str, str | None]]:
+    """``{request id: (trace id, span id or None)}`` from a CSV with columns ``request_id``, ``trace_id`` and
+    optionally ``span_id`` (e.g. an export of the gateway's request log)."""
+    source = Path(path)
+    if not source.is_file():
+        msg = f"--request-map {str(source)!r} does not exist or is not a file"
+        raise ConfigurationError(msg)
+    mapping: dict[str, tuple[str, str | None]] = {}
+    with source.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"request_id", "trace_id"} - set(reader.fieldnames or ())
+        if missing:
+            msg = f"--request-map {source} needs the columns request_id and trace_id (missing {sorted(missing)})"
+            raise ConfigurationError(msg)
+        for record in reader:
+            try:
+                span = record.get("span_id") or None
+                target = check_trace_id(record["trace_id"]), check_span_id(span) if span else None
+            except ConfigurationError as exc:
+                msg = f"--request-map {source}:{reader.line_num}: {exc}"
+                raise ConfigurationError(msg) from exc
+            mapping[record["request_id"]] = target
+    return mapping
+
+
 def import_feedback(
     path: str | os.PathLike[str],
     *,
@@ -220,6 +247,7 @@ def import_feedback(
     request_id_attribute: str = "gen_ai.request.id",
     skip_unmatched: bool = False,
     auth_token: str | None = None,
+    request_map: str | os.PathLike[str] | None = None,
 ) -> ImportResult:
     """Check every row of ``path``, then send them all as feedback spans to the collector at ``endpoint``.
 
@@ -233,10 +261,15 @@ def import_feedback(
     chosen = file_format(source, fmt)
     mapping = dict(columns or {field: field for field in FIELDS})
     records = list(read_records(source, chosen))
-    request_ids = None
+    request_ids: dict[str, tuple[str, str | None]] | None = None
+    if request_map is not None:
+        request_ids = read_request_map(request_map)
     if store is not None:
-        wanted = sorted({str(r[mapping["request_id"]]) for _, r in records if _get(r, mapping["request_id"])})
-        request_ids = lookup_request_ids(store, request_id_attribute, wanted)
+        wanted = sorted(
+            {str(r[mapping["request_id"]]) for _, r in records if _get(r, mapping["request_id"])}
+            - set(request_ids or ())
+        )
+        request_ids = {**lookup_request_ids(store, request_id_attribute, wanted), **(request_ids or {})}
     rows, problems, _ = check_rows(
         iter(records),
         columns=mapping,

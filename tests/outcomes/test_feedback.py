@@ -145,3 +145,23 @@ def test_a_collector_with_a_token_needs_it_and_it_is_never_printed(tmp_path: Pat
         wait_for_rows(collector, FEEDBACK_SPANS, 1)
     finally:
         collector.terminate()
+
+
+def test_request_ids_mapped_by_a_request_log(collector: RunningCollector, tmp_path: Path) -> None:
+    served = _serve(collector, time.time_ns() - 4 * HOUR_NS)
+    request_log = tmp_path / "gateway.csv"
+    request_log.write_text(f"request_id,trace_id,span_id\ngw-1,{served[1][0]},{served[1][1]}\ngw-2,{served[4][0]},\n")
+    export = tmp_path / "tickets.csv"
+    export.write_text(
+        "req,kind,time\ngw-1,escalation,2026-01-02T00:00:00Z\ngw-2,escalation,1767312000\ngw-9,escalation,1767312000\n"
+    )
+    arguments = ["feedback", "import", str(export), "--endpoint", collector.http, "--request-map", str(request_log)]
+    arguments += ["--column", "request_id=req"]
+    refused = CliRunner().invoke(cli, arguments)
+    assert refused.exit_code == 2
+    assert "line 4: request id 'gw-9' matches no span in the store and no row of the request map" in refused.output
+    result = CliRunner().invoke(cli, [*arguments, "--skip-unmatched"])
+    assert result.exit_code == 0, result.output
+    wait_for_rows(collector, FEEDBACK_SPANS, 2)
+    rows = query(collector.store, "SELECT target_trace_id, generation_span_id, adapter_name FROM feedback ORDER BY 1")
+    assert sorted(rows.rows()) == sorted([(served[1][0], served[1][1], "a1"), (served[4][0], served[4][1], None)])
