@@ -626,7 +626,8 @@ def evaluate_tasks_command(
     auth_token: str | None,
 ) -> None:
     """Judge each agent trace on a workflow's route (required steps, their order, forbidden shortcuts, the final
-    answer) and write a task_completion evaluation for it, so drift, report, alerts and gate use it.
+    answer) and write a task_completion evaluation for it, so drift, report, alerts and gate use it. Prints every
+    trace that failed, then a summary.
 
     \b
     Example:
@@ -635,33 +636,37 @@ def evaluate_tasks_command(
     """
     from loratrace._span_sender import SendError, traces_url
     from loratrace.errors import ConfigurationError, StoreError
-    from loratrace.tasks import evaluate_tasks, load_workflows
+    from loratrace.tasks import iter_task_results, load_workflows
     from loratrace.tasks.emit import send_results
 
     since_at, until_at = parse_window(since, until)
     try:
         traces_url(endpoint)
-        results = evaluate_tasks(
+        batches = iter_task_results(
             store,
             load_workflows(workflows_file),
             since=since_at,
             until=until_at,
             skip_evaluated=not again,
         )
+        judged = failed = sent = 0
+        # batch by batch: a large store is judged and sent in bounded memory, and what was sent stays judged
+        for results in batches:
+            for result in results:
+                if not result.passed:
+                    click.echo(f"{result.trace_id}  {result.workflow}  FAILED  {result.label}: {result.explanation}")
+            judged += len(results)
+            failed += sum(not result.passed for result in results)
+            if not dry_run:
+                sent += send_results(results, endpoint=endpoint, auth_token=auth_token)
     except (ConfigurationError, StoreError) as exc:
         raise BadInput(str(exc)) from exc
-    for result in results:
-        verdict = "passed" if result.passed else "FAILED"
-        click.echo(f"{result.trace_id}  {result.workflow}  {verdict}  {result.label}: {result.explanation}")
-    failed = sum(not result.passed for result in results)
-    if dry_run:
-        click.echo(f"{len(results)} trace(s) judged, {failed} failed; nothing sent (--dry-run)")
-        return
-    try:
-        sent = send_results(results, endpoint=endpoint, auth_token=auth_token)
     except SendError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"{len(results)} trace(s) judged, {failed} failed; {sent} result(s) sent to {endpoint}")
+    if dry_run:
+        click.echo(f"{judged} trace(s) judged, {failed} failed; nothing sent (--dry-run)")
+        return
+    click.echo(f"{judged} trace(s) judged, {failed} failed; {sent} result(s) sent to {endpoint}")
 
 
 # --- end of issue 18 -----------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
     results = evaluate_tasks("./traces", load_workflows("workflows.toml"))
 """
 
-from loratrace.tasks.evaluate import TaskResult, evaluate_tasks, judge
+from loratrace.tasks.evaluate import TaskResult, evaluate_tasks, iter_task_results, judge
 from loratrace.tasks.workflows import Workflow, load_workflows
 
-__all__ = ["TaskResult", "Workflow", "evaluate_tasks", "judge", "load_workflows"]
+__all__ = ["TaskResult", "Workflow", "evaluate_tasks", "iter_task_results", "judge", "load_workflows"]

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -78,16 +78,19 @@ def _time_filter(since: dt.datetime | None, until: dt.datetime | None) -> dict[s
     return {"since": naive(since), "until": naive(until)}
 
 
-_TRACE_SPANS_SQL: Final = (
-    "WITH routed AS (SELECT DISTINCT trace_id FROM spans WHERE route_name IN (SELECT unnest($routes)) "
+_ROUTED_TRACES_SQL: Final = (
+    "SELECT DISTINCT trace_id FROM spans WHERE route_name IN (SELECT unnest($routes)) "
     "AND ($since::TIMESTAMP IS NULL OR start_time >= $since::TIMESTAMP) "
     "AND ($until::TIMESTAMP IS NULL OR start_time < $until::TIMESTAMP) "
-    "AND (NOT $skip_evaluated OR trace_id NOT IN (SELECT trace_id FROM evals WHERE name = $evaluation))) "
-    "SELECT s.trace_id, s.span_id, s.parent_span_id, s.name, s.start_time_unix_nano, s.end_time_unix_nano, "
-    "s.status_code, s.operation_name, s.finish_reason, s.route_name, s.attributes_json "
-    "FROM spans AS s JOIN routed USING (trace_id) "
-    "WHERE s.operation_name IS DISTINCT FROM 'evaluation' AND s.name <> $feedback_span "
-    "ORDER BY s.trace_id, s.start_time_unix_nano, s.span_id"
+    "AND (NOT $skip_evaluated OR trace_id NOT IN (SELECT trace_id FROM evals WHERE name = $evaluation)) "
+    "ORDER BY trace_id"
+)
+_TRACE_SPANS_SQL: Final = (
+    "SELECT trace_id, span_id, parent_span_id, name, start_time_unix_nano, end_time_unix_nano, status_code, "
+    "operation_name, finish_reason, route_name, attributes_json FROM spans "
+    "WHERE trace_id IN (SELECT unnest($traces)) "
+    "AND operation_name IS DISTINCT FROM 'evaluation' AND name <> $feedback_span "
+    "ORDER BY trace_id, start_time_unix_nano, span_id"
 )
 # an evaluation sits on the span it judges, or on an ``evaluation <name>`` child span of it (loratrace.record_eval
 # after the generation ended)
@@ -98,26 +101,33 @@ _TRACE_EVALS_SQL: Final = (
 )
 
 
-def load_traces(
+def routed_traces(
     store: str | os.PathLike[str],
     routes: Sequence[str],
     *,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     skip_evaluated: bool = True,
-) -> dict[str, list[TraceSpan]]:
-    """The spans of every trace touching ``routes`` (evaluation and feedback spans left out), by trace id."""
+) -> list[str]:
+    """The ids of the traces touching ``routes`` in the time range (those already judged left out by default)."""
     frame = query(
         store,
-        _TRACE_SPANS_SQL,
+        _ROUTED_TRACES_SQL,
         {
             "routes": list(routes),
             **_time_filter(since, until),
             "skip_evaluated": skip_evaluated,
             "evaluation": semconv.TASK_COMPLETION_EVALUATION,
-            "feedback_span": semconv.FEEDBACK_SPAN,
         },
     )
+    return frame["trace_id"].to_list() if not frame.is_empty() else []
+
+
+def load_traces(store: str | os.PathLike[str], trace_ids: Sequence[str]) -> dict[str, list[TraceSpan]]:
+    """The spans of ``trace_ids`` (evaluation and feedback spans left out), by trace id."""
+    if not trace_ids:
+        return {}
+    frame = query(store, _TRACE_SPANS_SQL, {"traces": list(trace_ids), "feedback_span": semconv.FEEDBACK_SPAN})
     traces: dict[str, list[TraceSpan]] = defaultdict(list)
     for row in frame.iter_rows():
         trace_id, span_id, parent, name, start, end, status, operation, finish, route, attributes = row
@@ -222,6 +232,31 @@ def judge(
     return TaskResult(trace_id, workflow.name, False, failed[0], explanation, target)
 
 
+def iter_task_results(
+    store: str | os.PathLike[str],
+    workflows: Sequence[Workflow],
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    skip_evaluated: bool = True,
+    batch_traces: int = 20_000,
+) -> Iterator[list[TaskResult]]:
+    """The verdicts batch by batch of ``batch_traces`` traces, so a large store is judged in bounded memory."""
+    by_route = {workflow.route: workflow for workflow in workflows}
+    eval_names = {w.final_answer.eval for w in workflows if w.final_answer.eval is not None}
+    ids = routed_traces(store, sorted(by_route), since=since, until=until, skip_evaluated=skip_evaluated)
+    for start in range(0, len(ids), batch_traces):
+        traces = load_traces(store, ids[start : start + batch_traces])
+        evals = load_evals(store, sorted(traces), eval_names)
+        results = []
+        for trace_id, spans in sorted(traces.items()):
+            route = _route_of(spans)
+            workflow = by_route.get(route) if route is not None else None
+            if workflow is not None:
+                results.append(judge(trace_id, spans, workflow, evals))
+        yield results
+
+
 def evaluate_tasks(
     store: str | os.PathLike[str],
     workflows: Sequence[Workflow],
@@ -231,14 +266,8 @@ def evaluate_tasks(
     skip_evaluated: bool = True,
 ) -> list[TaskResult]:
     """One ``TaskResult`` per trace on a workflow's route (traces already judged are skipped by default)."""
-    by_route = {workflow.route: workflow for workflow in workflows}
-    traces = load_traces(store, sorted(by_route), since=since, until=until, skip_evaluated=skip_evaluated)
-    eval_names = {w.final_answer.eval for w in workflows if w.final_answer.eval is not None}
-    evals = load_evals(store, sorted(traces), eval_names)
-    results = []
-    for trace_id, spans in sorted(traces.items()):
-        route = _route_of(spans)
-        workflow = by_route.get(route) if route is not None else None
-        if workflow is not None:
-            results.append(judge(trace_id, spans, workflow, evals))
-    return results
+    return [
+        result
+        for batch in iter_task_results(store, workflows, since=since, until=until, skip_evaluated=skip_evaluated)
+        for result in batch
+    ]

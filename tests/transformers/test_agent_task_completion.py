@@ -148,6 +148,20 @@ def test_workflows_judge_each_trace_and_the_verdicts_arrive_as_evaluations(agent
     assert dry.output.splitlines()[-1] == "5 trace(s) judged, 4 failed; nothing sent (--dry-run)"
 
 
+def test_a_large_store_is_judged_batch_by_batch(agent_store, tmp_path: Path):
+    from loratrace.tasks import evaluate_tasks, iter_task_results, load_workflows
+
+    collector, traces = agent_store
+    workflows = tmp_path / "workflows.toml"
+    workflows.write_text(WORKFLOWS)
+    loaded = load_workflows(workflows)
+    batches = list(iter_task_results(collector.store, loaded, skip_evaluated=False, batch_traces=2))
+    assert [len(batch) for batch in batches] == [2, 2, 1]
+    whole = evaluate_tasks(collector.store, loaded, skip_evaluated=False)
+    assert [(r.trace_id, r.label) for batch in batches for r in batch] == [(r.trace_id, r.label) for r in whole]
+    assert {r.trace_id for r in whole} == set(traces.values())
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
