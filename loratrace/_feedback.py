@@ -12,6 +12,7 @@ import datetime as dt
 import re
 import time
 import uuid
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +20,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 
 from loratrace import semconv
-from loratrace.errors import ConfigurationError
+from loratrace.errors import ConfigurationError, LoratraceWarning
 
 _KIND = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
@@ -181,5 +182,12 @@ def record_feedback(
         links=links,
         start_time=start_ns,
     )
+    if not span.is_recording():
+        warnings.warn(
+            "loratrace.record_feedback() has no tracer provider to send with, so the feedback was not recorded: call "
+            "loratrace.instrument(endpoint=..., libraries=[]) first, or pass tracer_provider=...",
+            LoratraceWarning,
+            stacklevel=2,
+        )
     span.end(end_time=start_ns)
     return identifier

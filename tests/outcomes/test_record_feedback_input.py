@@ -74,3 +74,12 @@ def test_the_span_carries_the_documented_names(provider) -> None:
     assert span.parent is None
     (link,) = span.links
     assert (format(link.context.trace_id, "032x"), format(link.context.span_id, "016x")) == (TRACE, SPAN)
+
+
+def test_without_a_tracer_provider_it_warns_that_nothing_was_recorded() -> None:
+    from opentelemetry.trace import NoOpTracerProvider
+
+    from loratrace.errors import LoratraceWarning
+
+    with pytest.warns(LoratraceWarning, match="the feedback was not recorded"):
+        loratrace.record_feedback("thumbs_down", trace_id=TRACE, tracer_provider=NoOpTracerProvider())
