@@ -34,6 +34,7 @@ def feedback_store(tmp_path_factory):
     planted = {"base": [0, 0], "adapter": [0, 0]}  # [eligible generations, with thumbs-down arrived]
     delays = []
     pending = []
+    starts = []  # of every generation that could have received a thumbs-down
     for hour in range(HOURS):
         arms = ["base", "adapter"] if hour >= ADAPTER_FROM_HOUR else ["base", "base"]
         for arm in arms:
@@ -43,6 +44,7 @@ def feedback_store(tmp_path_factory):
                 trace_id, span_id, _ = traffic.generation(
                     start_ns=start, adapter=adapter, adapter_id="sha256:a1" if adapter else None
                 )
+                starts.append(start)
                 counted = hour >= ADAPTER_FROM_HOUR  # drift matches the windows both arms served
                 planted[arm][0] += counted
                 if rng.random() < RATES[arm]:
@@ -70,7 +72,7 @@ def feedback_store(tmp_path_factory):
     sent = traffic.send()
     wait_for_rows(collector, "SELECT count(*) FROM spans", sent)
     collector.terminate()
-    return collector.store, planted, np.array(delays), now_ns
+    return collector.store, planted, np.array(delays), np.array(starts)
 
 
 def test_drift_compares_feedback_rates_on_generations_that_could_receive_it(feedback_store):
@@ -90,7 +92,8 @@ def test_drift_compares_feedback_rates_on_generations_that_could_receive_it(feed
 
 
 def test_completeness_follows_the_observed_delays(feedback_store):
-    store, _, delays, _ = feedback_store
+    store, _, delays, starts = feedback_store
+    now_ns = time.time_ns()
     result = CliRunner().invoke(
         cli,
         [
@@ -108,15 +111,21 @@ def test_completeness_follows_the_observed_delays(feedback_store):
     )
     assert result.exit_code == 0, result.output
     windows = json.loads(result.output)
-    assert len(windows) in (4, 5)  # 24 hours cut at 6-hour boundaries
+    # the same estimate by hand: per 6-hour window, the mean empirical CDF of the delays at each answer's age
     ecdf = np.sort(delays)
-    for window in windows:
-        assert 0.0 <= window["completeness"] <= 1.0
+    window_ns = 6 * HOUR_NS
+    expected = {}
+    for start in starts:
+        share = np.searchsorted(ecdf, (now_ns - start) / 1e9, side="right") / len(ecdf)
+        expected.setdefault(start // window_ns, []).append(share)
+    assert len(windows) == len(expected)
+    for window, key in zip(windows, sorted(expected), strict=True):
+        assert window["generations"] == len(expected[key])
+        # seconds pass between this test's clock and the command's: a delay or two may fall in between
+        assert window["completeness"] == pytest.approx(float(np.mean(expected[key])), abs=0.01)
         if window["projected_rate"] is not None:
             assert window["projected_rate"] == pytest.approx(window["rate"] / window["completeness"])
-    # the newest window is far from complete, the oldest all but complete
-    assert windows[-1]["completeness"] < 0.6
-    assert windows[0]["completeness"] > 0.95
+    assert windows[-1]["completeness"] < windows[0]["completeness"]
     assert windows[0]["delay_p50_s"] == pytest.approx(float(np.quantile(ecdf, 0.5)))
 
 
