@@ -21,6 +21,7 @@ from .spans import HOUR_NS, Traffic, wait_for_rows
 OLD_ID, NEW_ID = "sha256:" + "1" * 64, "sha256:" + "2" * 64
 COHORTS = ("enterprise", "free")
 SERVICE = ("service", "serving")
+T0_NS = (time.time_ns() // HOUR_NS - 72) * HOUR_NS  # three days ago, on the hour; one value for every test here
 
 
 def _replay(traffic: Traffic, *, at_ns: int, adapter_id: str, per_cohort: dict[str, int]) -> None:
@@ -144,7 +145,7 @@ BUILDERS = {
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One store per release, each written by its own real collector (started and stopped here)."""
-    t0 = (time.time_ns() // HOUR_NS - 72) * HOUR_NS
+    t0 = T0_NS
     built = {}
     for name, build in BUILDERS.items():
         root = tmp_path_factory.mktemp(name)
@@ -191,7 +192,7 @@ def test_the_findings_say_what_and_when(stores: dict[str, Path]) -> None:
 
 
 def test_the_time_range_limits_production_traffic(stores: dict[str, Path]) -> None:
-    t0 = dt.datetime.fromtimestamp((time.time_ns() // HOUR_NS - 72) * 3600, dt.timezone.utc)
+    t0 = dt.datetime.fromtimestamp(T0_NS // 10**9, dt.timezone.utc)
     # the swap happened three hours in: looking only at the first two hours finds no swap
     assert hygiene_findings(stores["silent_swap"], until=t0 + dt.timedelta(hours=2)) == []
     after = hygiene_findings(stores["silent_swap"], since=t0 + dt.timedelta(hours=2), checks=["silent_swaps"])
