@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from loratrace import semconv
+from loratrace.analysis._typing import Traffic
 from loratrace.analysis.load import NONE_LABEL
 from loratrace.analysis.metrics import FEEDBACK_PREFIX, feedback_metric
 from loratrace.errors import QueryError
@@ -115,6 +116,21 @@ def with_feedback(generations: pl.LazyFrame, feedback: pl.DataFrame) -> tuple[pl
         ),
         kinds,
     )
+
+
+def load_generations_with_feedback(
+    store: str | os.PathLike[str],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    traffic: Traffic = "all",
+) -> tuple[pl.LazyFrame, list[str]]:
+    """:func:`loratrace.analysis.load.load_generations` with the ``feedback:<kind>`` columns, and the kinds: what
+    any caller evaluating a ``feedback:`` metric (alert rules, the gate) reads instead of the plain rows."""
+    from loratrace.analysis.load import load_generations
+
+    generations = load_generations(store, since=since, until=until, traffic=traffic)
+    return with_feedback(generations, load_feedback(store))
 
 
 def _naive_utc(moment: datetime) -> datetime:

@@ -8,6 +8,7 @@ import json
 import time
 
 import numpy as np
+import polars as pl
 import pytest
 from click.testing import CliRunner
 
@@ -147,3 +148,18 @@ def test_before_after_is_an_interrupted_time_series_confounded_by_time(feedback_
     no_kind = CliRunner().invoke(cli, ["feedback", "completeness", "--store", str(store), "--kind", "reopened"])
     assert no_kind.exit_code == 2
     assert "no 'reopened' feedback in the store (kinds present: thumbs_down)" in no_kind.output
+
+
+def test_alert_rules_and_the_gate_read_the_same_feedback_rows(feedback_store):
+    from loratrace.analysis.cells import cells
+    from loratrace.analysis.feedback import load_generations_with_feedback
+    from loratrace.analysis.metrics import feedback_metric
+
+    store, planted, _, _ = feedback_store
+    generations, kinds = load_generations_with_feedback(store)
+    assert kinds == ["thumbs_down"]
+    metric = feedback_metric("thumbs_down")
+    assert not metric.higher_is_better
+    totals = cells(generations, metrics=[metric]).collect().group_by("arm").agg(pl.sum("n"), pl.sum("sum"))
+    adapter = totals.filter(pl.col("arm") == "adapter").row(0, named=True)
+    assert (adapter["n"], adapter["sum"]) == (planted["adapter"][0], planted["adapter"][1])
