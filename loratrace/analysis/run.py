@@ -14,6 +14,7 @@ from loratrace.analysis import load, metrics
 from loratrace.analysis._typing import Baseline, Traffic
 from loratrace.analysis.cells import cells, paired_cells
 from loratrace.analysis.drift import drift
+from loratrace.analysis.store_cells import store_cells
 
 DEFAULT_WINDOW = timedelta(hours=1)
 
@@ -56,7 +57,9 @@ def drift_for_store(
 ) -> pl.DataFrame:
     """``drift`` over a store: load, cells (windowed, so base and adapter are matched in time), paired cells, rows.
 
-    With ``flag_changes`` the rows of an adapter id that arrived on a route together with another change carry
+    Feedback metrics (``feedback:<kind>``) are in the run when asked for, or by default when the store holds
+    feedback; their rows are flagged ``feedback_incomplete`` while the analysed windows are still filling. With
+    ``flag_changes`` the rows of an adapter id that arrived on a route together with another change carry
     ``confounded:change``: ``loratrace doctor``'s confounded-changes query, one more (cheap) query over the store.
 
     Raises
@@ -66,19 +69,27 @@ def drift_for_store(
     ValueError
         An unknown metric.
     """
-    generations = load.load_generations(store, since=since, until=until, traffic=traffic)
     evals = load.load_evals(store, since=since, until=until, traffic=traffic)
     wants_evals = not metric_names or any(m.startswith(metrics.EVAL_PREFIXES) for m in metric_names)
     kinds: list[str] = []
     feedback = pl.DataFrame()
     if not metric_names or any(name.startswith(metrics.FEEDBACK_PREFIX) for name in metric_names):
         feedback = feedback_analysis.load_feedback(store)
-        generations, kinds = feedback_analysis.with_feedback(generations, feedback)
+        kinds = sorted(feedback["kind"].drop_nulls().unique().to_list())
     chosen = metrics.resolve(metric_names, eval_names(evals) if wants_evals else (), kinds)
-    # one pass over the spans: everything after works on the small cells frames
-    cell_frame, paired = pl.collect_all(
-        [cells(generations, evals, metrics=chosen, window=window), paired_cells(generations, evals, metrics=chosen)]
-    )
+    on_store = [m for m in chosen if not m.name.startswith(metrics.FEEDBACK_PREFIX)]
+    on_feedback = [m for m in chosen if m.name.startswith(metrics.FEEDBACK_PREFIX)]
+    # the one pass over every span runs in the store's engine; everything after works on small frames
+    cell_frame, counts = store_cells(store, metrics=on_store, window=window, since=since, until=until, traffic=traffic)
+    with_feedback = None
+    if on_feedback:
+        # feedback joins per generation from another view: these cells come from the Polars path, on the same
+        # SQL definitions (the feedback counts are columns only there)
+        generations = load.load_generations(store, since=since, until=until, traffic=traffic)
+        with_feedback, _ = feedback_analysis.with_feedback(generations, feedback)
+        feedback_cells = cells(with_feedback, metrics=on_feedback, window=window).collect()
+        cell_frame = pl.concat([cell_frame, feedback_cells], how="vertical_relaxed")
+    paired = _paired_for_store(store, chosen, counts, since=since, until=until, traffic=traffic)
     if cell_frame.is_empty() and paired.is_empty():
         raise EmptySelectionError(_empty_window_message(store, since, until))
     _check_names("adapter", adapters, _present(cell_frame, paired, "adapter"))
@@ -100,14 +111,13 @@ def drift_for_store(
         min_effect=min_effect,
         min_relative_effect=min_relative_effect,
     )
-    # late feedback: rows on a feedback metric say when the analysed windows' feedback is not all in yet
-    asked = {m.name for m in chosen}
-    analysed = {
-        kind: feedback_analysis.completeness(generations, feedback, kind=kind, window=window or DEFAULT_WINDOW)
-        for kind in kinds
-        if feedback_analysis.feedback_column(kind) in asked
-    }
-    rows = feedback_analysis.flag_incomplete(rows, analysed)
+    if with_feedback is not None:  # late feedback: say when the analysed windows' feedback is not all in yet
+        analysed = {
+            kind: feedback_analysis.completeness(with_feedback, feedback, kind=kind, window=window or DEFAULT_WINDOW)
+            for kind in kinds
+            if feedback_analysis.feedback_column(kind) in {m.name for m in on_feedback}
+        }
+        rows = feedback_analysis.flag_incomplete(rows, analysed)
     if not flag_changes:
         return rows
     return _flag_confounded_changes(rows, store, since=since, until=until, window=window or DEFAULT_WINDOW)
@@ -140,6 +150,26 @@ def _flag_confounded_changes(
         .otherwise(pl.col("flags"))
         .alias("flags")
     )
+
+
+def _paired_for_store(
+    store: str | os.PathLike[str],
+    chosen: Sequence[metrics.Metric],
+    counts: dict[str, int],
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    traffic: Traffic,
+) -> pl.DataFrame:
+    """Paired cells, read only when the store holds replayed or mirrored generations at all."""
+    if not counts["replay_rows"] and not counts["shadow_rows"]:
+        return paired_cells(pl.LazyFrame(), None, metrics=[]).collect()
+    generations = load.load_generations(store, since=since, until=until, traffic=traffic)
+    evals = load.load_evals(store, since=since, until=until, traffic=traffic)
+    if not counts["shadow_rows"]:  # pairs by example id only: the other rows cannot pair
+        generations = generations.filter(pl.col("example_id").is_not_null())
+        evals = evals.filter(pl.col("example_id").is_not_null())
+    return paired_cells(generations, evals, metrics=chosen).collect()
 
 
 def _present(cell_frame: pl.DataFrame, paired: pl.DataFrame, column: str) -> list[str]:
