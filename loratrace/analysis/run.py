@@ -89,7 +89,8 @@ def drift_for_store(
         with_feedback, _ = feedback_analysis.with_feedback(generations, feedback)
         feedback_cells = cells(with_feedback, metrics=on_feedback, window=window).collect()
         cell_frame = pl.concat([cell_frame, feedback_cells], how="vertical_relaxed")
-    paired = _paired_for_store(store, chosen, counts, since=since, until=until, traffic=traffic)
+    # feedback is never paired: replayed and mirrored answers cannot receive any
+    paired = _paired_for_store(store, on_store, counts, since=since, until=until, traffic=traffic)
     if cell_frame.is_empty() and paired.is_empty():
         raise EmptySelectionError(_empty_window_message(store, since, until))
     _check_names("adapter", adapters, _present(cell_frame, paired, "adapter"))
