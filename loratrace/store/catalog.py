@@ -18,7 +18,9 @@ import duckdb
 from loratrace import semconv
 from loratrace.store import layout, readlock, schema, visibility
 
-CATALOG_VERSION: Final = 5
+# 5: the spans and generations views name the served_after_fallback column
+# 6: the feedback view (loratrace.feedback spans joined to the generation they are about)
+CATALOG_VERSION: Final = 6
 
 
 _FILE_COLUMN: Final = "_loratrace_file"
