@@ -16,6 +16,7 @@ from loratrace._version import __version__
 
 if TYPE_CHECKING:
     from loratrace._annotations import mark_fallback, record_eval, record_schema_attempt
+    from loratrace._feedback import record_feedback
     from loratrace._release_context import context
     from loratrace._setup import Instrumentation, force_flush, instrument, uninstrument
 
@@ -27,6 +28,7 @@ __all__ = [
     "instrument",
     "mark_fallback",
     "record_eval",
+    "record_feedback",
     "record_schema_attempt",
     "uninstrument",
 ]
@@ -40,6 +42,7 @@ _HOMES = {
     "instrument": "loratrace._setup",
     "mark_fallback": "loratrace._annotations",
     "record_eval": "loratrace._annotations",
+    "record_feedback": "loratrace._feedback",
     "record_schema_attempt": "loratrace._annotations",
     "uninstrument": "loratrace._setup",
 }

@@ -14,7 +14,7 @@ from loratrace.errors import StoreError
 from loratrace.store import layout, schema, visibility
 from loratrace.store.rows import fetch_rows, open_store, store_path
 
-VIEWS = (*schema.TABLES, "evals", "generations")
+VIEWS = (*schema.TABLES, "evals", "generations", "feedback")
 __all__ = ["VIEWS", "counted_files", "explain_error", "open_store", "query", "rows_to_frame", "scan", "scan_spans"]
 
 
