@@ -436,7 +436,10 @@ def query_command(
         if name is not None:
             msg = f"--list takes no query name (got {name!r}); run `loratrace query {name} --store DIR` instead"
             raise BadInput(msg)
-        listed = [(q.name, q.signature(), q.answers) for q in queries.available_queries().values()]
+        try:
+            listed = [(q.name, q.signature(), q.answers) for q in queries.available_queries().values()]
+        except ConfigurationError as exc:  # a shipped file with a bad header: loratrace's fault, not the input's
+            raise click.ClickException(str(exc)) from exc
         click.echo(render_result(["name", "params", "answers"], listed, output_format), nl=False)
         return
     if name is None:

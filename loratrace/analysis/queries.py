@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from importlib import resources
-from typing import Any, Final, Literal, cast, get_args
+from typing import Any, Final, Literal, get_args
 
 from loratrace.analysis.timespec import parse_time, to_store_time
 from loratrace.errors import ConfigurationError
@@ -33,6 +33,21 @@ from loratrace.errors import ConfigurationError
 ParameterType = Literal["text", "integer", "number", "boolean", "timestamp"]
 
 _HEADER: Final = re.compile(r"^--\s*(name|answers|params):\s*(.*)$")
+# the type words a header may use: this module's names and the SQL types other query files write
+_TYPE_WORDS: Final[dict[str, ParameterType]] = {
+    "text": "text",
+    "varchar": "text",
+    "string": "text",
+    "integer": "integer",
+    "int": "integer",
+    "bigint": "integer",
+    "number": "number",
+    "double": "number",
+    "float": "number",
+    "boolean": "boolean",
+    "bool": "boolean",
+    "timestamp": "timestamp",
+}
 _PARAMETER: Final = re.compile(r"\s*(\w+)\s*\(([^)]*)\)\s*(?:,|$)")
 _PLACEHOLDER: Final = re.compile(r"\$(\w+)")
 _TRUE: Final = frozenset({"true", "1", "yes", "on"})
@@ -144,17 +159,13 @@ def _suggest(name: str, candidates: Sequence[str] | Mapping[str, Any]) -> str:
 def parse_query(text: str, *, source: str) -> IncidentQuery:
     """An incident query from the text of its file; ``source`` names the file in errors."""
     header: dict[str, list[str]] = {"name": [], "answers": [], "params": []}
-    current = None
     for line in text.splitlines():
         stripped = line.strip()
         if not stripped.startswith("--"):
             break
         match = _HEADER.match(stripped)
-        if match:
-            current = match.group(1)
-            header[current].append(match.group(2).strip())
-        elif current is not None:  # a wrapped header line continues the field above
-            header[current].append(stripped.lstrip("-").strip())
+        if match:  # one line per field; other comment lines are the query's own notes
+            header[match.group(1)].append(match.group(2).strip())
     name, answers = " ".join(header["name"]).strip(), " ".join(header["answers"]).strip()
     if not name or not answers:
         msg = f"{source}: an incident query opens with '-- name: <name>' and '-- answers: <what it answers>'"
@@ -185,21 +196,26 @@ def _parse_parameters(text: str, *, source: str) -> tuple[QueryParameter, ...]:
             msg = f"{source}: cannot read parameters {text[position:]!r}; write 'name (type[, optional | default X])'"
             raise ConfigurationError(msg)
         position = match.end()
-        name, spec = match.group(1), [part.strip() for part in match.group(2).split(",")]
-        kind = spec[0]
-        if kind not in get_args(ParameterType):
-            msg = f"{source}: parameter {name} has type {kind!r}; use one of {', '.join(get_args(ParameterType))}"
+        name, spec = match.group(1), match.group(2).strip()
+        word = re.match(r"[A-Za-z]+", spec)
+        kind = _TYPE_WORDS.get(word.group(0).lower()) if word else None
+        if word is None or kind is None:
+            msg = f"{source}: parameter {name} has type {spec!r}; use one of {', '.join(get_args(ParameterType))}"
             raise ConfigurationError(msg)
+        rest = spec[word.end() :].strip()
         optional, default = False, None
-        for option in spec[1:]:
-            if option == "optional":
-                optional = True
-            elif option.startswith("default "):
-                default = option.removeprefix("default ").strip()
-            else:
-                msg = f"{source}: parameter {name} has option {option!r}; use 'optional' or 'default X'"
-                raise ConfigurationError(msg)
-        parameters.append(QueryParameter(name=name, type=cast(ParameterType, kind), optional=optional, default=default))
+        if rest.startswith(","):  # this module's options: "type, optional" or "type, default X"
+            for option in (part.strip() for part in rest[1:].split(",")):
+                if option == "optional":
+                    optional = True
+                elif option.startswith("default "):
+                    default = option.removeprefix("default ").strip()
+                else:
+                    msg = f"{source}: parameter {name} has option {option!r}; use 'optional' or 'default X'"
+                    raise ConfigurationError(msg)
+        else:  # a SQL type and a description, as the hygiene queries write them: "TIMESTAMP UTC or NULL for all"
+            optional = re.search(r"\bor null\b", rest, re.IGNORECASE) is not None
+        parameters.append(QueryParameter(name=name, type=kind, optional=optional, default=default))
     return tuple(parameters)
 
 
