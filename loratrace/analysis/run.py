@@ -6,13 +6,16 @@ import difflib
 import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from loratrace.analysis import load, metrics
 from loratrace.analysis._typing import Baseline, Traffic
-from loratrace.analysis.cells import cells, paired_cells
 from loratrace.analysis.drift import drift
+
+if TYPE_CHECKING:
+    from loratrace.sources.base import Source
 
 DEFAULT_WINDOW = timedelta(hours=1)
 
@@ -52,7 +55,44 @@ def drift_for_store(
     min_effect: float = 0.02,
     min_relative_effect: float = 0.05,
 ) -> pl.DataFrame:
-    """``drift`` over a store: load, cells (windowed, so base and adapter are matched in time), paired cells, rows.
+    """``drift`` over a store folder (:func:`drift_for_source` with a :class:`~loratrace.sources.LocalStore`)."""
+    from loratrace.sources.local import LocalStore
+
+    return drift_for_source(
+        LocalStore(store),
+        since=since,
+        until=until,
+        adapters=adapters,
+        cohorts=cohorts,
+        metric_names=metric_names,
+        window=window,
+        baseline=baseline,
+        traffic=traffic,
+        alpha=alpha,
+        min_n=min_n,
+        min_effect=min_effect,
+        min_relative_effect=min_relative_effect,
+    )
+
+
+def drift_for_source(
+    source: Source,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    adapters: Sequence[str] | None = None,
+    cohorts: Sequence[str] | None = None,
+    metric_names: Sequence[str] | None = None,
+    window: timedelta | None = DEFAULT_WINDOW,
+    baseline: Baseline = "concurrent",
+    traffic: Traffic = "all",
+    alpha: float = 0.05,
+    min_n: int = 30,
+    min_effect: float = 0.02,
+    min_relative_effect: float = 0.05,
+) -> pl.DataFrame:
+    """``drift`` over any source: cells (windowed, so base and adapter are matched in time) and paired cells
+    computed where the spans are (the local store, or inside ClickHouse), then the rows.
 
     Raises
     ------
@@ -61,31 +101,20 @@ def drift_for_store(
     ValueError
         An unknown metric.
     """
-    generations = load.load_generations(store, since=since, until=until, traffic=traffic)
-    evals = load.load_evals(store, since=since, until=until, traffic=traffic)
-    present = (
-        generations.select(
-            pl.col("adapter").drop_nulls().unique().sort().implode(),
-            pl.col("cohort").drop_nulls().unique().sort().implode(),
-            pl.len().alias("rows"),
-        )
-        .collect()
-        .row(0, named=True)
+    from loratrace.sources.base import Selection
+
+    window_only = Selection(since=since, until=until, traffic=traffic)
+    present = source.present(window_only)
+    if present.rows == 0:
+        raise EmptySelectionError(_empty_message(source, since, until))
+    _check_names("adapter", adapters, present.adapters)
+    _check_names("cohort", cohorts, present.cohorts)
+    selection = Selection(
+        since=since, until=until, traffic=traffic, adapters=tuple(adapters or ()), cohorts=tuple(cohorts or ())
     )
-    if present["rows"] == 0:
-        raise EmptySelectionError(_empty_window_message(store, since, until))
-    _check_names("adapter", adapters, present["adapter"])
-    _check_names("cohort", cohorts, present["cohort"])
-    if adapters:
-        generations = generations.filter(pl.col("adapter").is_in(list(adapters)) | (pl.col("arm") == "base"))
-        evals = evals.filter(pl.col("adapter").is_in(list(adapters)) | (pl.col("arm") == "base"))
-    if cohorts:
-        generations = generations.filter(pl.col("cohort").is_in(list(cohorts)))
-        evals = evals.filter(pl.col("cohort").is_in(list(cohorts)))
-    chosen = metrics.resolve(metric_names, eval_names(evals))
-    cell_frame = cells(generations, evals, metrics=chosen, window=window)
-    paired = paired_cells(generations, evals, metrics=chosen)
-    cell_frame, paired = pl.collect_all([cell_frame, paired])
+    chosen = metrics.resolve(metric_names, present.eval_names)
+    cell_frame = source.cells(chosen, window=window, selection=selection)
+    paired = source.paired_cells(chosen, selection=selection)
     return drift(
         cell_frame,
         metrics=chosen,
@@ -96,6 +125,14 @@ def drift_for_store(
         min_effect=min_effect,
         min_relative_effect=min_relative_effect,
     )
+
+
+def _empty_message(source: Source, since: datetime | None, until: datetime | None) -> str:
+    path = getattr(source, "path", None)
+    if path is not None:
+        return _empty_window_message(path, since, until)
+    window = f"from {since or 'the start'} to {until or 'now'} (UTC)"
+    return f"no generations {window} in {source!r}"
 
 
 def _empty_window_message(store: str | os.PathLike[str], since: datetime | None, until: datetime | None) -> str:

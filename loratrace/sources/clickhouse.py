@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Final
@@ -18,8 +18,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import polars as pl
 
+from loratrace.analysis import load
+from loratrace.analysis.cells import paired_cells
+from loratrace.analysis.metrics import Metric
 from loratrace.errors import QueryError, StoreError
+from loratrace.sources import clickhouse_cells as cells_sql
 from loratrace.sources import clickhouse_sql as chsql
+from loratrace.sources.base import EVERYTHING, Present, Selection
+from loratrace.sources.local import _names
 
 DEFAULT_TABLE: Final = "otel_traces"
 SCHEMES: Final = ("clickhouse", "clickhouses", "chdb")
@@ -159,6 +165,31 @@ class _Server:
         self._client.close()
 
 
+CELL_SCHEMA: Final = {
+    "adapter": pl.String,
+    "adapter_id": pl.String,
+    "arm": pl.String,
+    "cohort": pl.String,
+    "route": pl.String,
+    "prompt_version": pl.String,
+    "quantization": pl.String,
+    "base_model": pl.String,
+    "metric": pl.String,
+    "window_start": pl.Datetime("us"),
+    "n": pl.Int64,
+    "sum": pl.Float64,
+    "sum_sq": pl.Float64,
+}
+
+
+def _naive(frame: pl.DataFrame) -> pl.DataFrame:
+    """ClickHouse's UTC timestamps as the naive UTC the local store and the analyses use."""
+    zoned = [c for c, t in frame.schema.items() if isinstance(t, pl.Datetime) and t.time_zone is not None]
+    if not zoned:
+        return frame
+    return frame.with_columns([pl.col(c).dt.convert_time_zone("UTC").dt.replace_time_zone(None) for c in zoned])
+
+
 def _nanos(moment: dt.datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.timezone.utc)
@@ -232,26 +263,89 @@ class ClickHouseSource:
             self._materialized = frozenset(c for c in chsql.schema.PROMOTED_TYPES if c in names)
         return self._materialized
 
-    def _window(self, since: dt.datetime | None, until: dt.datetime | None) -> tuple[dict[str, bool], dict[str, int]]:
-        flags = {"since": since is not None, "until": until is not None}
-        params = {}
-        if since is not None:
-            params["since_ns"] = _nanos(since)
-        if until is not None:
-            params["until_ns"] = _nanos(until)
+    def _bounds(self, selection: Selection) -> tuple[dict[str, bool], dict[str, Any]]:
+        flags = {"since": selection.since is not None, "until": selection.until is not None}
+        params: dict[str, Any] = {}
+        if selection.since is not None:
+            params["since_ns"] = _nanos(selection.since)
+        if selection.until is not None:
+            params["until_ns"] = _nanos(selection.until)
         return flags, params
 
-    def generations(self, *, since: dt.datetime | None = None, until: dt.datetime | None = None) -> pl.LazyFrame:
-        """Every generation span with the local ``generations`` view's columns (fetched: mind the size)."""
-        flags, params = self._window(since, until)
+    def _raw_generations(self, selection: Selection, *, replay_only: bool = False) -> pl.DataFrame:
+        flags, params = self._bounds(selection)
         sql = chsql.generations_sql(self.table, materialized=self.materialized(), **flags)
-        return self.frame(sql, params).lazy()
+        if replay_only:
+            sql = f"SELECT * FROM ({sql}) WHERE example_id IS NOT NULL"
+        return _naive(self.frame(sql, params))
 
-    def evals(self, *, since: dt.datetime | None = None, until: dt.datetime | None = None) -> pl.LazyFrame:
-        """Every evaluation event with the local ``evals`` view's columns."""
-        flags, params = self._window(since, until)
-        sql = chsql.evals_sql(self.table, materialized=self.materialized(), **flags)
-        return self.frame(sql, params).lazy()
+    def _raw_events(self, selection: Selection, *, replay_only: bool = False) -> pl.DataFrame:
+        flags, params = self._bounds(selection)
+        sql = chsql.span_events_sql(self.table, materialized=self.materialized(), evaluations_only=True, **flags)
+        if replay_only:
+            sql = f"SELECT * FROM ({sql}) WHERE example_id IS NOT NULL"
+        return _naive(self.frame(sql, params))
+
+    def generations(self, selection: Selection = EVERYTHING) -> pl.LazyFrame:
+        """Generation rows with the arm keys, fetched whole: the analyses use :meth:`cells` instead."""
+        frame = load.generations(self._raw_generations(selection).lazy(), traffic=selection.traffic)
+        return _names(frame, selection)
+
+    def evals(self, selection: Selection = EVERYTHING) -> pl.LazyFrame:
+        """Evaluation rows with the arm keys, fetched whole."""
+        frame = load.evals(self._raw_events(selection).lazy(), traffic=selection.traffic)
+        return _names(frame, selection)
+
+    def present(self, selection: Selection = EVERYTHING) -> Present:
+        flags, params = self._bounds(selection)
+        common = {"materialized": self.materialized(), "traffic": selection.traffic, **flags}
+        row = self.frame(cells_sql.present_sql(self.table, **common), params).row(0, named=True)
+        names = self.frame(cells_sql.eval_names_sql(self.table, **common), params)
+        eval_names = names.get_column("name").to_list() if not names.is_empty() else []
+        return Present(list(row["adapter"]), list(row["cohort"]), int(row["rows"]), eval_names)
+
+    def cells(
+        self, metrics: Sequence[Metric], *, window: dt.timedelta | None, selection: Selection = EVERYTHING
+    ) -> pl.DataFrame:
+        """The cells, aggregated inside ClickHouse; only the cells cross the wire."""
+        flags, params = self._bounds(selection)
+        if selection.adapters:
+            params["adapters"] = list(selection.adapters)
+        if selection.cohorts:
+            params["cohorts"] = list(selection.cohorts)
+        sql = cells_sql.cells_sql(
+            self.table,
+            metrics,
+            window=window,
+            materialized=self.materialized(),
+            traffic=selection.traffic,
+            adapters=bool(selection.adapters),
+            cohorts=bool(selection.cohorts),
+            **flags,
+        )
+        frame = _naive(self.frame(sql, params))
+        if frame.is_empty():
+            return pl.DataFrame(schema=CELL_SCHEMA)
+        return frame.select([pl.col(c).cast(t) for c, t in CELL_SCHEMA.items()])
+
+    def paired_cells(self, metrics: Sequence[Metric], *, selection: Selection = EVERYTHING) -> pl.DataFrame:
+        """Paired cells from the replayed generations only (rows with an ``example_id``: golden sets are small)."""
+        generations = _names(
+            load.generations(self._raw_generations(selection, replay_only=True).lazy(), traffic=selection.traffic),
+            selection,
+        )
+        evals = _names(
+            load.evals(self._raw_events(selection, replay_only=True).lazy(), traffic=selection.traffic), selection
+        )
+        return paired_cells(generations, evals, metrics=metrics).collect()
+
+    def query(self, name: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
+        """An incident query from ``loratrace/queries/``, translated to ClickHouse SQL."""
+        from loratrace.sources.queries import load_query, to_clickhouse
+
+        relations = {view: self.relation_sql(view) for view in ("spans", "span_events", "evals", "generations")}
+        sql, bound = to_clickhouse(load_query(name), relations, dict(params or {}))
+        return _naive(self.frame(sql, bound))
 
     def relation_sql(self, name: str, *, since: bool = False, until: bool = False) -> str:
         """The SQL of one of the store's views (``spans``, ``span_events``, ``evals``, ``generations``)."""

@@ -169,7 +169,7 @@ _EVAL_ATTRIBUTES: Final = {
 }
 
 
-def _eval_fields(event_attributes: str) -> dict[str, str]:
+def eval_fields(event_attributes: str) -> dict[str, str]:
     """An evaluation event's fields from its attribute map (the collector's ``_add_events`` rule)."""
     text = {key: attribute(name, map_column=event_attributes) for key, name in _EVAL_ATTRIBUTES.items()}
     passed = attribute(semconv.EVALUATION_PASSED, map_column=event_attributes)
@@ -192,7 +192,7 @@ def span_events_sql(
 ) -> str:
     """The ``span_events`` relation: one row per event, with the store's eval columns and span columns."""
     promoted = promoted_columns(materialized=materialized)
-    fields = _eval_fields("ev_attributes")
+    fields = eval_fields("ev_attributes")
     is_eval = f"ev_name = {literal(semconv.GEN_AI_EVALUATION_RESULT_EVENT)}"
     columns = {
         "trace_id": "TraceId",
@@ -261,7 +261,7 @@ def generations_sql(
     operation = promoted["operation_name"]
     operations = ", ".join(literal(op) for op in semconv.GENERATION_OPERATIONS)
     is_eval = f"n = {literal(semconv.GEN_AI_EVALUATION_RESULT_EVENT)}"
-    passed = _eval_fields("a")["passed"]
+    passed = eval_fields("a")["passed"]
     arrays = "Events.Name, Events.Attributes"
     columns = {
         **{name: spans[name] for name in GENERATION_SPAN_COLUMNS},
@@ -274,7 +274,7 @@ def generations_sql(
         "date": spans["date"],
     }
     if eval_arrays:
-        fields = _eval_fields("a")
+        fields = eval_fields("a")
         for key in ("name", "score", "passed", "label"):
             columns[f"_eval_{key}"] = (
                 f"arrayMap(a -> {fields[key]}, arrayFilter((a, n) -> {is_eval}, Events.Attributes, Events.Name))"

@@ -9,6 +9,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from loratrace.sources import clickhouse_sql
+from loratrace.sources.base import Selection
 from loratrace.sources.clickhouse import ClickHouseSource, parse_url
 from loratrace.store import query
 from loratrace.store import schema as store_schema
@@ -37,7 +38,7 @@ def _same(local: pl.DataFrame, remote: pl.DataFrame, keys: list[str]) -> None:
 def test_generations_equal_the_local_view(engines, variant) -> None:
     source: ClickHouseSource = getattr(engines, variant)
     local = _local(engines.store, "generations", KEYS)
-    remote = source.generations().collect()
+    remote = source.frame(source.relation_sql("generations"))
     assert local.height > 3_000  # most of the traffic is generations; adapter loads are not
     assert local.filter(pl.col("error_type").is_not_null()).height > 50
     assert local.filter(pl.col("evals") > 0).height > 1_000
@@ -48,7 +49,7 @@ def test_generations_equal_the_local_view(engines, variant) -> None:
 def test_evals_and_events_equal_the_local_views(engines, variant) -> None:
     source: ClickHouseSource = getattr(engines, variant)
     keys = [*KEYS, "name", "score"]
-    _same(_local(engines.store, "evals", keys), source.evals().collect(), keys)
+    _same(_local(engines.store, "evals", keys), source.frame(source.relation_sql("evals")), keys)
     events = source.frame(source.relation_sql("span_events"))
     keys = [*KEYS, "event_index"]
     _same(_local(engines.store, "span_events", keys), events, keys)
@@ -58,7 +59,7 @@ def test_time_window_is_bound_and_matches_the_local_store(engines) -> None:
     bounds = query(engines.store, "SELECT min(start_time) AS lo, max(start_time) AS hi FROM generations").row(0)
     middle = bounds[0] + (bounds[1] - bounds[0]) / 2
     expected = query(engines.store, "SELECT count(*) AS n FROM generations WHERE start_time >= ?", [middle]).item()
-    got = engines.plain.generations(since=middle).collect().height
+    got = engines.plain.generations(Selection(since=middle)).collect().height
     assert 0 < got == expected < engines.spans
 
 

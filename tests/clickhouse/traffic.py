@@ -38,14 +38,16 @@ def _kvs(attributes: dict[str, object]) -> list[KeyValue]:
 def generation_attributes(rng: random.Random, index: int) -> dict[str, object]:
     adapter = rng.choice((*ADAPTERS, None))  # None: the base model served
     scheme = rng.random()
+    # a third of the traffic replays a golden set: an example always has the same cohort and route
+    example = index % 60 if rng.random() < 0.35 else None
     attributes: dict[str, object] = {
         "gen_ai.operation.name": rng.choice(("text_completion", "chat")),
         "gen_ai.request.model": BASE,
-        "loratrace.route.name": rng.choice(ROUTES),
-        "loratrace.cohort": rng.choice(COHORTS),
+        "loratrace.route.name": rng.choice(ROUTES) if example is None else ROUTES[example % 2],
+        "loratrace.cohort": rng.choice(COHORTS) if example is None else COHORTS[example % 3],
         "loratrace.variant": "base" if adapter is None else "adapter",
         "loratrace.prompt.version": rng.choice(("p1", "p1", "p2")),
-        "loratrace.example.id": f"ex-{index % 50}",
+        "loratrace.example.id": None if example is None else f"ex-{example}",
         "loratrace.base_model.name": BASE,
     }
     if adapter is not None:

@@ -1,0 +1,79 @@
+"""The local store as a source: Polars scans of the Parquet segments, DuckDB for the incident queries."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from loratrace.analysis import load
+from loratrace.analysis.cells import cells, paired_cells
+from loratrace.analysis.metrics import Metric
+from loratrace.sources.base import EVERYTHING, Present, Selection
+
+
+def _names(frame: pl.LazyFrame, selection: Selection) -> pl.LazyFrame:
+    if selection.adapters:
+        frame = frame.filter(pl.col("adapter").is_in(list(selection.adapters)) | (pl.col("arm") == "base"))
+    if selection.cohorts:
+        frame = frame.filter(pl.col("cohort").is_in(list(selection.cohorts)))
+    return frame
+
+
+class LocalStore:
+    """A store folder written by ``loratrace collect`` or ``loratrace.instrument(store=...)``."""
+
+    kind = "local"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.path)!r})"
+
+    def close(self) -> None:
+        """Nothing to release: every call opens and closes its own readers."""
+
+    def _generations(self, selection: Selection) -> pl.LazyFrame:
+        return load.load_generations(self.path, since=selection.since, until=selection.until, traffic=selection.traffic)
+
+    def _evals(self, selection: Selection) -> pl.LazyFrame:
+        return load.load_evals(self.path, since=selection.since, until=selection.until, traffic=selection.traffic)
+
+    def generations(self, selection: Selection = EVERYTHING) -> pl.LazyFrame:
+        return _names(self._generations(selection), selection)
+
+    def evals(self, selection: Selection = EVERYTHING) -> pl.LazyFrame:
+        return _names(self._evals(selection), selection)
+
+    def present(self, selection: Selection = EVERYTHING) -> Present:
+        row = (
+            self._generations(selection)
+            .select(
+                pl.col("adapter").drop_nulls().unique().sort().implode(),
+                pl.col("cohort").drop_nulls().unique().sort().implode(),
+                pl.len().alias("rows"),
+            )
+            .collect()
+            .row(0, named=True)
+        )
+        names = self._evals(selection).select(pl.col("name").drop_nulls().unique().sort()).collect()["name"]
+        return Present(row["adapter"], row["cohort"], int(row["rows"]), names.to_list())
+
+    def cells(
+        self, metrics: Sequence[Metric], *, window: timedelta | None, selection: Selection = EVERYTHING
+    ) -> pl.DataFrame:
+        return cells(self.generations(selection), self.evals(selection), metrics=metrics, window=window).collect()
+
+    def paired_cells(self, metrics: Sequence[Metric], *, selection: Selection = EVERYTHING) -> pl.DataFrame:
+        return paired_cells(self.generations(selection), self.evals(selection), metrics=metrics).collect()
+
+    def query(self, name: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
+        from loratrace.sources.queries import load_query
+        from loratrace.store import query
+
+        return query(self.path, load_query(name), dict(params or {}))

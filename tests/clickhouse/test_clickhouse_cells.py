@@ -1,0 +1,65 @@
+"""The cells computed inside ClickHouse equal the local store's, metric by metric, from one definition each."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from loratrace.analysis import metrics
+from loratrace.analysis.cells import CELL_COLUMNS
+from loratrace.analysis.run import drift_for_source
+from loratrace.sources.base import Selection
+from loratrace.sources.clickhouse_cells import to_clickhouse
+from loratrace.sources.local import LocalStore
+
+KEYS = [c for c in CELL_COLUMNS if c not in ("n", "sum", "sum_sq")]
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.select(CELL_COLUMNS).sort(KEYS, nulls_last=True)
+
+
+def _every_metric(source) -> list[metrics.Metric]:
+    names = source.present().eval_names
+    assert names == ["correct", "toxicity"]
+    return list(metrics.available(names).values())
+
+
+@pytest.mark.parametrize("variant", ["plain", "materialized"])
+@pytest.mark.parametrize("window", [None, timedelta(minutes=30)], ids=["all", "30min"])
+def test_cells_equal_the_local_cells(engines, variant, window) -> None:
+    local = LocalStore(engines.store)
+    remote = getattr(engines, variant)
+    chosen = _every_metric(local)
+    expected = _sorted(local.cells(chosen, window=window))
+    got = _sorted(remote.cells(chosen, window=window))
+    assert expected.height > 100
+    assert set(expected["metric"]) == {m.name for m in chosen} - {"refusal_rate", "timeout_rate"} | {"timeout_rate"}
+    assert_frame_equal(expected, got, check_exact=False, rel_tol=1e-9)
+
+
+def test_a_selection_is_applied_inside_clickhouse(engines) -> None:
+    local = LocalStore(engines.store)
+    middle = local.generations().select(pl.col("start_time").median()).collect().item()
+    selection = Selection(since=middle, adapters=("billing-v7",), cohorts=("pro", "free"), traffic="all")
+    chosen = [metrics.BUILTIN["error_rate"], metrics.BUILTIN["duration_ms"], *metrics.eval_metrics("correct")]
+    expected = _sorted(local.cells(chosen, window=timedelta(hours=1), selection=selection))
+    got = _sorted(engines.plain.cells(chosen, window=timedelta(hours=1), selection=selection))
+    assert set(expected["adapter"].drop_nulls()) == {"billing-v7"}
+    assert set(expected["cohort"]) == {"pro", "free"}
+    assert_frame_equal(expected, got, check_exact=False, rel_tol=1e-9)
+
+
+def test_drift_rows_are_the_same_on_both_engines(engines) -> None:
+    expected = drift_for_source(LocalStore(engines.store), min_n=10)
+    got = drift_for_source(engines.materialized, min_n=10)
+    keys = ["adapter", "cohort", "metric", "design"]
+    assert expected.height > 20
+    assert_frame_equal(expected.sort(keys), got.sort(keys), check_exact=False, rel_tol=1e-9)
+
+
+def test_metric_sql_is_translated_not_copied() -> None:
+    assert to_clickhouse("CAST(output_tokens AS DOUBLE)") == "CAST(output_tokens AS Nullable(Float64))"
