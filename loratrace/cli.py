@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
     import polars as pl
 
+    from loratrace.sources.base import Source
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -235,8 +237,50 @@ def render_rows(frame: pl.DataFrame, output_format: str) -> str:
     return render(frame, output_format)
 
 
+# --- issue 19: ClickHouse as a source (--source) ----------------------------------------------------------------
+
+
+def store_or_source_options(function: F) -> F:
+    """``--store DIR`` or ``--source URL`` (ClickHouse), for the analyses that run on either."""
+    function = click.option(
+        "--source",
+        default=None,
+        envvar="LORATRACE_SOURCE",
+        show_envvar=True,
+        help="Instead of --store: ClickHouse's otel_traces, clickhouse://user:pw@host:8123/db?table=otel_traces, "
+        "or chdb://PATH for the embedded engine.",
+    )(function)
+    return click.option(
+        "--store",
+        default=None,
+        envvar="LORATRACE_STORE",
+        show_envvar=True,
+        type=click.Path(file_okay=False),
+        help="Folder of the span store.",
+    )(function)
+
+
+def open_source(store: str | None, source: str | None) -> Source:
+    """The source that ``--store`` / ``--source`` name: exactly one of them (exit 2 otherwise)."""
+    from loratrace.errors import StoreError
+    from loratrace.sources import open_source as open_any
+
+    if store is not None and source is not None:
+        raise BadInput("pass either --store DIR or --source URL, not both")
+    if store is None and source is None:
+        raise BadInput("pass --store DIR (a loratrace store) or --source URL (clickhouse://… or chdb://PATH)")
+    try:
+        return open_any(store if source is None else source, local=source is None)
+    except StoreError as exc:
+        flag = "--store" if source is None else "--source"
+        raise BadInput(f"{flag}: {exc}") from exc
+
+
+# --- end of issue 19 ---------------------------------------------------------------------------------------------
+
+
 @cli.command()
-@store_option
+@store_or_source_options
 @time_options
 @click.option("--adapter", "adapters", multiple=True, help="Only this adapter name (repeatable).")
 @click.option("--cohort", "cohorts", multiple=True, help="Only this cohort (repeatable).")
@@ -269,7 +313,8 @@ def render_rows(frame: pl.DataFrame, output_format: str) -> str:
 @click.option("--verdict", "verdicts", multiple=True, help="Only rows with this verdict (e.g. regressed).")
 @format_option
 def drift(
-    store: str,
+    store: str | None,
+    source: str | None,
     since: str | None,
     until: str | None,
     adapters: tuple[str, ...],
@@ -296,8 +341,9 @@ def drift(
     Example:
         loratrace drift --store ./traces --since 24h
         loratrace drift --store ./traces --adapter billing --metric eval_pass:json_valid --format json
+        loratrace drift --source "clickhouse://reader@ch.internal:8123/otel?table=otel_traces" --since 24h
     """
-    from loratrace.analysis.run import EmptySelectionError, drift_for_store
+    from loratrace.analysis.run import EmptySelectionError, drift_for_source
     from loratrace.analysis.timespec import parse_duration
     from loratrace.errors import StoreError
 
@@ -306,9 +352,10 @@ def drift(
         width = parse_duration(window)
     except ValueError as exc:
         raise BadInput(f"--window: {exc}") from exc
+    spans = open_source(store, source)
     try:
-        rows = drift_for_store(
-            store,
+        rows = drift_for_source(
+            spans,
             since=since_at,
             until=until_at,
             adapters=adapters or None,
@@ -327,6 +374,8 @@ def drift(
         raise BadInput(str(exc)) from exc
     except ValueError as exc:
         raise BadInput(f"--metric: {exc}") from exc
+    finally:
+        spans.close()
     if verdicts:
         rows = rows.filter(rows["verdict"].is_in(list(verdicts)))
     click.echo(render_rows(rows, output_format), nl=False)

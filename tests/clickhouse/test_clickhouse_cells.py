@@ -63,3 +63,44 @@ def test_drift_rows_are_the_same_on_both_engines(engines) -> None:
 
 def test_metric_sql_is_translated_not_copied() -> None:
     assert to_clickhouse("CAST(output_tokens AS DOUBLE)") == "CAST(output_tokens AS Nullable(Float64))"
+
+
+def test_drift_command_reads_clickhouse_with_source(engines) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from loratrace.cli import cli
+
+    runner = CliRunner()
+    common = ["drift", "--min-n", "10", "--format", "json", "--metric", "error_rate", "--metric", "eval_pass:correct"]
+    local = runner.invoke(cli, [*common, "--store", str(engines.store)])
+    url = f"chdb://{engines.store.parent}/chdb?table=otel_traces_loratrace"
+    remote = runner.invoke(cli, [*common, "--source", url])
+    assert local.exit_code == 0, local.output
+    assert remote.exit_code == 0, remote.output
+    keys = ["adapter", "cohort", "metric", "design"]
+    expected = pl.DataFrame(json.loads(local.output)).sort(keys)
+    assert expected.height > 10
+    got = pl.DataFrame(json.loads(remote.output)).sort(keys)
+    assert_frame_equal(expected, got, check_exact=False, rel_tol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["--source", "postgres://db/x"], "--source: a ClickHouse source", id="scheme"),
+        pytest.param(["--source", "chdb:///tmp/x", "--store", "/tmp/y"], "not both", id="both"),
+        pytest.param([], "pass --store DIR", id="neither"),
+    ],
+)
+def test_a_bad_source_exits_2_naming_the_flag(args, message, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from loratrace.cli import cli
+
+    monkeypatch.delenv("LORATRACE_STORE", raising=False)
+    monkeypatch.delenv("LORATRACE_SOURCE", raising=False)
+    result = CliRunner().invoke(cli, ["drift", *args])
+    assert result.exit_code == 2
+    assert message in result.output
