@@ -89,6 +89,12 @@ def _address(value: str, flag: str) -> tuple[str, int]:
     show_default=True,
     help="Largest export request accepted (after gzip decompression).",
 )
+@click.option(
+    "--writer-id",
+    default="0",
+    show_default=True,
+    help="This collector's id among several writing one store (shared folder): 1-16 lower-case letters/digits.",
+)
 def collect(
     store: str,
     http_address: str,
@@ -98,6 +104,7 @@ def collect(
     tls_cert: str | None,
     tls_key: str | None,
     max_request_bytes: int,
+    writer_id: str,
 ) -> None:
     """Receive OTLP traces and metrics (HTTP and gRPC) into a durable, SQL-queryable store.
 
@@ -108,11 +115,18 @@ def collect(
     Example:
         loratrace collect --store ./traces
         loratrace collect --store ./traces --http 0.0.0.0:4318 --auth-token "$TOKEN" --retention-days 30
+        loratrace collect --store /mnt/shared/traces --writer-id 2 --http 127.0.0.1:4320 --grpc 127.0.0.1:4319
     """
     from loratrace.collector.service import CollectorSettings, run_collector
     from loratrace.errors import CollectorError
+    from loratrace.store.layout import check_writer_id
 
+    try:
+        check_writer_id(writer_id)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--writer-id") from exc
     settings = CollectorSettings(
+        writer_id=writer_id,
         store=store,
         http=_address(http_address, "--http"),
         grpc=_address(grpc_address, "--grpc"),

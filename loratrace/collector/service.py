@@ -40,6 +40,8 @@ class CollectorSettings:
     compact_interval: float = 30.0
     max_backlog_bytes: int = 1 << 30
     fsync: bool = True
+    # distinct per collector when several write one store (shared folder): names its log and segments
+    writer_id: str = layout.DEFAULT_WRITER
 
 
 def is_loopback(host: str) -> bool:
@@ -92,8 +94,9 @@ class Collector:
         check_security(settings)
         self.settings = settings
         self.store = ensure_store(settings.store)
-        self.wal = WalWriter(self.store / layout.WAL, fsync=settings.fsync)
-        self.wal_reader = WalReader(self.store / layout.WAL)
+        wal = layout.wal_dir(self.store, settings.writer_id)
+        self.wal = WalWriter(wal, fsync=settings.fsync)
+        self.wal_reader = WalReader(wal)
         self.started = time.time()
         self._stopped = threading.Event()
         self.http_server: Any = None
@@ -106,6 +109,7 @@ class Collector:
                 flush_interval=settings.flush_interval,
                 compact_interval=settings.compact_interval,
                 retention_days=settings.retention_days,
+                writer_id=settings.writer_id,
             )
         )
         self.ingest = Ingest(
@@ -154,6 +158,7 @@ class Collector:
         flushed = int(stats[fl.STAT_CHECKPOINT])
         return {
             "status": "ok" if self.process.is_alive() and stats[fl.STAT_READY] else "starting",
+            "writer_id": self.settings.writer_id,
             "uptime_s": round(time.time() - self.started, 3),
             **self.ingest.counters.snapshot(),
             "wal_end_offset": self.wal.end,

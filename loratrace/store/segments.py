@@ -11,7 +11,9 @@ import polars as pl
 from loratrace.store import layout, schema
 
 
-def write_segments(store: Path, frames: dict[str, pl.DataFrame], *, walend: int, kind: str) -> list[Path]:
+def write_segments(
+    store: Path, frames: dict[str, pl.DataFrame], *, walend: int, kind: str, writer_id: str = layout.DEFAULT_WRITER
+) -> list[Path]:
     """Write each table's rows, split by UTC day, as new segments named after ``walend``; returns their paths.
 
     A segment becomes visible to readers only by its final rename, so nobody reads a half-written file.
@@ -33,7 +35,8 @@ def write_segments(store: Path, frames: dict[str, pl.DataFrame], *, walend: int,
             }
         for (day,), part in parts.items():
             folder = layout.table_dir(store, table) / f"date={day.isoformat() if day else '1970-01-01'}"
-            written.append(write_segment(folder, part, walend=walend, kind=kind))
+            name = layout.segment_name(walend, kind, writer_id=writer_id)
+            written.append(write_segment(folder, part, walend=walend, kind=kind, name=name))
     return written
 
 
