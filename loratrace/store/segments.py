@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,9 +81,18 @@ def ensure_schema_segments(store: Path) -> None:
         os.replace(tmp, path)
 
 
-def remove_stale_temporaries(store: Path) -> None:
-    """Temporary files left by a crash mid-write; never visible to readers, removed on start."""
+def remove_stale_temporaries(store: Path, *, older_than_s: float = 3600.0) -> None:
+    """Temporary files left by a crash mid-write; never visible to readers, removed on start.
+
+    Only those older than ``older_than_s``: another collector sharing the store may be writing its own right now.
+    """
     root = store / layout.SEGMENTS
-    if root.is_dir():
-        for path in root.rglob(".*.tmp"):
-            path.unlink(missing_ok=True)
+    if not root.is_dir():
+        return
+    cutoff = time.time() - older_than_s
+    for path in root.rglob(".*.tmp"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+        except FileNotFoundError:  # renamed into place or removed meanwhile
+            continue
