@@ -247,6 +247,8 @@ def render_rows(frame: pl.DataFrame, output_format: str) -> str:
         frame = frame.with_columns(
             [pl.col(c).round_sig_figs(4) for c, t in frame.schema.items() if t == pl.Float64]
             + [pl.col(c).list.join(",") for c, t in frame.schema.items() if isinstance(t, pl.List)]
+            # sha256:<12 hex> is unique in practice and keeps the table readable; JSON and CSV keep the whole id
+            + [pl.col(c).str.slice(0, 19) for c in frame.columns if c == "adapter_id"]
         )
     return render(frame, output_format)
 

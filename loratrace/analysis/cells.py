@@ -7,8 +7,8 @@ the data is; the statistics in ``drift`` and the alerts only ever see cells.
 
 *Paired* cells hold the same inputs answered by the base model and by an adapter (golden-set replay, one
 ``example_id`` per input): per adapter × cohort × route × metric the number of pairs, the sums of both arms and of
-their differences, and the discordant pairs of a rate (``base_only``: the base succeeded where the adapter did
-not; ``adapter_only``: the reverse).
+their differences, and the discordant pairs of a rate (``base_only``: pairs whose value is 1 in the base answer
+and 0 in the adapter's; ``adapter_only``: the reverse).
 """
 
 from __future__ import annotations
@@ -122,14 +122,24 @@ def cells(
     return pl.concat(parts, how="vertical_relaxed")
 
 
+def _pair_key(arm: str) -> pl.Expr:
+    # a replayed example pairs by its id (and dataset version); a mirrored (shadow) adapter answer pairs with the
+    # base answer in the same trace
+    by_example = pl.concat_str(
+        [pl.lit("example:"), pl.col("example_id"), pl.lit(":"), pl.col("dataset_version")], ignore_nulls=True
+    )
+    by_trace = pl.concat_str([pl.lit("trace:"), pl.col("trace_id")])
+    traced = pl.lit(True) if arm == "base" else pl.col("variant") == "shadow"
+    return pl.when(pl.col("example_id").is_not_null()).then(by_example).when(traced).then(by_trace).alias("pair")
+
+
 def _pair_values(frame: pl.LazyFrame, metric: Metric, arm: str) -> pl.LazyFrame:
-    # several answers to one example in one arm (retries) count as their mean, so each example is one pair
-    keys = ["example_id", "dataset_version"]
-    side = frame.filter((pl.col("arm") == arm) & pl.col("example_id").is_not_null())
-    side = side.with_columns(_value(metric).alias("value")).filter(pl.col("value").is_not_null())
+    # several answers to one input in one arm (retries) count as their mean, so each input is one pair
+    side = frame.filter(pl.col("arm") == arm).with_columns(_pair_key(arm), _value(metric).alias("value"))
+    side = side.filter(pl.col("pair").is_not_null() & pl.col("value").is_not_null())
     if arm == "base":
-        return side.group_by(keys).agg(pl.col("value").mean().alias("value_base"))
-    return side.group_by([*keys, "adapter", "adapter_id"]).agg(
+        return side.group_by("pair").agg(pl.col("value").mean().alias("value_base"))
+    return side.group_by(["pair", "adapter", "adapter_id"]).agg(
         pl.col("value").mean().alias("value_adapter"),
         pl.col("cohort").first(),
         pl.col("route").first(),
@@ -142,7 +152,11 @@ def paired_cells(
     *,
     metrics: Sequence[Metric],
 ) -> pl.LazyFrame:
-    """Paired cells: the same ``example_id`` (and dataset version) answered by the base model and an adapter.
+    """Paired cells: the same input answered by the base model and by an adapter.
+
+    A golden-set replay pairs by ``example_id`` (and dataset version); mirrored traffic pairs an adapter answer
+    whose ``variant`` is ``shadow`` with the base answer in the same trace. The rows need ``trace_id`` and
+    ``variant`` (as :func:`loratrace.analysis.load.generations` gives them).
 
     Returns
     -------
@@ -158,7 +172,7 @@ def paired_cells(
             continue
         base = _pair_values(source, metric, "base")
         adapter = _pair_values(source, metric, "adapter")
-        pairs = adapter.join(base, on=["example_id", "dataset_version"], how="inner", nulls_equal=True)
+        pairs = adapter.join(base, on="pair", how="inner")
         diff = pl.col("value_adapter") - pl.col("value_base")
         parts.append(
             pairs.group_by(["adapter", "adapter_id", "cohort", "route"]).agg(

@@ -112,11 +112,10 @@ BUILTIN: dict[str, Metric] = {
         Metric(
             "refusal_rate",
             "rate",
-            "evals",
-            "CASE WHEN passed IS NULL THEN NULL WHEN passed THEN 0 ELSE 1 END",
+            "generations",
+            _flag("finish_reason = 'content_filter'"),
             "lower_is_better",
-            eval_name="refusal",
-            description="share of answers the `refusal` evaluator flagged (it passes answers that are no refusal)",
+            description="share of generations the engine ended as refused (finish reason content_filter)",
         ),
         Metric(
             "duration_ms",
@@ -146,7 +145,14 @@ BUILTIN: dict[str, Metric] = {
 }
 """The metrics every store has; evaluation metrics are added per evaluation name found."""
 
-DEFAULT_METRICS: tuple[str, ...] = ("error_rate", "fallback_rate", "schema_retry_rate", "schema_invalid_rate")
+DEFAULT_METRICS: tuple[str, ...] = (
+    "error_rate",
+    "timeout_rate",
+    "fallback_rate",
+    "schema_retry_rate",
+    "schema_invalid_rate",
+    "refusal_rate",
+)
 """What ``drift`` reports when no ``--metric`` is given, besides every evaluation's pass rate."""
 
 
@@ -178,8 +184,6 @@ def available(eval_names: Iterable[str] = ()) -> dict[str, Metric]:
     """Every metric a store with these evaluation names offers."""
     out = dict(BUILTIN)
     for name in sorted(set(eval_names)):
-        if name == "refusal":
-            continue  # already the built-in refusal_rate
         for metric in eval_metrics(name):
             out[metric.name] = metric
     return out
@@ -197,8 +201,6 @@ def resolve(names: Sequence[str] | None, eval_names: Iterable[str] = ()) -> list
     offered = available(found)
     if not names:
         defaults = [offered[n] for n in DEFAULT_METRICS]
-        if "refusal" in found:
-            defaults.append(offered["refusal_rate"])
         return defaults + [m for n, m in offered.items() if n.startswith(EVAL_PASS_PREFIX)]
     out = []
     for name in names:

@@ -85,7 +85,8 @@ def proportion_test(
     successes1: object, n1: object, successes2: object, n2: object, *, alternative: Alternative = "two-sided"
 ) -> FloatArray:
     """The z-test, or Fisher's exact test where any expected count of the 2×2 table is below 5 (Cochran's rule)."""
-    s1, t1, s2, t2 = _arrays(successes1, n1, successes2, n2)
+    shape = np.shape(successes1)
+    s1, t1, s2, t2 = (np.atleast_1d(a) for a in _arrays(successes1, n1, successes2, n2))
     p = two_proportion_z_test(s1, t1, s2, t2, alternative=alternative)
     pooled = (s1 + s2) / (t1 + t2)
     expected = np.minimum.reduce([t1 * pooled, t1 * (1 - pooled), t2 * pooled, t2 * (1 - pooled)])
@@ -93,7 +94,7 @@ def proportion_test(
     if small.any():
         p = p.copy()
         p[small] = fisher_exact_test(s1[small], t1[small], s2[small], t2[small], alternative=alternative)
-    return p
+    return p.reshape(shape)
 
 
 def mean_and_variance(n: object, total: object, total_sq: object) -> tuple[FloatArray, FloatArray]:
