@@ -272,18 +272,24 @@ class ClickHouseSource:
             params["until_ns"] = _nanos(selection.until)
         return flags, params
 
-    def _raw_generations(self, selection: Selection, *, replay_only: bool = False) -> pl.DataFrame:
+    def _paired_only(self, sql: str, flags: dict[str, bool]) -> str:
+        # what paired cells can use: replayed examples, and the traces holding a mirrored (shadow) answer
+        generations = chsql.generations_sql(self.table, materialized=self.materialized(), **flags)
+        shadowed = f"SELECT trace_id FROM ({generations}) WHERE variant = 'shadow'"
+        return f"SELECT * FROM ({sql}) WHERE example_id IS NOT NULL OR trace_id IN ({shadowed})"
+
+    def _raw_generations(self, selection: Selection, *, paired_only: bool = False) -> pl.DataFrame:
         flags, params = self._bounds(selection)
         sql = chsql.generations_sql(self.table, materialized=self.materialized(), **flags)
-        if replay_only:
-            sql = f"SELECT * FROM ({sql}) WHERE example_id IS NOT NULL"
+        if paired_only:
+            sql = self._paired_only(sql, flags)
         return _naive(self.frame(sql, params))
 
-    def _raw_events(self, selection: Selection, *, replay_only: bool = False) -> pl.DataFrame:
+    def _raw_events(self, selection: Selection, *, paired_only: bool = False) -> pl.DataFrame:
         flags, params = self._bounds(selection)
         sql = chsql.span_events_sql(self.table, materialized=self.materialized(), evaluations_only=True, **flags)
-        if replay_only:
-            sql = f"SELECT * FROM ({sql}) WHERE example_id IS NOT NULL"
+        if paired_only:
+            sql = self._paired_only(sql, flags)
         return _naive(self.frame(sql, params))
 
     def generations(self, selection: Selection = EVERYTHING) -> pl.LazyFrame:
@@ -329,13 +335,14 @@ class ClickHouseSource:
         return frame.select([pl.col(c).cast(t) for c, t in CELL_SCHEMA.items()])
 
     def paired_cells(self, metrics: Sequence[Metric], *, selection: Selection = EVERYTHING) -> pl.DataFrame:
-        """Paired cells from the replayed generations only (rows with an ``example_id``: golden sets are small)."""
+        """Paired cells from the rows that can pair only (replayed examples, traces with a shadow answer): golden
+        sets and mirrored samples are small next to the traffic, so only they come back for the pairing."""
         generations = _names(
-            load.generations(self._raw_generations(selection, replay_only=True).lazy(), traffic=selection.traffic),
+            load.generations(self._raw_generations(selection, paired_only=True).lazy(), traffic=selection.traffic),
             selection,
         )
         evals = _names(
-            load.evals(self._raw_events(selection, replay_only=True).lazy(), traffic=selection.traffic), selection
+            load.evals(self._raw_events(selection, paired_only=True).lazy(), traffic=selection.traffic), selection
         )
         return paired_cells(generations, evals, metrics=metrics).collect()
 

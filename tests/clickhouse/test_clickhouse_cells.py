@@ -37,7 +37,7 @@ def test_cells_equal_the_local_cells(engines, variant, window) -> None:
     expected = _sorted(local.cells(chosen, window=window))
     got = _sorted(remote.cells(chosen, window=window))
     assert expected.height > 100
-    assert set(expected["metric"]) == {m.name for m in chosen} - {"refusal_rate", "timeout_rate"} | {"timeout_rate"}
+    assert set(expected["metric"]) == {m.name for m in chosen}
     assert_frame_equal(expected, got, check_exact=False, rel_tol=1e-9)
 
 
@@ -104,3 +104,14 @@ def test_a_bad_source_exits_2_naming_the_flag(args, message, monkeypatch) -> Non
     result = CliRunner().invoke(cli, ["drift", *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+@pytest.mark.parametrize("traffic", ["all", "production"])
+def test_paired_cells_equal_including_mirrored_traffic(engines, traffic) -> None:
+    chosen = [metrics.BUILTIN["error_rate"], metrics.BUILTIN["duration_ms"], *metrics.eval_metrics("correct")]
+    selection = Selection(traffic=traffic)  # production: no replayed examples, so only shadow pairs remain
+    keys = ["adapter", "adapter_id", "cohort", "route", "metric"]
+    expected = LocalStore(engines.store).paired_cells(chosen, selection=selection).sort(keys)
+    got = engines.plain.paired_cells(chosen, selection=selection).sort(keys)
+    assert expected["n"].sum() > 50
+    assert_frame_equal(expected, got.select(expected.columns), check_exact=False, rel_tol=1e-9)

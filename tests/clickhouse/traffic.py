@@ -142,6 +142,26 @@ def build_request(rng: random.Random, *, spans: int, start_ns: int, offset: int 
                     },
                 )
             )
+        if (
+            "loratrace.adapter.name" in attributes
+            and attributes["loratrace.example.id"] is None
+            and rng.random() < 0.15
+        ):
+            # mirrored traffic: the base model answered this request too, in the same trace
+            attributes["loratrace.variant"] = "shadow"
+            base = {k: v for k, v in attributes.items() if not k.startswith("loratrace.adapter.")}
+            base |= {"loratrace.variant": "base", "gen_ai.response.model": BASE, "llm.model_name": BASE}
+            out.append(
+                Span(
+                    trace_id=trace_id,
+                    span_id=rng.getrandbits(64).to_bytes(8, "big"),
+                    name=f"{attributes['gen_ai.operation.name']} {BASE}",
+                    kind=Span.SPAN_KIND_CLIENT,
+                    start_time_unix_nano=start,
+                    end_time_unix_nano=start + rng.randint(5 * 10**6, 3 * 10**9),
+                    attributes=_kvs({k: v for k, v in base.items() if k in attributes}),
+                )
+            )
         out.append(
             Span(
                 trace_id=trace_id,
@@ -175,12 +195,15 @@ def send(http: str, request: ExportTraceServiceRequest) -> None:
 
 
 def send_traffic(http: str, *, seed: int, spans: int, batch: int = 500) -> int:
-    """Send ``spans`` seeded spans in batches; returns how many were sent."""
+    """Send about ``spans`` seeded spans in batches (plus the base answers of mirrored requests); returns how
+    many spans were sent."""
     rng = random.Random(seed)
     start_ns = (int(time.time()) - 3 * 3600) * 10**9
-    sent = 0
-    while sent < spans:
-        n = min(batch, spans - sent)
-        send(http, build_request(rng, spans=n, start_ns=start_ns, offset=sent))
-        sent += n
+    done = sent = 0
+    while done < spans:
+        n = min(batch, spans - done)
+        request = build_request(rng, spans=n, start_ns=start_ns, offset=done)
+        send(http, request)
+        sent += sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+        done += n
     return sent
