@@ -55,7 +55,7 @@ def drift_for_store(
     min_effect: float = 0.02,
     min_relative_effect: float = 0.05,
 ) -> pl.DataFrame:
-    """``drift`` over a store folder (:func:`drift_for_source` with a :class:`~loratrace.sources.LocalStore`)."""
+    """``drift`` over a store folder: :func:`drift_for_source` on a :class:`~loratrace.sources.LocalStore`."""
     from loratrace.sources.local import LocalStore
 
     return drift_for_source(
@@ -92,7 +92,7 @@ def drift_for_source(
     min_relative_effect: float = 0.05,
 ) -> pl.DataFrame:
     """``drift`` over any source: cells (windowed, so base and adapter are matched in time) and paired cells
-    computed where the spans are (the local store, or inside ClickHouse), then the rows.
+    computed where the spans are (one pass over the local store, or inside ClickHouse), then the rows.
 
     Raises
     ------
@@ -103,18 +103,22 @@ def drift_for_source(
     """
     from loratrace.sources.base import Selection
 
-    window_only = Selection(since=since, until=until, traffic=traffic)
-    present = source.present(window_only)
-    if present.rows == 0:
+    selection = Selection(since=since, until=until, traffic=traffic)
+    wants_evals = not metric_names or any(m.startswith(metrics.EVAL_PREFIXES) for m in metric_names)
+    chosen = metrics.resolve(metric_names, source.eval_names(selection) if wants_evals else ())
+    # everything after works on the small cells frames
+    cell_frame, paired = source.cells_and_paired(chosen, window=window, selection=selection)
+    if cell_frame.is_empty() and paired.is_empty():
         raise EmptySelectionError(_empty_message(source, since, until))
-    _check_names("adapter", adapters, present.adapters)
-    _check_names("cohort", cohorts, present.cohorts)
-    selection = Selection(
-        since=since, until=until, traffic=traffic, adapters=tuple(adapters or ()), cohorts=tuple(cohorts or ())
-    )
-    chosen = metrics.resolve(metric_names, present.eval_names)
-    cell_frame = source.cells(chosen, window=window, selection=selection)
-    paired = source.paired_cells(chosen, selection=selection)
+    _check_names("adapter", adapters, _present(cell_frame, paired, "adapter"))
+    _check_names("cohort", cohorts, _present(cell_frame, paired, "cohort"))
+    if adapters:
+        keep = pl.col("adapter").is_in(list(adapters))
+        cell_frame = cell_frame.filter(keep | (pl.col("arm") == "base"))
+        paired = paired.filter(keep)
+    if cohorts:
+        cell_frame = cell_frame.filter(pl.col("cohort").is_in(list(cohorts)))
+        paired = paired.filter(pl.col("cohort").is_in(list(cohorts)))
     return drift(
         cell_frame,
         metrics=chosen,
@@ -133,6 +137,11 @@ def _empty_message(source: Source, since: datetime | None, until: datetime | Non
         return _empty_window_message(path, since, until)
     window = f"from {since or 'the start'} to {until or 'now'} (UTC)"
     return f"no generations {window} in {source!r}"
+
+
+def _present(cell_frame: pl.DataFrame, paired: pl.DataFrame, column: str) -> list[str]:
+    values = set(cell_frame[column].drop_nulls()) | set(paired[column].drop_nulls())
+    return sorted(values)
 
 
 def _empty_window_message(store: str | os.PathLike[str], since: datetime | None, until: datetime | None) -> str:

@@ -49,6 +49,16 @@ class Source(Protocol):
         """What the selection's window holds (adapter and cohort filters not applied)."""
         ...
 
+    def eval_names(self, selection: Selection = ...) -> list[str]:
+        """The evaluation names in the selection's window."""
+        ...
+
+    def cells_and_paired(
+        self, metrics: Sequence[Metric], *, window: timedelta | None, selection: Selection = ...
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """:meth:`cells` and :meth:`paired_cells` together (one pass where the engine allows it)."""
+        ...
+
     def cells(self, metrics: Sequence[Metric], *, window: timedelta | None, selection: Selection = ...) -> pl.DataFrame:
         """Cells of sufficient statistics (``loratrace.analysis.cells.CELL_COLUMNS``)."""
         ...

@@ -306,9 +306,18 @@ class ClickHouseSource:
         flags, params = self._bounds(selection)
         common = {"materialized": self.materialized(), "traffic": selection.traffic, **flags}
         row = self.frame(cells_sql.present_sql(self.table, **common), params).row(0, named=True)
-        names = self.frame(cells_sql.eval_names_sql(self.table, **common), params)
-        eval_names = names.get_column("name").to_list() if not names.is_empty() else []
-        return Present(list(row["adapter"]), list(row["cohort"]), int(row["rows"]), eval_names)
+        return Present(list(row["adapter"]), list(row["cohort"]), int(row["rows"]), self.eval_names(selection))
+
+    def eval_names(self, selection: Selection = EVERYTHING) -> list[str]:
+        flags, params = self._bounds(selection)
+        sql = cells_sql.eval_names_sql(self.table, materialized=self.materialized(), traffic=selection.traffic, **flags)
+        names = self.frame(sql, params)
+        return names.get_column("name").to_list() if not names.is_empty() else []
+
+    def cells_and_paired(
+        self, metrics: Sequence[Metric], *, window: dt.timedelta | None, selection: Selection = EVERYTHING
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        return self.cells(metrics, window=window, selection=selection), self.paired_cells(metrics, selection=selection)
 
     def cells(
         self, metrics: Sequence[Metric], *, window: dt.timedelta | None, selection: Selection = EVERYTHING

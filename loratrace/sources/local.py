@@ -64,6 +64,22 @@ class LocalStore:
         names = self._evals(selection).select(pl.col("name").drop_nulls().unique().sort()).collect()["name"]
         return Present(row["adapter"], row["cohort"], int(row["rows"]), names.to_list())
 
+    def eval_names(self, selection: Selection = EVERYTHING) -> list[str]:
+        frame = self._evals(selection).select(pl.col("name").drop_nulls().unique().sort()).collect()
+        return frame["name"].to_list()
+
+    def cells_and_paired(
+        self, metrics: Sequence[Metric], *, window: timedelta | None, selection: Selection = EVERYTHING
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        generations, evals = self.generations(selection), self.evals(selection)
+        both = pl.collect_all(
+            [
+                cells(generations, evals, metrics=metrics, window=window),
+                paired_cells(generations, evals, metrics=metrics),
+            ]
+        )
+        return both[0], both[1]
+
     def cells(
         self, metrics: Sequence[Metric], *, window: timedelta | None, selection: Selection = EVERYTHING
     ) -> pl.DataFrame:
