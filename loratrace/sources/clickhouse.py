@@ -92,7 +92,11 @@ def parse_url(url: str) -> ClickHouseTarget:
 
 
 def _param_text(value: Any) -> Any:
-    """chdb takes parameters as ClickHouse text: arrays in their literal form."""
+    """chdb takes parameters as ClickHouse text: arrays in their literal form, NULL as \\N."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, (list, tuple)):
         quoted = ", ".join(chsql.literal(str(v)) if isinstance(v, str) else str(v) for v in value)
         return f"[{quoted}]"

@@ -89,7 +89,8 @@ class LocalStore:
         return paired_cells(self.generations(selection), self.evals(selection), metrics=metrics).collect()
 
     def query(self, name: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
-        from loratrace.sources.queries import load_query
+        from loratrace.sources.queries import load_query, with_defaults
         from loratrace.store import query
 
-        return query(self.path, load_query(name), dict(params or {}))
+        sql = load_query(name)
+        return query(self.path, sql, with_defaults(sql, params or {}))

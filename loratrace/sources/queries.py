@@ -35,19 +35,38 @@ def load_query(name: str) -> str:
     return (QUERIES / f"{name}.sql").read_text()
 
 
-def _clickhouse_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "Bool"
-    if isinstance(value, int):
-        return "Int64"
-    if isinstance(value, float):
-        return "Float64"
-    if isinstance(value, datetime):
-        return "DateTime64(6, 'UTC')"
-    if isinstance(value, (list, tuple)):
-        inner = {_clickhouse_type(v) for v in value} or {"String"}
-        return f"Array({inner.pop() if len(inner) == 1 else 'String'})"
-    return "Nullable(String)" if value is None else "String"
+_PARAMS_HEADER: Final = re.compile(r"^--\s*params:\s*(.*)$", re.M)
+_PARAM: Final = re.compile(r"\s*(\w+)\s*\(([^)]*)\)\s*(?:,|$)")
+_TYPES: Final = {
+    "text": "String",
+    "integer": "Int64",
+    "number": "Float64",
+    "boolean": "Bool",
+    "timestamp": "DateTime64(6, 'UTC')",
+}
+
+
+def declared_parameters(sql: str) -> dict[str, tuple[str, bool, str | None]]:
+    """The ``-- params:`` header: name -> (type, optional, default)."""
+    match = _PARAMS_HEADER.search(sql)
+    out: dict[str, tuple[str, bool, str | None]] = {}
+    for name, spec in _PARAM.findall(match.group(1) if match else ""):
+        parts = [p.strip() for p in spec.split(",")]
+        default = next((p.removeprefix("default").strip() for p in parts[1:] if p.startswith("default")), None)
+        out[name] = (parts[0], "optional" in parts[1:], default)
+    return out
+
+
+def with_defaults(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` plus the declared defaults of those left out, and NULL for optional ones left out."""
+    declared = declared_parameters(sql)
+    values = dict(params)
+    for name, (kind, optional, default) in declared.items():
+        if name not in values and default is not None:
+            values[name] = int(default) if kind == "integer" else float(default) if kind == "number" else default
+        elif name not in values and optional:
+            values[name] = None
+    return values
 
 
 def _bound(value: Any) -> Any:
@@ -56,21 +75,86 @@ def _bound(value: Any) -> Any:
     return value
 
 
+def _timestamp_type(kind: Any) -> bool:
+    from sqlglot import exp
+
+    return isinstance(kind, exp.DataType) and kind.this in (
+        exp.DataType.Type.TIMESTAMP,
+        exp.DataType.Type.TIMESTAMPNTZ,
+        exp.DataType.Type.DATETIME,
+    )
+
+
+def _clickhouse_tree(tree: Any) -> Any:
+    """What sqlglot does not translate the way ClickHouse needs for these queries."""
+    import sqlglot
+    from sqlglot import exp
+
+    for cast in list(tree.find_all(exp.Cast)):
+        if not _timestamp_type(cast.args.get("to")):
+            continue
+        value = cast.this
+        if isinstance(value, exp.Literal) and value.is_string and value.this in ("infinity", "-infinity"):
+            # DuckDB's infinite timestamps: the ends of ClickHouse's DateTime64 range
+            edge = "2299-12-31 23:59:59" if value.this == "infinity" else "1900-01-01 00:00:00"
+            cast.replace(sqlglot.parse_one(f"toDateTime64('{edge}', 6, 'UTC')", read="clickhouse"))
+        else:  # microseconds and UTC, as the store's timestamps (sqlglot's default is DateTime, in seconds)
+            cast.set("to", exp.DataType.build("Nullable(DateTime64(6, 'UTC'))", dialect="clickhouse"))
+    for node in list(tree.find_all(exp.PercentileCont)):
+        # DuckDB's quantile_cont interpolates linearly between order statistics (R-7): quantileExactInclusive
+        column = node.this.sql(dialect="clickhouse")
+        fraction = node.expression.sql(dialect="clickhouse")
+        node.replace(sqlglot.parse_one(f"quantileExactInclusive({fraction})({column})", read="clickhouse"))
+    for node in list(tree.find_all(exp.LogicalOr, exp.LogicalAnd)):
+        # bool_or / bool_and: ClickHouse has no LOGICAL_OR; the max / min of the 0/1 value is the same
+        value = node.this.sql(dialect="clickhouse")
+        function = "max" if isinstance(node, exp.LogicalOr) else "min"
+        node.replace(sqlglot.parse_one(f"toBool({function}(toUInt8({value})))", read="clickhouse"))
+    for node in list(tree.find_all(exp.GroupConcat)):
+        node.replace(_string_agg(node))
+    return tree
+
+
+def _string_agg(node: Any) -> Any:
+    """``string_agg([DISTINCT] x, sep [ORDER BY x])`` as ClickHouse arrays (sorted when ordered by ``x`` itself)."""
+    import sqlglot
+    from sqlglot import exp
+
+    inner, ordered = node.this, False
+    if isinstance(inner, exp.Order):
+        keys = [o.this for o in inner.expressions]
+        inner = inner.this
+        ordered = True
+    distinct = isinstance(inner, exp.Distinct)
+    value = inner.expressions[0] if distinct else inner
+    if ordered and [k.sql() for k in keys] != [value.sql()]:
+        msg = "string_agg ordered by another expression than its value has no ClickHouse translation here"
+        raise QueryError(msg)
+    separator = node.args.get("separator")
+    array = f"{'groupUniqArray' if distinct else 'groupArray'}({value.sql(dialect='clickhouse')})"
+    if ordered:
+        array = f"arraySort({array})"
+    sep = separator.sql(dialect="clickhouse") if separator is not None else "','"
+    return sqlglot.parse_one(f"arrayStringConcat({array}, {sep})", read="clickhouse")
+
+
 def to_clickhouse(sql: str, relations: Mapping[str, str], params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """ClickHouse SQL for a DuckDB query over the store's views, and its bound parameters.
 
     Parameters
     ----------
     sql
-        The query, DuckDB dialect, ``$name`` parameters.
+        The query, DuckDB dialect, ``$name`` parameters declared in its ``-- params:`` header.
     relations
         View name -> the ClickHouse ``SELECT`` that stands for it.
     params
-        The parameter values (their Python types decide the ClickHouse types).
+        The parameter values; a declared default fills one left out, an optional one left out is NULL.
     """
     import sqlglot
     from sqlglot import exp
 
+    declared = declared_parameters(sql)
+    values = with_defaults(sql, params)
     try:
         tree = sqlglot.parse_one(sql, read="duckdb")
     except sqlglot.errors.ParseError as exc:
@@ -79,12 +163,15 @@ def to_clickhouse(sql: str, relations: Mapping[str, str], params: Mapping[str, A
     wanted: set[str] = set()
     for placeholder in list(tree.find_all(exp.Placeholder)):
         name = placeholder.name
-        if name not in params:
+        if name not in values:
             msg = f"the query needs --param {name}=VALUE"
             raise QueryError(msg)
         wanted.add(name)
-        kind = exp.DataType.build(_clickhouse_type(params[name]), dialect="clickhouse")
-        placeholder.replace(exp.Placeholder(this=name, kind=kind))
+        kind_name, optional, _ = declared.get(name, ("text", values[name] is None, None))
+        kind = _TYPES.get(kind_name, "String")
+        if optional or values[name] is None:
+            kind = f"Nullable({kind})"
+        placeholder.replace(exp.Placeholder(this=name, kind=exp.DataType.build(kind, dialect="clickhouse")))
     used = []
     for table in tree.find_all(exp.Table):
         if not table.args.get("db") and table.name in relations:
@@ -93,7 +180,7 @@ def to_clickhouse(sql: str, relations: Mapping[str, str], params: Mapping[str, A
             alias = table.alias or table.name
             table.set("this", exp.to_identifier(f"{_PREFIX}{table.name}"))
             table.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
-    text = tree.sql(dialect="clickhouse")
+    text = _clickhouse_tree(tree).sql(dialect="clickhouse")
     if used:
         ctes = ", ".join(f"{_PREFIX}{name} AS ({relations[name]})" for name in used)
         head, body = _split_comment(text)
@@ -102,11 +189,11 @@ def to_clickhouse(sql: str, relations: Mapping[str, str], params: Mapping[str, A
         else:
             body = f"WITH {ctes} {body}"
         text = f"{head}{body}"
-    return text, {name: _bound(params[name]) for name in wanted}
+    return text, {name: _bound(values[name]) for name in wanted}
 
 
 def _split_comment(text: str) -> tuple[str, str]:
-    match = re.match(r"^(\s*/\*.*?\*/\s*)", text, flags=re.S)
+    match = re.match(r"^((?:\s*/\*.*?\*/)+\s*)", text, flags=re.S)
     if match:
         return match.group(1), text[match.end() :]
     return "", text

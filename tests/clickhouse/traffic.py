@@ -51,15 +51,19 @@ def generation_attributes(rng: random.Random, index: int) -> dict[str, object]:
         "loratrace.base_model.name": BASE,
     }
     if adapter is not None:
+        # billing-v7 is swapped for new weights halfway (a second id under one name)
+        version = 2 if adapter == "billing-v7" and index >= 2_000 else 1
         attributes |= {
             "loratrace.adapter.name": adapter,
-            "loratrace.adapter.id": f"sha256:{abs(hash(adapter)) % 10**12:064d}",
+            "loratrace.adapter.id": f"sha256:{sum(map(ord, adapter)) * version:064d}",
             "loratrace.adapter.type": "lora",
             "loratrace.adapter.rank": rng.choice((8, 16)),
             "loratrace.adapter.alpha": rng.choice((16.0, 32.5)),
             "loratrace.adapter.merged": rng.random() < 0.2,
             "loratrace.adapter.target_modules": ["q_proj", "v_proj"],
         }
+        if rng.random() < 0.03:  # an adapter served without its identity recorded
+            del attributes["loratrace.adapter.id"], attributes["loratrace.adapter.rank"]
     if rng.random() < 0.3:
         attributes["loratrace.model.quantization.method"] = "awq"
         attributes["loratrace.model.quantization.bits"] = 4
