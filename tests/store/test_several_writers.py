@@ -97,3 +97,14 @@ def test_one_compactor_at_a_time(tmp_path: Path) -> None:
         assert chosen
         assert compact_store(store, min_segments=8, today=DAY) == 0  # another holder: this pass is skipped
     assert compact_store(store, min_segments=8, today=DAY) == 1
+
+
+def test_collect_refuses_a_bad_writer_id_with_exit_2(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from loratrace.cli import cli
+
+    result = CliRunner().invoke(cli, ["collect", "--store", str(tmp_path / "s"), "--writer-id", "all"])
+    assert result.exit_code == 2
+    assert "--writer-id" in result.output
+    assert not (tmp_path / "s").exists()  # refused before anything was created
