@@ -91,12 +91,13 @@ def promoted_expression(column: str, *, map_column: str = SPAN_ATTRIBUTES, statu
 
 
 def _kind(column: str) -> str:
-    # the exporter spells kinds SPAN_KIND_SERVER (older releases) or Server; the store spells SERVER
-    return f"upper(replaceRegexpOne({column}, '^(?i)span_kind_', ''))"
+    # the exporter spells kinds SPAN_KIND_SERVER (older releases) or Server; the store spells SERVER (a plain
+    # replace, not a regular expression: this runs on every row of every analysis)
+    return f"replaceOne(upper({column}), 'SPAN_KIND_', '')"
 
 
 def _status(column: str) -> str:
-    return f"upper(replaceRegexpOne({column}, '^(?i)status_code_', ''))"
+    return f"replaceOne(upper({column}), 'STATUS_CODE_', '')"
 
 
 def clickhouse_type(column: str) -> str:
