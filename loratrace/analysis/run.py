@@ -12,6 +12,7 @@ import polars as pl
 
 from loratrace.analysis import load, metrics
 from loratrace.analysis._typing import Baseline, Traffic
+from loratrace.analysis.cells import paired_cells
 from loratrace.analysis.drift import drift
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ def drift_for_source(
     min_relative_effect: float = 0.05,
 ) -> pl.DataFrame:
     """``drift`` over any source: cells (windowed, so base and adapter are matched in time) and paired cells
-    computed where the spans are (one pass over the local store, or inside ClickHouse), then the rows.
+    computed where the spans are (the store's DuckDB, or inside ClickHouse), then the rows.
 
     Raises
     ------
@@ -106,7 +107,7 @@ def drift_for_source(
     selection = Selection(since=since, until=until, traffic=traffic)
     wants_evals = not metric_names or any(m.startswith(metrics.EVAL_PREFIXES) for m in metric_names)
     chosen = metrics.resolve(metric_names, source.eval_names(selection) if wants_evals else ())
-    # everything after works on the small cells frames
+    # the one pass over every span runs where the spans are; everything after works on small frames
     cell_frame, paired = source.cells_and_paired(chosen, window=window, selection=selection)
     if cell_frame.is_empty() and paired.is_empty():
         raise EmptySelectionError(_empty_message(source, since, until))
@@ -137,6 +138,26 @@ def _empty_message(source: Source, since: datetime | None, until: datetime | Non
         return _empty_window_message(path, since, until)
     window = f"from {since or 'the start'} to {until or 'now'} (UTC)"
     return f"no generations {window} in {source!r}"
+
+
+def _paired_for_store(
+    store: str | os.PathLike[str],
+    chosen: Sequence[metrics.Metric],
+    counts: dict[str, int],
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    traffic: Traffic,
+) -> pl.DataFrame:
+    """Paired cells, read only when the store holds replayed or mirrored generations at all."""
+    if not counts["replay_rows"] and not counts["shadow_rows"]:
+        return paired_cells(pl.LazyFrame(), None, metrics=[]).collect()
+    generations = load.load_generations(store, since=since, until=until, traffic=traffic)
+    evals = load.load_evals(store, since=since, until=until, traffic=traffic)
+    if not counts["shadow_rows"]:  # pairs by example id only: the other rows cannot pair
+        generations = generations.filter(pl.col("example_id").is_not_null())
+        evals = evals.filter(pl.col("example_id").is_not_null())
+    return paired_cells(generations, evals, metrics=chosen).collect()
 
 
 def _present(cell_frame: pl.DataFrame, paired: pl.DataFrame, column: str) -> list[str]:

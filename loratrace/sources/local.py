@@ -71,14 +71,21 @@ class LocalStore:
     def cells_and_paired(
         self, metrics: Sequence[Metric], *, window: timedelta | None, selection: Selection = EVERYTHING
     ) -> tuple[pl.DataFrame, pl.DataFrame]:
-        generations, evals = self.generations(selection), self.evals(selection)
-        both = pl.collect_all(
-            [
-                cells(generations, evals, metrics=metrics, window=window),
-                paired_cells(generations, evals, metrics=metrics),
-            ]
-        )
-        return both[0], both[1]
+        """Cells in the store's DuckDB (one pass, the same metric SQL), paired cells only when rows can pair."""
+        from loratrace.analysis.run import _paired_for_store
+        from loratrace.analysis.store_cells import store_cells
+
+        bounds = {"since": selection.since, "until": selection.until, "traffic": selection.traffic}
+        cell_frame, counts = store_cells(self.path, metrics=metrics, window=window, **bounds)
+        paired = _paired_for_store(self.path, metrics, counts, **bounds)
+        if selection.adapters:
+            keep = pl.col("adapter").is_in(list(selection.adapters))
+            cell_frame = cell_frame.filter(keep | (pl.col("arm") == "base"))
+            paired = paired.filter(keep)
+        if selection.cohorts:
+            cell_frame = cell_frame.filter(pl.col("cohort").is_in(list(selection.cohorts)))
+            paired = paired.filter(pl.col("cohort").is_in(list(selection.cohorts)))
+        return cell_frame, paired
 
     def cells(
         self, metrics: Sequence[Metric], *, window: timedelta | None, selection: Selection = EVERYTHING

@@ -18,7 +18,9 @@ import duckdb
 from loratrace import semconv
 from loratrace.store import layout, readlock, schema, visibility
 
-CATALOG_VERSION: Final = 4  # 4: writer ids in segment names (the views match covers per writer)
+# 5: the spans and generations views name the served_after_fallback column
+# 6: writer ids in segment names (the views match covers per writer)
+CATALOG_VERSION: Final = 6
 
 
 _FILE_COLUMN: Final = "_loratrace_file"

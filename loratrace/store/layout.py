@@ -11,6 +11,8 @@ STORE/
                                       (checkpoint-<writer>.json for writers other than "0")
   state/compactor.lock                held by the one collector that compacts and applies retention
   state/compaction.json               an in-flight compaction's inputs and output (crash recovery)
+  state/collector.json                the running collector: pid and addresses (loratrace status)
+  state/writer-<id>.lock              held (flock) by the collector writing the store, for its whole life
 """
 
 from __future__ import annotations
@@ -81,8 +83,8 @@ def checkpoint_path(store: Path, writer_id: str = DEFAULT_WRITER) -> Path:
     return store / STATE / name
 
 
-def writer_lock_path(store: Path, writer_id: str = DEFAULT_WRITER) -> Path:
-    """The exclusive lock a collector holds for its writer id (``state/writer-<id>.lock``)."""
+def writer_lock_path(store: Path, writer_id: str = "0") -> Path:
+    """The lock file a collector holds while it writes ``store`` as writer ``writer_id``."""
     return store / STATE / f"writer-{writer_id}.lock"
 
 
@@ -102,9 +104,13 @@ def fsync_dir(path: Path) -> None:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``path`` so a reader (or a crash) sees the old content or the new, never a mix."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:  # a full disk: leave no half-written temporary holding space
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     fsync_dir(path.parent)
