@@ -664,7 +664,7 @@ def _check_store(store: str) -> None:
 
 
 @cli.command()
-@store_option
+@store_or_source_options
 @time_options
 @click.option("--adapter", required=True, help="The adapter name to release.")
 @click.option("--adapter-id", default=None, help="The adapter id (weights) to judge; default: the latest served.")
@@ -692,7 +692,8 @@ def _check_store(store: str) -> None:
     help="text for people, json for CI.",
 )
 def gate(
-    store: str,
+    store: str | None,
+    source: str | None,
     since: str | None,
     until: str | None,
     adapter: str,
@@ -715,6 +716,7 @@ def gate(
     Example:
         loratrace gate --store ./traces --adapter billing-v2 --since 24h
         loratrace gate --store ./replay --adapter billing-v2 --traffic replay --format json
+        loratrace gate --source "chdb:///var/lib/loratrace-ch?table=otel_traces" --adapter billing-v2 --since 24h
     """
     import json
 
@@ -723,9 +725,10 @@ def gate(
     from loratrace.errors import StoreError
 
     since_at, until_at = parse_window(since, until)
+    spans = open_source(store, source)
     try:
         result = decide(
-            store,
+            spans,
             adapter=adapter,
             adapter_id=adapter_id,
             cohorts=cohorts or None,
@@ -742,6 +745,8 @@ def gate(
         raise BadInput(str(exc)) from exc
     except ValueError as exc:
         raise BadInput(f"--metric: {exc}") from exc
+    finally:
+        spans.close()
     if output_format == "json":
         click.echo(json.dumps(result.to_dict(), default=str))
     else:

@@ -67,6 +67,10 @@ class Source(Protocol):
         """Paired cells over the replayed generations (``loratrace.analysis.cells.PAIRED_COLUMNS``)."""
         ...
 
+    def latest_adapter_id(self, adapter: str) -> str | None:
+        """The id that last served under ``adapter`` (the weights a release would keep serving)."""
+        ...
+
     def query(self, name: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
         """One of the incident queries shipped in ``loratrace/queries/``."""
         ...

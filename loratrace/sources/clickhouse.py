@@ -359,6 +359,16 @@ class ClickHouseSource:
         )
         return paired_cells(generations, evals, metrics=metrics).collect()
 
+    def latest_adapter_id(self, adapter: str) -> str | None:
+        """The id that last served under ``adapter`` (the adapter arm's rule of ``loratrace.analysis.load``)."""
+        generations = chsql.generations_sql(self.table, materialized=self.materialized())
+        sql = (
+            f"SELECT adapter_id FROM ({generations}) WHERE adapter_name = {{adapter:String}} "
+            "AND ifNull(variant, '') != 'base' ORDER BY start_time DESC, span_id DESC LIMIT 1"
+        )
+        found = self.frame(sql, {"adapter": adapter})
+        return None if found.is_empty() else found.item()
+
     def query(self, name: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
         """An incident query from ``loratrace/queries/``, translated to ClickHouse SQL."""
         from loratrace.sources.queries import load_query, to_clickhouse

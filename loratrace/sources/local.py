@@ -95,6 +95,11 @@ class LocalStore:
     def paired_cells(self, metrics: Sequence[Metric], *, selection: Selection = EVERYTHING) -> pl.DataFrame:
         return paired_cells(self.generations(selection), self.evals(selection), metrics=metrics).collect()
 
+    def latest_adapter_id(self, adapter: str) -> str | None:
+        from loratrace.analysis.gate import latest_adapter_id
+
+        return latest_adapter_id(self.path, adapter)
+
     def query(self, name: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
         from loratrace.sources.queries import load_query, with_defaults
         from loratrace.store import query

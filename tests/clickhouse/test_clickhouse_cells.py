@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import polars as pl
@@ -115,3 +116,21 @@ def test_paired_cells_equal_including_mirrored_traffic(engines, traffic) -> None
     got = engines.plain.paired_cells(chosen, selection=selection).sort(keys)
     assert expected["n"].sum() > 50
     assert_frame_equal(expected, got.select(expected.columns), check_exact=False, rel_tol=1e-9)
+
+
+def test_gate_decides_the_same_on_both_engines(engines) -> None:
+    from click.testing import CliRunner
+
+    from loratrace.cli import cli
+
+    runner = CliRunner()
+    common = ["gate", "--adapter", "billing-v7", "--min-n", "10", "--allow-insufficient", "--format", "json"]
+    local = runner.invoke(cli, [*common, "--store", str(engines.store)])
+    url = f"chdb://{engines.store.parent}/chdb?table=otel_traces"
+    remote = runner.invoke(cli, [*common, "--source", url])
+    assert local.exit_code in (0, 1), local.output
+    assert remote.exit_code == local.exit_code, remote.output
+    expected, got = json.loads(local.output), json.loads(remote.output)
+    # the latest id is the swapped-in one (the test traffic replaces billing-v7's weights halfway)
+    assert expected["adapter_id"] == got["adapter_id"] == f"sha256:{sum(map(ord, 'billing-v7')) * 2:064d}"
+    assert (expected["decision"], len(expected["reasons"])) == (got["decision"], len(got["reasons"]))
