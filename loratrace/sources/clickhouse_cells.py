@@ -119,7 +119,7 @@ def cells_sql(
         named = arm_keys({c: c for c in schema.PROMOTED_TYPES})  # the subquery's columns carry the names
         keyed_generations = ", ".join(f"{expression} AS k_{name}" for name, expression in named.items())
         inner = (
-            f"SELECT *, {keyed_generations}, {_window('start_time', window)} AS window_start, "
+            f"SELECT {keyed_generations}, {_window('start_time', window)} AS window_start, "
             f"{_metric_array(on_generations, evals=False)} AS m FROM ({generations}) AS g"
         )
         if where:
