@@ -100,11 +100,20 @@ def _status(column: str) -> str:
     return f"replaceOne(upper({column}), 'STATUS_CODE_', '')"
 
 
+_HIGH_CARDINALITY: Final = frozenset({"example_id"})
+
+
 def clickhouse_type(column: str) -> str:
-    """The ClickHouse type of a promoted column."""
+    """The ClickHouse type of a promoted column.
+
+    Text columns are ``LowCardinality`` (adapter names, cohorts, routes, versions: a few thousand values at most)
+    except the per-request ones: the cells group by eight of them.
+    """
     dtype = schema.PROMOTED_TYPES[column]
     if isinstance(dtype, pl.List):
         return "Array(String)"
+    if dtype == pl.String() and column not in _HIGH_CARDINALITY:
+        return "LowCardinality(Nullable(String))"
     return {
         pl.Int64(): "Nullable(Int64)",
         pl.Float64(): "Nullable(Float64)",
