@@ -103,12 +103,14 @@ def gate(
     ValueError
         An unknown metric.
     """
-    from loratrace.analysis.run import drift_for_source
+    from loratrace.analysis.run import drift_for_source, drift_for_store
     from loratrace.sources.local import LocalStore
 
-    source = LocalStore(store) if isinstance(store, (str, os.PathLike)) else store
-    rows = drift_for_source(
-        source,
+    local = isinstance(store, (str, os.PathLike))
+    source = LocalStore(store) if local else store
+    run = drift_for_store if local else drift_for_source  # a folder: what only a store has (feedback, changes)
+    rows = run(
+        store,  # type: ignore[arg-type]
         since=since,
         until=until,
         adapters=[adapter],

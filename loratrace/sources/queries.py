@@ -21,6 +21,13 @@ _NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 _PREFIX: Final = "__loratrace_"
 
 
+NOT_ON_CLICKHOUSE: Final = {
+    "hygiene_confounded_changes": "it compares change times with DuckDB's to_seconds() intervals",
+    "hygiene_unevaluated_exposure": "ClickHouse resolves its USING joins' columns differently",
+}
+"""Shipped queries the ClickHouse translation does not handle yet, and why (refused with that reason)."""
+
+
 def query_names() -> list[str]:
     """The names of the shipped incident queries."""
     return sorted(p.stem for p in QUERIES.glob("*.sql")) if QUERIES.is_dir() else []
@@ -46,14 +53,37 @@ _TYPES: Final = {
 }
 
 
+_TYPE_WORDS: Final = {
+    "text": "text",
+    "varchar": "text",
+    "string": "text",
+    "integer": "integer",
+    "int": "integer",
+    "bigint": "integer",
+    "number": "number",
+    "double": "number",
+    "float": "number",
+    "boolean": "boolean",
+    "bool": "boolean",
+    "timestamp": "timestamp",
+}
+
+
 def declared_parameters(sql: str) -> dict[str, tuple[str, bool, str | None]]:
-    """The ``-- params:`` header: name -> (type, optional, default)."""
+    """The ``-- params:`` header: name -> (type, optional, default).
+
+    Both header styles of the shipped files read: ``since (timestamp, optional)`` / ``limit (integer, default 50)``
+    and ``since (TIMESTAMP UTC or NULL for all)`` / ``window_seconds (INTEGER: how close ...)``.
+    """
     match = _PARAMS_HEADER.search(sql)
     out: dict[str, tuple[str, bool, str | None]] = {}
     for name, spec in _PARAM.findall(match.group(1) if match else ""):
         parts = [p.strip() for p in spec.split(",")]
+        words = re.findall(r"[A-Za-z]+", parts[0])
+        kind = _TYPE_WORDS.get(words[0].lower(), "text") if words else "text"
         default = next((p.removeprefix("default").strip() for p in parts[1:] if p.startswith("default")), None)
-        out[name] = (parts[0], "optional" in parts[1:], default)
+        optional = "optional" in parts[1:] or "or null" in parts[0].lower()
+        out[name] = (kind, optional, default)
     return out
 
 
@@ -112,7 +142,33 @@ def _clickhouse_tree(tree: Any) -> Any:
         node.replace(sqlglot.parse_one(f"toBool({function}(toUInt8({value})))", read="clickhouse"))
     for node in list(tree.find_all(exp.GroupConcat)):
         node.replace(_string_agg(node))
+    for node in list(tree.find_all(exp.ArrayAgg)):
+        if isinstance(node.this, exp.Order):
+            node.replace(_ordered_list(node))
     return tree
+
+
+def _ordered_list(node: Any) -> Any:
+    """``list([DISTINCT] x ORDER BY k1, k2 …)`` (ascending keys) as ClickHouse arrays, sorted by the keys."""
+    import sqlglot
+    from sqlglot import exp
+
+    order = node.this
+    if any(o.args.get("desc") for o in order.expressions):
+        msg = "list(... ORDER BY ... DESC) has no ClickHouse translation here"
+        raise QueryError(msg)
+    inner = order.this
+    distinct = isinstance(inner, exp.Distinct)
+    value = inner.expressions[0] if distinct else inner
+    keys = [o.this.sql(dialect="clickhouse") for o in order.expressions]
+    text = value.sql(dialect="clickhouse")
+    if keys == [text]:
+        array = f"arraySort({'groupUniqArray' if distinct else 'groupArray'}({text}))"
+    else:
+        rows = f"{'groupUniqArray' if distinct else 'groupArray'}(tuple({text}, {', '.join(keys)}))"
+        sort_key = "tuple(" + ", ".join(f"t.{i + 2}" for i in range(len(keys))) + ")"
+        array = f"arrayMap(t -> t.1, arraySort(t -> {sort_key}, {rows}))"
+    return sqlglot.parse_one(array, read="clickhouse")
 
 
 def _string_agg(node: Any) -> Any:
@@ -153,6 +209,13 @@ def to_clickhouse(sql: str, relations: Mapping[str, str], params: Mapping[str, A
     import sqlglot
     from sqlglot import exp
 
+    name_match = re.search(r"^--\s*name:\s*(\S+)", sql, flags=re.M)
+    if name_match and name_match.group(1) in NOT_ON_CLICKHOUSE:
+        msg = (
+            f"the query {name_match.group(1)} does not run on ClickHouse yet "
+            f"({NOT_ON_CLICKHOUSE[name_match.group(1)]}); run it on a local store"
+        )
+        raise QueryError(msg)
     declared = declared_parameters(sql)
     values = with_defaults(sql, params)
     try:
