@@ -1,0 +1,21 @@
+"""External evaluators for the replay tests, loaded with ``--evaluator judges:NAME``."""
+
+from __future__ import annotations
+
+import threading
+
+_NEVER = threading.Event()
+
+
+def mentions_paris(*, response: str, context: str | None, expected: object) -> dict[str, object]:
+    return {"passed": "paris" in response.lower(), "explanation": "looks for Paris"}
+
+
+def raises(*, response: str, context: str | None, expected: object) -> bool:
+    msg = "the judge's backend is down"
+    raise ConnectionError(msg)
+
+
+def hangs(*, response: str, context: str | None, expected: object) -> bool:
+    _NEVER.wait(120)  # far past the test's --evaluator-timeout
+    return True
