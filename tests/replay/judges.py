@@ -19,3 +19,9 @@ def raises(*, response: str, context: str | None, expected: object) -> bool:
 def hangs(*, response: str, context: str | None, expected: object) -> bool:
     _NEVER.wait(120)  # far past the test's --evaluator-timeout
     return True
+
+
+def slow(*, response: str, context: str | None, expected: object) -> bool:
+    """A judge that takes a while per answer (as a remote LLM judge does), so a run can be killed mid-way."""
+    _NEVER.wait(0.05)
+    return True
