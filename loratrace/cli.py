@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from loratrace._version import __version__
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    import polars as pl
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -156,6 +164,174 @@ def sql(store: str, output_format: str, statement: str) -> None:
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(render(frame, output_format), nl=False)
+
+
+# --- analyses ----------------------------------------------------------------------------------------------
+
+
+class BadInput(click.ClickException):
+    """A user error in an analysis command's input: exit code 2, as for a usage error."""
+
+    exit_code = 2
+
+
+def store_option(function: F) -> F:
+    """``--store DIR`` (or ``LORATRACE_STORE``) for the commands that read a store."""
+    return click.option(
+        "--store",
+        required=True,
+        envvar="LORATRACE_STORE",
+        show_envvar=True,
+        type=click.Path(file_okay=False),
+        help="Folder of the span store.",
+    )(function)
+
+
+def time_options(function: F) -> F:
+    """``--since`` / ``--until``: durations ago (24h, 30m, 7d) or ISO times."""
+    function = click.option("--until", default=None, help="End of the window (exclusive): 2h ago, or an ISO time.")(
+        function
+    )
+    return click.option("--since", default=None, help="Start of the window: a duration ago (24h, 7d) or an ISO time.")(
+        function
+    )
+
+
+def format_option(function: F) -> F:
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["table", "json", "csv"]),
+        default="table",
+        show_default=True,
+        help="A table for people, JSON or CSV for machines.",
+    )(function)
+
+
+def parse_window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    from loratrace.analysis.timespec import parse_time
+
+    try:
+        return (
+            None if since is None else parse_time(since),
+            None if until is None else parse_time(until),
+        )
+    except ValueError as exc:
+        flag = "--since" if since is not None and str(since) in str(exc) else "--until"
+        raise BadInput(f"{flag}: {exc}") from exc
+
+
+def render_rows(frame: pl.DataFrame, output_format: str) -> str:
+    """Analysis rows: floats rounded and lists joined for the table; untouched for JSON and CSV."""
+    import polars as pl
+
+    from loratrace.store.sql_output import render
+
+    if output_format == "table":
+        frame = frame.with_columns(
+            [pl.col(c).round_sig_figs(4) for c, t in frame.schema.items() if t == pl.Float64]
+            + [pl.col(c).list.join(",") for c, t in frame.schema.items() if isinstance(t, pl.List)]
+            # sha256:<12 hex> is unique in practice and keeps the table readable; JSON and CSV keep the whole id
+            + [pl.col(c).str.slice(0, 19) for c in frame.columns if c == "adapter_id"]
+        )
+    return render(frame, output_format)
+
+
+@cli.command()
+@store_option
+@time_options
+@click.option("--adapter", "adapters", multiple=True, help="Only this adapter name (repeatable).")
+@click.option("--cohort", "cohorts", multiple=True, help="Only this cohort (repeatable).")
+@click.option("--metric", "metric_names", multiple=True, help="Only this metric (repeatable); default: the rates.")
+@click.option(
+    "--window",
+    default="1h",
+    show_default=True,
+    help="Width of the time windows in which base and adapter traffic are matched (concurrent design).",
+)
+@click.option(
+    "--baseline",
+    type=click.Choice(["concurrent", "before"]),
+    default="concurrent",
+    show_default=True,
+    help="concurrent: the base model in the same windows; before: the traffic before the adapter (confounded).",
+)
+@click.option(
+    "--traffic",
+    type=click.Choice(["all", "production", "replay"]),
+    default="all",
+    show_default=True,
+    help="replay: golden-set replay only (generations with an example id); production: the rest.",
+)
+@click.option("--alpha", type=click.FloatRange(0.0001, 0.5), default=0.05, show_default=True, help="FDR level.")
+@click.option("--min-n", type=click.IntRange(min=1), default=30, show_default=True, help="Fewest per arm.")
+@click.option(
+    "--min-effect", type=click.FloatRange(min=0), default=0.02, show_default=True, help="Smallest rate change."
+)
+@click.option("--verdict", "verdicts", multiple=True, help="Only rows with this verdict (e.g. regressed).")
+@format_option
+def drift(
+    store: str,
+    since: str | None,
+    until: str | None,
+    adapters: tuple[str, ...],
+    cohorts: tuple[str, ...],
+    metric_names: tuple[str, ...],
+    window: str,
+    baseline: str,
+    traffic: str,
+    alpha: float,
+    min_n: int,
+    min_effect: float,
+    verdicts: tuple[str, ...],
+    output_format: str,
+) -> None:
+    """Each adapter against the base model it replaces, per cohort and metric, with intervals and verdicts.
+
+    Rows name their design (paired replay, concurrent traffic, or before/after), the base and adapter values,
+    the difference with its interval, a one-sided p-value for "the adapter is worse", Benjamini-Hochberg
+    q-values across the run, and a verdict: regressed, improved, no_change or insufficient_data. The "(all)"
+    row of each adapter is standardised to its cohort mix; "simpson" flags an overall gain hiding a regressed
+    cohort, "confounded:*" a prompt version, quantization or base model that differs between the arms.
+
+    \b
+    Example:
+        loratrace drift --store ./traces --since 24h
+        loratrace drift --store ./traces --adapter billing --metric eval_pass:json_valid --format json
+    """
+    from loratrace.analysis.run import EmptySelectionError, drift_for_store
+    from loratrace.analysis.timespec import parse_duration
+    from loratrace.errors import StoreError
+
+    since_at, until_at = parse_window(since, until)
+    try:
+        width = parse_duration(window)
+    except ValueError as exc:
+        raise BadInput(f"--window: {exc}") from exc
+    try:
+        rows = drift_for_store(
+            store,
+            since=since_at,
+            until=until_at,
+            adapters=adapters or None,
+            cohorts=cohorts or None,
+            metric_names=metric_names or None,
+            window=width,
+            baseline=baseline,  # type: ignore[arg-type]
+            traffic=traffic,  # type: ignore[arg-type]
+            alpha=alpha,
+            min_n=min_n,
+            min_effect=min_effect,
+        )
+    except EmptySelectionError as exc:
+        raise BadInput(str(exc)) from exc
+    except StoreError as exc:
+        raise BadInput(str(exc)) from exc
+    except ValueError as exc:
+        raise BadInput(f"--metric: {exc}") from exc
+    if verdicts:
+        rows = rows.filter(rows["verdict"].is_in(list(verdicts)))
+    click.echo(render_rows(rows, output_format), nl=False)
 
 
 # --- replay (issue 17) ----------------------------------------------------------------------------------------
