@@ -52,9 +52,17 @@ class Request:
 
 
 class Engine(Protocol):
+    library: EngineName
+    """The library loratrace instruments for this engine."""
     tokenizer: Any
 
-    def generate(self, requests: Sequence[Request], scopes: RequestScopes, indices: Sequence[int]) -> list[str]: ...
+    def generate(
+        self,
+        requests: Sequence[Request],
+        scopes: RequestScopes,
+        indices: Sequence[int],
+        settings: GenerationSettings,
+    ) -> list[str]: ...
 
     def prompt_tokens(self, prompt: str) -> int: ...
 
@@ -102,40 +110,58 @@ def vllm_engine_arguments(base: str, adapters: Mapping[str, str], *, max_model_l
 
 
 class VLLMEngine:
-    def __init__(self, base: str, adapters: Mapping[str, str], settings: GenerationSettings) -> None:
+    library: EngineName = "vllm"
+
+    def __init__(self, base: str, adapters: Mapping[str, str], *, max_model_len: int = 256) -> None:
         for key, value in _VLLM_ENV.items():
             os.environ.setdefault(key, value)
         from vllm import LLM, SamplingParams
         from vllm.lora.request import LoRARequest
 
         self._sampling = SamplingParams
-        self._settings = settings
-        self.llm = LLM(**vllm_engine_arguments(base, adapters, max_model_len=settings.max_model_len))
+        self.llm = LLM(**vllm_engine_arguments(base, adapters, max_model_len=max_model_len))
         self.tokenizer = self.llm.get_tokenizer()
         self._loras = {
             name: LoRARequest(name, index + 1, str(path)) for index, (name, path) in enumerate(sorted(adapters.items()))
         }
-        self._greedy = SamplingParams(max_tokens=settings.max_new_tokens, temperature=0.0)
+        self._greedy: dict[int, Any] = {}
 
-    def _params(self, request: Request) -> Any:
-        if self._settings.temperature == 0:
-            return self._greedy  # one object for the batch: the instrumentation reads its attributes once
-        return self._sampling(
-            max_tokens=self._settings.max_new_tokens, temperature=self._settings.temperature, seed=request.seed
-        )
+    def sampling_params(self, settings: GenerationSettings, seed: int) -> Any:
+        """The request's ``SamplingParams``; greedy ones are one object per length, shared by a whole batch (the
+        instrumentation then reads their attributes once)."""
+        if settings.temperature == 0:
+            params = self._greedy.get(settings.max_new_tokens)
+            if params is None:
+                params = self._greedy[settings.max_new_tokens] = self._sampling(
+                    max_tokens=settings.max_new_tokens, temperature=0.0
+                )
+            return params
+        return self._sampling(max_tokens=settings.max_new_tokens, temperature=settings.temperature, seed=seed)
+
+    def lora(self, adapter: str | None) -> Any:
+        return self._loras[adapter] if adapter else None
 
     def prompt_tokens(self, prompt: str) -> int:
         return len(self.tokenizer(prompt)["input_ids"])
 
-    def generate(self, requests: Sequence[Request], scopes: RequestScopes, indices: Sequence[int]) -> list[str]:
+    def generate(
+        self,
+        requests: Sequence[Request],
+        scopes: RequestScopes,
+        indices: Sequence[int],
+        settings: GenerationSettings,
+    ) -> list[str]:
         if not requests:
             return []
-        params = [self._params(request) for request in requests]
+        if settings.temperature == 0:
+            params: Any = self.sampling_params(settings, 0)
+        else:
+            params = [self.sampling_params(settings, request.seed) for request in requests]
         with scopes.serving(indices):
             outputs = self.llm.generate(
                 [request.prompt for request in requests],
-                params if self._settings.temperature != 0 else self._greedy,
-                lora_request=[self._loras[r.adapter] if r.adapter else None for r in requests],
+                params,
+                lora_request=[self.lora(request.adapter) for request in requests],
                 use_tqdm=False,
             )
         return [output.outputs[0].text if output.outputs else "" for output in outputs]
@@ -145,12 +171,13 @@ class VLLMEngine:
 
 
 class TransformersEngine:
-    def __init__(self, base: str, adapters: Mapping[str, str], settings: GenerationSettings) -> None:
+    library: EngineName = "transformers"
+
+    def __init__(self, base: str, adapters: Mapping[str, str]) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self._torch = torch
-        self._settings = settings
         self.tokenizer = AutoTokenizer.from_pretrained(base)
         model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
         self._names = sorted(adapters)
@@ -166,34 +193,40 @@ class TransformersEngine:
     def prompt_tokens(self, prompt: str) -> int:
         return len(self.tokenizer(prompt)["input_ids"])
 
-    def _one(self, request: Request) -> str:
+    def _one(self, request: Request, settings: GenerationSettings) -> str:
         torch = self._torch
         inputs = self.tokenizer(request.prompt, return_tensors="pt")
         sampling: dict[str, Any] = {"do_sample": False}
-        if self._settings.temperature > 0:
+        if settings.temperature > 0:
             torch.manual_seed(request.seed)
-            sampling = {"do_sample": True, "temperature": self._settings.temperature}
+            sampling = {"do_sample": True, "temperature": settings.temperature}
         with torch.no_grad():
             output = self.model.generate(
                 **inputs,
-                max_new_tokens=self._settings.max_new_tokens,
+                max_new_tokens=settings.max_new_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,
                 **sampling,
             )
         prompt_width = inputs["input_ids"].shape[1]
         return str(self.tokenizer.decode(output[0, prompt_width:], skip_special_tokens=True))
 
-    def generate(self, requests: Sequence[Request], scopes: RequestScopes, indices: Sequence[int]) -> list[str]:
+    def generate(
+        self,
+        requests: Sequence[Request],
+        scopes: RequestScopes,
+        indices: Sequence[int],
+        settings: GenerationSettings,
+    ) -> list[str]:
         texts = []
         for request, index in zip(requests, indices, strict=True):
             with scopes.request(index):
                 if request.adapter is None and self._names:
                     with self.model.disable_adapter():
-                        texts.append(self._one(request))
+                        texts.append(self._one(request, settings))
                 else:
                     if request.adapter is not None:
                         self.model.set_adapter(request.adapter)
-                    texts.append(self._one(request))
+                    texts.append(self._one(request, settings))
         return texts
 
     def close(self) -> None:
@@ -201,11 +234,11 @@ class TransformersEngine:
 
 
 def open_engine(
-    name: EngineName, base: str, adapters: Mapping[str, str], settings: GenerationSettings
+    name: EngineName, base: str, adapters: Mapping[str, str], *, max_model_len: int = 256
 ) -> TransformersEngine | VLLMEngine:
     if name == "vllm":
-        return VLLMEngine(base, adapters, settings)
+        return VLLMEngine(base, adapters, max_model_len=max_model_len)
     if name == "transformers":
-        return TransformersEngine(base, adapters, settings)
+        return TransformersEngine(base, adapters)
     msg = f"--engine must be one of {', '.join(ENGINES)}, got {name!r}"
     raise ConfigurationError(msg)

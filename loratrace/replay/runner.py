@@ -27,7 +27,7 @@ from loratrace._finisher import finisher
 from loratrace.errors import ConfigurationError, LoratraceError
 from loratrace.evaluators.json_schema import check_json
 from loratrace.replay.dataset import Dataset, Example, Problem, read_dataset, render_prompt
-from loratrace.replay.engines import EngineName, GenerationSettings, Request, open_engine
+from loratrace.replay.engines import Engine, EngineName, GenerationSettings, Request, open_engine
 from loratrace.replay.evaluation import evaluate_answer
 from loratrace.replay.journal import Journal, Pair
 from loratrace.replay.progress import Progress
@@ -114,7 +114,7 @@ def run_replay(
     *,
     base: str,
     adapters: Mapping[str, str],
-    engine: EngineName = "transformers",
+    engine: EngineName | Engine = "transformers",
     store: str | os.PathLike[str] | None = None,
     endpoint: str | None = None,
     limit: int | None = None,
@@ -135,7 +135,10 @@ def run_replay(
 ) -> ReplaySummary:
     """Replay a JSONL golden set through ``base`` and every adapter; spans into ``store`` or to ``endpoint``.
 
-    Resumes a previous run with the same configuration (the same ``run_id``): pairs in its journal, or already in
+    ``engine`` is ``"transformers"`` or ``"vllm"`` (opened here with ``base`` and ``adapters``, closed at the end),
+    or an engine already open with them (:class:`~loratrace.replay.engines.VLLMEngine`, kept open: several
+    replays, or a replay and a benchmark, share one engine start-up). Resumes a previous run with the same
+    configuration (the same ``run_id``): pairs in its journal, or already in
     the store, are not generated again. Malformed lines are passed to ``on_problem`` (with their line number)
     and skipped. Returns a :class:`ReplaySummary`.
     """
@@ -160,7 +163,7 @@ def run_replay(
         data.version,
         base,
         adapters,
-        engine=engine,
+        engine=engine if isinstance(engine, str) else engine.library,
         max_new_tokens=max_new_tokens,
         temperature=temperature,
         seed=seed,
@@ -180,8 +183,9 @@ def run_replay(
     if not todo:
         summary.elapsed_seconds = time.perf_counter() - started
         return summary
-    with replay_telemetry(store=store, endpoint=endpoint, libraries=[engine]) as processor:
-        model = open_engine(engine, base, adapters, settings)
+    library = engine if isinstance(engine, str) else engine.library
+    with replay_telemetry(store=store, endpoint=endpoint, libraries=[library]) as processor:
+        model = open_engine(engine, base, adapters, max_model_len=max_model_len) if isinstance(engine, str) else engine
         try:
             bars = Progress(labels, total=len(data.examples), done=done, examples=data.examples, enabled=progress)
             with bars, loratrace.context(dataset_version=data.version):
@@ -208,7 +212,8 @@ def run_replay(
                     book.append(pairs)
                     bars.advance(pairs)
         finally:
-            model.close()
+            if isinstance(engine, str):
+                model.close()
     summary.elapsed_seconds = time.perf_counter() - started
     return summary
 
@@ -297,7 +302,7 @@ class _Chunk:
 
     def _generate(self, requests: Sequence[Request], scopes: Any, indices: Sequence[int]) -> list[str]:
         started = time.perf_counter()
-        texts = self.engine.generate(requests, scopes, indices)
+        texts = self.engine.generate(requests, scopes, indices, self.settings)
         self.summary.generation_seconds += time.perf_counter() - started
         return texts
 
