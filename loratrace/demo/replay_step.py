@@ -27,6 +27,7 @@ def _base_answers(models: TinyModels, prompts: list[str]) -> list[str]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    torch.set_num_threads(1)
     tokenizer = AutoTokenizer.from_pretrained(models.base)
     model = AutoModelForCausalLM.from_pretrained(models.base, dtype=torch.float32).eval()
     answers = []
@@ -73,6 +74,7 @@ def replay_and_compare(models: TinyModels, workdir: Path) -> tuple[Path, pl.Data
         store=store,
         max_new_tokens=MAX_NEW_TOKENS,
         dataset_version="demo-golden-v1",
+        threads=1,  # the tiny model runs fastest on one thread, the more so on a busy machine
         progress=False,
     )
     rows = drift_for_store(store, metric_names=["eval_pass:expected_match", "eval_pass:refusal"], window=None)

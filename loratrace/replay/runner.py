@@ -128,6 +128,7 @@ def run_replay(
     evaluator_timeout_s: float = 30.0,
     dataset_version: str | None = None,
     chunk_size: int = 64,
+    threads: int | None = None,
     journal: str | os.PathLike[str] | None = None,
     run_id: str | None = None,
     progress: bool | None = None,
@@ -140,7 +141,8 @@ def run_replay(
     replays, or a replay and a benchmark, share one engine start-up). Resumes a previous run with the same
     configuration (the same ``run_id``): pairs in its journal, or already in
     the store, are not generated again. Malformed lines are passed to ``on_problem`` (with their line number)
-    and skipped. Returns a :class:`ReplaySummary`.
+    and skipped. ``threads`` sets torch's intra-op threads for the transformers engine (default: torch's own).
+    Returns a :class:`ReplaySummary`.
     """
     if schema_attempts < 1:
         msg = f"--schema-attempts must be at least 1, got {schema_attempts}"
@@ -185,7 +187,11 @@ def run_replay(
         return summary
     library = engine if isinstance(engine, str) else engine.library
     with replay_telemetry(store=store, endpoint=endpoint, libraries=[library]) as processor:
-        model = open_engine(engine, base, adapters, max_model_len=max_model_len) if isinstance(engine, str) else engine
+        model = (
+            open_engine(engine, base, adapters, max_model_len=max_model_len, threads=threads)
+            if isinstance(engine, str)
+            else engine
+        )
         try:
             bars = Progress(labels, total=len(data.examples), done=done, examples=data.examples, enabled=progress)
             with bars, loratrace.context(dataset_version=data.version):

@@ -54,7 +54,7 @@ def test_replay_to_a_collector(tiny_models, tmp_path):
             cli,
             ["replay", "--dataset", str(golden), "--base", str(tiny_models.base), "--adapter",
              f"a1={tiny_models.adapters['a1']}", "--engine", "transformers", "--endpoint", url, "--journal",
-             str(tmp_path / "journal.jsonl"), "--max-new-tokens", "4", "--no-progress"],
+             str(tmp_path / "journal.jsonl"), "--max-new-tokens", "4", "--threads", "1", "--no-progress"],
         )  # fmt: skip
         assert result.exit_code == 0, result.output
         # acknowledged by the collector before the journal was written: all six pairs are journaled

@@ -47,7 +47,7 @@ def test_sigkill_mid_run_then_resume(tiny_models, tmp_path):
         "replay", "--dataset", str(golden), "--base", str(tiny_models.base),
         "--adapter", f"a1={tiny_models.adapters['a1']}", "--adapter", f"a2={tiny_models.adapters['a2']}",
         "--engine", "transformers", "--store", str(store), "--journal", str(journal), "--max-new-tokens", "8",
-        "--chunk-size", "2", "--evaluator", "judges:slow", "--no-progress",
+        "--chunk-size", "2", "--evaluator", "judges:slow", "--threads", "1", "--no-progress",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(Path(__file__).parent)])}
     log = tmp_path / "replay.log"

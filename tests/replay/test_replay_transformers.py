@@ -22,7 +22,7 @@ def replayed(tiny_models, tmp_path_factory):
         "replay", "--dataset", str(golden), "--base", str(tiny_models.base),
         "--adapter", f"a1={tiny_models.adapters['a1']}", "--adapter", f"a2={tiny_models.adapters['a2']}",
         "--engine", "transformers", "--store", str(store), "--max-new-tokens", "8", "--chunk-size", "4",
-        "--schema-attempts", "2", "--fallback-to-base", "--dataset-version", "golden-t1",
+        "--threads", "1", "--schema-attempts", "2", "--fallback-to-base", "--dataset-version", "golden-t1",
         "--evaluator", "judges:mentions_paris", "--evaluator", "judges:raises", "--evaluator", "judges:hangs",
         "--evaluator-timeout", "0.5", "--no-progress",
     ]  # fmt: skip
