@@ -373,8 +373,13 @@ def replay(**options: Any) -> None:
     """
     from loratrace.errors import ConfigurationError, LoratraceError
     from loratrace.evaluators.protocol import load_evaluator
-    from loratrace.replay import run_replay
-    from loratrace.replay.report import format_summary, parse_adapters
+
+    try:
+        from loratrace.replay import run_replay
+        from loratrace.replay.report import format_summary, parse_adapters
+    except ImportError as exc:  # the replay extra is not installed
+        msg = f"loratrace replay needs the replay extra ({exc.name} is missing): pip install 'loratrace[replay]'"
+        raise click.ClickException(msg) from exc
 
     if (options["store"] is None) == (options["endpoint"] is None):
         raise click.UsageError("give --store DIR or --endpoint URL (exactly one): where the replay's spans go")

@@ -149,3 +149,16 @@ def test_unreadable_dataset_names_the_flag(tiny_models, tmp_path):
     assert result.exit_code == 2
     assert "--dataset" in result.output
     assert "cannot read" in result.output
+
+
+def test_progress_bars_per_model_with_rate(tiny_models, tmp_path):
+    golden = write_golden(tmp_path / "golden.jsonl", broken=False)
+    args = ["replay", "--dataset", str(golden), "--base", str(tiny_models.base), "--adapter",
+            f"a1={tiny_models.adapters['a1']}", "--store", str(tmp_path / "s"), "--limit", "2", "--max-new-tokens",
+            "2", "--threads", "1", "--progress"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    for label in ("base", "a1"):
+        assert f"replay {label}: 100%" in result.stderr
+    assert "2/2" in result.stderr
+    assert "ex/s" in result.stderr
