@@ -81,19 +81,18 @@ def run_id_for(dataset_version: str, base: str, adapters: Mapping[str, str], **s
 def _finished_in_store(store: str | os.PathLike[str], run_id: str) -> set[Pair]:
     """Pairs of this run whose spans are already in the store: a kill between a chunk's export and its journal
     entry must not replay it twice."""
-    from loratrace.store import query
+    from loratrace.store import layout, query
 
+    if not (Path(store) / layout.CATALOG).exists():
+        return set()  # not a store yet: the first run creates it
     operations = list(semconv.GENERATION_OPERATIONS)
     placeholders = ", ".join("?" for _ in operations)
-    try:
-        found = query(
-            store,
-            f"SELECT DISTINCT attributes[?] AS model, example_id FROM spans "
-            f"WHERE attributes[?] = ? AND operation_name IN ({placeholders})",
-            [semconv.CONTEXT_PREFIX + MODEL_KEY, semconv.CONTEXT_PREFIX + RUN_KEY, run_id, *operations],
-        )
-    except LoratraceError:
-        return set()  # an empty store has no span table yet
+    found = query(
+        store,
+        f"SELECT DISTINCT attributes[?] AS model, example_id FROM spans "
+        f"WHERE attributes[?] = ? AND operation_name IN ({placeholders})",
+        [semconv.CONTEXT_PREFIX + MODEL_KEY, semconv.CONTEXT_PREFIX + RUN_KEY, run_id, *operations],
+    )
     if found.is_empty():
         return set()
     return {(str(model), str(example)) for model, example in found.iter_rows() if model and example}
