@@ -123,6 +123,17 @@ def test_running_the_same_command_again_replays_nothing(replayed):
     assert len(generations(replayed["store"])) == before
 
 
+def test_pairs_already_in_the_store_are_not_replayed_even_without_the_journal(replayed):
+    # what a kill between a chunk's export and its journal entry leaves behind
+    (journal,) = (replayed["store"] / "replay-journal").glob("*.jsonl")
+    journal.unlink()
+    before = len(generations(replayed["store"]))
+    again = CliRunner().invoke(cli, replayed["args"])
+    assert again.exit_code == 0, again.output
+    assert "answers generated: 0 " in again.stdout
+    assert len(generations(replayed["store"])) == before
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
