@@ -138,8 +138,8 @@ def run_replay(
     ``engine`` is ``"transformers"`` or ``"vllm"`` (opened here with ``base`` and ``adapters``, closed at the end),
     or an engine already open with them (:class:`~loratrace.replay.engines.VLLMEngine`, kept open: several
     replays, or a replay and a benchmark, share one engine start-up). Resumes a previous run with the same
-    configuration (the same ``run_id``): pairs in its journal, or already in
-    the store, are not generated again. Malformed lines are passed to ``on_problem`` (with their line number)
+    configuration (the same ``run_id``): pairs in its journal, or already in the store, are not generated again.
+    Malformed lines are passed to ``on_problem`` (with their line number)
     and skipped. ``threads`` sets torch's intra-op threads for the transformers engine (default: torch's own).
     Returns a :class:`ReplaySummary`.
     """
@@ -153,6 +153,7 @@ def run_replay(
         msg = f"--temperature must be 0 or more, got {temperature}"
         raise ConfigurationError(msg)
     _check_adapters(adapters)
+    library = engine if isinstance(engine, str) else engine.library
     started = time.perf_counter()
     data: Dataset = read_dataset(dataset, limit=limit, version=dataset_version)
     for problem in data.problems:
@@ -164,7 +165,7 @@ def run_replay(
         data.version,
         base,
         adapters,
-        engine=engine if isinstance(engine, str) else engine.library,
+        engine=library,
         max_new_tokens=max_new_tokens,
         temperature=temperature,
         seed=seed,
@@ -184,7 +185,6 @@ def run_replay(
     if not todo:
         summary.elapsed_seconds = time.perf_counter() - started
         return summary
-    library = engine if isinstance(engine, str) else engine.library
     with replay_telemetry(store=store, endpoint=endpoint, libraries=[library]) as processor:
         model = (
             open_engine(engine, base, adapters, max_model_len=max_model_len, threads=threads)
