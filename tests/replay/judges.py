@@ -23,5 +23,5 @@ def hangs(*, response: str, context: str | None, expected: object) -> bool:
 
 def slow(*, response: str, context: str | None, expected: object) -> bool:
     """A judge that takes a while per answer (as a remote LLM judge does), so a run can be killed mid-way."""
-    _NEVER.wait(0.05)
+    _NEVER.wait(0.2)
     return True

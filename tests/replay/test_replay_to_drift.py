@@ -70,7 +70,7 @@ def test_drift_reads_the_replay_as_paired_and_finds_the_regression(replay_store)
     assert overall["base_value"].to_list() == [1.0, 1.0]  # the golden answers are the base model's
     assert (overall["adapter_value"] < 0.5).all()
     assert set(overall["verdict"]) == {"regressed"}
-    assert (overall["p_value"] < 1e-6).all()
+    assert (overall["p_value"] < 1e-3).all()
     cohorts = rows.filter(pl.col("cohort") != "(all)")
     assert set(cohorts["cohort"]) == {"smb", "enterprise"}
     assert set(cohorts["design"]) == {"paired"}
