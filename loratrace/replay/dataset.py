@@ -170,10 +170,14 @@ def read_dataset(path: str | os.PathLike[str], *, limit: int | None = None, vers
     examples: list[Example] = []
     problems: list[Problem] = []
     seen: dict[str, int] = {}
-    for number, raw_line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
-        if not raw_line.strip():
+    for number, raw_bytes in enumerate(data.splitlines(), 1):
+        if not raw_bytes.strip():
             continue
         try:
+            try:
+                raw_line = raw_bytes.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _Invalid(f"not UTF-8 text (byte {exc.start + 1} of the line)") from None
             try:
                 row = json.loads(raw_line)
             except json.JSONDecodeError as exc:

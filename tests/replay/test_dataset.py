@@ -86,3 +86,11 @@ def test_unicode_and_blank_lines(tmp_path):
     path.write_text('\n{"id": "ü-1", "prompt": "Qu’est-ce que c’est ? 日本"}\n\n', encoding="utf-8")
     (example,) = read_dataset(path).examples
     assert (example.id, example.line, example.prompt) == ("ü-1", 2, "Qu’est-ce que c’est ? 日本")
+
+
+def test_a_line_that_is_not_utf8_is_reported(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"id": "ok", "prompt": "fine"}\n{"id": "x", "prompt": "caf\xe9"}\n')
+    dataset = read_dataset(path)
+    assert [example.id for example in dataset.examples] == ["ok"]
+    assert [str(problem) for problem in dataset.problems] == ["line 2: not UTF-8 text (byte 27 of the line)"]
