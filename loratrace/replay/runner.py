@@ -248,6 +248,7 @@ class _Chunk:
         self.run_id = run_id
         self.on_problem = on_problem
         self._prompts: dict[str, str] = {}
+        self._fitting: dict[str, bool] = {}  # example id -> its prompt fits --max-model-len (tokenised once)
 
     def _prompt(self, example: Example) -> str:
         prompt = self._prompts.get(example.id)
@@ -265,7 +266,10 @@ class _Chunk:
     def run(self, pairs: Sequence[tuple[str, Example]]) -> list[Pair]:
         runnable = []
         for label, example in pairs:
-            if self._fits(self._prompt(example)):
+            fits = self._fitting.get(example.id)
+            if fits is None:
+                fits = self._fitting[example.id] = self._fits(self._prompt(example))
+            if fits:
                 runnable.append((label, example))
             elif label == BASE_LABEL:  # reported once per example, not once per model
                 problem = Problem(example.line, f"prompt of {example.id!r} is longer than --max-model-len allows")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 import pytest
 from click.testing import CliRunner
@@ -173,3 +175,16 @@ def test_progress_bars_per_model_with_rate(tiny_models, tmp_path):
         assert f"replay {label}: 100%" in result.stderr
     assert "2/2" in result.stderr
     assert "ex/s" in result.stderr
+
+
+def test_a_prompt_too_long_for_the_model_is_reported_and_skipped(tiny_models, tmp_path):
+    golden = tmp_path / "golden.jsonl"
+    rows = [{"id": "short", "prompt": "Invoices are due"}, {"id": "long", "prompt": "Invoices are due " * 40}]
+    golden.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    store = tmp_path / "s"
+    args = ["replay", "--dataset", str(golden), "--base", str(tiny_models.base), "--store", str(store),
+            "--max-model-len", "32", "--max-new-tokens", "4", "--threads", "1", "--no-progress"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "golden.jsonl:2: skipped: prompt of 'long' is longer than --max-model-len allows" in result.stderr
+    assert query(store, "SELECT example_id FROM generations")["example_id"].to_list() == ["short"]
