@@ -21,6 +21,7 @@ from loratrace.analysis._typing import Direction, MetricKind, MetricSource
 
 EVAL_PASS_PREFIX = "eval_pass:"
 EVAL_SCORE_PREFIX = "eval_score:"
+EVAL_PREFIXES = (EVAL_PASS_PREFIX, EVAL_SCORE_PREFIX)
 
 
 @dataclass(frozen=True)

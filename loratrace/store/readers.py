@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,10 @@ import duckdb
 import polars as pl
 
 from loratrace.errors import QueryError, StoreError
-from loratrace.store import layout, readlock, schema, visibility
+from loratrace.store import layout, readlock, sandbox, schema, visibility
 
 VIEWS = (*schema.TABLES, "evals", "generations")
+_LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
 
 
 def _store_path(store: str | os.PathLike[str]) -> Path:
@@ -27,25 +29,61 @@ def _store_path(store: str | os.PathLike[str]) -> Path:
     return path
 
 
-def open_store(store: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
+def open_store(store: str | os.PathLike[str], *, full_engine: bool = False) -> duckdb.DuckDBPyConnection:
     """A read-only DuckDB connection to the store's catalog, with relative view paths resolving inside it.
 
     Any number of readers may open the store while a collector writes to it. Close the connection when done.
+    The connection reads the store's segments and no other file (see ``sandbox.py``) unless ``full_engine``.
     """
     path = _store_path(store)
-    con = duckdb.connect(str(path / layout.CATALOG), read_only=True)
+    catalog = path / layout.CATALOG
+    try:
+        con = duckdb.connect(str(catalog), read_only=True)
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        holder = _LOCK_HOLDER.search(str(exc))
+        who = f" (PID {holder.group(1)})" if holder else ""
+        msg = (
+            f"{catalog} is held open for writing by another process{who}, and DuckDB then lets no one else read "
+            "it. Close that connection (a `duckdb` shell should open it with `-readonly`, Python with "
+            "`duckdb.connect(path, read_only=True)`) and run this again"
+        )
+        raise StoreError(msg) from exc
+    confined = sandbox.is_confined(con)
+    if confined and full_engine:
+        # DuckDB shares one database instance between the connections of a process to the same file: an open
+        # confined connection confined this one too, for as long as it is open
+        con.close()
+        msg = (
+            f"a confined connection to {path} is open in this process, so the full engine cannot be had here "
+            "until it is closed (DuckDB shares one configuration per database file and process)"
+        )
+        raise StoreError(msg)
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET file_search_path = ?", [str(path)])
+    if not full_engine and not confined:
+        sandbox.confine(con, path)
     return con
 
 
 def query(
-    store: str | os.PathLike[str], sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    store: str | os.PathLike[str],
+    sql: str,
+    params: Sequence[Any] | Mapping[str, Any] | None = None,
+    *,
+    full_engine: bool = False,
 ) -> pl.DataFrame:
-    """Run ``sql`` against the store (parameters bound by DuckDB, never formatted in); result as Polars."""
+    """Run ``sql`` against the store (parameters bound by DuckDB, never formatted in); result as Polars.
+
+    Only statements that read run, over the store's files only, unless ``full_engine`` (DuckDB unconfined:
+    ``COPY``, ``ATTACH``, any file the user can read or write).
+    """
     path = _store_path(store)
-    con = open_store(path)
+    con = open_store(path, full_engine=full_engine)
     try:
+        if not full_engine:
+            sandbox.check_reading(con, sql)
         with readlock.reading(path):  # compaction deletes no segment while this query lists and reads them
             try:
                 cursor = _execute(con, sql, params)
@@ -96,6 +134,9 @@ def explain_error(con: duckdb.DuckDBPyConnection, exc: duckdb.Error) -> str:
     """DuckDB's message plus what exists: the views for an unknown table, the columns for a bad column."""
     message = str(exc).strip()
     lowered = message.lower()
+    outdated = _outdated_catalog(con)
+    if outdated:
+        return f"{message}\n{outdated}"
     if "table with name" in lowered or ("does not exist" in lowered and "table" in lowered):
         return f"{message}\nTables in this store: {', '.join(VIEWS)}"
     if "column" in lowered and ("not found" in lowered or "does not have a column" in lowered):
@@ -108,6 +149,22 @@ def explain_error(con: duckdb.DuckDBPyConnection, exc: duckdb.Error) -> str:
     return message
 
 
+def _outdated_catalog(con: duckdb.DuckDBPyConnection) -> str | None:
+    from loratrace.store.catalog import CATALOG_VERSION
+
+    try:
+        version = con.execute("SELECT max(version) FROM loratrace_catalog").fetchall()[0][0]
+    except duckdb.Error:
+        version = None
+    if version == CATALOG_VERSION:
+        return None
+    return (
+        f"This store's catalog was written by another loratrace version (catalog version {version}; this one reads "
+        f"{CATALOG_VERSION}): start `loratrace collect --store DIR` on it once with this version to rebuild the "
+        "catalog's views (the segments are kept as they are)."
+    )
+
+
 def scan(store: str | os.PathLike[str], table: str = "spans") -> pl.LazyFrame:
     """A Polars LazyFrame over one table's segments (attribute maps as JSON text columns).
 
@@ -118,7 +175,14 @@ def scan(store: str | os.PathLike[str], table: str = "spans") -> pl.LazyFrame:
         msg = f"loratrace.store.scan(table=...) takes one of {sorted(schema.TABLES)}, got {table!r}"
         raise StoreError(msg)
     path = _store_path(store)
-    return pl.scan_parquet(counted_files(path, table), hive_partitioning=True, missing_columns="insert", schema=None)
+    # the table's full schema, so segments written by an older version (fewer columns) read with nulls there
+    return pl.scan_parquet(
+        counted_files(path, table),
+        hive_partitioning=True,
+        hive_schema={"date": pl.Date()},
+        missing_columns="insert",
+        schema=dict(schema.TABLES[table]),
+    )
 
 
 def counted_files(store: Path, table: str) -> list[Path]:
