@@ -37,7 +37,7 @@ def generations(store) -> pl.DataFrame:
     return query(
         store,
         "SELECT trace_id, span_id, coalesce(adapter_name, 'base') AS served, model, variant, cohort, example_id, "
-        "dataset_version, schema_attempts, schema_valid, fallback, fallback_reason, evals "
+        "dataset_version, schema_attempts, schema_valid, fallback, fallback_reason, served_after_fallback, evals "
         "FROM generations ORDER BY example_id, served, schema_attempts NULLS FIRST",
     )
 
@@ -96,19 +96,20 @@ def test_judges_that_raise_or_time_out_are_evaluation_errors(replayed):
 def test_schema_retry_loop_and_fallback_to_base(replayed):
     rows = generations(replayed["store"]).filter(pl.col("example_id") == "account")
     # the tiny random model never writes JSON: two attempts each, then the adapters fall back to the base model
-    base = rows.filter((pl.col("served") == "base") & ~pl.col("fallback"))
+    base = rows.filter((pl.col("served") == "base") & ~pl.col("served_after_fallback").fill_null(False))
     assert base["schema_attempts"].to_list() == [1, 2]
     assert base["schema_valid"].to_list() == [False, False]
     for adapter in ("a1", "a2"):
         own = rows.filter(pl.col("served") == adapter)
         assert own["schema_attempts"].to_list() == [1, 2]
         assert own["variant"].to_list() == ["adapter", "adapter"]
-        # mark_fallback flags the answer that failed too, as it does in serving code
+        # mark_fallback flags the answer given up on, as it does in serving code
         assert own["fallback"].to_list() == [False, True]
-    fallbacks = rows.filter(pl.col("fallback") & (pl.col("served") == "base"))
+        assert own["fallback_reason"].to_list() == [None, "schema_invalid"]
+    fallbacks = rows.filter(pl.col("served_after_fallback"))
     assert len(fallbacks) == 2
+    assert set(fallbacks["served"]) == {"base"}
     assert set(fallbacks["variant"]) == {"base"}
-    assert set(fallbacks["fallback_reason"]) == {"schema_invalid"}
     assert sorted(fallbacks["schema_attempts"].to_list()) == [3, 3]
     # evaluations sit on the final answer only: the fallback's for the adapters, the last attempt's for the base
     assert sorted(rows.filter(pl.col("evals") > 0)["schema_attempts"].to_list()) == [2, 3, 3]
