@@ -1,4 +1,4 @@
-"""End to end: a golden-set replay on the real tiny model, then ``loratrace drift`` reads it with the paired design.
+"""End to end: a golden-set replay on the real tiny model, then ``drift`` (paired design) and ``gate`` decide on it.
 
 The golden answers are the base model's own greedy answers (computed here with plain transformers), so the base
 arm matches them and each adapter, whose random LoRA weights change its answers, does not: a regression the paired
@@ -87,3 +87,29 @@ def test_the_drift_command_shows_the_paired_rows(replay_store):
         ("a1", "paired", "regressed"),
         ("a2", "paired", "regressed"),
     }
+
+
+def test_the_gate_fails_the_regressed_adapters_on_the_replay(replay_store):
+    args = ["gate", "--store", str(replay_store), "--traffic", "replay", "--metric", "eval_pass:expected_match",
+            "--format", "json"]  # fmt: skip
+    for adapter in ("a1", "a2"):
+        result = CliRunner().invoke(cli, [*args, "--adapter", adapter])
+        assert result.exit_code == 1, result.output
+        decision = json.loads(result.output)
+        assert (decision["decision"], decision["adapter"]) == ("FAIL", adapter)
+        regressed = [reason for reason in decision["reasons"] if reason.startswith("regressed: ")]
+        assert regressed, decision["reasons"]
+        assert regressed[0].startswith("regressed: cohort (all), eval_pass:expected_match: adapter ")
+        assert "(paired, " in regressed[0]
+        assert {row["design"] for row in decision["rows"]} == {"paired"}
+
+
+def test_the_gate_passes_a_metric_on_which_the_adapters_equal_the_base(replay_store):
+    # no answer of the tiny models reads as a refusal, in either arm: nothing to block on, with enough pairs
+    result = CliRunner().invoke(
+        cli,
+        ["gate", "--store", str(replay_store), "--traffic", "replay", "--adapter", "a1", "--metric",
+         "eval_pass:refusal", "--min-n", str(EXAMPLES // 2)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("PASS: a1 (sha256:")
