@@ -59,6 +59,9 @@ def write_golden(models: TinyModels, path: Path) -> Path:
     return path
 
 
+GATED_METRIC = "eval_pass:expected_match"
+
+
 def replay_and_compare(models: TinyModels, workdir: Path) -> tuple[Path, pl.DataFrame]:
     """Replay the demo golden set into ``workdir/replay-store``; return the store and its paired drift rows."""
     from loratrace.analysis import drift_for_store
@@ -79,3 +82,14 @@ def replay_and_compare(models: TinyModels, workdir: Path) -> tuple[Path, pl.Data
     )
     rows = drift_for_store(store, metric_names=["eval_pass:expected_match", "eval_pass:refusal"], window=None)
     return store, rows
+
+
+def gate_decisions(store: Path, adapters: list[str]) -> list[tuple[str, str, list[str]]]:
+    """(adapter, PASS or FAIL, reasons) of the release gate on the replay, for each adapter."""
+    from loratrace.analysis.gate import gate
+
+    decisions = []
+    for adapter in adapters:
+        result = gate(store, adapter=adapter, traffic="replay", metric_names=[GATED_METRIC])
+        decisions.append((adapter, result.decision, result.reasons))
+    return decisions

@@ -5,7 +5,8 @@
 3. Serve prompts through transformers + PEFT (base, a1, a2, two cohorts, a schema retry, a fallback, evals) and,
    when vLLM is installed, through vLLM's offline engine with base and both adapters in one batch.
 4. Print the spans the store now holds, and answer a few incident questions in SQL.
-5. Replay a small golden set through the base model and both adapters, and show the paired drift rows.
+5. Replay a small golden set through the base model and both adapters; show the paired drift rows and the
+   release gate's decision for each adapter.
 """
 
 from __future__ import annotations
@@ -123,17 +124,23 @@ def _serve_with_vllm(models: TinyModels) -> None:
 def _replay_step(models: TinyModels, workdir: Path) -> None:
     import polars as pl
 
-    from loratrace.demo.replay_step import EXAMPLES, replay_and_compare
+    from loratrace.demo.replay_step import EXAMPLES, GATED_METRIC, gate_decisions, replay_and_compare
 
     click.echo(
         f"\n5/5 golden-set replay: {EXAMPLES} examples (golden answers from the approved base model) through base, a1 "
-        "and a2, then drift paired on the same examples"
+        "and a2, then drift paired on the same examples, and the release gate"
     )
     replay_store, rows = replay_and_compare(models, workdir)
     shown = rows.select("adapter", "cohort", "metric", "design", "base_value", "adapter_value", "p_value", "verdict")
     with pl.Config(tbl_rows=50, tbl_cols=10, tbl_width_chars=200, fmt_str_lengths=28, tbl_hide_dataframe_shape=True):
         click.echo(shown.sort("adapter", "metric", "cohort"))
-    click.echo(f"  loratrace drift --store {replay_store} --metric eval_pass:expected_match")
+    click.echo(f"  loratrace drift --store {replay_store} --metric {GATED_METRIC}")
+    click.echo("\nThe release gate on the replay:")
+    for adapter, decision, reasons in gate_decisions(replay_store, sorted(models.adapters)):
+        click.echo(f"  {adapter}: {decision}")
+        for reason in reasons:
+            click.echo(f"    - {reason}")
+    click.echo(f"  loratrace gate --store {replay_store} --adapter a1 --traffic replay --metric {GATED_METRIC}")
 
 
 def _previous_spans(store: Path) -> int:
