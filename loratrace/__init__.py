@@ -8,6 +8,7 @@
 """
 
 from loratrace._annotations import mark_fallback, record_eval, record_schema_attempt
+from loratrace._feedback import record_feedback
 from loratrace._release_context import context
 from loratrace._request_scopes import RequestScopes, request_scopes
 from loratrace._setup import Instrumentation, force_flush, instrument, uninstrument
@@ -22,6 +23,7 @@ __all__ = [
     "instrument",
     "mark_fallback",
     "record_eval",
+    "record_feedback",
     "record_schema_attempt",
     "request_scopes",
     "uninstrument",
