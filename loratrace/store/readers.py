@@ -15,6 +15,7 @@ from loratrace.store import layout, schema, visibility
 from loratrace.store.rows import fetch_rows, open_store, store_path
 
 VIEWS = (*schema.TABLES, "evals", "generations", "feedback")
+_store_path = store_path  # the name loratrace.sources imports (the function moved to store.rows)
 __all__ = ["VIEWS", "counted_files", "explain_error", "open_store", "query", "rows_to_frame", "scan", "scan_spans"]
 
 
