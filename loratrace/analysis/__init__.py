@@ -1,0 +1,1 @@
+"""Analyses over the span store: Polars, statistics on cells of sufficient statistics."""
