@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import click
 
 from loratrace._version import __version__
@@ -154,6 +156,127 @@ def sql(store: str, output_format: str, statement: str) -> None:
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(render(frame, output_format), nl=False)
+
+
+# --- spikes and the report (issue 15, part B) ---------------------------------------------------------------------
+
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _duration(value: str, flag: str) -> datetime.timedelta:
+    number, unit = value[:-1], value[-1:].lower()
+    if unit not in _DURATION_UNITS or not number.isdigit() or int(number) == 0:
+        msg = f"takes a positive duration like 15m, 1h, 7d (units s, m, h, d, w), got {value!r}"
+        raise click.BadParameter(msg, param_hint=flag)
+    return datetime.timedelta(**{_DURATION_UNITS[unit]: int(number)})
+
+
+def _instant(value: str | None, flag: str) -> datetime.datetime | None:
+    """``24h`` (that long before now) or an ISO time (UTC unless it names an offset)."""
+    if value is None:
+        return None
+    if value[-1:].lower() in _DURATION_UNITS and value[:-1].isdigit():
+        return datetime.datetime.now(datetime.timezone.utc) - _duration(value, flag)
+    try:
+        at = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        msg = f"takes a duration before now (24h, 7d) or an ISO time (2026-03-01T12:00), got {value!r}"
+        raise click.BadParameter(msg, param_hint=flag) from None
+    return at if at.tzinfo else at.replace(tzinfo=datetime.timezone.utc)
+
+
+@cli.command()
+@click.option("--store", required=True, type=click.Path(file_okay=False), help="Folder of the span store.")
+@click.option("--since", default=None, help="Start: a duration before now (24h, 7d) or an ISO time.")
+@click.option("--until", default=None, help="End (excluded): a duration before now or an ISO time.")
+@click.option("--window", "window_text", default="1h", show_default=True, help="Width of a window (15m, 1h, 1d).")
+@click.option("--adapter", "adapters", multiple=True, help="Only this adapter ('(base)' for the base); repeatable.")
+@click.option("--metric", "metrics", multiple=True, help="error_rate, timeout_rate, fallback_rate, schema_retry_rate.")
+@click.option(
+    "--baseline",
+    type=click.Choice(["ewma", "same_hour"]),
+    default="ewma",
+    show_default=True,
+    help="Trailing average of previous windows, or of the same time of day on previous days.",
+)
+@click.option("--persistence", type=click.IntRange(min=1), default=2, show_default=True, help="Windows in a row.")
+@click.option("--min-n", type=click.IntRange(min=1), default=50, show_default=True, help="Volume floor per window.")
+@click.option("--z", "z_threshold", type=float, default=3.0, show_default=True, help="One-sided z-score to reach.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="table: episodes, then the windows above baseline; json: both, every window; csv: every window.",
+)
+def spikes(
+    store: str,
+    since: str | None,
+    until: str | None,
+    window_text: str,
+    adapters: tuple[str, ...],
+    metrics: tuple[str, ...],
+    baseline: str,
+    persistence: int,
+    min_n: int,
+    z_threshold: float,
+    output_format: str,
+) -> None:
+    """Error, timeout, fallback and schema-retry spikes per adapter against each adapter's own trailing baseline.
+
+    A window is above its baseline when it has --min-n generations, a z-score of at least --z and 1.5x the
+    baseline rate; it is flagged after --persistence such windows in a row.
+
+    \b
+    Example:
+        loratrace spikes --store ./traces --since 7d --window 1h
+        loratrace spikes --store ./traces --adapter billing-v2 --metric fallback_rate --format json
+    """
+    import json
+
+    import polars as pl
+
+    from loratrace.analysis.spike_run import BASE_LABEL, SpikeInputError, run_spikes
+    from loratrace.errors import StoreError
+    from loratrace.store.sql_output import render
+
+    try:
+        result = run_spikes(
+            store,
+            since=_instant(since, "--since"),
+            until=_instant(until, "--until"),
+            window=_duration(window_text, "--window"),
+            adapters=adapters,
+            metrics=metrics,
+            baseline=baseline,  # type: ignore[arg-type]
+            persistence=persistence,
+            min_n=min_n,
+            z_threshold=z_threshold,
+        )
+    except SpikeInputError as exc:
+        raise click.BadParameter(str(exc), param_hint=exc.option) from None
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if output_format == "json":
+        document = {
+            "episodes": json.loads(render(result.episodes, "json")),
+            "windows": json.loads(render(result.windows, "json")),
+        }
+        click.echo(json.dumps(document))
+    elif output_format == "csv":
+        click.echo(render(result.windows, "csv"), nl=False)
+    else:
+        # for people: the base arm named, ids shortened to what tells them apart, figures to 4 digits
+        readable = (
+            pl.col("adapter").fill_null(BASE_LABEL),
+            pl.col("adapter_id").str.slice(0, 19),
+            pl.col(pl.Float64).round(4),
+        )
+        click.echo(f"Spike episodes ({len(result.episodes)}):")
+        click.echo(render(result.episodes.with_columns(readable), "table"))
+        click.echo("Windows above their baseline:")
+        click.echo(render(result.windows.filter("above").with_columns(readable), "table"), nl=False)
 
 
 def main() -> None:
