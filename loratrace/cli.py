@@ -279,5 +279,39 @@ def spikes(
         click.echo(render(result.windows.filter("above").with_columns(readable), "table"), nl=False)
 
 
+@cli.command()
+@click.option("--store", required=True, type=click.Path(file_okay=False), help="Folder of the span store.")
+@click.option(
+    "--html", "html_file", required=True, type=click.Path(dir_okay=False, writable=True), help="Page to write."
+)
+@click.option("--window", "window_text", default="1h", show_default=True, help="Window of the spike timelines.")
+@click.option("--title", default="loratrace report", show_default=True, help="Title of the page.")
+def report(store: str, html_file: str, window_text: str, title: str) -> None:
+    """Write one self-contained HTML page: drift forest plot, latency, spike timelines, inventory, their tables.
+
+    The page opens offline (inline SVG and CSS, no script, nothing fetched); under each table is the command
+    that reproduces it. Needs the report extra: pip install 'loratrace[report]'.
+
+    \b
+    Example:
+        loratrace report --store ./traces --html report.html
+    """
+    import importlib.util
+
+    from loratrace.errors import StoreError
+    from loratrace.report import collect_report_data, write_report
+
+    if importlib.util.find_spec("matplotlib") is None:
+        msg = "loratrace report draws its plots with matplotlib: pip install 'loratrace[report]'"
+        raise click.ClickException(msg)
+    window = _duration(window_text, "--window")
+    try:
+        data = collect_report_data(store, spike_window=window)
+        path = write_report(data, html_file, title=title)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
+
+
 def main() -> None:
     cli()
