@@ -18,8 +18,10 @@ the normal approximation from over-alarming on windows of a few events:
 ``z = (p - p0 - 1/(2n)) / sqrt(p0 (1 - p0) (1/n + 1/m))`` where
 ``m = (sum w_i n_i)^2 / sum w_i^2 n_i`` is the baseline's effective sample size (Kish, *Survey Sampling*, 1965)
 and ``p0`` the baseline with a Jeffreys half-count added (``(x + 0.5) / (n + 1)``) so that a baseline of zero
-events does not make every first event infinitely surprising. The baseline keeps learning during an episode, so a
-long episode fades as the baseline catches up with it: a spike check finds changes, a drift check finds levels.
+events does not make every first event infinitely surprising. Windows above their baseline do not feed it (found
+in a first pass, left out of the second), so a spike is not learnt as normal while it lasts; a lasting shift
+still becomes normal once the first pass's baseline has caught up with it: a spike check finds changes, a drift
+check finds levels.
 """
 
 from __future__ import annotations
@@ -253,8 +255,8 @@ def spike_windows(
     │ 3            ┆ 0.05 ┆ 0.05     ┆ false ┆ false   ┆ null    │
     │ 4            ┆ 0.05 ┆ 0.05     ┆ false ┆ false   ┆ null    │
     │ 5            ┆ 0.3  ┆ 0.05     ┆ true  ┆ false   ┆ 1       │
-    │ 6            ┆ 0.3  ┆ 0.094732 ┆ true  ┆ true    ┆ 1       │
-    │ 7            ┆ 0.3  ┆ 0.126657 ┆ true  ┆ true    ┆ 1       │
+    │ 6            ┆ 0.3  ┆ 0.05     ┆ true  ┆ true    ┆ 1       │
+    │ 7            ┆ 0.3  ┆ 0.05     ┆ true  ┆ true    ┆ 1       │
     └──────────────┴──────┴──────────┴───────┴─────────┴─────────┘
     """
     half_life = half_life if half_life is not None else (24.0 if baseline == "ewma" else 7.0)
@@ -279,37 +281,55 @@ def spike_windows(
         mean = pl.col(column).ewm_mean(alpha=1.0 - weight, adjust=True).shift(1).over(history)
         return mean.fill_null(0.0) * weight_sum
 
-    counts = window_counts(generations, window=window, metrics=metrics).with_columns(
-        time_of_day=pl.col("window_start").dt.time()
+    def score(frame: pl.LazyFrame, learn: pl.Expr) -> pl.LazyFrame:
+        """Baseline, z and ``above`` for every window; only windows where ``learn`` holds feed the baselines."""
+        return (
+            frame.with_columns(
+                learnt_events=pl.when(learn).then(pl.col("events")).otherwise(0.0),
+                learnt_n=pl.when(learn).then(pl.col("n")).otherwise(0),
+            )
+            .with_columns(
+                base_events=trailing_sum("learnt_events", decay),
+                base_n=trailing_sum("learnt_n", decay),
+                base_n_sq=trailing_sum("learnt_n", decay * decay),
+            )
+            .with_columns(
+                rate=pl.when(pl.col("n") > 0).then(pl.col("events") / pl.col("n")),
+                baseline=pl.when(pl.col("base_n") > 0).then(pl.col("base_events") / pl.col("base_n")),
+                effective_n=pl.when(pl.col("base_n_sq") > 0).then(pl.col("base_n") ** 2 / pl.col("base_n_sq")),
+                smoothed=(pl.col("base_events") + 0.5) / (pl.col("base_n") + 1.0),
+            )
+            .with_columns(
+                z=(pl.col("rate") - pl.col("smoothed") - 0.5 / pl.col("n"))
+                / (
+                    pl.col("smoothed") * (1.0 - pl.col("smoothed")) * (1.0 / pl.col("n") + 1.0 / pl.col("effective_n"))
+                ).sqrt()
+            )
+            .with_columns(
+                above=(
+                    (pl.col("n") >= min_n)
+                    & (pl.col("effective_n") >= min_baseline_n)
+                    & (pl.col("z") >= z_threshold)
+                    & (pl.col("rate") > 0)
+                    & (pl.col("rate") >= pl.col("baseline") * (1.0 + min_relative_change))
+                ).fill_null(False)
+            )
+        )
+
+    counts = (
+        window_counts(generations, window=window, metrics=metrics)
+        .with_columns(time_of_day=pl.col("window_start").dt.time())
+        .sort(*history, "window_start", nulls_last=False)
     )
-    scored = (
-        counts.sort(*history, "window_start", nulls_last=False)
-        .with_columns(
-            base_events=trailing_sum("events", decay),
-            base_n=trailing_sum("n", decay),
-            base_n_sq=trailing_sum("n", decay * decay),
-        )
-        .with_columns(
-            rate=pl.when(pl.col("n") > 0).then(pl.col("events") / pl.col("n")),
-            baseline=pl.when(pl.col("base_n") > 0).then(pl.col("base_events") / pl.col("base_n")),
-            effective_n=pl.when(pl.col("base_n_sq") > 0).then(pl.col("base_n") ** 2 / pl.col("base_n_sq")),
-            smoothed=(pl.col("base_events") + 0.5) / (pl.col("base_n") + 1.0),
-        )
-        .with_columns(
-            z=(pl.col("rate") - pl.col("smoothed") - 0.5 / pl.col("n"))
-            / (
-                pl.col("smoothed") * (1.0 - pl.col("smoothed")) * (1.0 / pl.col("n") + 1.0 / pl.col("effective_n"))
-            ).sqrt()
-        )
-        .with_columns(
-            above=(
-                (pl.col("n") >= min_n)
-                & (pl.col("effective_n") >= min_baseline_n)
-                & (pl.col("z") >= z_threshold)
-                & (pl.col("rate") > 0)
-                & (pl.col("rate") >= pl.col("baseline") * (1.0 + min_relative_change))
-            ).fill_null(False)
-        )
+    # Two passes: windows a first pass finds above do not feed the second pass's baseline, so a spike is not
+    # learnt as normal while it lasts. A lasting shift still becomes the new normal once the first pass's
+    # baseline has caught up with it.
+    first = score(counts, pl.lit(True)).select(*history, "window_start", pl.col("above").alias("first_above"))
+    scored = score(
+        counts.join(first, on=[*history, "window_start"], how="left", nulls_equal=True, maintain_order="left").sort(
+            *history, "window_start", nulls_last=False
+        ),
+        ~pl.col("first_above").fill_null(False),
     )
     # persistence runs over consecutive windows in time, whichever history the baseline used
     run = (pl.col("above") != pl.col("above").shift(1)).fill_null(True).cum_sum().over(series)

@@ -5,6 +5,9 @@
 3. Serve prompts through transformers + PEFT (base, a1, a2, two cohorts, a schema retry, a fallback, evals) and,
    when vLLM is installed, through vLLM's offline engine with base and both adapters in one batch.
 4. Print the spans the store now holds, and answer a few incident questions in SQL.
+5. Add a day of simulated traffic (seeded, labelled: service ``loratrace-traffic``, route ``simulated``) in which
+   one adapter regresses on one cohort and another spikes in fallbacks.
+6. Run the analyses on the store and find both; write the HTML report.
 """
 
 from __future__ import annotations
@@ -126,30 +129,69 @@ def run_demo(workdir: str | os.PathLike[str], *, use_vllm: bool | None = None) -
     from loratrace.store import query
 
     workdir = Path(workdir)
-    click.echo(f"1/4 building the tiny model and adapters a1, a2 in {workdir} (local, no download)")
+    click.echo(f"1/6 building the tiny model and adapters a1, a2 in {workdir} (local, no download)")
     models = ensure_tiny_models(workdir / "models")
     store = workdir / "store"
     loratrace.instrument(store=store, service_name="loratrace-demo")
     try:
-        click.echo("2/4 serving through transformers + PEFT (base, a1, a2; cohorts enterprise and smb)")
+        click.echo("2/6 serving through transformers + PEFT (base, a1, a2; cohorts enterprise and smb)")
         _serve_with_transformers(models)
         if use_vllm is None:
             use_vllm = importlib.util.find_spec("vllm") is not None
         if use_vllm:
-            click.echo("3/4 serving one mixed batch (base, a1, a2) through vLLM's offline engine")
+            click.echo("3/6 serving one mixed batch (base, a1, a2) through vLLM's offline engine")
             _serve_with_vllm(models)
         else:
-            click.echo("3/4 vLLM is not installed: skipping the vLLM part (pip install 'loratrace[vllm]')")
+            click.echo("3/6 vLLM is not installed: skipping the vLLM part (pip install 'loratrace[vllm]')")
     finally:
         loratrace.uninstrument()  # flushes every span into the store
-    click.echo(f"4/4 the spans in {store}:\n")
+    click.echo(f"4/6 the spans in {store}:\n")
     with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=200, fmt_str_lengths=24, tbl_hide_dataframe_shape=True):
         click.echo(query(store, SPAN_TABLE_SQL))
         for question, sql in QUESTIONS.items():
             click.echo(f"\n{question}")
             click.echo(query(store, sql))
+    _simulate_and_analyse(workdir, store)
     click.echo(
         f'\nExplore further:\n  loratrace sql --store {store} "SELECT * FROM spans LIMIT 5"\n'
+        f"  loratrace spikes --store {store} --since 2d\n"
         f"  cd {store} && duckdb -readonly catalog.duckdb   # the duckdb shell: pip install duckdb-cli"
     )
     return store
+
+
+def _simulate_and_analyse(workdir: Path, store: Path) -> None:
+    import importlib.util
+
+    import polars as pl
+
+    from loratrace.analysis.spike_run import run_spikes
+    from loratrace.demo import planted
+    from loratrace.demo.traffic import SERVICE_NAME, write_store
+    from loratrace.store.sql_output import render
+
+    traffic = planted.planted_traffic()
+    click.echo(
+        f"\n5/6 SIMULATED traffic (service {SERVICE_NAME}, route {planted.ROUTE}): {planted.HOURS} h of "
+        f"{', '.join(planted.ADAPTERS)} and their base model on cohorts {', '.join(planted.COHORTS)}; planted: "
+        f"{planted.REGRESSED_ADAPTER} loses {-planted.REGRESSION:.0%} of its evaluation pass rate on "
+        f"{planted.REGRESSED_COHORT}, {planted.SPIKED_ADAPTER} falls back {planted.SPIKE:.0%} more for 4 hours"
+    )
+    written = write_store(traffic, store)
+    click.echo(f"    {written:,} simulated generations written into {store}")
+    click.echo(f"6/6 the analyses find what was planted:\n\n$ loratrace spikes --store {store}")
+    spikes = run_spikes(store)
+    readable = (
+        pl.col("adapter").fill_null("(base)"),
+        pl.col("adapter_id").str.slice(0, 19),
+        pl.col(pl.Float64).round(3),
+    )
+    columns = ["adapter", "metric", "start", "end", "windows", "baseline", "peak_rate", "peak_z"]
+    click.echo(render(spikes.episodes.with_columns(readable).select(columns), "table"))
+    if importlib.util.find_spec("matplotlib") is None:
+        click.echo("(the HTML report needs matplotlib: pip install 'loratrace[report]')")
+        return
+    from loratrace.report import collect_report_data, write_report
+
+    page = write_report(collect_report_data(store), workdir / "report.html", title="loratrace demo report")
+    click.echo(f"$ loratrace report --store {store} --html {page}\nwrote {page}: open it in a browser (works offline)")
