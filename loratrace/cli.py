@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-import datetime
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from loratrace._version import __version__
+
+if TYPE_CHECKING:
+    from datetime import datetime, timedelta
+
+    import polars as pl
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -158,40 +166,198 @@ def sql(store: str, output_format: str, statement: str) -> None:
     click.echo(render(frame, output_format), nl=False)
 
 
-# --- spikes and the report (issue 15, part B) ---------------------------------------------------------------------
-
-_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# --- analyses ----------------------------------------------------------------------------------------------
 
 
-def _duration(value: str, flag: str) -> datetime.timedelta:
-    number, unit = value[:-1], value[-1:].lower()
-    if unit not in _DURATION_UNITS or not number.isdigit() or int(number) == 0:
-        msg = f"takes a positive duration like 15m, 1h, 7d (units s, m, h, d, w), got {value!r}"
-        raise click.BadParameter(msg, param_hint=flag)
-    return datetime.timedelta(**{_DURATION_UNITS[unit]: int(number)})
+class BadInput(click.ClickException):
+    """A user error in an analysis command's input: exit code 2, as for a usage error."""
+
+    exit_code = 2
 
 
-def _instant(value: str | None, flag: str) -> datetime.datetime | None:
-    """``24h`` (that long before now) or an ISO time (UTC unless it names an offset)."""
-    if value is None:
-        return None
-    if value[-1:].lower() in _DURATION_UNITS and value[:-1].isdigit():
-        return datetime.datetime.now(datetime.timezone.utc) - _duration(value, flag)
+def store_option(function: F) -> F:
+    """``--store DIR`` (or ``LORATRACE_STORE``) for the commands that read a store."""
+    return click.option(
+        "--store",
+        required=True,
+        envvar="LORATRACE_STORE",
+        show_envvar=True,
+        type=click.Path(file_okay=False),
+        help="Folder of the span store.",
+    )(function)
+
+
+def time_options(function: F) -> F:
+    """``--since`` / ``--until``: durations ago (24h, 30m, 7d) or ISO times."""
+    function = click.option("--until", default=None, help="End of the window (exclusive): 2h ago, or an ISO time.")(
+        function
+    )
+    return click.option("--since", default=None, help="Start of the window: a duration ago (24h, 7d) or an ISO time.")(
+        function
+    )
+
+
+def format_option(function: F) -> F:
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["table", "json", "csv"]),
+        default="table",
+        show_default=True,
+        help="A table for people, JSON or CSV for machines.",
+    )(function)
+
+
+def parse_window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    from loratrace.analysis.timespec import parse_time
+
     try:
-        at = datetime.datetime.fromisoformat(value)
-    except ValueError:
-        msg = f"takes a duration before now (24h, 7d) or an ISO time (2026-03-01T12:00), got {value!r}"
-        raise click.BadParameter(msg, param_hint=flag) from None
-    return at if at.tzinfo else at.replace(tzinfo=datetime.timezone.utc)
+        return (
+            None if since is None else parse_time(since),
+            None if until is None else parse_time(until),
+        )
+    except ValueError as exc:
+        flag = "--since" if since is not None and str(since) in str(exc) else "--until"
+        raise BadInput(f"{flag}: {exc}") from exc
+
+
+def render_rows(frame: pl.DataFrame, output_format: str) -> str:
+    """Analysis rows: floats rounded and lists joined for the table; untouched for JSON and CSV."""
+    import polars as pl
+
+    from loratrace.store.sql_output import render
+
+    if output_format == "table":
+        frame = frame.with_columns(
+            [pl.col(c).round_sig_figs(4) for c, t in frame.schema.items() if t == pl.Float64]
+            + [pl.col(c).list.join(",") for c, t in frame.schema.items() if isinstance(t, pl.List)]
+            # sha256:<12 hex> is unique in practice and keeps the table readable; JSON and CSV keep the whole id
+            + [pl.col(c).str.slice(0, 19) for c in frame.columns if c == "adapter_id"]
+        )
+    return render(frame, output_format)
 
 
 @cli.command()
-@click.option("--store", required=True, type=click.Path(file_okay=False), help="Folder of the span store.")
-@click.option("--since", default=None, help="Start: a duration before now (24h, 7d) or an ISO time.")
-@click.option("--until", default=None, help="End (excluded): a duration before now or an ISO time.")
+@store_option
+@time_options
+@click.option("--adapter", "adapters", multiple=True, help="Only this adapter name (repeatable).")
+@click.option("--cohort", "cohorts", multiple=True, help="Only this cohort (repeatable).")
+@click.option("--metric", "metric_names", multiple=True, help="Only this metric (repeatable); default: the rates.")
+@click.option(
+    "--window",
+    default="1h",
+    show_default=True,
+    help="Width of the time windows in which base and adapter traffic are matched (concurrent design).",
+)
+@click.option(
+    "--baseline",
+    type=click.Choice(["concurrent", "before"]),
+    default="concurrent",
+    show_default=True,
+    help="concurrent: the base model in the same windows; before: the traffic before the adapter (confounded).",
+)
+@click.option(
+    "--traffic",
+    type=click.Choice(["all", "production", "replay"]),
+    default="all",
+    show_default=True,
+    help="replay: golden-set replay only (generations with an example id); production: the rest.",
+)
+@click.option("--alpha", type=click.FloatRange(0.0001, 0.5), default=0.05, show_default=True, help="FDR level.")
+@click.option("--min-n", type=click.IntRange(min=1), default=30, show_default=True, help="Fewest per arm.")
+@click.option(
+    "--min-effect", type=click.FloatRange(min=0), default=0.02, show_default=True, help="Smallest rate change."
+)
+@click.option("--verdict", "verdicts", multiple=True, help="Only rows with this verdict (e.g. regressed).")
+@format_option
+def drift(
+    store: str,
+    since: str | None,
+    until: str | None,
+    adapters: tuple[str, ...],
+    cohorts: tuple[str, ...],
+    metric_names: tuple[str, ...],
+    window: str,
+    baseline: str,
+    traffic: str,
+    alpha: float,
+    min_n: int,
+    min_effect: float,
+    verdicts: tuple[str, ...],
+    output_format: str,
+) -> None:
+    """Each adapter against the base model it replaces, per cohort and metric, with intervals and verdicts.
+
+    Rows name their design (paired replay, concurrent traffic, or before/after), the base and adapter values,
+    the difference with its interval, a one-sided p-value for "the adapter is worse", Benjamini-Hochberg
+    q-values across the run, and a verdict: regressed, improved, no_change or insufficient_data. The "(all)"
+    row of each adapter is standardised to its cohort mix; "simpson" flags an overall gain hiding a regressed
+    cohort, "confounded:*" a prompt version, quantization or base model that differs between the arms.
+
+    \b
+    Example:
+        loratrace drift --store ./traces --since 24h
+        loratrace drift --store ./traces --adapter billing --metric eval_pass:json_valid --format json
+    """
+    from loratrace.analysis.run import EmptySelectionError, drift_for_store
+    from loratrace.analysis.timespec import parse_duration
+    from loratrace.errors import StoreError
+
+    since_at, until_at = parse_window(since, until)
+    try:
+        width = parse_duration(window)
+    except ValueError as exc:
+        raise BadInput(f"--window: {exc}") from exc
+    try:
+        rows = drift_for_store(
+            store,
+            since=since_at,
+            until=until_at,
+            adapters=adapters or None,
+            cohorts=cohorts or None,
+            metric_names=metric_names or None,
+            window=width,
+            baseline=baseline,  # type: ignore[arg-type]
+            traffic=traffic,  # type: ignore[arg-type]
+            alpha=alpha,
+            min_n=min_n,
+            min_effect=min_effect,
+        )
+    except EmptySelectionError as exc:
+        raise BadInput(str(exc)) from exc
+    except StoreError as exc:
+        raise BadInput(str(exc)) from exc
+    except ValueError as exc:
+        raise BadInput(f"--metric: {exc}") from exc
+    if verdicts:
+        rows = rows.filter(rows["verdict"].is_in(list(verdicts)))
+    click.echo(render_rows(rows, output_format), nl=False)
+
+
+# --- spikes and the report --------------------------------------------------------------------------------
+
+
+def _window_option(value: str, flag: str = "--window") -> timedelta:
+    from loratrace.analysis.timespec import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise BadInput(f"{flag}: {exc}") from exc
+
+
+@cli.command()
+@store_option
+@time_options
 @click.option("--window", "window_text", default="1h", show_default=True, help="Width of a window (15m, 1h, 1d).")
 @click.option("--adapter", "adapters", multiple=True, help="Only this adapter ('(base)' for the base); repeatable.")
-@click.option("--metric", "metrics", multiple=True, help="error_rate, timeout_rate, fallback_rate, schema_retry_rate.")
+@click.option(
+    "--metric",
+    "metric_names",
+    multiple=True,
+    help="Only this rate metric; default: "
+    + ", ".join(("error_rate", "timeout_rate", "fallback_rate", "schema_retry_rate")),
+)
 @click.option(
     "--baseline",
     type=click.Choice(["ewma", "same_hour"]),
@@ -202,21 +368,14 @@ def _instant(value: str | None, flag: str) -> datetime.datetime | None:
 @click.option("--persistence", type=click.IntRange(min=1), default=2, show_default=True, help="Windows in a row.")
 @click.option("--min-n", type=click.IntRange(min=1), default=50, show_default=True, help="Volume floor per window.")
 @click.option("--z", "z_threshold", type=float, default=3.0, show_default=True, help="One-sided z-score to reach.")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-    help="table: episodes, then the windows above baseline; json: both, every window; csv: every window.",
-)
+@format_option
 def spikes(
     store: str,
     since: str | None,
     until: str | None,
     window_text: str,
     adapters: tuple[str, ...],
-    metrics: tuple[str, ...],
+    metric_names: tuple[str, ...],
     baseline: str,
     persistence: int,
     min_n: int,
@@ -226,7 +385,8 @@ def spikes(
     """Error, timeout, fallback and schema-retry spikes per adapter against each adapter's own trailing baseline.
 
     A window is above its baseline when it has --min-n generations, a z-score of at least --z and 1.5x the
-    baseline rate; it is flagged after --persistence such windows in a row.
+    baseline rate; it is flagged after --persistence such windows in a row. The table shows the episodes, then
+    the windows above their baseline; JSON holds both (every window), CSV every window.
 
     \b
     Example:
@@ -239,48 +399,43 @@ def spikes(
 
     from loratrace.analysis.spike_run import BASE_LABEL, SpikeInputError, run_spikes
     from loratrace.errors import StoreError
-    from loratrace.store.sql_output import render
 
+    since_at, until_at = parse_window(since, until)
     try:
         result = run_spikes(
             store,
-            since=_instant(since, "--since"),
-            until=_instant(until, "--until"),
-            window=_duration(window_text, "--window"),
+            since=since_at,
+            until=until_at,
+            window=_window_option(window_text),
             adapters=adapters,
-            metrics=metrics,
+            metric_names=metric_names,
             baseline=baseline,  # type: ignore[arg-type]
             persistence=persistence,
             min_n=min_n,
             z_threshold=z_threshold,
         )
     except SpikeInputError as exc:
-        raise click.BadParameter(str(exc), param_hint=exc.option) from None
+        raise BadInput(f"{exc.option}: {exc}") from exc
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise BadInput(str(exc)) from exc
     if output_format == "json":
         document = {
-            "episodes": json.loads(render(result.episodes, "json")),
-            "windows": json.loads(render(result.windows, "json")),
+            "episodes": json.loads(render_rows(result.episodes, "json")),
+            "windows": json.loads(render_rows(result.windows, "json")),
         }
         click.echo(json.dumps(document))
     elif output_format == "csv":
-        click.echo(render(result.windows, "csv"), nl=False)
+        click.echo(render_rows(result.windows, "csv"), nl=False)
     else:
-        # for people: the base arm named, ids shortened to what tells them apart, figures to 4 digits
-        readable = (
-            pl.col("adapter").fill_null(BASE_LABEL),
-            pl.col("adapter_id").str.slice(0, 19),
-            pl.col(pl.Float64).round(4),
-        )
+        base = pl.col("adapter").fill_null(BASE_LABEL)
         click.echo(f"Spike episodes ({len(result.episodes)}):")
-        click.echo(render(result.episodes.with_columns(readable), "table"))
+        click.echo(render_rows(result.episodes.with_columns(base), "table"))
         click.echo("Windows above their baseline:")
-        click.echo(render(result.windows.filter("above").with_columns(readable), "table"), nl=False)
+        click.echo(render_rows(result.windows.filter("above").with_columns(base), "table"), nl=False)
 
 
 @cli.command()
-@click.option("--store", required=True, type=click.Path(file_okay=False), help="Folder of the span store.")
+@store_option
 @click.option(
     "--html", "html_file", required=True, type=click.Path(dir_okay=False, writable=True), help="Page to write."
 )
@@ -299,17 +454,18 @@ def report(store: str, html_file: str, window_text: str, title: str) -> None:
     import importlib.util
 
     from loratrace.errors import StoreError
-    from loratrace.report import collect_report_data, write_report
 
     if importlib.util.find_spec("matplotlib") is None:
         msg = "loratrace report draws its plots with matplotlib: pip install 'loratrace[report]'"
         raise click.ClickException(msg)
-    window = _duration(window_text, "--window")
+    from loratrace.report import collect_report_data, write_report
+
+    window = _window_option(window_text)
     try:
         data = collect_report_data(store, spike_window=window)
         path = write_report(data, html_file, title=title)
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise BadInput(str(exc)) from exc
     click.echo(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
 
 

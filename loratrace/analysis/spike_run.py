@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from loratrace.analysis.spike_metrics import DEFAULT_SPIKE_METRICS, SPIKE_METRICS
-from loratrace.analysis.spikes import SpikeBaseline, spike_episodes, spike_windows
+from loratrace.analysis._typing import SpikeBaseline
+from loratrace.analysis.load import load_generations
+from loratrace.analysis.spikes import DEFAULT_SPIKE_METRICS, SPIKE_METRICS, spike_episodes, spike_windows
 from loratrace.store import query
 
-_COLUMNS = ("start_time", "adapter_name", "adapter_id", "status_code", "error_type", "fallback", "schema_attempts")
 BASE_LABEL = "(base)"
 """How the base model's arm is named on the command line and in tables (its ``adapter`` is null)."""
 
@@ -39,26 +39,11 @@ class SpikeResult:
     episodes: pl.DataFrame
 
 
-def load_generations(
-    store: str | os.PathLike[str], *, since: dt.datetime | None = None, until: dt.datetime | None = None
-) -> pl.DataFrame:
-    """The ``generations`` columns a spike check reads, for ``since <= start_time < until`` (UTC)."""
-    conditions, params = [], []
-    if since is not None:
-        conditions.append("start_time >= ?")
-        params.append(_naive_utc(since))
-    if until is not None:
-        conditions.append("start_time < ?")
-        params.append(_naive_utc(until))
-    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    frame = query(store, f"SELECT {', '.join(_COLUMNS)} FROM generations{where}", params)
-    if frame.height == 0:
-        return pl.DataFrame(schema={"start_time": pl.Datetime("us"), "adapter_name": pl.String})
-    return frame
-
-
-def _naive_utc(at: dt.datetime) -> dt.datetime:
-    return at.astimezone(dt.timezone.utc).replace(tzinfo=None) if at.tzinfo else at
+def _naive_utc(at: dt.datetime | None) -> dt.datetime | None:
+    """The store's ``start_time`` is naive UTC."""
+    if at is None or at.tzinfo is None:
+        return at
+    return at.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
 def _data_range(store: str | os.PathLike[str]) -> str:
@@ -68,12 +53,12 @@ def _data_range(store: str | os.PathLike[str]) -> str:
     return f"the store's generations run from {first:%Y-%m-%dT%H:%M:%S} to {last:%Y-%m-%dT%H:%M:%S} UTC"
 
 
-def _check_names(asked: Sequence[str], known: Sequence[str], option: str, what: str) -> None:
+def _check_names(asked: Sequence[str], known: Sequence[str], option: str, problem: str) -> None:
     for name in asked:
         if name not in known:
             near = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(map(repr, near))}?" if near else ""
-            msg = f"no {what} {name!r} in this range.{hint} Known: {', '.join(known) or '(none)'}"
+            msg = f"{problem.format(name=repr(name))}.{hint} Known: {', '.join(known) or '(none)'}"
             raise SpikeInputError(option, msg)
 
 
@@ -84,7 +69,7 @@ def run_spikes(
     until: dt.datetime | None = None,
     window: dt.timedelta = dt.timedelta(hours=1),
     adapters: Sequence[str] = (),
-    metrics: Sequence[str] = (),
+    metric_names: Sequence[str] = (),
     baseline: SpikeBaseline = "ewma",
     persistence: int = 2,
     min_n: int = 50,
@@ -98,20 +83,21 @@ def run_spikes(
         The range holds no generations (the message says which range does), or an adapter or metric is unknown
         (the message suggests the nearest names).
     """
-    _check_names(metrics, list(SPIKE_METRICS), "--metric", "metric")
-    generations = load_generations(store, since=since, until=until)
-    if generations.height == 0:
+    _check_names(metric_names, list(SPIKE_METRICS), "--metric", "{name} is not a rate a spike check watches")
+    generations = load_generations(store, since=_naive_utc(since), until=_naive_utc(until))
+    served_now = generations.select(pl.col("adapter").unique()).collect()["adapter"]
+    if served_now.len() == 0:
         msg = f"no generations between {since or 'the start'} and {until or 'now'}; {_data_range(store)}"
         raise SpikeInputError("--since", msg)
-    served = sorted({name if name is not None else BASE_LABEL for name in generations["adapter_name"].unique()})
-    _check_names(adapters, served, "--adapter", "adapter")
+    served = sorted(name if name is not None else BASE_LABEL for name in served_now)
+    _check_names(adapters, served, "--adapter", "no adapter {name} served in this range")
     if adapters:
-        keep = pl.col("adapter_name").is_in([name for name in adapters if name != BASE_LABEL])
-        generations = generations.filter(keep | pl.col("adapter_name").is_null() if BASE_LABEL in adapters else keep)
+        keep = pl.col("adapter").is_in([name for name in adapters if name != BASE_LABEL])
+        generations = generations.filter(keep | pl.col("adapter").is_null() if BASE_LABEL in adapters else keep)
     windows = spike_windows(
-        generations.lazy(),
+        generations,
         window=window,
-        metrics=list(metrics) or DEFAULT_SPIKE_METRICS,
+        metrics=list(metric_names) or DEFAULT_SPIKE_METRICS,
         baseline=baseline,
         persistence=persistence,
         min_n=min_n,

@@ -28,14 +28,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Literal
+from typing import Final
 
 import polars as pl
 
-from loratrace.analysis.spike_metrics import DEFAULT_SPIKE_METRICS, SPIKE_METRICS
+from loratrace.analysis._typing import SpikeBaseline
+from loratrace.analysis.metrics import BUILTIN, Metric
 
-SpikeBaseline = Literal["ewma", "same_hour"]
-"""How a window's baseline is built from earlier windows."""
+DEFAULT_SPIKE_METRICS: Final = ("error_rate", "timeout_rate", "fallback_rate", "schema_retry_rate")
+"""The rates a spike check watches unless told otherwise."""
+SPIKE_METRICS: Final[dict[str, Metric]] = {
+    name: metric for name, metric in BUILTIN.items() if metric.kind == "rate" and metric.source == "generations"
+}
+"""Every rate of one generation that a spike check can watch (the analysis registry's definitions)."""
 
 WINDOW_COLUMNS = (
     "adapter",
@@ -101,12 +106,12 @@ def window_counts(
     Parameters
     ----------
     generations
-        Rows of the store's ``generations`` view (at least ``start_time``, ``adapter_name``, ``adapter_id`` and
-        the columns the metrics read).
+        Generation rows as :func:`loratrace.analysis.load.generations` gives them (at least ``start_time``,
+        ``adapter`` (null for the base arm), ``adapter_id`` and the columns the metrics read).
     window
         Width of a window; windows start at multiples of it since the Unix epoch (UTC).
     metrics
-        Names from :data:`loratrace.analysis.spike_metrics.SPIKE_METRICS`.
+        Names from :data:`SPIKE_METRICS`.
 
     Returns
     -------
@@ -121,7 +126,7 @@ def window_counts(
     >>> gens = pl.LazyFrame(
     ...     {
     ...         "start_time": [dt.datetime(2026, 1, 1, h, m) for h, m in [(0, 5), (0, 50), (2, 0)]],
-    ...         "adapter_name": ["a1", "a1", "a1"],
+    ...         "adapter": ["a1", "a1", "a1"],
     ...         "adapter_id": ["sha256:1", "sha256:1", "sha256:1"],
     ...         "fallback": [True, False, False],
     ...     }
@@ -150,9 +155,9 @@ def window_counts(
         start = start.dt.convert_time_zone("UTC")
     values = generations.select(
         start.dt.cast_time_unit("us").alias("start_time"),
-        pl.col("adapter_name").alias("adapter"),
+        pl.col("adapter"),
         pl.col("adapter_id"),
-        *(pl.sql_expr(SPIKE_METRICS[name]).cast(pl.Float64).alias(name) for name in metrics),
+        *(SPIKE_METRICS[name].expr().alias(name) for name in metrics),
     )
     long = values.unpivot(
         on=list(metrics), index=["start_time", "adapter", "adapter_id"], variable_name="metric", value_name="value"
@@ -202,11 +207,11 @@ def spike_windows(
     Parameters
     ----------
     generations
-        Rows of the store's ``generations`` view (see :func:`window_counts`).
+        Generation rows (see :func:`window_counts`).
     window
         Width of a window.
     metrics
-        Rates to watch, from :data:`loratrace.analysis.spike_metrics.SPIKE_METRICS`.
+        Rates to watch, from :data:`SPIKE_METRICS`.
     baseline
         ``"ewma"`` (previous windows) or ``"same_hour"`` (the same time of day on previous days).
     half_life
@@ -240,7 +245,7 @@ def spike_windows(
     ...         "start_time": [t for t in hours for _ in range(100)],
     ...         "fallback": [i < (30 if t.hour >= 5 else 5) for t in hours for i in range(100)],
     ...     }
-    ... ).with_columns(adapter_name=pl.lit("a1"), adapter_id=pl.lit("sha256:1"))
+    ... ).with_columns(adapter=pl.lit("a1"), adapter_id=pl.lit("sha256:1"))
     >>> spikes = spike_windows(gens, metrics=["fallback_rate"]).collect()
     >>> spikes.select(pl.col("window_start").dt.hour(), "rate", "baseline", "above", "flagged", "episode")
     shape: (8, 6)
@@ -378,7 +383,7 @@ def spike_episodes(windows: pl.LazyFrame, *, window: dt.timedelta = dt.timedelta
     ...         "start_time": [t for t in hours for _ in range(100)],
     ...         "fallback": [i < (30 if t.hour >= 5 else 5) for t in hours for i in range(100)],
     ...     }
-    ... ).with_columns(adapter_name=pl.lit("a1"), adapter_id=pl.lit("sha256:1"))
+    ... ).with_columns(adapter=pl.lit("a1"), adapter_id=pl.lit("sha256:1"))
     >>> episodes = spike_episodes(spike_windows(gens, metrics=["fallback_rate"])).collect()
     >>> episodes.select("metric", pl.col("start", "flagged_at", "end").dt.hour(), "windows", "peak_rate")
     shape: (1, 6)

@@ -154,6 +154,7 @@ def run_demo(workdir: str | os.PathLike[str], *, use_vllm: bool | None = None) -
     _simulate_and_analyse(workdir, store)
     click.echo(
         f'\nExplore further:\n  loratrace sql --store {store} "SELECT * FROM spans LIMIT 5"\n'
+        f"  loratrace drift --store {store} --cohort enterprise\n"
         f"  loratrace spikes --store {store} --since 2d\n"
         f"  cd {store} && duckdb -readonly catalog.duckdb   # the duckdb shell: pip install duckdb-cli"
     )
@@ -165,10 +166,11 @@ def _simulate_and_analyse(workdir: Path, store: Path) -> None:
 
     import polars as pl
 
+    from loratrace.analysis.run import drift_for_store
     from loratrace.analysis.spike_run import run_spikes
+    from loratrace.cli import render_rows
     from loratrace.demo import planted
     from loratrace.demo.traffic import SERVICE_NAME, write_store
-    from loratrace.store.sql_output import render
 
     traffic = planted.planted_traffic()
     click.echo(
@@ -179,15 +181,18 @@ def _simulate_and_analyse(workdir: Path, store: Path) -> None:
     )
     written = write_store(traffic, store)
     click.echo(f"    {written:,} simulated generations written into {store}")
-    click.echo(f"6/6 the analyses find what was planted:\n\n$ loratrace spikes --store {store}")
+    click.echo(f"6/6 the analyses find what was planted:\n\n$ loratrace drift --store {store} --verdict regressed")
+    rows = drift_for_store(store)
+    regressed = rows.filter(pl.col("verdict") == "regressed")
+    shown = ["adapter", "cohort", "metric", "design", "base_value", "adapter_value", "delta", "ci_low", "ci_high"]
+    click.echo(render_rows(regressed.select(*shown, "q_value", "verdict"), "table"))
+    click.echo(f"({regressed.height} of {rows.height} adapter x cohort x metric rows regressed)\n")
+    click.echo(f"$ loratrace spikes --store {store}")
     spikes = run_spikes(store)
-    readable = (
-        pl.col("adapter").fill_null("(base)"),
-        pl.col("adapter_id").str.slice(0, 19),
-        pl.col(pl.Float64).round(3),
-    )
     columns = ["adapter", "metric", "start", "end", "windows", "baseline", "peak_rate", "peak_z"]
-    click.echo(render(spikes.episodes.with_columns(readable).select(columns), "table"))
+    click.echo(
+        render_rows(spikes.episodes.with_columns(pl.col("adapter").fill_null("(base)")).select(columns), "table")
+    )
     if importlib.util.find_spec("matplotlib") is None:
         click.echo("(the HTML report needs matplotlib: pip install 'loratrace[report]')")
         return

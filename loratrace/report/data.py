@@ -65,6 +65,17 @@ def _sql_command(store: Path, sql: str) -> str:
     return f"loratrace sql --store {shlex.quote(str(store))} {shlex.quote(sql)}"
 
 
+def store_drift(store: Path) -> Table | None:
+    """``loratrace drift``'s rows with its defaults; None when the store has no comparison to make."""
+    from loratrace.analysis.run import EmptySelectionError, drift_for_store
+
+    try:
+        rows = drift_for_store(store)
+    except EmptySelectionError:
+        return None
+    return Table(rows, f"loratrace drift --store {shlex.quote(str(store))} --format json")
+
+
 def collect_report_data(
     store: str | os.PathLike[str],
     *,
@@ -78,13 +89,16 @@ def collect_report_data(
     store
         The store folder.
     drift
-        Drift rows (the shape of ``loratrace drift --format json``) and the command that produced them.
+        Drift rows (the shape of ``loratrace drift --format json``) and the command that produced them; by
+        default ``loratrace drift``'s own with its defaults.
     spike_window
         Window width of the spike check.
     """
     from loratrace.analysis.spike_run import run_spikes
 
     path = Path(store)
+    if drift is None:
+        drift = store_drift(path)
     total, first, last = query(path, "SELECT count(*), min(start_time), max(start_time) FROM generations").row(0)
     spikes = run_spikes(path, window=spike_window) if total else None
     window_text = f"{int(spike_window.total_seconds() // 60)}m"

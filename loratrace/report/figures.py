@@ -60,7 +60,10 @@ def forest_plot(drift: pl.DataFrame) -> str:
         axes = figure.subplots(len(metrics), 1, squeeze=False, height_ratios=[max(r, 1) + 2 for r in rows_per_panel])
         for ax, metric in zip(axes[:, 0], metrics, strict=True):
             panel = drift.filter(pl.col("metric") == metric).sort("adapter", "cohort", descending=True)
-            labels = [f"{_label(a)} · {c}" for a, c in zip(panel["adapter"], panel["cohort"], strict=True)]
+            labels = [
+                f"{_label(a)}{_id_suffix(drift, a, i)} · {c}"
+                for a, i, c in zip(panel["adapter"], panel["adapter_id"], panel["cohort"], strict=True)
+            ]
             y = list(range(panel.height))
             for index, row in enumerate(panel.iter_rows(named=True)):
                 colour = VERDICT_COLOURS.get(row["verdict"], "#5d6d7e")
@@ -79,6 +82,14 @@ def forest_plot(drift: pl.DataFrame) -> str:
         ]
         figure.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False, fontsize=8)
         return _svg(figure)
+
+
+def _id_suffix(drift: pl.DataFrame, adapter: str | None, adapter_id: str | None) -> str:
+    """`` (068c0b91)`` when the adapter name served several ids in these rows (a weight swap), else nothing."""
+    ids = drift.filter(pl.col("adapter") == adapter)["adapter_id"].unique()
+    if adapter is None or adapter_id is None or ids.len() < 2:
+        return ""
+    return f" ({adapter_id.removeprefix('sha256:')[:8]})"
 
 
 def latency_plot(latency: pl.DataFrame, *, columns: Sequence[str] = ("p50_ms", "p95_ms", "p99_ms")) -> str:

@@ -92,6 +92,10 @@ EVENT_SPAN_COLUMNS: Final = (
     "variant",
     "prompt_version",
     "model",
+    "dataset_version",
+    "example_id",
+    "model_quantization_method",
+    "model_quantization_bits",
 )
 
 SPAN_EVENTS: Final[dict[str, pl.DataType]] = {

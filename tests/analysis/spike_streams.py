@@ -40,10 +40,10 @@ def stream_frame(
     frame = pl.DataFrame(
         {
             "start_time": pl.Series(start_us, dtype=pl.Int64).cast(pl.Datetime("us")),
-            "adapter_name": "s" + pl.Series(stream_index).cast(pl.String).str.pad_start(3, "0"),
+            "adapter": "s" + pl.Series(stream_index).cast(pl.String).str.pad_start(3, "0"),
             "event": is_event,
         }
-    ).with_columns(adapter_id=pl.lit("sha256:") + pl.col("adapter_name"))
+    ).with_columns(adapter_id=pl.lit("sha256:") + pl.col("adapter"))
     columns = {
         "fallback": pl.col("event"),
         "status_code": pl.when(pl.col("event")).then(pl.lit("ERROR")).otherwise(pl.lit("OK")),
@@ -57,6 +57,8 @@ def stream_frame(
         "error_type": pl.lit(None, pl.String),
         "schema_attempts": pl.lit(1, pl.Int64),
     }
+    # the analysis loader's generation columns the rate metrics read besides these
+    frame = frame.with_columns(finish_reason=pl.lit("stop"))
     return (
         frame.with_columns(**{name: (expr if expr is not None else neutral[name]) for name, expr in chosen.items()})
         .drop("event")

@@ -23,7 +23,7 @@ def exact_stream(counts: list[tuple[int, int]], *, adapter: str | None = "a1") -
     ]
     frame = pl.DataFrame(rows, schema={"start_time": pl.Datetime("us"), "fallback": pl.Boolean}, orient="row")
     return frame.with_columns(
-        adapter_name=pl.lit(adapter, pl.String), adapter_id=pl.lit(adapter and f"sha256:{adapter}", pl.String)
+        adapter=pl.lit(adapter, pl.String), adapter_id=pl.lit(adapter and f"sha256:{adapter}", pl.String)
     ).lazy()
 
 
@@ -163,12 +163,13 @@ def test_metric_definitions_count_what_they_say() -> None:
     frame = pl.LazyFrame(
         {
             "start_time": [START] * 5,
-            "adapter_name": ["a1", "a1", "a1", None, None],
+            "adapter": ["a1", "a1", "a1", None, None],
             "adapter_id": ["sha256:a", "sha256:a", "sha256:a", None, None],
             "status_code": ["ERROR", "ERROR", "OK", "OK", "ERROR"],
             "error_type": ["TimeoutError", "ValueError", None, None, "httpx.ReadTimeout"],
             "fallback": [None, True, False, None, None],
             "schema_attempts": [None, 3, 1, None, None],
+            "finish_reason": ["error", "error", "stop", "stop", "error"],
         }
     )
     counts = window_counts(frame).collect().sort("adapter", "metric", nulls_last=True)

@@ -78,12 +78,16 @@ def test_a_range_restricts_the_windows(spike_store: Path) -> None:
     [
         pytest.param(
             ["--adapter", "a3"],
-            "no adapter 'a3' in this range. Did you mean 'a2', 'a1'? Known: (base), a1, a2",
+            "--adapter: no adapter 'a3' served in this range. Did you mean 'a2', 'a1'? Known: (base), a1, a2",
             id="adapter",
         ),
-        pytest.param(["--metric", "falback_rate"], "Did you mean 'fallback_rate'?", id="metric"),
-        pytest.param(["--window", "0h"], "takes a positive duration like 15m", id="window"),
-        pytest.param(["--since", "yesterday"], "or an ISO time (2026-03-01T12:00), got 'yesterday'", id="since"),
+        pytest.param(
+            ["--metric", "falback_rate"],
+            "--metric: 'falback_rate' is not a rate a spike check watches. Did you mean 'fallback_rate',",
+            id="metric",
+        ),
+        pytest.param(["--window", "0h"], "--window: expected a positive duration, got '0h'", id="window"),
+        pytest.param(["--since", "yesterday"], "a duration ago (24h, 7d), got 'yesterday'", id="since"),
         pytest.param(["--since", "2030-01-01"], "the store's generations run from 2026-03-02T00:00", id="empty"),
     ],
 )

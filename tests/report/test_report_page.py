@@ -29,6 +29,7 @@ def report_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
         duration=dt.timedelta(hours=48),
         requests_per_hour=60,
         effects=(
+            Effect(adapter="a2", metric="eval_pass", delta=-0.15, cohort="smb"),
             Effect(
                 adapter="a1",
                 metric="fallback",
@@ -66,8 +67,8 @@ def test_the_page_is_self_contained(report_page: Path) -> None:
 
 def test_chromium_draws_every_plot_offline(report_page: Path, tmp_path: Path) -> None:
     drawn = plots(dump_dom(report_page, tmp_path / "profile"))
-    # latency per adapter, and one timeline for the planted spike (a1's fallbacks)
-    assert set(drawn) == {"latency", "spikes:a1:fallback_rate"}
+    # the drift forest, latency per adapter, and one timeline for the planted spike (a1's fallbacks)
+    assert set(drawn) == {"forest", "latency", "spikes:a1:fallback_rate"}
     for label, markup in drawn.items():
         assert markup.lstrip().startswith("<svg"), label
         assert len(re.findall(r"<path\b", markup)) >= 10, label  # axes, ticks, bars or lines: a drawn plot
@@ -88,6 +89,20 @@ def test_the_screenshot_shows_the_plots_in_colour(report_page: Path, tmp_path: P
     assert present("#1b4f72") > 0.001  # the p99 bars
     assert present("#2e86c1") > 0.0005  # the p95 bars and the spike's rate line
     assert present(VERDICT_COLOURS["regressed"]) > 0.00002  # the flagged spike windows' red points
+
+
+def test_the_forest_plot_shows_the_planted_regression_from_loratrace_drift(report_page: Path, tmp_path: Path) -> None:
+    forest = plots(dump_dom(report_page, tmp_path / "profile"))["forest"]
+    assert re.search(r"a2 \(\w{8}\) · smb", forest)  # two ids under one name: told apart
+    assert VERDICT_COLOURS["regressed"] in forest
+    text = report_page.read_text("utf-8")
+    regressed = re.findall(r'<tr class="regressed">(.*?)</tr>', text)
+    # a2 was swapped mid-run, so its smb regression (and its overall row, which smb drags down) shows under
+    # each of its two ids; nothing else regressed
+    cohorts = sorted(re.findall(r"<td>(smb|enterprise|\(all\))</td>", row)[0] for row in regressed)
+    assert cohorts == ["(all)", "(all)", "smb", "smb"]
+    assert all("<td>a2</td>" in row and "<td>eval_pass:quality</td>" in row for row in regressed)
+    assert "loratrace drift --store" in text
 
 
 def test_inventory_and_reproducing_commands_are_on_the_page(report_page: Path) -> None:

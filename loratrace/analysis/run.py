@@ -1,0 +1,113 @@
+"""The analyses over a store in one call each: what the CLI, the report, the alerts and the gate run."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from loratrace.analysis import load, metrics
+from loratrace.analysis._typing import Baseline, Traffic
+from loratrace.analysis.cells import cells, paired_cells
+from loratrace.analysis.drift import drift
+
+DEFAULT_WINDOW = timedelta(hours=1)
+
+
+class EmptySelectionError(ValueError):
+    """The selection (window, adapter, cohort) holds no generations; the message says what does."""
+
+
+def eval_names(evals: pl.LazyFrame) -> list[str]:
+    """The evaluation names present in ``evals`` rows."""
+    return sorted(evals.select(pl.col("name").drop_nulls().unique()).collect()["name"].to_list())
+
+
+def _check_names(kind: str, asked: Sequence[str] | None, present: Sequence[str]) -> None:
+    for name in asked or ():
+        if name not in present:
+            near = difflib.get_close_matches(name, list(present), n=3)
+            hint = f"; did you mean {', '.join(near)}?" if near else ""
+            shown = ", ".join(present) if present else "none"
+            msg = f"no {kind} {name!r} in the selected data{hint} ({kind}s present: {shown})"
+            raise EmptySelectionError(msg)
+
+
+def drift_for_store(
+    store: str | os.PathLike[str],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    adapters: Sequence[str] | None = None,
+    cohorts: Sequence[str] | None = None,
+    metric_names: Sequence[str] | None = None,
+    window: timedelta | None = DEFAULT_WINDOW,
+    baseline: Baseline = "concurrent",
+    traffic: Traffic = "all",
+    alpha: float = 0.05,
+    min_n: int = 30,
+    min_effect: float = 0.02,
+    min_relative_effect: float = 0.05,
+) -> pl.DataFrame:
+    """``drift`` over a store: load, cells (windowed, so base and adapter are matched in time), paired cells, rows.
+
+    Raises
+    ------
+    EmptySelectionError
+        No generations in the window, or an unknown adapter or cohort (with the nearest names).
+    ValueError
+        An unknown metric.
+    """
+    generations = load.load_generations(store, since=since, until=until, traffic=traffic)
+    evals = load.load_evals(store, since=since, until=until, traffic=traffic)
+    wants_evals = not metric_names or any(m.startswith(metrics.EVAL_PREFIXES) for m in metric_names)
+    chosen = metrics.resolve(metric_names, eval_names(evals) if wants_evals else ())
+    # one pass over the spans: everything after works on the small cells frames
+    cell_frame, paired = pl.collect_all(
+        [cells(generations, evals, metrics=chosen, window=window), paired_cells(generations, evals, metrics=chosen)]
+    )
+    if cell_frame.is_empty() and paired.is_empty():
+        raise EmptySelectionError(_empty_window_message(store, since, until))
+    _check_names("adapter", adapters, _present(cell_frame, paired, "adapter"))
+    _check_names("cohort", cohorts, _present(cell_frame, paired, "cohort"))
+    if adapters:
+        keep = pl.col("adapter").is_in(list(adapters))
+        cell_frame = cell_frame.filter(keep | (pl.col("arm") == "base"))
+        paired = paired.filter(keep)
+    if cohorts:
+        cell_frame = cell_frame.filter(pl.col("cohort").is_in(list(cohorts)))
+        paired = paired.filter(pl.col("cohort").is_in(list(cohorts)))
+    return drift(
+        cell_frame,
+        metrics=chosen,
+        paired=paired,
+        baseline=baseline,
+        alpha=alpha,
+        min_n=min_n,
+        min_effect=min_effect,
+        min_relative_effect=min_relative_effect,
+    )
+
+
+def _present(cell_frame: pl.DataFrame, paired: pl.DataFrame, column: str) -> list[str]:
+    values = set(cell_frame[column].drop_nulls()) | set(paired[column].drop_nulls())
+    return sorted(values)
+
+
+def _empty_window_message(store: str | os.PathLike[str], since: datetime | None, until: datetime | None) -> str:
+    days = (
+        load.load_generations(store)
+        .select(pl.col("start_time").dt.date().alias("day"))
+        .group_by("day")
+        .agg(pl.len().alias("generations"))
+        .sort("day")
+        .collect()
+    )
+    window = f"from {since or 'the start'} to {until or 'now'} (UTC)"
+    if days.is_empty():
+        return f"the store {store} holds no generation spans yet"
+    listed = ", ".join(f"{d} ({n})" for d, n in days.iter_rows())
+    return f"no generations {window}; days with generations: {listed}"
