@@ -79,6 +79,16 @@ def test_demo_plants_a_regression_and_a_spike_that_the_analyses_find(tmp_path: P
         ("loratrace-traffic", planted.ROUTE, "sim-a2", per_arm),
     ]
     assert "SIMULATED traffic" in result.stdout
+    # drift finds the planted regression, and only what was planted regresses
+    drift = result.stdout.split("$ loratrace drift", 1)[1].split("$ loratrace spikes", 1)[0]
+    regressed = {tuple(line.split()[:3]) for line in drift.splitlines() if line.startswith("sim-")}
+    planted_drop = (planted.REGRESSED_ADAPTER, planted.REGRESSED_COHORT, "eval_pass:quality")
+    assert planted_drop in regressed
+    assert all(
+        row in {planted_drop, (planted.REGRESSED_ADAPTER, "(all)", "eval_pass:quality")}
+        or (row[0], row[2]) == (planted.SPIKED_ADAPTER, "fallback_rate")
+        for row in regressed
+    ), regressed
     # the spike check finds the planted fallback spike of sim-a2, and nothing else
     spikes = result.stdout.split("$ loratrace spikes", 1)[1].split("$ loratrace report", 1)[0]
     episodes = [line.split() for line in spikes.splitlines() if line.startswith(("sim-", "a1 ", "a2 ", "(base)"))]

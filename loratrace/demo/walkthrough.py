@@ -186,7 +186,11 @@ def _simulate_and_analyse(workdir: Path, store: Path) -> None:
     regressed = rows.filter(pl.col("verdict") == "regressed")
     shown = ["adapter", "cohort", "metric", "design", "base_value", "adapter_value", "delta", "ci_low", "ci_high"]
     click.echo(render_rows(regressed.select(*shown, "q_value", "verdict"), "table"))
-    click.echo(f"({regressed.height} of {rows.height} adapter x cohort x metric rows regressed)\n")
+    click.echo(
+        f"({regressed.height} of {rows.height} adapter x cohort x metric rows regressed: the planted drop of "
+        f"{planted.REGRESSED_ADAPTER} on {planted.REGRESSED_COHORT}, which its mix-standardised (all) row carries, "
+        f"and {planted.SPIKED_ADAPTER}'s fallback spike, which lifts its fallback rate over the day)\n"
+    )
     click.echo(f"$ loratrace spikes --store {store}")
     spikes = run_spikes(store)
     columns = ["adapter", "metric", "start", "end", "windows", "baseline", "peak_rate", "peak_z"]
