@@ -367,7 +367,16 @@ def _window_option(value: str, flag: str = "--window") -> timedelta:
 )
 @click.option("--persistence", type=click.IntRange(min=1), default=2, show_default=True, help="Windows in a row.")
 @click.option("--min-n", type=click.IntRange(min=1), default=50, show_default=True, help="Volume floor per window.")
-@click.option("--z", "z_threshold", type=float, default=3.0, show_default=True, help="One-sided z-score to reach.")
+@click.option(
+    "--z", "z_threshold", type=click.FloatRange(min=0.0), default=3.0, show_default=True, help="One-sided z to reach."
+)
+@click.option(
+    "--min-change",
+    type=click.FloatRange(min=0.0),
+    default=0.5,
+    show_default=True,
+    help="Smallest relative rise over the baseline (0.5: +50 %).",
+)
 @format_option
 def spikes(
     store: str,
@@ -380,13 +389,14 @@ def spikes(
     persistence: int,
     min_n: int,
     z_threshold: float,
+    min_change: float,
     output_format: str,
 ) -> None:
     """Error, timeout, fallback and schema-retry spikes per adapter against each adapter's own trailing baseline.
 
-    A window is above its baseline when it has --min-n generations, a z-score of at least --z and 1.5x the
-    baseline rate; it is flagged after --persistence such windows in a row. The table shows the episodes, then
-    the windows above their baseline; JSON holds both (every window), CSV every window.
+    A window is above its baseline when it has --min-n generations, a z-score of at least --z and a rate at least
+    --min-change above the baseline; it is flagged after --persistence such windows in a row. The table shows
+    the episodes, then the windows above their baseline; JSON holds both (every window), CSV every window.
 
     \b
     Example:
@@ -413,6 +423,7 @@ def spikes(
             persistence=persistence,
             min_n=min_n,
             z_threshold=z_threshold,
+            min_relative_change=min_change,
         )
     except SpikeInputError as exc:
         raise BadInput(f"{exc.option}: {exc}") from exc

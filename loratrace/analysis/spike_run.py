@@ -74,6 +74,7 @@ def run_spikes(
     persistence: int = 2,
     min_n: int = 50,
     z_threshold: float = 3.0,
+    min_relative_change: float = 0.5,
 ) -> SpikeResult:
     """Score every window of the store's generations in ``[since, until)``; see ``spike_windows`` for the knobs.
 
@@ -102,6 +103,7 @@ def run_spikes(
         persistence=persistence,
         min_n=min_n,
         z_threshold=z_threshold,
+        min_relative_change=min_relative_change,
     )
     scored = windows.collect()
     return SpikeResult(windows=scored, episodes=spike_episodes(scored.lazy(), window=window).collect())

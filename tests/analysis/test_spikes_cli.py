@@ -95,3 +95,17 @@ def test_bad_input_is_exit_code_2_with_a_hint(spike_store: Path, args: list[str]
     code, output = run("--store", str(spike_store), *args)
     assert code == 2, output
     assert message in " ".join(output.split())
+
+
+@pytest.mark.parametrize(
+    "knob",
+    [
+        pytest.param(["--persistence", "5"], id="longer-than-the-spike"),
+        pytest.param(["--min-change", "20"], id="a-21x-rise-needed"),
+        pytest.param(["--min-n", "1000"], id="volume-floor-above-the-traffic"),
+    ],
+)
+def test_the_knobs_reach_the_check(spike_store: Path, knob: list[str]) -> None:
+    code, output = run("--store", str(spike_store), "--metric", "fallback_rate", "--format", "json", *knob)
+    assert code == 0, output
+    assert json.loads(output)["episodes"] == []

@@ -142,3 +142,11 @@ def test_a_forest_plot_labels_every_drift_row_and_colours_the_regression(report_
         assert f"{adapter} · {cohort}" in forest
     assert VERDICT_COLOURS["regressed"] in forest
     assert 'class="regressed"' in page.read_text("utf-8")  # the table row is marked too
+
+
+def test_a_missing_store_is_exit_code_2_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    result = CliRunner().invoke(cli, ["report", "--store", str(missing), "--html", str(tmp_path / "page.html")])
+    assert result.exit_code == 2, result.output
+    assert f"{missing} is not a loratrace store" in result.output
+    assert not (tmp_path / "page.html").exists()
