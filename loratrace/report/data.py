@@ -29,7 +29,7 @@ LATENCY_SQL = (
 
 INVENTORY_SQL = (
     "SELECT adapter_name AS adapter, adapter_id, min(start_time) AS first_seen, max(start_time) AS last_seen, "
-    "count(*) AS generations, string_agg(DISTINCT cohort, ', ' ORDER BY cohort) AS cohorts, "
+    "count(*) AS generations, list_sort(list(DISTINCT cohort)) AS cohorts, "
     "count(*) OVER (PARTITION BY adapter_name) > 1 AS id_changed "
     "FROM generations WHERE adapter_name IS NOT NULL GROUP BY adapter_name, adapter_id "
     "ORDER BY adapter, first_seen"

@@ -139,6 +139,32 @@ def spike_timeline(windows: pl.DataFrame, *, adapter: str | None, metric: str) -
         return _svg(figure)
 
 
+def inventory_plot(inventory: pl.DataFrame) -> str:
+    """Each adapter name's ids over time, first to last seen: a second bar on one row is a weight swap."""
+    from matplotlib import dates
+    from matplotlib.figure import Figure
+
+    names = sorted(inventory["adapter"].unique().to_list())
+    palette = ("#2e86c1", "#e67e22", "#8e44ad", "#16a085", "#c0392b")
+    with _svg_style():
+        figure = Figure(figsize=(7.5, 0.45 * len(names) + 1.1), layout="constrained")
+        ax = figure.subplots()
+        for row, name in enumerate(names):
+            ids = inventory.filter(pl.col("adapter") == name).sort("first_seen")
+            for index, served in enumerate(ids.iter_rows(named=True)):
+                start, stop = dates.date2num(served["first_seen"]), dates.date2num(served["last_seen"])
+                ax.barh(row, max(stop - start, 1e-3), left=start, height=0.55, color=palette[index % len(palette)])
+                label = served["adapter_id"].removeprefix("sha256:")[:8]
+                ax.text(start, row, f" {label}", fontsize=7, color="white", va="center")
+        ax.set_yticks(range(len(names)), names)
+        ax.invert_yaxis()
+        ax.xaxis_date()
+        ax.tick_params(axis="x", labelrotation=20)
+        ax.set_title("adapter ids serving traffic (first to last seen)", loc="left", fontsize=10)
+        ax.grid(axis="x", color="#ddd", linewidth=0.5)
+        return _svg(figure)
+
+
 def _episode_spans(series: pl.DataFrame) -> list[tuple[object, object]]:
     episodes = (
         series.filter(pl.col("episode").is_not_null())

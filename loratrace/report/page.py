@@ -160,8 +160,12 @@ def _inventory_section(inventory: Table) -> _Section:
         if swapped
         else "No adapter name served more than one id."
     )
-    body = f'<p class="note">{html.escape(note)}</p>' + table_html(
-        inventory, caption="Adapter ids that served traffic", open_=True
+    if inventory.frame.height == 0:
+        return _Section("inventory", title, '<p class="empty">No adapter served traffic.</p>')
+    body = (
+        f'<p class="note">{html.escape(note)}</p>'
+        + _plot(figures.inventory_plot(inventory.frame), "inventory")
+        + table_html(inventory, caption="Adapter ids that served traffic", open_=True)
     )
     return _Section("inventory", title, body)
 

@@ -15,6 +15,7 @@ from loratrace.cli import cli
 from loratrace.demo.traffic import Effect, Traffic, write_store
 from loratrace.report import Table, collect_report_data, write_report
 from loratrace.report.figures import VERDICT_COLOURS
+from loratrace.store import query
 from tests.report.chromium import dump_dom, screenshot
 
 START = dt.datetime(2026, 3, 2, tzinfo=dt.timezone.utc)
@@ -67,8 +68,8 @@ def test_the_page_is_self_contained(report_page: Path) -> None:
 
 def test_chromium_draws_every_plot_offline(report_page: Path, tmp_path: Path) -> None:
     drawn = plots(dump_dom(report_page, tmp_path / "profile"))
-    # the drift forest, latency per adapter, and one timeline for the planted spike (a1's fallbacks)
-    assert set(drawn) == {"forest", "latency", "spikes:a1:fallback_rate"}
+    # the drift forest, latency per adapter, one timeline for the planted spike (a1's fallbacks), the inventory
+    assert set(drawn) == {"forest", "latency", "spikes:a1:fallback_rate", "inventory"}
     for label, markup in drawn.items():
         assert markup.lstrip().startswith("<svg"), label
         assert len(re.findall(r"<path\b", markup)) >= 10, label  # axes, ticks, bars or lines: a drawn plot
@@ -108,6 +109,11 @@ def test_the_forest_plot_shows_the_planted_regression_from_loratrace_drift(repor
 def test_inventory_and_reproducing_commands_are_on_the_page(report_page: Path) -> None:
     text = report_page.read_text("utf-8")
     assert "Adapters whose weights changed under the same name: a2." in text
+    inventory = plots(text)["inventory"]
+    served = query(report_page.parent / "store", "SELECT DISTINCT adapter_id FROM generations").to_series()
+    ids = [adapter_id.removeprefix("sha256:")[:8] for adapter_id in served.drop_nulls()]
+    assert len(ids) == 3  # a1's, and a2's before and after the swap
+    assert all(re.search(rf">\s*{prefix}<", inventory) for prefix in ids)
     assert text.count('<code class="command">') >= 4
     assert "loratrace spikes --store" in text
 
