@@ -47,7 +47,9 @@ def cli() -> None:
 def demo(workdir: str, use_vllm: bool | None) -> None:
     """Serve a few prompts through a local tiny model and two LoRA adapters, instrumented, and show the spans.
 
-    Builds the tiny Llama and adapters on local disk (no download), so it runs offline.
+    Builds the tiny Llama and adapters on local disk (no download), so it runs offline. Then adds a day of
+    simulated traffic (service loratrace-traffic) with a planted regression and a planted spike, shows drift and
+    spikes find them, and writes report.html into the workdir.
 
     \b
     Example:
