@@ -159,17 +159,34 @@ def window_counts(
         pl.col("adapter_id"),
         *(SPIKE_METRICS[name].expr().alias(name) for name in metrics),
     )
-    long = values.unpivot(
-        on=list(metrics), index=["start_time", "adapter", "adapter_id"], variable_name="metric", value_name="value"
-    ).filter(pl.col("value").is_not_null())
-    counts = (
-        long.with_columns(window_start=pl.col("start_time").dt.truncate(window))
-        .group_by("adapter", "metric", "window_start")
+    # One pass over the generations for every metric at once, keyed by id too (cheaper than picking an id per
+    # group out of millions of rows); the small per-id frame then gives each window its counts and latest id.
+    per_id = (
+        values.with_columns(window_start=pl.col("start_time").dt.truncate(window))
+        .group_by("adapter", "adapter_id", "window_start")
         .agg(
-            pl.col("adapter_id").sort_by("start_time").drop_nulls().last(),
-            n=pl.len().cast(pl.Int64),
-            events=pl.col("value").sum(),
+            pl.col("start_time").max().alias("last_seen"),
+            *(pl.col(name).count().cast(pl.Int64).alias(f"n:{name}") for name in metrics),
+            *(pl.col(name).sum().alias(f"events:{name}") for name in metrics),
         )
+    )
+    per_window = per_id.group_by("adapter", "window_start").agg(
+        pl.col("adapter_id").sort_by("last_seen").drop_nulls().last(),
+        *(pl.col(f"n:{name}").sum() for name in metrics),
+        *(pl.col(f"events:{name}").sum() for name in metrics),
+    )
+    counts = pl.concat(
+        [
+            per_window.select(
+                "adapter",
+                pl.lit(name).alias("metric"),
+                "window_start",
+                "adapter_id",
+                pl.col(f"n:{name}").alias("n"),
+                pl.col(f"events:{name}").alias("events"),
+            ).filter(pl.col("n") > 0)
+            for name in metrics
+        ]
     )
     last_window = counts.select(pl.col("window_start").max().alias("last"))
     firsts = counts.group_by("adapter", "metric").agg(pl.col("window_start").min().alias("first"))

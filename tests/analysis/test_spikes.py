@@ -197,3 +197,22 @@ def test_metric_definitions_count_what_they_say() -> None:
 def test_bad_knobs_raise_a_clear_error(knobs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         spike_windows(exact_stream([(10, 1)]), **knobs)  # type: ignore[arg-type]
+
+
+def test_a_window_names_the_id_that_served_last_in_it() -> None:
+    times = [START + dt.timedelta(minutes=m) for m in (5, 50, 20, 70)]
+    frame = pl.LazyFrame(
+        {
+            "start_time": times,
+            "adapter": ["a1"] * 4,
+            "adapter_id": ["sha256:new", "sha256:new", "sha256:old", "sha256:new"],
+            "fallback": [False] * 4,
+        }
+    )
+    counts = window_counts(frame, metrics=["fallback_rate"]).collect()
+    assert counts.select("adapter_id", "n").rows() == [("sha256:new", 3), ("sha256:new", 1)]
+    swapped_late = frame.with_columns(pl.col("adapter_id").reverse())  # old at 00:50, new at 00:05: old is last
+    assert window_counts(swapped_late, metrics=["fallback_rate"]).collect()["adapter_id"].to_list() == [
+        "sha256:old",
+        "sha256:new",
+    ]
