@@ -468,8 +468,9 @@ def report(store: str, html_file: str, window_text: str, title: str) -> None:
 
     from loratrace.errors import StoreError
 
-    if importlib.util.find_spec("matplotlib") is None:
-        msg = "loratrace report draws its plots with matplotlib: pip install 'loratrace[report]'"
+    missing = [name for name in ("matplotlib", "scipy", "statsmodels") if importlib.util.find_spec(name) is None]
+    if missing:
+        msg = f"loratrace report needs {', '.join(missing)}: pip install 'loratrace[report]'"
         raise click.ClickException(msg)
     from loratrace.report import collect_report_data, write_report
 
