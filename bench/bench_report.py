@@ -32,6 +32,7 @@ def _measured(arguments: list[str]) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--store", default="/tmp/lt-bench-10m")
+    parser.add_argument("--only", choices=["drift", "spikes", "report"], action="append", help="Run only these.")
     args = parser.parse_args()
     from loratrace.store import query
 
@@ -45,10 +46,13 @@ def main() -> int:
             "loratrace report --html FILE": ["report", "--store", args.store, "--html", f"{folder}/report.html"],
         }
         for label, arguments in commands.items():
+            if args.only and arguments[0] not in args.only:
+                continue
             seconds, peak = _measured(arguments)
             print(f"| `{label}` | {seconds:.1f} | {peak:,.0f} |")
-        size = Path(folder, "report.html").stat().st_size
-        print(f"report page: {size / 1024:,.0f} KiB")
+        page = Path(folder, "report.html")
+        if page.exists():
+            print(f"report page: {page.stat().st_size / 1024:,.0f} KiB")
     return 0
 
 

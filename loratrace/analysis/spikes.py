@@ -170,10 +170,16 @@ def window_counts(
             *(pl.col(name).sum().alias(f"events:{name}") for name in metrics),
         )
     )
-    per_window = per_id.group_by("adapter", "window_start").agg(
-        pl.col("adapter_id").sort_by("last_seen").drop_nulls().last(),
-        *(pl.col(f"n:{name}").sum() for name in metrics),
-        *(pl.col(f"events:{name}").sum() for name in metrics),
+    # collected here so that the generations are read once: everything after reads this small frame several times
+    per_window = (
+        per_id.group_by("adapter", "window_start")
+        .agg(
+            pl.col("adapter_id").sort_by("last_seen").drop_nulls().last(),
+            *(pl.col(f"n:{name}").sum() for name in metrics),
+            *(pl.col(f"events:{name}").sum() for name in metrics),
+        )
+        .collect()
+        .lazy()
     )
     counts = pl.concat(
         [
@@ -338,10 +344,13 @@ def spike_windows(
             )
         )
 
+    # both scoring passes read the counts: computed once (they are small, arms x metrics x windows)
     counts = (
         window_counts(generations, window=window, metrics=metrics)
         .with_columns(time_of_day=pl.col("window_start").dt.time())
         .sort(*history, "window_start", nulls_last=False)
+        .collect()
+        .lazy()
     )
     # Two passes: windows a first pass finds above do not feed the second pass's baseline, so a spike is not
     # learnt as normal while it lasts. A lasting shift still becomes the new normal once the first pass's
