@@ -22,7 +22,9 @@ from loratrace.report.data import ReportData, Table
 MAX_TABLE_ROWS: Final = 500
 """Rows shown per table; the command under it gives the rest."""
 MAX_TIMELINES: Final = 12
+"""Spike timelines drawn (the episodes' arms × metrics, newest first); the table lists every episode."""
 MAX_FOREST_ROWS: Final = 60
+"""Points on the forest plot: the decided rows first, then the largest deltas; the table has every row."""
 _BASE_LABEL: Final = "(base)"
 
 
@@ -147,7 +149,11 @@ def _spike_section(windows: Table, episodes: Table) -> _Section:
         f'<p class="note">{html.escape(note)}</p>'
         + plots
         + table_html(episodes, caption="Spike episodes")
-        + table_html(windows, caption="Every window scored")
+        # the windows above their baseline first, so that the rows shown are the ones worth reading
+        + table_html(
+            Table(windows.frame.sort("above", "z", descending=True, nulls_last=True), windows.command),
+            caption="Every window scored",
+        )
     )
     return _Section("spikes", title, body)
 
