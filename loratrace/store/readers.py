@@ -118,7 +118,14 @@ def scan(store: str | os.PathLike[str], table: str = "spans") -> pl.LazyFrame:
         msg = f"loratrace.store.scan(table=...) takes one of {sorted(schema.TABLES)}, got {table!r}"
         raise StoreError(msg)
     path = _store_path(store)
-    return pl.scan_parquet(counted_files(path, table), hive_partitioning=True, missing_columns="insert", schema=None)
+    # the table's full schema, so segments written by an older version (fewer columns) read with nulls there
+    return pl.scan_parquet(
+        counted_files(path, table),
+        hive_partitioning=True,
+        hive_schema={"date": pl.Date()},
+        missing_columns="insert",
+        schema=dict(schema.TABLES[table]),
+    )
 
 
 def counted_files(store: Path, table: str) -> list[Path]:

@@ -69,7 +69,9 @@ def ensure_schema_segments(store: Path) -> None:
     for table in schema.TABLES:
         folder = layout.table_dir(store, table) / layout.SCHEMA_PARTITION
         path = folder / layout.SCHEMA_SEGMENT
-        if path.exists():
+        # a store from an older version keeps an older schema segment: rewrite it, so the views (which name every
+        # column of this version) resolve over segments that lack the newer columns
+        if path.exists() and list(pl.read_parquet_schema(path)) == list(schema.TABLES[table]):
             continue
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{path.name}.{os.getpid()}.tmp"
