@@ -23,7 +23,7 @@ from pathlib import Path
 METRIC = "eval_pass:quality"
 
 
-def _run_cli_measured(store: str, metric: str) -> tuple[float, float, list[dict]]:
+def _run_cli_measured(store: str, metric: str) -> tuple[float, float, list[dict], float]:
     # os.wait4 gives this child's own peak RSS (communicate() would reap it first)
     exe = str(Path(sys.executable).with_name("loratrace"))
     out_path = Path(f"/tmp/drift-bench-{os.getpid()}.json")
@@ -40,7 +40,7 @@ def _run_cli_measured(store: str, metric: str) -> tuple[float, float, list[dict]
         raise SystemExit(f"loratrace drift exited with status {status}")
     rows = json.loads(out_path.read_text())
     out_path.unlink()
-    return elapsed, usage.ru_maxrss / 1024, rows
+    return elapsed, usage.ru_maxrss / 1024, rows, usage.ru_utime + usage.ru_stime
 
 
 def _pandas(store: str) -> tuple[float, float, object]:
@@ -53,6 +53,7 @@ def _pandas(store: str) -> tuple[float, float, object]:
     from loratrace.store.readers import counted_files
 
     started = time.perf_counter()
+    cpu_started = time.process_time()
     root = Path(store)
     spans = pd.concat(
         pd.read_parquet(
@@ -96,6 +97,7 @@ def _pandas(store: str) -> tuple[float, float, object]:
                          float(stats.norm.sf(z))))  # fmt: skip
     result = pd.DataFrame(rows, columns=["adapter", "adapter_id", "cohort", "metric", "n_base", "n_adapter", "p"])
     elapsed = time.perf_counter() - started
+    print(f"(pandas CPU {time.process_time() - cpu_started:.2f} s)")
     return elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, result
 
 
@@ -111,6 +113,7 @@ def main() -> None:
     runs = [_run_cli_measured(args.store, METRIC) for _ in range(args.repeats)]
     cli_seconds = statistics.median(r[0] for r in runs)
     cli_peak = max(r[1] for r in runs)
+    cli_cpu = statistics.median(r[3] for r in runs)
     rows = runs[0][2]
     pandas_seconds, pandas_peak, reference = _pandas(args.store)
     ours = {(r["adapter"], r["adapter_id"], r["cohort"], r["metric"]): (r["n_base"], r["n_adapter"]) for r in rows}
@@ -119,7 +122,7 @@ def main() -> None:
     regressed = [(r["adapter"], r["cohort"], r["metric"]) for r in rows if r["verdict"] == "regressed"]
     print(
         f"loratrace drift (CLI, fresh process): median {cli_seconds:.2f} s of {args.repeats}, "
-        f"peak RSS {cli_peak:,.0f} MiB"
+        f"peak RSS {cli_peak:,.0f} MiB, CPU {cli_cpu:.2f} s"
     )
     print(f"plain pandas, same cells and tests:    {pandas_seconds:.2f} s, peak RSS {pandas_peak:,.0f} MiB")
     print(f"speed-up: {pandas_seconds / cli_seconds:.1f}x; {len(theirs)} rows, counts agree: {agree}")

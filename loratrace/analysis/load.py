@@ -39,24 +39,23 @@ _GENERATION_VALUE_COLUMNS = (
 )
 
 
+_IS_ADAPTER = f"adapter_name IS NOT NULL AND coalesce(variant, '') <> '{semconv.VARIANT_BASE}'"
+KEY_SQL: dict[str, str] = {
+    "arm": f"CASE WHEN {_IS_ADAPTER} THEN 'adapter' ELSE 'base' END",
+    "adapter": f"CASE WHEN {_IS_ADAPTER} THEN adapter_name END",
+    "adapter_id": f"CASE WHEN {_IS_ADAPTER} THEN adapter_id END",
+    "cohort": f"coalesce(cohort, '{NONE_LABEL}')",
+    "route": f"coalesce(route_name, '{NONE_LABEL}')",
+    "prompt_version": "prompt_version",
+    "quantization": "CASE WHEN model_quantization_method IS NOT NULL "
+    "THEN concat_ws('/', model_quantization_method, CAST(model_quantization_bits AS VARCHAR)) END",
+    "base_model": f"coalesce(base_model_name, CASE WHEN NOT ({_IS_ADAPTER}) THEN model END)",
+}
+"""The arm keys as SQL over the store's columns: evaluated by Polars here and by the database for store cells."""
+
+
 def _arm_keys(frame: pl.LazyFrame) -> pl.LazyFrame:
-    is_adapter = pl.col("adapter_name").is_not_null() & (pl.col("variant").fill_null("") != semconv.VARIANT_BASE)
-    quantization = pl.when(pl.col("model_quantization_method").is_not_null()).then(
-        pl.concat_str(
-            [pl.col("model_quantization_method"), pl.col("model_quantization_bits").cast(pl.String)],
-            separator="/",
-            ignore_nulls=True,
-        )
-    )
-    return frame.with_columns(
-        pl.when(is_adapter).then(pl.lit("adapter")).otherwise(pl.lit("base")).alias("arm"),
-        pl.when(is_adapter).then(pl.col("adapter_name")).alias("adapter"),
-        pl.when(is_adapter).then(pl.col("adapter_id")).alias("adapter_id"),
-        pl.col("cohort").fill_null(NONE_LABEL),
-        pl.col("route_name").fill_null(NONE_LABEL).alias("route"),
-        quantization.alias("quantization"),
-        pl.coalesce(pl.col("base_model_name"), pl.when(~is_adapter).then(pl.col("model"))).alias("base_model"),
-    )
+    return frame.with_columns(pl.sql_expr(sql).alias(name) for name, sql in KEY_SQL.items())
 
 
 def _time_filter(frame: pl.LazyFrame, column: str, since: datetime | None, until: datetime | None) -> pl.LazyFrame:

@@ -11,8 +11,9 @@ import polars as pl
 
 from loratrace.analysis import load, metrics
 from loratrace.analysis._typing import Baseline, Traffic
-from loratrace.analysis.cells import cells, paired_cells
+from loratrace.analysis.cells import paired_cells
 from loratrace.analysis.drift import drift
+from loratrace.analysis.store_cells import store_cells
 
 DEFAULT_WINDOW = timedelta(hours=1)
 
@@ -61,14 +62,12 @@ def drift_for_store(
     ValueError
         An unknown metric.
     """
-    generations = load.load_generations(store, since=since, until=until, traffic=traffic)
     evals = load.load_evals(store, since=since, until=until, traffic=traffic)
     wants_evals = not metric_names or any(m.startswith(metrics.EVAL_PREFIXES) for m in metric_names)
     chosen = metrics.resolve(metric_names, eval_names(evals) if wants_evals else ())
-    # one pass over the spans: everything after works on the small cells frames
-    cell_frame, paired = pl.collect_all(
-        [cells(generations, evals, metrics=chosen, window=window), paired_cells(generations, evals, metrics=chosen)]
-    )
+    # the one pass over every span runs in the store's engine; everything after works on small frames
+    cell_frame, counts = store_cells(store, metrics=chosen, window=window, since=since, until=until, traffic=traffic)
+    paired = _paired_for_store(store, chosen, counts, since=since, until=until, traffic=traffic)
     if cell_frame.is_empty() and paired.is_empty():
         raise EmptySelectionError(_empty_window_message(store, since, until))
     _check_names("adapter", adapters, _present(cell_frame, paired, "adapter"))
@@ -90,6 +89,26 @@ def drift_for_store(
         min_effect=min_effect,
         min_relative_effect=min_relative_effect,
     )
+
+
+def _paired_for_store(
+    store: str | os.PathLike[str],
+    chosen: Sequence[metrics.Metric],
+    counts: dict[str, int],
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    traffic: Traffic,
+) -> pl.DataFrame:
+    """Paired cells, read only when the store holds replayed or mirrored generations at all."""
+    if not counts["replay_rows"] and not counts["shadow_rows"]:
+        return paired_cells(pl.LazyFrame(), None, metrics=[]).collect()
+    generations = load.load_generations(store, since=since, until=until, traffic=traffic)
+    evals = load.load_evals(store, since=since, until=until, traffic=traffic)
+    if not counts["shadow_rows"]:  # pairs by example id only: the other rows cannot pair
+        generations = generations.filter(pl.col("example_id").is_not_null())
+        evals = evals.filter(pl.col("example_id").is_not_null())
+    return paired_cells(generations, evals, metrics=chosen).collect()
 
 
 def _present(cell_frame: pl.DataFrame, paired: pl.DataFrame, column: str) -> list[str]:

@@ -18,7 +18,7 @@ import duckdb
 from loratrace import semconv
 from loratrace.store import layout, readlock, schema, visibility
 
-CATALOG_VERSION: Final = 3
+CATALOG_VERSION: Final = 4
 
 
 _FILE_COLUMN: Final = "_loratrace_file"

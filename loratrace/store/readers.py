@@ -96,6 +96,9 @@ def explain_error(con: duckdb.DuckDBPyConnection, exc: duckdb.Error) -> str:
     """DuckDB's message plus what exists: the views for an unknown table, the columns for a bad column."""
     message = str(exc).strip()
     lowered = message.lower()
+    outdated = _outdated_catalog(con)
+    if outdated:
+        return f"{message}\n{outdated}"
     if "table with name" in lowered or ("does not exist" in lowered and "table" in lowered):
         return f"{message}\nTables in this store: {', '.join(VIEWS)}"
     if "column" in lowered and ("not found" in lowered or "does not have a column" in lowered):
@@ -106,6 +109,22 @@ def explain_error(con: duckdb.DuckDBPyConnection, exc: duckdb.Error) -> str:
                 details.append(f"Columns of {view}: {', '.join(columns)}")
         return "\n".join([message, *details])
     return message
+
+
+def _outdated_catalog(con: duckdb.DuckDBPyConnection) -> str | None:
+    from loratrace.store.catalog import CATALOG_VERSION
+
+    try:
+        version = con.execute("SELECT max(version) FROM loratrace_catalog").fetchall()[0][0]
+    except duckdb.Error:
+        version = None
+    if version == CATALOG_VERSION:
+        return None
+    return (
+        f"This store's catalog was written by another loratrace version (catalog version {version}; this one reads "
+        f"{CATALOG_VERSION}): start `loratrace collect --store DIR` on it once with this version to rebuild the "
+        "catalog's views (the segments are kept as they are)."
+    )
 
 
 def scan(store: str | os.PathLike[str], table: str = "spans") -> pl.LazyFrame:
