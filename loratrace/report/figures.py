@@ -48,6 +48,8 @@ def _label(adapter: str | None) -> str:
 def forest_plot(drift: pl.DataFrame) -> str:
     """One panel per metric: each adapter × cohort's delta (adapter minus base) with its interval.
 
+    A row's flags (``simpson``, ``confounded:...``) follow its label, so a delta with no clean owner says so.
+
     Rows without an interval (``insufficient_data``) are drawn as a grey point at their delta when they have one.
     """
     from matplotlib.figure import Figure
@@ -60,9 +62,10 @@ def forest_plot(drift: pl.DataFrame) -> str:
         axes = figure.subplots(len(metrics), 1, squeeze=False, height_ratios=[max(r, 1) + 2 for r in rows_per_panel])
         for ax, metric in zip(axes[:, 0], metrics, strict=True):
             panel = drift.filter(pl.col("metric") == metric).sort("adapter", "cohort", descending=True)
+            flags = panel["flags"].to_list() if "flags" in panel.columns else [None] * panel.height
             labels = [
-                f"{_label(a)}{_id_suffix(drift, a, i)} · {c}"
-                for a, i, c in zip(panel["adapter"], panel["adapter_id"], panel["cohort"], strict=True)
+                f"{_label(a)}{_id_suffix(drift, a, i)} · {c}{_flag_suffix(f)}"
+                for a, i, c, f in zip(panel["adapter"], panel["adapter_id"], panel["cohort"], flags, strict=True)
             ]
             y = list(range(panel.height))
             for index, row in enumerate(panel.iter_rows(named=True)):
@@ -82,6 +85,10 @@ def forest_plot(drift: pl.DataFrame) -> str:
         ]
         figure.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False, fontsize=8)
         return _svg(figure)
+
+
+def _flag_suffix(flags: list[str] | None) -> str:
+    return f" [{', '.join(flags)}]" if flags else ""
 
 
 def _id_suffix(drift: pl.DataFrame, adapter: str | None, adapter_id: str | None) -> str:

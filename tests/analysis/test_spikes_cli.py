@@ -103,6 +103,8 @@ def test_bad_input_is_exit_code_2_with_a_hint(spike_store: Path, args: list[str]
         pytest.param(["--persistence", "5"], id="longer-than-the-spike"),
         pytest.param(["--min-change", "20"], id="a-21x-rise-needed"),
         pytest.param(["--min-n", "1000"], id="volume-floor-above-the-traffic"),
+        # one day of history: the same-hour baseline is still warming up on the second day
+        pytest.param(["--baseline", "same_hour"], id="same-hour-after-one-day"),
     ],
 )
 def test_the_knobs_reach_the_check(spike_store: Path, knob: list[str]) -> None:

@@ -36,7 +36,9 @@ def _reopened_by_this_version(store: Path) -> None:
 
 def test_segments_without_newer_columns_read_as_nulls(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    traffic = Traffic(start=datetime(2026, 11, 2, tzinfo=timezone.utc), duration=timedelta(hours=2), requests_per_hour=40)
+    traffic = Traffic(
+        start=datetime(2026, 11, 2, tzinfo=timezone.utc), duration=timedelta(hours=2), requests_per_hour=40
+    )
     written = write_store(traffic, store)
     _as_older_version(store)
     assert "example_id" not in pl.read_parquet(counted_files(store, "spans")[-1]).columns
