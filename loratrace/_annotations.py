@@ -41,16 +41,18 @@ def current_generation_span() -> Span | None:
 def mark_fallback(reason: str | None = None) -> None:
     """Mark the request as fallen back (usually from an adapter to the base model).
 
-    The current generation gets ``loratrace.fallback=true`` (and ``loratrace.fallback.reason``), and so does every
-    generation started later in the same scope: they all serve the fallen-back request.
+    The fallback is counted once: the current generation (the answer given up on) gets ``loratrace.fallback=true``
+    and ``loratrace.fallback.reason``; with no generation yet in the scope, the next generation gets them. Every
+    generation started later in the same scope gets ``loratrace.served_after_fallback=true``: it answers the
+    fallen-back request.
     """
     if reason is not None and not isinstance(reason, str):
         msg = f"loratrace.mark_fallback(reason=...) takes a string, got {type(reason).__name__} {reason!r}"
         raise ConfigurationError(msg)
     scope = current_scope()
-    if scope is not None:
-        scope.set_fallback(reason)
     span = current_generation_span()
+    if scope is not None:
+        scope.set_fallback(reason, carried=span is not None)
     if span is not None:
         span.set_attribute(semconv.FALLBACK, True)
         if reason:

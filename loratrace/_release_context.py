@@ -45,6 +45,7 @@ class Scope:
         "has_fallback",
         "parent",
         "pending_end_ns",
+        "pending_fallback",
         "pending_span",
         "schema_attempts",
     )
@@ -58,6 +59,8 @@ class Scope:
         self.schema_attempts = 0
         self.has_fallback = parent.has_fallback if parent else False
         self.fallback_reason = parent.fallback_reason if parent else None
+        # a fallback marked before any generation of the scope: the next generation carries it
+        self.pending_fallback = False
 
     def adopt_generation(self, span: Span, end_ns: int) -> None:
         """Keep ``span`` open as the scope's current generation; end the one it replaces."""
@@ -83,10 +86,19 @@ class Scope:
             self.schema_attempts += 1
             return self.schema_attempts
 
-    def set_fallback(self, reason: str | None) -> None:
+    def set_fallback(self, reason: str | None, *, carried: bool) -> None:
+        """The scope fell back; ``carried``: a current generation carries this fallback, else the next one will."""
         with self._lock:
             self.has_fallback = True
             self.fallback_reason = reason
+            if not carried:
+                self.pending_fallback = True
+
+    def take_fallback(self) -> tuple[bool, bool, str | None]:
+        """For a generation starting in the scope: (served after a fallback, carries a pending fallback, reason)."""
+        with self._lock:
+            carries, self.pending_fallback = self.pending_fallback, False
+            return self.has_fallback, carries, self.fallback_reason
 
 
 # read directly by the generation code on every model call (a function call around it costs there)

@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import logging
 import os
+import sys
 import threading
 import time
 import warnings
@@ -26,8 +27,10 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from loratrace._export_outcome import EndpointWatch, WatchedMetricExporter, WatchedSpanExporter
 from loratrace._finisher import finisher
 from loratrace.errors import ConfigurationError, LoratraceWarning, StoreError
+from loratrace.semconv import OPENINFERENCE_PROJECT_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -51,14 +54,22 @@ class Instrumentation:
     instrumentors: dict[str, BaseInstrumentor] = field(default_factory=dict)
     owns_tracer_provider: bool = False
     owns_meter_provider: bool = False
+    # the endpoints of loratrace's own OTLP exporters (one per distinct host and port): their failed exports
+    endpoint_watches: tuple[EndpointWatch, ...] = ()
+    _failures_reported: int = 0
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Export everything recorded so far; True when every exporter confirmed in time. Returns within
-        ``timeout_millis`` (the exports it started go on in the background)."""
+        """Export everything recorded so far; True when every exporter confirmed in time and no export of
+        loratrace's own exporters failed since the last flush. Returns within ``timeout_millis`` (the exports it
+        started go on in the background)."""
         deadline = time.monotonic() + timeout_millis / 1000
         done = finisher.drain(timeout_millis / 1000)
         for provider in (self.tracer_provider, self.meter_provider):
             done = _flush_provider(provider, deadline) and done
+        if self.endpoint_watches:
+            failures = sum(watch.failed_exports for watch in self.endpoint_watches)
+            done = done and failures == self._failures_reported
+            self._failures_reported = failures
         return done
 
 
@@ -107,7 +118,11 @@ def _resource(service_name: str | None) -> Resource:
     attributes: dict[str, Any] = {}
     if service_name:
         attributes[SERVICE_NAME] = service_name
-    return Resource.create(attributes)  # merges OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES
+    resource = Resource.create(attributes)  # merges OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES
+    if OPENINFERENCE_PROJECT_NAME in resource.attributes:
+        return resource
+    # Phoenix files spans by this project name and puts every service without one in "default"
+    return resource.merge(Resource({OPENINFERENCE_PROJECT_NAME: resource.attributes[SERVICE_NAME]}))
 
 
 def _resolve_protocol(protocol: str | None) -> Protocol:
@@ -122,8 +137,16 @@ def _resolve_protocol(protocol: str | None) -> Protocol:
     return chosen  # type: ignore[return-value]
 
 
+_SIGNAL_PATHS = ("/v1/traces", "/v1/metrics")
+
+
 def _signal_endpoint(endpoint: str | None, protocol: Protocol, signal: str) -> str | None:
-    """The per-signal URL for an explicit endpoint; None lets the exporter read OTEL_* or use our default."""
+    """The per-signal URL for an explicit endpoint; None lets the exporter read OTEL_* or use our default.
+
+    ``endpoint`` is a base URL (``http://host:4318``, like ``OTEL_EXPORTER_OTLP_ENDPOINT``) or a per-signal one
+    (``http://host:6006/v1/traces``, like ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, and what Phoenix prints): the
+    signal path is taken off and each signal's own put on, so neither form posts to ``/v1/traces/v1/traces``.
+    """
     env_base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     env_signal = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT")
     if endpoint is None and (env_signal or env_base):
@@ -132,9 +155,44 @@ def _signal_endpoint(endpoint: str | None, protocol: Protocol, signal: str) -> s
     if not base.startswith(("http://", "https://")):
         msg = f"loratrace.instrument(endpoint=...) must start with http:// or https://, got {base!r}"
         raise ConfigurationError(msg)
+    base = base.rstrip("/")
+    for path in _SIGNAL_PATHS:
+        if base.endswith(path):
+            base = base[: -len(path)]
+            break
     if protocol == "grpc":
         return base
-    return base.rstrip("/") + f"/v1/{signal}"
+    return base + f"/v1/{signal}"
+
+
+def _effective_url(endpoint: str | None, protocol: Protocol, signal: str) -> str:
+    """The URL the exporter of ``signal`` will post to, for telling the user when nothing listens there."""
+    url = _signal_endpoint(endpoint, protocol, signal)
+    if url is not None:
+        return url
+    env_signal = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT")
+    if env_signal:
+        return env_signal
+    base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").rstrip("/")
+    return base if protocol == "grpc" else f"{base}/v1/{signal}"
+
+
+ExporterName = Literal["otlp", "console", "none"]
+_EXPORTER_NAMES: tuple[ExporterName, ...] = ("otlp", "console", "none")
+
+
+def _exporters(signal: str) -> list[ExporterName]:
+    """``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER``: a comma-separated list, ``otlp`` by default."""
+    variable = f"OTEL_{signal.upper()}_EXPORTER"
+    raw = os.environ.get(variable, "").strip() or "otlp"
+    names = [name.strip().lower() for name in raw.split(",") if name.strip()]
+    unknown = [name for name in names if name not in _EXPORTER_NAMES]
+    if unknown:
+        msg = f"{variable} must list otlp, console or none (comma-separated), got {raw!r}"
+        raise ConfigurationError(msg)
+    if "none" in names:
+        return []
+    return names  # type: ignore[return-value]
 
 
 def _span_exporter(endpoint: str | None, protocol: Protocol, headers: Mapping[str, str] | None) -> Any:
@@ -153,9 +211,7 @@ def _span_exporter(endpoint: str | None, protocol: Protocol, headers: Mapping[st
     return OTLPSpanExporter(**kwargs)
 
 
-def _metric_reader(endpoint: str | None, protocol: Protocol, headers: Mapping[str, str] | None) -> Any:
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-
+def _metric_exporter(endpoint: str | None, protocol: Protocol, headers: Mapping[str, str] | None) -> Any:
     url = _signal_endpoint(endpoint, protocol, "metrics")
     kwargs: dict[str, Any] = {"headers": dict(headers)} if headers else {}
     if url is not None:
@@ -167,10 +223,52 @@ def _metric_reader(endpoint: str | None, protocol: Protocol, headers: Mapping[st
 
         if url is not None and url.startswith("http://"):
             kwargs["insecure"] = True
-        return PeriodicExportingMetricReader(GrpcMetricExporter(**kwargs))
+        return GrpcMetricExporter(**kwargs)
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-    return PeriodicExportingMetricReader(OTLPMetricExporter(**kwargs))
+    return OTLPMetricExporter(**kwargs)
+
+
+def _own_tracer_provider(
+    endpoint: str | None,
+    protocol: Protocol,
+    headers: Mapping[str, str] | None,
+    resource: Resource,
+    watch: EndpointWatch,
+) -> TracerProvider:
+    """loratrace's tracer provider, exporting as ``OTEL_TRACES_EXPORTER`` says (OTLP by default)."""
+    provider = TracerProvider(resource=resource)
+    for name in _exporters("traces"):
+        if name == "otlp":
+            exporter = WatchedSpanExporter(_span_exporter(endpoint, protocol, headers), watch)
+        else:
+            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+            exporter = ConsoleSpanExporter(out=sys.stdout)  # the stdout of now, not of the SDK's import
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+def _own_meter_provider(
+    endpoint: str | None,
+    protocol: Protocol,
+    headers: Mapping[str, str] | None,
+    resource: Resource,
+    watch: EndpointWatch,
+) -> MeterProvider | None:
+    """loratrace's meter provider, exporting as ``OTEL_METRICS_EXPORTER`` says; None for ``none``."""
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
+
+    readers = []
+    for name in _exporters("metrics"):
+        if name == "otlp":
+            exporter: Any = WatchedMetricExporter(_metric_exporter(endpoint, protocol, headers), watch)
+        else:
+            exporter = ConsoleMetricExporter(out=sys.stdout)
+        readers.append(PeriodicExportingMetricReader(exporter))
+    if not readers:
+        return None
+    return MeterProvider(metric_readers=readers, resource=resource)
 
 
 def _available(names: Sequence[str] | None) -> list[str]:
@@ -226,6 +324,9 @@ def instrument(
         chosen = _available(libraries)
         chosen_protocol = _resolve_protocol(protocol)
         owns_tracer = owns_meter = False
+        traces_watch = EndpointWatch(_effective_url(endpoint, chosen_protocol, "traces"))
+        metrics_watch = traces_watch.for_url(_effective_url(endpoint, chosen_protocol, "metrics"))
+        watches: list[EndpointWatch] = []
         if tracer_provider is None:
             global_provider = trace.get_tracer_provider()
             if isinstance(global_provider, TracerProvider) and store is None:
@@ -245,24 +346,32 @@ def instrument(
                         raise StoreError(msg) from exc
                     sdk_provider.add_span_processor(BatchSpanProcessor(store_exporter))
                 else:
-                    exporter = _span_exporter(endpoint, chosen_protocol, headers)
-                    sdk_provider.add_span_processor(BatchSpanProcessor(exporter))
+                    sdk_provider = _own_tracer_provider(
+                        endpoint, chosen_protocol, headers, _resource(service_name), traces_watch
+                    )
+                    watches.append(traces_watch)
                 tracer_provider, owns_tracer = sdk_provider, True
         if meter_provider is None:
             global_meter_provider = metrics.get_meter_provider()
+            own_meter = None
             if isinstance(global_meter_provider, MeterProvider):
                 meter_provider = global_meter_provider
-            elif store is not None:
+            elif store is None:
+                own_meter = _own_meter_provider(
+                    endpoint, chosen_protocol, headers, _resource(service_name), metrics_watch
+                )
+            if own_meter is not None:
+                meter_provider, owns_meter = own_meter, True
+                if metrics_watch not in watches:
+                    watches.append(metrics_watch)
+            elif meter_provider is None:
                 meter_provider = metrics.NoOpMeterProvider()
-            else:
-                reader = _metric_reader(endpoint, chosen_protocol, headers)
-                meter_provider = MeterProvider(metric_readers=[reader], resource=_resource(service_name))
-                owns_meter = True
         state = Instrumentation(
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
             owns_tracer_provider=owns_tracer,
             owns_meter_provider=owns_meter,
+            endpoint_watches=tuple(watches),
         )
         for name in chosen:
             module_name, class_name, _ = _INSTRUMENTORS[name]
@@ -282,20 +391,47 @@ def instrument(
         return state
 
 
-def uninstrument() -> None:
-    """Undo ``loratrace.instrument()``: remove every patch, flush and shut down the providers it created."""
+def uninstrument(*, timeout_millis: int = 5_000) -> None:
+    """Undo ``loratrace.instrument()``: remove every patch, flush and shut down the providers it created.
+
+    Returns within ``timeout_millis``: the providers' shutdown exports what is pending, and with an endpoint that
+    hangs (or refuses, and is retried) the SDK waits its exporter's timeout per batch (17 s, 10.7 s when
+    refused). What is still being exported at the deadline finishes, or is dropped, in the background.
+    """
     global _state
     with _lock:
         state, _state = _state, None
     if state is None:
         return
+    deadline = time.monotonic() + timeout_millis / 1000
     for instrumentor in state.instrumentors.values():
         instrumentor.uninstrument()
-    finisher.drain()
+    finisher.drain(max(0.0, deadline - time.monotonic()))
     if state.owns_tracer_provider:
-        state.tracer_provider.shutdown()  # type: ignore[attr-defined]
+        _call_until(state.tracer_provider.shutdown, deadline)  # type: ignore[attr-defined]
     if state.owns_meter_provider:
-        state.meter_provider.shutdown()  # type: ignore[attr-defined]
+        _call_until(state.meter_provider.shutdown, deadline)  # type: ignore[attr-defined]
+
+
+def _call_until(call: Any, deadline: float) -> None:
+    """Run ``call`` on a daemon thread, waiting for it until ``deadline`` (monotonic) at most."""
+    thread = threading.Thread(target=_logged(call), name="loratrace-shutdown", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:  # no new threads at interpreter shutdown (an atexit handler): run it here
+        _logged(call)()
+        return
+    thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _logged(call: Any) -> Any:
+    def run() -> None:
+        try:
+            call()
+        except Exception:
+            logger.warning("loratrace could not shut down %r", call, exc_info=True)
+
+    return run
 
 
 def force_flush(timeout_millis: int = 30_000) -> bool:

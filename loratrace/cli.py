@@ -26,7 +26,7 @@ def cli() -> None:
     Examples:
         loratrace demo                                  # the whole path on a local tiny model
         loratrace collect --store ./traces              # OTLP receiver on 127.0.0.1:4318 / :4317
-        loratrace sql --store ./traces "SELECT adapter_name, count(*) FROM spans GROUP BY 1"
+        loratrace sql --store ./traces "SELECT adapter_name, count(*) FROM generations GROUP BY 1"
     """
 
 
@@ -44,34 +44,51 @@ def cli() -> None:
     default=None,
     help="Also serve through vLLM's offline engine (default: when vLLM is installed).",
 )
-def demo(workdir: str, use_vllm: bool | None) -> None:
+@click.option("--fresh", is_flag=True, help="Remove the store an earlier run left in the workdir first.")
+def demo(workdir: str, use_vllm: bool | None, fresh: bool) -> None:
     """Serve a few prompts through a local tiny model and two LoRA adapters, instrumented, and show the spans.
 
     Builds the tiny Llama and adapters on local disk (no download), so it runs offline. Then adds a day of
     simulated traffic (service loratrace-traffic) with a planted regression and a planted spike, shows drift and
     spikes find them, and writes report.html into the workdir.
 
+    A second run adds to the store the first one left (it says so); --fresh starts over.
+
     \b
     Example:
         loratrace demo --workdir /tmp/loratrace-demo
+        loratrace demo --fresh                          # forget the earlier runs' spans
     """
     from loratrace.demo.walkthrough import run_demo
 
-    run_demo(workdir, use_vllm=use_vllm)
+    run_demo(workdir, use_vllm=use_vllm, fresh=fresh)
 
 
-def _address(value: str, flag: str) -> tuple[str, int]:
+def _address(value: str, flag: str) -> tuple[str, int] | None:
+    if value.strip().lower() == "off":
+        return None
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        msg = f"{flag} takes HOST:PORT (e.g. 127.0.0.1:4318), got {value!r}"
+        msg = f"{flag} takes HOST:PORT (e.g. 127.0.0.1:4318) or off, got {value!r}"
         raise click.ClickException(msg)
     return host.strip("[]"), int(port)
 
 
 @cli.command()
-@click.option("--store", required=True, type=click.Path(file_okay=False), help="Folder of the span store.")
-@click.option("--http", "http_address", default="127.0.0.1:4318", show_default=True, help="OTLP/HTTP HOST:PORT.")
-@click.option("--grpc", "grpc_address", default="127.0.0.1:4317", show_default=True, help="OTLP/gRPC HOST:PORT.")
+@click.option(
+    "--store",
+    required=True,
+    envvar="LORATRACE_STORE",
+    show_envvar=True,
+    type=click.Path(file_okay=False),
+    help="Folder of the span store.",
+)
+@click.option(
+    "--http", "http_address", default="127.0.0.1:4318", show_default=True, help="OTLP/HTTP HOST:PORT, or off."
+)
+@click.option(
+    "--grpc", "grpc_address", default="127.0.0.1:4317", show_default=True, help="OTLP/gRPC HOST:PORT, or off."
+)
 @click.option("--retention-days", type=click.IntRange(min=1), default=None, help="Delete days older than this.")
 @click.option(
     "--auth-token",
@@ -89,6 +106,20 @@ def _address(value: str, flag: str) -> tuple[str, int]:
     show_default=True,
     help="Largest export request accepted (after gzip decompression).",
 )
+@click.option(
+    "--max-span-attributes",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="Attributes kept per span, event and link; the rest are dropped and counted, as the SDK's limit does.",
+)
+@click.option(
+    "--max-attribute-length",
+    type=click.IntRange(min=1),
+    default=1 << 20,
+    show_default=True,
+    help="Characters kept of a string attribute value (bytes of a bytes value); longer ones are cut.",
+)
 def collect(
     store: str,
     http_address: str,
@@ -98,6 +129,8 @@ def collect(
     tls_cert: str | None,
     tls_key: str | None,
     max_request_bytes: int,
+    max_span_attributes: int,
+    max_attribute_length: int,
 ) -> None:
     """Receive OTLP traces and metrics (HTTP and gRPC) into a durable, SQL-queryable store.
 
@@ -107,30 +140,36 @@ def collect(
     \b
     Example:
         loratrace collect --store ./traces
+        loratrace collect --store ./traces --grpc off     # OTLP/HTTP only (4317 taken by Phoenix or Jaeger)
         loratrace collect --store ./traces --http 0.0.0.0:4318 --auth-token "$TOKEN" --retention-days 30
     """
+    from loratrace.collector.limits import AttributeLimits
     from loratrace.collector.service import CollectorSettings, run_collector
     from loratrace.errors import CollectorError
 
+    http, grpc = _address(http_address, "--http"), _address(grpc_address, "--grpc")
+    if http is None and grpc is None:
+        msg = "--http off and --grpc off leave nothing to receive on; keep at least one"
+        raise click.BadParameter(msg, param_hint="--http / --grpc")
     settings = CollectorSettings(
         store=store,
-        http=_address(http_address, "--http"),
-        grpc=_address(grpc_address, "--grpc"),
+        http=http,
+        grpc=grpc,
         auth_token=auth_token or None,
         tls_cert=tls_cert,
         tls_key=tls_key,
         max_request_bytes=max_request_bytes,
         retention_days=retention_days,
+        attribute_limits=AttributeLimits(max_attributes=max_span_attributes, max_value_length=max_attribute_length),
     )
 
     def ready(collector: object) -> None:
-        http_port = getattr(collector, "http_port", None)
-        grpc_port = getattr(collector, "grpc_port", None)
-        click.echo(
-            f"loratrace collector: OTLP/HTTP on {settings.http[0]}:{http_port}, OTLP/gRPC on "  # type: ignore[index]
-            f"{settings.grpc[0]}:{grpc_port}, store {store}",  # type: ignore[index]
-            err=True,
-        )
+        receivers = [
+            f"{name} on {address[0]}:{getattr(collector, port)}"
+            for name, address, port in (("OTLP/HTTP", http, "http_port"), ("OTLP/gRPC", grpc, "grpc_port"))
+            if address is not None
+        ]
+        click.echo(f"loratrace collector: {', '.join(receivers)}, store {store}", err=True)
 
     try:
         run_collector(settings, on_ready=ready)
@@ -139,7 +178,14 @@ def collect(
 
 
 @cli.command()
-@click.option("--store", required=True, type=click.Path(file_okay=False), help="Folder of the span store.")
+@click.option(
+    "--store",
+    required=True,
+    envvar="LORATRACE_STORE",
+    show_envvar=True,
+    type=click.Path(file_okay=False),
+    help="Folder of the span store.",
+)
 @click.option(
     "--format",
     "output_format",
@@ -148,13 +194,22 @@ def collect(
     show_default=True,
     help="Output format.",
 )
+@click.option(
+    "--full-engine",
+    is_flag=True,
+    default=False,
+    help="Run any DuckDB statement, on any file (COPY, ATTACH, read_text ...); by default SQL only reads the store.",
+)
 @click.argument("statement")
-def sql(store: str, output_format: str, statement: str) -> None:
-    """Run SQL over the store's views: spans, span_events, span_links, evals, metrics.
+def sql(store: str, output_format: str, full_engine: bool, statement: str) -> None:
+    """Run SQL over the store's views: generations, spans, span_events, span_links, evals, metrics.
+
+    Only statements that read (SELECT, EXPLAIN) run, and they reach no file outside the store, unless
+    --full-engine.
 
     \b
     Example:
-        loratrace sql --store ./traces "SELECT adapter_name, count(*) AS n FROM spans GROUP BY 1"
+        loratrace sql --store ./traces "SELECT adapter_name, count(*) AS n FROM generations GROUP BY 1"
         loratrace sql --store ./traces --format json "SELECT * FROM evals LIMIT 5"
     """
     from loratrace.errors import StoreError
@@ -162,7 +217,7 @@ def sql(store: str, output_format: str, statement: str) -> None:
     from loratrace.store.sql_output import render
 
     try:
-        frame = query(store, statement)
+        frame = query(store, statement, full_engine=full_engine)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(render(frame, output_format), nl=False)
@@ -481,6 +536,84 @@ def report(store: str, html_file: str, window_text: str, title: str) -> None:
     except StoreError as exc:
         raise BadInput(str(exc)) from exc
     click.echo(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
+
+
+# --- first run and interop (issue 13): status, vllm serve ----------------------------------------------------
+
+
+@cli.command()
+@store_option
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+def status(store: str, output_format: str) -> None:
+    """Show a store's size, span count and newest span, and the counters of the collector writing it.
+
+    \b
+    Example:
+        loratrace status --store ./traces
+        LORATRACE_STORE=./traces loratrace status --format json
+    """
+    import json
+
+    from loratrace.errors import StoreError
+    from loratrace.store.status import render_status, store_status
+
+    try:
+        found = store_status(store)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if output_format == "json":
+        click.echo(json.dumps(found.as_dict(), default=str))
+    else:
+        click.echo(render_status(found), nl=False)
+
+
+@cli.group()
+def vllm() -> None:
+    """vLLM with loratrace on.
+
+    \b
+    Example:
+        loratrace vllm serve ./base --enable-lora --lora-modules a1=./adapters/a1
+    """
+
+
+@vllm.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+    add_help_option=False,
+)
+@click.argument("vllm_arguments", nargs=-1, type=click.UNPROCESSED)
+def serve(vllm_arguments: tuple[str, ...]) -> None:
+    """Run vLLM's OpenAI-compatible server (`vllm serve`) with loratrace on.
+
+    Every argument goes unchanged to `vllm serve` (see `vllm serve --help`). loratrace adds: one SERVER span per
+    completion / chat request naming the adapter that served it (name, content-hash id, rank, alpha, target
+    modules, base model, variant), token counts, finish reasons and time to first token; spans for adapter
+    loads and unloads (the static --lora-modules included); vLLM's own llm_request span (--otlp-traces-endpoint)
+    enriched with the adapter; GenAI histograms labelled by adapter. Spans and metrics go over OTLP as the
+    OTEL_EXPORTER_OTLP_* / OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER variables say (default
+    http://127.0.0.1:4318, where `loratrace collect` listens); the service name is OTEL_SERVICE_NAME or
+    vllm-server. On vLLM's CPU build set VLLM_CPU_KVCACHE_SPACE (GiB of KV cache): its default reserves most of
+    the machine's memory and fails on a small one.
+
+    \b
+    Example:
+        VLLM_CPU_KVCACHE_SPACE=1 loratrace vllm serve ./base --enable-lora \\
+            --lora-modules a1=./adapters/a1 a2=./adapters/a2
+    """
+    from loratrace.instrumentation.vllm.serve import main as serve_main
+
+    if vllm_arguments in (("--help",), ("-h",)):
+        click.echo(click.get_current_context().get_help())
+        click.echo("\nvLLM's own options: `loratrace vllm serve --help=all` (or a group: --help=ModelConfig).")
+        return
+    serve_main(list(vllm_arguments))
 
 
 def main() -> None:

@@ -81,6 +81,13 @@ METRIC_ADAPTER_LOAD_DURATION: Final = "loratrace.adapter.load.duration"
 # --- OpenInference ---------------------------------------------------------------
 OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
 OPENINFERENCE_SPAN_KIND_LLM: Final = "LLM"
+LANGFUSE_OBSERVATION_TYPE: Final = "langfuse.observation.type"
+"""Langfuse's observation type: set to ``span`` on vLLM's ``llm_request`` span when loratrace's server span is
+the request's generation, so a request counts once there."""
+LANGFUSE_OBSERVATION_TYPE_SPAN: Final = "span"
+OPENINFERENCE_PROJECT_NAME: Final = "openinference.project.name"
+"""Resource attribute: the Phoenix project spans are filed under; loratrace sets it from ``service.name`` on the
+providers it builds itself, unless given (``OTEL_RESOURCE_ATTRIBUTES``)."""
 LLM_MODEL_NAME: Final = "llm.model_name"
 """Equal to ``gen_ai.response.model``."""
 LLM_PROVIDER: Final = "llm.provider"
@@ -120,7 +127,14 @@ COHORT: Final = "loratrace.cohort"
 VARIANT: Final = "loratrace.variant"
 """``base``, ``adapter`` or ``shadow``."""
 FALLBACK: Final = "loratrace.fallback"
+"""True on exactly one generation per ``mark_fallback()``: the one it was called for (whose answer was abandoned),
+or, when the scope had no generation yet, the first one after it. ``WHERE fallback`` counts fallbacks; false on
+every other generation."""
 FALLBACK_REASON: Final = "loratrace.fallback.reason"
+"""The reason given to ``mark_fallback()``, on the generation that carries ``loratrace.fallback=true``."""
+SERVED_AFTER_FALLBACK: Final = "loratrace.served_after_fallback"
+"""True on every generation started in a scope after it fell back: it answers the fallen-back request (usually
+from the base model). ``WHERE served_after_fallback`` counts the fallback answers, not the fallbacks."""
 PROMPT_VERSION: Final = "loratrace.prompt.version"
 DATASET_VERSION: Final = "loratrace.dataset.version"
 EXAMPLE_ID: Final = "loratrace.example.id"

@@ -66,6 +66,7 @@ class OtlpReceiver:
     # decoded but not answered until it is set; ``request_arrived`` is set by every request.
     answer_gate: threading.Event | None = None
     request_arrived: threading.Event = field(default_factory=threading.Event)
+    paths: list[str] = field(default_factory=list)  # every request's path, in arrival order
 
     def add_traces(self, body: bytes) -> None:
         request = ExportTraceServiceRequest()
@@ -144,6 +145,8 @@ def _handler(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             if self.headers.get("Content-Encoding") == "gzip":
                 body = gzip.decompress(body)
+            with receiver.lock:
+                receiver.paths.append(self.path)
             if self.path == "/v1/traces":
                 receiver.add_traces(body)
             elif self.path == "/v1/metrics":

@@ -42,7 +42,7 @@ def test_demo_serves_base_and_adapters_through_both_stacks_into_the_store(tmp_pa
     generations = query(
         store,
         "SELECT provider_name, coalesce(adapter_name, 'base') AS served, adapter_id, variant, count(*) AS n "
-        f"FROM spans WHERE operation_name IS NOT NULL AND {REAL} GROUP BY ALL ORDER BY ALL",
+        f"FROM generations WHERE {REAL} GROUP BY ALL ORDER BY ALL",
     ).rows()
     prompts = sum(len(p) for p in PROMPTS.values())
     cohorts = len(PROMPTS)
@@ -56,8 +56,13 @@ def test_demo_serves_base_and_adapters_through_both_stacks_into_the_store(tmp_pa
         ("vllm", "a2", ids["a2"], "adapter", prompts),
         ("vllm", "base", None, "base", prompts),
     ]
-    (fallbacks,) = query(store, f"SELECT count(*) FROM spans WHERE fallback AND {REAL}").row(0)
-    assert fallbacks == 2
+    # one fallback (a2's abandoned answer), answered once by the base model
+    fallbacks = query(store, f"SELECT adapter_name, fallback_reason FROM generations WHERE fallback AND {REAL}").rows()
+    assert fallbacks == [("a2", "schema_invalid")]
+    answers = query(
+        store, f"SELECT adapter_name, variant FROM generations WHERE served_after_fallback AND {REAL}"
+    ).rows()
+    assert answers == [(None, "base")]
     evals = query(store, f"SELECT coalesce(adapter_name, 'base'), passed FROM evals WHERE {REAL} ORDER BY 1, 2").rows()
     assert [name for name, _ in evals] == ["a2", "a2", "base"]
     assert "Which adapter served how much" in result.stdout
@@ -97,3 +102,35 @@ def test_demo_plants_a_regression_and_a_spike_that_the_analyses_find(tmp_path: P
     text = page.read_text("utf-8")
     assert 'data-plot="spikes:sim-a2:fallback_rate"' in text
     assert 'data-plot="latency"' in text
+
+
+def test_a_second_demo_run_says_it_adds_to_the_store_and_fresh_starts_over(tmp_path: Path) -> None:
+    """A second ``make demo`` silently doubled every count."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from loratrace.store.embedded import StoreSpanExporter
+
+    workdir = tmp_path / "demo"
+    earlier = TracerProvider()  # what an earlier run left: a real store with a span in it
+    earlier.add_span_processor(SimpleSpanProcessor(StoreSpanExporter(workdir / "store")))
+    earlier.get_tracer("earlier-run").start_span("from an earlier run").end()
+    earlier.shutdown()
+    demo = [str(Path(sys.executable).parent / "loratrace"), "demo", "--no-vllm", "--workdir", str(workdir)]
+
+    def run(*extra: str) -> str:
+        result = subprocess.run([*demo, *extra], capture_output=True, text=True, timeout=600, check=False)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout
+
+    added = run()
+    assert f"{workdir / 'store'} already holds 1 spans from earlier runs: this run adds to them" in added
+    assert "loratrace demo --fresh starts over" in added
+    names = query(workdir / "store", "SELECT name FROM spans")["name"].to_list()
+    assert "from an earlier run" in names
+    fresh = run("--fresh")
+    assert "starting fresh: removed the earlier runs' store" in fresh
+    assert "already holds" not in fresh
+    after = query(workdir / "store", "SELECT name FROM spans")["name"].to_list()
+    assert "from an earlier run" not in after
+    assert len(after) == len(names) - 1  # this run's spans only

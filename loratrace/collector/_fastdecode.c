@@ -419,59 +419,56 @@ static int kv_parse_push(KVList *l, const uint8_t *p, size_t n) {
     return 0;
 }
 
-/* 1 when two entries share a key (the rare case kv_dedup must resolve) */
-static int kv_has_duplicates(const KV *items, size_t n) {
+/* Duplicate keys, found with an open-addressing table of entry indexes: on the stack for the usual short
+ * lists, on the heap for long ones, so a span with a million attributes costs linear time (a pairwise scan
+ * once took 500 s for it and stalled the store writer). Returns 1 when a key repeats, 0 when none does, -2 on
+ * a memory error. With `resolve`, the first occurrence of a key takes the last occurrence's value and the
+ * later ones are marked `skip`, which is how Python's dict treats repeated keys. */
+static int kv_find_duplicates(KV *items, size_t n, int resolve) {
     if (n < 2) return 0;
-    if (n > 128) return 1;
-    uint32_t slots[256];
-    memset(slots, 0xff, sizeof slots);
-    for (size_t i = 0; i < n; i++) {
-        uint32_t s = (uint32_t)(items[i].h & 255);
-        while (slots[s] != 0xffffffffu) {
-            const KV *o = &items[slots[s]];
-            if (o->h == items[i].h && o->key_n == items[i].key_n && memcmp(o->key, items[i].key, o->key_n) == 0)
-                return 1;
-            s = (s + 1) & 255;
+    uint32_t stack_slots[256];
+    uint32_t *slots = stack_slots;
+    size_t size = 256;
+    if (n > 128) {
+        if (n > (size_t)UINT32_MAX / 4) {
+            PyErr_SetString(PyExc_OverflowError, "too many attributes in one list");
+            return -2;
         }
-        slots[s] = (uint32_t)i;
+        size = 512;
+        while (size < 2 * n) size *= 2;
+        slots = malloc(size * sizeof(uint32_t));
+        if (!slots) {
+            PyErr_NoMemory();
+            return -2;
+        }
     }
-    return 0;
-}
-
-/* mark earlier duplicates of a key so that only one entry per key is emitted, with the last value */
-static void kv_dedup(KV *items, size_t n) {
-    if (n < 2) return;
-    uint32_t slots[256];
+    memset(slots, 0xff, size * sizeof(uint32_t));
+    size_t mask = size - 1;
     int dup = 0;
-    if (n <= 128) {
-        memset(slots, 0xff, sizeof slots);
-        for (size_t i = 0; i < n && !dup; i++) {
-            uint32_t s = (uint32_t)(items[i].h & 255);
-            while (slots[s] != 0xffffffffu) {
-                KV *o = &items[slots[s]];
-                if (o->h == items[i].h && o->key_n == items[i].key_n &&
-                    memcmp(o->key, items[i].key, o->key_n) == 0) {
-                    dup = 1;
-                    break;
-                }
-                s = (s + 1) & 255;
-            }
-            slots[s] = (uint32_t)i;
-        }
-        if (!dup) return;
-    }
-    /* rare: resolve in O(n^2). The first occurrence takes the last occurrence's value. */
     for (size_t i = 0; i < n; i++) {
-        if (items[i].skip) continue;
-        for (size_t j = i + 1; j < n; j++) {
-            if (items[j].h == items[i].h && items[j].key_n == items[i].key_n &&
-                memcmp(items[j].key, items[i].key, items[i].key_n) == 0) {
-                items[i].val = items[j].val;
-                items[i].val_n = items[j].val_n;
-                items[j].skip = 1;
+        size_t s = (size_t)(items[i].h & mask);
+        int found = 0;
+        while (slots[s] != 0xffffffffu) {
+            KV *o = &items[slots[s]];
+            if (o->h == items[i].h && o->key_n == items[i].key_n && memcmp(o->key, items[i].key, o->key_n) == 0) {
+                found = 1;
+                break;
             }
+            s = (s + 1) & mask;
         }
+        if (!found) {
+            slots[s] = (uint32_t)i;
+            continue;
+        }
+        dup = 1;
+        if (!resolve) break;
+        KV *first = &items[slots[s]];
+        first->val = items[i].val;
+        first->val_n = items[i].val_n;
+        items[i].skip = 1;
     }
+    if (slots != stack_slots) free(slots);
+    return dup;
 }
 
 typedef struct {
@@ -578,7 +575,8 @@ static int emit_any(Work *w, Buf *b, const uint8_t *p, size_t n, int depth) {
  * they are checked here (upb rejects a request with, say, bad UTF-8 in any of them) */
 static int kv_dedup_checked(Work *w, size_t first) {
     size_t n = w->kvs.n - first;
-    if (!kv_has_duplicates(w->kvs.items + first, n)) return 0;
+    int dup = kv_find_duplicates(w->kvs.items + first, n, 0);
+    if (dup <= 0) return dup;
     Buf *b = &w->check;
     for (size_t i = first; i < first + n; i++) {
         if (w->kvs.items[i].val == NULL) continue;
@@ -586,8 +584,7 @@ static int kv_dedup_checked(Work *w, size_t first) {
         int rc = emit_any(w, b, w->kvs.items[i].val, w->kvs.items[i].val_n, 1);
         if (rc) return rc;
     }
-    kv_dedup(w->kvs.items + first, n);
-    return 0;
+    return kv_find_duplicates(w->kvs.items + first, n, 1) < 0 ? -2 : 0;
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -1924,9 +1921,203 @@ static PyTypeObject KeyWindowType = {
     .tp_methods = KeyWindow_methods,
 };
 
+/* ---------------------------------------------------------------------------------------------------------
+ * request scans for the receivers: what a request will cost to parse, and whether any span is over the
+ * attribute limits, read from the wire bytes before upb builds a single message
+ */
+
+#define SCAN_DEPTH 32
+
+/* messages nested in p..n (n itself excluded), counting every length-delimited field whose bytes parse as a
+ * message: an upper bound of what upb allocates (strings that happen to parse are counted too). Visits each
+ * byte at most once per level of nesting. -1 when p..n is not a message. */
+static int64_t count_messages(const uint8_t *p, size_t n, int depth) {
+    const uint8_t *end = p + n;
+    Field f;
+    int r;
+    int64_t total = 0;
+    while ((r = next_field(&p, end, &f)) > 0) {
+        if (f.wt != WT_LEN) continue;
+        if (depth >= SCAN_DEPTH) {
+            total += 1;
+            continue;
+        }
+        int64_t inner = count_messages(f.d, f.n, depth + 1);
+        if (inner >= 0) total += 1 + inner;
+    }
+    return r < 0 ? -1 : total;
+}
+
+PyDoc_STRVAR(count_messages_doc,
+"count_messages(payload) -> int\n\n"
+"An upper bound of the protobuf messages nested in payload (for the memory a parse takes); -1 when payload\n"
+"is not a protobuf message.");
+
+static PyObject *py_count_messages(PyObject *module, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    int64_t total;
+    Py_BEGIN_ALLOW_THREADS
+    total = count_messages(view.buf, (size_t)view.len, 0);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return PyLong_FromLongLong(total);
+}
+
+/* One walk of an ExportTraceServiceRequest along its schema, stepping over strings without reading them: the
+ * messages upb will build, and the spans over the attribute limits. */
+typedef struct {
+    int64_t messages;
+    size_t max_count;
+    size_t max_value;
+    int over; /* the span being walked is over a limit */
+} TraceScan;
+
+/* an AnyValue (already counted): its nested array / kvlist messages; long strings and bytes set `over` */
+static void scan_any(TraceScan *t, const uint8_t *p, size_t n, int depth, int in_array);
+
+/* one KeyValue message (counted here, with its value) */
+static inline void scan_kv(TraceScan *t, const uint8_t *q, size_t n, int depth, int limited) {
+    const uint8_t *qe = q + n;
+    t->messages++;
+    /* the usual short key-value, read without next_field: a one-byte key length, then a scalar value
+     * shorter than 128 bytes (the value limit applies only above that) */
+    if (qe - q >= 2 && q[0] == 0x0a && q[1] < 0x80 && qe - q >= 2 + q[1]) {
+        const uint8_t *v = q + 2 + q[1];
+        if (qe - v >= 3 && v[0] == 0x12 && v[1] < 0x80 && v + 2 + v[1] == qe && v[2] != 0x2a && v[2] != 0x32 &&
+            (v[1] <= t->max_value || v[2] == 0x10 || v[2] == 0x18 || v[2] == 0x21)) {
+            t->messages++;
+            return;
+        }
+    }
+    Field g;
+    while (next_field(&q, qe, &g) > 0)
+        if (g.num == 2 && g.wt == WT_LEN) {
+            t->messages++;
+            scan_any(t, g.d, g.n, depth + 1, limited ? 0 : -1);
+        }
+}
+
+static void scan_kvs(TraceScan *t, const uint8_t *p, size_t n, uint32_t num, int depth, int limited) {
+    const uint8_t *end = p + n;
+    Field f;
+    size_t count = 0;
+    while (next_field(&p, end, &f) > 0) {
+        if (f.num != num || f.wt != WT_LEN) continue;
+        if (limited && ++count > t->max_count) t->over = 1;
+        scan_kv(t, f.d, f.n, depth, limited);
+    }
+}
+
+static void scan_any(TraceScan *t, const uint8_t *p, size_t n, int depth, int in_array) {
+    if (depth > SCAN_DEPTH) return; /* upb refuses deeper nesting */
+    const uint8_t *end = p + n;
+    Field f;
+    while (next_field(&p, end, &f) > 0) {
+        if (f.wt != WT_LEN) continue;
+        /* in_array: 0 an attribute's value, 1 an element of its array, -1 not under the limits */
+        if ((f.num == 1 || f.num == 7) && in_array >= 0 && f.n > t->max_value) t->over = 1;
+        if (f.num == 5 || f.num == 6) {
+            t->messages++;
+            const uint8_t *q = f.d, *qe = f.d + f.n;
+            Field g;
+            if (f.num == 6) {
+                scan_kvs(t, f.d, f.n, 1, depth + 1, 0);
+                continue;
+            }
+            while (next_field(&q, qe, &g) > 0)
+                if (g.num == 1 && g.wt == WT_LEN) {
+                    t->messages++;
+                    scan_any(t, g.d, g.n, depth + 1, in_array == 0 ? 1 : -1);
+                }
+        }
+    }
+}
+
+static void scan_span(TraceScan *t, const uint8_t *p, size_t n) {
+    const uint8_t *end = p + n;
+    Field f;
+    size_t count = 0;
+    t->over = 0;
+    while (next_field(&p, end, &f) > 0) {
+        if (f.wt != WT_LEN) continue;
+        if (f.num == 9) {
+            if (++count > t->max_count) t->over = 1;
+            scan_kv(t, f.d, f.n, 0, 1);
+        } else if (f.num == 11) { /* event */
+            t->messages++;
+            scan_kvs(t, f.d, f.n, 3, 0, 1);
+        } else if (f.num == 13) { /* link */
+            t->messages++;
+            scan_kvs(t, f.d, f.n, 4, 0, 1);
+        } else if (f.num == 15) { /* status */
+            t->messages++;
+        }
+    }
+}
+
+PyDoc_STRVAR(scan_traces_doc,
+"scan_traces(payload, max_attributes, max_value_bytes) -> (messages, spans_over_limits)\n\n"
+"Reads an ExportTraceServiceRequest's wire bytes along its schema, without building it: the number of\n"
+"messages a parse allocates (resource / scope / span / event / link / key-value / value messages), and how\n"
+"many spans have more than max_attributes attributes (on the span, one event or one link) or a string /\n"
+"bytes attribute value (or array element) over max_value_bytes bytes. Malformed parts are left to upb.");
+
+static PyObject *py_scan_traces(PyObject *module, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t max_count, max_value;
+    if (!PyArg_ParseTuple(args, "y*nn", &view, &max_count, &max_value)) return NULL;
+    if (max_count < 0 || max_value < 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "limits must not be negative");
+        return NULL;
+    }
+    TraceScan t = {0, (size_t)max_count, (size_t)max_value, 0};
+    int64_t over = 0;
+    Py_BEGIN_ALLOW_THREADS
+    const uint8_t *p = view.buf, *end = p + view.len;
+    Field rs, ss, sp;
+    while (next_field(&p, end, &rs) > 0) {
+        if (rs.num != 1 || rs.wt != WT_LEN) continue;
+        t.messages++;
+        const uint8_t *q = rs.d, *qe = rs.d + rs.n;
+        while (next_field(&q, qe, &ss) > 0) {
+            if (ss.wt != WT_LEN) continue;
+            if (ss.num == 1) { /* resource */
+                t.messages++;
+                scan_kvs(&t, ss.d, ss.n, 1, 0, 0);
+                continue;
+            }
+            if (ss.num != 2) continue;
+            t.messages++;
+            const uint8_t *u = ss.d, *ue = ss.d + ss.n;
+            while (next_field(&u, ue, &sp) > 0) {
+                if (sp.wt != WT_LEN) continue;
+                if (sp.num == 1) { /* scope */
+                    t.messages++;
+                    scan_kvs(&t, sp.d, sp.n, 3, 0, 0);
+                } else if (sp.num == 2) {
+                    t.messages++;
+                    scan_span(&t, sp.d, sp.n);
+                    over += t.over;
+                }
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(LL)", (long long)t.messages, (long long)over);
+}
+
+static PyMethodDef module_methods[] = {
+    {"count_messages", (PyCFunction)py_count_messages, METH_O, count_messages_doc},
+    {"scan_traces", (PyCFunction)py_scan_traces, METH_VARARGS, scan_traces_doc},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_fastdecode",
-    "Compiled OTLP trace decoder for loratrace.collector.decode (optional accelerator).", -1, NULL,
+    "Compiled OTLP trace decoder for loratrace.collector.decode (optional accelerator).", -1, module_methods,
     NULL, NULL, NULL, NULL,
 };
 

@@ -47,7 +47,17 @@ _DIRECT: Final[dict[str, str]] = {attr: column for column, (attr, _) in schema.L
 
 # promoted column -> attribute names in priority order
 _ALIASES: Final[dict[str, tuple[str, ...]]] = {
-    "model": (semconv.GEN_AI_RESPONSE_MODEL, semconv.LLM_MODEL_NAME),
+    # The model that served, else the one asked for: Langfuse's documented model sources (gen_ai.request.model,
+    # gen_ai.response.model, llm.model_name, ...) with the response model first, since a server's span names the
+    # adapter that answered there. Client-side producers (traceAI, OpenAI-client instrumentations) know only the
+    # requested model; without the fallback their spans would land with an empty ``model``.
+    "model": (
+        semconv.GEN_AI_RESPONSE_MODEL,
+        semconv.LLM_MODEL_NAME,
+        "llm.response.model",
+        semconv.GEN_AI_REQUEST_MODEL,
+        "llm.request.model",
+    ),
     "request_model": (semconv.GEN_AI_REQUEST_MODEL, "llm.request.model"),
     "operation_name": (semconv.GEN_AI_OPERATION_NAME, "llm.request.type"),
     "provider_name": (

@@ -16,6 +16,7 @@ and the log
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import multiprocessing
@@ -51,7 +52,13 @@ STAT_COMPACTIONS = 6
 STAT_METRIC_POINTS = 7
 STAT_DECODE_ERRORS = 8
 STAT_READY = 9
-N_STATS = 10
+STAT_DISK_FULL = 10
+N_STATS = 11
+
+# a flush that found the disk full is tried again after this long, doubling up to the maximum
+DISK_FULL_RETRY_S = 0.2
+DISK_FULL_MAX_RETRY_S = 1.0
+_DISK_FULL = frozenset((errno.ENOSPC, errno.EDQUOT))
 
 
 @dataclass(frozen=True)
@@ -278,8 +285,7 @@ class Flusher:
         started = time.monotonic()
         frames = buffer.take()
         duplicates = drop_duplicates(frames, self.recent)
-        write_segments(self.store, frames, walend=end, kind="flush")
-        write_checkpoint(self.store, end)
+        self._write_until_done(frames, end)
         self.offset = end
         self.reader.remove_before(end)
         elapsed = time.monotonic() - started
@@ -292,6 +298,35 @@ class Flusher:
         stats[STAT_LAST_FLUSH_S] = elapsed
         stats[STAT_MAX_FLUSH_S] = max(stats[STAT_MAX_FLUSH_S], elapsed)
         logger.debug("flushed up to log offset %d in %.3f s", end, elapsed)
+
+    def _write_until_done(self, frames: dict[str, pl.DataFrame], end: int) -> None:
+        """Segments then checkpoint; on a full disk, wait for space and write them again (never crash-loop).
+
+        A failed attempt leaves nothing behind (its segments are deleted), so the retry neither duplicates nor
+        loses a row. The rows stay in memory and in the log meanwhile; the receivers answer 503 once the log's
+        backlog (or its own disk) is full. Stopping while the disk is still full leaves the rows to the log.
+        """
+        delay = DISK_FULL_RETRY_S
+        while True:
+            written: list[Path] = []
+            try:
+                write_segments(self.store, frames, walend=end, kind="flush", written=written)
+                write_checkpoint(self.store, end)
+            except OSError as exc:
+                for path in written:
+                    path.unlink(missing_ok=True)
+                if exc.errno not in _DISK_FULL or self.stop.is_set():
+                    raise
+                if not self.stats[STAT_DISK_FULL]:
+                    logger.warning("the store's disk is full (%s); retrying the flush until there is space", exc)
+                self.stats[STAT_DISK_FULL] = 1
+                self.stop.wait(delay)
+                delay = min(delay * 2, DISK_FULL_MAX_RETRY_S)
+                continue
+            if self.stats[STAT_DISK_FULL]:
+                logger.warning("the store's disk has space again; flushing resumed")
+            self.stats[STAT_DISK_FULL] = 0
+            return
 
     def maintain(self) -> None:
         try:
@@ -385,18 +420,52 @@ def run_flusher(settings: FlusherSettings, stats: Any, stop: Any) -> None:
     Flusher(settings, stats, stop, parent_pid=os.getppid()).run()
 
 
-def start_flusher(settings: FlusherSettings) -> tuple[multiprocessing.process.BaseProcess, Any, Any]:
+class StopFlag:
+    """A stop request shared with the store writer process, in a byte of shared memory.
+
+    Not a ``multiprocessing.Event``: its lock lives in shared memory too, and a store writer killed while it
+    held it (inside ``wait``) left every later ``set`` blocked for good, so the collector never exited.
+    """
+
+    def __init__(self, ctx: Any) -> None:
+        self._value = ctx.RawValue("b", 0)
+
+    def set(self) -> None:
+        self._value.value = 1
+
+    def is_set(self) -> bool:
+        return bool(self._value.value)
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self._value.value:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, 0.05))
+        return True
+
+
+def start_flusher(
+    settings: FlusherSettings, *, stats: Any = None
+) -> tuple[multiprocessing.process.BaseProcess, Any, StopFlag]:
+    """Start a store writer process; ``stats`` (from an earlier, dead one) carries its counters on."""
     ctx = multiprocessing.get_context("spawn")
-    stats = ctx.Array("d", N_STATS, lock=False)
-    stop = ctx.Event()
+    if stats is None:
+        stats = ctx.Array("d", N_STATS, lock=False)
+    stats[STAT_READY] = 0
+    stop = StopFlag(ctx)
     process = ctx.Process(target=run_flusher, args=(settings, stats, stop), name="loratrace-flusher", daemon=True)
     process.start()
     return process, stats, stop
 
 
-def stop_flusher(process: multiprocessing.process.BaseProcess, stop: Any, *, timeout: float = 60.0) -> None:
+def stop_flusher(process: multiprocessing.process.BaseProcess, stop: StopFlag, *, timeout: float = 60.0) -> int | None:
+    """Ask the store writer to drain and stop; its exit code (None if it had to be killed)."""
     stop.set()
     process.join(timeout)
     if process.is_alive():
         with contextlib.suppress(Exception):
             process.kill()
+        return None
+    return process.exitcode

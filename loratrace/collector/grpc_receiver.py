@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from concurrent import futures
 from typing import Any, Final
 
@@ -14,6 +15,7 @@ from loratrace.collector.ingest import Ingest
 
 _CODES: Final = {
     "bad_request": grpc.StatusCode.INVALID_ARGUMENT,
+    "too_large": grpc.StatusCode.INVALID_ARGUMENT,  # not RESOURCE_EXHAUSTED: a retry of the same bytes cannot help
     "overloaded": grpc.StatusCode.UNAVAILABLE,
     "busy": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "unavailable": grpc.StatusCode.UNAVAILABLE,
@@ -52,10 +54,19 @@ def make_grpc_server(
     max_request_bytes: int,
     tls: tuple[str, str] | None = None,
     workers: int = 16,
+    max_concurrent_rpcs: int = 64,
+    idle_timeout_ms: int = 120_000,
 ) -> tuple[grpc.Server, int]:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="loratrace-grpc"),
-        options=[("grpc.max_receive_message_length", max_request_bytes), ("grpc.so_reuseport", 0)],
+        options=[
+            ("grpc.max_receive_message_length", max_request_bytes),
+            ("grpc.so_reuseport", 0),
+            # the OpenTelemetry Collector's gRPC server settings: idle connections closed, a bound on what waits
+            ("grpc.max_connection_idle_ms", idle_timeout_ms),
+        ],
+        # RPCs beyond this are answered RESOURCE_EXHAUSTED at once instead of queueing without bound
+        maximum_concurrent_rpcs=max_concurrent_rpcs,
     )
     server.add_generic_rpc_handlers(
         (
@@ -70,10 +81,33 @@ def make_grpc_server(
         )
     )
     address = f"{host}:{port}"
-    if tls is not None:
-        with open(tls[0], "rb") as cert, open(tls[1], "rb") as key:
-            credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
-        bound = server.add_secure_port(address, credentials)
-    else:
-        bound = server.add_insecure_port(address)
+    if _taken(host, port):
+        return server, 0
+    try:
+        if tls is not None:
+            with open(tls[0], "rb") as cert, open(tls[1], "rb") as key:
+                credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+            bound = server.add_secure_port(address, credentials)
+        else:
+            bound = server.add_insecure_port(address)
+    except RuntimeError:  # grpcio raises RuntimeError("Failed to bind to address ...") for a taken port
+        bound = 0
     return server, bound
+
+
+def _taken(host: str, port: int) -> bool:
+    """Whether another process listens on ``host:port``, asked before grpcio is: for a taken port grpcio's core
+    logs its own error lines to stderr, around the one clear message the collector gives."""
+    if port == 0:
+        return False
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except OSError:
+        return False  # grpcio reports an unresolvable host itself
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpcio binds: TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError:
+            return True
+    return False

@@ -9,7 +9,9 @@ N s" while the store writer is behind or too many requests are in flight.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -25,10 +27,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from loratrace.collector.limits import AttributeLimits, MemoryBudget, apply_attribute_limits, parse_cost, scan_traces
 from loratrace.collector.wal import KIND_METRICS, KIND_TRACES, WalWriter
 
 Signal = Literal["traces", "metrics"]
-Outcome = Literal["ok", "bad_request", "overloaded", "busy", "unavailable"]
+Outcome = Literal["ok", "bad_request", "too_large", "overloaded", "busy", "unavailable"]
 
 _ID_FIELDS: Final = frozenset(("traceId", "spanId", "parentSpanId"))
 _ZERO_TRACE: Final = bytes(16)
@@ -54,6 +57,8 @@ class Counters:
     accepted_metric_points: int = 0
     bad_requests: int = 0
     overloaded: int = 0
+    spans_cut_to_limits: int = 0
+    disk_full_refusals: int = 0
     wal_bytes_appended: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -91,8 +96,14 @@ def parse_request(signal: Signal, body: bytes, *, json_body: bool) -> Any:
     if json_body:
         try:
             document = json.loads(body)
+            if not isinstance(document, dict):
+                msg = f"the body must be a JSON object, got {type(document).__name__}"
+                raise ValueError(msg)
             json_format.ParseDict(_hex_ids_to_base64(document), message, ignore_unknown_fields=True)
-        except (ValueError, json_format.ParseError) as exc:
+        except RecursionError as exc:
+            msg = f"the body is not an OTLP/JSON {signal} export request: JSON nested too deeply"
+            raise ValueError(msg) from exc
+        except (ValueError, TypeError, AttributeError, json_format.ParseError) as exc:
             msg = f"the body is not an OTLP/JSON {signal} export request: {exc}"
             raise ValueError(msg) from exc
         return message
@@ -152,33 +163,87 @@ class Ingest:
         *,
         backlog: Any,
         max_backlog_bytes: int = 1 << 30,
-        max_in_flight: int = 64,
+        max_in_flight_bytes: int = 512 << 20,
+        attribute_limits: AttributeLimits | None = None,
         durable_timeout: float = 10.0,
+        budget_wait: float = 2.0,
+        min_free_disk_bytes: int = 16 << 20,
     ) -> None:
         self.wal = wal
+        self.min_free_disk_bytes = min_free_disk_bytes
         self.backlog = backlog  # () -> bytes appended but not yet in segments
         self.max_backlog_bytes = max_backlog_bytes
         self.durable_timeout = durable_timeout
+        self.budget_wait = budget_wait
+        self.limits = attribute_limits or AttributeLimits()
         self.counters = Counters()
-        self._slots = threading.BoundedSemaphore(max_in_flight)
+        # the bodies being received and the messages being parsed, in bytes (shared with the HTTP receiver)
+        self.budget = MemoryBudget(max_in_flight_bytes)
         self.closed = False
 
-    def export(self, signal: Signal, body: bytes, *, json_body: bool = False) -> ExportResult:
+    def export(self, signal: Signal, body: bytes, *, json_body: bool = False, reserved: int = 0) -> ExportResult:
+        """Validate ``body`` and make it durable; ``reserved``: bytes of the budget the caller already holds for
+        this request (the HTTP receiver's, for the body it read), counted against its parse cost."""
         self.counters.add(requests=1)
         if self.closed:
             return ExportResult("unavailable", "the collector is shutting down; retry", retry_after=1)
-        if self.backlog() > self.max_backlog_bytes:
+        backlog = self.backlog()
+        if backlog > self.max_backlog_bytes:
             self.counters.add(overloaded=1)
             return ExportResult("overloaded", "the store writer is behind; retry after the delay", retry_after=2)
-        if not self._slots.acquire(blocking=False):
+        refused = self._disk_refusal(len(body), backlog)
+        if refused is not None:
+            return refused
+        over: int | None = None
+        if signal == "traces" and not json_body:
+            cost, over = scan_traces(body, self.limits)
+        else:
+            cost = parse_cost(body, json_body=json_body)
+        if cost > self.budget.limit:
+            self.counters.add(bad_requests=1)
+            msg = (
+                f"the request would take about {cost >> 20} MiB to parse ({len(body)} bytes on the wire), over the "
+                f"collector's {self.budget.limit >> 20} MiB for requests in flight; send smaller batches"
+            )
+            return ExportResult("too_large", msg)
+        extra = max(0, cost - reserved)
+        if not self.budget.reserve(extra, timeout=self.budget_wait):
             self.counters.add(overloaded=1)
-            return ExportResult("busy", "too many export requests in flight; retry after the delay", retry_after=1)
+            return ExportResult(
+                "busy", "too many bytes of export requests in flight; retry after the delay", retry_after=1
+            )
         try:
-            return self._export(signal, body, json_body=json_body)
+            return self._export(signal, body, json_body=json_body, over_limits=over)
         finally:
-            self._slots.release()
+            self.budget.release(extra)
 
-    def _export(self, signal: Signal, body: bytes, *, json_body: bool) -> ExportResult:
+    def _disk_refusal(self, size: int, backlog: int) -> ExportResult | None:
+        """A 503 while the log's disk lacks room for this request plus what the store writer needs.
+
+        The log must never take the space the store writer needs to turn it into segments: on a full disk
+        neither could move again. Half the backlog (segments are smaller than the log) plus a fixed margin is
+        kept free; while refusing, the log moves on to a new file so the current one, once in segments, is
+        deleted and its space comes back.
+        """
+        try:
+            stat = os.statvfs(self.wal.directory)
+        except OSError:
+            return None
+        free = stat.f_bavail * stat.f_frsize
+        keep = self.min_free_disk_bytes + backlog // 2
+        if free - size >= keep:
+            return None
+        if self.wal.file_bytes_used >= 1 << 20:
+            with contextlib.suppress(OSError):
+                self.wal.roll()
+        self.counters.add(overloaded=1, disk_full_refusals=1)
+        msg = (
+            f"the store's disk has {free >> 20} MiB free, under the {keep >> 20} MiB kept for writing segments; "
+            "retry after the delay"
+        )
+        return ExportResult("unavailable", msg, retry_after=2)
+
+    def _export(self, signal: Signal, body: bytes, *, json_body: bool, over_limits: int | None) -> ExportResult:
         try:
             request = parse_request(signal, body, json_body=json_body)
         except ValueError as exc:
@@ -187,10 +252,18 @@ class Ingest:
         if signal == "traces":
             kept, rejected, reason = reject_invalid_spans(request)
             response: Any = ExportTraceServiceResponse()
+            messages = []
             if rejected:
                 response.partial_success.rejected_spans = rejected
-                response.partial_success.error_message = f"{rejected} spans rejected: {reason}"
-            payload = request.SerializeToString() if (rejected or json_body) else body
+                messages.append(f"{rejected} spans rejected: {reason}")
+            cut = apply_attribute_limits(request, self.limits) if over_limits is None or over_limits else None
+            if cut is not None and cut.spans:
+                messages.append(cut.message(self.limits))
+                self.counters.add(spans_cut_to_limits=cut.spans)
+            if messages:
+                response.partial_success.error_message = "; ".join(messages)
+            changed = rejected or json_body or (cut is not None and cut.spans)
+            payload = request.SerializeToString() if changed else body
             kind = KIND_TRACES
         else:
             kept, rejected = count_points(request), 0

@@ -4,26 +4,36 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
+import shutil
 import signal
 import ssl
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from loratrace.collector import flusher as fl
 from loratrace.collector.grpc_receiver import make_grpc_server
-from loratrace.collector.http_receiver import make_http_server
+from loratrace.collector.http_receiver import HttpServerSettings, make_http_server
 from loratrace.collector.ingest import Ingest
+from loratrace.collector.limits import AttributeLimits
 from loratrace.collector.wal import WalReader, WalWriter
+from loratrace.collector.writer_lock import WriterLock
 from loratrace.errors import CollectorError
 from loratrace.store import layout
+from loratrace.store import status as store_status
 from loratrace.store.catalog import ensure_store
 
 logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "LORATRACE_AUTH_TOKEN"
+
+# a store writer that dies more often than this within the window is not restarted again
+WRITER_RESTARTS = 5
+WRITER_RESTART_WINDOW_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,10 @@ class CollectorSettings:
     compact_interval: float = 30.0
     max_backlog_bytes: int = 1 << 30
     fsync: bool = True
+    # bytes every request in flight may hold together: bodies being received and the messages being parsed
+    max_in_flight_bytes: int = 512 << 20
+    attribute_limits: AttributeLimits = field(default_factory=AttributeLimits)
+    http_server: HttpServerSettings = field(default_factory=HttpServerSettings)
 
 
 def is_loopback(host: str) -> bool:
@@ -91,8 +105,16 @@ class Collector:
     def __init__(self, settings: CollectorSettings) -> None:
         check_security(settings)
         self.settings = settings
-        self.store = ensure_store(settings.store)
-        self.wal = WalWriter(self.store / layout.WAL, fsync=settings.fsync)
+        # a collector that cannot start leaves no new store folder behind (see ``start``)
+        self._store_is_new = not Path(settings.store).exists()
+        # before ensure_store: it deletes temporary files, which would be the running collector's
+        self.writer_lock = WriterLock(Path(settings.store).resolve())
+        try:
+            self.store = ensure_store(settings.store)
+            self.wal = WalWriter(self.store / layout.WAL, fsync=settings.fsync)
+        except BaseException:
+            self.writer_lock.release()
+            raise
         self.wal_reader = WalReader(self.store / layout.WAL)
         self.started = time.time()
         self._stopped = threading.Event()
@@ -100,34 +122,54 @@ class Collector:
         self.grpc_server: Any = None
         self.http_port: int | None = None
         self.grpc_port: int | None = None
-        self.process, self.stats, self.stop_event = fl.start_flusher(
-            fl.FlusherSettings(
-                store=str(self.store),
-                flush_interval=settings.flush_interval,
-                compact_interval=settings.compact_interval,
-                retention_days=settings.retention_days,
-            )
+        self.flusher_settings = fl.FlusherSettings(
+            store=str(self.store),
+            flush_interval=settings.flush_interval,
+            compact_interval=settings.compact_interval,
+            retention_days=settings.retention_days,
         )
+        self.process, self.stats, self.stop_event = fl.start_flusher(self.flusher_settings)
+        self.writer_restarts: deque[float] = deque()
+        self.writer_failed = False
         self.ingest = Ingest(
             self.wal,
             backlog=lambda: self.wal.end - int(self.stats[fl.STAT_CHECKPOINT]),
             max_backlog_bytes=settings.max_backlog_bytes,
+            max_in_flight_bytes=settings.max_in_flight_bytes,
+            attribute_limits=settings.attribute_limits,
         )
 
     def start(self) -> None:
+        try:
+            self._start_receivers()
+        except BaseException:
+            self.stop()
+            if self._store_is_new:
+                shutil.rmtree(self.store, ignore_errors=True)
+            raise
+
+    def _start_receivers(self) -> None:
         tls = (self.settings.tls_cert, self.settings.tls_key) if self.settings.tls_cert else None
         try:
             if self.settings.http is not None:
                 host, port = self.settings.http
-                self.http_server = make_http_server(
-                    host,
-                    port,
-                    ingest=self.ingest,
-                    token=self.settings.auth_token,
-                    max_request_bytes=self.settings.max_request_bytes,
-                    health=self.health,
-                    tls=tls,  # type: ignore[arg-type]
-                )
+                try:
+                    self.http_server = make_http_server(
+                        host,
+                        port,
+                        ingest=self.ingest,
+                        token=self.settings.auth_token,
+                        max_request_bytes=self.settings.max_request_bytes,
+                        health=self.health,
+                        tls=tls,  # type: ignore[arg-type]
+                        settings=self.settings.http_server,
+                    )
+                except OSError as exc:
+                    msg = (
+                        f"cannot bind OTLP/HTTP on {host}:{port} ({exc.strerror or exc}); pick another --http, "
+                        "or --http off to receive gRPC only"
+                    )
+                    raise CollectorError(msg) from exc
                 self.http_port = self.http_server.server_address[1]
                 threading.Thread(target=self.http_server.serve_forever, name="loratrace-http", daemon=True).start()
             if self.settings.grpc is not None:
@@ -141,7 +183,10 @@ class Collector:
                     tls=tls,  # type: ignore[arg-type]
                 )
                 if not self.grpc_port:
-                    msg = f"cannot bind gRPC on {host}:{port} (in use?); pick another --grpc"
+                    msg = (
+                        f"cannot bind OTLP/gRPC on {host}:{port} (in use? Phoenix, Jaeger and the OpenTelemetry "
+                        "Collector listen on 4317 too); pick another --grpc, or --grpc off to receive HTTP only"
+                    )
                     raise CollectorError(msg)
                 self.grpc_server.start()
         except OSError as exc:
@@ -149,13 +194,55 @@ class Collector:
             msg = f"cannot start the collector's receivers: {exc} (port in use? pick another --http / --grpc)"
             raise CollectorError(msg) from exc
 
+    def supervise(self) -> bool:
+        """Restart a dead store writer; False once it died too often to go on (the collector must exit).
+
+        The log holds everything acknowledged, so a restarted writer replays from its checkpoint and loses
+        nothing; a writer that dies again and again (more than ``WRITER_RESTARTS`` times in
+        ``WRITER_RESTART_WINDOW_S``) is a fault no restart fixes, and a supervisor should see the collector fail.
+        """
+        if self.process.is_alive() or self._stopped.is_set():
+            return True
+        now = time.monotonic()
+        while self.writer_restarts and now - self.writer_restarts[0] > WRITER_RESTART_WINDOW_S:
+            self.writer_restarts.popleft()
+        if len(self.writer_restarts) >= WRITER_RESTARTS:
+            self.writer_failed = True
+            logger.error(
+                "the store writer died %d times in %.0f s (last exit code %s); the collector stops",
+                len(self.writer_restarts) + 1,
+                WRITER_RESTART_WINDOW_S,
+                self.process.exitcode,
+            )
+            return False
+        logger.error("the store writer died (exit code %s); restarting it", self.process.exitcode)
+        self.writer_restarts.append(now)
+        self.process, self.stats, self.stop_event = fl.start_flusher(self.flusher_settings, stats=self.stats)
+        return True
+
+    def _writer_state(self) -> str:
+        if self.writer_failed:
+            return "failed"
+        if not self.process.is_alive():
+            return "dead"
+        return "running" if self.stats[fl.STAT_READY] else "starting"
+
     def health(self) -> dict[str, Any]:
         stats = self.stats
         flushed = int(stats[fl.STAT_CHECKPOINT])
+        writer = self._writer_state()
+        status = {"running": "ok", "starting": "starting"}.get(writer, "degraded")
+        if status == "ok" and stats[fl.STAT_DISK_FULL]:
+            status = "degraded"
         return {
-            "status": "ok" if self.process.is_alive() and stats[fl.STAT_READY] else "starting",
+            "status": status,
+            "store_writer": writer,
+            "store_writer_restarts": len(self.writer_restarts),
+            "store_disk_full": bool(stats[fl.STAT_DISK_FULL]),
             "uptime_s": round(time.time() - self.started, 3),
             **self.ingest.counters.snapshot(),
+            "in_flight_bytes": self.ingest.budget.used,
+            "http_connections": self.http_server.open_connections() if self.http_server is not None else 0,
             "wal_end_offset": self.wal.end,
             "wal_durable_offset": self.wal.synced,
             "wal_bytes_on_disk": self.wal_reader.size(),
@@ -170,6 +257,7 @@ class Collector:
             "compactions": int(stats[fl.STAT_COMPACTIONS]),
             "decode_errors": int(stats[fl.STAT_DECODE_ERRORS]),
             "store_writer_alive": self.process.is_alive(),
+            "store_writer_pid": self.process.pid,
             "http_port": self.http_port,
             "grpc_port": self.grpc_port,
         }
@@ -177,10 +265,13 @@ class Collector:
     def wait(self) -> None:
         self._stopped.wait()
 
-    def stop(self) -> None:
-        """Stop receiving, make the log durable, let the store writer drain it into segments, then exit."""
+    def stop(self) -> int | None:
+        """Stop receiving, make the log durable, let the store writer drain it into segments, then exit.
+
+        Returns the store writer's exit code (None when it had to be killed), so the caller can fail loudly.
+        """
         if self._stopped.is_set():
-            return
+            return 0
         self.ingest.closed = True
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=5).wait()
@@ -188,8 +279,10 @@ class Collector:
             self.http_server.shutdown()
             self.http_server.server_close()
         self.wal.close()
-        fl.stop_flusher(self.process, self.stop_event)
+        code = fl.stop_flusher(self.process, self.stop_event)
+        self.writer_lock.release()
         self._stopped.set()
+        return code
 
 
 def run_collector(settings: CollectorSettings, *, on_ready: Any = None) -> None:
@@ -203,10 +296,28 @@ def run_collector(settings: CollectorSettings, *, on_ready: Any = None) -> None:
 
     signal.signal(signal.SIGTERM, _signal)
     signal.signal(signal.SIGINT, _signal)
+    _record_running(collector)
     if on_ready is not None:
         on_ready(collector)
-    while not stop.wait(0.5):
-        if not collector.process.is_alive():
-            logger.error("the store writer process died; stopping (restart replays the log)")
-            break
-    collector.stop()
+    try:
+        while not stop.wait(0.2):
+            if not collector.supervise():
+                break
+    finally:
+        code = collector.stop()
+        store_status.forget_collector(collector.store, pid=os.getpid())
+    if collector.writer_failed or code != 0:
+        msg = (
+            f"the store writer failed (exit code {code}); every acknowledged span is in the write-ahead log and "
+            "a restart replays it (see the log above for the cause)"
+        )
+        raise CollectorError(msg)
+
+
+def _record_running(collector: Collector) -> None:
+    """Where this collector listens, for ``loratrace status --store``."""
+    settings = collector.settings
+    http = f"{settings.http[0]}:{collector.http_port}" if settings.http is not None else None
+    grpc = f"{settings.grpc[0]}:{collector.grpc_port}" if settings.grpc is not None else None
+    tls = settings.tls_cert is not None
+    store_status.record_collector(collector.store, pid=os.getpid(), http=http, grpc=grpc, tls=tls)

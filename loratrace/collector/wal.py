@@ -11,6 +11,9 @@ group, not per request.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import logging
 import os
 import struct
 import threading
@@ -24,6 +27,9 @@ HEADER: Final = struct.Struct("<IIB")
 KIND_TRACES: Final = 1
 KIND_METRICS: Final = 2
 _SUFFIX: Final = ".wal"
+_DISK_FULL: Final = frozenset((errno.ENOSPC, errno.EDQUOT))
+
+logger = logging.getLogger(__name__)
 
 
 def wal_files(directory: Path) -> list[tuple[int, Path]]:
@@ -92,6 +98,17 @@ class WalWriter:
         return self._end
 
     @property
+    def file_bytes_used(self) -> int:
+        """Bytes in the log file being appended to."""
+        return self._end - self._file_start
+
+    def roll(self) -> None:
+        """Start a new log file now (the current one can then be deleted once it is in segments)."""
+        with self._lock:
+            if not self._closed and self._end > self._file_start:
+                self._roll()
+
+    @property
     def synced(self) -> int:
         """Offset up to which the log is on disk."""
         return self._synced
@@ -105,21 +122,60 @@ class WalWriter:
                 raise OSError(msg)
             if self._end - self._file_start >= self.file_bytes:
                 self._roll()
-            os.write(self._fd, record)
+            try:
+                self._write_whole(record)
+            except OSError as exc:
+                if exc.errno in _DISK_FULL and self._end > self._file_start:
+                    # only whole files are deleted once in segments: move on to a new one, so the space of
+                    # this one comes back after the next flush instead of the disk staying full for good
+                    with contextlib.suppress(OSError):
+                        self._roll()
+                raise
             self._end += len(record)
             end = self._end
         with self._cond:
             self._cond.notify_all()
         return end
 
+    def _write_whole(self, record: bytes) -> None:
+        """Write all of ``record`` or none of it: a full disk gives short writes and ENOSPC.
+
+        A record only partly on disk must never be acknowledged, and must not stay in the file either: the
+        records appended after it would sit behind a torn one, where a reader (and a restart) stops. So a failed
+        write is cut off again before the error goes up; if even that fails the log goes on in a new file, which
+        readers reach by skipping the old file's torn tail.
+        """
+        written = 0
+        try:
+            while written < len(record):
+                count = os.write(self._fd, record[written:] if written else record)
+                if count <= 0:
+                    msg = "the write-ahead log's disk accepted no bytes"
+                    raise OSError(errno.ENOSPC, msg)
+                written += count
+        except OSError:
+            if written:
+                self._cut_torn_tail()
+            raise
+
+    def _cut_torn_tail(self) -> None:
+        try:
+            os.ftruncate(self._fd, self._end - self._file_start)
+        except OSError:
+            logger.warning("cannot cut a torn write-ahead log record off; continuing in a new log file")
+            self._switch_file()
+
     def _roll(self) -> None:
         # the old file must be complete on disk before records land in the next one
         os.fsync(self._fd)
+        self._switch_file()
+
+    def _switch_file(self) -> None:
+        # the new file first: if that fails (a full disk) the log still has a file to append to
+        fd = os.open(self.directory / _file_name(self._end), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(self._fd)
+        self._fd = fd
         self._file_start = self._end
-        self._fd = os.open(
-            self.directory / _file_name(self._end), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600
-        )
         if self.fsync:
             fd = os.open(self.directory, os.O_RDONLY)
             try:
@@ -142,11 +198,24 @@ class WalWriter:
                     return
             with self._lock:
                 target = self._end
-                if self.fsync and not self._closed:
-                    os.fsync(self._fd)
+                try:
+                    if self.fsync and not self._closed:
+                        os.fsync(self._fd)
+                except OSError as exc:  # EIO / ENOSPC on some filesystems: nothing is acknowledged, try again
+                    logger.warning("fsync of the write-ahead log failed (%s); retrying", exc)
+                    failed = True
+                else:
+                    failed = False
+            if failed:
+                self._closed_or_wait(0.5)
+                continue
             with self._cond:
                 self._synced = max(self._synced, target)
                 self._cond.notify_all()
+
+    def _closed_or_wait(self, seconds: float) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._closed, timeout=seconds)
 
     def close(self) -> None:
         with self._lock:
@@ -186,7 +255,7 @@ class WalReader:
                 return  # a gap: the file holding ``offset`` is gone (should not happen)
             with open(path, "rb") as handle:
                 handle.seek(offset - start)
-                while taken < max_bytes:
+                while taken < max_bytes and (next_start is None or offset < next_start):
                     header = handle.read(HEADER.size)
                     if len(header) < HEADER.size:
                         break
@@ -195,6 +264,7 @@ class WalReader:
                     if len(payload) < length or zlib.crc32(payload) != crc:
                         if next_start is None:
                             return  # the writer is mid-append: come back later
+                        offset = next_start  # a torn tail the writer left behind when it moved to a new file
                         break
                     offset += HEADER.size + length
                     taken += HEADER.size + length

@@ -41,25 +41,25 @@ SELECT
     output_tokens AS "out",
     round(duration_ns / 1e6, 1) AS ms,
     coalesce(schema_attempts::VARCHAR, '-') AS attempts,
-    fallback
-FROM spans
-WHERE operation_name IN ('text_completion', 'chat')
+    fallback,
+    served_after_fallback AS after_fallback
+FROM generations
 ORDER BY start_time_unix_nano
 """
 QUESTIONS = {
     "Which adapter served how much, and how fast?": """
         SELECT coalesce(adapter_name, '(base)') AS adapter, provider_name AS provider, count(*) AS generations,
                sum(output_tokens) AS output_tokens, round(median(duration_ns) / 1e6, 1) AS median_ms
-        FROM spans WHERE operation_name IN ('text_completion', 'chat')
+        FROM generations
         GROUP BY ALL ORDER BY adapter, provider""",
-    "Where did requests fall back, and why?": """
-        SELECT coalesce(adapter_name, '(base)') AS adapter, cohort, fallback_reason, count(*) AS generations
-        FROM spans WHERE fallback GROUP BY ALL ORDER BY ALL""",
+    "Where did requests fall back, and why? (fallback: the answer given up on, once per fallback)": """
+        SELECT coalesce(adapter_name, '(base)') AS adapter, cohort, fallback_reason, count(*) AS fallbacks
+        FROM generations WHERE fallback GROUP BY ALL ORDER BY ALL""",
     "Schema retries per adapter and cohort": """
         SELECT coalesce(adapter_name, '(base)') AS adapter, cohort,
                count(*) FILTER (WHERE schema_attempts > 1) AS retries,
                count(*) FILTER (WHERE schema_valid = false) AS invalid
-        FROM spans WHERE schema_attempts IS NOT NULL GROUP BY ALL ORDER BY ALL""",
+        FROM generations WHERE schema_attempts IS NOT NULL GROUP BY ALL ORDER BY ALL""",
     "Evaluation pass rate per adapter": """
         SELECT coalesce(adapter_name, '(base)') AS adapter, name AS evaluation, count(*) AS evaluated,
                round(avg(CASE WHEN passed THEN 1.0 ELSE 0.0 END), 2) AS pass_rate
@@ -122,16 +122,41 @@ def _serve_with_vllm(models: TinyModels) -> None:
         serve_offline(models, prompts)
 
 
-def run_demo(workdir: str | os.PathLike[str], *, use_vllm: bool | None = None) -> Path:
-    """Run the walkthrough in ``workdir``; return the store folder."""
+def _previous_spans(store: Path) -> int:
+    """Spans an earlier run left in ``store`` (0 for a new store)."""
+    from loratrace.errors import StoreError
+    from loratrace.store import query
+
+    try:
+        return int(query(store, "SELECT count(*) AS n FROM spans")["n"][0])
+    except StoreError:
+        return 0
+
+
+def run_demo(workdir: str | os.PathLike[str], *, use_vllm: bool | None = None, fresh: bool = False) -> Path:
+    """Run the walkthrough in ``workdir``; return the store folder.
+
+    An earlier run's store is added to (and said so), or removed first with ``fresh``.
+    """
+    import shutil
+
     import polars as pl
 
     from loratrace.store import query
 
     workdir = Path(workdir)
+    store = workdir / "store"
+    if fresh and store.exists():
+        shutil.rmtree(store)
+        click.echo(f"starting fresh: removed the earlier runs' store {store}")
+    previous = _previous_spans(store)
+    if previous:
+        click.echo(
+            f"{store} already holds {previous} spans from earlier runs: this run adds to them "
+            "(loratrace demo --fresh starts over)"
+        )
     click.echo(f"1/6 building the tiny model and adapters a1, a2 in {workdir} (local, no download)")
     models = ensure_tiny_models(workdir / "models")
-    store = workdir / "store"
     loratrace.instrument(store=store, service_name="loratrace-demo")
     try:
         click.echo("2/6 serving through transformers + PEFT (base, a1, a2; cohorts enterprise and smb)")
@@ -153,7 +178,7 @@ def run_demo(workdir: str | os.PathLike[str], *, use_vllm: bool | None = None) -
             click.echo(query(store, sql))
     _simulate_and_analyse(workdir, store)
     click.echo(
-        f'\nExplore further:\n  loratrace sql --store {store} "SELECT * FROM spans LIMIT 5"\n'
+        f'\nExplore further:\n  loratrace sql --store {store} "SELECT * FROM generations LIMIT 5"\n'
         f"  loratrace drift --store {store} --cohort enterprise\n"
         f"  loratrace spikes --store {store} --since 2d\n"
         f"  cd {store} && duckdb -readonly catalog.duckdb   # the duckdb shell: pip install duckdb-cli"

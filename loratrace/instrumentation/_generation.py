@@ -18,8 +18,10 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import DEFAULT_ON
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags, Tracer
 
 from loratrace import semconv
@@ -31,9 +33,36 @@ logger = logging.getLogger(__name__)
 
 _TRUTHY = frozenset({"true", "1", "yes", "on"})
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 # The context key of the current span, obtained through the public API (so it is the key the API uses): reading
 # and setting it directly saves the API's function calls on every model call.
 CURRENT_SPAN_KEY = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context())))
+
+
+def _suppression_keys() -> tuple[str, ...]:
+    """The context keys ``suppress_instrumentation()`` sets, found through the public API (in an empty
+    context, they are all it sets): the wrappers read them straight from the context they already hold (~0.3 us,
+    where ``is_instrumentation_enabled()`` costs ~1.2-1.8 us, on every model call)."""
+    token = otel_context.attach(otel_context.Context())
+    try:
+        with suppress_instrumentation():
+            return tuple(otel_context.get_current())
+    finally:
+        otel_context.detach(token)
+
+
+SUPPRESSION_KEYS: tuple[str, ...] = _suppression_keys()
+
+
+def suppressed(current: otel_context.Context) -> bool:
+    """Whether ``current`` is inside OpenTelemetry's ``suppress_instrumentation()`` (contrib instrumentors skip
+    their work there; so does loratrace)."""
+    for key in SUPPRESSION_KEYS:  # noqa: SIM110 (a loop: any(<generator>) costs more on every model call)
+        if current.get(key):
+            return True
+    return False
+
+
 # Guards every generation's hand-over from the serving thread to its SDK span. One lock for all: held for
 # microseconds, and a lock made per generation would cost an allocation on every model call.
 _LOCK = threading.Lock()
@@ -110,6 +139,10 @@ class _AnnouncedIds(IdGenerator):
         ids = getattr(self._local, "ids", None)
         return ids[0] if ids else self.fallback.generate_trace_id()
 
+    def is_trace_id_random(self) -> bool:
+        # the SDK sets the W3C random-trace-id flag from this: the announced ids are the provider generator's
+        return self.fallback.is_trace_id_random()
+
 
 _ANNOUNCED_IDS_LOCK = threading.Lock()
 
@@ -129,7 +162,7 @@ class GenerationProfile:
         *,
         operation: str,
         request_model: str,
-        response_model: str,
+        response_model: str | None,
         attributes: Mapping[str, Any],
         adapter_name: str | None,
         base_model: str | None,
@@ -143,36 +176,46 @@ class GenerationProfile:
         self._plain: tuple[str, dict[str, Any], dict[str, Any]] | None = None
 
     def span_name(self) -> str:
-        return f"{self.operation} {self.request_model}"
+        """``{operation} {model that served}``: backends list spans by name (Phoenix showed
+        ``text_completion tiny-llama`` for every adapter of a PeftModel). The asked-for model when none served."""
+        return f"{self.operation} {self.response_model or self.request_model}"
 
     def start_attributes(
         self,
         provider: str,
         scope_attributes: Mapping[str, Any] | None = None,
-        has_fallback: bool = False,
+        served_after_fallback: bool = False,
+        carries_fallback: bool = False,
         fallback_reason: str | None = None,
     ) -> dict[str, Any]:
         """The start attributes (a new dict). The variant is what actually served (``adapter`` when an adapter did,
         else ``base``), except that a scope declaring ``shadow`` keeps it: mirrored traffic is a routing fact the
-        model call cannot see."""
+        model call cannot see. ``loratrace.fallback`` is true only on the generation that carries a fallback
+        (see ``mark_fallback``); ``loratrace.served_after_fallback`` on every generation after one."""
         merged: dict[str, Any] = {
             semconv.GEN_AI_OPERATION_NAME: self.operation,
             semconv.GEN_AI_PROVIDER_NAME: provider,
             semconv.GEN_AI_REQUEST_MODEL: self.request_model,
-            semconv.GEN_AI_RESPONSE_MODEL: self.response_model,
             semconv.OPENINFERENCE_SPAN_KIND: semconv.OPENINFERENCE_SPAN_KIND_LLM,
-            semconv.LLM_MODEL_NAME: self.response_model,
             semconv.LLM_PROVIDER: provider,
             semconv.LLM_SYSTEM: provider,
             **self.attributes,
         }
         if scope_attributes:
             merged.update(scope_attributes)
-        if merged.get(semconv.VARIANT) != semconv.VARIANT_SHADOW:
-            merged[semconv.VARIANT] = semconv.VARIANT_ADAPTER if self.adapter_name else semconv.VARIANT_BASE
-        merged[semconv.FALLBACK] = has_fallback
-        if has_fallback and fallback_reason:
+        if self.response_model is None:
+            # nothing served (a request for a model the server does not have): no response model, no variant
+            merged.pop(semconv.VARIANT, None)
+        else:
+            merged[semconv.GEN_AI_RESPONSE_MODEL] = self.response_model
+            merged[semconv.LLM_MODEL_NAME] = self.response_model
+            if merged.get(semconv.VARIANT) != semconv.VARIANT_SHADOW:
+                merged[semconv.VARIANT] = semconv.VARIANT_ADAPTER if self.adapter_name else semconv.VARIANT_BASE
+        merged[semconv.FALLBACK] = carries_fallback
+        if carries_fallback and fallback_reason:
             merged[semconv.FALLBACK_REASON] = fallback_reason
+        if served_after_fallback:
+            merged[semconv.SERVED_AFTER_FALLBACK] = True
         return merged
 
     def labels(self, provider: str, merged: Mapping[str, Any]) -> dict[str, Any]:
@@ -180,8 +223,10 @@ class GenerationProfile:
         labels = {
             semconv.GEN_AI_OPERATION_NAME: self.operation,
             semconv.GEN_AI_PROVIDER_NAME: provider,
-            semconv.VARIANT: merged[semconv.VARIANT],
         }
+        variant = merged.get(semconv.VARIANT)
+        if variant is not None:
+            labels[semconv.VARIANT] = variant
         if self.adapter_name:
             labels[semconv.ADAPTER_NAME] = self.adapter_name
         if self.base_model:
@@ -218,7 +263,9 @@ class Generation(Span):
     _kind: SpanKind = SpanKind.CLIENT
     _start_ns_given: int | None = None  # a span started after the fact (a batch request from vLLM's timestamps)
     _scope: Scope | None = None
-    _fallback: tuple[bool, str | None] = (False, None)  # the scope's fallback state when the generation started
+    # the scope's fallback state when the generation started: (served after a fallback, carries the fallback
+    # marked before it, the reason)
+    _fallback: tuple[bool, bool, str | None] = (False, False, None)
     _ids: tuple[int, int, TraceFlags] | None = None
     _context: SpanContext | None = None
     _late: dict[str, Any] | None = None  # attributes set by serving code before the SDK span exists
@@ -251,7 +298,8 @@ class Generation(Span):
         scope = CURRENT_SCOPE.get()
         if scope is not None:
             self._scope = scope
-            self._fallback = (scope.has_fallback, scope.fallback_reason)
+            if scope.has_fallback:
+                self._fallback = scope.take_fallback()
         if name is not None:
             self._name = name
         if kind is not SpanKind.CLIENT:
@@ -427,11 +475,32 @@ class Generation(Span):
                 parent_context = trace.get_current_span(self._parent).get_span_context()
                 new_ids = self.recorder.new_ids
                 if parent_context.is_valid:
-                    trace_id, flags = parent_context.trace_id, parent_context.trace_flags
+                    trace_id = parent_context.trace_id
+                    random_trace_id = parent_context.trace_flags.random_trace_id
                 else:
-                    trace_id, flags = new_ids.generate_trace_id(), _SAMPLED
+                    trace_id, random_trace_id = new_ids.generate_trace_id(), new_ids.is_trace_id_random()
+                flags = _SAMPLED if self._sampled(parent_context, trace_id) else _NOT_SAMPLED
+                if random_trace_id:
+                    flags = TraceFlags(flags | TraceFlags.RANDOM_TRACE_ID)
                 self._ids = (trace_id, new_ids.generate_span_id(), flags)
             return self._ids
+
+    def _sampled(self, parent_context: SpanContext, trace_id: int) -> bool:
+        """The tracer provider's sampler decides, as it will for the SDK span built later with the same parent
+        and trace id: the flags announced to spans started inside the call (and to vLLM's ``llm_request`` through
+        ``traceparent``) must not claim a sampled parent that is never exported."""
+        sampler = getattr(self.recorder.tracer, "sampler", None)
+        # a proxy or no-op tracer, or the SDK's default ParentBased(ALWAYS_ON) (its decision, without the ~7 us
+        # of asking it): the caller's decision, or sampled for a new trace
+        if sampler is None or sampler is DEFAULT_ON:
+            return parent_context.trace_flags.sampled if parent_context.is_valid else True
+        try:
+            name = self._name or self.profile.span_name()
+            result = sampler.should_sample(self._parent, trace_id, name, self._kind)
+        except Exception:
+            logger.debug("loratrace could not ask the sampler about a generation", exc_info=True)
+            return True
+        return bool(result.decision.is_sampled())
 
     def get_span_context(self) -> SpanContext:
         if self._context is None:  # built on first use: most calls never need it

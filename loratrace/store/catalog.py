@@ -18,7 +18,8 @@ import duckdb
 from loratrace import semconv
 from loratrace.store import layout, readlock, schema, visibility
 
-CATALOG_VERSION: Final = 4
+# 5: the spans and generations views name the served_after_fallback column
+CATALOG_VERSION: Final = 5
 
 
 _FILE_COLUMN: Final = "_loratrace_file"

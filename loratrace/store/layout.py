@@ -8,6 +8,8 @@ STORE/
   wal/<start:020d>.wal                the collector's write-ahead log files
   state/checkpoint.json               the log offset every segment covers; replay starts there
   state/compaction.json               an in-flight compaction's inputs and output (crash recovery)
+  state/collector.json                the running collector: pid and addresses (loratrace status)
+  state/writer-<id>.lock              held (flock) by the collector writing the store, for its whole life
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ def segment_name(walend: int, kind: str) -> str:
     return f"{walend:020d}-{kind}-{os.urandom(16).hex()}.parquet"
 
 
+def writer_lock_path(store: Path, writer_id: str = "0") -> Path:
+    """The lock file a collector holds while it writes ``store`` as writer ``writer_id``."""
+    return store / STATE / f"writer-{writer_id}.lock"
+
+
 def table_dir(store: Path, table: str) -> Path:
     return store / SEGMENTS / table
 
@@ -58,9 +65,13 @@ def fsync_dir(path: Path) -> None:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``path`` so a reader (or a crash) sees the old content or the new, never a mix."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:  # a full disk: leave no half-written temporary holding space
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     fsync_dir(path.parent)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,10 @@ import duckdb
 import polars as pl
 
 from loratrace.errors import QueryError, StoreError
-from loratrace.store import layout, readlock, schema, visibility
+from loratrace.store import layout, readlock, sandbox, schema, visibility
 
 VIEWS = (*schema.TABLES, "evals", "generations")
+_LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
 
 
 def _store_path(store: str | os.PathLike[str]) -> Path:
@@ -27,25 +29,61 @@ def _store_path(store: str | os.PathLike[str]) -> Path:
     return path
 
 
-def open_store(store: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
+def open_store(store: str | os.PathLike[str], *, full_engine: bool = False) -> duckdb.DuckDBPyConnection:
     """A read-only DuckDB connection to the store's catalog, with relative view paths resolving inside it.
 
     Any number of readers may open the store while a collector writes to it. Close the connection when done.
+    The connection reads the store's segments and no other file (see ``sandbox.py``) unless ``full_engine``.
     """
     path = _store_path(store)
-    con = duckdb.connect(str(path / layout.CATALOG), read_only=True)
+    catalog = path / layout.CATALOG
+    try:
+        con = duckdb.connect(str(catalog), read_only=True)
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        holder = _LOCK_HOLDER.search(str(exc))
+        who = f" (PID {holder.group(1)})" if holder else ""
+        msg = (
+            f"{catalog} is held open for writing by another process{who}, and DuckDB then lets no one else read "
+            "it. Close that connection (a `duckdb` shell should open it with `-readonly`, Python with "
+            "`duckdb.connect(path, read_only=True)`) and run this again"
+        )
+        raise StoreError(msg) from exc
+    confined = sandbox.is_confined(con)
+    if confined and full_engine:
+        # DuckDB shares one database instance between the connections of a process to the same file: an open
+        # confined connection confined this one too, for as long as it is open
+        con.close()
+        msg = (
+            f"a confined connection to {path} is open in this process, so the full engine cannot be had here "
+            "until it is closed (DuckDB shares one configuration per database file and process)"
+        )
+        raise StoreError(msg)
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET file_search_path = ?", [str(path)])
+    if not full_engine and not confined:
+        sandbox.confine(con, path)
     return con
 
 
 def query(
-    store: str | os.PathLike[str], sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    store: str | os.PathLike[str],
+    sql: str,
+    params: Sequence[Any] | Mapping[str, Any] | None = None,
+    *,
+    full_engine: bool = False,
 ) -> pl.DataFrame:
-    """Run ``sql`` against the store (parameters bound by DuckDB, never formatted in); result as Polars."""
+    """Run ``sql`` against the store (parameters bound by DuckDB, never formatted in); result as Polars.
+
+    Only statements that read run, over the store's files only, unless ``full_engine`` (DuckDB unconfined:
+    ``COPY``, ``ATTACH``, any file the user can read or write).
+    """
     path = _store_path(store)
-    con = open_store(path)
+    con = open_store(path, full_engine=full_engine)
     try:
+        if not full_engine:
+            sandbox.check_reading(con, sql)
         with readlock.reading(path):  # compaction deletes no segment while this query lists and reads them
             try:
                 cursor = _execute(con, sql, params)

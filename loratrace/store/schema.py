@@ -36,6 +36,7 @@ LORATRACE_PROMOTED: Final[dict[str, tuple[str, pl.DataType]]] = {
     "variant": (semconv.VARIANT, pl.String()),
     "fallback": (semconv.FALLBACK, pl.Boolean()),
     "fallback_reason": (semconv.FALLBACK_REASON, pl.String()),
+    "served_after_fallback": (semconv.SERVED_AFTER_FALLBACK, pl.Boolean()),
     "prompt_version": (semconv.PROMPT_VERSION, pl.String()),
     "dataset_version": (semconv.DATASET_VERSION, pl.String()),
     "example_id": (semconv.EXAMPLE_ID, pl.String()),

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 import polars as pl
 
 from loratrace.store import layout, schema
 
 
-def write_segments(store: Path, frames: dict[str, pl.DataFrame], *, walend: int, kind: str) -> list[Path]:
+def write_segments(
+    store: Path, frames: dict[str, pl.DataFrame], *, walend: int, kind: str, written: list[Path] | None = None
+) -> list[Path]:
     """Write each table's rows, split by UTC day, as new segments named after ``walend``; returns their paths.
 
     A segment becomes visible to readers only by its final rename, so nobody reads a half-written file.
+    ``written`` (when given) receives each path as soon as it is renamed, so a caller whose write failed
+    half-way knows which segments to delete.
     """
-    written: list[Path] = []
+    written = [] if written is None else written
     for table, frame in frames.items():
         if frame.is_empty():
             continue
@@ -41,12 +47,28 @@ def write_segment(folder: Path, frame: pl.DataFrame, *, walend: int, kind: str, 
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / (name or layout.segment_name(walend, kind))
     tmp = folder / f".{final.name}.tmp"
-    frame.write_parquet(tmp, compression="zstd", compression_level=1, statistics=True)
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
+    try:
+        try:
+            frame.write_parquet(tmp, compression="zstd", compression_level=1, statistics=True)
+        except pl.exceptions.PolarsError as exc:
+            raise _as_os_error(exc) from exc
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+    except BaseException:  # a full disk: the half-written file must not hold the space it took
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, final)
     layout.fsync_dir(folder)
     return final
+
+
+_OS_ERROR: Final = re.compile(r"\(os error (\d+)\)")
+
+
+def _as_os_error(exc: Exception) -> Exception:
+    """Polars reports an I/O failure as ``ComputeError: ... (os error 28)``: give it back its errno."""
+    match = _OS_ERROR.search(str(exc))
+    return OSError(int(match[1]), str(exc)) if match else exc
 
 
 def iter_segments(store: Path, table: str) -> Iterator[Path]:

@@ -51,6 +51,17 @@ class RunningCollector:
             time.sleep(0.05)
         pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
+    def wait_until_stored(self, *, timeout: float = 60.0) -> dict:
+        """Wait until the store writer has processed everything in the log so far (every copy of every
+        acknowledged span, duplicates included), and return the health then: counters the writer keeps
+        (``spans_written``, ``duplicate_spans_dropped``) are final only from that point on."""
+        end = self.health()["wal_end_offset"]
+        return self.wait_until(
+            lambda: (health := self.health())["store_checkpoint_offset"] >= end and health,
+            timeout=timeout,
+            what=f"the store writer to reach log offset {end}",
+        )
+
     def terminate(self) -> int:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=60)

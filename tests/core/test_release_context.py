@@ -178,7 +178,8 @@ def test_generation_stays_open_in_scope_for_annotations(recorder, exporter):
     assert first.attributes[semconv.FALLBACK_REASON] == "schema_invalid"
     assert second.attributes[semconv.SCHEMA_ATTEMPTS] == 2
     assert second.attributes[semconv.SCHEMA_VALID] is True
-    assert second.attributes[semconv.FALLBACK] is True
+    assert second.attributes[semconv.FALLBACK] is False  # the fallback is counted once, on the first
+    assert second.attributes[semconv.SERVED_AFTER_FALLBACK] is True
     assert second.attributes[semconv.VARIANT] == "base"
     (event,) = second.events
     assert event.name == semconv.GEN_AI_EVALUATION_RESULT_EVENT
@@ -226,6 +227,40 @@ def test_fallback_marked_before_any_generation_applies_to_the_next(recorder, exp
     (span,) = finished(exporter)
     assert span.attributes[semconv.FALLBACK] is True
     assert span.attributes[semconv.FALLBACK_REASON] == "adapter_unavailable"
+    assert span.attributes[semconv.SERVED_AFTER_FALLBACK] is True
+
+
+def test_a_fallback_is_counted_once_and_the_answers_after_it_say_so(recorder, exporter, tmp_path):
+    """``mark_fallback()`` flagged every later generation of the scope too, so ``WHERE fallback`` counted
+    generations, not fallbacks: one column per meaning now."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from loratrace.collector.decode import RowBuffer
+
+    with loratrace.context(route="extract"):
+        generate(recorder, adapter="a2")  # its answer fails validation
+        loratrace.mark_fallback(reason="schema_invalid")
+        generate(recorder, adapter=None)  # the base model answers instead
+        generate(recorder, adapter=None)  # and once more (a retry of the fallback)
+    spans = sorted(finished(exporter), key=lambda span: span.start_time)
+    facts = [
+        (
+            span.attributes[semconv.GEN_AI_RESPONSE_MODEL],
+            span.attributes[semconv.FALLBACK],
+            span.attributes.get(semconv.FALLBACK_REASON),
+            span.attributes.get(semconv.SERVED_AFTER_FALLBACK, False),
+        )
+        for span in spans
+    ]
+    assert facts == [
+        ("a2", True, "schema_invalid", False),
+        ("tiny-llama", False, None, True),
+        ("tiny-llama", False, None, True),
+    ]
+    buffer = RowBuffer()
+    buffer.add_traces(encode_spans(spans))
+    rows = buffer.take()["spans"].sort("start_time").select("fallback", "fallback_reason", "served_after_fallback")
+    assert rows.rows() == [(True, "schema_invalid", None), (False, None, True), (False, None, True)]
 
 
 @pytest.mark.parametrize(

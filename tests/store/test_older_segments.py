@@ -14,7 +14,7 @@ from loratrace.store.readers import counted_files
 
 # the columns this version added to each table
 NEWER = {
-    "spans": ("example_id",),
+    "spans": ("example_id", "served_after_fallback"),
     "span_events": ("example_id", "dataset_version", "model_quantization_method", "model_quantization_bits"),
 }
 

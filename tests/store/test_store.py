@@ -39,14 +39,18 @@ PROMOTED = (
 )
 
 
-def _decode(attributes: dict) -> dict:
+def _decode(attributes: dict, *, compiled: bool = False) -> dict:
     memory = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(memory))
     with provider.get_tracer("t").start_as_current_span("llm", attributes=attributes):
         pass
     buffer = RowBuffer()
-    buffer.add_traces(encode_spans(memory.get_finished_spans()))
+    request = encode_spans(memory.get_finished_spans())
+    if compiled:
+        buffer.add_traces_bytes(request.SerializeToString())
+    else:
+        buffer.add_traces(request)
     row = buffer.take()["spans"].row(0, named=True)
     return {name: row[name] for name in PROMOTED}
 
@@ -101,10 +105,37 @@ def _decode(attributes: dict) -> dict:
             ("base", 8, 1, None, "HuggingFace", "completion", None),
             id="openllmetry",
         ),
+        pytest.param(
+            {
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": 5,
+                "gen_ai.usage.output_tokens": 7,
+                "gen_ai.provider.name": "openai",
+                "gen_ai.operation.name": "chat",
+            },
+            ("gpt-4o-mini", 5, 7, None, "openai", "chat", None),
+            id="client-side-request-model-only",
+        ),
+        pytest.param(
+            {
+                "openinference.span.kind": "LLM",
+                "llm.request.model": "tiny-llama",
+                "llm.token_count.prompt": 4,
+                "llm.provider": "openai",
+            },
+            ("tiny-llama", 4, None, None, "openai", None, None),
+            id="traceai-request-model-only",
+        ),
+        pytest.param(
+            {"gen_ai.request.model": "asked-for", "gen_ai.response.model": "served"},
+            ("served", None, None, None, None, None, None),
+            id="the-response-model-wins-over-the-request-model",
+        ),
     ],
 )
-def test_every_naming_scheme_fills_the_promoted_columns(attributes: dict, expected: tuple) -> None:
-    assert tuple(_decode(attributes).values()) == expected
+@pytest.mark.parametrize("compiled", [False, True], ids=["python", "compiled"])
+def test_every_naming_scheme_fills_the_promoted_columns(attributes: dict, expected: tuple, compiled: bool) -> None:
+    assert tuple(_decode(attributes, compiled=compiled).values()) == expected
 
 
 def _write(store: Path, spans: list[tuple[str, str, int]], *, walend: int) -> None:
@@ -199,3 +230,44 @@ def test_sql_command_formats_and_errors(tmp_path: Path) -> None:
     missing = runner.invoke(cli, ["sql", "--store", str(tmp_path / "nope"), "SELECT 1"])
     assert missing.exit_code == 1
     assert "is not a loratrace store" in missing.output
+
+
+def test_sql_on_a_catalog_another_process_holds_read_write_is_a_clear_error(tmp_path: Path) -> None:
+    """DuckDB refuses every other connection, read-only ones too, while a process holds the file read-write;
+    ``loratrace sql`` printed a Python traceback."""
+    store = ensure_store(tmp_path / "s")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('held', flush=True); sys.stdin.read()",
+            str(store / "catalog.duckdb"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "held\n"  # the read-write connection is open from here on
+        result = CliRunner().invoke(cli, ["sql", "--store", str(store), "SELECT 1"])
+    finally:
+        holder.communicate("", timeout=60)
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"is held open for writing by another process (PID {holder.pid})" in result.output
+    assert "-readonly" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_loratrace_store_variable_stands_for_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = ensure_store(tmp_path / "s")
+    _write(store, [("a" * 32, "b" * 16, 1_796_000_000_000_000)], walend=1)
+    monkeypatch.setenv("LORATRACE_STORE", str(store))
+    result = CliRunner().invoke(cli, ["sql", "--format", "csv", "SELECT span_id FROM spans"])
+    assert (result.exit_code, result.output) == (0, "span_id\n" + "b" * 16 + "\n")
+    assert "LORATRACE_STORE" in CliRunner().invoke(cli, ["sql", "--help"]).output
+    monkeypatch.delenv("LORATRACE_STORE")
+    missing = CliRunner().invoke(cli, ["sql", "SELECT 1"])
+    assert missing.exit_code == 2
+    assert "--store" in missing.output

@@ -292,3 +292,14 @@ def test_a_batch_larger_than_the_queues_keeps_every_request_span(
         output.request_id: (lora.lora_name if lora else None) for output, lora in zip(outputs, loras, strict=True)
     }
     assert served == expected
+
+
+def test_suppress_instrumentation_turns_the_offline_wrappers_off(spans: Engine) -> None:
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    engine = spans
+    with suppress_instrumentation():
+        engine.llm.generate(["Paris is"], engine.greedy, lora_request=engine.a1, use_tqdm=False)
+    assert engine.spans() == []
+    engine.llm.generate(["Paris is"], engine.greedy, lora_request=engine.a1, use_tqdm=False)
+    assert sorted(s.name for s in engine.spans()) == ["text_completion a1", "vllm.LLM.generate"]

@@ -20,7 +20,13 @@ from typing import Any
 from opentelemetry import context as otel_context
 
 from loratrace import semconv
-from loratrace.instrumentation._generation import CURRENT_SPAN_KEY, Generation, GenerationProfile, GenerationRecorder
+from loratrace.instrumentation._generation import (
+    CURRENT_SPAN_KEY,
+    Generation,
+    GenerationProfile,
+    GenerationRecorder,
+    suppressed,
+)
 from loratrace.instrumentation._identity_cache import IdentityCache
 from loratrace.instrumentation.transformers import _peft_state
 from loratrace.instrumentation.transformers._content import (
@@ -171,6 +177,8 @@ def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelIn
         if recorder is None:
             return wrapped(*args, **kwargs)
         parent = otel_context.get_current()
+        if suppressed(parent):  # OpenTelemetry's suppress_instrumentation()
+            return wrapped(*args, **kwargs)
         current = parent.get(CURRENT_SPAN_KEY)
         if type(current) is Generation and current.recorder is recorder:
             return wrapped(*args, **kwargs)  # generate called by a traced generate (PeftModel's calls the base's)

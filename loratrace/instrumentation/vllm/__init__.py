@@ -7,8 +7,8 @@
     llm.generate(prompts, params, lora_request=LoRARequest("a1", 1, "/adapters/a1"))
 
 Nothing is imported from vLLM until the application imports it (vLLM takes seconds to import): every patch is
-a post-import hook. The server is instrumented by running it through ``python -m
-loratrace.instrumentation.vllm.serve`` (or ``opentelemetry-instrument``), see ``docs/vllm.md``.
+a post-import hook. The server is instrumented by running it through ``loratrace vllm serve`` (vLLM's ``vllm
+serve`` with loratrace on; or ``opentelemetry-instrument``), see ``docs/vllm.md``.
 """
 
 from __future__ import annotations

@@ -16,7 +16,10 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 import wrapt
+from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.utils import unwrap
+
+from loratrace.instrumentation._generation import suppressed
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +34,17 @@ class _Patches:
         self._hooked: set[str] = set()
         self._patchers: dict[str, list[Patcher]] = {}
         self._applied: list[tuple[Any, str]] = []
-        self.enabled = False
+        self._on = False
+
+    @property
+    def enabled(self) -> bool:
+        """Instrumented, and not inside OpenTelemetry's ``suppress_instrumentation()`` (as contrib instrumentors
+        check it): every wrapper asks this first."""
+        return self._on and not suppressed(otel_context.get_current())
 
     def enable(self, patchers: dict[str, list[Patcher]]) -> None:
         with self._lock:
-            self.enabled = True
+            self._on = True
             self._patchers = patchers
             pending = [name for name in patchers if name not in self._hooked]
             self._hooked.update(pending)
@@ -47,7 +56,7 @@ class _Patches:
             self._on_import(sys.modules[name])
 
     def _on_import(self, module: Any) -> None:
-        if not self.enabled:
+        if not self._on:
             return
         for patcher in self._patchers.get(module.__name__, ()):
             try:
@@ -99,7 +108,7 @@ class _Patches:
 
     def disable(self) -> None:
         with self._lock:
-            self.enabled = False
+            self._on = False
             applied, self._applied = self._applied, []
         for owner, attribute in reversed(applied):
             unwrap(owner, attribute)

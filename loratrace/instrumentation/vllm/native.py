@@ -21,6 +21,7 @@ from loratrace.instrumentation.vllm import _attributes
 from loratrace.instrumentation.vllm._adapters import ADAPTERS
 from loratrace.instrumentation.vllm._patching import PATCHES, Binder, has_parameters, log_once
 from loratrace.instrumentation.vllm._settings import Settings
+from loratrace.instrumentation.vllm.server import GENERATION_HEADER
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,9 @@ def _do_tracing_wrapper(binder: Binder) -> Callable[..., Any]:
         arguments = binder.bind(instance, args, kwargs)
         if arguments is None:
             return wrapped(*args, **kwargs)
-        token = _tracing.set((instance, arguments["req_state"]))
+        headers = getattr(arguments.get("engine_core_output"), "trace_headers", None) or {}
+        nested = headers.get(GENERATION_HEADER) == "1"
+        token = _tracing.set((instance, arguments["req_state"], nested))
         try:
             return wrapped(*args, **kwargs)
         finally:
@@ -98,8 +101,9 @@ def _instrument_manual_wrapper(binder: Binder) -> Callable[..., Any]:
             arguments = binder.bind_function(args, kwargs)
             if arguments is None or arguments.get("span_name") != NATIVE_SPAN_NAME:
                 return wrapped(*args, **kwargs)
-            processor, req_state = tracing
-            arguments["attributes"] = enrich(dict(arguments.get("attributes") or {}), processor, req_state)
+            processor, req_state, nested = tracing
+            attributes = dict(arguments.get("attributes") or {})
+            arguments["attributes"] = enrich(attributes, processor, req_state, nested=nested)
         except Exception:
             logger.debug("loratrace could not enrich vLLM's llm_request span", exc_info=True)
             return wrapped(*args, **kwargs)
@@ -108,18 +112,24 @@ def _instrument_manual_wrapper(binder: Binder) -> Callable[..., Any]:
     return wrapper
 
 
-def enrich(attributes: dict[str, Any], processor: Any, req_state: Any) -> dict[str, Any]:
-    """vLLM's attributes plus the adapter, the response model, the modern token names and OpenInference."""
+def enrich(attributes: dict[str, Any], processor: Any, req_state: Any, *, nested: bool = False) -> dict[str, Any]:
+    """vLLM's attributes plus the adapter, the response model, the modern token names and OpenInference.
+
+    ``nested``: the span sits under loratrace's server span, which is already the request's generation (with the
+    same tokens). It then keeps the adapter fields but does not claim to be a generation: no OpenInference LLM
+    kind and no token counts in the names backends add up (Phoenix showed 22 tokens for 11), and
+    ``langfuse.observation.type=span`` so Langfuse does not make a second generation of vLLM's own usage keys.
+    """
     model = _engines.get(processor, {}) if processor is not None else {}
     base = model.get(semconv.BASE_MODEL_NAME)
     lora = getattr(req_state, "lora_request", None)
-    added: dict[str, Any] = {
-        semconv.GEN_AI_PROVIDER_NAME: semconv.PROVIDER_VLLM,
-        semconv.OPENINFERENCE_SPAN_KIND: semconv.OPENINFERENCE_SPAN_KIND_LLM,
-        semconv.LLM_PROVIDER: semconv.PROVIDER_VLLM,
-        semconv.LLM_SYSTEM: semconv.PROVIDER_VLLM,
-        **model,
-    }
+    added: dict[str, Any] = {semconv.GEN_AI_PROVIDER_NAME: semconv.PROVIDER_VLLM, **model}
+    if nested:
+        added[semconv.LANGFUSE_OBSERVATION_TYPE] = semconv.LANGFUSE_OBSERVATION_TYPE_SPAN
+    else:
+        added[semconv.OPENINFERENCE_SPAN_KIND] = semconv.OPENINFERENCE_SPAN_KIND_LLM
+        added[semconv.LLM_PROVIDER] = semconv.PROVIDER_VLLM
+        added[semconv.LLM_SYSTEM] = semconv.PROVIDER_VLLM
     if lora is not None:
         identity = ADAPTERS.identity(lora)
         added.update(identity.attributes)
@@ -131,8 +141,10 @@ def enrich(attributes: dict[str, Any], processor: Any, req_state: Any) -> dict[s
     if served:
         added[semconv.GEN_AI_RESPONSE_MODEL] = served
         added[semconv.GEN_AI_REQUEST_MODEL] = served
-        added[semconv.LLM_MODEL_NAME] = served
-    added.update(_modern_tokens(attributes))
+        if not nested:
+            added[semconv.LLM_MODEL_NAME] = served
+    if not nested:
+        added.update(_modern_tokens(attributes))
     attributes.update(added)
     return attributes
 

@@ -133,6 +133,11 @@ class _BatchCall:
 
     def fail(self, exception: BaseException) -> None:
         try:
+            # a LoRARequest whose path does not exist fails the whole call: name the adapter(s) it asked for
+            self.span.set_attributes(_requested_adapters(self._arguments.get("lora_request")))
+        except Exception:
+            logger.debug("loratrace could not name the adapters of a failed call", exc_info=True)
+        try:
             self.span.set_attribute(semconv.ERROR_TYPE, type(exception).__qualname__)
             self.span.record_exception(exception)
             self.span.set_status(Status(StatusCode.ERROR, f"{type(exception).__qualname__}: {exception}"))
@@ -238,6 +243,22 @@ class _BatchCall:
         if prompt is not None:
             content[semconv.INPUT_VALUE] = str(prompt)
         return content
+
+
+def _requested_adapters(lora_request: Any) -> dict[str, Any]:
+    """The adapters a call asked for (one ``LoRARequest`` or one per prompt), as span attributes."""
+    requests = lora_request if isinstance(lora_request, Sequence) else [lora_request]
+    names: dict[str, str] = {}
+    for request in requests:
+        name = getattr(request, "lora_name", None)
+        if name:
+            names.setdefault(str(name), str(getattr(request, "lora_path", "") or ""))
+    if not names:
+        return {}
+    if len(names) == 1:
+        ((name, path),) = names.items()
+        return {semconv.ADAPTER_NAME: name, semconv.ADAPTER_SOURCE: path} if path else {semconv.ADAPTER_NAME: name}
+    return {semconv.ADAPTER_NAMES: list(names)}
 
 
 def _timing(metrics: Any, call_start_ns: int, call_end_ns: int) -> tuple[int, int, float | None, float | None]:

@@ -35,6 +35,7 @@ CHAT_MODULE = "vllm.entrypoints.openai.chat_completion.serving"
 ASYNC_LLM_MODULE = "vllm.v1.engine.async_llm"
 _GENERATE_PARAMETERS = ("prompt", "sampling_params", "request_id", "lora_request", "trace_headers")
 _TRACECONTEXT = TraceContextTextMapPropagator()
+GENERATION_HEADER = "loratrace-generation"
 
 _current_call: contextvars.ContextVar[_ServerCall | None] = contextvars.ContextVar(
     "loratrace_vllm_server_call", default=None
@@ -173,9 +174,9 @@ def _start_call(settings: Settings, serving: Any, operation: str, arguments: dic
         response_model = identity.name
     elif asked == base or models.is_base_model(asked):
         response_model = base
-    else:
+    else:  # vLLM answers 404: nothing served it, so the span claims no response model (the asked name stays)
         recorder = settings.unmetered_recorder
-        response_model = asked
+        response_model = None
     parent = None
     headers = getattr(raw_request, "headers", None)
     if headers is not None and headers.get("traceparent"):
@@ -264,6 +265,8 @@ def _engine_generate_wrapper(binder: Binder) -> Callable[..., Any]:
             # vLLM's own llm_request span (when its tracing is on) then nests under this request's span.
             headers: dict[str, str] = dict(arguments.get("trace_headers") or {})
             _TRACECONTEXT.inject(headers, context=trace.set_span_in_context(call.span))
+            # tells the enrichment of vLLM's llm_request span that this span is already the request's generation
+            headers[GENERATION_HEADER] = "1"
             arguments["trace_headers"] = headers
             del arguments["self"]
         except Exception:

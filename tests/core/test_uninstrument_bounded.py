@@ -1,0 +1,42 @@
+"""``loratrace.uninstrument()`` returns in bounded time whatever the endpoint does: hangs, or refuses."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import loratrace
+
+
+@pytest.fixture
+def hung_endpoint() -> Iterator[str]:
+    """A real TCP endpoint that takes connections (the kernel's backlog) and never answers a byte."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(64)
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+
+
+@pytest.fixture
+def refusing_endpoint() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"  # closed again: connections are refused
+
+
+@pytest.mark.parametrize("endpoint_fixture", ["hung_endpoint", "refusing_endpoint"])
+def test_uninstrument_is_bounded(request: pytest.FixtureRequest, endpoint_fixture: str) -> None:
+    endpoint = request.getfixturevalue(endpoint_fixture)
+    state = loratrace.instrument(endpoint=endpoint, libraries=[])
+    tracer = state.tracer_provider.get_tracer("uninstrument-test")
+    for i in range(10):
+        tracer.start_span(f"pending-{i}").end()
+    started = time.monotonic()
+    loratrace.uninstrument(timeout_millis=1_000)
+    elapsed = time.monotonic() - started
+    assert elapsed < 4.0, f"uninstrument took {elapsed:.1f} s"  # 17 s (hung) and 10.7 s (refused) before
+    assert loratrace._setup._state is None
