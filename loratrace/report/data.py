@@ -61,6 +61,15 @@ class ReportData:
     spike_episodes: Table
 
 
+def _duration_text(width: dt.timedelta) -> str:
+    """``1h``, ``15m``, ``1d``: the largest unit that divides ``width`` (as ``--window`` takes it)."""
+    seconds = int(width.total_seconds())
+    for unit, size in (("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def _sql_command(store: Path, sql: str) -> str:
     return f"loratrace sql --store {shlex.quote(str(store))} {shlex.quote(sql)}"
 
@@ -101,7 +110,7 @@ def collect_report_data(
         drift = store_drift(path)
     total, first, last = query(path, "SELECT count(*), min(start_time), max(start_time) FROM generations").row(0)
     spikes = run_spikes(path, window=spike_window) if total else None
-    window_text = f"{int(spike_window.total_seconds() // 60)}m"
+    window_text = _duration_text(spike_window)
     spikes_command = f"loratrace spikes --store {shlex.quote(str(path))} --window {window_text} --format json"
     empty_spikes = pl.DataFrame()
     return ReportData(

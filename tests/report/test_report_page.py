@@ -115,7 +115,7 @@ def test_inventory_and_reproducing_commands_are_on_the_page(report_page: Path) -
     assert len(ids) == 3  # a1's, and a2's before and after the swap
     assert all(re.search(rf">\s*{prefix}<", inventory) for prefix in ids)
     assert text.count('<code class="command">') >= 4
-    assert "loratrace spikes --store" in text
+    assert f"loratrace spikes --store {report_page.parent / 'store'} --window 1h --format json" in text
 
 
 def test_a_forest_plot_labels_every_drift_row_and_colours_the_regression(report_page: Path, tmp_path: Path) -> None:
