@@ -616,5 +616,226 @@ def serve(vllm_arguments: tuple[str, ...]) -> None:
     serve_main(list(vllm_arguments))
 
 
+# --- alerts and the release gate (issue 16) ---------------------------------------------------------------
+
+
+def _alerts_installed() -> None:
+    for module in ("yaml", "jsonschema", "scipy"):
+        try:
+            __import__(module)
+        except ImportError:
+            msg = f"the alert commands need {module}: pip install 'loratrace[alerts]'"
+            raise click.ClickException(msg) from None
+
+
+@cli.group()
+def alert() -> None:
+    """Scheduled checks of alert rules over a store: drift (anytime-valid), spikes, SLO burn rates, fallbacks.
+
+    \b
+    Example:
+        loratrace alert check --store ./traces --rules alerts.yaml
+        loratrace alert watch --store ./traces --rules alerts.yaml --every 5m
+    """
+    _alerts_installed()
+
+
+def rules_option(function: F) -> F:
+    """``--rules FILE`` and ``--state-dir DIR`` for the alert commands."""
+    function = click.option(
+        "--state-dir",
+        default=None,
+        type=click.Path(file_okay=False),
+        help="Where the alert state lives (default: STORE/state/alerts).",
+    )(function)
+    return click.option(
+        "--rules",
+        "rules_path",
+        required=True,
+        type=click.Path(dir_okay=False),
+        help="The rules file (YAML; see docs/alerts.example.yaml).",
+    )(function)
+
+
+def _echo_check(result: Any, error: str | None) -> None:
+    if error is not None:
+        click.echo(f"alert check failed: {error}", err=True)
+        return
+    counts = result.summary()
+    click.echo(
+        f"{counts['checked_at']}: {counts['firing']} firing, {counts['pending']} pending, "
+        f"{counts['notifications']} notification(s), {counts['conditions']} condition(s) checked",
+        err=True,
+    )
+    for failure in result.sink_failures:
+        click.echo(f"sink failure: {failure}", err=True)
+
+
+@alert.command("check")
+@store_option
+@rules_option
+@click.option("--now", "now_text", default=None, help="Check as of this ISO time instead of the clock (replays).")
+def alert_check(store: str, rules_path: str, state_dir: str | None, now_text: str | None) -> None:
+    """Evaluate every rule once, update the alert state in the store, and notify the sinks of changes.
+
+    Exit code 0 when nothing fires, 1 when something fires, 2 for bad rules or a bad store. Notifications go
+    out only when an alert opens or resolves; the state (in STORE/state/alerts/) makes repeated checks quiet.
+
+    \b
+    Example:
+        loratrace alert check --store ./traces --rules alerts.yaml
+        */5 * * * * loratrace alert check --store /srv/traces --rules /etc/loratrace/alerts.yaml
+    """
+    import duckdb
+    import polars as pl
+
+    from loratrace.alerts.check import run_alert_check
+    from loratrace.errors import ConfigurationError, StoreError
+
+    now = None
+    if now_text is not None:
+        from datetime import timezone
+
+        from loratrace.analysis.timespec import parse_time
+
+        try:
+            now = parse_time(now_text).replace(tzinfo=timezone.utc)
+        except ValueError as exc:
+            raise BadInput(f"--now: {exc}") from exc
+    try:
+        result = run_alert_check(store, rules_path, now=now, state_dir=state_dir)
+    except (ConfigurationError, StoreError) as exc:
+        raise BadInput(str(exc)) from exc
+    except (pl.exceptions.PolarsError, duckdb.Error) as exc:
+        # exit code 1 means "firing": a store this version cannot read must not look like an alert
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        raise BadInput(f"--store: {store} could not be read ({reason})") from exc
+    _echo_check(result, None)
+    raise SystemExit(result.exit_code)
+
+
+@alert.command("watch")
+@store_option
+@rules_option
+@click.option("--every", default="5m", show_default=True, help="Interval between checks (30s, 5m, 1h).")
+def alert_watch(store: str, rules_path: str, state_dir: str | None, every: str) -> None:
+    """Run the alert check on a schedule until SIGTERM or Ctrl-C (for containers); docs/alerts.md shows cron,
+    systemd and Kubernetes alternatives.
+
+    \b
+    Example:
+        loratrace alert watch --store ./traces --rules alerts.yaml --every 5m
+    """
+    from loratrace.alerts.watch import watch
+    from loratrace.analysis.timespec import parse_duration
+    from loratrace.errors import ConfigurationError, StoreError
+
+    try:
+        interval = parse_duration(every).total_seconds()
+    except ValueError as exc:
+        raise BadInput(f"--every: {exc}") from exc
+    try:
+        _check_store(store)
+        code = watch(store, rules_path, every=interval, state_dir=state_dir, report=_echo_check)
+    except (ConfigurationError, StoreError) as exc:
+        raise BadInput(str(exc)) from exc
+    click.echo("alert watch: stopped", err=True)
+    raise SystemExit(code)
+
+
+def _check_store(store: str) -> None:
+    from loratrace.store import open_store
+
+    open_store(store).close()
+
+
+@cli.command()
+@store_option
+@time_options
+@click.option("--adapter", required=True, help="The adapter name to release.")
+@click.option("--adapter-id", default=None, help="The adapter id (weights) to judge; default: the latest served.")
+@click.option("--cohort", "cohorts", multiple=True, help="Only this cohort (repeatable); default: every cohort.")
+@click.option("--metric", "metric_names", multiple=True, help="Only this metric (repeatable); default: the rates.")
+@click.option(
+    "--traffic",
+    type=click.Choice(["all", "production", "replay"]),
+    default="all",
+    show_default=True,
+    help="replay: golden-set replay only (paired design); production: live traffic only.",
+)
+@click.option("--allow-insufficient", is_flag=True, help="PASS even where there is too little data to tell.")
+@click.option("--alpha", type=click.FloatRange(0.0001, 0.5), default=0.05, show_default=True, help="FDR level.")
+@click.option("--min-n", type=click.IntRange(min=1), default=30, show_default=True, help="Fewest per arm.")
+@click.option(
+    "--min-effect", type=click.FloatRange(min=0), default=0.02, show_default=True, help="Smallest rate change."
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for CI.",
+)
+def gate(
+    store: str,
+    since: str | None,
+    until: str | None,
+    adapter: str,
+    adapter_id: str | None,
+    cohorts: tuple[str, ...],
+    metric_names: tuple[str, ...],
+    traffic: str,
+    allow_insufficient: bool,
+    alpha: float,
+    min_n: int,
+    min_effect: float,
+    output_format: str,
+) -> None:
+    """The release decision for an adapter against its base model: PASS (exit 0) or FAIL (exit 1) with reasons.
+
+    Each reason names a failing cohort and metric with its difference and interval. Insufficient data fails
+    unless --allow-insufficient; it judges golden-set replay (paired) and production traffic the same way.
+
+    \b
+    Example:
+        loratrace gate --store ./traces --adapter billing-v2 --since 24h
+        loratrace gate --store ./replay --adapter billing-v2 --traffic replay --format json
+    """
+    import json
+
+    from loratrace.analysis.gate import gate as decide
+    from loratrace.analysis.run import EmptySelectionError
+    from loratrace.errors import StoreError
+
+    since_at, until_at = parse_window(since, until)
+    try:
+        result = decide(
+            store,
+            adapter=adapter,
+            adapter_id=adapter_id,
+            cohorts=cohorts or None,
+            metric_names=metric_names or None,
+            since=since_at,
+            until=until_at,
+            traffic=traffic,  # type: ignore[arg-type]  # click.Choice guarantees the Literal
+            allow_insufficient=allow_insufficient,
+            alpha=alpha,
+            min_n=min_n,
+            min_effect=min_effect,
+        )
+    except (EmptySelectionError, StoreError) as exc:
+        raise BadInput(str(exc)) from exc
+    except ValueError as exc:
+        raise BadInput(f"--metric: {exc}") from exc
+    if output_format == "json":
+        click.echo(json.dumps(result.to_dict(), default=str))
+    else:
+        click.echo(f"{result.decision}: {result.adapter} ({result.adapter_id})")
+        for reason in result.reasons:
+            click.echo(f"  - {reason}")
+    raise SystemExit(result.exit_code)
+
+
 def main() -> None:
     cli()

@@ -1,0 +1,132 @@
+"""The release gate: may traffic move to this adapter? PASS or FAIL against its base model, with the reasons.
+
+The gate reads the same drift rows as ``loratrace drift`` (:func:`loratrace.analysis.run.drift_for_store`), so it
+judges golden-set replay (the paired design, by ``example_id``) and production traffic (the concurrent design)
+alike; each reason names its row's design. It fails when any chosen cohort × metric regressed (the row's one-sided
+test passes its Benjamini–Hochberg correction and the effect is at least the minimum), and — unless told
+``allow_insufficient`` — when a chosen cohort × metric has too little data to tell, or there is no data at all:
+a gate that passes on no evidence is no gate. It is a one-time decision before a release, so it uses the
+fixed-sample tests of ``drift``; the scheduled alerts use anytime-valid ones.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import polars as pl
+
+from loratrace.analysis import load
+from loratrace.analysis._typing import Traffic
+from loratrace.analysis.run import drift_for_store
+
+Decision = Literal["PASS", "FAIL"]
+
+
+@dataclass
+class GateResult:
+    """The decision, the reasons for a FAIL (or the notes of a PASS), and the rows it was made on."""
+
+    decision: Decision
+    adapter: str
+    adapter_id: str | None
+    reasons: list[str] = field(default_factory=list)
+    rows: pl.DataFrame = field(default_factory=pl.DataFrame)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.decision == "PASS" else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            "adapter": self.adapter,
+            "adapter_id": self.adapter_id,
+            "reasons": self.reasons,
+            "rows": self.rows.to_dicts(),
+        }
+
+
+def latest_adapter_id(store: str | os.PathLike[str], adapter: str) -> str | None:
+    """The id that last served under ``adapter`` (the weights a release would keep serving)."""
+    frame = (
+        load.load_generations(store)
+        .filter(pl.col("adapter") == adapter)
+        .sort("start_time")
+        .select(pl.col("adapter_id").last())
+        .collect()
+    )
+    return frame.item() if frame.height else None
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4g}"
+
+
+def _reason(row: dict[str, Any]) -> str:
+    return (
+        f"cohort {row['cohort']}, {row['metric']}: adapter {_fmt(row['adapter_value'])} vs base "
+        f"{_fmt(row['base_value'])}, delta {_fmt(row['delta'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}] "
+        f"({row['design']}, q {_fmt(row['q_value'])}, n {row['n_adapter']} / {row['n_base']})"
+    )
+
+
+def gate(
+    store: str | os.PathLike[str],
+    *,
+    adapter: str,
+    adapter_id: str | None = None,
+    cohorts: Sequence[str] | None = None,
+    metric_names: Sequence[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    traffic: Traffic = "all",
+    allow_insufficient: bool = False,
+    alpha: float = 0.05,
+    min_n: int = 30,
+    min_effect: float = 0.02,
+) -> GateResult:
+    """Decide whether ``adapter`` may take traffic from its base model.
+
+    Raises
+    ------
+    loratrace.analysis.run.EmptySelectionError
+        No generations in the window, or an unknown adapter or cohort (with the nearest names).
+    ValueError
+        An unknown metric.
+    """
+    rows = drift_for_store(
+        store,
+        since=since,
+        until=until,
+        adapters=[adapter],
+        cohorts=cohorts,
+        metric_names=metric_names,
+        traffic=traffic,
+        alpha=alpha,
+        min_n=min_n,
+        min_effect=min_effect,
+    )
+    chosen_id = adapter_id or latest_adapter_id(store, adapter)
+    rows = rows.filter((pl.col("adapter") == adapter) & (pl.col("adapter_id") == chosen_id))
+    if cohorts:
+        rows = rows.filter(pl.col("cohort").is_in(list(cohorts)))
+    reasons = []
+    regressed = rows.filter(pl.col("verdict") == "regressed")
+    insufficient = rows.filter(pl.col("verdict") == "insufficient_data")
+    reasons += [f"regressed: {_reason(r)}" for r in regressed.iter_rows(named=True)]
+    if rows.is_empty():
+        reasons.append(f"insufficient data: no comparison of {adapter} ({chosen_id}) with the base in the selection")
+    reasons += [
+        f"insufficient data: cohort {r['cohort']}, {r['metric']} (n {r['n_adapter']} / {r['n_base']}, "
+        f"needs {min_n} per arm)"
+        for r in insufficient.iter_rows(named=True)
+    ]
+    failing = not regressed.is_empty() or (not allow_insufficient and (rows.is_empty() or not insufficient.is_empty()))
+    if not failing and reasons:
+        reasons = [f"allowed: {r}" for r in reasons]
+    return GateResult("FAIL" if failing else "PASS", adapter, chosen_id, reasons, rows)
