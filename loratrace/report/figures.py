@@ -82,6 +82,7 @@ def forest_plot(drift: pl.DataFrame) -> str:
         handles = [
             axes[0, 0].plot([], [], marker="o", color=c, linestyle="-", label=v.replace("_", " "))[0]
             for v, c in VERDICT_COLOURS.items()
+            if v in set(drift["verdict"].to_list()) | {"regressed", "improved", "no_change"}
         ]
         figure.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False, fontsize=8)
         return _svg(figure)

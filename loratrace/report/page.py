@@ -83,12 +83,23 @@ def _plot(svg: str, label: str) -> str:
 
 
 def _forest_rows(drift: pl.DataFrame) -> pl.DataFrame:
-    """The rows worth a point on the forest plot: metrics that moved, largest effects first, at most a page."""
-    decided = drift.filter(pl.col("verdict").is_in(["regressed", "improved"]))
-    metrics = decided["metric"].unique().to_list() or drift["metric"].unique().sort().head(3).to_list()
-    rows = drift.filter(pl.col("metric").is_in(metrics) & pl.col("delta").is_not_null())
+    """The rows worth a point on the forest plot: metrics that moved, largest effects first, at most a page.
+
+    Rows with too little data stay in the table only: their intervals span most of the scale and would flatten
+    every interval that has something to say.
+    """
+    measured = drift.filter((pl.col("verdict") != "insufficient_data") & pl.col("delta").is_not_null())
+    decided = measured.filter(pl.col("verdict").is_in(["regressed", "improved"]))
+    metrics = decided["metric"].unique().to_list() or measured["metric"].unique().sort().head(3).to_list()
+    rows = measured.filter(pl.col("metric").is_in(metrics))
     rank = pl.col("verdict").is_in(["regressed", "improved"]).cast(pl.Int8)
     return rows.sort(rank, pl.col("delta").abs(), descending=True).head(MAX_FOREST_ROWS)
+
+
+def _forest(rows: pl.DataFrame) -> str:
+    if rows.height == 0:
+        return '<p class="empty">Every row has too little data for an interval worth plotting (see the table).</p>'
+    return _plot(figures.forest_plot(rows), "forest")
 
 
 def _drift_section(drift: Table | None) -> _Section:
@@ -103,9 +114,8 @@ def _drift_section(drift: Table | None) -> _Section:
     flag_note = f" {flagged.height} rows carry flags (confounded, simpson, ...)." if flagged.height else ""
     body = (
         f"<p class=\"note\">Each point is the adapter's value minus the base model's on the same cohort, with its "
-        f"interval; red regressed, green improved (after Benjamini–Hochberg). {tally}.{flag_note}</p>"
-        + _plot(figures.forest_plot(_forest_rows(frame)), "forest")
-        + table_html(drift, caption="Drift rows")
+        f"interval; red regressed, green improved (after Benjamini–Hochberg); rows with insufficient data are in the "
+        f"table only. {tally}.{flag_note}</p>" + _forest(_forest_rows(frame)) + table_html(drift, caption="Drift rows")
     )
     return _Section("drift", title, body)
 

@@ -141,6 +141,8 @@ def test_a_forest_plot_labels_every_drift_row_and_colours_the_regression(report_
         for adapter, cohort, delta in [("a1", "smb", -0.06), ("a1", "enterprise", 0.004), ("a2", "smb", 0.001)]
     ]
     rows[2]["flags"] = ["confounded:prompt_version"]
+    thin = {**rows[1], "adapter": "a3", "delta": 0.3, "ci_low": -0.5, "ci_high": 0.8, "verdict": "insufficient_data"}
+    rows.append(thin)
     store = report_page.parent / "store"
     drift = Table(pl.DataFrame(rows), f"loratrace drift --store {store} --format json")
     page = write_report(collect_report_data(store, drift=drift), tmp_path / "drift.html")
@@ -148,6 +150,8 @@ def test_a_forest_plot_labels_every_drift_row_and_colours_the_regression(report_
     for adapter, cohort in [("a1", "smb"), ("a1", "enterprise"), ("a2", "smb")]:
         assert f"{adapter} · {cohort}" in forest
     assert "a2 · smb [confounded:prompt_version]" in forest
+    assert "a3 · enterprise" not in forest  # too little data: in the table, not stretching the plot's scale
+    assert "<td>a3</td>" in page.read_text("utf-8")
     assert VERDICT_COLOURS["regressed"] in forest
     assert 'class="regressed"' in page.read_text("utf-8")  # the table row is marked too
 
