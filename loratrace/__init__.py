@@ -8,6 +8,7 @@
 """
 
 from loratrace._annotations import mark_fallback, record_eval, record_schema_attempt
+from loratrace._feedback import record_feedback
 from loratrace._release_context import context
 from loratrace._setup import Instrumentation, force_flush, instrument, uninstrument
 from loratrace._version import __version__
@@ -20,6 +21,7 @@ __all__ = [
     "instrument",
     "mark_fallback",
     "record_eval",
+    "record_feedback",
     "record_schema_attempt",
     "uninstrument",
 ]

@@ -837,5 +837,343 @@ def gate(
     raise SystemExit(result.exit_code)
 
 
+# --- release hygiene, user-outcome feedback, task completion (issue 18) -------------------------------------
+
+
+def _auth_token_option(function: F) -> F:
+    """``--auth-token`` (or ``LORATRACE_AUTH_TOKEN``): the bearer token of a collector started with one."""
+    return click.option(
+        "--auth-token",
+        envvar="LORATRACE_AUTH_TOKEN",
+        show_envvar=True,
+        default=None,
+        help="Bearer token the collector requires (never printed).",
+    )(function)
+
+
+@cli.group()
+def feedback() -> None:
+    """User outcomes (thumbs-down, escalation, manual review, reopened tickets) joined to the answers they are about.
+
+    \b
+    Example:
+        loratrace feedback import tickets.csv --endpoint http://127.0.0.1:4318
+    """
+
+
+@feedback.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--endpoint",
+    default="http://127.0.0.1:4318",
+    show_default=True,
+    help="OTLP/HTTP base URL of the loratrace collector that writes the store.",
+)
+@click.option(
+    "--format", "file_format", type=click.Choice(["csv", "jsonl"]), default=None, help="Default: from the suffix."
+)
+@click.option(
+    "--column",
+    "columns",
+    multiple=True,
+    metavar="FIELD=COLUMN",
+    help="Read FIELD (trace_id, span_id, request_id, kind, time, value, id) from the file's COLUMN.",
+)
+@click.option("--kind", "default_kind", default=None, help="Kind for rows without one (e.g. thumbs_down).")
+@click.option("--store", type=click.Path(file_okay=False), default=None, help="Store that maps request ids to traces.")
+@click.option(
+    "--request-id-attribute",
+    default="gen_ai.request.id",
+    show_default=True,
+    help="Span attribute holding the request id that the file's request_id column names.",
+)
+@click.option(
+    "--request-map",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="CSV of request_id,trace_id[,span_id] mapping the file's request ids to traces.",
+)
+@click.option("--skip-unmatched", is_flag=True, help="Skip rows whose request id is in no span (default: refuse).")
+@_auth_token_option
+def feedback_import(
+    file: str,
+    endpoint: str,
+    file_format: str | None,
+    columns: tuple[str, ...],
+    default_kind: str | None,
+    store: str | None,
+    request_id_attribute: str,
+    request_map: str | None,
+    skip_unmatched: bool,
+    auth_token: str | None,
+) -> None:
+    """Import feedback exported by another system (CSV or JSON lines); importing the same rows again adds nothing.
+
+    Every row is checked first (a bad row sends nothing; exit code 2), then all are sent to the collector as
+    loratrace.feedback spans. Times are ISO 8601 (UTC when no offset is given) or epoch seconds.
+
+    \b
+    Example:
+        loratrace feedback import tickets.csv --column trace_id=otel_trace_id --column time=created_at
+        loratrace feedback import reviews.jsonl --kind manual_review --store ./traces --column request_id=req
+    """
+    from loratrace._span_sender import SendError
+    from loratrace.errors import ConfigurationError, StoreError
+    from loratrace.feedback.importer import import_feedback, parse_columns
+
+    try:
+        result = import_feedback(
+            file,
+            endpoint=endpoint,
+            fmt=file_format,  # type: ignore[arg-type]
+            columns=parse_columns(columns),
+            default_kind=default_kind,
+            store=store,
+            request_id_attribute=request_id_attribute,
+            skip_unmatched=skip_unmatched,
+            auth_token=auth_token,
+            request_map=request_map,
+        )
+    except (ConfigurationError, StoreError) as exc:
+        raise BadInput(str(exc)) from exc
+    except SendError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"sent {result.sent} feedback row(s) from {file} to {endpoint}")
+
+
+@feedback.command("completeness")
+@store_option
+@time_options
+@click.option("--kind", required=True, help="The feedback kind, e.g. thumbs_down.")
+@click.option("--window", default="1d", show_default=True, help="Width of the windows (1h, 1d, 1w).")
+@format_option
+def feedback_completeness(
+    store: str, since: str | None, until: str | None, kind: str, window: str, output_format: str
+) -> None:
+    """How complete each window's feedback is likely to be, from the delays seen so far (late feedback changes
+    past windows): the rate so far, the estimated share already in, and the rate projected from it.
+
+    \b
+    Example:
+        loratrace feedback completeness --store ./traces --kind escalation --since 14d --window 1d
+    """
+    from loratrace.analysis import feedback as analysis
+    from loratrace.analysis.load import load_generations
+    from loratrace.analysis.timespec import parse_duration
+    from loratrace.errors import StoreError
+
+    since_at, until_at = parse_window(since, until)
+    try:
+        width = parse_duration(window)
+    except ValueError as exc:
+        raise BadInput(f"--window: {exc}") from exc
+    try:
+        generations = load_generations(store, since=since_at, until=until_at)
+        rows = analysis.completeness(generations, analysis.load_feedback(store), kind=kind, window=width)
+    except StoreError as exc:
+        raise BadInput(str(exc)) from exc
+    except ValueError as exc:
+        raise BadInput(f"--kind: {exc}") from exc
+    click.echo(render_rows(rows, output_format), nl=False)
+
+
+@feedback.command("before-after")
+@store_option
+@time_options
+@click.option("--kind", required=True, help="The feedback kind, e.g. thumbs_down.")
+@click.option("--adapter", required=True, help="The adapter whose first traffic on the route is the interruption.")
+@click.option("--route", required=True, help="The route.")
+@click.option("--window", default="1h", show_default=True, help="Width of the time series' windows.")
+@click.option("--alpha", type=click.FloatRange(0.0001, 0.5), default=0.05, show_default=True, help="Test level.")
+@format_option
+def feedback_before_after(
+    store: str,
+    since: str | None,
+    until: str | None,
+    kind: str,
+    adapter: str,
+    route: str,
+    window: str,
+    alpha: float,
+    output_format: str,
+) -> None:
+    """A route's feedback rate before and after an adapter's first traffic on it (interrupted time series,
+    segmented regression); always flagged confounded:time, and feedback_incomplete while windows are still filling.
+
+    \b
+    Example:
+        loratrace feedback before-after --store ./traces --kind escalation --adapter billing-v2 --route billing
+    """
+    from loratrace.analysis import feedback as analysis
+    from loratrace.analysis.load import load_generations
+    from loratrace.analysis.timespec import parse_duration
+    from loratrace.errors import StoreError
+
+    since_at, until_at = parse_window(since, until)
+    try:
+        width = parse_duration(window)
+    except ValueError as exc:
+        raise BadInput(f"--window: {exc}") from exc
+    try:
+        generations = load_generations(store, since=since_at, until=until_at)
+        rows = analysis.before_after(
+            generations,
+            analysis.load_feedback(store),
+            kind=kind,
+            adapter=adapter,
+            route=route,
+            window=width,
+            alpha=alpha,
+        )
+    except StoreError as exc:
+        raise BadInput(str(exc)) from exc
+    except ValueError as exc:
+        raise BadInput(str(exc)) from exc
+    click.echo(render_rows(rows, output_format), nl=False)
+
+
+@cli.command()
+@store_option
+@time_options
+@click.option(
+    "--check",
+    "checks",
+    multiple=True,
+    type=click.Choice(
+        ["metadata_completeness", "confounded_changes", "unevaluated_exposure", "no_release_evidence", "silent_swaps"]
+    ),
+    help="Run only this check (repeatable); all by default.",
+)
+@click.option(
+    "--window",
+    default="1h",
+    show_default=True,
+    help="Confounded changes: changes on a route this close together count as one (30m, 1h, 1d).",
+)
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def doctor(
+    store: str, since: str | None, until: str | None, checks: tuple[str, ...], window: str, output_format: str
+) -> None:
+    """Find common release mistakes from the traces: missing metadata, confounded changes, unevaluated exposure,
+    adapters without release evidence, silent swaps. Each finding names its evidence query and how to fix it.
+
+    Exit code 0 when no finding is at error severity, 1 when one is, 2 for bad input.
+
+    \b
+    Example:
+        loratrace doctor --store ./traces
+        loratrace doctor --store ./traces --since 7d --check silent_swaps --format json
+    """
+    from loratrace.analysis.timespec import parse_duration
+    from loratrace.doctor import hygiene_findings
+    from loratrace.doctor.report import render
+    from loratrace.errors import ConfigurationError, StoreError
+
+    since_at, until_at = parse_window(since, until)
+    try:
+        width = parse_duration(window)
+    except ValueError as exc:
+        raise BadInput(f"--window: {exc}") from exc
+    try:
+        findings = hygiene_findings(
+            store,
+            since=since_at,
+            until=until_at,
+            checks=checks or None,  # type: ignore[arg-type]
+            window=width,
+        )
+    except (ConfigurationError, StoreError) as exc:
+        raise BadInput(str(exc)) from exc
+    click.echo(render(findings, output_format), nl=False)  # type: ignore[arg-type]
+    if any(finding.severity == "error" for finding in findings):
+        raise SystemExit(1)
+
+
+@cli.group()
+def evaluate() -> None:
+    """Evaluators run over the traces already in a store; results go back through the collector as evaluations.
+
+    \b
+    Example:
+        loratrace evaluate tasks --store ./traces --workflows workflows.toml
+    """
+
+
+@evaluate.command("tasks")
+@store_option
+@click.option(
+    "--workflows",
+    "workflows_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="TOML (or .json) file declaring one workflow per route.",
+)
+@click.option(
+    "--endpoint",
+    default="http://127.0.0.1:4318",
+    show_default=True,
+    help="OTLP/HTTP base URL of the collector writing the store (the results are sent there).",
+)
+@time_options
+@click.option("--again", is_flag=True, help="Also judge traces that already have a task_completion result.")
+@click.option("--dry-run", is_flag=True, help="Print the verdicts and send nothing.")
+@_auth_token_option
+def evaluate_tasks_command(
+    store: str,
+    workflows_file: str,
+    endpoint: str,
+    since: str | None,
+    until: str | None,
+    again: bool,
+    dry_run: bool,
+    auth_token: str | None,
+) -> None:
+    """Judge each agent trace on a workflow's route (required steps, their order, forbidden shortcuts, the final
+    answer) and write a task_completion evaluation for it, so drift, report, alerts and gate use it. Prints every
+    trace that failed, then a summary.
+
+    \b
+    Example:
+        loratrace evaluate tasks --store ./traces --workflows workflows.toml --since 24h
+        loratrace query task_failed_spans_ok --store ./traces    # every span succeeded, the task did not
+    """
+    from loratrace._span_sender import SendError, traces_url
+    from loratrace.errors import ConfigurationError, StoreError
+    from loratrace.tasks import iter_task_results, load_workflows
+    from loratrace.tasks.emit import send_results
+
+    since_at, until_at = parse_window(since, until)
+    try:
+        traces_url(endpoint)
+        batches = iter_task_results(
+            store,
+            load_workflows(workflows_file),
+            since=since_at,
+            until=until_at,
+            skip_evaluated=not again,
+        )
+        judged = failed = sent = 0
+        # batch by batch: a large store is judged and sent in bounded memory, and what was sent stays judged
+        for results in batches:
+            for result in results:
+                if not result.passed:
+                    click.echo(f"{result.trace_id}  {result.workflow}  FAILED  {result.label}: {result.explanation}")
+            judged += len(results)
+            failed += sum(not result.passed for result in results)
+            if not dry_run:
+                sent += send_results(results, endpoint=endpoint, auth_token=auth_token)
+    except (ConfigurationError, StoreError) as exc:
+        raise BadInput(str(exc)) from exc
+    except SendError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if dry_run:
+        click.echo(f"{judged} trace(s) judged, {failed} failed; nothing sent (--dry-run)")
+        return
+    click.echo(f"{judged} trace(s) judged, {failed} failed; {sent} result(s) sent to {endpoint}")
+
+
+# --- end of issue 18 -----------------------------------------------------------------------------------------
+
+
 def main() -> None:
     cli()

@@ -162,6 +162,32 @@ ADAPTER_UNLOAD_SPAN: Final = "loratrace.adapter.unload"
 ADAPTER_LOAD_DURATION: Final = "loratrace.adapter.load.duration"
 """Seconds, on the load span."""
 
+# --- loratrace: user-outcome feedback ----------------------------------------------
+FEEDBACK_SPAN: Final = "loratrace.feedback"
+"""Span name of one piece of feedback (thumbs-down, escalation, ...) about an earlier answer; any language can
+send it. The span starts and ends at the feedback's time and links to the span it is about."""
+FEEDBACK_KIND: Final = "loratrace.feedback.kind"
+"""What happened: ``thumbs_down``, ``escalation``, ``manual_review``, ``reopened``... (letters, digits, ``_.-``)."""
+FEEDBACK_VALUE: Final = "loratrace.feedback.value"
+"""Optional value of the feedback (a rating, a score, a label)."""
+FEEDBACK_ID: Final = "loratrace.feedback.id"
+"""Stable id of the feedback: the store keeps one row per id, so sending or importing it again changes nothing."""
+FEEDBACK_TRACE_ID: Final = "loratrace.feedback.trace_id"
+"""Hex trace id (32 characters) of the answer the feedback is about."""
+FEEDBACK_SPAN_ID: Final = "loratrace.feedback.span_id"
+"""Hex span id (16 characters) of the answer the feedback is about; without it, the trace's last generation."""
+FEEDBACK_SOURCE: Final = "loratrace.feedback.source"
+"""Where the feedback came from (``api``, or the file name of a ``loratrace feedback import``)."""
+
+# --- agent traces and task completion ----------------------------------------------
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+"""OpenTelemetry GenAI: the tool an ``execute_tool`` span ran."""
+OPERATION_EXECUTE_TOOL: Final = "execute_tool"
+TASK_COMPLETION_EVALUATION: Final = "task_completion"
+"""``gen_ai.evaluation.name`` of the trace-level workflow check (``loratrace evaluate tasks``)."""
+TASK_WORKFLOW: Final = "loratrace.task.workflow"
+"""The workflow a task-completion evaluation checked (on the evaluation span)."""
+
 # --- values ---------------------------------------------------------------------
 PROVIDER_HUGGINGFACE: Final = "huggingface"
 PROVIDER_VLLM: Final = "vllm"

@@ -22,6 +22,9 @@ from loratrace.analysis._typing import Direction, MetricKind, MetricSource
 EVAL_PASS_PREFIX = "eval_pass:"
 EVAL_SCORE_PREFIX = "eval_score:"
 EVAL_PREFIXES = (EVAL_PASS_PREFIX, EVAL_SCORE_PREFIX)
+FEEDBACK_PREFIX = "feedback:"
+# feedback kinds that are good news; every other kind (thumbs_down, escalation, reopened...) is an unwanted outcome
+_POSITIVE_FEEDBACK = ("thumbs_up", "accepted", "resolved", "positive", "helpful", "solved")
 
 
 @dataclass(frozen=True)
@@ -181,17 +184,42 @@ def eval_metrics(eval_name: str) -> tuple[Metric, Metric]:
     )
 
 
-def available(eval_names: Iterable[str] = ()) -> dict[str, Metric]:
-    """Every metric a store with these evaluation names offers."""
+def feedback_metric(kind: str) -> Metric:
+    """``feedback:<kind>``: the share of generations that could have received that feedback and did.
+
+    Reads the column of the same name that :func:`loratrace.analysis.feedback.with_feedback` adds to the generation
+    rows: the number of such feedback on the generation, NULL when it could not have received any (golden-set
+    replay, shadow traffic, a route where that kind of feedback is never collected).
+    """
+    column = f'"{FEEDBACK_PREFIX}{kind}"'
+    positive = kind.lower().startswith(_POSITIVE_FEEDBACK)
+    return Metric(
+        f"{FEEDBACK_PREFIX}{kind}",
+        "rate",
+        "generations",
+        f"CASE WHEN {column} IS NULL THEN NULL WHEN {column} > 0 THEN 1 ELSE 0 END",
+        "higher_is_better" if positive else "lower_is_better",
+        description=f"share of the generations that could have received `{kind}` feedback and did",
+    )
+
+
+def available(eval_names: Iterable[str] = (), feedback_kinds: Iterable[str] = ()) -> dict[str, Metric]:
+    """Every metric a store with these evaluation names and feedback kinds offers."""
     out = dict(BUILTIN)
     for name in sorted(set(eval_names)):
         for metric in eval_metrics(name):
             out[metric.name] = metric
+    for kind in sorted(set(feedback_kinds)):
+        feedback = feedback_metric(kind)
+        out[feedback.name] = feedback
     return out
 
 
-def resolve(names: Sequence[str] | None, eval_names: Iterable[str] = ()) -> list[Metric]:
-    """The metrics to analyse: the named ones, or the defaults plus every evaluation's pass rate.
+def resolve(
+    names: Sequence[str] | None, eval_names: Iterable[str] = (), feedback_kinds: Iterable[str] = ()
+) -> list[Metric]:
+    """The metrics to analyse: the named ones, or the defaults plus every evaluation's pass rate and every
+    feedback kind's rate.
 
     Raises
     ------
@@ -199,10 +227,10 @@ def resolve(names: Sequence[str] | None, eval_names: Iterable[str] = ()) -> list
         For an unknown name, with the nearest known names.
     """
     found = set(eval_names)
-    offered = available(found)
+    offered = available(found, feedback_kinds)
     if not names:
         defaults = [offered[n] for n in DEFAULT_METRICS]
-        return defaults + [m for n, m in offered.items() if n.startswith(EVAL_PASS_PREFIX)]
+        return defaults + [m for n, m in offered.items() if n.startswith((EVAL_PASS_PREFIX, FEEDBACK_PREFIX))]
     out = []
     for name in names:
         if name not in offered:

@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from loratrace.analysis import feedback as feedback_analysis
 from loratrace.analysis import load, metrics
 from loratrace.analysis._typing import Baseline, Traffic
-from loratrace.analysis.cells import paired_cells
+from loratrace.analysis.cells import cells, paired_cells
 from loratrace.analysis.drift import drift
 from loratrace.analysis.store_cells import store_cells
 
@@ -52,8 +53,14 @@ def drift_for_store(
     min_n: int = 30,
     min_effect: float = 0.02,
     min_relative_effect: float = 0.05,
+    flag_changes: bool = True,
 ) -> pl.DataFrame:
     """``drift`` over a store: load, cells (windowed, so base and adapter are matched in time), paired cells, rows.
+
+    Feedback metrics (``feedback:<kind>``) are in the run when asked for, or by default when the store holds
+    feedback; their rows are flagged ``feedback_incomplete`` while the analysed windows are still filling. With
+    ``flag_changes`` the rows of an adapter id that arrived on a route together with another change carry
+    ``confounded:change``: ``loratrace doctor``'s confounded-changes query, one more (cheap) query over the store.
 
     Raises
     ------
@@ -64,10 +71,26 @@ def drift_for_store(
     """
     evals = load.load_evals(store, since=since, until=until, traffic=traffic)
     wants_evals = not metric_names or any(m.startswith(metrics.EVAL_PREFIXES) for m in metric_names)
-    chosen = metrics.resolve(metric_names, eval_names(evals) if wants_evals else ())
+    kinds: list[str] = []
+    feedback = pl.DataFrame()
+    if not metric_names or any(name.startswith(metrics.FEEDBACK_PREFIX) for name in metric_names):
+        feedback = feedback_analysis.load_feedback(store)
+        kinds = sorted(feedback["kind"].drop_nulls().unique().to_list())
+    chosen = metrics.resolve(metric_names, eval_names(evals) if wants_evals else (), kinds)
+    on_store = [m for m in chosen if not m.name.startswith(metrics.FEEDBACK_PREFIX)]
+    on_feedback = [m for m in chosen if m.name.startswith(metrics.FEEDBACK_PREFIX)]
     # the one pass over every span runs in the store's engine; everything after works on small frames
-    cell_frame, counts = store_cells(store, metrics=chosen, window=window, since=since, until=until, traffic=traffic)
-    paired = _paired_for_store(store, chosen, counts, since=since, until=until, traffic=traffic)
+    cell_frame, counts = store_cells(store, metrics=on_store, window=window, since=since, until=until, traffic=traffic)
+    with_feedback = None
+    if on_feedback:
+        # feedback joins per generation from another view: these cells come from the Polars path, on the same
+        # SQL definitions (the feedback counts are columns only there)
+        generations = load.load_generations(store, since=since, until=until, traffic=traffic)
+        with_feedback, _ = feedback_analysis.with_feedback(generations, feedback)
+        feedback_cells = cells(with_feedback, metrics=on_feedback, window=window).collect()
+        cell_frame = pl.concat([cell_frame, feedback_cells], how="vertical_relaxed")
+    # feedback is never paired: replayed and mirrored answers cannot receive any
+    paired = _paired_for_store(store, on_store, counts, since=since, until=until, traffic=traffic)
     if cell_frame.is_empty() and paired.is_empty():
         raise EmptySelectionError(_empty_window_message(store, since, until))
     _check_names("adapter", adapters, _present(cell_frame, paired, "adapter"))
@@ -79,7 +102,7 @@ def drift_for_store(
     if cohorts:
         cell_frame = cell_frame.filter(pl.col("cohort").is_in(list(cohorts)))
         paired = paired.filter(pl.col("cohort").is_in(list(cohorts)))
-    return drift(
+    rows = drift(
         cell_frame,
         metrics=chosen,
         paired=paired,
@@ -88,6 +111,45 @@ def drift_for_store(
         min_n=min_n,
         min_effect=min_effect,
         min_relative_effect=min_relative_effect,
+    )
+    if with_feedback is not None:  # late feedback: say when the analysed windows' feedback is not all in yet
+        analysed = {
+            kind: feedback_analysis.completeness(with_feedback, feedback, kind=kind, window=window or DEFAULT_WINDOW)
+            for kind in kinds
+            if feedback_analysis.feedback_column(kind) in {m.name for m in on_feedback}
+        }
+        rows = feedback_analysis.flag_incomplete(rows, analysed)
+    if not flag_changes:
+        return rows
+    return _flag_confounded_changes(rows, store, since=since, until=until, window=window or DEFAULT_WINDOW)
+
+
+CONFOUNDED_CHANGE_FLAG = "confounded:change"
+
+
+def _flag_confounded_changes(
+    rows: pl.DataFrame,
+    store: str | os.PathLike[str],
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    window: timedelta,
+) -> pl.DataFrame:
+    """``confounded:change`` on the rows of an adapter id that arrived on a route together with a new quantization,
+    prompt version or base model (``loratrace doctor``'s confounded-changes check, the same query)."""
+    from loratrace.doctor import hygiene_findings
+
+    if rows.is_empty():
+        return rows
+    found = hygiene_findings(store, since=since, until=until, checks=["confounded_changes"], window=window)
+    changed = sorted({str(finding.subject["adapter_id"]) for finding in found})
+    if not changed:
+        return rows
+    return rows.with_columns(
+        pl.when(pl.col("adapter_id").is_in(changed))
+        .then(pl.col("flags").list.concat(pl.lit([CONFOUNDED_CHANGE_FLAG])))
+        .otherwise(pl.col("flags"))
+        .alias("flags")
     )
 
 

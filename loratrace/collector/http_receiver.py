@@ -135,7 +135,10 @@ class _Server(ThreadingHTTPServer):
             self._deadlines.pop(request, None)
 
     def server_close(self) -> None:
-        self._closed.set()
+        # also called by socketserver when binding fails, before start_guard ran
+        closed = getattr(self, "_closed", None)
+        if closed is not None:
+            closed.set()
         super().server_close()
 
     def finish_request(self, request: Any, client_address: Any) -> None:

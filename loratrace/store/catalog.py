@@ -19,7 +19,8 @@ from loratrace import semconv
 from loratrace.store import layout, readlock, schema, visibility
 
 # 5: the spans and generations views name the served_after_fallback column
-CATALOG_VERSION: Final = 5
+# 6: the feedback view (loratrace.feedback spans joined to the generation they are about)
+CATALOG_VERSION: Final = 6
 
 
 _FILE_COLUMN: Final = "_loratrace_file"
@@ -62,6 +63,7 @@ def view_statements() -> list[str]:
         f"WHERE name = '{semconv.GEN_AI_EVALUATION_RESULT_EVENT}'"
     )
     statements.append(generations_view_statement())
+    statements.append(feedback_view_statement())
     return statements
 
 
@@ -98,6 +100,67 @@ def generations_view_statement() -> str:
         "count(*) FILTER (WHERE passed) AS evals_passed, count(*) FILTER (WHERE NOT passed) AS evals_failed "
         "FROM evals GROUP BY trace_id, span_id) AS e ON s.trace_id = e.trace_id AND s.span_id = e.span_id "
         f"WHERE s.operation_name IN ({operations})"
+    )
+
+
+FEEDBACK_GENERATION_COLUMNS: Final = (
+    "adapter_name",
+    "adapter_id",
+    "base_model_name",
+    "route_name",
+    "cohort",
+    "variant",
+    "prompt_version",
+    "model",
+    "example_id",
+)
+"""The columns of the generation a feedback is about that the ``feedback`` view carries."""
+
+
+def feedback_view_statement() -> str:
+    """``feedback``: one row per feedback id, joined to the generation it is about.
+
+    The target is the span named by ``loratrace.feedback.span_id`` when that is a generation, else the last
+    generation of the trace. Rows are de-duplicated by ``loratrace.feedback.id`` (the earliest copy wins), so
+    sending or importing the same feedback again changes nothing. ``delay_s`` is the time from the end of the
+    answer to the feedback: what the completeness of recent windows is estimated from.
+    """
+
+    def attribute(name: str) -> str:
+        return f"attributes['{name}']"
+
+    def chosen(column: str) -> str:
+        # column by column from one generation: a coalesce would mix a base answer's NULL adapter with another's
+        return f"CASE WHEN exact.span_id IS NOT NULL THEN exact.{column} ELSE last.{column} END"
+
+    generation = ", ".join(f"{chosen(c)} AS {c}" for c in FEEDBACK_GENERATION_COLUMNS)
+    generation_columns = ", ".join(
+        ("trace_id", "span_id", "start_time", "end_time_unix_nano", *FEEDBACK_GENERATION_COLUMNS)
+    )
+    operations = ", ".join(f"'{op}'" for op in semconv.GENERATION_OPERATIONS)
+    return (
+        "CREATE OR REPLACE VIEW feedback AS WITH f AS ("
+        f"SELECT coalesce({attribute(semconv.FEEDBACK_ID)}, span_id) AS feedback_id, "
+        f"{attribute(semconv.FEEDBACK_KIND)} AS kind, "
+        f"TRY_CAST({attribute(semconv.FEEDBACK_VALUE)} AS DOUBLE) AS value, "
+        f"{attribute(semconv.FEEDBACK_VALUE)} AS value_text, "
+        f"lower({attribute(semconv.FEEDBACK_TRACE_ID)}) AS target_trace_id, "
+        f"lower({attribute(semconv.FEEDBACK_SPAN_ID)}) AS target_span_id, "
+        f"{attribute(semconv.FEEDBACK_SOURCE)} AS source, "
+        "start_time AS time, start_time_unix_nano AS time_unix_nano, service_name, "
+        "trace_id AS feedback_trace_id, span_id AS feedback_span_id, attributes "
+        f"FROM spans WHERE name = '{semconv.FEEDBACK_SPAN}' "
+        f"QUALIFY row_number() OVER (PARTITION BY coalesce({attribute(semconv.FEEDBACK_ID)}, span_id) "
+        "ORDER BY start_time_unix_nano, trace_id, span_id) = 1), "
+        # only the traces feedback names: a window over every generation of a large store costs tens of seconds
+        f"g AS (SELECT {generation_columns}, row_number() OVER (PARTITION BY trace_id "
+        "ORDER BY end_time_unix_nano DESC, span_id) AS from_last FROM spans "
+        f"WHERE operation_name IN ({operations}) AND trace_id IN (SELECT target_trace_id FROM f)) "
+        f"SELECT f.*, {chosen('span_id')} AS generation_span_id, {generation}, "
+        f"{chosen('start_time')} AS generation_time, "
+        f"(f.time_unix_nano - {chosen('end_time_unix_nano')}) / 1e9 AS delay_s "
+        "FROM f LEFT JOIN g AS exact ON exact.trace_id = f.target_trace_id AND exact.span_id = f.target_span_id "
+        "LEFT JOIN g AS last ON last.trace_id = f.target_trace_id AND last.from_last = 1"
     )
 
 

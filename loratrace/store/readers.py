@@ -14,7 +14,7 @@ import polars as pl
 from loratrace.errors import QueryError, StoreError
 from loratrace.store import layout, readlock, sandbox, schema, visibility
 
-VIEWS = (*schema.TABLES, "evals", "generations")
+VIEWS = (*schema.TABLES, "evals", "generations", "feedback")
 _LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
 
 

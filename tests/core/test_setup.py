@@ -100,7 +100,8 @@ def test_public_api_is_explicit_and_sorted():
     exported = set(loratrace.__all__) - {"__version__"}
     # submodules that importing the package brings in are not API
     assert public - exported <= {
-        "errors", "semconv", "instrumentation", "cli", "demo", "store", "collector", "analysis"
+        "errors", "semconv", "instrumentation", "cli", "demo", "store", "collector", "analysis",
+        "doctor", "feedback", "tasks",
     }  # fmt: skip
 
 
