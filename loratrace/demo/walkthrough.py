@@ -5,9 +5,11 @@
 3. Serve prompts through transformers + PEFT (base, a1, a2, two cohorts, a schema retry, a fallback, evals) and,
    when vLLM is installed, through vLLM's offline engine with base and both adapters in one batch.
 4. Print the spans the store now holds, and answer a few incident questions in SQL.
-5. Add a day of simulated traffic (seeded, labelled: service ``loratrace-traffic``, route ``simulated``) in which
+5. Replay a small golden set through the base model and both adapters; show the paired drift rows and the
+   release gate's decision for each adapter.
+6. Add a day of simulated traffic (seeded, labelled: service ``loratrace-traffic``, route ``simulated``) in which
    one adapter regresses on one cohort and another spikes in fallbacks.
-6. Run the analyses on the store and find both; write the HTML report.
+7. Run the analyses on the store and find both; write the HTML report.
 """
 
 from __future__ import annotations
@@ -122,6 +124,28 @@ def _serve_with_vllm(models: TinyModels) -> None:
         serve_offline(models, prompts)
 
 
+def _replay_step(models: TinyModels, workdir: Path) -> None:
+    import polars as pl
+
+    from loratrace.demo.replay_step import EXAMPLES, GATED_METRIC, gate_decisions, replay_and_compare
+
+    click.echo(
+        f"\n5/7 golden-set replay: {EXAMPLES} examples (golden answers from the approved base model) through base, a1 "
+        "and a2, then drift paired on the same examples, and the release gate"
+    )
+    replay_store, rows = replay_and_compare(models, workdir)
+    shown = rows.select("adapter", "cohort", "metric", "design", "base_value", "adapter_value", "p_value", "verdict")
+    with pl.Config(tbl_rows=50, tbl_cols=10, tbl_width_chars=200, fmt_str_lengths=28, tbl_hide_dataframe_shape=True):
+        click.echo(shown.sort("adapter", "metric", "cohort"))
+    click.echo(f"  loratrace drift --store {replay_store} --metric {GATED_METRIC}")
+    click.echo("\nThe release gate on the replay:")
+    for adapter, decision, reasons in gate_decisions(replay_store, sorted(models.adapters)):
+        click.echo(f"  {adapter}: {decision}")
+        for reason in reasons:
+            click.echo(f"    - {reason}")
+    click.echo(f"  loratrace gate --store {replay_store} --adapter a1 --traffic replay --metric {GATED_METRIC}")
+
+
 def _previous_spans(store: Path) -> int:
     """Spans an earlier run left in ``store`` (0 for a new store)."""
     from loratrace.errors import StoreError
@@ -149,33 +173,36 @@ def run_demo(workdir: str | os.PathLike[str], *, use_vllm: bool | None = None, f
     if fresh and store.exists():
         shutil.rmtree(store)
         click.echo(f"starting fresh: removed the earlier runs' store {store}")
+    if fresh and (workdir / "replay-store").exists():
+        shutil.rmtree(workdir / "replay-store")
     previous = _previous_spans(store)
     if previous:
         click.echo(
             f"{store} already holds {previous} spans from earlier runs: this run adds to them "
             "(loratrace demo --fresh starts over)"
         )
-    click.echo(f"1/6 building the tiny model and adapters a1, a2 in {workdir} (local, no download)")
+    click.echo(f"1/7 building the tiny model and adapters a1, a2 in {workdir} (local, no download)")
     models = ensure_tiny_models(workdir / "models")
     loratrace.instrument(store=store, service_name="loratrace-demo")
     try:
-        click.echo("2/6 serving through transformers + PEFT (base, a1, a2; cohorts enterprise and smb)")
+        click.echo("2/7 serving through transformers + PEFT (base, a1, a2; cohorts enterprise and smb)")
         _serve_with_transformers(models)
         if use_vllm is None:
             use_vllm = importlib.util.find_spec("vllm") is not None
         if use_vllm:
-            click.echo("3/6 serving one mixed batch (base, a1, a2) through vLLM's offline engine")
+            click.echo("3/7 serving one mixed batch (base, a1, a2) through vLLM's offline engine")
             _serve_with_vllm(models)
         else:
-            click.echo("3/6 vLLM is not installed: skipping the vLLM part (pip install 'loratrace[vllm]')")
+            click.echo("3/7 vLLM is not installed: skipping the vLLM part (pip install 'loratrace[vllm]')")
     finally:
         loratrace.uninstrument()  # flushes every span into the store
-    click.echo(f"4/6 the spans in {store}:\n")
+    click.echo(f"4/7 the spans in {store}:\n")
     with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=200, fmt_str_lengths=24, tbl_hide_dataframe_shape=True):
         click.echo(query(store, SPAN_TABLE_SQL))
         for question, sql in QUESTIONS.items():
             click.echo(f"\n{question}")
             click.echo(query(store, sql))
+    _replay_step(models, workdir)
     _simulate_and_analyse(workdir, store)
     click.echo(
         f'\nExplore further:\n  loratrace sql --store {store} "SELECT * FROM generations LIMIT 5"\n'
@@ -199,14 +226,14 @@ def _simulate_and_analyse(workdir: Path, store: Path) -> None:
 
     traffic = planted.planted_traffic()
     click.echo(
-        f"\n5/6 SIMULATED traffic (service {SERVICE_NAME}, route {planted.ROUTE}): {planted.HOURS} h of "
+        f"\n6/7 SIMULATED traffic (service {SERVICE_NAME}, route {planted.ROUTE}): {planted.HOURS} h of "
         f"{', '.join(planted.ADAPTERS)} and their base model on cohorts {', '.join(planted.COHORTS)}; planted: "
         f"{planted.REGRESSED_ADAPTER} loses {-planted.REGRESSION:.0%} of its evaluation pass rate on "
         f"{planted.REGRESSED_COHORT}, {planted.SPIKED_ADAPTER} falls back {planted.SPIKE:.0%} more for 4 hours"
     )
     written = write_store(traffic, store)
     click.echo(f"    {written:,} simulated generations written into {store}")
-    click.echo(f"6/6 the analyses find what was planted:\n\n$ loratrace drift --store {store} --verdict regressed")
+    click.echo(f"7/7 the analyses find what was planted:\n\n$ loratrace drift --store {store} --verdict regressed")
     rows = drift_for_store(store)
     regressed = rows.filter(pl.col("verdict") == "regressed")
     shown = ["adapter", "cohort", "metric", "design", "base_value", "adapter_value", "delta", "ci_low", "ci_high"]

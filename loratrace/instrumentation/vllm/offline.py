@@ -22,6 +22,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from loratrace import semconv
 from loratrace._finisher import finisher
+from loratrace._release_context import CURRENT_SCOPE, Scope
+from loratrace._request_scopes import SERVING_SCOPES
 from loratrace.instrumentation._generation import Generation, GenerationProfile, capture_content_enabled
 from loratrace.instrumentation.vllm import _attributes
 from loratrace.instrumentation.vllm._adapters import ADAPTERS
@@ -149,8 +151,10 @@ class _BatchCall:
         try:
             parent = trace.set_span_in_context(self.span)
             # Inside a loratrace.context scope, a single-request call is "the generation" later helpers
-            # annotate; in a batch no one request is, so none is kept open.
-            register = len(outputs) == 1
+            # annotate; in a batch no one request is, so none is kept open, unless loratrace.request_scopes
+            # gave each request a scope of its own.
+            serving = SERVING_SCOPES.get()
+            register = len(outputs) == 1 or serving is not None
             self.span.set_attribute(semconv.BATCH_SIZE, len(outputs))
             # requests served by the same adapter with the same sampling parameters share one profile, so the
             # background thread merges their common attributes once per batch, not once per request
@@ -159,7 +163,8 @@ class _BatchCall:
             tasks: list[tuple[Any, ...]] = []
             try:
                 for index, output in enumerate(outputs):
-                    self._request_span(output, index, parent, end_ns, profiles, register, capture, tasks)
+                    scope = serving[index] if serving is not None and index < len(serving) else None
+                    self._request_span(output, index, parent, end_ns, profiles, register, capture, tasks, scope)
             finally:
                 # the batch's request spans go to the background thread as one item: the thread's queue is
                 # bounded, and an offline batch may hold more requests than the bound
@@ -201,6 +206,7 @@ class _BatchCall:
         register: bool,
         capture: bool,
         tasks: list[tuple[Any, ...]],
+        scope: Scope | None = None,
     ) -> None:
         params = _per_prompt(self._arguments.get("sampling_params"), index)
         profile = self._profile(getattr(output, "lora_request", None), params, profiles)
@@ -211,7 +217,14 @@ class _BatchCall:
         start_ns, end_ns, ttft_s, queue_s = _timing(getattr(output, "metrics", None), self._start_ns, call_end_ns)
         if queue_s is not None:
             extra[semconv.GEN_AI_LATENCY_TIME_IN_QUEUE] = queue_s
-        generation = Generation(self._settings.recorder, profile, parent, start_time_ns=start_ns)
+        if scope is None:
+            generation = Generation(self._settings.recorder, profile, parent, start_time_ns=start_ns)
+        else:  # the generation takes its context from the scope current when it starts: the request's own
+            token = CURRENT_SCOPE.set(scope)
+            try:
+                generation = Generation(self._settings.recorder, profile, parent, start_time_ns=start_ns)
+            finally:
+                CURRENT_SCOPE.reset(token)
         completions = getattr(output, "outputs", None) or ()
         if capture:
             extra.update(self._content(output, index, completions))

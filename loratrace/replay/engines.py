@@ -1,0 +1,253 @@
+"""The engines a replay runs on: Hugging Face transformers + PEFT, and vLLM's offline ``LLM``.
+
+Both are driven the same way: :meth:`Engine.generate` answers a list of (model, prompt) requests, request ``k``
+served in scope ``indices[k]`` of a :class:`loratrace.RequestScopes`, so loratrace's own instrumentation of the
+engine makes each request's generation span, in that request's release context.
+
+- vLLM: one ``LLM.generate`` call for the whole list, one ``LoRARequest`` per row (``None`` for the base model).
+- transformers: one ``generate`` call per request on a ``PeftModel`` holding every adapter
+  (``set_adapter`` / ``disable_adapter()`` for the base). The instrumentation makes one span per ``generate``
+  call, and a paired comparison needs one span per example and model, so requests are not padded into batches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from loratrace._request_scopes import RequestScopes
+from loratrace.errors import ConfigurationError
+
+EngineName = Literal["transformers", "vllm"]
+ENGINES: tuple[EngineName, ...] = ("transformers", "vllm")
+_VLLM_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM accepts
+_VLLM_ENV = {
+    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",  # the engine in this process: ~3 s to start instead of ~18 s
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "HF_HUB_OFFLINE": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+}
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """The same for every model of a replay, so base and adapter answers are comparable."""
+
+    max_new_tokens: int = 64
+    temperature: float = 0.0
+    seed: int = 0
+    max_model_len: int = 256
+
+
+@dataclass(frozen=True)
+class Request:
+    adapter: str | None
+    """The adapter's name, None for the base model."""
+    prompt: str
+    seed: int
+
+
+class Engine(Protocol):
+    library: EngineName
+    """The library loratrace instruments for this engine."""
+    tokenizer: Any
+
+    def generate(
+        self,
+        requests: Sequence[Request],
+        scopes: RequestScopes,
+        indices: Sequence[int],
+        settings: GenerationSettings,
+    ) -> list[str]: ...
+
+    def prompt_tokens(self, prompt: str) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def adapter_rank(path: str | os.PathLike[str]) -> int:
+    config = Path(path) / "adapter_config.json"
+    try:
+        with open(config, encoding="utf-8") as handle:
+            return int(json.load(handle).get("r", 8))
+    except (OSError, ValueError) as exc:
+        msg = f"--adapter path {os.fspath(path)!r} has no readable adapter_config.json ({exc})"
+        raise ConfigurationError(msg) from exc
+
+
+def base_model_name(base: str | os.PathLike[str]) -> str:
+    """The name the base model is known by: its config's ``_name_or_path`` when that is a name, else the folder's."""
+    try:
+        with open(Path(base) / "config.json", encoding="utf-8") as handle:
+            name = json.load(handle).get("_name_or_path")
+    except (OSError, ValueError):
+        name = None
+    if isinstance(name, str) and name and not os.path.isabs(name):
+        return name
+    return Path(base).name or os.fspath(base)
+
+
+def vllm_engine_arguments(base: str, adapters: Mapping[str, str], *, max_model_len: int) -> dict[str, Any]:
+    """The ``LLM(...)`` arguments a replay uses (also what ``bench/bench_replay_vllm.py`` gives the bare engine)."""
+    rank = max((adapter_rank(path) for path in adapters.values()), default=8)
+    return {
+        "model": base,
+        "served_model_name": base_model_name(base),
+        "dtype": "float32",
+        "enforce_eager": True,
+        "enable_lora": bool(adapters),
+        "max_lora_rank": next((r for r in _VLLM_RANKS if r >= rank), rank),
+        # one spare slot: with max_loras equal to the adapter count, vLLM's CPU build gives a base-model request
+        # batched with adapter requests the last adapter's output
+        "max_loras": len(adapters) + 1,
+        "max_model_len": max_model_len,
+        "disable_log_stats": False,  # per-request queue time and time to first token on the spans
+    }
+
+
+class VLLMEngine:
+    library: EngineName = "vllm"
+
+    def __init__(self, base: str, adapters: Mapping[str, str], *, max_model_len: int = 256) -> None:
+        for key, value in _VLLM_ENV.items():
+            os.environ.setdefault(key, value)
+        from vllm import LLM, SamplingParams
+        from vllm.lora.request import LoRARequest
+
+        self._sampling = SamplingParams
+        self.llm = LLM(**vllm_engine_arguments(base, adapters, max_model_len=max_model_len))
+        self.tokenizer = self.llm.get_tokenizer()
+        self._loras = {
+            name: LoRARequest(name, index + 1, str(path)) for index, (name, path) in enumerate(sorted(adapters.items()))
+        }
+        self._greedy: dict[int, Any] = {}
+
+    def sampling_params(self, settings: GenerationSettings, seed: int) -> Any:
+        """The request's ``SamplingParams``; greedy ones are one object per length, shared by a whole batch (the
+        instrumentation then reads their attributes once)."""
+        if settings.temperature == 0:
+            params = self._greedy.get(settings.max_new_tokens)
+            if params is None:
+                params = self._greedy[settings.max_new_tokens] = self._sampling(
+                    max_tokens=settings.max_new_tokens, temperature=0.0
+                )
+            return params
+        return self._sampling(max_tokens=settings.max_new_tokens, temperature=settings.temperature, seed=seed)
+
+    def lora(self, adapter: str | None) -> Any:
+        return self._loras[adapter] if adapter else None
+
+    def prompt_tokens(self, prompt: str) -> int:
+        return len(self.tokenizer(prompt)["input_ids"])
+
+    def generate(
+        self,
+        requests: Sequence[Request],
+        scopes: RequestScopes,
+        indices: Sequence[int],
+        settings: GenerationSettings,
+    ) -> list[str]:
+        if not requests:
+            return []
+        if settings.temperature == 0:
+            params: Any = self.sampling_params(settings, 0)
+        else:
+            params = [self.sampling_params(settings, request.seed) for request in requests]
+        with scopes.serving(indices):
+            outputs = self.llm.generate(
+                [request.prompt for request in requests],
+                params,
+                lora_request=[self.lora(request.adapter) for request in requests],
+                use_tqdm=False,
+            )
+        return [output.outputs[0].text if output.outputs else "" for output in outputs]
+
+    def close(self) -> None:
+        self.llm = None
+
+
+class TransformersEngine:
+    library: EngineName = "transformers"
+
+    def __init__(self, base: str, adapters: Mapping[str, str], *, threads: int | None = None) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if threads is not None:
+            # torch's intra-op threads for this process. A small model on a busy machine runs far faster on one:
+            # the tiny demo model took 2.2 s per 6-token generate with 2 threads under load, 0.04 s with 1.
+            torch.set_num_threads(threads)
+        self._torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(base)
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+        self._names = sorted(adapters)
+        if adapters:
+            from peft import PeftModel
+
+            first, *rest = self._names
+            model = PeftModel.from_pretrained(model, adapters[first], adapter_name=first)
+            for name in rest:
+                model.load_adapter(adapters[name], adapter_name=name)
+        self.model = model.eval()
+
+    def prompt_tokens(self, prompt: str) -> int:
+        return len(self.tokenizer(prompt)["input_ids"])
+
+    def _one(self, request: Request, settings: GenerationSettings) -> str:
+        torch = self._torch
+        inputs = self.tokenizer(request.prompt, return_tensors="pt")
+        sampling: dict[str, Any] = {"do_sample": False}
+        if settings.temperature > 0:
+            torch.manual_seed(request.seed)
+            sampling = {"do_sample": True, "temperature": settings.temperature}
+        with torch.no_grad():
+            output = self.model.generate(
+                **inputs,
+                max_new_tokens=settings.max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                **sampling,
+            )
+        prompt_width = inputs["input_ids"].shape[1]
+        return str(self.tokenizer.decode(output[0, prompt_width:], skip_special_tokens=True))
+
+    def generate(
+        self,
+        requests: Sequence[Request],
+        scopes: RequestScopes,
+        indices: Sequence[int],
+        settings: GenerationSettings,
+    ) -> list[str]:
+        texts = []
+        for request, index in zip(requests, indices, strict=True):
+            with scopes.request(index):
+                if request.adapter is None and self._names:
+                    with self.model.disable_adapter():
+                        texts.append(self._one(request, settings))
+                else:
+                    if request.adapter is not None:
+                        self.model.set_adapter(request.adapter)
+                    texts.append(self._one(request, settings))
+        return texts
+
+    def close(self) -> None:
+        self.model = None
+
+
+def open_engine(
+    name: EngineName,
+    base: str,
+    adapters: Mapping[str, str],
+    *,
+    max_model_len: int = 256,
+    threads: int | None = None,
+) -> TransformersEngine | VLLMEngine:
+    if name == "vllm":
+        return VLLMEngine(base, adapters, max_model_len=max_model_len)
+    if name == "transformers":
+        return TransformersEngine(base, adapters, threads=threads)
+    msg = f"--engine must be one of {', '.join(ENGINES)}, got {name!r}"
+    raise ConfigurationError(msg)
