@@ -1,6 +1,9 @@
 """Load generator process: POSTs OTLP/HTTP protobuf batches of unique spans, prints ack latencies as JSON.
 
 python bench/otlp_loadgen.py --url http://127.0.0.1:4318/v1/traces --requests 400 --spans 512 --connections 4
+
+Several ``--url`` spread the connections over several collectors (connection i sends to URL i mod n), as a
+load-balancing exporter in front of them would.
 """
 
 from __future__ import annotations
@@ -20,13 +23,13 @@ from otlp_load import RequestFactory
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True)
+    parser.add_argument("--url", required=True, action="append", help="repeat for several collectors")
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--spans", type=int, default=512)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    url = urllib.parse.urlsplit(args.url)
+    urls = [urllib.parse.urlsplit(u) for u in args.url]
     factory = RequestFactory(args.spans, seed=args.seed)
     # bodies prepared before the clock starts: the measurement is the collector, not the generator
     bodies = [factory.next()[0] for _ in range(args.requests)]
@@ -35,7 +38,8 @@ def main() -> None:
     lock = threading.Lock()
     next_index = iter(range(args.requests))
 
-    def worker() -> None:
+    def worker(number: int) -> None:
+        url = urls[number % len(urls)]
         conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
         for index in next_index:
             body = bodies[index]
@@ -55,7 +59,7 @@ def main() -> None:
         conn.close()
 
     started = time.time()
-    threads = [threading.Thread(target=worker) for _ in range(args.connections)]
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(args.connections)]
     for thread in threads:
         thread.start()
     for thread in threads:

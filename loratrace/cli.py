@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
     import polars as pl
 
+    from loratrace.sources.base import Source
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -120,6 +122,12 @@ def _address(value: str, flag: str) -> tuple[str, int] | None:
     show_default=True,
     help="Characters kept of a string attribute value (bytes of a bytes value); longer ones are cut.",
 )
+@click.option(
+    "--writer-id",
+    default="0",
+    show_default=True,
+    help="This collector's id among several writing one store (shared folder): 1-16 lower-case letters/digits.",
+)
 def collect(
     store: str,
     http_address: str,
@@ -131,6 +139,7 @@ def collect(
     max_request_bytes: int,
     max_span_attributes: int,
     max_attribute_length: int,
+    writer_id: str,
 ) -> None:
     """Receive OTLP traces and metrics (HTTP and gRPC) into a durable, SQL-queryable store.
 
@@ -142,16 +151,23 @@ def collect(
         loratrace collect --store ./traces
         loratrace collect --store ./traces --grpc off     # OTLP/HTTP only (4317 taken by Phoenix or Jaeger)
         loratrace collect --store ./traces --http 0.0.0.0:4318 --auth-token "$TOKEN" --retention-days 30
+        loratrace collect --store /mnt/shared/traces --writer-id 2 --http 127.0.0.1:4320 --grpc 127.0.0.1:4319
     """
     from loratrace.collector.limits import AttributeLimits
     from loratrace.collector.service import CollectorSettings, run_collector
     from loratrace.errors import CollectorError
+    from loratrace.store.layout import check_writer_id
 
+    try:
+        check_writer_id(writer_id)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--writer-id") from exc
     http, grpc = _address(http_address, "--http"), _address(grpc_address, "--grpc")
     if http is None and grpc is None:
         msg = "--http off and --grpc off leave nothing to receive on; keep at least one"
         raise click.BadParameter(msg, param_hint="--http / --grpc")
     settings = CollectorSettings(
+        writer_id=writer_id,
         store=store,
         http=http,
         grpc=grpc,
@@ -294,8 +310,50 @@ def render_rows(frame: pl.DataFrame, output_format: str) -> str:
     return render(frame, output_format)
 
 
+# --- issue 19: ClickHouse as a source (--source) ----------------------------------------------------------------
+
+
+def store_or_source_options(function: F) -> F:
+    """``--store DIR`` or ``--source URL`` (ClickHouse), for the analyses that run on either."""
+    function = click.option(
+        "--source",
+        default=None,
+        envvar="LORATRACE_SOURCE",
+        show_envvar=True,
+        help="Instead of --store: ClickHouse's otel_traces, clickhouse://user:pw@host:8123/db?table=otel_traces, "
+        "or chdb://PATH for the embedded engine.",
+    )(function)
+    return click.option(
+        "--store",
+        default=None,
+        envvar="LORATRACE_STORE",
+        show_envvar=True,
+        type=click.Path(file_okay=False),
+        help="Folder of the span store.",
+    )(function)
+
+
+def open_source(store: str | None, source: str | None) -> Source:
+    """The source that ``--store`` / ``--source`` name: exactly one of them (exit 2 otherwise)."""
+    from loratrace.errors import StoreError
+    from loratrace.sources import open_source as open_any
+
+    if store is not None and source is not None:
+        raise BadInput("pass either --store DIR or --source URL, not both")
+    if store is None and source is None:
+        raise BadInput("pass --store DIR (a loratrace store) or --source URL (clickhouse://… or chdb://PATH)")
+    try:
+        return open_any(store if source is None else source, local=source is None)
+    except StoreError as exc:
+        flag = "--store" if source is None else "--source"
+        raise BadInput(f"{flag}: {exc}") from exc
+
+
+# --- end of issue 19 ---------------------------------------------------------------------------------------------
+
+
 @cli.command()
-@store_option
+@store_or_source_options
 @time_options
 @click.option("--adapter", "adapters", multiple=True, help="Only this adapter name (repeatable).")
 @click.option("--cohort", "cohorts", multiple=True, help="Only this cohort (repeatable).")
@@ -328,7 +386,8 @@ def render_rows(frame: pl.DataFrame, output_format: str) -> str:
 @click.option("--verdict", "verdicts", multiple=True, help="Only rows with this verdict (e.g. regressed).")
 @format_option
 def drift(
-    store: str,
+    store: str | None,
+    source: str | None,
     since: str | None,
     until: str | None,
     adapters: tuple[str, ...],
@@ -355,8 +414,9 @@ def drift(
     Example:
         loratrace drift --store ./traces --since 24h
         loratrace drift --store ./traces --adapter billing --metric eval_pass:json_valid --format json
+        loratrace drift --source "clickhouse://reader@ch.internal:8123/otel?table=otel_traces" --since 24h
     """
-    from loratrace.analysis.run import EmptySelectionError, drift_for_store
+    from loratrace.analysis.run import EmptySelectionError, drift_for_source, drift_for_store
     from loratrace.analysis.timespec import parse_duration
     from loratrace.errors import StoreError
 
@@ -365,9 +425,12 @@ def drift(
         width = parse_duration(window)
     except ValueError as exc:
         raise BadInput(f"--window: {exc}") from exc
+    spans = open_source(store, source)
+    # a store folder runs drift_for_store, which adds what only a store has (feedback, confounded changes)
+    run = drift_for_store if store is not None else drift_for_source
     try:
-        rows = drift_for_store(
-            store,
+        rows = run(
+            store if store is not None else spans,  # type: ignore[arg-type]
             since=since_at,
             until=until_at,
             adapters=adapters or None,
@@ -386,6 +449,8 @@ def drift(
         raise BadInput(str(exc)) from exc
     except ValueError as exc:
         raise BadInput(f"--metric: {exc}") from exc
+    finally:
+        spans.close()
     if verdicts:
         rows = rows.filter(rows["verdict"].is_in(list(verdicts)))
     click.echo(render_rows(rows, output_format), nl=False)
@@ -750,7 +815,7 @@ def _check_store(store: str) -> None:
 
 
 @cli.command()
-@store_option
+@store_or_source_options
 @time_options
 @click.option("--adapter", required=True, help="The adapter name to release.")
 @click.option("--adapter-id", default=None, help="The adapter id (weights) to judge; default: the latest served.")
@@ -778,7 +843,8 @@ def _check_store(store: str) -> None:
     help="text for people, json for CI.",
 )
 def gate(
-    store: str,
+    store: str | None,
+    source: str | None,
     since: str | None,
     until: str | None,
     adapter: str,
@@ -801,6 +867,7 @@ def gate(
     Example:
         loratrace gate --store ./traces --adapter billing-v2 --since 24h
         loratrace gate --store ./replay --adapter billing-v2 --traffic replay --format json
+        loratrace gate --source "chdb:///var/lib/loratrace-ch?table=otel_traces" --adapter billing-v2 --since 24h
     """
     import json
 
@@ -809,9 +876,10 @@ def gate(
     from loratrace.errors import StoreError
 
     since_at, until_at = parse_window(since, until)
+    spans = open_source(store, source)
     try:
         result = decide(
-            store,
+            store if store is not None else spans,
             adapter=adapter,
             adapter_id=adapter_id,
             cohorts=cohorts or None,
@@ -828,6 +896,8 @@ def gate(
         raise BadInput(str(exc)) from exc
     except ValueError as exc:
         raise BadInput(f"--metric: {exc}") from exc
+    finally:
+        spans.close()
     if output_format == "json":
         click.echo(json.dumps(result.to_dict(), default=str))
     else:

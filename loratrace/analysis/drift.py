@@ -209,6 +209,10 @@ def _overall(rows: pl.DataFrame, metrics: dict[str, Metric], *, alpha: float) ->
     for (adapter, adapter_id, metric, design), frame in rows.group_by(["adapter", "adapter_id", "metric", "design"]):
         if frame.height < 2:
             continue
+        if design == "paired":
+            # every pair weighs the same in both arms, so the pooled pairs are the overall comparison itself
+            out.append(_pooled_paired(frame, metrics[metric], alpha=alpha))
+            continue
         n_a = frame["n_adapter"].to_numpy().astype(float)
         n_b = frame["n_base"].to_numpy().astype(float)
         weights = n_a / n_a.sum()
@@ -236,8 +240,8 @@ def _overall(rows: pl.DataFrame, metrics: dict[str, Metric], *, alpha: float) ->
                 "base_value": base_std,
                 "adapter_value": base_std + delta_std,
                 "delta": delta_std,
-                "ci_low": delta_std - 1.959963984540054 * se,
-                "ci_high": delta_std + 1.959963984540054 * se,
+                "ci_low": _bounded(delta_std - 1.959963984540054 * se, metrics[metric]),
+                "ci_high": _bounded(delta_std + 1.959963984540054 * se, metrics[metric]),
                 "p_value": p_harm,
                 "p_improved": 1.0 - p_harm,
                 "n_base": int(n_b.sum()),
@@ -247,6 +251,40 @@ def _overall(rows: pl.DataFrame, metrics: dict[str, Metric], *, alpha: float) ->
             }
         )
     return pl.DataFrame(out) if out else pl.DataFrame()
+
+
+def _bounded(value: float, metric: Metric) -> float:
+    """A rate difference lies in [-1, 1]; the normal approximation's interval may not."""
+    return float(np.clip(value, -1.0, 1.0)) if metric.kind == "rate" else value
+
+
+def _pooled_paired(frame: pl.DataFrame, metric: Metric, *, alpha: float) -> dict[str, object]:
+    """The ``(all)`` row of a paired comparison: the cohorts' pairs pooled, tested as one paired sample."""
+    sums = ("n_adapter", "sum_adapter", "sum_base", "sum_diff", "sum_diff_sq", "base_only", "adapter_only")
+    pooled = frame.select(pl.col(c).sum() for c in sums)
+    values = (_paired_rate_rows if metric.kind == "rate" else _paired_mean_rows)(pooled, alpha=alpha)
+    harmful_if_higher = np.array([not metric.higher_is_better])
+    harm, good = _one_sided(values["g"], values["l"], harmful_if_higher)
+    base, adapter = float(values["base_value"][0]), float(values["adapter_value"][0])
+    first = frame.row(0, named=True)
+    return {
+        "adapter": first["adapter"],
+        "adapter_id": first["adapter_id"],
+        "cohort": ALL_COHORTS,
+        "metric": metric.name,
+        "design": "paired",
+        "base_value": base,
+        "adapter_value": adapter,
+        "delta": adapter - base,
+        "ci_low": float(values["low"][0]),
+        "ci_high": float(values["high"][0]),
+        "p_value": float(harm[0]),
+        "p_improved": float(good[0]),
+        "n_base": int(pooled["n_adapter"][0]),
+        "n_adapter": int(pooled["n_adapter"][0]),
+        "flags": [],
+        "crude_improved": (adapter < base) if not metric.higher_is_better else (adapter > base),
+    }
 
 
 def _verdicts(

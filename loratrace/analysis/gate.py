@@ -16,13 +16,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
 from loratrace.analysis import load
 from loratrace.analysis._typing import Traffic
-from loratrace.analysis.run import drift_for_store
+
+if TYPE_CHECKING:
+    from loratrace.sources.base import Source
 
 Decision = Literal["PASS", "FAIL"]
 
@@ -76,7 +78,7 @@ def _reason(row: dict[str, Any]) -> str:
 
 
 def gate(
-    store: str | os.PathLike[str],
+    store: str | os.PathLike[str] | Source,
     *,
     adapter: str,
     adapter_id: str | None = None,
@@ -92,6 +94,8 @@ def gate(
 ) -> GateResult:
     """Decide whether ``adapter`` may take traffic from its base model.
 
+    ``store`` is a store folder or any :class:`~loratrace.sources.Source` (ClickHouse: ``loratrace.sources``).
+
     Raises
     ------
     loratrace.analysis.run.EmptySelectionError
@@ -99,8 +103,14 @@ def gate(
     ValueError
         An unknown metric.
     """
-    rows = drift_for_store(
-        store,
+    from loratrace.analysis.run import drift_for_source, drift_for_store
+    from loratrace.sources.local import LocalStore
+
+    local = isinstance(store, (str, os.PathLike))
+    source = LocalStore(store) if local else store
+    run = drift_for_store if local else drift_for_source  # a folder: what only a store has (feedback, changes)
+    rows = run(
+        store,  # type: ignore[arg-type]
         since=since,
         until=until,
         adapters=[adapter],
@@ -111,7 +121,7 @@ def gate(
         min_n=min_n,
         min_effect=min_effect,
     )
-    chosen_id = adapter_id or latest_adapter_id(store, adapter)
+    chosen_id = adapter_id or source.latest_adapter_id(adapter)
     rows = rows.filter((pl.col("adapter") == adapter) & (pl.col("adapter_id") == chosen_id))
     if cohorts:
         rows = rows.filter(pl.col("cohort").is_in(list(cohorts)))

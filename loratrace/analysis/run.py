@@ -6,6 +6,7 @@ import difflib
 import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -15,6 +16,9 @@ from loratrace.analysis._typing import Baseline, Traffic
 from loratrace.analysis.cells import cells, paired_cells
 from loratrace.analysis.drift import drift
 from loratrace.analysis.store_cells import store_cells
+
+if TYPE_CHECKING:
+    from loratrace.sources.base import Source
 
 DEFAULT_WINDOW = timedelta(hours=1)
 
@@ -122,6 +126,73 @@ def drift_for_store(
     if not flag_changes:
         return rows
     return _flag_confounded_changes(rows, store, since=since, until=until, window=window or DEFAULT_WINDOW)
+
+
+def drift_for_source(
+    source: Source,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    adapters: Sequence[str] | None = None,
+    cohorts: Sequence[str] | None = None,
+    metric_names: Sequence[str] | None = None,
+    window: timedelta | None = DEFAULT_WINDOW,
+    baseline: Baseline = "concurrent",
+    traffic: Traffic = "all",
+    alpha: float = 0.05,
+    min_n: int = 30,
+    min_effect: float = 0.02,
+    min_relative_effect: float = 0.05,
+) -> pl.DataFrame:
+    """``drift`` over any source: cells (windowed, so base and adapter are matched in time) and paired cells
+    computed where the spans are (the store's DuckDB, or inside ClickHouse), then the rows.
+
+    What ``loratrace drift --source`` runs. A store folder has more: :func:`drift_for_store` adds feedback metrics
+    and the ``confounded:change`` flag, which read the store's own views.
+
+    Raises
+    ------
+    EmptySelectionError
+        No generations in the window, or an unknown adapter or cohort (with the nearest names).
+    ValueError
+        An unknown metric.
+    """
+    from loratrace.sources.base import Selection
+
+    selection = Selection(since=since, until=until, traffic=traffic)
+    wants_evals = not metric_names or any(m.startswith(metrics.EVAL_PREFIXES) for m in metric_names)
+    chosen = metrics.resolve(metric_names, source.eval_names(selection) if wants_evals else ())
+    # the one pass over every span runs where the spans are; everything after works on small frames
+    cell_frame, paired = source.cells_and_paired(chosen, window=window, selection=selection)
+    if cell_frame.is_empty() and paired.is_empty():
+        raise EmptySelectionError(_empty_message(source, since, until))
+    _check_names("adapter", adapters, _present(cell_frame, paired, "adapter"))
+    _check_names("cohort", cohorts, _present(cell_frame, paired, "cohort"))
+    if adapters:
+        keep = pl.col("adapter").is_in(list(adapters))
+        cell_frame = cell_frame.filter(keep | (pl.col("arm") == "base"))
+        paired = paired.filter(keep)
+    if cohorts:
+        cell_frame = cell_frame.filter(pl.col("cohort").is_in(list(cohorts)))
+        paired = paired.filter(pl.col("cohort").is_in(list(cohorts)))
+    return drift(
+        cell_frame,
+        metrics=chosen,
+        paired=paired,
+        baseline=baseline,
+        alpha=alpha,
+        min_n=min_n,
+        min_effect=min_effect,
+        min_relative_effect=min_relative_effect,
+    )
+
+
+def _empty_message(source: Source, since: datetime | None, until: datetime | None) -> str:
+    path = getattr(source, "path", None)
+    if path is not None:
+        return _empty_window_message(path, since, until)
+    window = f"from {since or 'the start'} to {until or 'now'} (UTC)"
+    return f"no generations {window} in {source!r}"
 
 
 CONFOUNDED_CHANGE_FLAG = "confounded:change"

@@ -207,6 +207,15 @@ _SOURCES: Final[dict[str, tuple[str, ...]]] = {
     "finish_reason": _FINISH,
 }
 _LIST_ATTRIBUTES: Final = frozenset((semconv.ADAPTER_TARGET_MODULES, semconv.GEN_AI_RESPONSE_FINISH_REASONS))
+
+PROMOTION_SOURCES: Final = _SOURCES
+"""The one table of promotion rules: promoted column -> the attributes that feed it, first present wins.
+
+``ttft_ms`` attributes are seconds (the column is milliseconds); ``LIST_ATTRIBUTES`` are arrays on the wire
+(``finish_reason`` takes the first element). ``loratrace.sources.clickhouse_sql`` renders the same rules as
+ClickHouse SQL.
+"""
+LIST_ATTRIBUTES: Final = _LIST_ATTRIBUTES
 _PICK_DTYPE: Final = pl.Struct(
     [pl.Field(name, pl.List(pl.String) if name in _LIST_ATTRIBUTES else pl.String) for name in sorted(_INTERESTING)]
 )

@@ -74,27 +74,29 @@ class FlusherSettings:
     compact_min_segments: int = 8
     retention_days: int | None = None
     dedup_window: int = 2_000_000
+    # this collector's id among those sharing the store: names its log, checkpoint and segments
+    writer_id: str = layout.DEFAULT_WRITER
 
 
-def read_checkpoint(store: Path) -> int:
-    path = store / layout.STATE / CHECKPOINT
+def read_checkpoint(store: Path, writer_id: str = layout.DEFAULT_WRITER) -> int:
+    path = layout.checkpoint_path(store, writer_id)
     if not path.exists():
         return 0
     return int(json.loads(path.read_text())["wal_offset"])
 
 
-def write_checkpoint(store: Path, offset: int) -> None:
-    layout.atomic_write_bytes(store / layout.STATE / CHECKPOINT, json.dumps({"wal_offset": offset}).encode())
+def write_checkpoint(store: Path, offset: int, writer_id: str = layout.DEFAULT_WRITER) -> None:
+    layout.atomic_write_bytes(layout.checkpoint_path(store, writer_id), json.dumps({"wal_offset": offset}).encode())
 
 
-def recover_segments(store: Path, checkpoint: int) -> int:
-    """Delete segments an interrupted flush wrote past the checkpoint (their records will be replayed)."""
+def recover_segments(store: Path, checkpoint: int, writer_id: str = layout.DEFAULT_WRITER) -> int:
+    """Delete this writer's segments an interrupted flush wrote past its checkpoint (they will be replayed)."""
     compaction.recover(store)
     removed = 0
     for table_root in (store / layout.SEGMENTS).glob("*"):
         for path in table_root.glob("*/*.parquet"):
             walend = layout.segment_walend(path.name)
-            if walend is not None and walend > checkpoint:
+            if walend is not None and walend > checkpoint and layout.segment_writer(path.name) == writer_id:
                 path.unlink()
                 removed += 1
     return removed
@@ -203,13 +205,13 @@ class Flusher:
         self.store = Path(settings.store)
         self.stats = stats
         self.stop = stop
-        self.reader = WalReader(self.store / layout.WAL)
+        self.reader = WalReader(layout.wal_dir(self.store, settings.writer_id))
         self.recent = RecentKeys(settings.dedup_window)
         self.offset = 0
 
     def start(self) -> None:
-        self.offset = read_checkpoint(self.store)
-        removed = recover_segments(self.store, self.offset)
+        self.offset = read_checkpoint(self.store, self.settings.writer_id)
+        removed = recover_segments(self.store, self.offset, self.settings.writer_id)
         if removed:
             logger.info("removed %d segments of an interrupted flush; replaying from %d", removed, self.offset)
         load_recent_keys(self.store, self.recent)
@@ -310,8 +312,10 @@ class Flusher:
         while True:
             written: list[Path] = []
             try:
-                write_segments(self.store, frames, walend=end, kind="flush", written=written)
-                write_checkpoint(self.store, end)
+                write_segments(
+                    self.store, frames, walend=end, kind="flush", written=written, writer_id=self.settings.writer_id
+                )
+                write_checkpoint(self.store, end, self.settings.writer_id)
             except OSError as exc:
                 for path in written:
                     path.unlink(missing_ok=True)
@@ -330,10 +334,16 @@ class Flusher:
 
     def maintain(self) -> None:
         try:
-            merges = compaction.compact_store(self.store, min_segments=self.settings.compact_min_segments)
-            self.stats[STAT_COMPACTIONS] += merges
-            if self.settings.retention_days is not None:
-                retention.apply_retention(self.store, days=self.settings.retention_days)
+            # one collector of those sharing the store compacts and deletes at a time; the others skip the pass
+            with compaction.elected(self.store) as chosen:
+                if not chosen:
+                    return
+                merges = compaction.compact_store(
+                    self.store, min_segments=self.settings.compact_min_segments, elect=False
+                )
+                self.stats[STAT_COMPACTIONS] += merges
+                if self.settings.retention_days is not None:
+                    retention.apply_retention(self.store, days=self.settings.retention_days)
         except Exception:  # maintenance failing must not stop ingestion
             logger.exception("store maintenance (compaction / retention) failed; will retry")
 

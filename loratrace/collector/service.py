@@ -54,6 +54,8 @@ class CollectorSettings:
     max_in_flight_bytes: int = 512 << 20
     attribute_limits: AttributeLimits = field(default_factory=AttributeLimits)
     http_server: HttpServerSettings = field(default_factory=HttpServerSettings)
+    # distinct per collector when several write one store (shared folder): names its log and segments
+    writer_id: str = layout.DEFAULT_WRITER
 
 
 def is_loopback(host: str) -> bool:
@@ -108,14 +110,14 @@ class Collector:
         # a collector that cannot start leaves no new store folder behind (see ``start``)
         self._store_is_new = not Path(settings.store).exists()
         # before ensure_store: it deletes temporary files, which would be the running collector's
-        self.writer_lock = WriterLock(Path(settings.store).resolve())
+        self.writer_lock = WriterLock(Path(settings.store).resolve(), writer_id=settings.writer_id)
         try:
             self.store = ensure_store(settings.store)
-            self.wal = WalWriter(self.store / layout.WAL, fsync=settings.fsync)
+            self.wal = WalWriter(layout.wal_dir(self.store, settings.writer_id), fsync=settings.fsync)
         except BaseException:
             self.writer_lock.release()
             raise
-        self.wal_reader = WalReader(self.store / layout.WAL)
+        self.wal_reader = WalReader(layout.wal_dir(self.store, settings.writer_id))
         self.started = time.time()
         self._stopped = threading.Event()
         self.http_server: Any = None
@@ -127,6 +129,7 @@ class Collector:
             flush_interval=settings.flush_interval,
             compact_interval=settings.compact_interval,
             retention_days=settings.retention_days,
+            writer_id=settings.writer_id,
         )
         self.process, self.stats, self.stop_event = fl.start_flusher(self.flusher_settings)
         self.writer_restarts: deque[float] = deque()
@@ -239,6 +242,7 @@ class Collector:
             "store_writer": writer,
             "store_writer_restarts": len(self.writer_restarts),
             "store_disk_full": bool(stats[fl.STAT_DISK_FULL]),
+            "writer_id": self.settings.writer_id,
             "uptime_s": round(time.time() - self.started, 3),
             **self.ingest.counters.snapshot(),
             "in_flight_bytes": self.ingest.budget.used,

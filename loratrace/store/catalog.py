@@ -20,7 +20,8 @@ from loratrace.store import layout, readlock, schema, visibility
 
 # 5: the spans and generations views name the served_after_fallback column
 # 6: the feedback view (loratrace.feedback spans joined to the generation they are about)
-CATALOG_VERSION: Final = 6
+# 7: writer ids in segment names (the views match covers per writer)
+CATALOG_VERSION: Final = 7
 
 
 _FILE_COLUMN: Final = "_loratrace_file"

@@ -8,17 +8,23 @@ span twice, never misses one, and never opens a deleted file (unless its query r
 period, or it is a plain DuckDB client listing files in the instant of a deletion). No journal is needed: a
 crash before the rename leaves a temporary file (removed on start), after it a complete segment.
 
-Tiers keep the number of files per partition small: ``min_segments`` counted segments of one level are
-merged into one of the next level. Once a day is over (and quiet for ``close_after_s``), everything its
-partition still counts is merged into one segment, which removes every duplicate a client retry left there:
-a span's copies always fall in the same partition (its start time decides the day).
+Tiers keep the number of files per partition small: ``min_segments`` counted segments of one level (and one
+writer) are merged into one of the next level. Once a day is over (and quiet for ``close_after_s``), everything
+its partition still counts is merged into one segment, which removes every duplicate a client retry left there:
+a span's copies always fall in the same partition (its start time decides the day). With several collectors on
+one store, that closing merge spans the writers (see ``visibility.py``), so a span re-sent to another collector
+after a failover is kept once too; and only one collector compacts at a time (``state/compactor.lock``, taken
+without waiting: the others skip their pass), so no two merges ever race over the same inputs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -56,6 +62,23 @@ def _journal(store: Path) -> Path:
     return store / layout.STATE / JOURNAL
 
 
+@contextlib.contextmanager
+def elected(store: Path, *, wait: bool = False) -> Iterator[bool]:
+    """Hold ``state/compactor.lock``: yields whether this process is the store's compactor for now."""
+    path = store / layout.STATE / layout.COMPACTOR_LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # closing releases the lock (a killed compactor's lock goes with its process)
+
+
 def recover(store: Path) -> None:
     """Finish a compaction of an older loratrace that a crash interrupted (it deleted inputs after the rename).
 
@@ -81,12 +104,29 @@ def compact_store(
     grace_s: float | None = None,
     close_after_s: float | None = None,
     today: date | None = None,
+    elect: bool = True,
+    wait: bool = False,
 ) -> int:
     """Delete expired covered segments and run every merge that is due; returns how many merges ran.
 
-    ``max_rows`` is accepted for compatibility; a merge is bounded by its tier instead.
+    ``elect``: take the compactor lock first (skip, returning 0, while another process compacts, or wait for it
+    with ``wait``); False when the caller already holds it. ``max_rows`` is accepted for compatibility; a merge
+    is bounded by its tier instead.
     """
     del max_rows
+    if elect:
+        with elected(store, wait=wait) as chosen:
+            if not chosen:
+                return 0
+            return compact_store(
+                store,
+                min_segments=min_segments,
+                activation_delay_s=activation_delay_s,
+                grace_s=grace_s,
+                close_after_s=close_after_s,
+                today=today,
+                elect=False,
+            )
     defaults = CompactionSettings()
     settings = CompactionSettings(
         min_segments=min_segments,
@@ -134,50 +174,105 @@ def compact_partition(store: Path, table: str, partition: Path, *, settings: Com
         if plan is None:
             break
         inputs, level = plan
-        merge_segments(table, partition, inputs, level=level, activation_delay_s=settings.activation_delay_s)
+        if level == _ACROSS_WRITERS:
+            merge_across_writers(table, partition, inputs, activation_delay_s=settings.activation_delay_s)
+        else:
+            merge_segments(table, partition, inputs, level=level, activation_delay_s=settings.activation_delay_s)
         merges += 1
     if merges:
         logger.debug("ran %d merges in %s of %s (%s)", merges, partition.name, table, store)
     return merges
 
 
+_ACROSS_WRITERS: Final = -1  # a plan's level meaning: close the day over several writers
+
+
 def _plan(partition: Path, *, settings: CompactionSettings, today: date) -> tuple[list[Path], int] | None:
-    """The next merge due: (inputs, level of the output), or None."""
+    """The next merge due: (inputs, level of the output, or ``_ACROSS_WRITERS``), or None."""
     live = [
         (path, name)
         for path in visibility.counted(_segments(partition), at_ms=None)
         if (name := visibility.parse(path.name)) is not None and name.level is not None
     ]
-    by_level: dict[int, list[Path]] = {}
+    by_level: dict[tuple[str, int], list[Path]] = {}
     for path, name in live:
-        by_level.setdefault(name.level, []).append(path)  # type: ignore[arg-type]
-    for level in sorted(by_level):
-        if len(by_level[level]) >= settings.min_segments and level < visibility.MAX_LEVEL:
-            return by_level[level], level + 1
+        by_level.setdefault((name.writer, name.level), []).append(path)  # type: ignore[arg-type]
+    for writer, level in sorted(by_level):
+        if len(by_level[writer, level]) >= settings.min_segments and level < visibility.MAX_LEVEL:
+            return by_level[writer, level], level + 1
     day = _day(partition)
-    if day is not None and day < today and len(live) >= 2:
+    data = [(path, name) for path, name in live if name.kind != visibility.COVER]  # covers hold no rows
+    if day is not None and day < today and len(data) >= 2:
         newest = max(path.stat().st_mtime for path, _ in live)
         top = max(name.level for _, name in live)  # type: ignore[type-var]
         quiet = visibility.now_ms() - newest * 1000 >= settings.close_after_s * 1000
+        writers = {name.writer for _, name in live}
         if quiet and top < visibility.MAX_LEVEL:
+            if len(writers) > 1:
+                return [path for path, _ in live], _ACROSS_WRITERS
             return [path for path, _ in live], top + 1  # type: ignore[operator]
     return None
 
 
-def merge_segments(table: str, partition: Path, inputs: list[Path], *, level: int, activation_delay_s: float) -> Path:
-    """Write the merge of ``inputs`` (duplicates dropped) as a level-``level`` segment; inputs stay."""
+def _read_unique(table: str, inputs: list[Path]) -> pl.DataFrame:
     frame = pl.concat([pl.read_parquet(p) for p in inputs], how="diagonal_relaxed")
     keys = DEDUP_KEYS[table]
     if keys is not None:
         frame = frame.unique(subset=list(keys), keep="first", maintain_order=True)
-    walend = max(visibility.parse(p.name).walend for p in inputs)  # type: ignore[union-attr]
+    return frame
+
+
+def _write_tmp(partition: Path, frame: pl.DataFrame) -> Path:
     tmp = partition / f".merge-{os.urandom(8).hex()}.parquet.tmp"
     frame.write_parquet(tmp, compression="zstd", compression_level=1, statistics=True)
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
+    return tmp
+
+
+def merge_across_writers(table: str, partition: Path, inputs: list[Path], *, activation_delay_s: float) -> Path:
+    """Close a day written by several collectors: one segment of writer ``all`` with every span once, and per
+    writer an empty merged segment covering that writer's inputs, all active from the same instant."""
+    named = [(path, visibility.parse(path.name)) for path in inputs]
+    frame = _read_unique(table, inputs)
+    combined_level = 1 + max((n.level or 0 for _, n in named if n and n.writer == layout.ALL_WRITERS), default=0)
+    tops: dict[str, tuple[int, int]] = {}  # writer -> (highest walend, highest level) among the inputs
+    for _, name in named:
+        if name is None or name.writer == layout.ALL_WRITERS:
+            continue
+        walend, level = tops.get(name.writer, (0, 0))
+        tops[name.writer] = (max(walend, name.walend), max(level, name.level or 0))
+    staged = [(_write_tmp(partition, frame), layout.ALL_WRITERS, 0, combined_level, visibility.MERGED)]
+    empty = frame.head(0)
+    staged += [
+        (_write_tmp(partition, empty), writer, walend, level + 1, visibility.COVER)
+        for writer, (walend, level) in tops.items()
+    ]
+    # one activation instant for all of them, named right before the renames: before it the inputs count,
+    # after it the combined segment does and the empty covers hide every input
+    active_ms = visibility.now_ms() + int(activation_delay_s * 1000)
+    final = partition
+    for tmp, writer, walend, level, kind in staged:
+        name = visibility.merged_name(walend, level, active_ms, os.urandom(8).hex(), writer=writer, kind=kind)
+        final_path = partition / name
+        os.replace(tmp, final_path)
+        if writer == layout.ALL_WRITERS:
+            final = final_path
+    layout.fsync_dir(partition)
+    logger.debug("closed %s of %s across %d writers (%d rows)", partition.name, table, len(tops), frame.height)
+    return final
+
+
+def merge_segments(table: str, partition: Path, inputs: list[Path], *, level: int, activation_delay_s: float) -> Path:
+    """Write the merge of ``inputs`` (duplicates dropped) as a level-``level`` segment; inputs stay."""
+    frame = _read_unique(table, inputs)
+    names = [visibility.parse(p.name) for p in inputs]
+    walend = max(n.walend for n in names)  # type: ignore[union-attr]
+    writer = names[0].writer  # type: ignore[union-attr]  # a tier or a one-writer close: one writer's inputs
+    tmp = _write_tmp(partition, frame)
     # named only now, right before the rename, so the activation delay is measured from the rename
     active_ms = visibility.now_ms() + int(activation_delay_s * 1000)
-    final = partition / visibility.merged_name(walend, level, active_ms, os.urandom(8).hex())
+    final = partition / visibility.merged_name(walend, level, active_ms, os.urandom(8).hex(), writer=writer)
     os.replace(tmp, final)
     layout.fsync_dir(partition)
     logger.debug("merged %d segments of %s into %s (level %d, %d rows)", len(inputs), table, final, level, frame.height)

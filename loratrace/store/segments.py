@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
@@ -14,7 +15,13 @@ from loratrace.store import layout, schema
 
 
 def write_segments(
-    store: Path, frames: dict[str, pl.DataFrame], *, walend: int, kind: str, written: list[Path] | None = None
+    store: Path,
+    frames: dict[str, pl.DataFrame],
+    *,
+    walend: int,
+    kind: str,
+    written: list[Path] | None = None,
+    writer_id: str = layout.DEFAULT_WRITER,
 ) -> list[Path]:
     """Write each table's rows, split by UTC day, as new segments named after ``walend``; returns their paths.
 
@@ -39,7 +46,8 @@ def write_segments(
             }
         for (day,), part in parts.items():
             folder = layout.table_dir(store, table) / f"date={day.isoformat() if day else '1970-01-01'}"
-            written.append(write_segment(folder, part, walend=walend, kind=kind))
+            name = layout.segment_name(walend, kind, writer_id=writer_id)
+            written.append(write_segment(folder, part, walend=walend, kind=kind, name=name))
     return written
 
 
@@ -101,9 +109,18 @@ def ensure_schema_segments(store: Path) -> None:
         os.replace(tmp, path)
 
 
-def remove_stale_temporaries(store: Path) -> None:
-    """Temporary files left by a crash mid-write; never visible to readers, removed on start."""
+def remove_stale_temporaries(store: Path, *, older_than_s: float = 3600.0) -> None:
+    """Temporary files left by a crash mid-write; never visible to readers, removed on start.
+
+    Only those older than ``older_than_s``: another collector sharing the store may be writing its own right now.
+    """
     root = store / layout.SEGMENTS
-    if root.is_dir():
-        for path in root.rglob(".*.tmp"):
-            path.unlink(missing_ok=True)
+    if not root.is_dir():
+        return
+    cutoff = time.time() - older_than_s
+    for path in root.rglob(".*.tmp"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+        except FileNotFoundError:  # renamed into place or removed meanwhile
+            continue

@@ -10,6 +10,11 @@ applies the same rule to whatever it listed:
 * A merged segment of level L holds every span of the segments of level < L with walend ≤ its walend in its
   partition (compaction merges all of them that are still counted). Such a segment *covers* them: once active,
   they are not counted; before it is active, it is not counted itself and they are.
+* Several collectors share a store with distinct writer ids, in the name (``w<id>-…``; none for writer "0").
+  Walends are offsets in each writer's own log, so a segment covers only segments of its own writer. Closing
+  a day merges every writer's segments into one segment of writer ``all`` (duplicates re-sent to another
+  collector after a failover removed) plus, per writer, an empty merged segment that covers that writer's
+  inputs, all with the same activation time: the rule above, applied per writer, then counts each span once.
 * ``embedded`` segments (walend 0, written without a log) are never merged and never covered.
 
 A reader decides from the file names alone plus its own clock, so two listings taken at different instants
@@ -30,12 +35,15 @@ from typing import Final
 FLUSH: Final = "flush"
 LEGACY_COMPACT: Final = "compact"
 MERGED: Final = "merged"
+COVER: Final = "cover"  # an empty merged segment: it only hides one writer's inputs of a merge across writers
 EMBEDDED: Final = "embedded"
 
-_NAME: Final = re.compile(r"^(?P<walend>\d{20})-(?P<kind>[a-z]+)-(?P<uid>[0-9a-f]{32})\.parquet$")
+_NAME: Final = re.compile(
+    r"^(?:w(?P<writer>[a-z0-9]{1,16})-)?(?P<walend>\d{20})-(?P<kind>[a-z]+)-(?P<uid>[0-9a-f]{32})\.parquet$"
+)
 _MERGED_UID: Final = re.compile(r"^(?P<level>\d{4})(?P<active>\d{14})[0-9a-f]{14}$")
 MAX_LEVEL: Final = 9999  # closing a day again after late spans adds a level
-_SQL_NAME: Final = r"^(\d{20})-([a-z]+)-([0-9a-f]{32})\.parquet$"  # _NAME without group names
+_SQL_NAME: Final = r"^(w[a-z0-9]{1,16}-)?(\d{20})-([a-z]+)-([0-9a-f]{32})\.parquet$"  # _NAME without group names
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class SegmentName:
     kind: str
     level: int | None  # None: never merged, never covered (embedded, unknown kinds)
     active_ms: int  # 0: active from the start
+    writer: str = "0"
 
 
 def parse(name: str) -> SegmentName | None:
@@ -51,28 +60,32 @@ def parse(name: str) -> SegmentName | None:
     match = _NAME.match(name)
     if match is None:
         return None
-    walend, kind = int(match["walend"]), match["kind"]
+    walend, kind, writer = int(match["walend"]), match["kind"], match["writer"] or "0"
     if kind == FLUSH:
-        return SegmentName(walend, kind, 0, 0)
+        return SegmentName(walend, kind, 0, 0, writer)
     if kind == LEGACY_COMPACT:
-        return SegmentName(walend, kind, 1, 0)
-    if kind == MERGED:
+        return SegmentName(walend, kind, 1, 0, writer)
+    if kind in (MERGED, COVER):
         uid = _MERGED_UID.match(match["uid"])
         if uid is not None:
-            return SegmentName(walend, kind, int(uid["level"]), int(uid["active"]))
-    return SegmentName(walend, kind, None, 0)
+            return SegmentName(walend, kind, int(uid["level"]), int(uid["active"]), writer)
+    return SegmentName(walend, kind, None, 0, writer)
 
 
-def merged_name(walend: int, level: int, active_ms: int, random_hex: str) -> str:
+def merged_name(
+    walend: int, level: int, active_ms: int, random_hex: str, *, writer: str = "0", kind: str = MERGED
+) -> str:
     if not 1 <= level <= MAX_LEVEL:
         msg = f"merge level must be within 1..{MAX_LEVEL}, got {level}"
         raise ValueError(msg)
-    return f"{walend:020d}-{MERGED}-{level:04d}{active_ms:014d}{random_hex[:14]}.parquet"
+    prefix = "" if writer == "0" else f"w{writer}-"
+    return f"{prefix}{walend:020d}-{kind}-{level:04d}{active_ms:014d}{random_hex[:14]}.parquet"
 
 
 def covers(cover: SegmentName, other: SegmentName) -> bool:
     return (
-        cover.level is not None
+        cover.writer == other.writer
+        and cover.level is not None
         and cover.level >= 1
         and other.level is not None
         and other.level < cover.level
@@ -135,18 +148,20 @@ def hidden_names_sql(glob: str) -> str:
     return f"""(
     WITH listed AS (
         SELECT parse_dirpath(file) AS dir, parse_filename(file) AS name,
-               regexp_extract(parse_filename(file), '{_SQL_NAME}', ['walend', 'kind', 'uid']) AS p
+               regexp_extract(parse_filename(file), '{_SQL_NAME}', ['writer', 'walend', 'kind', 'uid']) AS p
         FROM glob('{glob}')
     ), named AS (
-        SELECT dir, name, TRY_CAST(p.walend AS UBIGINT) AS walend,
+        SELECT dir, name, p.writer AS writer, TRY_CAST(p.walend AS UBIGINT) AS walend,
                CASE p.kind WHEN '{FLUSH}' THEN 0 WHEN '{LEGACY_COMPACT}' THEN 1
-                    WHEN '{MERGED}' THEN TRY_CAST(p.uid[1:4] AS INTEGER) END AS level,
-               CASE p.kind WHEN '{MERGED}' THEN TRY_CAST(p.uid[5:18] AS BIGINT) ELSE 0 END AS active_ms
+                    WHEN '{MERGED}' THEN TRY_CAST(p.uid[1:4] AS INTEGER)
+                    WHEN '{COVER}' THEN TRY_CAST(p.uid[1:4] AS INTEGER) END AS level,
+               CASE WHEN p.kind IN ('{MERGED}', '{COVER}') THEN TRY_CAST(p.uid[5:18] AS BIGINT) ELSE 0 END AS active_ms
         FROM listed WHERE p.walend <> ''
     )
     SELECT coalesce(list(DISTINCT hidden.name), [])
     FROM named AS hidden JOIN named AS cover
-      ON hidden.dir = cover.dir AND cover.level >= 1 AND cover.active_ms <= epoch_ms(now())
+      ON hidden.dir = cover.dir AND hidden.writer = cover.writer
+         AND cover.level >= 1 AND cover.active_ms <= epoch_ms(now())
          AND hidden.level < cover.level AND hidden.walend <= cover.walend
 )"""
 
@@ -154,7 +169,5 @@ def hidden_names_sql(glob: str) -> str:
 def inactive_sql(filename_column: str) -> str:
     """True for rows of a merged segment not yet active (decided per file, from the scanned file's name)."""
     name = f"parse_filename({filename_column})"
-    return (
-        f"coalesce(TRY_CAST(regexp_extract({name}, '^\\d{{20}}-{MERGED}-\\d{{4}}(\\d{{14}})', 1) AS BIGINT) "
-        "> epoch_ms(now()), false)"
-    )
+    pattern = f"^(w[a-z0-9]+-)?\\d{{20}}-({MERGED}|{COVER})-\\d{{4}}(\\d{{14}})"
+    return f"coalesce(TRY_CAST(regexp_extract({name}, '{pattern}', 3) AS BIGINT) > epoch_ms(now()), false)"

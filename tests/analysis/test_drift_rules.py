@@ -122,3 +122,58 @@ def test_mirrored_shadow_answers_pair_with_the_base_answer_in_the_same_trace() -
     assert row["n_adapter"] == n
     assert row["delta"] == pytest.approx(45 / n)
     assert row["verdict"] == "regressed"
+
+
+def test_the_overall_row_of_a_paired_comparison_pools_the_pairs() -> None:
+    """32 examples in two cohorts, each passed by the base and failed by the adapter: McNemar on 32 discordant pairs."""
+    from scipy.stats import binomtest
+
+    from loratrace.analysis.metrics import eval_metrics
+
+    passing = eval_metrics("quality")[0]
+    paired = pl.DataFrame(
+        {
+            "adapter": ["a1", "a1"],
+            "adapter_id": ["sha256:1", "sha256:1"],
+            "cohort": ["smb", "enterprise"],
+            "route": ["support", "support"],
+            "metric": [passing.name] * 2,
+            "n": [16, 16],
+            "sum_base": [16.0, 16.0],
+            "sum_adapter": [0.0, 0.0],
+            "sum_diff": [-16.0, -16.0],
+            "sum_diff_sq": [16.0, 16.0],
+            "base_only": [16, 16],
+            "adapter_only": [0, 0],
+        }
+    )
+    empty = cells(
+        pl.LazyFrame(schema={"start_time": pl.Datetime("us")})
+        .head(0)
+        .with_columns(
+            *[
+                pl.lit(None, dtype=pl.String).alias(c)
+                for c in (
+                    "adapter",
+                    "adapter_id",
+                    "arm",
+                    "cohort",
+                    "route",
+                    "prompt_version",
+                    "quantization",
+                    "base_model",
+                    "error_type",
+                    "status_code",
+                )
+            ]
+        ),
+        metrics=[ERROR],
+    ).collect()
+    rows = drift(empty, metrics=[passing], paired=paired, min_n=10)
+    overall = rows.filter(pl.col("cohort") == "(all)").row(0, named=True)
+    assert overall["design"] == "paired"
+    assert overall["n_adapter"] == 32
+    assert overall["delta"] == pytest.approx(-1.0)
+    assert overall["p_value"] == pytest.approx(binomtest(0, 32, 0.5, alternative="less").pvalue)
+    assert -1.0 <= overall["ci_low"] <= overall["ci_high"] <= 1.0
+    assert overall["verdict"] == "regressed"

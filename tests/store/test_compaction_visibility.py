@@ -148,9 +148,14 @@ def test_a_crash_before_the_rename_leaves_nothing_visible(tmp_path: Path) -> Non
     partition = next(iter_segments(store, "spans")).parent
     leftover = partition / ".merge-0123456789abcdef.parquet.tmp"
     pl.read_parquet(next(iter_segments(store, "spans"))).write_parquet(leftover)
+    old = time.time() - 7200
+    os.utime(leftover, (old, old))
+    in_flight = partition / ".merge-fedcba9876543210.parquet.tmp"  # another collector writing right now
+    in_flight.write_bytes(b"")
     assert _count(store) == (3, 3)
     ensure_store(store)  # what a restart runs
     assert not leftover.exists()
+    assert in_flight.exists()
 
 
 READER = textwrap.dedent(

@@ -1,0 +1,82 @@
+"""What every source of spans gives the analyses (the local store and ClickHouse alike)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import polars as pl
+
+from loratrace.analysis._typing import Traffic
+from loratrace.analysis.metrics import Metric
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which generations an analysis reads: a time window (naive UTC, ``until`` exclusive), traffic, names."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    traffic: Traffic = "all"
+    adapters: tuple[str, ...] = ()
+    cohorts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Present:
+    """What a selection's window holds: adapter names, cohorts, generation count, evaluation names."""
+
+    adapters: list[str]
+    cohorts: list[str]
+    rows: int
+    eval_names: list[str]
+
+
+class Source(Protocol):
+    """Spans an analysis reads; ``cells`` runs where the spans are, only the cells come back."""
+
+    def generations(self, selection: Selection = ...) -> pl.LazyFrame:
+        """Generation rows with the arm keys (``loratrace.analysis.load.generations``)."""
+        ...
+
+    def evals(self, selection: Selection = ...) -> pl.LazyFrame:
+        """Evaluation rows with the arm keys (``loratrace.analysis.load.evals``)."""
+        ...
+
+    def present(self, selection: Selection = ...) -> Present:
+        """What the selection's window holds (adapter and cohort filters not applied)."""
+        ...
+
+    def eval_names(self, selection: Selection = ...) -> list[str]:
+        """The evaluation names in the selection's window."""
+        ...
+
+    def cells_and_paired(
+        self, metrics: Sequence[Metric], *, window: timedelta | None, selection: Selection = ...
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """:meth:`cells` and :meth:`paired_cells` together (one pass where the engine allows it)."""
+        ...
+
+    def cells(self, metrics: Sequence[Metric], *, window: timedelta | None, selection: Selection = ...) -> pl.DataFrame:
+        """Cells of sufficient statistics (``loratrace.analysis.cells.CELL_COLUMNS``)."""
+        ...
+
+    def paired_cells(self, metrics: Sequence[Metric], *, selection: Selection = ...) -> pl.DataFrame:
+        """Paired cells over the replayed generations (``loratrace.analysis.cells.PAIRED_COLUMNS``)."""
+        ...
+
+    def latest_adapter_id(self, adapter: str) -> str | None:
+        """The id that last served under ``adapter`` (the weights a release would keep serving)."""
+        ...
+
+    def query(self, name: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
+        """One of the incident queries shipped in ``loratrace/queries/``."""
+        ...
+
+    def close(self) -> None: ...
+
+
+EVERYTHING = Selection()
+"""No window, all traffic, every adapter and cohort."""
