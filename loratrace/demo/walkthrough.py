@@ -7,6 +7,9 @@
 4. Print the spans the store now holds, and answer a few incident questions in SQL.
 5. Replay a small golden set through the base model and both adapters; show the paired drift rows and the
    release gate's decision for each adapter.
+6. Add a day of simulated traffic (seeded, labelled: service ``loratrace-traffic``, route ``simulated``) in which
+   one adapter regresses on one cohort and another spikes in fallbacks.
+7. Run the analyses on the store and find both; write the HTML report.
 """
 
 from __future__ import annotations
@@ -127,7 +130,7 @@ def _replay_step(models: TinyModels, workdir: Path) -> None:
     from loratrace.demo.replay_step import EXAMPLES, GATED_METRIC, gate_decisions, replay_and_compare
 
     click.echo(
-        f"\n5/5 golden-set replay: {EXAMPLES} examples (golden answers from the approved base model) through base, a1 "
+        f"\n5/7 golden-set replay: {EXAMPLES} examples (golden answers from the approved base model) through base, a1 "
         "and a2, then drift paired on the same examples, and the release gate"
     )
     replay_store, rows = replay_and_compare(models, workdir)
@@ -178,30 +181,78 @@ def run_demo(workdir: str | os.PathLike[str], *, use_vllm: bool | None = None, f
             f"{store} already holds {previous} spans from earlier runs: this run adds to them "
             "(loratrace demo --fresh starts over)"
         )
-    click.echo(f"1/5 building the tiny model and adapters a1, a2 in {workdir} (local, no download)")
+    click.echo(f"1/7 building the tiny model and adapters a1, a2 in {workdir} (local, no download)")
     models = ensure_tiny_models(workdir / "models")
     loratrace.instrument(store=store, service_name="loratrace-demo")
     try:
-        click.echo("2/5 serving through transformers + PEFT (base, a1, a2; cohorts enterprise and smb)")
+        click.echo("2/7 serving through transformers + PEFT (base, a1, a2; cohorts enterprise and smb)")
         _serve_with_transformers(models)
         if use_vllm is None:
             use_vllm = importlib.util.find_spec("vllm") is not None
         if use_vllm:
-            click.echo("3/5 serving one mixed batch (base, a1, a2) through vLLM's offline engine")
+            click.echo("3/7 serving one mixed batch (base, a1, a2) through vLLM's offline engine")
             _serve_with_vllm(models)
         else:
-            click.echo("3/5 vLLM is not installed: skipping the vLLM part (pip install 'loratrace[vllm]')")
+            click.echo("3/7 vLLM is not installed: skipping the vLLM part (pip install 'loratrace[vllm]')")
     finally:
         loratrace.uninstrument()  # flushes every span into the store
-    click.echo(f"4/5 the spans in {store}:\n")
+    click.echo(f"4/7 the spans in {store}:\n")
     with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=200, fmt_str_lengths=24, tbl_hide_dataframe_shape=True):
         click.echo(query(store, SPAN_TABLE_SQL))
         for question, sql in QUESTIONS.items():
             click.echo(f"\n{question}")
             click.echo(query(store, sql))
     _replay_step(models, workdir)
+    _simulate_and_analyse(workdir, store)
     click.echo(
         f'\nExplore further:\n  loratrace sql --store {store} "SELECT * FROM generations LIMIT 5"\n'
+        f"  loratrace drift --store {store} --cohort enterprise\n"
+        f"  loratrace spikes --store {store} --since 2d\n"
         f"  cd {store} && duckdb -readonly catalog.duckdb   # the duckdb shell: pip install duckdb-cli"
     )
     return store
+
+
+def _simulate_and_analyse(workdir: Path, store: Path) -> None:
+    import importlib.util
+
+    import polars as pl
+
+    from loratrace.analysis.run import drift_for_store
+    from loratrace.analysis.spike_run import run_spikes
+    from loratrace.cli import render_rows
+    from loratrace.demo import planted
+    from loratrace.demo.traffic import SERVICE_NAME, write_store
+
+    traffic = planted.planted_traffic()
+    click.echo(
+        f"\n6/7 SIMULATED traffic (service {SERVICE_NAME}, route {planted.ROUTE}): {planted.HOURS} h of "
+        f"{', '.join(planted.ADAPTERS)} and their base model on cohorts {', '.join(planted.COHORTS)}; planted: "
+        f"{planted.REGRESSED_ADAPTER} loses {-planted.REGRESSION:.0%} of its evaluation pass rate on "
+        f"{planted.REGRESSED_COHORT}, {planted.SPIKED_ADAPTER} falls back {planted.SPIKE:.0%} more for 4 hours"
+    )
+    written = write_store(traffic, store)
+    click.echo(f"    {written:,} simulated generations written into {store}")
+    click.echo(f"7/7 the analyses find what was planted:\n\n$ loratrace drift --store {store} --verdict regressed")
+    rows = drift_for_store(store)
+    regressed = rows.filter(pl.col("verdict") == "regressed")
+    shown = ["adapter", "cohort", "metric", "design", "base_value", "adapter_value", "delta", "ci_low", "ci_high"]
+    click.echo(render_rows(regressed.select(*shown, "q_value", "verdict"), "table"))
+    click.echo(
+        f"({regressed.height} of {rows.height} adapter x cohort x metric rows regressed: the planted drop of "
+        f"{planted.REGRESSED_ADAPTER} on {planted.REGRESSED_COHORT}, which its mix-standardised (all) row carries, "
+        f"and {planted.SPIKED_ADAPTER}'s fallback spike, which lifts its fallback rate over the day)\n"
+    )
+    click.echo(f"$ loratrace spikes --store {store}")
+    spikes = run_spikes(store)
+    columns = ["adapter", "metric", "start", "end", "windows", "baseline", "peak_rate", "peak_z"]
+    click.echo(
+        render_rows(spikes.episodes.with_columns(pl.col("adapter").fill_null("(base)")).select(columns), "table")
+    )
+    if importlib.util.find_spec("matplotlib") is None:
+        click.echo("(the HTML report needs matplotlib: pip install 'loratrace[report]')")
+        return
+    from loratrace.report import collect_report_data, write_report
+
+    page = write_report(collect_report_data(store), workdir / "report.html", title="loratrace demo report")
+    click.echo(f"$ loratrace report --store {store} --html {page}\nwrote {page}: open it in a browser (works offline)")

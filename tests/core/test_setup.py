@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -102,6 +103,8 @@ def test_public_api_is_explicit_and_sorted():
     import pkgutil
 
     submodules = {module.name for module in pkgutil.iter_modules(loratrace.__path__)}
+    # iter_modules skips folders without __init__.py (namespace packages such as loratrace/instrumentation)
+    submodules |= {p.name for p in Path(loratrace.__path__[0]).iterdir() if p.is_dir() and not p.name.startswith("_")}
     assert public - exported <= submodules
 
 

@@ -1,0 +1,109 @@
+"""``loratrace spikes`` against a store: read the generations of a time range, check the names asked for, run.
+
+The command line stays thin: this module owns reading the store, the "did you mean" checks and the knobs'
+plumbing into :func:`loratrace.analysis.spikes.spike_windows`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from loratrace.analysis._typing import SpikeBaseline
+from loratrace.analysis.load import load_generations
+from loratrace.analysis.spikes import DEFAULT_SPIKE_METRICS, SPIKE_METRICS, spike_episodes, spike_windows
+from loratrace.store import query
+
+BASE_LABEL = "(base)"
+"""How the base model's arm is named on the command line and in tables (its ``adapter`` is null)."""
+
+
+class SpikeInputError(ValueError):
+    """A name or range asked for that the store cannot answer; ``option`` names the flag at fault."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
+@dataclass(frozen=True)
+class SpikeResult:
+    """Every window scored, and the episodes among them."""
+
+    windows: pl.DataFrame
+    episodes: pl.DataFrame
+
+
+def _naive_utc(at: dt.datetime | None) -> dt.datetime | None:
+    """The store's ``start_time`` is naive UTC."""
+    if at is None or at.tzinfo is None:
+        return at
+    return at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _data_range(store: str | os.PathLike[str]) -> str:
+    first, last, count = query(store, "SELECT min(start_time), max(start_time), count(*) FROM generations").row(0)
+    if not count:
+        return "the store holds no generations yet"
+    return f"the store's generations run from {first:%Y-%m-%dT%H:%M:%S} to {last:%Y-%m-%dT%H:%M:%S} UTC"
+
+
+def _check_names(asked: Sequence[str], known: Sequence[str], option: str, problem: str) -> None:
+    for name in asked:
+        if name not in known:
+            near = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(map(repr, near))}?" if near else ""
+            msg = f"{problem.format(name=repr(name))}.{hint} Known: {', '.join(known) or '(none)'}"
+            raise SpikeInputError(option, msg)
+
+
+def run_spikes(
+    store: str | os.PathLike[str],
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    window: dt.timedelta = dt.timedelta(hours=1),
+    adapters: Sequence[str] = (),
+    metric_names: Sequence[str] = (),
+    baseline: SpikeBaseline = "ewma",
+    persistence: int = 2,
+    min_n: int = 50,
+    z_threshold: float = 3.0,
+    min_relative_change: float = 0.5,
+) -> SpikeResult:
+    """Score every window of the store's generations in ``[since, until)``; see ``spike_windows`` for the knobs.
+
+    Raises
+    ------
+    SpikeInputError
+        The range holds no generations (the message says which range does), or an adapter or metric is unknown
+        (the message suggests the nearest names).
+    """
+    _check_names(metric_names, list(SPIKE_METRICS), "--metric", "{name} is not a rate a spike check watches")
+    generations = load_generations(store, since=_naive_utc(since), until=_naive_utc(until))
+    served_now = generations.select(pl.col("adapter").unique()).collect()["adapter"]
+    if served_now.len() == 0:
+        msg = f"no generations between {since or 'the start'} and {until or 'now'}; {_data_range(store)}"
+        raise SpikeInputError("--since", msg)
+    served = sorted(name if name is not None else BASE_LABEL for name in served_now)
+    _check_names(adapters, served, "--adapter", "no adapter {name} served in this range")
+    if adapters:
+        keep = pl.col("adapter").is_in([name for name in adapters if name != BASE_LABEL])
+        generations = generations.filter(keep | pl.col("adapter").is_null() if BASE_LABEL in adapters else keep)
+    windows = spike_windows(
+        generations,
+        window=window,
+        metrics=list(metric_names) or DEFAULT_SPIKE_METRICS,
+        baseline=baseline,
+        persistence=persistence,
+        min_n=min_n,
+        z_threshold=z_threshold,
+        min_relative_change=min_relative_change,
+    )
+    scored = windows.collect()
+    return SpikeResult(windows=scored, episodes=spike_episodes(scored.lazy(), window=window).collect())
