@@ -9,6 +9,8 @@ incident queries, inventory, latency and cost.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -70,3 +72,20 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     loaded = [n for n, v in globals().items() if getattr(v, "__name__", "").startswith("loratrace.analysis.")]
     return sorted({*__all__, *loaded})
+
+
+class _AnalysisPackage(types.ModuleType):
+    """Keeps ``cells`` and ``drift`` the functions once their submodules are imported, as eager imports did.
+
+    Importing ``loratrace.analysis.cells`` binds the package attribute ``cells`` to the submodule; the API names
+    the function that module defines.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _FUNCTIONS_NAMED_AS_MODULES and isinstance(value, types.ModuleType):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+_FUNCTIONS_NAMED_AS_MODULES = frozenset({"cells", "drift"})
+sys.modules[__name__].__class__ = _AnalysisPackage
