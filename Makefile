@@ -29,6 +29,7 @@ demo: setup
 
 test: setup $(VENV)/.fastdecode
 	$(BIN)/ruff check loratrace tests bench
+	$(BIN)/ruff format --check loratrace tests bench
 	$(BIN)/pytest
 
 bench: setup $(VENV)/.fastdecode

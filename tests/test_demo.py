@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -95,9 +96,15 @@ def test_demo_plants_a_regression_and_a_spike_that_the_analyses_find(tmp_path: P
         for row in regressed
     ), regressed
     # the spike check finds the planted fallback spike of sim-a2, and nothing else
-    spikes = result.stdout.split("$ loratrace spikes", 1)[1].split("$ loratrace report", 1)[0]
+    spikes = result.stdout.split("$ loratrace spikes", 1)[1].split("$ loratrace alert check", 1)[0]
     episodes = [line.split() for line in spikes.splitlines() if line.startswith(("sim-", "a1 ", "a2 ", "(base)"))]
     assert [(cells[0], cells[1]) for cells in episodes] == [(planted.SPIKED_ADAPTER, "fallback_rate")]
+    # the scheduled alert check fires for the planted drop, and for nothing else
+    alerts = result.stdout.split("$ loratrace alert check", 1)[1].split("$ loratrace report", 1)[0]
+    firing = [line for line in alerts.splitlines() if line.strip().startswith("FIRING")]
+    assert len(firing) == 1, alerts
+    assert f"of {planted.REGRESSED_ADAPTER} on {planted.REGRESSED_COHORT}" in firing[0]
+    assert json.loads((workdir / "alerts.jsonl").read_text().splitlines()[0])["status"] == "firing"
     page = workdir / "report.html"
     text = page.read_text("utf-8")
     assert 'data-plot="spikes:sim-a2:fallback_rate"' in text

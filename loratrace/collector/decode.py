@@ -31,12 +31,22 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from loratrace import semconv
 from loratrace.store import schema
 
+logger = logging.getLogger(__name__)
+
 try:
     from loratrace.collector import _fastdecode
 except ImportError:  # not compiled (no C compiler at install time): the Python path does everything
     _fastdecode = None
 
-logger = logging.getLogger(__name__)
+_FAST_API: Final = ("Decoder", "SpanBatch", "KeyWindow", "scan_traces", "count_messages")
+if _fastdecode is not None and not all(hasattr(_fastdecode, name) for name in _FAST_API):
+    # a build left from an older checkout: calling it would fail every request, so decode in Python instead
+    logger.warning(
+        "loratrace's compiled decoder %s is older than its source; decoding in Python (slower) until it is "
+        "rebuilt: pip install --no-deps -e . (or make test)",
+        getattr(_fastdecode, "__file__", "?"),
+    )
+    _fastdecode = None
 
 _KINDS: Final = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 _STATUS: Final = ("UNSET", "OK", "ERROR")

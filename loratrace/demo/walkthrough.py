@@ -157,6 +157,30 @@ def _previous_spans(store: Path) -> int:
         return 0
 
 
+def _alert_check(store: Path, workdir: Path, *, metric: str) -> None:
+    """One scheduled-style alert check over the store: the anytime-valid drift rule fires for the planted drop."""
+    if importlib.util.find_spec("yaml") is None or importlib.util.find_spec("jsonschema") is None:
+        click.echo("(alert checks need pip install 'loratrace[alerts]')")
+        return
+    from loratrace.alerts.check import run_alert_check
+
+    rules = {
+        "version": 1,
+        "sinks": [{"type": "file", "path": str(workdir / "alerts.jsonl")}],
+        "rules": [{"name": "quality-drift", "type": "drift", "metrics": [metric]}],
+    }
+    click.echo(f"\n$ loratrace alert check --store {store} --rules rules.yaml   # one drift rule, run on a schedule")
+    result = run_alert_check(store, rules)
+    for alert in result.firing:
+        click.echo(f"  FIRING {alert['rule']} [{alert['severity']}]: {alert['summary']}")
+        evidence = alert.get("query") or {}
+        if evidence.get("command"):
+            click.echo(f"    evidence: {evidence['command'].replace('STORE', str(store))}")
+    if not result.firing:
+        click.echo("  nothing firing")
+    click.echo(f"  (notifications on changes only, written to {workdir / 'alerts.jsonl'}; exit code 1 while firing)\n")
+
+
 def run_demo(workdir: str | os.PathLike[str], *, use_vllm: bool | None = None, fresh: bool = False) -> Path:
     """Run the walkthrough in ``workdir``; return the store folder.
 
@@ -249,6 +273,7 @@ def _simulate_and_analyse(workdir: Path, store: Path) -> None:
     click.echo(
         render_rows(spikes.episodes.with_columns(pl.col("adapter").fill_null("(base)")).select(columns), "table")
     )
+    _alert_check(store, workdir, metric=f"eval_pass:{traffic.eval_name}")
     if importlib.util.find_spec("matplotlib") is None:
         click.echo("(the HTML report needs matplotlib: pip install 'loratrace[report]')")
         return
