@@ -125,6 +125,8 @@ class Traffic:
     an adapter name a new adapter id from a time on (a silent weight swap); ``prompt_changes`` switch the
     prompt version of every arm from a time on. ``eval_fraction`` is the share of answered generations that
     get an evaluation (1.0: all; lower keeps load tests on the collector's fast decoding path).
+    ``stream_origin`` keys the random streams by the offset from that time instead of by absolute time, so the
+    same draws land wherever the traffic is placed (the demo's "last 24 hours").
     """
 
     start: datetime
@@ -147,6 +149,7 @@ class Traffic:
     quantization: tuple[str, int] | None = None
     eval_fraction: float = 1.0
     timeout_ms: float = 30_000.0
+    stream_origin: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:
@@ -352,8 +355,10 @@ class _Generator:
             count = max(1, round(traffic.requests_per_hour * span_us / hour_us))
             label = f"{_EPOCH + timedelta(microseconds=at_us):%Y%m%dT%H%M}"
             # one stream per hour, keyed by its absolute start: a Traffic cut into consecutive pieces (to generate
-            # them in parallel) yields exactly the records of the whole
-            rng = self.rng = random.Random(f"{traffic.seed}:{at_us}")
+            # them in parallel) yields exactly the records of the whole. With a stream origin the key is the hour's
+            # offset from it, so traffic placed relative to "now" draws the same numbers whenever it is generated
+            key = at_us if traffic.stream_origin is None else at_us - _us(traffic.stream_origin)
+            rng = self.rng = random.Random(f"{traffic.seed}:{key}")
             batch: list[GenerationRecord] = []
             for cohort in traffic.cohorts:
                 if traffic.design == "paired":
