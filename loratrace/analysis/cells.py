@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import TypeVar
 
 import polars as pl
 
 from loratrace.analysis.load import KEY_COLUMNS
 from loratrace.analysis.metrics import Metric
 
+FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 CELL_COLUMNS = (*KEY_COLUMNS, "metric", "window_start", "n", "sum", "sum_sq")
 PAIRED_KEYS = ("adapter", "adapter_id", "cohort", "route", "metric")
 PAIRED_COLUMNS = (*PAIRED_KEYS, "n", "sum_base", "sum_adapter", "sum_diff", "sum_diff_sq", "base_only", "adapter_only")
@@ -49,7 +51,15 @@ def _aggregate(frame: pl.LazyFrame, metrics: Sequence[Metric], window: timedelta
             value.sum().alias(f"s{index}"),
             (value * value).sum().alias(f"q{index}"),
         ]
-    wide = frame.with_columns(_window(window)).group_by(keys).agg(aggs)
+    return wide_to_long(frame.with_columns(_window(window)).group_by(keys).agg(aggs), metrics)
+
+
+def wide_to_long(wide: FrameT, metrics: Sequence[Metric]) -> FrameT:
+    """One aggregation's wide columns ``n<i>``, ``s<i>``, ``q<i>`` (metric ``i``) as one cell row per metric.
+
+    The store's engine (``store_cells``) returns the same wide shape, so both engines share this step.
+    """
+    keys = [*KEY_COLUMNS, "window_start"]
     long = [
         wide.select(
             *keys,

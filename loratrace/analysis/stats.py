@@ -33,6 +33,14 @@ def _tail(z: np.ndarray, alternative: Alternative) -> np.ndarray:
     return 2 * _scipy.norm.sf(np.abs(z))
 
 
+def _t_tail(t: np.ndarray, df: np.ndarray, alternative: Alternative) -> np.ndarray:
+    if alternative == "greater":
+        return _scipy.t.sf(t, df)
+    if alternative == "less":
+        return _scipy.t.cdf(t, df)
+    return 2 * _scipy.t.sf(np.abs(t), df)
+
+
 def wilson_interval(successes: object, n: object, *, alpha: float = 0.05) -> tuple[FloatArray, FloatArray]:
     """Wilson score interval for a proportion (Wilson 1927), via ``statsmodels.stats.proportion.proportion_confint``."""
     s, total = _arrays(successes, n)
@@ -128,12 +136,7 @@ def welch_test(
     with np.errstate(divide="ignore", invalid="ignore"):
         df = (a + b) ** 2 / (a**2 / (t1 - 1) + b**2 / (t2 - 1))
         t = (m1 - m2) / se
-    if alternative == "greater":
-        p = _scipy.t.sf(t, df)
-    elif alternative == "less":
-        p = _scipy.t.cdf(t, df)
-    else:
-        p = 2 * _scipy.t.sf(np.abs(t), df)
+    p = _t_tail(t, df, alternative)
     half = _scipy.t.ppf(1 - alpha / 2, df) * se
     d = m1 - m2
     return p, d - half, d + half
@@ -152,12 +155,7 @@ def paired_t_test(
     df = count - 1
     with np.errstate(divide="ignore", invalid="ignore"):
         t = mean / se
-    if alternative == "greater":
-        p = _scipy.t.sf(t, df)
-    elif alternative == "less":
-        p = _scipy.t.cdf(t, df)
-    else:
-        p = 2 * _scipy.t.sf(np.abs(t), df)
+    p = _t_tail(t, df, alternative)
     half = _scipy.t.ppf(1 - alpha / 2, df) * se
     return p, mean - half, mean + half
 

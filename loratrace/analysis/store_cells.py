@@ -19,7 +19,7 @@ import polars as pl
 
 from loratrace import semconv
 from loratrace.analysis._typing import Traffic
-from loratrace.analysis.cells import CELL_COLUMNS
+from loratrace.analysis.cells import wide_to_long
 from loratrace.analysis.load import KEY_COLUMNS, KEY_SQL
 from loratrace.analysis.metrics import Metric
 from loratrace.store import readers
@@ -86,21 +86,6 @@ def cells_sql(
     return statement, params
 
 
-def _long(wide: pl.DataFrame, metrics: Sequence[Metric]) -> pl.DataFrame:
-    keys = [*KEY_COLUMNS, "window_start"]
-    parts = [
-        wide.select(
-            *keys,
-            pl.lit(metric.name).alias("metric"),
-            pl.col(f"n{index}").cast(pl.Int64).alias("n"),
-            pl.col(f"s{index}").cast(pl.Float64).alias("sum"),
-            pl.col(f"q{index}").cast(pl.Float64).alias("sum_sq"),
-        )
-        for index, metric in enumerate(metrics)
-    ]
-    return pl.concat(parts).filter(pl.col("n") > 0).select(CELL_COLUMNS)
-
-
 def store_cells(
     store: str | os.PathLike[str],
     *,
@@ -129,7 +114,7 @@ def store_cells(
         if source == "generations":
             counts = {name: int(wide[name].sum()) for name in counts}
         if chosen:
-            frames.append(_long(wide, chosen))
+            frames.append(wide_to_long(wide, chosen))
     if not frames:
         return pl.DataFrame(schema=_CELL_SCHEMA), counts
     return pl.concat(frames, how="vertical_relaxed"), counts
