@@ -54,13 +54,15 @@ def test_late_spans_for_cached_windows_rebuild_the_cache(stream_store, tmp_path)
         requests_per_hour=400,
         seed=99,
         effects=(Effect("a2", "eval_pass", -0.5, cohort="smb"),),
+        # a2 with other weights (a swap): adapter ids follow the weights, not the seed
+        swaps=(("a2", START + timedelta(hours=1)),),
     )
     write_store(late, store)
     after = evaluate(store, ruleset, now=at + timedelta(minutes=5), cache_dir=cache)
     fresh = evaluate(store, ruleset, now=at + timedelta(minutes=5))
     assert _values(after) == _values(fresh)
 
-    # the late hour counts: its base spans join every base arm, and a2's new id (another seed) is a new cell
+    # the late hour counts: its base spans join every base arm, and a2's new id (the swap) is a new cell
     def base_total(result):
         return sum(c.values["n_base"] for c in result.conditions if c.rule == "d")
 
