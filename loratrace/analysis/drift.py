@@ -31,6 +31,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
+from scipy.stats import norm
 
 from loratrace.analysis import stats
 from loratrace.analysis._typing import Baseline
@@ -206,6 +207,8 @@ def _overall(rows: pl.DataFrame, metrics: dict[str, Metric], *, alpha: float) ->
     The variance is the weighted sum of the cohort variances (normal approximation), so the row gets a z-test.
     """
     out = []
+    # the cohort rows carry 1 - alpha intervals: their half-width over this quantile is their standard error
+    z_alpha = float(norm.ppf(1 - alpha / 2))
     for (adapter, adapter_id, metric, design), frame in rows.group_by(["adapter", "adapter_id", "metric", "design"]):
         if frame.height < 2:
             continue
@@ -216,15 +219,13 @@ def _overall(rows: pl.DataFrame, metrics: dict[str, Metric], *, alpha: float) ->
         n_a = frame["n_adapter"].to_numpy().astype(float)
         n_b = frame["n_base"].to_numpy().astype(float)
         weights = n_a / n_a.sum()
-        se2 = ((frame["ci_high"] - frame["ci_low"]).to_numpy() / (2 * 1.959963984540054)) ** 2
+        se2 = ((frame["ci_high"] - frame["ci_low"]).to_numpy() / (2 * z_alpha)) ** 2
         delta_std = float(np.nansum(weights * frame["delta"].to_numpy()))
         se = float(np.sqrt(np.nansum(weights**2 * se2)))
         base_std = float(np.nansum(weights * frame["base_value"].to_numpy()))
         crude_adapter = float(np.nansum(n_a * frame["adapter_value"].to_numpy()) / n_a.sum())
         crude_base = float(np.nansum(n_b * frame["base_value"].to_numpy()) / n_b.sum())
         z = delta_std / se if se > 0 else 0.0
-        from scipy.stats import norm
-
         higher_bad = not metrics[metric].higher_is_better
         p_harm = float(norm.sf(z) if higher_bad else norm.cdf(z))
         flags = ["mix_differs"] if stats.chi_square_homogeneity(n_a, n_b) < 0.01 and design != "paired" else []
@@ -240,8 +241,8 @@ def _overall(rows: pl.DataFrame, metrics: dict[str, Metric], *, alpha: float) ->
                 "base_value": base_std,
                 "adapter_value": base_std + delta_std,
                 "delta": delta_std,
-                "ci_low": _bounded(delta_std - 1.959963984540054 * se, metrics[metric]),
-                "ci_high": _bounded(delta_std + 1.959963984540054 * se, metrics[metric]),
+                "ci_low": _bounded(delta_std - z_alpha * se, metrics[metric]),
+                "ci_high": _bounded(delta_std + z_alpha * se, metrics[metric]),
                 "p_value": p_harm,
                 "p_improved": 1.0 - p_harm,
                 "n_base": int(n_b.sum()),
