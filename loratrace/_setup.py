@@ -334,7 +334,7 @@ def instrument(
             else:
                 sdk_provider = TracerProvider(resource=_resource(service_name))
                 if store is not None:
-                    from loratrace.store.embedded import StoreSpanExporter
+                    from loratrace.collector.embedded import StoreSpanExporter
 
                     try:
                         store_exporter = StoreSpanExporter(store)

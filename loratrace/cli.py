@@ -230,7 +230,7 @@ def sql(store: str, output_format: str, full_engine: bool, statement: str) -> No
     """
     from loratrace.errors import StoreError
     from loratrace.store import query
-    from loratrace.store.sql_output import render
+    from loratrace._cli_render import render
 
     try:
         frame = query(store, statement, full_engine=full_engine)
@@ -298,7 +298,7 @@ def render_rows(frame: pl.DataFrame, output_format: str) -> str:
     """Analysis rows: floats rounded and lists joined for the table; untouched for JSON and CSV."""
     import polars as pl
 
-    from loratrace.store.sql_output import render
+    from loratrace._cli_render import render
 
     if output_format == "table":
         frame = frame.with_columns(
@@ -497,7 +497,7 @@ def query_command(
     """
     from loratrace.analysis import queries
     from loratrace.errors import ConfigurationError, QueryError, StoreError
-    from loratrace.store.sql_output import render_result
+    from loratrace._cli_render import render_result
 
     if list_queries:
         if name is not None:
@@ -565,7 +565,7 @@ def _analysis_frame(store: str, since: str | None, until: str | None, adapter: s
 def _echo_tables(tables: dict[str, Any], output_format: str) -> None:
     import json
 
-    from loratrace.store.sql_output import _plain
+    from loratrace._cli_render import _plain
 
     if output_format == "json":
         payload = {

@@ -116,7 +116,7 @@ def test_a_second_demo_run_says_it_adds_to_the_store_and_fresh_starts_over(tmp_p
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-    from loratrace.store.embedded import StoreSpanExporter
+    from loratrace.collector.embedded import StoreSpanExporter
 
     workdir = tmp_path / "demo"
     earlier = TracerProvider()  # what an earlier run left: a real store with a span in it

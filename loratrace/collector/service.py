@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loratrace.collector import flusher as fl
+from loratrace.collector.store_writer import read_loop as fl
 from loratrace.collector.grpc_receiver import make_grpc_server
 from loratrace.collector.http_receiver import HttpServerSettings, make_http_server
 from loratrace.collector.ingest import Ingest

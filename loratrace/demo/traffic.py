@@ -581,7 +581,7 @@ def write_store(
     from opentelemetry.sdk.trace import TracerProvider
 
     from loratrace.demo._otlp_encoding import ChunkedExportProcessor
-    from loratrace.store.embedded import StoreSpanExporter
+    from loratrace.collector.embedded import StoreSpanExporter
 
     exporter = StoreSpanExporter(store)
     processor = ChunkedExportProcessor(exporter, chunk=spans_per_export)

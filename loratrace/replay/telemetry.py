@@ -63,7 +63,7 @@ def _exporter(store: str | os.PathLike[str] | None, endpoint: str | None) -> Spa
         msg = "a replay writes its spans to one place: give store= (a folder) or endpoint= (an OTLP/HTTP URL)"
         raise ConfigurationError(msg)
     if store is not None:
-        from loratrace.store.embedded import StoreSpanExporter
+        from loratrace.collector.embedded import StoreSpanExporter
 
         return StoreSpanExporter(store)
     if not endpoint or not endpoint.startswith(("http://", "https://")):

@@ -31,7 +31,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from polars.testing import assert_frame_equal
 
 from loratrace import semconv
-from loratrace.collector import decode, flusher
+from loratrace.collector import decode
+from loratrace.collector.store_writer import read_loop as flusher
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from otlp_load import template_request

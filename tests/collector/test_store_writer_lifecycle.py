@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from loratrace.collector import flusher
+from loratrace.collector.store_writer import read_loop as flusher
 from loratrace.store import query
 from loratrace.store.catalog import ensure_store
 

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from loratrace import semconv
-from loratrace.store.embedded import StoreSpanExporter
+from loratrace.collector.embedded import StoreSpanExporter
 
 DUCKDB_SHELL = shutil.which("duckdb", path=sysconfig.get_path("scripts"))
 
