@@ -1,4 +1,4 @@
-"""Rendering query results for ``loratrace sql`` / ``query``: an aligned table, a JSON array, or CSV."""
+"""What the CLI prints about the store: query results (an aligned table, a JSON array, or CSV) and its status."""
 
 from __future__ import annotations
 
@@ -12,14 +12,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import polars as pl
 
+    from loratrace.store.status import StoreStatus
 
-def _plain(value: Any) -> Any:
+
+def plain(value: Any) -> Any:
+    """``value`` with dates as ISO text, at any depth: what ``json.dumps`` takes."""
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -27,7 +30,7 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, dict | list):
-        return json.dumps(_plain(value), default=str)
+        return json.dumps(plain(value), default=str)
     if isinstance(value, datetime | date):
         return value.isoformat()
     return str(value)
@@ -41,7 +44,7 @@ def render(frame: pl.DataFrame, output_format: str) -> str:
 def render_result(names: Sequence[str], rows: Sequence[Sequence[Any]], output_format: str) -> str:
     """Column names and rows (as DuckDB returns them) rendered like :func:`render`, without Polars."""
     if output_format == "json":
-        return json.dumps([dict(zip(names, map(_plain, row), strict=True)) for row in rows], default=str) + "\n"
+        return json.dumps([dict(zip(names, map(plain, row), strict=True)) for row in rows], default=str) + "\n"
     if output_format == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -55,4 +58,39 @@ def render_result(names: Sequence[str], rows: Sequence[Sequence[Any]], output_fo
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(lines) + "\n"
+
+
+def render_status(status: StoreStatus) -> str:
+    """The status as lines a person reads."""
+    newest = status.newest_span.isoformat(sep=" ", timespec="seconds") if status.newest_span else "none yet"
+    lines = [
+        f"store        {status.store}",
+        f"size         {status.size_bytes / 1e6:.1f} MB in {status.segments} segments",
+        f"spans        {status.spans}",
+        f"newest span  {newest} UTC" if status.newest_span else f"newest span  {newest}",
+    ]
+    collector = status.collector
+    if collector is None:
+        lines.append("collector    not running (start one: loratrace collect --store " + status.store + ")")
+        return "\n".join(lines) + "\n"
+    receivers = ", ".join(
+        f"{name} {collector[key]}" for name, key in (("OTLP/HTTP", "http"), ("OTLP/gRPC", "grpc")) if collector[key]
+    )
+    lines.append(f"collector    pid {collector['pid']}, {receivers}, since {collector['started']}")
+    if status.collector_error:
+        lines.append(f"             {status.collector_error}")
+    health = collector.get("health")
+    if health:
+        for key in (
+            "accepted_spans",
+            "rejected_spans",
+            "spans_written",
+            "duplicate_spans_dropped",
+            "metric_points_written",
+            "wal_backlog_bytes",
+            "decode_errors",
+        ):
+            if key in health:
+                lines.append(f"  {key:<26} {health[key]}")
     return "\n".join(lines) + "\n"

@@ -228,9 +228,9 @@ def sql(store: str, output_format: str, full_engine: bool, statement: str) -> No
         loratrace sql --store ./traces "SELECT adapter_name, count(*) AS n FROM generations GROUP BY 1"
         loratrace sql --store ./traces --format json "SELECT * FROM evals LIMIT 5"
     """
+    from loratrace._cli_render import render
     from loratrace.errors import StoreError
     from loratrace.store import query
-    from loratrace._cli_render import render
 
     try:
         frame = query(store, statement, full_engine=full_engine)
@@ -495,9 +495,9 @@ def query_command(
         loratrace query adapter_for_trace --store ./traces --param trace_id=4bf92f3577b34da6a3ce929d0e0e4736
         loratrace query failing_traces --store ./traces --param adapter=billing-v7 --param since=2h
     """
+    from loratrace._cli_render import render_result
     from loratrace.analysis import queries
     from loratrace.errors import ConfigurationError, QueryError, StoreError
-    from loratrace._cli_render import render_result
 
     if list_queries:
         if name is not None:
@@ -565,11 +565,11 @@ def _analysis_frame(store: str, since: str | None, until: str | None, adapter: s
 def _echo_tables(tables: dict[str, Any], output_format: str) -> None:
     import json
 
-    from loratrace._cli_render import _plain
+    from loratrace._cli_render import plain
 
     if output_format == "json":
         payload = {
-            name: [{k: _plain(v) for k, v in row.items()} for row in t.iter_rows(named=True)]
+            name: [{k: plain(v) for k, v in row.items()} for row in t.iter_rows(named=True)]
             for name, t in tables.items()
         }
         click.echo(json.dumps(payload, default=str))
@@ -939,8 +939,9 @@ def status(store: str, output_format: str) -> None:
     """
     import json
 
+    from loratrace._cli_render import render_status
     from loratrace.errors import StoreError
-    from loratrace.store.status import render_status, store_status
+    from loratrace.store.status import store_status
 
     try:
         found = store_status(store)

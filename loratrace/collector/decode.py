@@ -684,10 +684,6 @@ def frame(table: str, columns: dict[str, list[Any]]) -> pl.DataFrame:
     return pl.DataFrame(data)
 
 
-def empty_frame(table: str) -> pl.DataFrame:
-    return pl.DataFrame(schema=schema.TABLES[table])
-
-
 def _exception_type(events: Iterable[Any]) -> str | None:
     for event in events:
         if event.name == "exception":

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loratrace.collector.store_writer import read_loop as fl
 from loratrace.collector.grpc_receiver import make_grpc_server
 from loratrace.collector.http_receiver import HttpServerSettings, make_http_server
 from loratrace.collector.ingest import Ingest
 from loratrace.collector.limits import AttributeLimits
+from loratrace.collector.store_writer import read_loop as fl
 from loratrace.collector.wal import WalReader, WalWriter
 from loratrace.collector.writer_lock import WriterLock
 from loratrace.errors import CollectorError

@@ -580,8 +580,8 @@ def write_store(
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
 
-    from loratrace.demo._otlp_encoding import ChunkedExportProcessor
     from loratrace.collector.embedded import StoreSpanExporter
+    from loratrace.demo._otlp_encoding import ChunkedExportProcessor
 
     exporter = StoreSpanExporter(store)
     processor = ChunkedExportProcessor(exporter, chunk=spans_per_export)

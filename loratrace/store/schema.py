@@ -176,3 +176,8 @@ TIME_COLUMN: Final[dict[str, str]] = {
     "metrics": "time",
 }
 """The column whose UTC date names a row's ``date=YYYY-MM-DD`` partition."""
+
+
+def empty_frame(table: str) -> pl.DataFrame:
+    """No rows, ``table``'s exact columns and types (what a schema segment holds)."""
+    return pl.DataFrame(schema=TABLES[table])

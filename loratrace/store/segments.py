@@ -113,8 +113,6 @@ def iter_segments(store: Path, table: str) -> Iterator[Path]:
 
 def ensure_schema_segments(store: Path) -> None:
     """An empty, fully typed segment per table so every view resolves (and is typed) before any data."""
-    from loratrace.collector.decode import empty_frame
-
     for table in schema.TABLES:
         folder = layout.table_dir(store, table) / layout.SCHEMA_PARTITION
         path = folder / layout.SCHEMA_SEGMENT
@@ -124,7 +122,7 @@ def ensure_schema_segments(store: Path) -> None:
             continue
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{path.name}.{os.getpid()}.tmp"
-        empty_frame(table).write_parquet(tmp)
+        schema.empty_frame(table).write_parquet(tmp)
         os.replace(tmp, path)
 
 

@@ -109,38 +109,3 @@ def store_status(store: str | os.PathLike[str]) -> StoreStatus:
     segments = sum(1 for p in files if p.suffix == ".parquet" and layout.segment_walend(p.name) is not None)
     collector, error = _collector(path)
     return StoreStatus(str(path), size, segments, int(spans), newest, collector, error)
-
-
-def render_status(status: StoreStatus) -> str:
-    """The status as lines a person reads."""
-    newest = status.newest_span.isoformat(sep=" ", timespec="seconds") if status.newest_span else "none yet"
-    lines = [
-        f"store        {status.store}",
-        f"size         {status.size_bytes / 1e6:.1f} MB in {status.segments} segments",
-        f"spans        {status.spans}",
-        f"newest span  {newest} UTC" if status.newest_span else f"newest span  {newest}",
-    ]
-    collector = status.collector
-    if collector is None:
-        lines.append("collector    not running (start one: loratrace collect --store " + status.store + ")")
-        return "\n".join(lines) + "\n"
-    receivers = ", ".join(
-        f"{name} {collector[key]}" for name, key in (("OTLP/HTTP", "http"), ("OTLP/gRPC", "grpc")) if collector[key]
-    )
-    lines.append(f"collector    pid {collector['pid']}, {receivers}, since {collector['started']}")
-    if status.collector_error:
-        lines.append(f"             {status.collector_error}")
-    health = collector.get("health")
-    if health:
-        for key in (
-            "accepted_spans",
-            "rejected_spans",
-            "spans_written",
-            "duplicate_spans_dropped",
-            "metric_points_written",
-            "wal_backlog_bytes",
-            "decode_errors",
-        ):
-            if key in health:
-                lines.append(f"  {key:<26} {health[key]}")
-    return "\n".join(lines) + "\n"

@@ -21,9 +21,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from loratrace import semconv
 from loratrace.cli import cli
 from loratrace.collector.decode import RowBuffer
+from loratrace.collector.embedded import StoreSpanExporter
 from loratrace.store import ensure_store, query, scan_spans
 from loratrace.store.compaction import compact_store
-from loratrace.collector.embedded import StoreSpanExporter
 from loratrace.store.readers import counted_files
 from loratrace.store.retention import apply_retention
 from loratrace.store.segments import iter_segments, write_segments
