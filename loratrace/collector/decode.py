@@ -1,13 +1,9 @@
 """OTLP requests -> rows of the store's tables: the one normalisation code path.
 
-The collector's flusher and the embedded ``StoreSpanExporter`` both feed ``ExportTraceServiceRequest`` /
+The store writer and the embedded ``StoreSpanExporter`` both feed ``ExportTraceServiceRequest`` /
 ``ExportMetricsServiceRequest`` messages through :class:`RowBuffer`, so a span lands in the same columns
-whichever
-way it arrived. Promoted columns are filled from whichever naming scheme the producer used:
-OpenTelemetry GenAI,
-vLLM's native tracing (the superseded ``gen_ai.usage.prompt_tokens`` names, ``gen_ai.latency.*`` in seconds),
-OpenInference / traceAI (``llm.*``) and OpenLLMetry (``gen_ai.usage.prompt_tokens``, ``llm.usage.*``,
-``gen_ai.system``, ``llm.request.type``).
+whichever way it arrived. Promoted columns are filled by the rules of ``loratrace.store.promotion``, whichever
+naming scheme the producer used.
 
 Decoding is the collector's throughput ceiling (see docs/benchmarks.md). The store writer therefore hands the
 raw request bytes to :meth:`RowBuffer.add_traces_bytes`, which uses the compiled walker of the protobuf wire
@@ -29,7 +25,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from loratrace import semconv
-from loratrace.store import schema
+from loratrace.store import promotion, schema
 
 logger = logging.getLogger(__name__)
 
@@ -52,59 +48,11 @@ _KINDS: Final = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CON
 _STATUS: Final = ("UNSET", "OK", "ERROR")
 _TEMPORALITY: Final = ("UNSPECIFIED", "DELTA", "CUMULATIVE")
 
-# attribute -> promoted column, for attributes copied as they are (first one present wins: listed in priority)
-_DIRECT: Final[dict[str, str]] = {attr: column for column, (attr, _) in schema.LORATRACE_PROMOTED.items()}
-
-# promoted column -> attribute names in priority order
-_ALIASES: Final[dict[str, tuple[str, ...]]] = {
-    # The model that served, else the one asked for: Langfuse's documented model sources (gen_ai.request.model,
-    # gen_ai.response.model, llm.model_name, ...) with the response model first, since a server's span names the
-    # adapter that answered there. Client-side producers (traceAI, OpenAI-client instrumentations) know only the
-    # requested model; without the fallback their spans would land with an empty ``model``.
-    "model": (
-        semconv.GEN_AI_RESPONSE_MODEL,
-        semconv.LLM_MODEL_NAME,
-        "llm.response.model",
-        semconv.GEN_AI_REQUEST_MODEL,
-        "llm.request.model",
-    ),
-    "request_model": (semconv.GEN_AI_REQUEST_MODEL, "llm.request.model"),
-    "operation_name": (semconv.GEN_AI_OPERATION_NAME, "llm.request.type"),
-    "provider_name": (
-        semconv.GEN_AI_PROVIDER_NAME,
-        "gen_ai.system",
-        semconv.LLM_PROVIDER,
-        semconv.LLM_SYSTEM,
-    ),
-    "input_tokens": (
-        semconv.GEN_AI_USAGE_INPUT_TOKENS,
-        semconv.GEN_AI_USAGE_PROMPT_TOKENS_LEGACY,
-        semconv.LLM_TOKEN_COUNT_PROMPT,
-        "llm.usage.prompt_tokens",
-    ),
-    "output_tokens": (
-        semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
-        semconv.GEN_AI_USAGE_COMPLETION_TOKENS_LEGACY,
-        semconv.LLM_TOKEN_COUNT_COMPLETION,
-        "llm.usage.completion_tokens",
-    ),
-    "error_type": (semconv.ERROR_TYPE,),
-}
-# time to first token, all in seconds on the wire
-_TTFT_SECONDS: Final = (
-    semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
-    semconv.GEN_AI_LATENCY_TIME_TO_FIRST_TOKEN,
-    "gen_ai.server.time_to_first_token",
-)
-_FINISH: Final = (semconv.GEN_AI_RESPONSE_FINISH_REASONS, "llm.response.finish_reason")
-
-_INTERESTING: Final = frozenset(
-    [*_DIRECT, *(a for names in _ALIASES.values() for a in names), *_TTFT_SECONDS, *_FINISH]
-)
-_INT_COLUMNS: Final = frozenset(c for c, t in schema.PROMOTED_TYPES.items() if t == pl.Int64())
-_FLOAT_COLUMNS: Final = frozenset(c for c, t in schema.PROMOTED_TYPES.items() if t == pl.Float64())
-_BOOL_COLUMNS: Final = frozenset(c for c, t in schema.PROMOTED_TYPES.items() if t == pl.Boolean())
-_LIST_COLUMNS: Final = frozenset(c for c, t in schema.PROMOTED_TYPES.items() if isinstance(t, pl.List))
+_RULES: Final = promotion.PROMOTIONS
+_INT_COLUMNS: Final = frozenset(r.column for r in _RULES if r.kind == "int")
+_FLOAT_COLUMNS: Final = frozenset(r.column for r in _RULES if r.kind == "float")
+_BOOL_COLUMNS: Final = frozenset(r.column for r in _RULES if r.kind == "bool")
+_LIST_COLUMNS: Final = frozenset(r.column for r in _RULES if r.kind == "string_list")
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -168,18 +116,18 @@ def _finite(value: Any) -> Any:
 _dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
-def _coerce(column: str, value: Any) -> Any:
-    """A promoted attribute's value in its column's type; None when it cannot be (never fails a span)."""
+def _coerce(kind: promotion.Kind, value: Any) -> Any:
+    """An attribute's value as a ``kind`` column holds it; None when it cannot be (never fails a span)."""
     try:
-        if column in _INT_COLUMNS:
+        if kind == "int":
             return None if isinstance(value, bool) else int(float(value))
-        if column in _FLOAT_COLUMNS:
+        if kind == "float":
             return None if isinstance(value, bool) else float(value)
-        if column in _BOOL_COLUMNS:
+        if kind == "bool":
             if isinstance(value, bool):
                 return value
             return {"true": True, "false": False}.get(str(value).lower())
-        if column in _LIST_COLUMNS:
+        if kind == "string_list":
             return [str(v) for v in value] if isinstance(value, list) else [str(value)]
         return value if isinstance(value, str) else json.dumps(value)
     except (TypeError, ValueError, OverflowError):
@@ -193,41 +141,27 @@ def promote(attributes: dict[str, Any]) -> dict[str, Any]:
     the vectorized path cannot type (e.g. an array where a scalar is expected).
     """
     out: dict[str, Any] = {}
-    for column, names in _SOURCES.items():
-        for name in names:
+    for rule in _RULES:
+        for name in rule.sources:
             if name in attributes and attributes[name] is not None:
                 value = attributes[name]
-                if column == "ttft_ms":
-                    seconds = _coerce(column, value)
-                    out[column] = None if seconds is None else seconds * 1000.0
-                elif column == "finish_reason":
+                if rule.array_sources:
                     first = value[0] if isinstance(value, list) and value else value
-                    out[column] = None if first in (None, []) else str(first)
+                    out[rule.column] = None if first in (None, []) else str(first)
+                elif rule.scale != 1.0:
+                    number = _coerce(rule.kind, value)
+                    out[rule.column] = None if number is None else number * rule.scale
                 else:
-                    out[column] = _coerce(column, value)
+                    out[rule.column] = _coerce(rule.kind, value)
                 break
     return out
 
 
-# promoted column -> every attribute that feeds it, in priority order
-_SOURCES: Final[dict[str, tuple[str, ...]]] = {
-    **{column: (attr,) for attr, column in _DIRECT.items()},
-    **_ALIASES,
-    "ttft_ms": _TTFT_SECONDS,
-    "finish_reason": _FINISH,
-}
-_LIST_ATTRIBUTES: Final = frozenset((semconv.ADAPTER_TARGET_MODULES, semconv.GEN_AI_RESPONSE_FINISH_REASONS))
-
-PROMOTION_SOURCES: Final = _SOURCES
-"""The one table of promotion rules: promoted column -> the attributes that feed it, first present wins.
-
-``ttft_ms`` attributes are seconds (the column is milliseconds); ``LIST_ATTRIBUTES`` are arrays on the wire
-(``finish_reason`` takes the first element). ``loratrace.sources.clickhouse_sql`` renders the same rules as
-ClickHouse SQL.
-"""
-LIST_ATTRIBUTES: Final = _LIST_ATTRIBUTES
 _PICK_DTYPE: Final = pl.Struct(
-    [pl.Field(name, pl.List(pl.String) if name in _LIST_ATTRIBUTES else pl.String) for name in sorted(_INTERESTING)]
+    [
+        pl.Field(name, pl.List(pl.String) if name in promotion.ARRAY_ATTRIBUTES else pl.String)
+        for name in sorted(promotion.SOURCE_ATTRIBUTES)
+    ]
 )
 
 
@@ -248,22 +182,22 @@ def promote_frame(frame: pl.DataFrame, columns: Iterable[str]) -> pl.DataFrame:
     picked = frame.select(pl.col("attributes").str.json_decode(_PICK_DTYPE).alias("p")).unnest("p")
     exprs = []
     for column in wanted:
-        names = _SOURCES[column]
-        if column == "ttft_ms":
-            expr = pl.coalesce([pl.col(n).cast(pl.Float64, strict=False) for n in names]) * 1000.0
-        elif column == "finish_reason":
-            parts = [pl.col(n).list.first() if n in _LIST_ATTRIBUTES else pl.col(n) for n in names]
-            expr = pl.coalesce(parts)
+        rule = promotion.BY_COLUMN[column]
+        names = rule.sources
+        if rule.array_sources:
+            expr = pl.coalesce([pl.col(n).list.first() if n in rule.array_sources else pl.col(n) for n in names])
         elif column in _LIST_COLUMNS:
             expr = pl.col(names[0])
         else:
             expr = pl.coalesce([_typed(column, pl.col(n)) for n in names])
-        exprs.append(expr.cast(schema.PROMOTED_TYPES[column]).alias(column))
+            if rule.scale != 1.0:
+                expr = expr * rule.scale
+        exprs.append(expr.cast(rule.dtype).alias(column))
     promoted = picked.select(exprs)
-    existing = [c for c in wanted if c in frame.columns]
-    if "error_type" in existing:
-        # a failed span without ``error.type`` still names its exception (from the ``exception`` event)
-        promoted = promoted.with_columns(pl.coalesce(pl.col("error_type"), frame["error_type"]).alias("error_type"))
+    for column in wanted:
+        if promotion.BY_COLUMN[column].exception_fallback and column in frame.columns:
+            # a failed span without the attribute still names its exception (the decoder read it into the column)
+            promoted = promoted.with_columns(pl.coalesce(pl.col(column), frame[column]).alias(column))
     return frame.with_columns(promoted)
 
 
@@ -272,12 +206,13 @@ def promote_rows(frame: pl.DataFrame, columns: Iterable[str]) -> pl.DataFrame:
     wanted = list(columns)
     rows = [promote(json.loads(text)) for text in frame["attributes"].to_list()]
     data = {c: pl.Series(c, [r.get(c) for r in rows], dtype=schema.PROMOTED_TYPES[c], strict=False) for c in wanted}
-    if "error_type" in frame.columns and "error_type" in wanted:
-        data["error_type"] = pl.Series(
-            "error_type",
-            [r.get("error_type") or e for r, e in zip(rows, frame["error_type"].to_list(), strict=True)],
-            dtype=pl.String,
-        )
+    for column in wanted:
+        if promotion.BY_COLUMN[column].exception_fallback and column in frame.columns:
+            data[column] = pl.Series(
+                column,
+                [r.get(column) or e for r, e in zip(rows, frame[column].to_list(), strict=True)],
+                dtype=schema.PROMOTED_TYPES[column],
+            )
     return frame.with_columns(**data)
 
 
@@ -451,10 +386,10 @@ class RowBuffer:
             evaluation: dict[str, Any] = {}
             if event.name == semconv.GEN_AI_EVALUATION_RESULT_EVENT:
                 evaluation = {
-                    "eval_name": _coerce("model", typed.get(semconv.GEN_AI_EVALUATION_NAME)),
+                    "eval_name": _coerce("string", typed.get(semconv.GEN_AI_EVALUATION_NAME)),
                     "eval_score": _float_or_none(typed.get(semconv.GEN_AI_EVALUATION_SCORE_VALUE)),
                     "eval_label": _str_or_none(typed.get(semconv.GEN_AI_EVALUATION_SCORE_LABEL)),
-                    "eval_passed": _coerce("fallback", typed[semconv.EVALUATION_PASSED])
+                    "eval_passed": _coerce("bool", typed[semconv.EVALUATION_PASSED])
                     if semconv.EVALUATION_PASSED in typed
                     else None,
                     "eval_explanation": _str_or_none(typed.get(semconv.GEN_AI_EVALUATION_EXPLANATION)),
@@ -569,26 +504,7 @@ class RowBuffer:
         return frames
 
 
-FAST_SPAN_COLUMNS: Final = (
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "trace_state",
-    "name",
-    "kind",
-    "service_name",
-    "scope_name",
-    "scope_version",
-    "start_time_unix_nano",
-    "end_time_unix_nano",
-    "duration_ns",
-    "start_time",
-    "status_code",
-    "status_message",
-    "resource_attributes",
-    "attributes",
-    "error_type",
-)
+FAST_SPAN_COLUMNS: Final = (*schema.SPAN_COLUMNS, "error_type")
 """The span columns ``_fastdecode`` fills, in the order of its ``C_*`` constants."""
 
 _FAST_PROMOTED: Final = tuple(schema.PROMOTED_TYPES)
@@ -618,37 +534,40 @@ def _column_type(dtype: pl.DataType) -> int:
     raise TypeError(msg)
 
 
-def _fast_sources() -> list[tuple[str, int, int, int]]:
-    """``promote_frame``'s rules as (attribute, promoted column index, how, priority) rows for the C decoder."""
+def _fast_how(rule: promotion.Promotion, name: str) -> int:
+    """How the compiled decoder reads attribute ``name`` into ``rule``'s column (its ``P_*`` constants)."""
     fd = _fastdecode
+    if rule.scale == 1000.0:
+        return fd.P_TTFT
+    if rule.scale != 1.0:
+        msg = f"the compiled decoder scales a promoted value by 1000 only; {rule.column!r} asks for {rule.scale}"
+        raise ValueError(msg)
+    if name in rule.array_sources:
+        return fd.P_FIRST
+    return {"string": fd.P_STR, "int": fd.P_INT, "float": fd.P_FLOAT, "bool": fd.P_BOOL, "string_list": fd.P_LIST}[
+        rule.kind
+    ]
+
+
+def _fast_sources() -> list[tuple[str, int, int, int]]:
+    """The promotion table as (attribute, promoted column index, how, priority) rows for the C decoder."""
     rows = []
     for index, column in enumerate(_FAST_PROMOTED):
-        names = _SOURCES[column]
-        if column in _LIST_COLUMNS:
-            names = names[:1]  # promote_frame reads only the first
-        for priority, name in enumerate(names):
-            if column == "ttft_ms":
-                how = fd.P_TTFT
-            elif column == "finish_reason":
-                how = fd.P_FIRST if name in _LIST_ATTRIBUTES else fd.P_STR
-            elif column in _LIST_COLUMNS:
-                how = fd.P_LIST
-            elif column in _INT_COLUMNS:
-                how = fd.P_INT
-            elif column in _FLOAT_COLUMNS:
-                how = fd.P_FLOAT
-            elif column in _BOOL_COLUMNS:
-                how = fd.P_BOOL
-            else:
-                how = fd.P_STR
-            rows.append((name, index, how, priority))
+        rule = promotion.BY_COLUMN[column]
+        names = rule.sources[:1] if rule.kind == "string_list" else rule.sources  # promote_frame reads the first
+        rows += [(name, index, _fast_how(rule, name), priority) for priority, name in enumerate(names)]
     return rows
 
+
+_EXCEPTION_FALLBACK: Final = [i for i, c in enumerate(_FAST_PROMOTED) if promotion.BY_COLUMN[c].exception_fallback]
+if len(_EXCEPTION_FALLBACK) != 1:  # the compiled decoder has one such column, which the span's error_type fills
+    msg = f"one promoted column falls back to the exception's type in the compiled decoder, not {_EXCEPTION_FALLBACK}"
+    raise ValueError(msg)
 
 _FAST_DECODER: Final = (
     None
     if _fastdecode is None
-    else _fastdecode.Decoder(_fast_sources(), len(_FAST_PROMOTED), error_column=_FAST_PROMOTED.index("error_type"))
+    else _fastdecode.Decoder(_fast_sources(), len(_FAST_PROMOTED), error_column=_EXCEPTION_FALLBACK[0])
 )
 _FAST_BATCH_COLUMNS: Final = (
     []
@@ -694,7 +613,7 @@ def _exception_type(events: Iterable[Any]) -> str | None:
 
 
 def _float_or_none(value: Any) -> float | None:
-    return None if value is None or isinstance(value, bool) else _coerce("ttft_ms", value)
+    return None if value is None or isinstance(value, bool) else _coerce("float", value)
 
 
 def _str_or_none(value: Any) -> str | None:

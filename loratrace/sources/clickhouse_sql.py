@@ -3,10 +3,10 @@
 The exporter writes every attribute as text into ``SpanAttributes`` (``Map(LowCardinality(String), String)``:
 numbers and booleans in their decimal / ``true`` spelling, arrays as JSON). The relations here give ClickHouse
 the columns of the local store's views (``spans``, ``span_events``, ``evals``, ``generations``) by rendering the
-collector's one table of promotion rules (``loratrace.collector.decode.PROMOTION_SOURCES``: column <- the
-attributes that feed it, first present wins) as SQL, so a new alias added there reaches ClickHouse with no
-second copy. Tables built from ``collector-config/clickhouse/otel_traces_loratrace.sql`` hold the promoted
-columns MATERIALIZED from the same expressions; the relations then read those columns instead.
+one table of promotion rules (``loratrace.store.promotion``: column <- the attributes that feed it, first
+present wins) as SQL, so a column or alias added there reaches ClickHouse with no second copy. Tables built
+from ``collector-config/clickhouse/otel_traces_loratrace.sql`` hold the promoted columns MATERIALIZED from the
+same expressions; the relations then read those columns instead.
 """
 
 from __future__ import annotations
@@ -15,17 +15,11 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-import polars as pl
-
 from loratrace import semconv
-from loratrace.collector.decode import LIST_ATTRIBUTES, PROMOTION_SOURCES
-from loratrace.store import schema
+from loratrace.store import promotion, schema
 
 SPAN_ATTRIBUTES: Final = "SpanAttributes"
 _IDENTIFIER: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
-_TTFT_COLUMN: Final = "ttft_ms"
-_FINISH_COLUMN: Final = "finish_reason"
-_ERROR_COLUMN: Final = "error_type"
 
 
 def check_table(table: str) -> str:
@@ -48,40 +42,35 @@ def attribute(name: str, *, map_column: str = SPAN_ATTRIBUTES) -> str:
     return f"if(mapContains({map_column}, {key}), {map_column}[{key}], NULL)"
 
 
-def _typed(column: str, text: str) -> str:
-    dtype = schema.PROMOTED_TYPES[column]
-    if dtype == pl.Int64():  # the collector's rule: int(float(value)), so "3.0" is 3
+def _typed(kind: promotion.Kind, text: str) -> str:
+    if kind == "int":  # the collector's rule: int(float(value)), so "3.0" is 3
         return f"CAST(toFloat64OrNull({text}) AS Nullable(Int64))"
-    if dtype == pl.Float64():
+    if kind == "float":
         return f"toFloat64OrNull({text})"
-    if dtype == pl.Boolean():
+    if kind == "bool":
         return f"multiIf(lower({text}) = 'true', true, lower({text}) = 'false', false, NULL)"
     return text
 
 
 def promoted_expression(column: str, *, map_column: str = SPAN_ATTRIBUTES, status_column: str = "StatusCode") -> str:
-    """The ClickHouse expression of one promoted column, from the collector's promotion rule for it.
+    """The ClickHouse expression of one promoted column, from its rule in the promotion table.
 
     Array columns (``adapter_target_modules``) are ``Array(String)``, empty when absent: ClickHouse has no
     nullable arrays.
     """
-    names = PROMOTION_SOURCES[column]
+    rule = promotion.BY_COLUMN[column]
+    names = rule.sources
     texts = [attribute(name, map_column=map_column) for name in names]
-    dtype = schema.PROMOTED_TYPES[column]
-    if isinstance(dtype, pl.List):
+    if rule.kind == "string_list":
         return f"JSONExtract(ifNull({texts[0]}, '[]'), 'Array(String)')"
-    if column == _TTFT_COLUMN:  # seconds on the wire, milliseconds in the column
-        parts = [f"toFloat64OrNull({t})" for t in texts]
-        return f"coalesce({', '.join(parts)}) * 1000.0"
-    if column == _FINISH_COLUMN:  # finish_reasons is an array: its first element
-        parts = [
-            f"nullIf(JSONExtractString(ifNull({t}, '[]'), 1), '')" if name in LIST_ATTRIBUTES else t
-            for name, t in zip(names, texts, strict=True)
-        ]
-        return f"coalesce({', '.join(parts)})"
-    parts = [_typed(column, t) for t in texts]
+    parts = [
+        f"nullIf(JSONExtractString(ifNull({t}, '[]'), 1), '')" if name in rule.array_sources else _typed(rule.kind, t)
+        for name, t in zip(names, texts, strict=True)
+    ]
     expression = parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
-    if column == _ERROR_COLUMN:  # a failed span without error.type still names its exception
+    if rule.scale != 1.0:  # e.g. seconds on the wire, milliseconds in the column
+        expression = f"{expression} * {rule.scale!r}"
+    if rule.exception_fallback:  # a failed span without the attribute still names its exception
         exception = (
             "nullIf(arrayFirst(a -> mapContains(a, 'exception.type'), "
             "arrayFilter((a, n) -> n = 'exception', Events.Attributes, Events.Name))['exception.type'], '')"
@@ -100,25 +89,25 @@ def _status(column: str) -> str:
     return f"replaceOne(upper({column}), 'STATUS_CODE_', '')"
 
 
-_HIGH_CARDINALITY: Final = frozenset({"example_id"})
-
-
 def clickhouse_type(column: str) -> str:
     """The ClickHouse type of a promoted column.
 
     Text columns are ``LowCardinality`` (adapter names, cohorts, routes, versions: a few thousand values at most)
     except the per-request ones: the cells group by eight of them.
     """
-    dtype = schema.PROMOTED_TYPES[column]
-    if isinstance(dtype, pl.List):
-        return "Array(String)"
-    if dtype == pl.String() and column not in _HIGH_CARDINALITY:
+    rule = promotion.BY_COLUMN[column]
+    if rule.kind == "string" and not rule.per_request:
         return "LowCardinality(Nullable(String))"
-    return {
-        pl.Int64(): "Nullable(Int64)",
-        pl.Float64(): "Nullable(Float64)",
-        pl.Boolean(): "Nullable(Bool)",
-    }.get(dtype, "Nullable(String)")
+    return _CLICKHOUSE_TYPES[rule.kind]
+
+
+_CLICKHOUSE_TYPES: Final[dict[promotion.Kind, str]] = {
+    "string": "Nullable(String)",
+    "int": "Nullable(Int64)",
+    "float": "Nullable(Float64)",
+    "bool": "Nullable(Bool)",
+    "string_list": "Array(String)",
+}
 
 
 def span_columns() -> dict[str, str]:
@@ -236,23 +225,6 @@ def evals_sql(table: str, *, materialized: Iterable[str] = (), since: bool = Fal
     )
 
 
-GENERATION_SPAN_COLUMNS: Final = (
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "name",
-    "kind",
-    "service_name",
-    "start_time_unix_nano",
-    "end_time_unix_nano",
-    "duration_ns",
-    "start_time",
-    "status_code",
-    "status_message",
-)
-"""The span columns of ``generations`` (the local catalog's ``GENERATION_SPAN_COLUMNS``)."""
-
-
 def generations_sql(
     table: str,
     *,
@@ -274,7 +246,7 @@ def generations_sql(
     passed = eval_fields("a")["passed"]
     arrays = "Events.Name, Events.Attributes"
     columns = {
-        **{name: spans[name] for name in GENERATION_SPAN_COLUMNS},
+        **{name: spans[name] for name in schema.GENERATION_SPAN_COLUMNS},
         **promoted,
         "evals": f"toInt64(arrayCount(n -> {is_eval}, Events.Name))",
         **{

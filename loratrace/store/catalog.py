@@ -16,7 +16,7 @@ from typing import Final
 import duckdb
 
 from loratrace import semconv
-from loratrace.store import layout, readlock, schema, visibility
+from loratrace.store import layout, promotion, readlock, schema, visibility
 
 # 5: the spans and generations views name the served_after_fallback column
 # 6: the feedback view (loratrace.feedback spans joined to the generation they are about)
@@ -68,30 +68,13 @@ def view_statements() -> list[str]:
     return statements
 
 
-GENERATION_SPAN_COLUMNS: Final = (
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "name",
-    "kind",
-    "service_name",
-    "start_time_unix_nano",
-    "end_time_unix_nano",
-    "duration_ns",
-    "start_time",
-    "status_code",
-    "status_message",
-)
-"""The span columns the ``generations`` view keeps beside every promoted column."""
-
-
 def generations_view_statement() -> str:
     """``generations``: one row per generation span, its promoted columns and its evaluations' pass counts.
 
     A generation is a span whose ``gen_ai.operation.name`` is one of ``semconv.GENERATION_OPERATIONS``: adapter
     loads and vLLM's batch parent span carry no operation, so they are not traffic.
     """
-    columns = ", ".join(f"s.{c}" for c in (*GENERATION_SPAN_COLUMNS, *schema.PROMOTED_TYPES))
+    columns = ", ".join(f"s.{c}" for c in (*schema.GENERATION_SPAN_COLUMNS, *schema.PROMOTED_TYPES))
     operations = ", ".join(f"'{op}'" for op in semconv.GENERATION_OPERATIONS)
     return (
         f"CREATE OR REPLACE VIEW generations AS SELECT {columns}, "
@@ -104,17 +87,7 @@ def generations_view_statement() -> str:
     )
 
 
-FEEDBACK_GENERATION_COLUMNS: Final = (
-    "adapter_name",
-    "adapter_id",
-    "base_model_name",
-    "route_name",
-    "cohort",
-    "variant",
-    "prompt_version",
-    "model",
-    "example_id",
-)
+FEEDBACK_GENERATION_COLUMNS: Final = promotion.copied_to("feedback")
 """The columns of the generation a feedback is about that the ``feedback`` view carries."""
 
 

@@ -1,9 +1,7 @@
 """The store's tables: column names and Polars types of every Parquet segment, and the promoted attributes.
 
-Promoted columns follow DESIGN.md: the attribute name without ``loratrace.``, dots as underscores, plus
-``model``,
-``request_model``, ``operation_name``, ``provider_name``, ``input_tokens``, ``output_tokens``, ``ttft_ms``,
-``finish_reason`` and ``error_type``, which several naming schemes feed (see ``loratrace.collector.decode``).
+Promoted columns, their types and the attributes that feed them come from the one table of promotion rules,
+``loratrace.store.promotion``.
 Attribute maps are stored as JSON object text (typed values: numbers stay numbers) so that a new key never
 changes a segment's schema; the catalog's views expose them as DuckDB ``MAP(VARCHAR, VARCHAR)``. JSON rather
 than Parquet maps because building it is several times cheaper in the decoding loop, the collector's
@@ -16,53 +14,12 @@ from typing import Final
 
 import polars as pl
 
-from loratrace import semconv
+from loratrace.store import promotion
 
-# promoted column -> (the loratrace attribute it copies, Polars type)
-LORATRACE_PROMOTED: Final[dict[str, tuple[str, pl.DataType]]] = {
-    "adapter_name": (semconv.ADAPTER_NAME, pl.String()),
-    "adapter_id": (semconv.ADAPTER_ID, pl.String()),
-    "adapter_type": (semconv.ADAPTER_TYPE, pl.String()),
-    "adapter_rank": (semconv.ADAPTER_RANK, pl.Int64()),
-    "adapter_alpha": (semconv.ADAPTER_ALPHA, pl.Float64()),
-    "adapter_target_modules": (semconv.ADAPTER_TARGET_MODULES, pl.List(pl.String())),
-    "adapter_merged": (semconv.ADAPTER_MERGED, pl.Boolean()),
-    "adapter_source": (semconv.ADAPTER_SOURCE, pl.String()),
-    "base_model_name": (semconv.BASE_MODEL_NAME, pl.String()),
-    "model_quantization_method": (semconv.QUANTIZATION_METHOD, pl.String()),
-    "model_quantization_bits": (semconv.QUANTIZATION_BITS, pl.Int64()),
-    "route_name": (semconv.ROUTE_NAME, pl.String()),
-    "cohort": (semconv.COHORT, pl.String()),
-    "variant": (semconv.VARIANT, pl.String()),
-    "fallback": (semconv.FALLBACK, pl.Boolean()),
-    "fallback_reason": (semconv.FALLBACK_REASON, pl.String()),
-    "served_after_fallback": (semconv.SERVED_AFTER_FALLBACK, pl.Boolean()),
-    "prompt_version": (semconv.PROMPT_VERSION, pl.String()),
-    "dataset_version": (semconv.DATASET_VERSION, pl.String()),
-    "example_id": (semconv.EXAMPLE_ID, pl.String()),
-    "schema_attempts": (semconv.SCHEMA_ATTEMPTS, pl.Int64()),
-    "schema_valid": (semconv.SCHEMA_VALID, pl.Boolean()),
-}
+PROMOTED_TYPES: Final[dict[str, pl.DataType]] = promotion.PROMOTED_TYPES
+"""Promoted column -> Polars type, from the promotion table (``loratrace.store.promotion``)."""
 
-# promoted columns fed by several conventions; ``decode`` fills them
-DERIVED_PROMOTED: Final[dict[str, pl.DataType]] = {
-    "model": pl.String(),
-    "request_model": pl.String(),
-    "operation_name": pl.String(),
-    "provider_name": pl.String(),
-    "input_tokens": pl.Int64(),
-    "output_tokens": pl.Int64(),
-    "ttft_ms": pl.Float64(),
-    "finish_reason": pl.String(),
-    "error_type": pl.String(),
-}
-
-PROMOTED_TYPES: Final[dict[str, pl.DataType]] = {
-    **{name: dtype for name, (_, dtype) in LORATRACE_PROMOTED.items()},
-    **DERIVED_PROMOTED,
-}
-
-SPANS: Final[dict[str, pl.DataType]] = {
+SPAN_COLUMNS: Final[dict[str, pl.DataType]] = {
     "trace_id": pl.String(),
     "span_id": pl.String(),
     "parent_span_id": pl.String(),
@@ -80,24 +37,29 @@ SPANS: Final[dict[str, pl.DataType]] = {
     "status_message": pl.String(),
     "resource_attributes": pl.String(),
     "attributes": pl.String(),
-    **PROMOTED_TYPES,
 }
+"""The span columns every span has, whatever its attributes."""
 
-# the span columns copied onto each event row, so that ``evals`` groups by adapter without a join
-EVENT_SPAN_COLUMNS: Final = (
-    "adapter_name",
-    "adapter_id",
-    "base_model_name",
-    "route_name",
-    "cohort",
-    "variant",
-    "prompt_version",
-    "model",
-    "dataset_version",
-    "example_id",
-    "model_quantization_method",
-    "model_quantization_bits",
+SPANS: Final[dict[str, pl.DataType]] = {**SPAN_COLUMNS, **PROMOTED_TYPES}
+
+EVENT_SPAN_COLUMNS: Final = promotion.copied_to("span_events")
+"""The promoted span columns copied onto each event row, so that ``evals`` groups by adapter without a join."""
+
+GENERATION_SPAN_COLUMNS: Final = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "kind",
+    "service_name",
+    "start_time_unix_nano",
+    "end_time_unix_nano",
+    "duration_ns",
+    "start_time",
+    "status_code",
+    "status_message",
 )
+"""The span columns the ``generations`` relation keeps beside every promoted column (DuckDB and ClickHouse)."""
 
 SPAN_EVENTS: Final[dict[str, pl.DataType]] = {
     "trace_id": pl.String(),
@@ -127,7 +89,8 @@ SPAN_LINKS: Final[dict[str, pl.DataType]] = {
     "attributes": pl.String(),
 }
 
-METRIC_PROMOTED: Final = ("adapter_name", "base_model_name", "route_name", "variant", "operation_name")
+METRIC_PROMOTED: Final = promotion.copied_to("metrics")
+"""The promoted columns of metric data points (from their attributes: metrics carry only low-cardinality labels)."""
 
 METRICS: Final[dict[str, pl.DataType]] = {
     "name": pl.String(),

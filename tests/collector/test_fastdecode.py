@@ -33,6 +33,7 @@ from polars.testing import assert_frame_equal
 from loratrace import semconv
 from loratrace.collector import decode
 from loratrace.collector.store_writer import read_loop as flusher
+from loratrace.store import promotion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from otlp_load import template_request
@@ -48,7 +49,7 @@ DOUBLES = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
 )
 TEXT = st.text(max_size=12) | st.sampled_from(["", "é", "日本", '"\\/\n\r\t\b\f\x00\x1f\x7f', "\u2028", "😀"])
 ODD_KEYS = ["service.name", "exception.type", semconv.GEN_AI_EVALUATION_NAME, "x", "", 'ünï\n"', "a.b"]
-KEYS = st.sampled_from([*sorted(decode._INTERESTING), *ODD_KEYS]) | st.text(max_size=6)
+KEYS = st.sampled_from([*sorted(promotion.SOURCE_ATTRIBUTES), *ODD_KEYS]) | st.text(max_size=6)
 SCALARS = st.one_of(
     st.builds(AnyValue, string_value=TEXT),
     st.builds(AnyValue, bool_value=st.booleans()),
