@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from loratrace.collector.decode import RowBuffer
-from loratrace.collector.store_writer.read_loop import RecentKeys, drop_duplicates
+from loratrace.collector.store_writer.duplicates import RecentKeys, drop_duplicates
 from loratrace.store.catalog import ensure_store
 from loratrace.store.segments import write_segments
 

@@ -19,7 +19,9 @@ from loratrace.collector.grpc_receiver import make_grpc_server
 from loratrace.collector.http_receiver import HttpServerSettings, make_http_server
 from loratrace.collector.ingest import Ingest
 from loratrace.collector.limits import AttributeLimits
-from loratrace.collector.store_writer import read_loop as fl
+from loratrace.collector.store_writer import process as store_writer
+from loratrace.collector.store_writer import settings as writer_stats
+from loratrace.collector.store_writer.settings import StoreWriterSettings
 from loratrace.collector.wal import WalReader, WalWriter
 from loratrace.collector.writer_lock import WriterLock
 from loratrace.errors import CollectorError
@@ -124,19 +126,19 @@ class Collector:
         self.grpc_server: Any = None
         self.http_port: int | None = None
         self.grpc_port: int | None = None
-        self.flusher_settings = fl.FlusherSettings(
+        self.store_writer_settings = StoreWriterSettings(
             store=str(self.store),
             flush_interval=settings.flush_interval,
             compact_interval=settings.compact_interval,
             retention_days=settings.retention_days,
             writer_id=settings.writer_id,
         )
-        self.process, self.stats, self.stop_event = fl.start_flusher(self.flusher_settings)
+        self.process, self.stats, self.stop_event = store_writer.start_store_writer(self.store_writer_settings)
         self.writer_restarts: deque[float] = deque()
         self.writer_failed = False
         self.ingest = Ingest(
             self.wal,
-            backlog=lambda: self.wal.end - int(self.stats[fl.STAT_CHECKPOINT]),
+            backlog=lambda: self.wal.end - int(self.stats[writer_stats.STAT_CHECKPOINT]),
             max_backlog_bytes=settings.max_backlog_bytes,
             max_in_flight_bytes=settings.max_in_flight_bytes,
             attribute_limits=settings.attribute_limits,
@@ -220,7 +222,9 @@ class Collector:
             return False
         logger.error("the store writer died (exit code %s); restarting it", self.process.exitcode)
         self.writer_restarts.append(now)
-        self.process, self.stats, self.stop_event = fl.start_flusher(self.flusher_settings, stats=self.stats)
+        self.process, self.stats, self.stop_event = store_writer.start_store_writer(
+            self.store_writer_settings, stats=self.stats
+        )
         return True
 
     def _writer_state(self) -> str:
@@ -228,20 +232,20 @@ class Collector:
             return "failed"
         if not self.process.is_alive():
             return "dead"
-        return "running" if self.stats[fl.STAT_READY] else "starting"
+        return "running" if self.stats[writer_stats.STAT_READY] else "starting"
 
     def health(self) -> dict[str, Any]:
         stats = self.stats
-        flushed = int(stats[fl.STAT_CHECKPOINT])
+        flushed = int(stats[writer_stats.STAT_CHECKPOINT])
         writer = self._writer_state()
         status = {"running": "ok", "starting": "starting"}.get(writer, "degraded")
-        if status == "ok" and stats[fl.STAT_DISK_FULL]:
+        if status == "ok" and stats[writer_stats.STAT_DISK_FULL]:
             status = "degraded"
         return {
             "status": status,
             "store_writer": writer,
             "store_writer_restarts": len(self.writer_restarts),
-            "store_disk_full": bool(stats[fl.STAT_DISK_FULL]),
+            "store_disk_full": bool(stats[writer_stats.STAT_DISK_FULL]),
             "writer_id": self.settings.writer_id,
             "uptime_s": round(time.time() - self.started, 3),
             **self.ingest.counters.snapshot(),
@@ -252,14 +256,14 @@ class Collector:
             "wal_bytes_on_disk": self.wal_reader.size(),
             "wal_backlog_bytes": self.wal.end - flushed,
             "store_checkpoint_offset": flushed,
-            "spans_written": int(stats[fl.STAT_SPANS_WRITTEN]),
-            "metric_points_written": int(stats[fl.STAT_METRIC_POINTS]),
-            "duplicate_spans_dropped": int(stats[fl.STAT_DUPLICATES]),
-            "flushes": int(stats[fl.STAT_FLUSHES]),
-            "last_flush_ms": round(stats[fl.STAT_LAST_FLUSH_S] * 1000, 3),
-            "max_flush_ms": round(stats[fl.STAT_MAX_FLUSH_S] * 1000, 3),
-            "compactions": int(stats[fl.STAT_COMPACTIONS]),
-            "decode_errors": int(stats[fl.STAT_DECODE_ERRORS]),
+            "spans_written": int(stats[writer_stats.STAT_SPANS_WRITTEN]),
+            "metric_points_written": int(stats[writer_stats.STAT_METRIC_POINTS]),
+            "duplicate_spans_dropped": int(stats[writer_stats.STAT_DUPLICATES]),
+            "flushes": int(stats[writer_stats.STAT_FLUSHES]),
+            "last_flush_ms": round(stats[writer_stats.STAT_LAST_FLUSH_S] * 1000, 3),
+            "max_flush_ms": round(stats[writer_stats.STAT_MAX_FLUSH_S] * 1000, 3),
+            "compactions": int(stats[writer_stats.STAT_COMPACTIONS]),
+            "decode_errors": int(stats[writer_stats.STAT_DECODE_ERRORS]),
             "store_writer_alive": self.process.is_alive(),
             "store_writer_pid": self.process.pid,
             "http_port": self.http_port,
@@ -283,7 +287,7 @@ class Collector:
             self.http_server.shutdown()
             self.http_server.server_close()
         self.wal.close()
-        code = fl.stop_flusher(self.process, self.stop_event)
+        code = store_writer.stop_store_writer(self.process, self.stop_event)
         self.writer_lock.release()
         self._stopped.set()
         return code

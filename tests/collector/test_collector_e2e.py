@@ -227,7 +227,7 @@ def test_kill_9_under_load_then_restart_keeps_every_acknowledged_span_once(tmp_p
         assert len(stored) == len(set(stored)), "a span is stored twice"
         assert acknowledged <= set(stored)
     finally:
-        restarted.kill()  # the flusher child is a daemon of this process
+        restarted.kill()  # the store writer child is a daemon of this process
         assert restarted.process.returncode == -signal.SIGKILL
 
 

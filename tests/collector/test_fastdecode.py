@@ -32,7 +32,7 @@ from polars.testing import assert_frame_equal
 
 from loratrace import semconv
 from loratrace.collector import decode
-from loratrace.collector.store_writer import read_loop as flusher
+from loratrace.collector.store_writer import duplicates
 from loratrace.store import promotion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -431,7 +431,7 @@ def _ids_frame(pairs: list[tuple[int, int]]) -> pl.DataFrame:
 @given(st.integers(1, 6), st.lists(st.lists(IDS, max_size=6), max_size=6))
 def test_the_key_window_forgets_the_oldest_keys_first(capacity: int, batches: list[list[tuple[int, int]]]) -> None:
     """Against a model: a key is fresh unless one of the last ``capacity`` remembered keys equals it."""
-    window = flusher.RecentKeys(capacity)
+    window = duplicates.RecentKeys(capacity)
     remembered: list[tuple[int, int]] = []
     for batch in batches:
         pairs = [p for p in batch if p[1] != 3]
@@ -448,8 +448,8 @@ def test_the_key_window_forgets_the_oldest_keys_first(capacity: int, batches: li
 @given(st.lists(st.lists(IDS, max_size=8), max_size=5))
 def test_drop_duplicates_keeps_the_first_of_each_span_once(batches: list[list[tuple[int, int]]]) -> None:
     """With and without the compiled window (and with malformed ids mixed in): each key is kept once, first."""
-    windows = [flusher.RecentKeys(1000)]
-    fallback = flusher.RecentKeys(1000)
+    windows = [duplicates.RecentKeys(1000)]
+    fallback = duplicates.RecentKeys(1000)
     fallback.fast = None
     windows.append(fallback)
     seen: set[tuple[int, int]] = set()
@@ -461,6 +461,6 @@ def test_drop_duplicates_keeps_the_first_of_each_span_once(batches: list[list[tu
                 expected.append(index)
         for window in windows:
             frames = {"spans": _ids_frame(batch)}
-            dropped = flusher.drop_duplicates(frames, window)
+            dropped = duplicates.drop_duplicates(frames, window)
             assert frames["spans"]["n"].to_list() == expected
             assert dropped == len(batch) - len(expected)

@@ -46,7 +46,7 @@ def _ids(body) -> set[tuple[str, str]]:
     }
 
 
-def _flusher_children(collector: RunningCollector) -> list[psutil.Process]:
+def _store_writer_children(collector: RunningCollector) -> list[psutil.Process]:
     return psutil.Process(collector.process.pid).children(recursive=True)
 
 
@@ -91,7 +91,7 @@ def test_three_collectors_one_killed_every_acknowledged_span_once(tmp_path: Path
     while len(acknowledged) < sum(len(ids) for _, ids in requests) // 3 and time.monotonic() < deadline:
         time.sleep(0.02)
     victim = collectors[1]
-    children = _flusher_children(victim)
+    children = _store_writer_children(victim)
     victim.kill()
     psutil.wait_procs(children, timeout=60)  # its store writer follows it down before the same writer id restarts
     assert all(not c.is_running() for c in children)

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from loratrace.collector.store_writer import read_loop as flusher
+from loratrace.collector.store_writer import segment_writing, settings
+from loratrace.collector.store_writer.checkpoint import read_checkpoint
+from loratrace.collector.store_writer.read_loop import StoreWriter
 from loratrace.store import query
 from loratrace.store.catalog import ensure_store
 
@@ -67,11 +69,11 @@ def _log_of(store: Path, requests: int, spans: int) -> int:
     return end
 
 
-def _drain(store: Path, **settings: object) -> tuple[list[float], threading.Event]:
-    stats = [0.0] * flusher.N_STATS
+def _drain(store: Path, **options: object) -> tuple[list[float], threading.Event]:
+    stats = [0.0] * settings.N_STATS
     stop = threading.Event()
     stop.set()  # drain what is in the log, then return
-    flusher.Flusher(flusher.FlusherSettings(store=str(store), **settings), stats, stop).run()
+    StoreWriter(settings.StoreWriterSettings(store=str(store), **options), stats, stop).run()
     return stats, stop
 
 
@@ -79,10 +81,10 @@ def test_batches_written_on_the_writer_thread_land_in_order_with_their_checkpoin
     store = ensure_store(tmp_path / "s")
     end = _log_of(store, requests=12, spans=50)
     stats, _ = _drain(store, flush_rows=120)  # several batches in flight through the writer thread
-    assert flusher.read_checkpoint(store) == end
-    assert stats[flusher.STAT_SPANS_WRITTEN] == 600
+    assert read_checkpoint(store) == end
+    assert stats[settings.STAT_SPANS_WRITTEN] == 600
     # a batch closes at the first request that brings it to >= 120 rows: 3 requests of 50, so 600 / 150 flushes
-    assert stats[flusher.STAT_FLUSHES] == 4
+    assert stats[settings.STAT_FLUSHES] == 4
     counted = query(store, "SELECT count(*) AS n, count(DISTINCT span_id) AS d FROM spans").row(0)
     assert counted == (600, 600)
 
@@ -95,8 +97,8 @@ def test_a_failed_flush_stops_the_store_writer(tmp_path: Path, monkeypatch: pyte
     def disk_full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device (fake)")
 
-    monkeypatch.setattr(flusher, "write_segments", disk_full)
+    monkeypatch.setattr(segment_writing, "write_segments", disk_full)
     with pytest.raises(RuntimeError, match="writing segments failed") as failure:
         _drain(store)
     assert isinstance(failure.value.__cause__, OSError)
-    assert flusher.read_checkpoint(store) == 0  # nothing checkpointed: a restart replays the whole log
+    assert read_checkpoint(store) == 0  # nothing checkpointed: a restart replays the whole log
