@@ -12,14 +12,10 @@ from google.rpc import error_details_pb2, status_pb2
 
 from loratrace.collector.auth import bearer_matches
 from loratrace.collector.ingest import Ingest
+from loratrace.collector.outcome import Outcome
 
-_CODES: Final = {
-    "bad_request": grpc.StatusCode.INVALID_ARGUMENT,
-    "too_large": grpc.StatusCode.INVALID_ARGUMENT,  # not RESOURCE_EXHAUSTED: a retry of the same bytes cannot help
-    "overloaded": grpc.StatusCode.UNAVAILABLE,
-    "busy": grpc.StatusCode.RESOURCE_EXHAUSTED,
-    "unavailable": grpc.StatusCode.UNAVAILABLE,
-}
+# google.rpc.Code number -> grpcio's enum member
+_STATUS_CODES: Final = {code.value[0]: code for code in grpc.StatusCode}
 
 
 def _handler(ingest: Ingest, signal: str, token: str | None) -> Any:
@@ -28,15 +24,15 @@ def _handler(ingest: Ingest, signal: str, token: str | None) -> Any:
             # gRPC metadata keys are lower case: 'authorization: Bearer <token>' (what bearertokenauth sends)
             given = dict(context.invocation_metadata()).get("authorization")
             if not bearer_matches(given if isinstance(given, str) else None, token):
-                context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+                context.abort(_STATUS_CODES[Outcome.UNAUTHENTICATED.grpc_code], "missing or wrong bearer token")
         result = ingest.export(signal, request)  # type: ignore[arg-type]
-        if result.outcome == "ok":
+        if result.outcome is Outcome.OK:
             return result.response
-        code = _CODES[result.outcome]
+        code = _STATUS_CODES[result.outcome.grpc_code]
         if result.retry_after:
             # RetryInfo tells OTLP exporters how long to back off (the OTLP spec's throttling rule)
             retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=result.retry_after))
-            status = status_pb2.Status(code=code.value[0], message=result.message)
+            status = status_pb2.Status(code=result.outcome.grpc_code, message=result.message)
             status.details.add().Pack(retry)
             context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
         context.abort(code, result.message)

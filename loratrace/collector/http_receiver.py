@@ -21,19 +21,11 @@ from google.rpc import status_pb2
 
 from loratrace.collector.auth import bearer_matches
 from loratrace.collector.ingest import ExportResult, Ingest
+from loratrace.collector.outcome import Outcome
 
 logger = logging.getLogger(__name__)
 
 _PATHS: Final = {"/v1/traces": "traces", "/v1/metrics": "metrics"}
-_STATUS: Final = {
-    "ok": 200,
-    "bad_request": 400,
-    "too_large": 413,
-    "overloaded": 503,
-    "busy": 429,
-    "unavailable": 503,
-}
-_GRPC_CODE: Final = {"bad_request": 3, "overloaded": 14, "busy": 8, "unavailable": 14}
 
 
 # a TLS client gets this long to finish its handshake: a silent or plaintext peer must not hold a thread
@@ -43,7 +35,9 @@ TLS_HANDSHAKE_TIMEOUT_S: Final = 10.0
 DRAIN_MAX_BYTES: Final = 256 << 20
 _CHUNK: Final = 1 << 16
 _CONTENT_LENGTH: Final = re.compile(r"[0-9]{1,19}")
-_BUSY_BODY: Final = b'{"code": 14, "message": "too many connections; retry after 1 s"}'
+_BUSY_BODY: Final = json.dumps(
+    {"code": Outcome.UNAVAILABLE.grpc_code, "message": "too many connections; retry after 1 s"}
+).encode()
 _BUSY: Final = (
     b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\n"
     b"Connection: close\r\nContent-Length: " + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n" + _BUSY_BODY
@@ -208,10 +202,9 @@ class OTLPHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _error(self, code: int, message: str, *, json_body: bool, extra: dict[str, str] | None = None) -> None:
-        status = status_pb2.Status(
-            code=_GRPC_CODE.get("bad_request" if code < 500 else "unavailable", 2), message=message
-        )
+    def _error(self, outcome: Outcome, message: str, *, json_body: bool, extra: dict[str, str] | None = None) -> None:
+        code = outcome.http_status
+        status = status_pb2.Status(code=outcome.grpc_code, message=message)
         if json_body:
             self._send(
                 code,
@@ -225,12 +218,12 @@ class OTLPHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path in ("/health", "/", "/metrics"):
             if self.path != "/health" and not self._authorised():
-                self._error(401, "missing or wrong bearer token", json_body=True)
+                self._error(Outcome.UNAUTHENTICATED, "missing or wrong bearer token", json_body=True)
                 return
             self._send(200, json.dumps(self.server.health()).encode(), "application/json")
             return
         self._error(
-            404,
+            Outcome.NOT_FOUND,
             f"no such endpoint {self.path}; OTLP/HTTP takes POST /v1/traces and /v1/metrics",
             json_body=True,
         )
@@ -241,37 +234,48 @@ class OTLPHandler(BaseHTTPRequestHandler):
         content_type = self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
         json_body = content_type == "application/json"
         if signal is None:
-            self._refuse(404, f"no such endpoint {self.path}; use /v1/traces or /v1/metrics", json_body=json_body)
+            self._refuse(
+                Outcome.NOT_FOUND, f"no such endpoint {self.path}; use /v1/traces or /v1/metrics", json_body=json_body
+            )
             return
         if not self._authorised():
             self._refuse(
-                401, "missing or wrong bearer token", json_body=json_body, extra={"WWW-Authenticate": "Bearer"}
+                Outcome.UNAUTHENTICATED,
+                "missing or wrong bearer token",
+                json_body=json_body,
+                extra={"WWW-Authenticate": "Bearer"},
             )
             return
         if content_type not in ("application/x-protobuf", "application/protobuf", "application/json"):
             self._refuse(
-                415,
+                Outcome.UNSUPPORTED_MEDIA_TYPE,
                 f"unsupported Content-Type {content_type!r}; send application/x-protobuf or application/json",
                 json_body=False,
             )
             return
         encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding not in ("gzip", "identity", ""):
-            self._refuse(415, f"unsupported Content-Encoding {encoding!r}; use gzip or none", json_body=json_body)
+            self._refuse(
+                Outcome.UNSUPPORTED_MEDIA_TYPE,
+                f"unsupported Content-Encoding {encoding!r}; use gzip or none",
+                json_body=json_body,
+            )
             return
         length = self._declared_length(json_body=json_body)
         if length is None:
             return
         limit = self.server.max_request_bytes
         if length > limit:
-            self._refuse(413, f"request of {length} bytes is over the {limit}-byte limit", json_body=json_body)
+            self._refuse(
+                Outcome.TOO_LARGE, f"request of {length} bytes is over the {limit}-byte limit", json_body=json_body
+            )
             return
         chunked = length < 0
         reserved = limit if chunked else length
         budget = self.server.ingest.budget
         if not budget.reserve(reserved, timeout=self.server.ingest.budget_wait):
             self._refuse(
-                429,
+                Outcome.BUSY,
                 "too many bytes of export requests in flight; retry after the delay",
                 json_body=json_body,
                 extra={"Retry-After": "1"},
@@ -283,11 +287,11 @@ class OTLPHandler(BaseHTTPRequestHandler):
             try:
                 body = self._read_chunked(limit) if chunked else self._read_exactly(length)
             except OverflowError:
-                self._refuse(413, f"chunked request is over the {limit}-byte limit", json_body=json_body)
+                self._refuse(Outcome.TOO_LARGE, f"chunked request is over the {limit}-byte limit", json_body=json_body)
                 return
             except ValueError as exc:
                 self.close_connection = True
-                self._error(400, str(exc), json_body=json_body)
+                self._error(Outcome.BAD_REQUEST, str(exc), json_body=json_body)
                 return
             except OSError:  # the client went away, or its body took longer than the body timeout
                 self.close_connection = True
@@ -297,10 +301,12 @@ class OTLPHandler(BaseHTTPRequestHandler):
                 try:
                     body = _gunzip(body, limit)
                 except OverflowError:
-                    self._error(413, f"decompressed request is over the {limit}-byte limit", json_body=json_body)
+                    self._error(
+                        Outcome.TOO_LARGE, f"decompressed request is over the {limit}-byte limit", json_body=json_body
+                    )
                     return
                 except (OSError, EOFError, zlib.error):
-                    self._error(400, "the body is not valid gzip", json_body=json_body)
+                    self._error(Outcome.BAD_REQUEST, "the body is not valid gzip", json_body=json_body)
                     return
             result = self.server.ingest.export(
                 signal,  # type: ignore[arg-type]
@@ -322,7 +328,7 @@ class OTLPHandler(BaseHTTPRequestHandler):
             if transfer != "chunked" or lengths:
                 self.close_connection = True
                 self._error(
-                    400,
+                    Outcome.BAD_REQUEST,
                     f"Transfer-Encoding {transfer!r} with Content-Length {lengths!r}: send one Content-Length, "
                     "or Transfer-Encoding: chunked alone",
                     json_body=json_body,
@@ -331,11 +337,13 @@ class OTLPHandler(BaseHTTPRequestHandler):
             return -1
         if not lengths:
             self.close_connection = True
-            self._error(411, "a Content-Length header (or a chunked body) is required", json_body=json_body)
+            self._error(
+                Outcome.LENGTH_REQUIRED, "a Content-Length header (or a chunked body) is required", json_body=json_body
+            )
             return None
         if len(set(lengths)) != 1 or not _CONTENT_LENGTH.fullmatch(lengths[0].strip()):
             self.close_connection = True
-            self._error(400, f"bad Content-Length {', '.join(lengths)!r}", json_body=json_body)
+            self._error(Outcome.BAD_REQUEST, f"bad Content-Length {', '.join(lengths)!r}", json_body=json_body)
             return None
         return int(lengths[0])
 
@@ -384,10 +392,10 @@ class OTLPHandler(BaseHTTPRequestHandler):
         msg = "too many trailer lines"
         raise ValueError(msg)
 
-    def _refuse(self, code: int, message: str, *, json_body: bool, extra: dict[str, str] | None = None) -> None:
+    def _refuse(self, outcome: Outcome, message: str, *, json_body: bool, extra: dict[str, str] | None = None) -> None:
         """Answer before reading the body, then read and discard it (bounded) so every client sees the answer."""
         self.close_connection = True
-        self._error(code, message, json_body=json_body, extra={**(extra or {}), "Connection": "close"})
+        self._error(outcome, message, json_body=json_body, extra={**(extra or {}), "Connection": "close"})
         expecting = self.headers.get("Expect", "").strip().lower() == "100-continue" and not self._sent_continue
         if expecting:
             return  # told not to continue: the client sends no body
@@ -406,15 +414,14 @@ class OTLPHandler(BaseHTTPRequestHandler):
                 remaining -= len(chunk)
 
     def _answer(self, result: ExportResult, *, json_body: bool) -> None:
-        code = _STATUS[result.outcome]
-        if code == 200:
+        if result.outcome is Outcome.OK:
             if json_body:
                 self._send(200, result.response_json.encode(), "application/json")
             else:
                 self._send(200, result.response, "application/x-protobuf")
             return
         extra = {"Retry-After": str(result.retry_after)} if result.retry_after else None
-        self._error(code, result.message, json_body=json_body, extra=extra)
+        self._error(result.outcome, result.message, json_body=json_body, extra=extra)
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:

@@ -28,10 +28,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from loratrace.collector.limits import AttributeLimits, MemoryBudget, apply_attribute_limits, parse_cost, scan_traces
+from loratrace.collector.outcome import Outcome
 from loratrace.collector.wal import KIND_METRICS, KIND_TRACES, WalWriter
 
 Signal = Literal["traces", "metrics"]
-Outcome = Literal["ok", "bad_request", "too_large", "overloaded", "busy", "unavailable"]
 
 _ID_FIELDS: Final = frozenset(("traceId", "spanId", "parentSpanId"))
 _ZERO_TRACE: Final = bytes(16)
@@ -186,11 +186,11 @@ class Ingest:
         this request (the HTTP receiver's, for the body it read), counted against its parse cost."""
         self.counters.add(requests=1)
         if self.closed:
-            return ExportResult("unavailable", "the collector is shutting down; retry", retry_after=1)
+            return ExportResult(Outcome.UNAVAILABLE, "the collector is shutting down; retry", retry_after=1)
         backlog = self.backlog()
         if backlog > self.max_backlog_bytes:
             self.counters.add(overloaded=1)
-            return ExportResult("overloaded", "the store writer is behind; retry after the delay", retry_after=2)
+            return ExportResult(Outcome.OVERLOADED, "the store writer is behind; retry after the delay", retry_after=2)
         refused = self._disk_refusal(len(body), backlog)
         if refused is not None:
             return refused
@@ -205,12 +205,12 @@ class Ingest:
                 f"the request would take about {cost >> 20} MiB to parse ({len(body)} bytes on the wire), over the "
                 f"collector's {self.budget.limit >> 20} MiB for requests in flight; send smaller batches"
             )
-            return ExportResult("too_large", msg)
+            return ExportResult(Outcome.TOO_LARGE, msg)
         extra = max(0, cost - reserved)
         if not self.budget.reserve(extra, timeout=self.budget_wait):
             self.counters.add(overloaded=1)
             return ExportResult(
-                "busy", "too many bytes of export requests in flight; retry after the delay", retry_after=1
+                Outcome.BUSY, "too many bytes of export requests in flight; retry after the delay", retry_after=1
             )
         try:
             return self._export(signal, body, json_body=json_body, over_limits=over)
@@ -241,14 +241,14 @@ class Ingest:
             f"the store's disk has {free >> 20} MiB free, under the {keep >> 20} MiB kept for writing segments; "
             "retry after the delay"
         )
-        return ExportResult("unavailable", msg, retry_after=2)
+        return ExportResult(Outcome.UNAVAILABLE, msg, retry_after=2)
 
     def _export(self, signal: Signal, body: bytes, *, json_body: bool, over_limits: int | None) -> ExportResult:
         try:
             request = parse_request(signal, body, json_body=json_body)
         except ValueError as exc:
             self.counters.add(bad_requests=1)
-            return ExportResult("bad_request", str(exc))
+            return ExportResult(Outcome.BAD_REQUEST, str(exc))
         if signal == "traces":
             kept, rejected, reason = reject_invalid_spans(request)
             response: Any = ExportTraceServiceResponse()
@@ -274,16 +274,16 @@ class Ingest:
             try:
                 end = self.wal.append(kind, payload)
             except OSError as exc:
-                return ExportResult("unavailable", f"cannot write the write-ahead log: {exc}", retry_after=1)
+                return ExportResult(Outcome.UNAVAILABLE, f"cannot write the write-ahead log: {exc}", retry_after=1)
             if not self.wal.wait_durable(end, timeout=self.durable_timeout):
-                return ExportResult("unavailable", "the write-ahead log is not keeping up; retry", retry_after=1)
+                return ExportResult(Outcome.UNAVAILABLE, "the write-ahead log is not keeping up; retry", retry_after=1)
             self.counters.add(wal_bytes_appended=len(payload))
         if signal == "traces":
             self.counters.add(accepted_spans=kept, rejected_spans=rejected)
         else:
             self.counters.add(accepted_metric_points=kept)
         return ExportResult(
-            "ok",
+            Outcome.OK,
             response=response.SerializeToString(),
             response_json=json_format.MessageToJson(response, indent=None) if json_body else "",
         )
