@@ -49,6 +49,9 @@ _STATUS: Final = ("UNSET", "OK", "ERROR")
 _TEMPORALITY: Final = ("UNSPECIFIED", "DELTA", "CUMULATIVE")
 
 _RULES: Final = promotion.PROMOTIONS
+# promoted column -> the attributes that feed it, first present wins; the attributes that are arrays on the wire
+_SOURCES: Final[dict[str, tuple[str, ...]]] = {rule.column: rule.sources for rule in _RULES}
+_LIST_ATTRIBUTES: Final = promotion.ARRAY_ATTRIBUTES
 _INT_COLUMNS: Final = frozenset(r.column for r in _RULES if r.kind == "int")
 _FLOAT_COLUMNS: Final = frozenset(r.column for r in _RULES if r.kind == "float")
 _BOOL_COLUMNS: Final = frozenset(r.column for r in _RULES if r.kind == "bool")
@@ -159,7 +162,7 @@ def promote(attributes: dict[str, Any]) -> dict[str, Any]:
 
 _PICK_DTYPE: Final = pl.Struct(
     [
-        pl.Field(name, pl.List(pl.String) if name in promotion.ARRAY_ATTRIBUTES else pl.String)
+        pl.Field(name, pl.List(pl.String) if name in _LIST_ATTRIBUTES else pl.String)
         for name in sorted(promotion.SOURCE_ATTRIBUTES)
     ]
 )
@@ -183,7 +186,7 @@ def promote_frame(frame: pl.DataFrame, columns: Iterable[str]) -> pl.DataFrame:
     exprs = []
     for column in wanted:
         rule = promotion.BY_COLUMN[column]
-        names = rule.sources
+        names = _SOURCES[column]
         if rule.array_sources:
             expr = pl.coalesce([pl.col(n).list.first() if n in rule.array_sources else pl.col(n) for n in names])
         elif column in _LIST_COLUMNS:
@@ -554,7 +557,7 @@ def _fast_sources() -> list[tuple[str, int, int, int]]:
     rows = []
     for index, column in enumerate(_FAST_PROMOTED):
         rule = promotion.BY_COLUMN[column]
-        names = rule.sources[:1] if rule.kind == "string_list" else rule.sources  # promote_frame reads the first
+        names = _SOURCES[column][:1] if column in _LIST_COLUMNS else _SOURCES[column]  # promote_frame reads the first
         rows += [(name, index, _fast_how(rule, name), priority) for priority, name in enumerate(names)]
     return rows
 
