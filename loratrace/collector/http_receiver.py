@@ -255,11 +255,8 @@ class OTLPHandler(BaseHTTPRequestHandler):
             return
         encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding not in ("gzip", "identity", ""):
-            self._refuse(
-                Outcome.UNSUPPORTED_MEDIA_TYPE,
-                f"unsupported Content-Encoding {encoding!r}; use gzip or none",
-                json_body=json_body,
-            )
+            unsupported = f"unsupported Content-Encoding {encoding!r}; use gzip or none"
+            self._refuse(Outcome.UNSUPPORTED_MEDIA_TYPE, unsupported, json_body=json_body)
             return
         length = self._declared_length(json_body=json_body)
         if length is None:
