@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +138,53 @@ def test_the_docs_table_is_generated_from_the_table() -> None:
         f"{DOCS.name} is out of date: regenerate its table with "
         "python -c \"from loratrace.store.promotion import markdown_table; print(markdown_table(), end='')\""
     )
+
+
+_ONE_EDIT = r"""
+import sys, types
+from pathlib import Path
+
+import loratrace.store
+
+path = Path(loratrace.store.__file__).with_name("promotion.py")
+marker = "PROMOTIONS: Final[tuple[Promotion, ...]] = (\n"
+rule = '    Promotion("judge_score", "float", ("app.judge.score", "judge.score"), "a column added in one edit"),\n'
+source = path.read_text()
+assert marker in source
+module = types.ModuleType("loratrace.store.promotion")
+module.__file__ = str(path)
+sys.modules[module.__name__] = module
+exec(compile(source.replace(marker, marker + rule), str(path), "exec"), module.__dict__)
+loratrace.store.promotion = module
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+from loratrace.collector import decode
+from loratrace.sources import clickhouse_sql
+from loratrace.store import schema
+
+span = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="chat", start_time_unix_nano=1, end_time_unix_nano=2,
+            attributes=[KeyValue(key="judge.score", value=AnyValue(double_value=0.5))])
+request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])])
+python = decode.RowBuffer()
+python.add_traces(request)
+compiled = decode.RowBuffer()
+compiled.add_traces_bytes(request.SerializeToString())
+print(schema.SPANS["judge_score"], python.take()["spans"]["judge_score"].to_list(),
+      compiled.take()["spans"]["judge_score"].to_list(), decode.fast_decoder_available(),
+      "'judge.score'" in clickhouse_sql.promoted_expression("judge_score"),
+      "judge_score" in clickhouse_sql.materialized_ddl())
+"""
+
+
+def test_adding_a_promoted_column_is_one_edit_of_the_table() -> None:
+    """The table with one more rule (and nothing else changed) reaches the schema, both decoders and ClickHouse."""
+    root = str(Path(promotion.__file__).parents[2])  # the checkout under test, whatever is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-c", _ONE_EDIT]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    compiled = str(decode.fast_decoder_available())
+    assert result.stdout.split() == ["Float64", "[0.5]", "[0.5]", compiled, "True", "True"]
