@@ -29,19 +29,6 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-WORKFLOWS = """
-[[workflow]]
-name = "refund"
-route = "refunds"
-steps = ["lookup_order", "issue_refund"]
-
-[[workflow.forbidden]]
-step = "issue_refund"
-unless_after = ["check_escalation_policy"]
-
-[workflow.final_answer]
-eval = "answer_grounded"
-"""
 # the tool calls of agent i % 4: completes, skips a step, bypasses the escalation check, completes (ungrounded
 # when i % 8 == 3)
 PLANS = (
@@ -156,11 +143,21 @@ def per_batch_results(store: Path, workflows, batch_traces: int = 20_000):  # ty
         yield batch
 
 
-def run_one(store: Path, approach: str, workflows_file: Path) -> None:
+def run_one(store: Path, approach: str) -> None:
     """In a fresh process: judge every trace one way; print wall time, peak RSS and the verdicts."""
-    from loratrace.tasks import iter_task_results, load_workflows
+    from loratrace.tasks import iter_task_results
+    from loratrace.tasks.workflows import FinalAnswer, Forbidden, Workflow
 
-    workflows = load_workflows(workflows_file)
+    # the refund workflow: both steps, no refund without the escalation-policy check, a grounded final answer
+    workflows = [
+        Workflow(
+            name="refund",
+            route="refunds",
+            steps=("lookup_order", "issue_refund"),
+            forbidden=(Forbidden("issue_refund", ("check_escalation_policy",)),),
+            final_answer=FinalAnswer(eval="answer_grounded"),
+        )
+    ]
     started = time.perf_counter()
     if approach == "streamed":
         batches = iter_task_results(store, workflows, skip_evaluated=False)
@@ -181,15 +178,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--one", choices=["streamed", "per-batch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    workflows_file = args.store.parent / f"{args.store.name}-workflows.toml"
     if args.one:
-        run_one(args.store, args.one, workflows_file)
+        run_one(args.store, args.one)
         return
     if not (args.store / "catalog.duckdb").exists():
         started = time.perf_counter()
         build_store(args.store, args.traces)
         print(f"built {args.store} with {args.traces} agent traces in {time.perf_counter() - started:.1f} s")
-    workflows_file.write_text(WORKFLOWS, encoding="utf-8")
     from loratrace.store import query
 
     print(f"spans in the store: {query(args.store, 'SELECT count(*) FROM spans')[0, 0]}")
