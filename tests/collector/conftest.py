@@ -138,4 +138,4 @@ def collector(tmp_path: Path) -> Iterator[RunningCollector]:
     running = start_collector(tmp_path / "store")
     yield running
     if running.process.poll() is None:
-        running.terminate()
+        assert running.terminate() == 0, running.log.read_text()[-4000:]
