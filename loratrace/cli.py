@@ -144,7 +144,8 @@ def collect(
     """Receive OTLP traces and metrics (HTTP and gRPC) into a durable, SQL-queryable store.
 
     An export is acknowledged once it is fsync'ed to the store's write-ahead log; a store writer process turns
-    the log into Parquet segments readable within about a second. SIGTERM drains everything before exiting.
+    the log into Parquet segments readable within about a second. SIGTERM drains everything before exiting;
+    SIGUSR1 prints the stack of every thread to stderr (where a collector that does not stop is stuck).
 
     \b
     Example:

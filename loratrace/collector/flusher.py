@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import faulthandler
 import json
 import logging
 import multiprocessing
@@ -32,6 +33,7 @@ from typing import Any
 import polars as pl
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
+from loratrace._shutdown_signals import STACK_DUMP_SIGNAL
 from loratrace.collector.decode import RowBuffer, _fastdecode
 from loratrace.collector.wal import KIND_METRICS, KIND_TRACES, WalReader
 from loratrace.store import compaction, layout, retention
@@ -423,6 +425,7 @@ def run_flusher(settings: FlusherSettings, stats: Any, stop: Any) -> None:
     # the parent decides when to stop (SIGTERM / Ctrl-C go to it); we drain when it sets ``stop``
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    faulthandler.register(STACK_DUMP_SIGNAL, all_threads=True)  # as the collector: SIGUSR1 prints the stacks
     logging.basicConfig(
         level=os.environ.get("LORATRACE_LOG_LEVEL", "WARNING"),
         format="%(asctime)s %(processName)s %(levelname)s %(name)s: %(message)s",

@@ -64,7 +64,7 @@ def feedback_store(tmp_path_factory):
     traffic.feedback("thumbs_down", pending)
     sent = traffic.send()
     wait_for_rows(collector, "SELECT count(*) FROM spans", sent)
-    collector.terminate()
+    assert collector.terminate() == 0
     return collector.store, planted, np.array(delays), np.array(starts)
 
 
