@@ -9,18 +9,18 @@ that breaks it is reported and the last good rules keep running. A signal during
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import duckdb
 import polars as pl
 
+from loratrace._shutdown_signals import ShutdownSignals
 from loratrace.alerts.check import CheckResult, run_alert_check
 from loratrace.alerts.rules import RulesError, RuleSet, load_rules
 from loratrace.errors import StoreError
@@ -47,18 +47,11 @@ def watch(
         When the rules are bad at start (later breakage is reported and the last good rules are kept).
     """
     stopping = stop or threading.Event()
-    previous: dict[int, Any] = {}
-
-    def _on_signal(signum: int, _frame: object) -> None:
-        logger.info("signal %d: stopping after the current check", signum)
-        stopping.set()
-
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            previous[signum] = signal.signal(signum, _on_signal)
-    ruleset: RuleSet = load_rules(rules_path)
-    try:
-        while not stopping.is_set():
+    signals = ShutdownSignals()  # in another thread it cannot handle signals, and only ``stop`` ends the watch
+    in_main = threading.current_thread() is threading.main_thread()
+    with signals if in_main else contextlib.nullcontext():
+        ruleset: RuleSet = load_rules(rules_path)
+        while not signals.stopping(stopping):
             try:
                 ruleset = load_rules(rules_path)
             except RulesError as exc:
@@ -69,8 +62,7 @@ def watch(
                 # one unreadable moment (a store being moved, a bad segment) must not end the watch
                 report(None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else exc!r}")
             now = time.time()
-            stopping.wait(max(0.0, math.floor(now / every + 1) * every - now))
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            signals.wait(max(0.0, math.floor(now / every + 1) * every - now), also=stopping)
+    if signals.received is not None:
+        logger.info("signal %d: stopped after the check in progress", signals.received)
     return 0

@@ -6,7 +6,6 @@ import ipaddress
 import logging
 import os
 import shutil
-import signal
 import ssl
 import threading
 import time
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loratrace._shutdown_signals import ShutdownSignals
 from loratrace.collector.grpc_receiver import make_grpc_server
 from loratrace.collector.http_receiver import HttpServerSettings, make_http_server
 from loratrace.collector.ingest import Ingest
@@ -36,6 +36,9 @@ TOKEN_ENV = "LORATRACE_AUTH_TOKEN"
 # a store writer that dies more often than this within the window is not restarted again
 WRITER_RESTARTS = 5
 WRITER_RESTART_WINDOW_S = 60.0
+# RPCs in progress at shutdown get this long to finish, then are cancelled
+GRPC_GRACE_S = 5.0
+GRPC_STOP_WAIT_S = GRPC_GRACE_S + 5.0
 
 
 @dataclass(frozen=True)
@@ -281,8 +284,8 @@ class Collector:
         if self._stopped.is_set():
             return 0
         self.ingest.closed = True
-        if self.grpc_server is not None:
-            self.grpc_server.stop(grace=5).wait()
+        if self.grpc_server is not None and not self.grpc_server.stop(grace=GRPC_GRACE_S).wait(GRPC_STOP_WAIT_S):
+            logger.warning("the gRPC server did not stop within %.0f s; going on with the shutdown", GRPC_STOP_WAIT_S)
         if self.http_server is not None:
             self.http_server.shutdown()
             self.http_server.server_close()
@@ -294,26 +297,25 @@ class Collector:
 
 
 def run_collector(settings: CollectorSettings, *, on_ready: Any = None) -> None:
-    """Run until SIGTERM / SIGINT, then flush everything acknowledged into the store."""
-    collector = Collector(settings)
-    collector.start()
-    stop = threading.Event()
+    """Run until SIGTERM / SIGINT, then flush everything acknowledged into the store.
 
-    def _signal(signum: int, _frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _signal)
-    signal.signal(signal.SIGINT, _signal)
-    _record_running(collector)
-    if on_ready is not None:
-        on_ready(collector)
-    try:
-        while not stop.wait(0.2):
-            if not collector.supervise():
-                break
-    finally:
-        code = collector.stop()
-        store_status.forget_collector(collector.store, pid=os.getpid())
+    The signal handlers are in place before anything starts: a SIGTERM that arrives while the collector is
+    still starting lets it finish starting and then stop cleanly (the default action would kill it with its
+    log open and its status file left behind). SIGUSR1 prints every thread's stack to stderr.
+    """
+    with ShutdownSignals() as signals:
+        collector = Collector(settings)
+        collector.start()
+        try:
+            _record_running(collector)
+            if on_ready is not None:
+                on_ready(collector)
+            while not signals.wait(0.2):
+                if not collector.supervise():
+                    break
+        finally:
+            code = collector.stop()
+            store_status.forget_collector(collector.store, pid=os.getpid())
     if collector.writer_failed or code != 0:
         msg = (
             f"the store writer failed (exit code {code}); every acknowledged span is in the write-ahead log and "

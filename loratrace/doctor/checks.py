@@ -102,157 +102,152 @@ class _Run:
         return Evidence(file, _jsonable(bound)), frame.to_dicts()
 
 
-def _metadata_completeness(run: _Run) -> list[Finding]:
-    evidence, rows = run.rows("hygiene_metadata_completeness.sql")
-    findings = []
-    for row in rows:
-        name = row["field"]
-        share = row["missing_share"]
-        findings.append(
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Check:
+    """How one check turns the rows of its query into findings: one finding per row."""
+
+    name: CheckName
+    query: str
+    subject: Mapping[str, str]
+    """The finding's subject: its key -> the row's column."""
+    details: tuple[str, ...]
+    """The row's columns copied into the finding's details."""
+    summary: Callable[[Row], str]
+    fix: Callable[[Row], str]
+    severity: Callable[[Row], Severity] = lambda _row: "error"
+
+    def findings(self, run: _Run) -> list[Finding]:
+        evidence, rows = run.rows(self.query)
+        return [
             Finding(
-                check="metadata_completeness",
-                severity="error" if name in _ERROR_FIELDS else "warning",
-                subject={"service": row["service_name"], "route": row["route_name"], "field": name},
-                summary=(
-                    f"{share:.0%} of generations ({row['missing']} of {row['applicable']}) of service "
-                    f"{row['service_name']!r} on route {row['route_name']!r} lack {name}"
-                ),
-                fix=_FIELD_FIXES[name],
+                check=self.name,
+                severity=self.severity(row),
+                subject={key: row[column] for key, column in self.subject.items()},
+                summary=self.summary(row),
+                fix=self.fix(row),
                 evidence=evidence,
-                details={"missing": row["missing"], "applicable": row["applicable"], "missing_share": share},
+                details={column: row[column] for column in self.details},
             )
-        )
-    return findings
+            for row in rows
+        ]
 
 
-def _confounded_changes(run: _Run) -> list[Finding]:
-    evidence, rows = run.rows("hygiene_confounded_changes.sql")
-    return [
-        Finding(
-            check="confounded_changes",
-            severity="error",
-            subject={"route": row["route_name"], "adapter_id": row["adapter_id"]},
-            summary=(
-                f"on route {row['route_name']!r}, adapter id {row['adapter_id']} arrived "
-                f"{row['adapter_first_seen']:%Y-%m-%d %H:%M} UTC together with "
-                f"{', '.join(row['new_values'])}: a regression there has no clean owner, and drift verdicts on "
-                "that window compare more than the adapter"
-            ),
-            fix=(
+def _always(fix: str) -> Callable[[Row], str]:
+    return lambda _row: fix
+
+
+def _metadata_summary(row: Row) -> str:
+    return (
+        f"{row['missing_share']:.0%} of generations ({row['missing']} of {row['applicable']}) of service "
+        f"{row['service_name']!r} on route {row['route_name']!r} lack {row['field']}"
+    )
+
+
+def _confounded_summary(row: Row) -> str:
+    return (
+        f"on route {row['route_name']!r}, adapter id {row['adapter_id']} arrived "
+        f"{row['adapter_first_seen']:%Y-%m-%d %H:%M} UTC together with "
+        f"{', '.join(row['new_values'])}: a regression there has no clean owner, and drift verdicts on "
+        "that window compare more than the adapter"
+    )
+
+
+def _unevaluated_summary(row: Row) -> str:
+    what = (
+        "with no replayed example of that cohort"
+        if row["replayed_examples"] == 0
+        else f"with {row['replay_share']:.0%} of its replayed examples"
+    )
+    return (
+        f"adapter {row['adapter_name']!r} ({row['adapter_id']}) serves cohort {row['cohort']!r} "
+        f"{row['traffic_share']:.0%} of its production traffic ({row['production_generations']} "
+        f"generations) {what}"
+    )
+
+
+def _no_release_evidence_summary(row: Row) -> str:
+    when = (
+        f"its first replay came only at {row['first_replay']:%Y-%m-%d %H:%M} UTC"
+        if row["first_replay"] is not None
+        else "no replay of it was ever recorded"
+    )
+    return (
+        f"adapter {row['adapter_name']!r} ({row['adapter_id']}) served "
+        f"{row['generations_before_evidence']} production generations from "
+        f"{row['first_production']:%Y-%m-%d %H:%M} UTC before any release evidence: {when}"
+    )
+
+
+def _silent_swap_summary(row: Row) -> str:
+    return (
+        f"adapter name {row['adapter_name']!r} serves new weights since "
+        f"{row['first_seen']:%Y-%m-%d %H:%M} UTC (id {row['adapter_id']}, previously "
+        f"{row['previous_id']}; {row['production_generations']} generations) and the new id was never replayed"
+    )
+
+
+_ADAPTER: Final = {"adapter": "adapter_name", "adapter_id": "adapter_id"}
+_CHECK_SPECS: Final[dict[CheckName, _Check]] = {
+    check.name: check
+    for check in (
+        _Check(
+            name="metadata_completeness",
+            query="hygiene_metadata_completeness.sql",
+            subject={"service": "service_name", "route": "route_name", "field": "field"},
+            details=("missing", "applicable", "missing_share"),
+            summary=_metadata_summary,
+            fix=lambda row: _FIELD_FIXES[row["field"]],
+            severity=lambda row: "error" if row["field"] in _ERROR_FIELDS else "warning",
+        ),
+        _Check(
+            name="confounded_changes",
+            query="hygiene_confounded_changes.sql",
+            subject={"route": "route_name", "adapter_id": "adapter_id"},
+            details=("adapter_first_seen", "other_first_seen", "also_changed", "new_values"),
+            summary=_confounded_summary,
+            fix=_always(
                 "change one thing at a time on a route: roll out the new adapter before or after the other change, "
                 "or compare paired on a golden-set replay (loratrace replay) with the other change held fixed"
             ),
-            evidence=evidence,
-            details={
-                "adapter_first_seen": row["adapter_first_seen"],
-                "other_first_seen": row["other_first_seen"],
-                "also_changed": row["also_changed"],
-                "new_values": row["new_values"],
-            },
-        )
-        for row in rows
-    ]
-
-
-def _unevaluated_exposure(run: _Run) -> list[Finding]:
-    evidence, rows = run.rows("hygiene_unevaluated_exposure.sql")
-    findings = []
-    for row in rows:
-        none_replayed = row["replayed_examples"] == 0
-        what = (
-            "with no replayed example of that cohort"
-            if none_replayed
-            else f"with {row['replay_share']:.0%} of its replayed examples"
-        )
-        findings.append(
-            Finding(
-                check="unevaluated_exposure",
-                severity="error" if none_replayed else "warning",
-                subject={"adapter": row["adapter_name"], "adapter_id": row["adapter_id"], "cohort": row["cohort"]},
-                summary=(
-                    f"adapter {row['adapter_name']!r} ({row['adapter_id']}) serves cohort {row['cohort']!r} "
-                    f"{row['traffic_share']:.0%} of its production traffic ({row['production_generations']} "
-                    f"generations) {what}"
-                ),
-                fix=(
-                    "add golden-set examples of this cohort (loratrace.context(cohort=..., example_id=...)) and "
-                    "replay them through the adapter and the base, or route the cohort elsewhere until then"
-                ),
-                evidence=evidence,
-                details={
-                    "production_generations": row["production_generations"],
-                    "traffic_share": row["traffic_share"],
-                    "replayed_examples": row["replayed_examples"],
-                    "replay_share": row["replay_share"],
-                },
-            )
-        )
-    return findings
-
-
-def _no_release_evidence(run: _Run) -> list[Finding]:
-    evidence, rows = run.rows("hygiene_no_release_evidence.sql")
-    findings = []
-    for row in rows:
-        when = (
-            f"its first replay came only at {row['first_replay']:%Y-%m-%d %H:%M} UTC"
-            if row["first_replay"] is not None
-            else "no replay of it was ever recorded"
-        )
-        findings.append(
-            Finding(
-                check="no_release_evidence",
-                severity="error",
-                subject={"adapter": row["adapter_name"], "adapter_id": row["adapter_id"]},
-                summary=(
-                    f"adapter {row['adapter_name']!r} ({row['adapter_id']}) served "
-                    f"{row['generations_before_evidence']} production generations from "
-                    f"{row['first_production']:%Y-%m-%d %H:%M} UTC before any release evidence: {when}"
-                ),
-                fix=(
-                    "replay the golden set through this adapter id and the base before it takes traffic "
-                    "(loratrace replay), and gate the rollout on it (loratrace gate)"
-                ),
-                evidence=evidence,
-                details={
-                    "first_production": row["first_production"],
-                    "first_replay": row["first_replay"],
-                    "generations_before_evidence": row["generations_before_evidence"],
-                },
-            )
-        )
-    return findings
-
-
-def _silent_swaps(run: _Run) -> list[Finding]:
-    evidence, rows = run.rows("hygiene_silent_swaps.sql")
-    return [
-        Finding(
-            check="silent_swaps",
-            severity="error",
-            subject={"adapter": row["adapter_name"], "adapter_id": row["adapter_id"]},
-            summary=(
-                f"adapter name {row['adapter_name']!r} serves new weights since "
-                f"{row['first_seen']:%Y-%m-%d %H:%M} UTC (id {row['adapter_id']}, previously "
-                f"{row['previous_id']}; {row['production_generations']} generations) and the new id was never replayed"
+        ),
+        _Check(
+            name="unevaluated_exposure",
+            query="hygiene_unevaluated_exposure.sql",
+            subject={**_ADAPTER, "cohort": "cohort"},
+            details=("production_generations", "traffic_share", "replayed_examples", "replay_share"),
+            summary=_unevaluated_summary,
+            fix=_always(
+                "add golden-set examples of this cohort (loratrace.context(cohort=..., example_id=...)) and "
+                "replay them through the adapter and the base, or route the cohort elsewhere until then"
             ),
-            fix=(
+            severity=lambda row: "error" if row["replayed_examples"] == 0 else "warning",
+        ),
+        _Check(
+            name="no_release_evidence",
+            query="hygiene_no_release_evidence.sql",
+            subject=_ADAPTER,
+            details=("first_production", "first_replay", "generations_before_evidence"),
+            summary=_no_release_evidence_summary,
+            fix=_always(
+                "replay the golden set through this adapter id and the base before it takes traffic "
+                "(loratrace replay), and gate the rollout on it (loratrace gate)"
+            ),
+        ),
+        _Check(
+            name="silent_swaps",
+            query="hygiene_silent_swaps.sql",
+            subject=_ADAPTER,
+            details=("previous_id", "first_seen"),
+            summary=_silent_swap_summary,
+            fix=_always(
                 "give new weights a new adapter name or version, and replay the golden set through the new id "
                 "before it serves; compare it with the previous id (loratrace drift --adapter NAME)"
             ),
-            evidence=evidence,
-            details={"previous_id": row["previous_id"], "first_seen": row["first_seen"]},
-        )
-        for row in rows
-    ]
-
-
-_RUNNERS: Final[dict[CheckName, Callable[[_Run], list[Finding]]]] = {
-    "metadata_completeness": _metadata_completeness,
-    "confounded_changes": _confounded_changes,
-    "unevaluated_exposure": _unevaluated_exposure,
-    "no_release_evidence": _no_release_evidence,
-    "silent_swaps": _silent_swaps,
+        ),
+    )
 }
 
 
@@ -307,7 +302,7 @@ def hygiene_findings(
         firing = [f for f in hygiene_findings("./traces", checks=["silent_swaps"]) if f.severity == "error"]
     """
     chosen = tuple(CHECKS if checks is None else checks)
-    unknown = [name for name in chosen if name not in _RUNNERS]
+    unknown = [name for name in chosen if name not in _CHECK_SPECS]
     if unknown:
         msg = f"unknown hygiene check(s) {unknown!r}; choose from {', '.join(CHECKS)}"
         raise ConfigurationError(msg)
@@ -324,5 +319,5 @@ def hygiene_findings(
         "min_share_ratio": float(min_replay_share_ratio),
     }
     run = _Run(store, params)
-    findings = [finding for name in chosen for finding in _RUNNERS[name](run)]
+    findings = [finding for name in chosen for finding in _CHECK_SPECS[name].findings(run)]
     return sorted(findings, key=lambda f: (f.severity != "error", CHECKS.index(f.check), f.key))

@@ -32,6 +32,7 @@ class RunningCollector:
     http_port: int
     grpc_port: int
     process: subprocess.Popen[bytes]
+    log: Path
     token: str | None = None
 
     @property
@@ -62,18 +63,44 @@ class RunningCollector:
             what=f"the store writer to reach log offset {end}",
         )
 
-    def terminate(self) -> int:
+    def terminate(self, *, timeout: float = 60.0) -> int:
+        """SIGTERM, then the exit code; a collector still running after ``timeout`` fails the test with the
+        stack of every one of its threads (its SIGUSR1 dump), and is killed."""
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=60)
+        return self.wait_exit(timeout=timeout, after="SIGTERM")
+
+    def wait_exit(self, *, timeout: float = 60.0, after: str = "it was told to stop") -> int:
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the collector did not exit within {timeout} s of {after}; its threads:\n{self.stacks()}")
+
+    def stacks(self) -> str:
+        """The stack of every thread of a stuck collector (its SIGUSR1 dump, from its log); then kills it."""
+        before = self.log.stat().st_size
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        dump = ""
+        # the main thread is dumped last, its stack ending at the entry script
+        while "Current thread" not in dump or not dump.rstrip().endswith("in <module>"):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+            dump = self.log.read_bytes()[before:].decode(errors="replace")
+        self.kill()
+        return dump[-20_000:]
 
     def kill(self) -> None:
         self.process.kill()
         self.process.wait(timeout=30)
 
 
-def start_collector(store: Path, *extra: str, token: str | None = None) -> RunningCollector:
+def launch_collector(
+    store: Path, *extra: str, token: str | None = None, env: dict[str, str] | None = None
+) -> RunningCollector:
+    """``loratrace collect`` on free loopback ports, its output in ``collector-<http port>.log`` beside the store."""
     http_port, grpc_port = free_port(), free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     env.pop("LORATRACE_AUTH_TOKEN", None)
     args = [str(Path(sys.executable).with_name("loratrace")), "collect", "--store", str(store)]
     args += ["--http", f"127.0.0.1:{http_port}", "--grpc", f"127.0.0.1:{grpc_port}", *extra]
@@ -82,7 +109,15 @@ def start_collector(store: Path, *extra: str, token: str | None = None) -> Runni
     log = store.parent / f"collector-{http_port}.log"
     with open(log, "wb") as output:  # a file, not a pipe: a chatty collector must never block on a full pipe
         process = subprocess.Popen(args, env=env, stdout=output, stderr=subprocess.STDOUT)
-    running = RunningCollector(store, http_port, grpc_port, process, token)
+    return RunningCollector(store, http_port, grpc_port, process, log, token)
+
+
+def start_collector(
+    store: Path, *extra: str, token: str | None = None, env: dict[str, str] | None = None
+) -> RunningCollector:
+    """A collector that answers ``/health`` with status ok."""
+    running = launch_collector(store, *extra, token=token, env=env)
+    process, log = running.process, running.log
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -103,4 +138,4 @@ def collector(tmp_path: Path) -> Iterator[RunningCollector]:
     running = start_collector(tmp_path / "store")
     yield running
     if running.process.poll() is None:
-        running.terminate()
+        assert running.terminate() == 0, running.log.read_text()[-4000:]

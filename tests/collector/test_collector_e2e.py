@@ -188,7 +188,7 @@ def test_bad_payloads_get_the_otlp_answers_and_the_collector_keeps_serving(tmp_p
         # garbage, truncated and bad JSON reach the decoder; bad gzip, 413 and 415 are refused before it
         assert (health["bad_requests"], health["rejected_spans"], health["accepted_spans"]) == (3, 1, 2)
     finally:
-        running.terminate()
+        assert running.terminate() == 0
 
 
 def test_kill_9_under_load_then_restart_keeps_every_acknowledged_span_once(tmp_path) -> None:
@@ -259,7 +259,7 @@ def test_bearer_token_is_checked_on_http_and_grpc(tmp_path) -> None:
         assert export(body, metadata=(("authorization", "Bearer s3cret"),), timeout=10) == b""
         channel.close()
     finally:
-        running.terminate()
+        assert running.terminate() == 0
 
 
 def test_non_loopback_bind_without_token_is_refused(tmp_path) -> None:

@@ -52,7 +52,7 @@ def test_a_taken_port_is_named_and_no_store_is_left_behind(tmp_path: Path, taken
 def test_a_taken_port_leaves_an_existing_store_alone(tmp_path: Path) -> None:
     store = tmp_path / "traces"
     first = start_collector(store)
-    first.terminate()
+    assert first.terminate() == 0
     before = sorted(p.relative_to(store) for p in store.rglob("*"))
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))

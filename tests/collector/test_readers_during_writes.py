@@ -158,7 +158,7 @@ def test_readers_in_other_processes_never_fail_never_go_back_and_see_spans_withi
         probe_exporter.shutdown()
         load.exporter.shutdown()
         reader.wait(timeout=60)
-        running.terminate()
+        assert running.terminate() == 0
     records = _records(out)
     errors = [r for r in records if "sql_error" in r or "polars_error" in r]
     assert errors == []

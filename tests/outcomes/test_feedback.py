@@ -144,7 +144,7 @@ def test_a_collector_with_a_token_needs_it_and_it_is_never_printed(tmp_path: Pat
         assert token not in accepted.output + refused.output
         wait_for_rows(collector, FEEDBACK_SPANS, 1)
     finally:
-        collector.terminate()
+        assert collector.terminate() == 0
 
 
 def test_request_ids_mapped_by_a_request_log(collector: RunningCollector, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
 import multiprocessing
 import os
@@ -10,6 +11,7 @@ import signal
 import time
 from typing import Any
 
+from loratrace._shutdown_signals import STACK_DUMP_SIGNAL
 from loratrace.collector.store_writer.read_loop import StoreWriter
 from loratrace.collector.store_writer.settings import N_STATS, STAT_READY, StoreWriterSettings
 
@@ -19,6 +21,7 @@ def run_store_writer(settings: StoreWriterSettings, stats: Any, stop: Any) -> No
     # the parent decides when to stop (SIGTERM / Ctrl-C go to it); we drain when it sets ``stop``
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    faulthandler.register(STACK_DUMP_SIGNAL, all_threads=True)  # as the collector: SIGUSR1 prints the stacks
     logging.basicConfig(
         level=os.environ.get("LORATRACE_LOG_LEVEL", "WARNING"),
         format="%(asctime)s %(processName)s %(levelname)s %(name)s: %(message)s",
