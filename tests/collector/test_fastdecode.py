@@ -199,9 +199,9 @@ def test_the_compiled_decoder_is_built_and_used() -> None:
     )
     payload = template_request(64).SerializeToString()
     buffer = decode.RowBuffer()
-    decoded = decode._FAST_DECODER.decode_traces(payload, buffer._batch)
+    decoded = decode._FAST_DECODER.decode_traces(payload, *buffer._batches)
     assert decoded == (64, [], False)  # all 64 spans by C, none left to Python, promoted columns typed in C
-    assert buffer._batch.rows() == 64
+    assert buffer._batches[0].rows() == 64
 
 
 @fast_only
@@ -360,7 +360,7 @@ def test_an_ill_typed_promoted_attribute_is_promoted_by_python() -> None:
     )
     request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])])
     buffer = decode.RowBuffer()
-    decoded = decode._FAST_DECODER.decode_traces(request.SerializeToString(), buffer._batch)
+    decoded = decode._FAST_DECODER.decode_traces(request.SerializeToString(), *buffer._batches)
     assert decoded == (1, [], True)
     assert _fast(request.SerializeToString())["spans"]["adapter_rank"].to_list() == [16]
 
@@ -375,7 +375,7 @@ def test_non_canonical_wire_forms_are_left_to_upb() -> None:
     resource = b"\x12" + _varint(len(scope)) + scope  # ResourceSpans.scope_spans
     payload = b"\x0a" + _varint(len(resource)) + resource  # ExportTraceServiceRequest.resource_spans
     buffer = decode.RowBuffer()
-    assert decode._FAST_DECODER.decode_traces(payload, buffer._batch) is None
+    assert decode._FAST_DECODER.decode_traces(payload, *buffer._batches) is None
     frame = _fast(payload)["spans"]
     assert frame.select("status_code", "status_message").row(0) == ("ERROR", "merged")
 
