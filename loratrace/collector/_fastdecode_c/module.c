@@ -136,7 +136,12 @@ static int add_rule(Rules *r, PyObject *rule, PyObject *list_attributes) {
     r->n_columns++;
     r->types[c] = type;
     r->scales[c] = scale;
-    PyObject *fast = PySequence_Fast(keys, "a promotion rule's attribute keys must be a sequence");
+    if (PyUnicode_Check(keys)) {
+        PyErr_Format(PyExc_TypeError, "promotion rule %R: the attribute keys must be a sequence of strings, not one string",
+                     rule);
+        return -1;
+    }
+    PyObject *fast = PySequence_Fast(keys, "a promotion rule's attribute keys must be a sequence of strings");
     if (!fast) return -1;
     int rc = 0;
     for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast) && rc == 0; i++)
