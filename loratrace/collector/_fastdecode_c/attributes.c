@@ -5,51 +5,36 @@
 #include "attributes.h"
 #include "otlp_fields.h"
 
+/* AnyValue's oneof, by field number: the kind it gives and the wire type it must come with */
+static const struct {
+    int8_t kind;
+    int8_t wire_type;
+} ANY_FIELDS[] = {
+    [F_ANY_STRING] = {AV_STRING, WT_LEN},   [F_ANY_BOOL] = {AV_BOOL, WT_VARINT},
+    [F_ANY_INT] = {AV_INT, WT_VARINT},      [F_ANY_DOUBLE] = {AV_DOUBLE, WT_I64},
+    [F_ANY_ARRAY] = {AV_ARRAY, WT_LEN},     [F_ANY_KVLIST] = {AV_KVLIST, WT_LEN},
+    [F_ANY_BYTES] = {AV_BYTES, WT_LEN},     [F_ANY_STRINDEX] = {AV_STRINDEX, WT_VARINT},
+};
+
 int parse_any(const uint8_t *p, size_t n, AnyValue *out) {
     const uint8_t *end = p + n;
     Field f;
     int r, seen = 0;
     out->kind = AV_NULL;
     while ((r = next_field(&p, end, &f)) > 0) {
-        switch (f.num) {
-        case F_ANY_STRING:
-            if (f.wt != WT_LEN) return -1;
-            out->kind = AV_STRING, out->d = f.d, out->n = f.n;
-            break;
-        case F_ANY_BOOL:
-            if (f.wt != WT_VARINT) return -1;
-            out->kind = AV_BOOL, out->i = f.v != 0;
-            break;
-        case F_ANY_INT:
-            if (f.wt != WT_VARINT) return -1;
-            out->kind = AV_INT, out->i = (int64_t)f.v;
-            break;
-        case F_ANY_DOUBLE:
-            if (f.wt != WT_I64) return -1;
-            out->kind = AV_DOUBLE;
-            memcpy(&out->f, &f.v, 8);
-            break;
-        case F_ANY_ARRAY:
-            if (f.wt != WT_LEN) return -1;
-            out->kind = AV_ARRAY, out->d = f.d, out->n = f.n;
-            break;
-        case F_ANY_KVLIST:
-            if (f.wt != WT_LEN) return -1;
-            out->kind = AV_KVLIST, out->d = f.d, out->n = f.n;
-            break;
-        case F_ANY_BYTES:
-            if (f.wt != WT_LEN) return -1;
-            out->kind = AV_BYTES, out->d = f.d, out->n = f.n;
-            break;
-        case F_ANY_STRINDEX:
-            if (f.wt != WT_VARINT) return -1;
-            out->kind = AV_STRINDEX, out->i = (int32_t)(uint32_t)f.v;
-            break;
-        default:
+        if (f.num >= sizeof ANY_FIELDS / sizeof ANY_FIELDS[0] || ANY_FIELDS[f.num].kind == AV_NULL)
             continue; /* unknown field: ignored, like upb */
-        }
+        if ((int)f.wt != ANY_FIELDS[f.num].wire_type) return -1;
         /* a oneof set twice is legal protobuf (last wins, messages merge); canonical encoders never do it */
         if (++seen > 1) return -1;
+        out->kind = ANY_FIELDS[f.num].kind;
+        switch (out->kind) {
+        case AV_BOOL: out->i = f.v != 0; break;
+        case AV_INT: out->i = (int64_t)f.v; break;
+        case AV_STRINDEX: out->i = (int32_t)(uint32_t)f.v; break;
+        case AV_DOUBLE: memcpy(&out->f, &f.v, 8); break;
+        default: out->d = f.d, out->n = f.n;
+        }
     }
     if (r < 0) return -1;
     if (out->kind == AV_STRING && !utf8_ok(out->d, out->n)) return -1;

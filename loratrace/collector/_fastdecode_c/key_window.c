@@ -185,14 +185,7 @@ static PyMethodDef KeyWindow_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-PyTypeObject KeyWindowType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "loratrace.collector._fastdecode.KeyWindow",
-    .tp_basicsize = sizeof(KeyWindow),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "The trace id + span id of the last `capacity` spans (24 bytes each), to drop re-sent spans.",
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)KeyWindow_init,
-    .tp_dealloc = (destructor)KeyWindow_dealloc,
-    .tp_methods = KeyWindow_methods,
-};
+PyTypeObject KeyWindowType =
+    LORATRACE_TYPE(KeyWindow, "KeyWindow",
+                   "The trace id + span id of the last `capacity` spans (24 bytes each), to drop re-sent spans.",
+                   KeyWindow_init, KeyWindow_dealloc, KeyWindow_methods);

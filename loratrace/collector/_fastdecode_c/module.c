@@ -238,11 +238,12 @@ static PyObject *py_configure(PyObject *module, PyObject *args, PyObject *kwds) 
     Py_RETURN_NONE;
 }
 
-static PyObject *py_promoted_columns(PyObject *module, PyObject *unused) {
-    PyObject *out = PyTuple_New(RULES.n_columns);
+/* a tuple of n strings, the i-th from name_at(context, i) */
+static PyObject *names_tuple(int n, const char *(*name_at)(const void *, int), const void *context) {
+    PyObject *out = PyTuple_New(n);
     if (!out) return NULL;
-    for (int i = 0; i < RULES.n_columns; i++) {
-        PyObject *name = PyUnicode_FromString(RULES.names[i]);
+    for (int i = 0; i < n; i++) {
+        PyObject *name = PyUnicode_FromString(name_at(context, i));
         if (!name) {
             Py_DECREF(out);
             return NULL;
@@ -250,6 +251,14 @@ static PyObject *py_promoted_columns(PyObject *module, PyObject *unused) {
         PyTuple_SET_ITEM(out, i, name);
     }
     return out;
+}
+
+static const char *rule_name(const void *rules, int i) { return ((const Rules *)rules)->names[i]; }
+static const char *spec_name(const void *specs, int i) { return ((const ColumnSpec *)specs)[i].name; }
+static const char *column_name(const void *columns, int i) { return ((const Column *)columns)[i].name; }
+
+static PyObject *py_promoted_columns(PyObject *module, PyObject *unused) {
+    return names_tuple(RULES.n_columns, rule_name, &RULES);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -399,17 +408,7 @@ static PyObject *SpanBatch_arrow_c_array(SpanBatch *self, PyObject *args, PyObje
 }
 
 static PyObject *SpanBatch_columns(SpanBatch *self, PyObject *unused) {
-    PyObject *out = PyTuple_New(self->n_columns);
-    if (!out) return NULL;
-    for (int i = 0; i < self->n_columns; i++) {
-        PyObject *name = PyUnicode_FromString(self->columns[i].name);
-        if (!name) {
-            Py_DECREF(out);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(out, i, name);
-    }
-    return out;
+    return names_tuple(self->n_columns, column_name, self->columns);
 }
 
 static PyMethodDef SpanBatch_methods[] = {
@@ -421,18 +420,11 @@ static PyMethodDef SpanBatch_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject SpanBatchType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "loratrace.collector._fastdecode.SpanBatch",
-    .tp_basicsize = sizeof(SpanBatch),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "SpanBatch(table): rows of spans, span_events or span_links in Arrow layout, filled by\n"
-              "Decoder.decode_traces, exported with __arrow_c_array__.",
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)SpanBatch_init,
-    .tp_dealloc = (destructor)SpanBatch_dealloc,
-    .tp_methods = SpanBatch_methods,
-};
+static PyTypeObject SpanBatchType =
+    LORATRACE_TYPE(SpanBatch, "SpanBatch",
+                   "SpanBatch(table): rows of spans, span_events or span_links in Arrow layout, filled by\n"
+                   "Decoder.decode_traces, exported with __arrow_c_array__.",
+                   SpanBatch_init, SpanBatch_dealloc, SpanBatch_methods);
 
 /* ---------------------------------------------------------------------------------------------------------
  * Decoder
@@ -529,35 +521,13 @@ static PyMethodDef Decoder_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyTypeObject DecoderType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "loratrace.collector._fastdecode.Decoder",
-    .tp_basicsize = sizeof(Decoder),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "OTLP trace request bytes -> span, event and link columns; see decode_traces.",
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)Decoder_init,
-    .tp_dealloc = (destructor)Decoder_dealloc,
-    .tp_methods = Decoder_methods,
-};
+static PyTypeObject DecoderType =
+    LORATRACE_TYPE(Decoder, "Decoder", "OTLP trace request bytes -> span, event and link columns; see decode_traces.",
+                   Decoder_init, Decoder_dealloc, Decoder_methods);
 
 /* ---------------------------------------------------------------------------------------------------------
  * the module
  */
-
-static PyObject *column_names(const ColumnSpec *specs, int n) {
-    PyObject *out = PyTuple_New(n);
-    if (!out) return NULL;
-    for (int i = 0; i < n; i++) {
-        PyObject *name = PyUnicode_FromString(specs[i].name);
-        if (!name) {
-            Py_DECREF(out);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(out, i, name);
-    }
-    return out;
-}
 
 /* {(message full name, field name): (number, wire type)} */
 static PyObject *field_table(void) {
@@ -624,9 +594,9 @@ PyMODINIT_FUNC PyInit__fastdecode(void) {
     if (!m) return NULL;
     if (add_type(m, "Decoder", &DecoderType) < 0 || add_type(m, "SpanBatch", &SpanBatchType) < 0 ||
         add_type(m, "KeyWindow", &KeyWindowType) < 0 ||
-        add_object(m, "SPAN_COLUMNS", column_names(SPAN_COLUMNS, N_SPAN_COLUMNS)) < 0 ||
-        add_object(m, "EVENT_COLUMNS", column_names(EVENT_COLUMNS, N_EVENT_COLUMNS)) < 0 ||
-        add_object(m, "LINK_COLUMNS", column_names(LINK_COLUMNS, N_LINK_COLUMNS)) < 0 ||
+        add_object(m, "SPAN_COLUMNS", names_tuple(N_SPAN_COLUMNS, spec_name, SPAN_COLUMNS)) < 0 ||
+        add_object(m, "EVENT_COLUMNS", names_tuple(N_EVENT_COLUMNS, spec_name, EVENT_COLUMNS)) < 0 ||
+        add_object(m, "LINK_COLUMNS", names_tuple(N_LINK_COLUMNS, spec_name, LINK_COLUMNS)) < 0 ||
         add_object(m, "FIELDS", field_table()) < 0 ||
         add_object(m, "NANOARROW_VERSION", PyUnicode_FromString(NANOARROW_VERSION)) < 0) {
         Py_DECREF(m);

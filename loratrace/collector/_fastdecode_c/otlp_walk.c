@@ -4,54 +4,11 @@
 #include "otlp_fields.h"
 #include "otlp_walk.h"
 
-const ColumnSpec SPAN_COLUMNS[N_SPAN_COLUMNS] = {
-    [S_TRACE_ID] = {"trace_id", T_STR},
-    [S_SPAN_ID] = {"span_id", T_STR},
-    [S_PARENT] = {"parent_span_id", T_STR},
-    [S_STATE] = {"trace_state", T_STR},
-    [S_NAME] = {"name", T_STR},
-    [S_KIND] = {"kind", T_STR},
-    [S_SERVICE] = {"service_name", T_STR},
-    [S_SCOPE_NAME] = {"scope_name", T_STR},
-    [S_SCOPE_VERSION] = {"scope_version", T_STR},
-    [S_START] = {"start_time_unix_nano", T_I64},
-    [S_END] = {"end_time_unix_nano", T_I64},
-    [S_DURATION] = {"duration_ns", T_I64},
-    [S_START_TIME] = {"start_time", T_TS},
-    [S_STATUS] = {"status_code", T_STR},
-    [S_STATUS_MESSAGE] = {"status_message", T_STR},
-    [S_RESOURCE] = {"resource_attributes", T_STR},
-    [S_ATTRIBUTES] = {"attributes", T_STR},
-    /* the first exception event's type (what error_type falls back to) */
-    [S_EXCEPTION_TYPE] = {"exception_type", T_STR},
-};
-
-const ColumnSpec EVENT_COLUMNS[N_EVENT_COLUMNS] = {
-    [E_TRACE_ID] = {"trace_id", T_STR},
-    [E_SPAN_ID] = {"span_id", T_STR},
-    [E_INDEX] = {"event_index", T_I64},
-    [E_TIME_UNIX_NANO] = {"time_unix_nano", T_I64},
-    [E_TIME] = {"time", T_TS},
-    [E_NAME] = {"name", T_STR},
-    [E_ATTRIBUTES] = {"attributes", T_STR},
-    [E_EVAL_NAME] = {"eval_name", T_STR},
-    [E_EVAL_SCORE] = {"eval_score", T_F64},
-    [E_EVAL_LABEL] = {"eval_label", T_STR},
-    [E_EVAL_PASSED] = {"eval_passed", T_BOOL},
-    [E_EVAL_EXPLANATION] = {"eval_explanation", T_STR},
-    [E_SERVICE] = {"service_name", T_STR},
-};
-
-const ColumnSpec LINK_COLUMNS[N_LINK_COLUMNS] = {
-    [L_TRACE_ID] = {"trace_id", T_STR},
-    [L_SPAN_ID] = {"span_id", T_STR},
-    [L_INDEX] = {"link_index", T_I64},
-    [L_START_TIME] = {"start_time", T_TS},
-    [L_LINKED_TRACE_ID] = {"linked_trace_id", T_STR},
-    [L_LINKED_SPAN_ID] = {"linked_span_id", T_STR},
-    [L_LINKED_TRACE_STATE] = {"linked_trace_state", T_STR},
-    [L_ATTRIBUTES] = {"attributes", T_STR},
-};
+#define COLUMN_SPEC(constant, name, type) [constant] = {name, type},
+const ColumnSpec SPAN_COLUMNS[N_SPAN_COLUMNS] = {SPAN_COLUMN_LIST(COLUMN_SPEC)};
+const ColumnSpec EVENT_COLUMNS[N_EVENT_COLUMNS] = {EVENT_COLUMN_LIST(COLUMN_SPEC)};
+const ColumnSpec LINK_COLUMNS[N_LINK_COLUMNS] = {LINK_COLUMN_LIST(COLUMN_SPEC)};
+#undef COLUMN_SPEC
 
 static const char *KINDS[] = {"UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"};
 static const char *STATUS[] = {"UNSET", "OK", "ERROR"};
@@ -114,45 +71,36 @@ static int value_of(const KV *kv, AnyValue *v) {
     return parse_any(kv->val, kv->val_n, v);
 }
 
-/* _coerce("model", value): the string, else json.dumps(value) (so an absent name reads "null") */
-static int eval_name(Column *c, const KV *kv, Buf *tmp) {
+/* How a value becomes text: str(value), None for no value; or, AS_JSON, _coerce("model", value): the string
+ * itself, else json.dumps(value) (so an absent evaluation name reads "null"). */
+enum { AS_STR, AS_JSON };
+
+static int eval_text(Column *c, const KV *kv, Buf *tmp, int spelling) {
     AnyValue v;
     if (value_of(kv, &v) < 0) return 0;
+    int json = spelling == AS_JSON;
+    const char *text;
     tmp->len = 0;
     int rc;
     switch (v.kind) {
-    case AV_NULL: return col_cstr(c, "null") < 0 ? -2 : 1;
+    case AV_NULL: return (json ? col_cstr(c, "null") : col_null(c)) < 0 ? -2 : 1;
     case AV_STRING: return col_str(c, v.d, v.n) < 0 ? -2 : 1;
     case AV_BYTES: return col_hex(c, v.d, v.n) < 0 ? -2 : 1;
-    case AV_BOOL: return col_cstr(c, v.i ? "true" : "false") < 0 ? -2 : 1;
+    case AV_BOOL:
+        text = json ? (v.i ? "true" : "false") : (v.i ? "True" : "False");
+        rc = buf_put(tmp, text, strlen(text));
+        break;
     case AV_INT:
     case AV_STRINDEX: rc = buf_int(tmp, v.i); break;
     case AV_DOUBLE:
-        if (isnan(v.f)) return col_cstr(c, "NaN") < 0 ? -2 : 1;
-        if (isinf(v.f)) return col_cstr(c, v.f > 0 ? "Infinity" : "-Infinity") < 0 ? -2 : 1;
-        rc = buf_float_repr(tmp, v.f);
+        if (json && !isfinite(v.f)) {
+            text = isnan(v.f) ? "NaN" : v.f > 0 ? "Infinity" : "-Infinity";
+            rc = buf_put(tmp, text, strlen(text));
+        } else {
+            rc = buf_float_repr(tmp, v.f); /* repr(float): str() and json.dumps() agree on finite values */
+        }
         break;
-    default: return 0; /* json.dumps of a list / dict: Python's own separators */
-    }
-    if (rc < 0) return -2;
-    return col_str(c, (const uint8_t *)tmp->p, tmp->len) < 0 ? -2 : 1;
-}
-
-/* str(value), None for no value */
-static int eval_text(Column *c, const KV *kv, Buf *tmp) {
-    AnyValue v;
-    if (value_of(kv, &v) < 0) return 0;
-    tmp->len = 0;
-    int rc;
-    switch (v.kind) {
-    case AV_NULL: return col_null(c) < 0 ? -2 : 1;
-    case AV_STRING: return col_str(c, v.d, v.n) < 0 ? -2 : 1;
-    case AV_BYTES: return col_hex(c, v.d, v.n) < 0 ? -2 : 1;
-    case AV_BOOL: return col_cstr(c, v.i ? "True" : "False") < 0 ? -2 : 1;
-    case AV_INT:
-    case AV_STRINDEX: rc = buf_int(tmp, v.i); break;
-    case AV_DOUBLE: rc = buf_float_repr(tmp, v.f); break;
-    default: return 0; /* str() of a list / dict: Python's repr */
+    default: return 0; /* a list / dict: Python's repr, or json.dumps' own separators */
     }
     if (rc < 0) return -2;
     return col_str(c, (const uint8_t *)tmp->p, tmp->len) < 0 ? -2 : 1;
@@ -210,18 +158,25 @@ static int evaluation_columns(Walk *o, size_t first, size_t last, int is_evaluat
     }
     Buf *tmp = &o->work->scratch;
     int rc;
-    if ((rc = eval_name(&col[E_EVAL_NAME], kv[0], tmp)) <= 0) return rc;
+    if ((rc = eval_text(&col[E_EVAL_NAME], kv[0], tmp, AS_JSON)) <= 0) return rc;
     if ((rc = eval_score(&col[E_EVAL_SCORE], kv[1])) <= 0) return rc;
-    if ((rc = eval_text(&col[E_EVAL_LABEL], kv[2], tmp)) <= 0) return rc;
+    if ((rc = eval_text(&col[E_EVAL_LABEL], kv[2], tmp, AS_STR)) <= 0) return rc;
     if (kv[3] == NULL) rc = col_null(&col[E_EVAL_PASSED]) < 0 ? -2 : 1;
     else rc = eval_passed(&col[E_EVAL_PASSED], kv[3]);
     if (rc <= 0) return rc;
-    return eval_text(&col[E_EVAL_EXPLANATION], kv[4], tmp);
+    return eval_text(&col[E_EVAL_EXPLANATION], kv[4], tmp, AS_STR);
 }
 
 /* -------------------------------------------------------------------------------------------------------
  * events and links
  */
+
+/* the resolved attributes first.. as JSON text in w->json (their entries stay on the stack) */
+static int attributes_json(Work *w, size_t first) {
+    int rc = kv_dedup_checked(w, first);
+    w->json.len = 0;
+    return rc ? rc : emit_kvlist_items(w, &w->json, first, w->kvs.n, 0);
+}
 
 static int walk_event(Walk *o, const SpanContext *span, int64_t index, const uint8_t *p, size_t n) {
     const uint8_t *end = p + n, *name = (const uint8_t *)"";
@@ -243,16 +198,13 @@ static int walk_event(Walk *o, const SpanContext *span, int64_t index, const uin
         default: break;
         }
     }
-    if (rc == 0 && r < 0) rc = -1;
-    if (rc == 0 && time > (uint64_t)INT64_MAX) rc = -1;
-    if (rc == 0) rc = kv_dedup_checked(w, first);
-    Buf *json = &w->json;
-    json->len = 0;
-    if (rc == 0) rc = emit_kvlist_items(w, json, first, w->kvs.n, 0);
+    if (rc == 0 && (r < 0 || time > (uint64_t)INT64_MAX)) rc = -1;
+    if (rc == 0) rc = attributes_json(w, first);
     if (rc) {
         w->kvs.n = first;
         return rc;
     }
+    const Buf *json = &w->json;
     Column *col = o->events;
     const char *eval_event = o->rules->evaluation_event;
     int is_evaluation = eval_event && name_n == strlen(eval_event) && memcmp(name, eval_event, name_n) == 0;
@@ -306,12 +258,10 @@ static int walk_link(Walk *o, const SpanContext *span, int64_t index, const uint
         }
     }
     if (rc == 0 && r < 0) rc = -1;
-    if (rc == 0) rc = kv_dedup_checked(w, first);
-    Buf *json = &w->json;
-    json->len = 0;
-    if (rc == 0) rc = emit_kvlist_items(w, json, first, w->kvs.n, 0);
+    if (rc == 0) rc = attributes_json(w, first);
     w->kvs.n = first;
     if (rc) return rc;
+    const Buf *json = &w->json;
     Column *col = o->links;
     if (col_hex(&col[L_TRACE_ID], span->trace_id, span->trace_n) < 0 ||
         col_hex(&col[L_SPAN_ID], span->span_id, span->span_n) < 0 || col_i64(&col[L_INDEX], index) < 0 ||
@@ -556,55 +506,56 @@ static int walk_scope(Walk *o, const uint8_t *scope, size_t scope_n) {
     return s < 0 ? -1 : 0;
 }
 
-static int walk_scope_spans(Walk *o, const uint8_t *p, size_t n) {
-    const uint8_t *q = p, *qe = p + n, *scope = NULL;
-    size_t scope_n = 0;
-    int seen_scope = 0;
-    Field g;
-    int s, rc;
-    while ((s = next_field(&q, qe, &g)) > 0) {
-        if (g.num == F_SCOPE_SPANS_SCOPE) {
-            if (g.wt != WT_LEN || seen_scope++) return -1;
-            scope = g.d, scope_n = g.n;
-        } else if (g.num == F_SCOPE_SPANS_SPANS || g.num == F_SCOPE_SPANS_SCHEMA_URL) {
-            if (g.wt != WT_LEN) return -1;
-            if (g.num == F_SCOPE_SPANS_SCHEMA_URL && !utf8_ok(g.d, g.n)) return -1;
+/* ResourceSpans and ScopeSpans share one shape: a singular message (the resource / the scope), a repeated one
+ * (scope_spans / spans) and a schema_url string. Finds the singular message (it may follow the repeated ones
+ * on the wire) and checks the others' wire form. */
+static int container_head(const uint8_t *p, size_t n, uint32_t single, uint32_t repeated, uint32_t url,
+                          const uint8_t **d, size_t *dn) {
+    const uint8_t *end = p + n;
+    int seen = 0;
+    Field f;
+    int r;
+    *d = NULL;
+    *dn = 0;
+    while ((r = next_field(&p, end, &f)) > 0) {
+        if (f.num == single) {
+            if (f.wt != WT_LEN || seen++) return -1;
+            *d = f.d, *dn = f.n;
+        } else if (f.num == repeated || f.num == url) {
+            if (f.wt != WT_LEN) return -1;
+            if (f.num == url && !utf8_ok(f.d, f.n)) return -1;
         }
     }
-    if (s < 0) return -1;
-    if ((rc = walk_scope(o, scope, scope_n)) != 0) return rc;
-    q = p;
-    while ((s = next_field(&q, qe, &g)) > 0) {
-        if (g.num != F_SCOPE_SPANS_SPANS) continue;
-        if ((rc = walk_span(o, g.d, g.n)) != 0) return rc;
+    return r < 0 ? -1 : 0;
+}
+
+/* each repeated message of a container already checked by container_head */
+static int container_walk(Walk *o, const uint8_t *p, size_t n, uint32_t repeated,
+                          int (*walk)(Walk *, const uint8_t *, size_t)) {
+    const uint8_t *end = p + n;
+    Field f;
+    int rc;
+    while (next_field(&p, end, &f) > 0) {
+        if (f.num == repeated && (rc = walk(o, f.d, f.n)) != 0) return rc;
     }
     return 0;
 }
 
+static int walk_scope_spans(Walk *o, const uint8_t *p, size_t n) {
+    const uint8_t *scope;
+    size_t scope_n;
+    int rc = container_head(p, n, F_SCOPE_SPANS_SCOPE, F_SCOPE_SPANS_SPANS, F_SCOPE_SPANS_SCHEMA_URL, &scope, &scope_n);
+    if (rc == 0) rc = walk_scope(o, scope, scope_n);
+    return rc ? rc : container_walk(o, p, n, F_SCOPE_SPANS_SPANS, walk_span);
+}
+
 static int walk_resource_spans(Walk *o, const uint8_t *p, size_t n) {
-    const uint8_t *start_p = p, *end = p + n, *resource = NULL;
-    size_t resource_n = 0;
-    int seen_resource = 0;
-    Field f;
-    int r, rc;
-    /* the resource may follow its scope_spans on the wire: find it first */
-    while ((r = next_field(&p, end, &f)) > 0) {
-        if (f.num == F_RESOURCE_SPANS_RESOURCE) {
-            if (f.wt != WT_LEN || seen_resource++) return -1;
-            resource = f.d, resource_n = f.n;
-        } else if (f.num == F_RESOURCE_SPANS_SCOPE_SPANS || f.num == F_RESOURCE_SPANS_SCHEMA_URL) {
-            if (f.wt != WT_LEN) return -1;
-            if (f.num == F_RESOURCE_SPANS_SCHEMA_URL && !utf8_ok(f.d, f.n)) return -1;
-        }
-    }
-    if (r < 0) return -1;
-    if ((rc = walk_resource_attributes(o, resource, resource_n)) != 0) return rc;
-    p = start_p;
-    while ((r = next_field(&p, end, &f)) > 0) {
-        if (f.num != F_RESOURCE_SPANS_SCOPE_SPANS) continue;
-        if ((rc = walk_scope_spans(o, f.d, f.n)) != 0) return rc;
-    }
-    return r < 0 ? -1 : 0;
+    const uint8_t *resource;
+    size_t resource_n;
+    int rc = container_head(p, n, F_RESOURCE_SPANS_RESOURCE, F_RESOURCE_SPANS_SCOPE_SPANS,
+                            F_RESOURCE_SPANS_SCHEMA_URL, &resource, &resource_n);
+    if (rc == 0) rc = walk_resource_attributes(o, resource, resource_n);
+    return rc ? rc : container_walk(o, p, n, F_RESOURCE_SPANS_SCOPE_SPANS, walk_scope_spans);
 }
 
 int walk_request(Walk *o, const uint8_t *p, size_t n) {

@@ -17,20 +17,35 @@ typedef struct {
     int type;
 } ColumnSpec;
 
-/* the columns every batch of a table starts with (the promoted ones follow, in the rules' order) */
-enum {
-    S_TRACE_ID, S_SPAN_ID, S_PARENT, S_STATE, S_NAME, S_KIND, S_SERVICE, S_SCOPE_NAME, S_SCOPE_VERSION,
-    S_START, S_END, S_DURATION, S_START_TIME, S_STATUS, S_STATUS_MESSAGE, S_RESOURCE, S_ATTRIBUTES,
-    S_EXCEPTION_TYPE, N_SPAN_COLUMNS
-};
-enum {
-    E_TRACE_ID, E_SPAN_ID, E_INDEX, E_TIME_UNIX_NANO, E_TIME, E_NAME, E_ATTRIBUTES, E_EVAL_NAME, E_EVAL_SCORE,
-    E_EVAL_LABEL, E_EVAL_PASSED, E_EVAL_EXPLANATION, E_SERVICE, N_EVENT_COLUMNS
-};
-enum {
-    L_TRACE_ID, L_SPAN_ID, L_INDEX, L_START_TIME, L_LINKED_TRACE_ID, L_LINKED_SPAN_ID, L_LINKED_TRACE_STATE,
-    L_ATTRIBUTES, N_LINK_COLUMNS
-};
+/* The columns every batch of a table starts with (the promoted ones follow, in the rules' order), as
+ * X(constant, name, type); span "exception_type" is the first exception event's type, what error_type falls
+ * back to. */
+#define SPAN_COLUMN_LIST(X)                                                                                   \
+    X(S_TRACE_ID, "trace_id", T_STR) X(S_SPAN_ID, "span_id", T_STR) X(S_PARENT, "parent_span_id", T_STR)     \
+    X(S_STATE, "trace_state", T_STR) X(S_NAME, "name", T_STR) X(S_KIND, "kind", T_STR)                        \
+    X(S_SERVICE, "service_name", T_STR) X(S_SCOPE_NAME, "scope_name", T_STR)                                  \
+    X(S_SCOPE_VERSION, "scope_version", T_STR) X(S_START, "start_time_unix_nano", T_I64)                      \
+    X(S_END, "end_time_unix_nano", T_I64) X(S_DURATION, "duration_ns", T_I64) X(S_START_TIME, "start_time", T_TS) \
+    X(S_STATUS, "status_code", T_STR) X(S_STATUS_MESSAGE, "status_message", T_STR)                            \
+    X(S_RESOURCE, "resource_attributes", T_STR) X(S_ATTRIBUTES, "attributes", T_STR)                          \
+    X(S_EXCEPTION_TYPE, "exception_type", T_STR)
+#define EVENT_COLUMN_LIST(X)                                                                                  \
+    X(E_TRACE_ID, "trace_id", T_STR) X(E_SPAN_ID, "span_id", T_STR) X(E_INDEX, "event_index", T_I64)           \
+    X(E_TIME_UNIX_NANO, "time_unix_nano", T_I64) X(E_TIME, "time", T_TS) X(E_NAME, "name", T_STR)             \
+    X(E_ATTRIBUTES, "attributes", T_STR) X(E_EVAL_NAME, "eval_name", T_STR) X(E_EVAL_SCORE, "eval_score", T_F64) \
+    X(E_EVAL_LABEL, "eval_label", T_STR) X(E_EVAL_PASSED, "eval_passed", T_BOOL)                              \
+    X(E_EVAL_EXPLANATION, "eval_explanation", T_STR) X(E_SERVICE, "service_name", T_STR)
+#define LINK_COLUMN_LIST(X)                                                                                   \
+    X(L_TRACE_ID, "trace_id", T_STR) X(L_SPAN_ID, "span_id", T_STR) X(L_INDEX, "link_index", T_I64)            \
+    X(L_START_TIME, "start_time", T_TS) X(L_LINKED_TRACE_ID, "linked_trace_id", T_STR)                        \
+    X(L_LINKED_SPAN_ID, "linked_span_id", T_STR) X(L_LINKED_TRACE_STATE, "linked_trace_state", T_STR)         \
+    X(L_ATTRIBUTES, "attributes", T_STR)
+
+#define COLUMN_ENUM(constant, name, type) constant,
+enum { SPAN_COLUMN_LIST(COLUMN_ENUM) N_SPAN_COLUMNS };
+enum { EVENT_COLUMN_LIST(COLUMN_ENUM) N_EVENT_COLUMNS };
+enum { LINK_COLUMN_LIST(COLUMN_ENUM) N_LINK_COLUMNS };
+#undef COLUMN_ENUM
 extern const ColumnSpec SPAN_COLUMNS[N_SPAN_COLUMNS];
 extern const ColumnSpec EVENT_COLUMNS[N_EVENT_COLUMNS];
 extern const ColumnSpec LINK_COLUMNS[N_LINK_COLUMNS];

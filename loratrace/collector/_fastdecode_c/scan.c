@@ -140,6 +140,33 @@ static void scan_span(TraceScan *t, const uint8_t *p, size_t n) {
     }
 }
 
+/* level 0 a ResourceSpans, 1 a ScopeSpans: the singular resource / scope (its attributes), then each repeated
+ * message; returns the spans over the limits */
+static int64_t scan_container(TraceScan *t, const uint8_t *p, size_t n, int level) {
+    static const uint32_t single[] = {F_RESOURCE_SPANS_RESOURCE, F_SCOPE_SPANS_SCOPE};
+    static const uint32_t attributes[] = {F_RESOURCE_ATTRIBUTES, F_SCOPE_ATTRIBUTES};
+    static const uint32_t repeated[] = {F_RESOURCE_SPANS_SCOPE_SPANS, F_SCOPE_SPANS_SPANS};
+    const uint8_t *end = p + n;
+    int64_t over = 0;
+    Field f;
+    while (next_field(&p, end, &f) > 0) {
+        if (f.wt != WT_LEN) continue;
+        if (f.num == single[level]) {
+            t->messages++;
+            scan_kvs(t, f.d, f.n, attributes[level], 0, 0);
+        } else if (f.num == repeated[level]) {
+            t->messages++;
+            if (level == 0) {
+                over += scan_container(t, f.d, f.n, 1);
+            } else {
+                scan_span(t, f.d, f.n);
+                over += t->over;
+            }
+        }
+    }
+    return over;
+}
+
 const char scan_traces_doc[] =
 "scan_traces(payload, max_attributes, max_value_bytes) -> (messages, spans_over_limits)\n\n"
 "Reads an ExportTraceServiceRequest's wire bytes along its schema, without building it: the number of\n"
@@ -160,33 +187,11 @@ PyObject *py_scan_traces(PyObject *module, PyObject *args) {
     int64_t over = 0;
     Py_BEGIN_ALLOW_THREADS
     const uint8_t *p = view.buf, *end = p + view.len;
-    Field rs, ss, sp;
+    Field rs;
     while (next_field(&p, end, &rs) > 0) {
         if (rs.num != F_REQUEST_RESOURCE_SPANS || rs.wt != WT_LEN) continue;
         t.messages++;
-        const uint8_t *q = rs.d, *qe = rs.d + rs.n;
-        while (next_field(&q, qe, &ss) > 0) {
-            if (ss.wt != WT_LEN) continue;
-            if (ss.num == F_RESOURCE_SPANS_RESOURCE) {
-                t.messages++;
-                scan_kvs(&t, ss.d, ss.n, F_RESOURCE_ATTRIBUTES, 0, 0);
-                continue;
-            }
-            if (ss.num != F_RESOURCE_SPANS_SCOPE_SPANS) continue;
-            t.messages++;
-            const uint8_t *u = ss.d, *ue = ss.d + ss.n;
-            while (next_field(&u, ue, &sp) > 0) {
-                if (sp.wt != WT_LEN) continue;
-                if (sp.num == F_SCOPE_SPANS_SCOPE) {
-                    t.messages++;
-                    scan_kvs(&t, sp.d, sp.n, F_SCOPE_ATTRIBUTES, 0, 0);
-                } else if (sp.num == F_SCOPE_SPANS_SPANS) {
-                    t.messages++;
-                    scan_span(&t, sp.d, sp.n);
-                    over += t.over;
-                }
-            }
-        }
+        over += scan_container(&t, rs.d, rs.n, 0);
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
