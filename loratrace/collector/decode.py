@@ -11,9 +11,11 @@ OpenInference / traceAI (``llm.*``) and OpenLLMetry (``gen_ai.usage.prompt_token
 
 Decoding is the collector's throughput ceiling (see docs/benchmarks.md). The store writer therefore hands the
 raw request bytes to :meth:`RowBuffer.add_traces_bytes`, which uses the compiled walker of the protobuf wire
-format in ``_fastdecode.c`` when it was built, and this module's Python code otherwise. The Python code is the
-reference: the compiled path fills the very same columns (tests/collector/test_fastdecode.py checks it on
-generated requests) and leaves to Python whatever it cannot reproduce exactly.
+format in ``_fastdecode_c/`` when it was built, and this module's Python code otherwise. The Python code is the
+reference: the compiled path fills the very same columns of spans, events and links
+(tests/collector/test_fastdecode.py checks it on generated requests) and leaves to Python whatever it cannot
+reproduce exactly. The compiled module takes its promotion rules from here (``_fastdecode.configure`` at
+import, from ``promotion_rules()``) and names its own columns, which must be the store schema's.
 """
 
 from __future__ import annotations
