@@ -124,6 +124,7 @@ int columns_export(Column *cols, int n_cols, int64_t rows, struct ArrowSchema *s
     if (schema->release) schema->release(schema);
     if (PyErr_Occurred()) return -1;
     if (rc == ENOMEM) PyErr_NoMemory();
-    else PyErr_Format(PyExc_RuntimeError, "loratrace's compiled decoder built an invalid Arrow array: %s", error.message);
+    else
+        PyErr_Format(PyExc_RuntimeError, "loratrace's decoder built an invalid Arrow array: %s", error.message);
     return -1;
 }

@@ -5,6 +5,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "columns.h"
+#include "promotion.h"
 #include "wire.h"
 
 /* a Python type of this module with the usual slots */
@@ -15,6 +17,30 @@
         .tp_new = PyType_GenericNew, .tp_init = (initproc)(init),                       \
         .tp_dealloc = (destructor)(dealloc), .tp_methods = methods,                     \
     }
+
+/* configure.c: the promotion rules, set once by configure() */
+extern Rules RULES;
+extern int CONFIGURED;
+int not_configured(void); /* -1 with a RuntimeError set */
+PyObject *py_configure(PyObject *module, PyObject *args, PyObject *kwds);
+PyObject *py_promoted_columns(PyObject *module, PyObject *unused);
+extern const char configure_doc[];
+
+/* batch.c: the rows of one table */
+enum { TABLE_SPANS, TABLE_EVENTS, TABLE_LINKS };
+extern const char *const TABLE_NAMES[];
+typedef struct {
+    PyObject_HEAD
+    int table;
+    Column *columns;
+    int n_columns;
+    int64_t rows;
+} SpanBatch;
+extern PyTypeObject SpanBatchType;
+void batch_truncate(SpanBatch *self, int64_t rows);
+
+/* module.c: a tuple of n strings, the i-th from name_at(context, i) */
+PyObject *names_tuple(int n, const char *(*name_at)(const void *, int), const void *context);
 
 /* key_window.c */
 extern PyTypeObject KeyWindowType;

@@ -178,27 +178,47 @@ static int attributes_json(Work *w, size_t first) {
     return rc ? rc : emit_kvlist_items(w, &w->json, first, w->kvs.n, 0);
 }
 
+/* An event's or a link's fields: the last of each known number in `last` (proto3: the last one wins), the
+ * attributes pushed onto the stack, wire types and UTF-8 checked. expected[number] is the wire type + 1 (0: a
+ * field this walk does not read). */
+#define EXPECT(wire_type) ((wire_type) + 1)
+enum { MAX_CHILD_FIELD = 7 };
+
+static int read_child(Work *w, const uint8_t *p, size_t n, const int8_t expected[MAX_CHILD_FIELD], uint32_t attributes,
+                      uint32_t string_fields, Field last[MAX_CHILD_FIELD]) {
+    const uint8_t *end = p + n;
+    Field f;
+    int r, rc;
+    memset(last, 0, MAX_CHILD_FIELD * sizeof(Field));
+    while ((r = next_field(&p, end, &f)) > 0) {
+        if (f.num >= MAX_CHILD_FIELD || !expected[f.num]) continue;
+        if ((int)f.wt + 1 != expected[f.num]) return -1;
+        if (f.num == attributes) {
+            if ((rc = kv_parse_push(&w->kvs, f.d, f.n)) != 0) return rc;
+        } else if ((string_fields >> f.num & 1) && !utf8_ok(f.d, f.n)) {
+            return -1;
+        }
+        last[f.num] = f;
+    }
+    return r < 0 ? -1 : 0;
+}
+
+static const int8_t EVENT_FIELDS[MAX_CHILD_FIELD] = {
+    [F_EVENT_TIME] = EXPECT(WT_I64), [F_EVENT_NAME] = EXPECT(WT_LEN), [F_EVENT_ATTRIBUTES] = EXPECT(WT_LEN),
+    [F_EVENT_DROPPED] = EXPECT(WT_VARINT)};
+static const int8_t LINK_FIELDS[MAX_CHILD_FIELD] = {
+    [F_LINK_TRACE_ID] = EXPECT(WT_LEN),    [F_LINK_SPAN_ID] = EXPECT(WT_LEN), [F_LINK_TRACE_STATE] = EXPECT(WT_LEN),
+    [F_LINK_ATTRIBUTES] = EXPECT(WT_LEN),  [F_LINK_DROPPED] = EXPECT(WT_VARINT), [F_LINK_FLAGS] = EXPECT(WT_I32)};
+
 static int walk_event(Walk *o, const SpanContext *span, int64_t index, const uint8_t *p, size_t n) {
-    const uint8_t *end = p + n, *name = (const uint8_t *)"";
-    size_t name_n = 0;
-    uint64_t time = 0;
     Work *w = o->work;
     size_t first = w->kvs.n;
-    Field f;
-    int r, rc = 0;
-    while (rc == 0 && (r = next_field(&p, end, &f)) > 0) {
-        switch (f.num) {
-        case F_EVENT_TIME: rc = f.wt == WT_I64 ? (time = f.v, 0) : -1; break;
-        case F_EVENT_NAME:
-            if (f.wt != WT_LEN || !utf8_ok(f.d, f.n)) rc = -1;
-            else name = f.d, name_n = f.n;
-            break;
-        case F_EVENT_ATTRIBUTES: rc = f.wt == WT_LEN ? kv_parse_push(&w->kvs, f.d, f.n) : -1; break;
-        case F_EVENT_DROPPED: rc = f.wt == WT_VARINT ? 0 : -1; break;
-        default: break;
-        }
-    }
-    if (rc == 0 && (r < 0 || time > (uint64_t)INT64_MAX)) rc = -1;
+    Field fields[MAX_CHILD_FIELD];
+    int rc = read_child(w, p, n, EVENT_FIELDS, F_EVENT_ATTRIBUTES, 1u << F_EVENT_NAME, fields);
+    uint64_t time = fields[F_EVENT_TIME].v;
+    const uint8_t *name = fields[F_EVENT_NAME].num ? fields[F_EVENT_NAME].d : (const uint8_t *)"";
+    size_t name_n = fields[F_EVENT_NAME].num ? fields[F_EVENT_NAME].n : 0;
+    if (rc == 0 && time > (uint64_t)INT64_MAX) rc = -1;
     if (rc == 0) rc = attributes_json(w, first);
     if (rc) {
         w->kvs.n = first;
@@ -237,27 +257,12 @@ static int walk_event(Walk *o, const SpanContext *span, int64_t index, const uin
 }
 
 static int walk_link(Walk *o, const SpanContext *span, int64_t index, const uint8_t *p, size_t n) {
-    const uint8_t *end = p + n, *trace_id = NULL, *span_id = NULL, *state = NULL;
-    size_t trace_n = 0, span_n = 0, state_n = 0;
     Work *w = o->work;
     size_t first = w->kvs.n;
-    Field f;
-    int r, rc = 0;
-    while (rc == 0 && (r = next_field(&p, end, &f)) > 0) {
-        switch (f.num) {
-        case F_LINK_TRACE_ID: rc = f.wt == WT_LEN ? (trace_id = f.d, trace_n = f.n, 0) : -1; break;
-        case F_LINK_SPAN_ID: rc = f.wt == WT_LEN ? (span_id = f.d, span_n = f.n, 0) : -1; break;
-        case F_LINK_TRACE_STATE:
-            if (f.wt != WT_LEN || !utf8_ok(f.d, f.n)) rc = -1;
-            else state = f.d, state_n = f.n;
-            break;
-        case F_LINK_ATTRIBUTES: rc = f.wt == WT_LEN ? kv_parse_push(&w->kvs, f.d, f.n) : -1; break;
-        case F_LINK_DROPPED: rc = f.wt == WT_VARINT ? 0 : -1; break;
-        case F_LINK_FLAGS: rc = f.wt == WT_I32 ? 0 : -1; break;
-        default: break;
-        }
-    }
-    if (rc == 0 && r < 0) rc = -1;
+    Field fields[MAX_CHILD_FIELD];
+    int rc = read_child(w, p, n, LINK_FIELDS, F_LINK_ATTRIBUTES, 1u << F_LINK_TRACE_STATE, fields);
+    const Field *trace_id = &fields[F_LINK_TRACE_ID], *span_id = &fields[F_LINK_SPAN_ID],
+                *state = &fields[F_LINK_TRACE_STATE];
     if (rc == 0) rc = attributes_json(w, first);
     w->kvs.n = first;
     if (rc) return rc;
@@ -266,9 +271,9 @@ static int walk_link(Walk *o, const SpanContext *span, int64_t index, const uint
     if (col_hex(&col[L_TRACE_ID], span->trace_id, span->trace_n) < 0 ||
         col_hex(&col[L_SPAN_ID], span->span_id, span->span_n) < 0 || col_i64(&col[L_INDEX], index) < 0 ||
         col_i64(&col[L_START_TIME], (int64_t)(span->start / 1000)) < 0 ||
-        col_hex(&col[L_LINKED_TRACE_ID], trace_id, trace_n) < 0 ||
-        col_hex(&col[L_LINKED_SPAN_ID], span_id, span_n) < 0 ||
-        col_str_or_null(&col[L_LINKED_TRACE_STATE], state, state_n) < 0 ||
+        col_hex(&col[L_LINKED_TRACE_ID], trace_id->d, trace_id->num ? trace_id->n : 0) < 0 ||
+        col_hex(&col[L_LINKED_SPAN_ID], span_id->d, span_id->num ? span_id->n : 0) < 0 ||
+        col_str_or_null(&col[L_LINKED_TRACE_STATE], state->d, state->num ? state->n : 0) < 0 ||
         col_str(&col[L_ATTRIBUTES], (const uint8_t *)json->p, json->len) < 0)
         return -2;
     o->link_rows++;

@@ -66,8 +66,8 @@ static inline void scan_kv(TraceScan *t, const uint8_t *q, size_t n, int depth, 
      * shorter than 128 bytes (the value limit applies only above that) */
     if (qe - q >= 2 && q[0] == TAG(F_KV_KEY, WT_LEN) && q[1] < 0x80 && qe - q >= 2 + q[1]) {
         const uint8_t *v = q + 2 + q[1];
-        if (qe - v >= 3 && v[0] == TAG(F_KV_VALUE, WT_LEN) && v[1] < 0x80 && v + 2 + v[1] == qe && v[2] != TAG(F_ANY_ARRAY, WT_LEN) &&
-            v[2] != TAG(F_ANY_KVLIST, WT_LEN) &&
+        if (qe - v >= 3 && v[0] == TAG(F_KV_VALUE, WT_LEN) && v[1] < 0x80 && v + 2 + v[1] == qe &&
+            v[2] != TAG(F_ANY_ARRAY, WT_LEN) && v[2] != TAG(F_ANY_KVLIST, WT_LEN) &&
             (v[1] <= t->max_value || v[2] == TAG(F_ANY_BOOL, WT_VARINT) || v[2] == TAG(F_ANY_INT, WT_VARINT) ||
              v[2] == TAG(F_ANY_DOUBLE, WT_I64))) {
             t->messages++;
