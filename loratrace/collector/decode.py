@@ -629,6 +629,7 @@ def promotion_rules() -> list[tuple[str, str, tuple[str, ...], float]]:
 
 
 def _configure_fast_decoder() -> Any:
+    """The compiled decoder, configured with this module's rules; None when its columns are not the schema's."""
     _fastdecode.configure(
         promotion_rules(),
         list_attributes=tuple(sorted(_LIST_ATTRIBUTES)),
