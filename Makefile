@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-asan lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -18,19 +18,39 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	touch $@
 
-# the compiled OTLP decoder (setup.py builds loratrace/collector/_fastdecode.c at `pip install -e .`): rebuilt when
+# the compiled OTLP decoder (setup.py builds loratrace/collector/_fastdecode_c/ at `pip install -e .`): rebuilt when
 # its source changes, so tests never run a stale one
-$(VENV)/.fastdecode: $(VENV)/.installed setup.py loratrace/collector/_fastdecode.c
+FASTDECODE_SOURCES := $(shell find loratrace/collector/_fastdecode_c -name '*.[ch]')
+$(VENV)/.fastdecode: $(VENV)/.installed setup.py $(FASTDECODE_SOURCES)
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 demo: setup
 	$(BIN)/loratrace demo
 
-test: setup $(VENV)/.fastdecode
+test: setup $(VENV)/.fastdecode test-asan
 	$(BIN)/ruff check loratrace tests bench
 	$(BIN)/ruff format --check loratrace tests bench
 	$(BIN)/pytest
+
+# The compiled decoder built with AddressSanitizer + UndefinedBehaviorSanitizer in a scratch copy of the tree, and
+# its differential and fuzz tests run against it (the Python interpreter is not instrumented, so the sanitizer
+# runtimes are preloaded; leak checking would report the interpreter's own allocations).
+ASAN_DIR ?= $(or $(TMPDIR),/tmp)/loratrace-asan
+SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g
+test-asan: setup
+	@for lib in libasan.so libubsan.so; do \
+	  case "$$(gcc -print-file-name=$$lib)" in /*) ;; *) echo "test-asan: gcc has no $$lib (Debian: apt-get install gcc)"; exit 1;; esac; \
+	done
+	rm -rf $(ASAN_DIR) && mkdir -p $(ASAN_DIR)
+	cp -r setup.py pyproject.toml README.md loratrace tests bench $(ASAN_DIR)/
+	find $(ASAN_DIR) -name '_fastdecode*.so' -delete
+	cd $(ASAN_DIR) && LORATRACE_CFLAGS="$(SANITIZE)" $(abspath $(BIN))/python setup.py -q build_ext --inplace --force
+	cd $(ASAN_DIR) && nm -D loratrace/collector/_fastdecode*.so | grep -q __asan_init  # the sanitized build is the one imported
+	cd $(ASAN_DIR) && LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(abspath $(BIN))/python -m pytest -q -p no:cacheprovider tests/collector/test_fastdecode.py
+	rm -rf $(ASAN_DIR)
 
 bench: setup $(VENV)/.fastdecode
 	$(BIN)/python bench/run_all.py

@@ -63,7 +63,24 @@ def span_attributes(rng: random.Random) -> list[KeyValue]:
     ]
 
 
-def template_request(spans: int = 512, *, seed: int = 7) -> ExportTraceServiceRequest:
+def evaluation_event(rng: random.Random, at: int) -> Span.Event:
+    """The evaluation-result event ``loratrace.tasks.emit`` adds to an evaluated (or replayed) span."""
+    passed = rng.random() < 0.8
+    return Span.Event(
+        name="gen_ai.evaluation.result",
+        time_unix_nano=at,
+        attributes=[
+            _kv("gen_ai.evaluation.name", "task_completion"),
+            _kv("gen_ai.evaluation.score.value", 1.0 if passed else 0.0),
+            _kv("gen_ai.evaluation.score.label", "pass" if passed else "fail"),
+            _kv("loratrace.evaluation.passed", passed),
+            _kv("gen_ai.evaluation.explanation", "matched the expected answer" if passed else "wrong tool call"),
+        ],
+    )
+
+
+def template_request(spans: int = 512, *, seed: int = 7, evaluations: bool = False) -> ExportTraceServiceRequest:
+    """``spans`` generation spans of one service; with ``evaluations``, one evaluation event on every span."""
     rng = random.Random(seed)
     now = 1_796_000_000_000_000_000
     out = []
@@ -80,6 +97,7 @@ def template_request(spans: int = 512, *, seed: int = 7) -> ExportTraceServiceRe
                 end_time_unix_nano=start + rng.randint(50, 3000) * 1_000_000,
                 attributes=span_attributes(rng),
                 status=Status(code=Status.STATUS_CODE_UNSET),
+                events=[evaluation_event(rng, start)] if evaluations else [],
             )
         )
     resource = Resource(

@@ -7,9 +7,11 @@ naming scheme the producer used.
 
 Decoding is the collector's throughput ceiling (see docs/benchmarks.md). The store writer therefore hands the
 raw request bytes to :meth:`RowBuffer.add_traces_bytes`, which uses the compiled walker of the protobuf wire
-format in ``_fastdecode.c`` when it was built, and this module's Python code otherwise. The Python code is the
-reference: the compiled path fills the very same columns (tests/collector/test_fastdecode.py checks it on
-generated requests) and leaves to Python whatever it cannot reproduce exactly.
+format in ``_fastdecode_c/`` when it was built, and this module's Python code otherwise. The Python code is the
+reference: the compiled path fills the very same columns of spans, events and links
+(tests/collector/test_fastdecode.py checks it on generated requests) and leaves to Python whatever it cannot
+reproduce exactly. The compiled module takes its promotion rules from here (``_fastdecode.configure`` at
+import, from ``promotion_rules()``) and names its own columns, which must be the store schema's.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ try:
 except ImportError:  # not compiled (no C compiler at install time): the Python path does everything
     _fastdecode = None
 
-_FAST_API: Final = ("Decoder", "SpanBatch", "KeyWindow", "scan_traces", "count_messages")
+_FAST_API: Final = ("configure", "Decoder", "SpanBatch", "KeyWindow", "scan_traces", "count_messages", "FIELDS")
 if _fastdecode is not None and not all(hasattr(_fastdecode, name) for name in _FAST_API):
     # a build left from an older checkout: calling it would fail every request, so decode in Python instead
     logger.warning(
@@ -44,6 +46,8 @@ if _fastdecode is not None and not all(hasattr(_fastdecode, name) for name in _F
     )
     _fastdecode = None
 
+# the tables the compiled decoder fills
+_FAST_TABLES: Final = ("spans", "span_events", "span_links")
 _KINDS: Final = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 _STATUS: Final = ("UNSET", "OK", "ERROR")
 _TEMPORALITY: Final = ("UNSPECIFIED", "DELTA", "CUMULATIVE")
@@ -232,10 +236,10 @@ class RowBuffer:
         }
         self.span_count = 0
         self.metric_point_count = 0
-        # spans the compiled decoder appends (in Arrow layout, no Python objects) and, in arrival order, the
-        # frames of spans already taken out of it or out of the Python lists above
-        self._batch = None if _FAST_DECODER is None else _fastdecode.SpanBatch(_FAST_BATCH_COLUMNS)
-        self._span_chunks: list[pl.DataFrame] = []
+        # rows the compiled decoder appends (in Arrow layout, no Python objects) and, per table and in arrival
+        # order, the frames of rows already taken out of its batches or out of the Python lists above
+        self._batches = None if _FAST_DECODER is None else tuple(_fastdecode.SpanBatch(table) for table in _FAST_TABLES)
+        self._chunks: dict[str, list[pl.DataFrame]] = {table: [] for table in _FAST_TABLES}
         # the compiled decoder also fills the promoted columns, except when a value needs Polars' casting rules
         # ("hard") or some spans came through Python: then ``promote_frame`` fills them for the whole buffer
         self._promote_in_python = False
@@ -250,38 +254,52 @@ class RowBuffer:
 
         Raises ``google.protobuf.message.DecodeError`` (and appends nothing) when ``payload`` does not parse.
         """
-        batch = self._batch
-        if batch is None:
+        batches = self._batches
+        if batches is None:
             return self.add_traces(ExportTraceServiceRequest.FromString(payload))
-        self._seal_python_spans()
-        mark = batch.rows()
-        decoded = _FAST_DECODER.decode_traces(payload, batch)
+        self._seal_python_rows()
+        marks = [batch.rows() for batch in batches]
+        decoded = _FAST_DECODER.decode_traces(payload, *batches)
         if decoded is None:  # a form the compiled walker leaves to upb (or invalid: upb raises the error)
             return self.add_traces(ExportTraceServiceRequest.FromString(payload))
-        added, slow_spans, hard = decoded
-        if slow_spans:  # event and link rows come from the Python path (rare; upb checks the whole payload)
+        added, python_children, hard = decoded
+        if python_children:  # event and link rows the compiled path cannot reproduce exactly (rare)
             try:
-                self._add_children(ExportTraceServiceRequest.FromString(payload), frozenset(slow_spans))
+                request = ExportTraceServiceRequest.FromString(payload)
+                self._seal_fast_rows(("span_events", "span_links"))
+                self._add_children(request, frozenset(python_children))
             except Exception:
-                batch.truncate(mark)
+                for batch, mark in zip(batches, marks, strict=True):
+                    batch.truncate(mark)
                 raise
         if hard:
             self._promote_in_python = True
         self.span_count += added
         return added
 
-    def _seal_python_spans(self) -> None:
-        """Move the spans appended by the Python path into a frame, keeping arrival order with the batch's."""
-        columns = self._columns["spans"]
-        if columns["trace_id"]:
-            self._span_chunks.append(frame("spans", columns).with_columns(_NO_PROMOTED_ERROR))
-            for values in columns.values():
-                values.clear()
+    def _seal_python_rows(self) -> None:
+        """Move the rows appended by the Python path into frames, keeping arrival order with the batches'."""
+        for table in _FAST_TABLES:
+            columns = self._columns[table]
+            if next(iter(columns.values())):
+                chunk = frame(table, columns)
+                if table == "spans":
+                    chunk = chunk.with_columns(_NO_PROMOTED_ERROR)
+                self._chunks[table].append(chunk)
+                for values in columns.values():
+                    values.clear()
 
-    def _seal_fast_spans(self) -> None:
-        if self._batch is not None and self._batch.rows():
-            chunk = pl.Series(self._batch).struct.unnest()
-            self._span_chunks.append(chunk.select(_FAST_FRAME_COLUMNS).cast(_FAST_FRAME_SCHEMA))
+    def _seal_fast_rows(self, tables: Iterable[str] = _FAST_TABLES) -> None:
+        if self._batches is None:
+            return
+        for table, batch in zip(_FAST_TABLES, self._batches, strict=True):
+            if table in tables and batch.rows():
+                chunk = pl.Series(batch).struct.unnest()
+                if table == "spans":
+                    chunk = chunk.rename(_FAST_SPAN_RENAMES)
+                self._chunks[table].append(
+                    chunk.select(list(_FAST_FRAME_SCHEMAS[table])).cast(_FAST_FRAME_SCHEMAS[table])
+                )
 
     def _add_children(self, request: ExportTraceServiceRequest, indexes: frozenset[int]) -> None:
         """Event and link rows of the spans at ``indexes`` (positions in ``request``'s span order)."""
@@ -306,7 +324,7 @@ class RowBuffer:
     def add_traces(self, request: ExportTraceServiceRequest) -> int:
         """Append every span of ``request``; returns the number of spans added."""
         self._promote_in_python = True
-        self._seal_fast_spans()
+        self._seal_fast_rows()
         spans = self._columns["spans"]
         trace_id_col = spans["trace_id"]
         span_id_col = spans["span_id"]
@@ -480,18 +498,20 @@ class RowBuffer:
     def take(self) -> dict[str, pl.DataFrame]:
         """The buffered rows as one DataFrame per table (tables without rows left out); empties the buffer."""
         frames: dict[str, pl.DataFrame] = {}
-        self._seal_fast_spans()
-        self._seal_python_spans()
-        chunks = self._span_chunks
-        if chunks:
-            spans = pl.concat(chunks, how="vertical", rechunk=False) if len(chunks) > 1 else chunks[0]
+        self._seal_fast_rows()
+        self._seal_python_rows()
+        for table, chunks in self._chunks.items():
+            if chunks:
+                frames[table] = pl.concat(chunks, how="vertical", rechunk=False) if len(chunks) > 1 else chunks[0]
+        if "spans" in frames:
+            spans = frames["spans"]
             if self._promote_in_python:
                 spans = spans.drop(_PROMOTED_ERROR)
             else:  # promoted in C: ``error.type`` when set, else the exception event's type
                 spans = spans.with_columns(pl.col(_PROMOTED_ERROR).alias("error_type")).drop(_PROMOTED_ERROR)
             frames["spans"] = spans
         for table, columns in self._columns.items():
-            if table != "spans" and columns and next(iter(columns.values())):
+            if table not in _FAST_TABLES and columns and next(iter(columns.values())):
                 frames[table] = frame(table, columns)
         fast_promoted = not self._promote_in_python
         for table, promoted in (("spans", schema.PROMOTED_TYPES), ("metrics", schema.METRIC_PROMOTED)):
@@ -507,82 +527,86 @@ class RowBuffer:
         return frames
 
 
-FAST_SPAN_COLUMNS: Final = (*schema.SPAN_COLUMNS, "error_type")
-"""The span columns ``_fastdecode`` fills, in the order of its ``C_*`` constants."""
-
-_FAST_PROMOTED: Final = tuple(schema.PROMOTED_TYPES)
 _PROMOTED_ERROR: Final = "_promoted_error_type"
-# the promoted columns as the compiled decoder's batch names them (``error_type`` is a span column already)
-_FAST_PROMOTED_NAMES: Final = tuple(_PROMOTED_ERROR if c == "error_type" else c for c in _FAST_PROMOTED)
-_FAST_FRAME_COLUMNS: Final = (*schema.SPANS, _PROMOTED_ERROR)
-_FAST_FRAME_SCHEMA: Final = {**schema.SPANS, _PROMOTED_ERROR: pl.String()}
+# the compiled span batch's names -> this buffer's: its ``exception_type`` is the ``error_type`` the Python path
+# fills before promotion, its promoted ``error_type`` is kept apart until take() knows which path promoted
+_FAST_SPAN_RENAMES: Final = {"error_type": _PROMOTED_ERROR, "exception_type": "error_type"}
+_FAST_FRAME_SCHEMAS: Final = {
+    "spans": {**schema.SPANS, _PROMOTED_ERROR: pl.String()},
+    "span_events": schema.SPAN_EVENTS,
+    "span_links": schema.SPAN_LINKS,
+}
 _NO_PROMOTED_ERROR: Final = pl.lit(None, dtype=pl.String).alias(_PROMOTED_ERROR)
 
 
-def _column_type(dtype: pl.DataType) -> int:
-    fd = _fastdecode
-    if dtype == pl.String():
-        return fd.T_STR
-    if dtype == pl.Int64():
-        return fd.T_I64
-    if dtype == pl.Float64():
-        return fd.T_F64
-    if dtype == pl.Boolean():
-        return fd.T_BOOL
-    if dtype == pl.Datetime("us"):
-        return fd.T_TS
-    if dtype == pl.List(pl.String()):
-        return fd.T_LIST
-    msg = f"no compiled column type for {dtype!r}"
-    raise TypeError(msg)
+# the promotion table's kinds as the compiled decoder names them
+_COMPILED_KINDS: Final[dict[str, str]] = {
+    "string": "string",
+    "int": "int",
+    "float": "float",
+    "bool": "bool",
+    "string_list": "list",
+}
 
 
-def _fast_how(rule: promotion.Promotion, name: str) -> int:
-    """How the compiled decoder reads attribute ``name`` into ``rule``'s column (its ``P_*`` constants)."""
-    fd = _fastdecode
-    if rule.scale == 1000.0:
-        return fd.P_TTFT
-    if rule.scale != 1.0:
-        msg = f"the compiled decoder scales a promoted value by 1000 only; {rule.column!r} asks for {rule.scale}"
+def promotion_rules() -> list[tuple[str, str, tuple[str, ...], float]]:
+    """The promotion table as the compiled decoder takes it: (column, kind, attribute keys, scale)."""
+    return [
+        # a list column reads only its first source, as promote_frame does
+        (
+            rule.column,
+            _COMPILED_KINDS[rule.kind],
+            _SOURCES[rule.column][: 1 if rule.kind == "string_list" else None],
+            rule.scale,
+        )
+        for rule in _RULES
+    ]
+
+
+def _exception_fallback() -> str | None:
+    """The promoted column that takes a failed span's exception type (the compiled decoder has one at most)."""
+    columns = [rule.column for rule in _RULES if rule.exception_fallback]
+    if len(columns) > 1:
+        msg = f"the compiled decoder takes one exception-fallback column, the promotion table names {columns}"
         raise ValueError(msg)
-    if name in rule.array_sources:
-        return fd.P_FIRST
-    return {"string": fd.P_STR, "int": fd.P_INT, "float": fd.P_FLOAT, "bool": fd.P_BOOL, "string_list": fd.P_LIST}[
-        rule.kind
-    ]
+    return columns[0] if columns else None
 
 
-def _fast_sources() -> list[tuple[str, int, int, int]]:
-    """The promotion table as (attribute, promoted column index, how, priority) rows for the C decoder."""
-    rows = []
-    for index, column in enumerate(_FAST_PROMOTED):
-        rule = promotion.BY_COLUMN[column]
-        names = _SOURCES[column][:1] if column in _LIST_COLUMNS else _SOURCES[column]  # promote_frame reads the first
-        rows += [(name, index, _fast_how(rule, name), priority) for priority, name in enumerate(names)]
-    return rows
-
-
-_EXCEPTION_FALLBACK: Final = [i for i, c in enumerate(_FAST_PROMOTED) if promotion.BY_COLUMN[c].exception_fallback]
-if len(_EXCEPTION_FALLBACK) != 1:  # the compiled decoder has one such column, which the span's error_type fills
-    msg = f"one promoted column falls back to the exception's type in the compiled decoder, not {_EXCEPTION_FALLBACK}"
-    raise ValueError(msg)
-
-_FAST_DECODER: Final = (
-    None
-    if _fastdecode is None
-    else _fastdecode.Decoder(_fast_sources(), len(_FAST_PROMOTED), error_column=_EXCEPTION_FALLBACK[0])
-)
-_FAST_BATCH_COLUMNS: Final = (
-    []
-    if _fastdecode is None
-    else [
-        *((name, _column_type(schema.SPANS[name])) for name in FAST_SPAN_COLUMNS),
-        *(
-            (name, _column_type(schema.PROMOTED_TYPES[column]))
-            for name, column in zip(_FAST_PROMOTED_NAMES, _FAST_PROMOTED, strict=True)
+def _configure_fast_decoder() -> Any:
+    """The compiled decoder, configured with this module's rules; None when its columns are not the schema's."""
+    _fastdecode.configure(
+        promotion_rules(),
+        list_attributes=tuple(sorted(_LIST_ATTRIBUTES)),
+        exception_fallback=_exception_fallback(),
+        event_span_columns=schema.EVENT_SPAN_COLUMNS,
+        evaluation=(
+            semconv.GEN_AI_EVALUATION_RESULT_EVENT,
+            semconv.GEN_AI_EVALUATION_NAME,
+            semconv.GEN_AI_EVALUATION_SCORE_VALUE,
+            semconv.GEN_AI_EVALUATION_SCORE_LABEL,
+            semconv.EVALUATION_PASSED,
+            semconv.GEN_AI_EVALUATION_EXPLANATION,
         ),
-    ]
-)
+    )
+    exported = {
+        "spans": {*_fastdecode.SPAN_COLUMNS, *_fastdecode.promoted_columns()} - {"exception_type"},
+        "span_events": {*_fastdecode.EVENT_COLUMNS, *schema.EVENT_SPAN_COLUMNS},
+        "span_links": set(_fastdecode.LINK_COLUMNS),
+    }
+    for table, names in exported.items():
+        if names != set(schema.TABLES[table]):
+            # a build whose columns the schema no longer has: decode in Python rather than fail every request
+            logger.warning(
+                "loratrace's compiled decoder fills other %s columns than the store schema (%s); decoding in "
+                "Python (slower) until it is rebuilt: pip install --no-deps -e .",
+                table,
+                ", ".join(sorted(names ^ set(schema.TABLES[table]))),
+            )
+            return None
+    return _fastdecode.Decoder()
+
+
+_FAST_DECODER: Final = None if _fastdecode is None else _configure_fast_decoder()
 
 
 def fast_decoder_available() -> bool:

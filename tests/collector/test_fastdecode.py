@@ -1,4 +1,4 @@
-"""The compiled OTLP decoder (``_fastdecode.c``) against the Python decoder it accelerates.
+"""The compiled OTLP decoder (``_fastdecode_c/``) against the Python decoder it accelerates.
 
 Both paths decode the same ``ExportTraceServiceRequest`` into a ``RowBuffer``; every table they produce must be
 identical, for requests hypothesis generates over every ``AnyValue`` kind (unicode and control characters,
@@ -15,6 +15,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from google.protobuf import descriptor_pool
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,11 +35,12 @@ from polars.testing import assert_frame_equal
 from loratrace import semconv
 from loratrace.collector import decode
 from loratrace.collector.store_writer import duplicates
-from loratrace.store import promotion
+from loratrace.store import promotion, schema
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from otlp_load import template_request
 
+_fastdecode = decode._fastdecode
 fast_only = pytest.mark.skipif(not decode.fast_decoder_available(), reason="compiled decoder not built")
 
 # --------------------------------------------------------------------------------------------------------------
@@ -96,10 +99,35 @@ def _event(name: str, attributes: list[KeyValue], time: int) -> Span.Event:
 EXCEPTION_ATTRS = st.lists(
     st.builds(KeyValue, key=st.sampled_from(["exception.type", "exception.message"]), value=ANY), max_size=3
 )
+EVALUATION_KEYS = st.sampled_from(
+    [
+        semconv.GEN_AI_EVALUATION_NAME,
+        semconv.GEN_AI_EVALUATION_SCORE_VALUE,
+        semconv.GEN_AI_EVALUATION_SCORE_LABEL,
+        semconv.EVALUATION_PASSED,
+        semconv.GEN_AI_EVALUATION_EXPLANATION,
+    ]
+)
+# the evaluation attributes with every value kind: the compiled path converts most, leaves the rest to Python
+EVALUATION_ATTRS = st.lists(
+    st.builds(
+        KeyValue,
+        key=EVALUATION_KEYS,
+        value=st.one_of(
+            WELL_TYPED,
+            SCALARS,
+            st.sampled_from(["true", "FALSE", "True ", "yes"]).map(lambda t: AnyValue(string_value=t)),
+            ANY,
+        ),
+    )
+    | ATTRIBUTE,
+    max_size=6,
+)
 EVENTS = st.lists(
     st.one_of(
         st.builds(_event, st.just("exception"), EXCEPTION_ATTRS, TIMES),
         st.builds(_event, st.just(semconv.GEN_AI_EVALUATION_RESULT_EVENT), ATTRIBUTES, TIMES),
+        st.builds(_event, st.just(semconv.GEN_AI_EVALUATION_RESULT_EVENT), EVALUATION_ATTRS, TIMES),
         st.builds(_event, TEXT, ATTRIBUTES, TIMES),
     ),
     max_size=3,
@@ -197,13 +225,13 @@ def _outcome(fn, arg):  # type: ignore[no-untyped-def]
 def test_the_compiled_decoder_is_built_and_used() -> None:
     """CI builds the extension with ``pip install -e .``; a silent fallback to Python must fail here."""
     assert decode.fast_decoder_available(), (
-        "loratrace/collector/_fastdecode.c was not compiled: run `pip install -e .` with a C compiler"
+        "loratrace/collector/_fastdecode_c/ was not compiled: run `pip install -e .` with a C compiler"
     )
     payload = template_request(64).SerializeToString()
     buffer = decode.RowBuffer()
-    decoded = decode._FAST_DECODER.decode_traces(payload, buffer._batch)
+    decoded = decode._FAST_DECODER.decode_traces(payload, *buffer._batches)
     assert decoded == (64, [], False)  # all 64 spans by C, none left to Python, promoted columns typed in C
-    assert buffer._batch.rows() == 64
+    assert buffer._batches[0].rows() == 64
 
 
 @fast_only
@@ -287,8 +315,104 @@ def test_damaged_payloads_are_rejected_or_decoded_exactly_like_upb(
 
 
 @fast_only
-def test_the_benchmark_request_decodes_identically() -> None:
-    request = template_request(512)
+@pytest.mark.parametrize("evaluations", [False, True], ids=["plain", "evaluation-events"])
+def test_the_benchmark_request_decodes_identically(evaluations: bool) -> None:
+    request = template_request(512, evaluations=evaluations)
+    _assert_same(_python(request), _fast(request.SerializeToString()))
+
+
+@fast_only
+def test_evaluation_events_and_links_are_decoded_in_c() -> None:
+    """Every evaluated span carries an evaluation event: its rows must not cost a second, Python, parse."""
+    request = template_request(32, evaluations=True)
+    for index, span in enumerate(request.resource_spans[0].scope_spans[0].spans):
+        span.links.add(trace_id=bytes(16), span_id=index.to_bytes(8, "big"), trace_state="k=v")
+    buffer = decode.RowBuffer()
+    spans, events, links = buffer._batches
+    assert decode._FAST_DECODER.decode_traces(request.SerializeToString(), spans, events, links) == (32, [], False)
+    assert (spans.rows(), events.rows(), links.rows()) == (32, 32, 32)
+    frames = _fast(request.SerializeToString())
+    _assert_same(_python(request), frames)
+    assert frames["span_events"]["eval_passed"].null_count() == 0
+
+
+@fast_only
+def test_an_evaluation_score_sent_as_text_leaves_the_event_rows_to_python() -> None:
+    """float("0.5") is Python's number parser: the compiled path hands such a request's event rows back."""
+    event = Span.Event(
+        name=semconv.GEN_AI_EVALUATION_RESULT_EVENT,
+        attributes=[KeyValue(key=semconv.GEN_AI_EVALUATION_SCORE_VALUE, value=AnyValue(string_value=" 0.5"))],
+    )
+    other = Span(trace_id=b"u" * 16, span_id=b"v" * 8, events=[Span.Event(name="plain")])
+    span = Span(trace_id=b"t" * 16, span_id=b"s" * 8, events=[event])
+    request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[other, span])])])
+    buffer = decode.RowBuffer()
+    spans, events, links = buffer._batches
+    assert decode._FAST_DECODER.decode_traces(request.SerializeToString(), spans, events, links) == (2, [0, 1], False)
+    assert events.rows() == 0  # the first span's event row was undone too, so the rows keep span order
+    frames = _fast(request.SerializeToString())
+    _assert_same(_python(request), frames)
+    assert frames["span_events"]["eval_score"].to_list() == [None, 0.5]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# what the compiled module declares
+
+
+_WIRE_TYPES = {
+    FieldDescriptor.TYPE_STRING: 2,
+    FieldDescriptor.TYPE_BYTES: 2,
+    FieldDescriptor.TYPE_MESSAGE: 2,
+    FieldDescriptor.TYPE_DOUBLE: 1,
+    FieldDescriptor.TYPE_FIXED64: 1,
+    FieldDescriptor.TYPE_FIXED32: 5,
+    FieldDescriptor.TYPE_BOOL: 0,
+    FieldDescriptor.TYPE_ENUM: 0,
+    FieldDescriptor.TYPE_INT32: 0,
+    FieldDescriptor.TYPE_INT64: 0,
+    FieldDescriptor.TYPE_UINT32: 0,
+}
+
+
+@fast_only
+def test_the_otlp_field_numbers_match_the_proto_descriptors() -> None:
+    """Every field number (and wire type) the walkers use, against opentelemetry-proto; and every field of the
+    walked messages is named, so a field added upstream shows up here."""
+    pool = descriptor_pool.Default()
+    fields = _fastdecode.FIELDS
+    messages = {message for message, _ in fields}
+    assert {Span.DESCRIPTOR.full_name, Span.Event.DESCRIPTOR.full_name, Span.Link.DESCRIPTOR.full_name} <= messages
+    for message in messages:
+        descriptor = pool.FindMessageTypeByName(message)
+        expected = {(message, f.name): (f.number, _WIRE_TYPES[f.type]) for f in descriptor.fields}
+        assert {k: v for k, v in fields.items() if k[0] == message} == expected
+
+
+@fast_only
+def test_the_compiled_batches_fill_the_store_tables() -> None:
+    """The column order is the module's; the names must be the schema's, with nothing missing or extra."""
+    assert set(_fastdecode.promoted_columns()) == set(schema.PROMOTED_TYPES)
+    spans = set(decode._fastdecode.SpanBatch("spans").columns()) - {"exception_type"}
+    assert spans == set(schema.SPANS)
+    assert set(_fastdecode.SpanBatch("span_events").columns()) == set(schema.SPAN_EVENTS)
+    assert set(_fastdecode.SpanBatch("span_links").columns()) == set(schema.SPAN_LINKS)
+
+
+@fast_only
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        pytest.param([("x", "decimal", ("a",))], "kind must be string, int, float, bool or list", id="kind"),
+        pytest.param([("x", "string", ("a",)), ("x", "int", ("b",))], "defined twice", id="twice"),
+        pytest.param([("x", "string", ("a",), 2.0)], "only a float column takes a scale", id="scale"),
+        pytest.param([("x", "string", "a")], "not one string", id="keys-as-one-string"),
+    ],
+)
+def test_bad_promotion_rules_are_refused_and_keep_the_configuration(rules: list, message: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=message):
+        _fastdecode.configure(rules)
+    assert _fastdecode.promoted_columns() == tuple(schema.PROMOTED_TYPES)
+    request = template_request(4)
     _assert_same(_python(request), _fast(request.SerializeToString()))
 
 
@@ -362,7 +486,7 @@ def test_an_ill_typed_promoted_attribute_is_promoted_by_python() -> None:
     )
     request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])])
     buffer = decode.RowBuffer()
-    decoded = decode._FAST_DECODER.decode_traces(request.SerializeToString(), buffer._batch)
+    decoded = decode._FAST_DECODER.decode_traces(request.SerializeToString(), *buffer._batches)
     assert decoded == (1, [], True)
     assert _fast(request.SerializeToString())["spans"]["adapter_rank"].to_list() == [16]
 
@@ -377,7 +501,7 @@ def test_non_canonical_wire_forms_are_left_to_upb() -> None:
     resource = b"\x12" + _varint(len(scope)) + scope  # ResourceSpans.scope_spans
     payload = b"\x0a" + _varint(len(resource)) + resource  # ExportTraceServiceRequest.resource_spans
     buffer = decode.RowBuffer()
-    assert decode._FAST_DECODER.decode_traces(payload, buffer._batch) is None
+    assert decode._FAST_DECODER.decode_traces(payload, *buffer._batches) is None
     frame = _fast(payload)["spans"]
     assert frame.select("status_code", "status_message").row(0) == ("ERROR", "merged")
 

@@ -90,12 +90,12 @@ def test_the_first_source_present_wins(rule: promotion.Promotion, compiled: bool
 
 
 def test_the_compiled_decoder_is_configured_with_exactly_the_table() -> None:
-    if not decode.fast_decoder_available():
-        pytest.skip("the compiled decoder is not built here")
-    configured = {(name, column) for name, column, _how, _priority in decode._fast_sources()}
-    columns = list(schema.PROMOTED_TYPES)
-    expected = {(name, columns.index(case.values[0].column)) for case in CASES for name in [case.values[1]]}
+    configured = {(column, key, scale) for column, _kind, keys, scale in decode.promotion_rules() for key in keys}
+    expected = {(case.values[0].column, case.values[1], case.values[0].scale) for case in CASES}
     assert configured == expected
+    kinds = {column: kind for column, kind, _keys, _scale in decode.promotion_rules()}
+    assert kinds == {r.column: "list" if r.kind == "string_list" else r.kind for r in promotion.PROMOTIONS}
+    assert decode._exception_fallback() == "error_type"
 
 
 @pytest.mark.parametrize("rule", promotion.PROMOTIONS, ids=lambda r: r.column)
