@@ -30,10 +30,11 @@ demo: setup
 test: setup $(VENV)/.fastdecode
 	$(BIN)/ruff check loratrace tests bench
 	$(BIN)/ruff format --check loratrace tests bench
+	$(BIN)/mypy loratrace
 	$(BIN)/pytest
 
 bench: setup $(VENV)/.fastdecode
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -340,10 +340,11 @@ def open_source(store: str | None, source: str | None) -> Source:
 
     if store is not None and source is not None:
         raise BadInput("pass either --store DIR or --source URL, not both")
-    if store is None and source is None:
+    location = store if source is None else source
+    if location is None:
         raise BadInput("pass --store DIR (a loratrace store) or --source URL (clickhouse://… or chdb://PATH)")
     try:
-        return open_any(store if source is None else source, local=source is None)
+        return open_any(location, local=source is None)
     except StoreError as exc:
         flag = "--store" if source is None else "--source"
         raise BadInput(f"{flag}: {exc}") from exc
@@ -430,15 +431,15 @@ def drift(
     run = drift_for_store if store is not None else drift_for_source
     try:
         rows = run(
-            store if store is not None else spans,  # type: ignore[arg-type]
+            store if store is not None else spans,  # type: ignore[arg-type]  # a folder or a Source: `run` matches it
             since=since_at,
             until=until_at,
             adapters=adapters or None,
             cohorts=cohorts or None,
             metric_names=metric_names or None,
             window=width,
-            baseline=baseline,  # type: ignore[arg-type]
-            traffic=traffic,  # type: ignore[arg-type]
+            baseline=baseline,  # type: ignore[arg-type]  # click.Choice admits only the Literal's values
+            traffic=traffic,  # type: ignore[arg-type]  # click.Choice admits only the Literal's values
             alpha=alpha,
             min_n=min_n,
             min_effect=min_effect,
@@ -854,7 +855,7 @@ def spikes(
             window=_window_option(window_text),
             adapters=adapters,
             metric_names=metric_names,
-            baseline=baseline,  # type: ignore[arg-type]
+            baseline=baseline,  # type: ignore[arg-type]  # click.Choice admits only the Literal's values
             persistence=persistence,
             min_n=min_n,
             z_threshold=z_threshold,
@@ -1308,7 +1309,7 @@ def feedback_import(
         result = import_feedback(
             file,
             endpoint=endpoint,
-            fmt=file_format,  # type: ignore[arg-type]
+            fmt=file_format,  # type: ignore[arg-type]  # click.Choice admits only the Literal's values
             columns=parse_columns(columns),
             default_kind=default_kind,
             store=store,
@@ -1462,12 +1463,12 @@ def doctor(
             store,
             since=since_at,
             until=until_at,
-            checks=checks or None,  # type: ignore[arg-type]
+            checks=checks or None,  # type: ignore[arg-type]  # click.Choice admits only the Literal's values
             window=width,
         )
     except (ConfigurationError, StoreError) as exc:
         raise BadInput(str(exc)) from exc
-    click.echo(render(findings, output_format), nl=False)  # type: ignore[arg-type]
+    click.echo(render(findings, output_format), nl=False)  # type: ignore[arg-type]  # click.Choice admits only the Literal's values
     if any(finding.severity == "error" for finding in findings):
         raise SystemExit(1)
 

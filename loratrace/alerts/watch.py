@@ -47,7 +47,7 @@ def watch(
         When the rules are bad at start (later breakage is reported and the last good rules are kept).
     """
     stopping = stop or threading.Event()
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
 
     def _on_signal(signum: int, _frame: object) -> None:
         logger.info("signal %d: stopping after the current check", signum)

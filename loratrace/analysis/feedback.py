@@ -317,6 +317,7 @@ def before_after(
     empty = dict.fromkeys(
         ("base_value", "adapter_value", "delta", "ci_low", "ci_high", "p_value", "slope_change", "slope_change_p_value")
     )
+    # the window counts are ints in a row of mixed values
     if row["windows_before"] < min_windows or row["windows_after"] < min_windows:  # type: ignore[operator]
         return _before_after_frame({**row, **empty, "verdict": "insufficient_data"})
     design = np.column_stack([np.ones_like(t), t, after, t * after])
@@ -352,7 +353,7 @@ def before_after(
 
 
 def _before_after_frame(row: dict[str, object]) -> pl.DataFrame:
-    schema = {
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {
         "adapter": pl.String,
         "route": pl.String,
         "metric": pl.String,
@@ -385,7 +386,7 @@ def flag_incomplete(
     for kind, frame in windows.items():
         if frame.is_empty():
             continue
-        overall = float((frame["completeness"] * frame["generations"]).sum() / frame["generations"].sum())
+        overall = float((frame["completeness"] * frame["generations"]).sum()) / float(frame["generations"].sum())
         if overall < min_completeness:
             incomplete.append(feedback_column(kind))
     if not incomplete or rows.is_empty():

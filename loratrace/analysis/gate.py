@@ -107,10 +107,10 @@ def gate(
     from loratrace.sources.local import LocalStore
 
     local = isinstance(store, (str, os.PathLike))
-    source = LocalStore(store) if local else store
+    source = LocalStore(store) if isinstance(store, (str, os.PathLike)) else store
     run = drift_for_store if local else drift_for_source  # a folder: what only a store has (feedback, changes)
     rows = run(
-        store,  # type: ignore[arg-type]
+        store,  # type: ignore[arg-type]  # a folder for drift_for_store, a Source for drift_for_source: `local` picks
         since=since,
         until=until,
         adapters=[adapter],

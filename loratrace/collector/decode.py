@@ -34,7 +34,7 @@ from loratrace.store import schema
 logger = logging.getLogger(__name__)
 
 try:
-    from loratrace.collector import _fastdecode
+    import loratrace.collector._fastdecode as _fastdecode
 except ImportError:  # not compiled (no C compiler at install time): the Python path does everything
     _fastdecode = None
 
@@ -313,7 +313,7 @@ class RowBuffer:
         Raises ``google.protobuf.message.DecodeError`` (and appends nothing) when ``payload`` does not parse.
         """
         batch = self._batch
-        if batch is None:
+        if batch is None or _FAST_DECODER is None:
             return self.add_traces(ExportTraceServiceRequest.FromString(payload))
         self._seal_python_spans()
         mark = batch.rows()
@@ -553,7 +553,7 @@ class RowBuffer:
                 spans = spans.with_columns(pl.col(_PROMOTED_ERROR).alias("error_type")).drop(_PROMOTED_ERROR)
             frames["spans"] = spans
         for table, columns in self._columns.items():
-            if table != "spans" and columns and next(iter(columns.values())):
+            if table != "spans" and any(columns.values()):  # every column holds as many values
                 frames[table] = frame(table, columns)
         fast_promoted = not self._promote_in_python
         for table, promoted in (("spans", schema.PROMOTED_TYPES), ("metrics", schema.METRIC_PROMOTED)):
@@ -565,7 +565,7 @@ class RowBuffer:
                 except pl.exceptions.PolarsError:
                     logger.debug("vectorized promotion failed; promoting row by row", exc_info=True)
                     frames[table] = promote_rows(frames[table], promoted)
-        self.__init__()  # type: ignore[misc]
+        self.__init__()  # type: ignore[misc]  # back to empty buffers: the same state a new decoder starts in
         return frames
 
 
@@ -596,7 +596,7 @@ _PROMOTED_ERROR: Final = "_promoted_error_type"
 # the promoted columns as the compiled decoder's batch names them (``error_type`` is a span column already)
 _FAST_PROMOTED_NAMES: Final = tuple(_PROMOTED_ERROR if c == "error_type" else c for c in _FAST_PROMOTED)
 _FAST_FRAME_COLUMNS: Final = (*schema.SPANS, _PROMOTED_ERROR)
-_FAST_FRAME_SCHEMA: Final = {**schema.SPANS, _PROMOTED_ERROR: pl.String()}
+_FAST_FRAME_SCHEMA: Final = pl.Schema({**schema.SPANS, _PROMOTED_ERROR: pl.String()})
 _NO_PROMOTED_ERROR: Final = pl.lit(None, dtype=pl.String).alias(_PROMOTED_ERROR)
 
 
