@@ -28,8 +28,8 @@ demo: setup
 	$(BIN)/loratrace demo
 
 test: setup $(VENV)/.fastdecode
-	$(BIN)/ruff check loratrace tests bench
-	$(BIN)/ruff format --check loratrace tests bench
+	$(BIN)/ruff check loratrace tests bench tools
+	$(BIN)/ruff format --check loratrace tests bench tools
 	$(BIN)/mypy loratrace
 	$(BIN)/pytest
 
