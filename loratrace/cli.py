@@ -310,7 +310,7 @@ def render_rows(frame: pl.DataFrame, output_format: str) -> str:
     return render(frame, output_format)
 
 
-# --- issue 19: ClickHouse as a source (--source) ----------------------------------------------------------------
+# --- ClickHouse as a source (--source) --------------------------------------------------------------------------
 
 
 def store_or_source_options(function: F) -> F:
@@ -348,9 +348,6 @@ def open_source(store: str | None, source: str | None) -> Source:
     except StoreError as exc:
         flag = "--store" if source is None else "--source"
         raise BadInput(f"{flag}: {exc}") from exc
-
-
-# --- end of issue 19 ---------------------------------------------------------------------------------------------
 
 
 @cli.command()
@@ -917,7 +914,7 @@ def report(store: str, html_file: str, window_text: str, title: str) -> None:
     click.echo(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
 
 
-# --- first run and interop (issue 13): status, vllm serve ----------------------------------------------------
+# --- status, vllm serve --------------------------------------------------------------------------------------
 
 
 @cli.command()
@@ -995,7 +992,7 @@ def serve(vllm_arguments: tuple[str, ...]) -> None:
     serve_main(list(vllm_arguments))
 
 
-# --- alerts and the release gate (issue 16) ---------------------------------------------------------------
+# --- alerts and the release gate --------------------------------------------------------------------------
 
 
 def _alerts_installed() -> None:
@@ -1221,7 +1218,7 @@ def gate(
     raise SystemExit(result.exit_code)
 
 
-# --- release hygiene, user-outcome feedback, task completion (issue 18) -------------------------------------
+# --- release hygiene, user-outcome feedback, task completion ------------------------------------------------
 
 
 def _auth_token_option(function: F) -> F:
@@ -1556,10 +1553,7 @@ def evaluate_tasks_command(
     click.echo(f"{judged} trace(s) judged, {failed} failed; {sent} result(s) sent to {endpoint}")
 
 
-# --- end of issue 18 -----------------------------------------------------------------------------------------
-
-
-# --- replay (issue 17) ----------------------------------------------------------------------------------------
+# --- replay ---------------------------------------------------------------------------------------------------
 @cli.command()
 @click.option("--dataset", required=True, type=click.Path(dir_okay=False), help="JSONL golden set (docs/replay.md).")
 @click.option("--base", required=True, help="Folder of the base model.")

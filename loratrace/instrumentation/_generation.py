@@ -620,10 +620,10 @@ class GenerationRecorder:
         # the provider's own generator makes the announced ids (an X-Ray style generator keeps its format)
         self.new_ids: IdGenerator = RandomIdGenerator()
         # Asked for after each burst of the finisher, so a burst's spans are exported together at once instead of
-        # waiting in a BatchSpanProcessor for its schedule delay (5 s by default). While ~400 finished spans
-        # waited there, the serving thread's model calls ran slower: PeftModel.generate's own work by ~25 µs at
-        # the median, 40-60 µs in the 3 s after a burst (bench/bench_transformers_two_cores.py, docs/benchmarks.md,
-        # session 5); with them exported at once, by none. The export runs on loratrace's export thread, waited
+        # waiting in a BatchSpanProcessor for its schedule delay (5 s by default): ~400 finished spans waiting
+        # there slow the serving thread's model calls (PeftModel.generate's own work by ~25 µs at the median,
+        # 40-60 µs in the 3 s after a burst, measured by bench/bench_transformers_two_cores.py; the benchmark
+        # history in CHANGELOG.md), exported at once they do not. The export runs on loratrace's export thread, waited
         # for a bounded time (``loratrace._export_requests``), so an exporter waiting on an unreachable endpoint
         # holds no call and the next burst for at most that time. A tracer without a span processor (a proxy,
         # the no-op one) has nothing to export.
