@@ -1146,6 +1146,13 @@ def _check_store(store: str) -> None:
     "--min-effect", type=click.FloatRange(min=0), default=0.02, show_default=True, help="Smallest rate change."
 )
 @click.option(
+    "--min-feedback-completeness",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.9,
+    show_default=True,
+    help="A feedback:<kind> criterion passes only once this share of its late feedback is likely in.",
+)
+@click.option(
     "--format",
     "output_format",
     type=click.Choice(["text", "json"]),
@@ -1167,16 +1174,19 @@ def gate(
     alpha: float,
     min_n: int,
     min_effect: float,
+    min_feedback_completeness: float,
     output_format: str,
 ) -> None:
     """The release decision for an adapter against its base model: PASS (exit 0) or FAIL (exit 1) with reasons.
 
     Each reason names a failing cohort and metric with its difference and interval. Insufficient data fails
-    unless --allow-insufficient; it judges golden-set replay (paired) and production traffic the same way.
+    unless --allow-insufficient; it judges golden-set replay (paired) and production traffic the same way. A
+    feedback:<kind> criterion whose late feedback is still mostly to come counts as insufficient data.
 
     \b
     Example:
         loratrace gate --store ./traces --adapter billing-v2 --since 24h
+        loratrace gate --store ./traces --adapter billing-v2 --since 7d --until 2d --metric feedback:escalation
         loratrace gate --store ./replay --adapter billing-v2 --traffic replay --format json
         loratrace gate --source "chdb:///var/lib/loratrace-ch?table=otel_traces" --adapter billing-v2 --since 24h
     """
@@ -1202,6 +1212,7 @@ def gate(
             alpha=alpha,
             min_n=min_n,
             min_effect=min_effect,
+            min_feedback_completeness=min_feedback_completeness,
         )
     except (EmptySelectionError, StoreError) as exc:
         raise BadInput(str(exc)) from exc
@@ -1215,6 +1226,9 @@ def gate(
         click.echo(f"{result.decision}: {result.adapter} ({result.adapter_id})")
         for reason in result.reasons:
             click.echo(f"  - {reason}")
+        for metric, share in result.feedback_completeness.items():
+            shown = "n/a" if share is None else f"{100 * share:.0f} %"
+            click.echo(f"  {metric}: about {shown} of the analysed answers' feedback is likely in")
     raise SystemExit(result.exit_code)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -32,10 +32,11 @@ from typing import Any, Final
 import numpy as np
 import polars as pl
 
-from loratrace.alerts import windows
+from loratrace.alerts import feedback_cells, windows
 from loratrace.alerts.cells_cache import cache_key, cells_with_cache
 from loratrace.alerts.evidence import evidence_query
 from loratrace.alerts.rules import BURN_WINDOWS, Rule, RuleSet, parse_duration
+from loratrace.analysis import feedback as feedback_analysis
 from loratrace.analysis import load, sequential
 from loratrace.analysis import metrics as metric_registry
 from loratrace.analysis.metrics import Metric
@@ -104,16 +105,16 @@ def _slo_metric_name(rule: Rule) -> str:
     return latency_metric(rule.settings["threshold_ms"]).name if rule.bad == "latency" else "error_rate"
 
 
-def _resolve(ruleset: RuleSet, found_evals: list[str]) -> dict[str, Metric]:
+def _resolve(ruleset: RuleSet, found_evals: list[str], found_kinds: list[str]) -> dict[str, Metric]:
     out: dict[str, Metric] = {}
-    offered = metric_registry.available(found_evals)
+    offered = metric_registry.available(found_evals, found_kinds)
     for index, rule in enumerate(ruleset.rules):
         for position, name in enumerate(_metric_names(rule)):
             if name not in offered:
                 key = "metrics" if rule.type == "drift" else "metric"
                 path = ["rules", index, key, position] if key == "metrics" else ["rules", index, key]
                 try:
-                    metric_registry.resolve([name], found_evals)
+                    metric_registry.resolve([name], found_evals, found_kinds)
                 except ValueError as exc:
                     raise ruleset.error(path, str(exc)) from None
             out[name] = offered[name]
@@ -127,8 +128,14 @@ def _needs_evals(ruleset: RuleSet) -> bool:
     """Whether any rule reads evaluation results (a store's span events are only scanned then)."""
     builtin = metric_registry.BUILTIN
     return any(
-        name not in builtin or builtin[name].source == "evals" for rule in ruleset.rules for name in _metric_names(rule)
+        not feedback_cells.is_feedback(name) and (name not in builtin or builtin[name].source == "evals")
+        for rule in ruleset.rules
+        for name in _metric_names(rule)
     )
+
+
+def _needs_feedback(ruleset: RuleSet) -> bool:
+    return any(feedback_cells.is_feedback(name) for rule in ruleset.rules for name in _metric_names(rule))
 
 
 def _naive_utc(at: datetime) -> datetime:
@@ -139,40 +146,89 @@ def _iso(at: datetime | None) -> str | None:
     return None if at is None else at.replace(tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+@dataclass
+class Cells:
+    """The rule set's cells, its metrics, and the feedback they counted (for the completeness of its windows)."""
+
+    frame: pl.DataFrame
+    metrics: dict[str, Metric]
+    feedback: pl.DataFrame = field(default_factory=pl.DataFrame)
+
+
+def _summed(frame: pl.DataFrame) -> pl.DataFrame:
+    # alerts sum over routes, prompt versions, quantization and base model
+    return (
+        frame.group_by(_CELL_KEYS)
+        .agg(pl.col("n").sum(), pl.col("sum").sum(), pl.col("sum_sq").sum())
+        .with_columns(pl.col("adapter").fill_null(BASE_LABEL))
+    )
+
+
 def load_cells(
     store: str | os.PathLike[str], ruleset: RuleSet, *, boundary: datetime, cache_dir: Path | None = None
-) -> tuple[pl.DataFrame, dict[str, Metric]]:
+) -> Cells:
     """The rule set's cells from the store: complete windows before ``boundary``, summed over routes and versions.
 
     With ``cache_dir``, the cells of settled windows are kept there between checks
-    (:mod:`loratrace.alerts.cells_cache`), so a scheduled check reads only the recent spans.
+    (:mod:`loratrace.alerts.cells_cache`), so a scheduled check reads only the recent spans. Feedback cells are
+    kept apart, keyed on the feedback each window holds (:mod:`loratrace.alerts.feedback_cells`).
     """
     with_evals = _needs_evals(ruleset)
     evals_all = load.load_evals(store, until=boundary) if with_evals else None
-    needed = _resolve(ruleset, eval_names(evals_all) if evals_all is not None else [])
+    feedback = feedback_analysis.load_feedback(store, before=boundary) if _needs_feedback(ruleset) else pl.DataFrame()
+    kinds = feedback_cells.kinds(feedback) if not feedback.is_empty() else []
+    needed = _resolve(ruleset, eval_names(evals_all) if evals_all is not None else [], kinds)
     if not needed:
-        return pl.DataFrame(), needed
+        return Cells(pl.DataFrame(), needed)
     grid = timedelta(seconds=ruleset.window)
+    on_spans = [m for m in needed.values() if not feedback_cells.is_feedback(m.name)]
+    on_feedback = [m for m in needed.values() if feedback_cells.is_feedback(m.name)]
+    frames = []
 
-    def compute(since: datetime | None) -> pl.DataFrame:
-        # the one pass over the spans runs in the store's engine (DuckDB), from the same metric SQL; alerts then
-        # sum over routes, prompt versions, quantization and base model
-        frame, _ = store_cells(store, metrics=list(needed.values()), window=grid, since=since, until=boundary)
-        return (
-            frame.group_by(_CELL_KEYS)
-            .agg(pl.col("n").sum(), pl.col("sum").sum(), pl.col("sum_sq").sum())
-            .with_columns(pl.col("adapter").fill_null(BASE_LABEL))
-        )
+    def span_cells(since: datetime | None) -> pl.DataFrame:
+        # the one pass over the spans runs in the store's engine (DuckDB), from the same metric SQL
+        frame, _ = store_cells(store, metrics=on_spans, window=grid, since=since, until=boundary)
+        return _summed(frame)
 
-    if cache_dir is None:
-        return compute(None), needed
-    key = cache_key(
-        [f"grid={grid.total_seconds()}", "engine=duckdb-store-cells"]
-        + [f"{m.name}|{m.source}|{m.eval_name}|{m.value_sql}" for m in needed.values()]
-    )
+    def outcome_cells(since: datetime | None) -> pl.DataFrame:
+        compute = feedback_cells.compute_cells(store, on_feedback, feedback=feedback, grid=grid, boundary=boundary)
+        return _summed(compute(since))
+
     tables = ("spans", "span_events") if with_evals else ("spans",)
-    frame = cells_with_cache(store, cache_dir, key=key, grid=grid, boundary=boundary, tables=tables, compute=compute)
-    return frame, needed
+    # (metrics, compute, cache folder, what else the cells mean, tables, per-window state)
+    parts: list[tuple[Any, ...]] = [(on_spans, span_cells, cache_dir, ["engine=duckdb-store-cells"], tables, None)]
+    if on_feedback:
+        parts.append(
+            (
+                on_feedback,
+                outcome_cells,
+                cache_dir / "feedback" if cache_dir is not None else None,
+                ["engine=polars-feedback-cells", *feedback_cells.cache_parts(feedback)],
+                ("spans",),
+                feedback_cells.window_state(feedback, grid),
+            )
+        )
+    for chosen, compute, folder, meaning, read, state in parts:
+        if not chosen:
+            continue
+        if folder is None:
+            frames.append(compute(None))
+            continue
+        definitions = [f"{m.name}|{m.source}|{m.eval_name}|{m.value_sql}" for m in chosen]
+        key = cache_key([f"grid={grid.total_seconds()}", *meaning, *definitions])
+        frames.append(
+            cells_with_cache(
+                store,
+                folder,
+                key=key,
+                grid=grid,
+                boundary=boundary,
+                tables=read,
+                compute=compute,
+                window_state=state,
+            )
+        )
+    return Cells(pl.concat(frames, how="vertical_relaxed"), needed, feedback)
 
 
 def _keep(rule: Rule, frame: pl.DataFrame, *, with_base: bool = False) -> pl.DataFrame:
@@ -187,7 +243,47 @@ def _keep(rule: Rule, frame: pl.DataFrame, *, with_base: bool = False) -> pl.Dat
 
 def _window_sums(frame: pl.DataFrame, keys: list[str], start: datetime, end: datetime, suffix: str) -> pl.DataFrame:
     chosen = frame.filter((pl.col("window_start") >= start) & (pl.col("window_start") < end))
-    return chosen.group_by(keys).agg(pl.col("n").sum().alias(f"n{suffix}"), pl.col("sum").sum().alias(f"s{suffix}"))
+    sums = [pl.col("n").sum().alias(f"n{suffix}"), pl.col("sum").sum().alias(f"s{suffix}")]
+    if "share" in frame.columns:  # a feedback metric: the generations' expected share of feedback in, summed
+        sums.append((pl.col("n") * pl.col("share")).sum().alias(f"in{suffix}"))
+    return chosen.group_by(keys).agg(sums)
+
+
+def _feedback_note(
+    metric: Metric, share: float | None, knobs: Mapping[str, Any], delay_p90: Mapping[str, float | None]
+) -> tuple[dict[str, Any], str]:
+    """The completeness values of a feedback condition, and the words its summary ends with."""
+    if not feedback_cells.is_feedback(metric.name):
+        return {}, ""
+    incomplete = share is not None and share < float(knobs["min_completeness"])
+    values = {
+        "feedback_completeness": share,
+        "feedback_incomplete": incomplete,
+        "feedback_delay_p90_s": delay_p90.get(metric.name),
+    }
+    words = f"; feedback about {_pct(share)} in" + (" (still arriving: rates can only rise)" if incomplete else "")
+    return values, words if share is not None else ""
+
+
+def _drift_completeness(frame: pl.DataFrame) -> dict[tuple[str, str, str], float]:
+    """Per adapter id × cohort of one feedback metric's cells (with ``share``): the expected share of feedback in
+    over what the drift condition compares, the adapter's generations and the base's from the id's first window."""
+    if frame.is_empty() or "share" not in frame.columns:
+        return {}
+    weighted = frame.with_columns((pl.col("n") * pl.col("share")).alias("n_in"))
+    adapter = weighted.filter(pl.col("arm") == "adapter")
+    cell = ["adapter", "adapter_id", "cohort"]
+    first = adapter.group_by("adapter", "adapter_id").agg(pl.col("window_start").min().alias("first_window"))
+    base = (
+        adapter.select(cell)
+        .unique()
+        .join(first, on=["adapter", "adapter_id"])
+        .join(weighted.filter(pl.col("arm") == "base").select("cohort", "window_start", "n", "n_in"), on="cohort")
+        .filter(pl.col("window_start") >= pl.col("first_window"))
+    )
+    both = pl.concat([adapter.select(*cell, "n", "n_in"), base.select(*cell, "n", "n_in")], how="vertical_relaxed")
+    shares = both.group_by(cell).agg((pl.col("n_in").sum() / pl.col("n").sum()).alias("completeness"))
+    return {(a, i, c): float(v) for a, i, c, v in shares.iter_rows()}
 
 
 def _bad(frame: pl.DataFrame, metric: Metric, suffix: str) -> pl.Expr:
@@ -213,7 +309,13 @@ def _labels(adapter: str, cohort: str | None, metric: str | None, adapter_id: st
     return {"adapter": adapter, "adapter_id": adapter_id, "cohort": cohort, "metric": metric}
 
 
-def _spike(rule: Rule, frame: pl.DataFrame, metric: Metric, boundary: datetime) -> list[Condition]:
+def _spike(
+    rule: Rule,
+    frame: pl.DataFrame,
+    metric: Metric,
+    boundary: datetime,
+    delay_p90: Mapping[str, float | None] | None = None,
+) -> list[Condition]:
     window = timedelta(seconds=parse_duration(str(rule.settings["window"])))
     baseline = timedelta(seconds=parse_duration(str(rule.settings["baseline"])))
     frame = _keep(rule, frame.filter(pl.col("metric") == metric.name))
@@ -239,6 +341,10 @@ def _spike(rule: Rule, frame: pl.DataFrame, metric: Metric, boundary: datetime) 
         rate_w = row["bad_w"] / n_w if n_w else None
         rate_b = (row["bad_b"] + 0.5) / (n_b + 1)
         since = boundary - window
+        share_w = row["in_w"] / n_w if n_w and row.get("in_w") is not None else None
+        note, words = _feedback_note(metric, share_w, knobs, delay_p90 or {})
+        if note:
+            note["feedback_completeness_baseline"] = row["in_b"] / n_b if n_b and row.get("in_b") is not None else None
         out.append(
             _condition(
                 rule,
@@ -247,10 +353,10 @@ def _spike(rule: Rule, frame: pl.DataFrame, metric: Metric, boundary: datetime) 
                 knobs,
                 summary=(
                     f"{metric.name} of {row['adapter']} on {row['cohort']}: "
-                    f"{_pct(rate_w)} of {n_w} in the last {_human(window)} vs {_pct(rate_b)} before"
+                    f"{_pct(rate_w)} of {n_w} in the last {_human(window)} vs {_pct(rate_b)} before{words}"
                 ),
                 labels=_labels(row["adapter"], row["cohort"], metric.name),
-                values={"value": rate_w, "baseline": rate_b, "n_window": n_w, "n_baseline": n_b},
+                values={"value": rate_w, "baseline": rate_b, "n_window": n_w, "n_baseline": n_b, **note},
                 query=evidence_query(metric.name, adapter=_adapter_param(row["adapter"]), since=since, until=boundary),
             )
         )
@@ -395,7 +501,14 @@ def _knob_table(rule: Rule, metric: Metric, pairs: pl.DataFrame) -> pl.DataFrame
 
 
 def _drift(
-    rule: Rule, paths: pl.DataFrame, metric: Metric, *, level_divisor: int, boundary: datetime
+    rule: Rule,
+    paths: pl.DataFrame,
+    metric: Metric,
+    *,
+    level_divisor: int,
+    boundary: datetime,
+    completeness: Mapping[tuple[str, str, str], float] | None = None,
+    delay_p90: Mapping[str, float | None] | None = None,
 ) -> list[Condition]:
     if paths.is_empty():
         return []
@@ -450,6 +563,8 @@ def _drift(
         knobs = rule.knobs(adapter=row["adapter"], cohort=row["cohort"])
         crossed = row["first_crossed"]
         p_value = float(min(1.0, math.exp(-row["max_log_e"]))) if row["max_log_e"] > -math.inf else 1.0
+        share = (completeness or {}).get((row["adapter"], row["adapter_id"], row["cohort"]))
+        note, words = _feedback_note(metric, share, knobs, delay_p90 or {})
         conditions.append(
             _condition(
                 rule,
@@ -460,6 +575,7 @@ def _drift(
                     f"{metric.name} of {row['adapter']} on {row['cohort']}: {_num(row['adapter_value'])} vs base "
                     f"{_num(row['base_value'])} (delta {_num(row['delta'])}, anytime-valid interval "
                     f"[{_num(row['ci_low'])}, {_num(row['ci_high'])}], n {int(row['n'])} / {int(row['n_base'])})"
+                    f"{words}"
                 ),
                 labels=_labels(row["adapter"], row["cohort"], metric.name, row["adapter_id"]),
                 values={
@@ -473,6 +589,7 @@ def _drift(
                     "n_base": int(row["n_base"]),
                     "method": "normal-mixture SPRT (anytime-valid), Bonferroni across the rule set's drift cells",
                     "cells": level_divisor,
+                    **note,
                 },
                 since=_iso(crossed),
                 query=evidence_query(metric.name, adapter=row["adapter"], since=row["first_window"], until=boundary),
@@ -517,12 +634,23 @@ def evaluate(
     now_utc = _naive_utc(now)
     epoch = datetime(1970, 1, 1)
     boundary = epoch + ((now_utc - epoch) // grid) * grid
-    frame, metrics = load_cells(store, ruleset, boundary=boundary, cache_dir=cache_dir)
+    loaded = load_cells(store, ruleset, boundary=boundary, cache_dir=cache_dir)
+    frame, metrics = loaded.frame, loaded.metrics
     result = Evaluation(now=now_utc, boundary=boundary)
     if frame.is_empty():
         return result
     frame = frame.filter(pl.col("window_start") < boundary)
     by_metric = {name: part for (name,), part in frame.partition_by("metric", as_dict=True).items()}
+    outcomes = sorted(name for name in by_metric if feedback_cells.is_feedback(name))
+    delay_p90 = feedback_cells.delay_p90(loaded.feedback, outcomes) if outcomes else {}
+    if outcomes:  # each window's expected share of its feedback in by the boundary, on the feedback metrics' cells
+        shares = feedback_cells.window_shares(
+            loaded.feedback, outcomes, frame["window_start"], grid=grid, boundary=boundary
+        )
+        for name in outcomes:
+            by_metric[name] = by_metric[name].join(
+                shares.filter(pl.col("metric") == name).drop("metric"), on="window_start", how="left"
+            )
     empty = frame.clear()
     drift_rules = [r for r in ruleset.rules if r.type == "drift"]
     all_paths = drift_paths(frame, sorted({m for r in drift_rules for m in r.metrics})) if drift_rules else None
@@ -532,11 +660,17 @@ def evaluate(
         if rule.type == "drift":
             for name in rule.metrics:
                 result.conditions += _drift(
-                    rule, paths[(rule.name, name)], metrics[name], level_divisor=result.drift_cells, boundary=boundary
+                    rule,
+                    paths[(rule.name, name)],
+                    metrics[name],
+                    level_divisor=result.drift_cells,
+                    boundary=boundary,
+                    completeness=_drift_completeness(by_metric.get(name, empty)) if name in outcomes else None,
+                    delay_p90=delay_p90,
                 )
         elif rule.type == "spike":
             name = rule.metrics[0]
-            result.conditions += _spike(rule, by_metric.get(name, empty), metrics[name], boundary)
+            result.conditions += _spike(rule, by_metric.get(name, empty), metrics[name], boundary, delay_p90)
         elif rule.type == "slo":
             name = _slo_metric_name(rule)
             result.conditions += _slo(rule, by_metric.get(name, empty), metrics[name], boundary)

@@ -36,6 +36,7 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "keep_firing_for": "30m",
     "min_volume": 100,
     "severity": "warning",
+    "min_completeness": 0.9,
 }
 """What every rule inherits unless the file's ``defaults`` or the rule say otherwise."""
 
@@ -68,6 +69,8 @@ _KNOBS: Final[dict[str, Any]] = {
     "objective": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
     "threshold_ms": {"type": "number", "exclusiveMinimum": 0},
     "max_rate": {"type": "number", "minimum": 0, "maximum": 1},
+    # a feedback:<kind> condition's windows count as incomplete below this expected share of feedback in
+    "min_completeness": {"type": "number", "minimum": 0, "maximum": 1},
 }
 _NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
 # windows and the latency threshold shape the rule's cells, shared by every adapter: not overridable

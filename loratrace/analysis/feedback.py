@@ -19,6 +19,7 @@ Three things make feedback different from an evaluation:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Final
 
@@ -37,8 +38,9 @@ CONFOUNDED_BY_TIME_FLAG: Final = "confounded:time"
 
 _FEEDBACK_SQL: Final = (
     "SELECT target_trace_id AS trace_id, generation_span_id AS span_id, kind, "
-    f"coalesce(route_name, '{NONE_LABEL}') AS route, time, delay_s "
-    "FROM feedback WHERE generation_span_id IS NOT NULL"
+    f"coalesce(route_name, '{NONE_LABEL}') AS route, time, delay_s, generation_time "
+    "FROM feedback WHERE generation_span_id IS NOT NULL "
+    "AND ($before::TIMESTAMP IS NULL OR time < $before::TIMESTAMP)"
 )
 
 
@@ -47,11 +49,15 @@ def feedback_column(kind: str) -> str:
     return f"{FEEDBACK_PREFIX}{kind}"
 
 
-def load_feedback(store: str | os.PathLike[str]) -> pl.DataFrame:
+def load_feedback(store: str | os.PathLike[str], *, before: datetime | None = None) -> pl.DataFrame:
     """Every feedback joined to its generation: ``trace_id``, ``span_id`` (the generation's), ``kind``, ``route``,
-    ``time`` and ``delay_s`` (from the end of the answer)."""
+    ``time``, ``delay_s`` (from the end of the answer) and ``generation_time`` (the answer's start).
+
+    ``before`` keeps only the feedback given before that time (UTC), so a check replayed at an earlier time sees
+    what had arrived by then.
+    """
     try:
-        frame = query(store, _FEEDBACK_SQL)
+        frame = query(store, _FEEDBACK_SQL, {"before": _naive_utc(before) if before is not None else None})
     except QueryError:
         # a catalog built before the feedback view (CATALOG_VERSION < 4) until its collector restarts: no feedback
         if "feedback" in query(store, "SELECT view_name FROM duckdb_views()")["view_name"].to_list():
@@ -66,6 +72,7 @@ def load_feedback(store: str | os.PathLike[str]) -> pl.DataFrame:
                 "route": pl.String,
                 "time": pl.Datetime("us"),
                 "delay_s": pl.Float64,
+                "generation_time": pl.Datetime("us"),
             }
         )
     return frame
@@ -216,6 +223,64 @@ def completeness(
         "delay_p50_s",
         "delay_p90_s",
     )
+
+
+def window_completeness(
+    window_starts: Sequence[datetime], *, width: timedelta, delays: np.ndarray, at: datetime
+) -> np.ndarray:
+    """The expected share of each window's eventual feedback in by ``at``, for windows ``[start, start + width)``.
+
+    What :func:`completeness` gives per generation, for generations spread evenly over each window (what the
+    alerts know of a window: its cells, not its rows): the mean over the window's ages of the empirical CDF of
+    ``delays`` (seconds), ``(1 / width) * sum_d clip(a1 - max(d, a0), 0, width) / len(delays)`` for ages ``a0`` (the
+    window's end) to ``a1`` (its start). 1 when no delay was observed yet (nothing says feedback is late).
+
+    Examples
+    --------
+    >>> at = datetime(2026, 1, 1, 12)
+    >>> window_completeness([datetime(2026, 1, 1, 10), datetime(2026, 1, 1, 11)], width=timedelta(hours=1),
+    ...                     delays=np.array([3600.0 * 1.5]), at=at).tolist()
+    [0.5, 0.0]
+    """
+    reference = _naive_utc(at)
+    step = width.total_seconds()
+    young = np.array([(reference - _naive_utc(start)).total_seconds() - step for start in window_starts], dtype=float)
+    if len(delays) == 0:
+        return np.ones(len(young))
+    young = np.clip(young, 0.0, None)
+    sorted_delays = np.sort(np.asarray(delays, dtype=float))
+    # integral of the ECDF over [a0, a0 + width]: every delay d below a0 + width contributes a0 + width - max(d, a0)
+    covered = np.clip(young[:, None] + step - np.maximum(sorted_delays[None, :], young[:, None]), 0.0, step)
+    return covered.sum(axis=1) / (step * len(sorted_delays))
+
+
+def overall_completeness(windows: pl.DataFrame) -> float | None:
+    """The generation-weighted mean completeness of :func:`completeness`'s windows (None without generations)."""
+    total = windows["generations"].sum() if not windows.is_empty() else 0
+    if not total:
+        return None
+    return float((windows["completeness"] * windows["generations"]).sum()) / float(total)
+
+
+def completeness_by_metric(
+    generations: pl.LazyFrame,
+    feedback: pl.DataFrame,
+    kinds: Sequence[str],
+    *,
+    window: timedelta = timedelta(hours=1),
+    now: datetime | None = None,
+) -> dict[str, float | None]:
+    """``{"feedback:<kind>": share}``: the generation-weighted :func:`completeness` of ``generations`` per kind
+    (None for a kind absent from ``feedback``)."""
+    present = set(feedback["kind"].drop_nulls().unique().to_list())
+    return {
+        feedback_column(kind): (
+            overall_completeness(completeness(generations, feedback, kind=kind, window=window, now=now))
+            if kind in present
+            else None
+        )
+        for kind in kinds
+    }
 
 
 BEFORE_AFTER_COLUMNS: Final = (
@@ -384,10 +449,8 @@ def flag_incomplete(
     generations are, on average, less than ``min_completeness`` in (``windows``: :func:`completeness` by kind)."""
     incomplete = []
     for kind, frame in windows.items():
-        if frame.is_empty():
-            continue
-        overall = float((frame["completeness"] * frame["generations"]).sum()) / float(frame["generations"].sum())
-        if overall < min_completeness:
+        overall = overall_completeness(frame)
+        if overall is not None and overall < min_completeness:
             incomplete.append(feedback_column(kind))
     if not incomplete or rows.is_empty():
         return rows

@@ -7,6 +7,13 @@ test passes its Benjamini–Hochberg correction and the effect is at least the m
 ``allow_insufficient`` — when a chosen cohort × metric has too little data to tell, or there is no data at all:
 a gate that passes on no evidence is no gate. It is a one-time decision before a release, so it uses the
 fixed-sample tests of ``drift``; the scheduled alerts use anytime-valid ones.
+
+User-outcome proxies (``feedback:<kind>``) arrive late, so a recent selection holds only part of its eventual
+feedback, and both arms' rates are understated alike: a difference seen on incomplete feedback is still evidence
+(a regression fails), but the absence of one is not. A feedback criterion whose analysed generations have less
+than ``min_feedback_completeness`` of their feedback likely in (:func:`loratrace.analysis.feedback.completeness`
+over the adapter id's generations and the base's in the same windows) and no regression is therefore treated as
+insufficient data: FAIL unless ``allow_insufficient``. The result carries each feedback metric's completeness.
 """
 
 from __future__ import annotations
@@ -20,8 +27,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
+from loratrace.analysis import feedback as feedback_analysis
 from loratrace.analysis import load
 from loratrace.analysis._typing import Traffic
+from loratrace.analysis.metrics import FEEDBACK_PREFIX
 
 if TYPE_CHECKING:
     from loratrace.sources.base import Source
@@ -38,6 +47,8 @@ class GateResult:
     adapter_id: str | None
     reasons: list[str] = field(default_factory=list)
     rows: pl.DataFrame = field(default_factory=pl.DataFrame)
+    feedback_completeness: dict[str, float | None] = field(default_factory=dict)
+    """Per ``feedback:<kind>`` criterion: the share of the analysed generations' eventual feedback likely in."""
 
     @property
     def exit_code(self) -> int:
@@ -49,6 +60,7 @@ class GateResult:
             "adapter": self.adapter,
             "adapter_id": self.adapter_id,
             "reasons": self.reasons,
+            "feedback_completeness": self.feedback_completeness,
             "rows": self.rows.to_dicts(),
         }
 
@@ -91,10 +103,13 @@ def gate(
     alpha: float = 0.05,
     min_n: int = 30,
     min_effect: float = 0.02,
+    min_feedback_completeness: float = 0.9,
 ) -> GateResult:
     """Decide whether ``adapter`` may take traffic from its base model.
 
     ``store`` is a store folder or any :class:`~loratrace.sources.Source` (ClickHouse: ``loratrace.sources``).
+    A feedback criterion passes only once ``min_feedback_completeness`` of its feedback is likely in (module
+    docstring).
 
     Raises
     ------
@@ -106,21 +121,23 @@ def gate(
     from loratrace.analysis.run import drift_for_source, drift_for_store
     from loratrace.sources.local import LocalStore
 
-    local = isinstance(store, (str, os.PathLike))
+    folder = store if isinstance(store, (str, os.PathLike)) else None
     source = LocalStore(store) if isinstance(store, (str, os.PathLike)) else store
-    run = drift_for_store if local else drift_for_source  # a folder: what only a store has (feedback, changes)
-    rows = run(
-        store,  # type: ignore[arg-type]  # a folder for drift_for_store, a Source for drift_for_source: `local` picks
-        since=since,
-        until=until,
-        adapters=[adapter],
-        cohorts=cohorts,
-        metric_names=metric_names,
-        traffic=traffic,
-        alpha=alpha,
-        min_n=min_n,
-        min_effect=min_effect,
-    )
+    common: dict[str, Any] = {
+        "since": since,
+        "until": until,
+        "adapters": [adapter],
+        "cohorts": cohorts,
+        "metric_names": metric_names,
+        "traffic": traffic,
+        "alpha": alpha,
+        "min_n": min_n,
+        "min_effect": min_effect,
+    }
+    if folder is not None:  # a folder: what only a store has (feedback, changes)
+        rows = drift_for_store(folder, min_feedback_completeness=min_feedback_completeness, **common)
+    else:
+        rows = drift_for_source(source, **common)
     chosen_id = adapter_id or source.latest_adapter_id(adapter)
     rows = rows.filter((pl.col("adapter") == adapter) & (pl.col("adapter_id") == chosen_id))
     if cohorts:
@@ -136,7 +153,62 @@ def gate(
         f"needs {min_n} per arm)"
         for r in insufficient.iter_rows(named=True)
     ]
-    failing = not regressed.is_empty() or (not allow_insufficient and (rows.is_empty() or not insufficient.is_empty()))
+    completeness = (
+        _feedback_completeness(folder, rows, adapter, chosen_id, since=since, until=until, traffic=traffic)
+        if folder is not None
+        else {}
+    )
+    unsettled = [
+        row
+        for row in rows.filter(pl.col("verdict").is_in(["no_change", "improved"])).iter_rows(named=True)
+        if _below(completeness.get(row["metric"]), min_feedback_completeness)
+    ]
+    reasons += [
+        f"feedback incomplete: cohort {r['cohort']}, {r['metric']} ({r['verdict']} so far, on about "
+        f"{_share(completeness.get(r['metric']))} of the feedback likely to come; needs "
+        f"{_share(min_feedback_completeness)}): judge it again once the feedback is in"
+        for r in unsettled
+    ]
+    undecided = rows.is_empty() or not insufficient.is_empty() or bool(unsettled)
+    failing = not regressed.is_empty() or (not allow_insufficient and undecided)
     if not failing and reasons:
         reasons = [f"allowed: {r}" for r in reasons]
-    return GateResult("FAIL" if failing else "PASS", adapter, chosen_id, reasons, rows)
+    return GateResult("FAIL" if failing else "PASS", adapter, chosen_id, reasons, rows, completeness)
+
+
+def _below(share: float | None, minimum: float) -> bool:
+    return share is not None and share < minimum
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f} %"
+
+
+def _feedback_completeness(
+    store: str | os.PathLike[str],
+    rows: pl.DataFrame,
+    adapter: str,
+    adapter_id: str | None,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    traffic: Traffic,
+) -> dict[str, float | None]:
+    """Per feedback metric among ``rows``: the share of the eventual feedback likely in, over what the rows compare
+    (the adapter id's generations and the base's in the same windows)."""
+    from loratrace.analysis.run import DEFAULT_WINDOW
+
+    names = sorted(set(rows.filter(pl.col("metric").str.starts_with(FEEDBACK_PREFIX))["metric"].to_list()))
+    if not names:
+        return {}
+    generations = load.load_generations(store, since=since, until=until, traffic=traffic)
+    window = pl.col("start_time").dt.truncate(DEFAULT_WINDOW)
+    judged = (pl.col("adapter") == adapter) & (pl.col("adapter_id") == adapter_id)
+    served = generations.filter(judged).select(window.alias("window_start")).unique().collect()["window_start"]
+    compared = generations.filter((judged | (pl.col("arm") == "base")) & window.is_in(served.implode()))
+    return feedback_analysis.completeness_by_metric(
+        compared,
+        feedback_analysis.load_feedback(store),
+        [name.removeprefix(FEEDBACK_PREFIX) for name in names],
+        window=DEFAULT_WINDOW,
+    )

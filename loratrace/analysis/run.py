@@ -58,11 +58,13 @@ def drift_for_store(
     min_effect: float = 0.02,
     min_relative_effect: float = 0.05,
     flag_changes: bool = True,
+    min_feedback_completeness: float = 0.9,
 ) -> pl.DataFrame:
     """``drift`` over a store: load, cells (windowed, so base and adapter are matched in time), paired cells, rows.
 
     Feedback metrics (``feedback:<kind>``) are in the run when asked for, or by default when the store holds
-    feedback; their rows are flagged ``feedback_incomplete`` while the analysed windows are still filling. With
+    feedback; their rows are flagged ``feedback_incomplete`` while less than ``min_feedback_completeness`` of the
+    analysed generations' eventual feedback is likely in (:func:`loratrace.analysis.feedback.completeness`). With
     ``flag_changes`` the rows of an adapter id that arrived on a route together with another change carry
     ``confounded:change``: ``loratrace doctor``'s confounded-changes query, one more (cheap) query over the store.
 
@@ -122,7 +124,7 @@ def drift_for_store(
             for kind in kinds
             if feedback_analysis.feedback_column(kind) in {m.name for m in on_feedback}
         }
-        rows = feedback_analysis.flag_incomplete(rows, analysed)
+        rows = feedback_analysis.flag_incomplete(rows, analysed, min_completeness=min_feedback_completeness)
     if not flag_changes:
         return rows
     return _flag_confounded_changes(rows, store, since=since, until=until, window=window or DEFAULT_WINDOW)

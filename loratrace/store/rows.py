@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,33 @@ def fetch_rows(
                 if cursor.description is None:
                     return [], []
                 return [d[0] for d in cursor.description], cursor.fetchall()
+            except duckdb.Error as exc:
+                from loratrace.store.readers import explain_error
+
+                raise QueryError(explain_error(con, exc)) from exc
+    finally:
+        con.close()
+
+
+def stream_rows(
+    store: str | os.PathLike[str],
+    sql: str,
+    params: Sequence[Any] | Mapping[str, Any] | None = None,
+    *,
+    chunk: int = 10_000,
+) -> Iterator[tuple[Any, ...]]:
+    """The rows of a reading statement one at a time, fetched ``chunk`` at a time, so a result larger than memory
+    can be walked (DuckDB streams it; an ``ORDER BY`` sorts out of core). The store stays open, and its segments
+    undeleted (``readlock``), until the iterator is exhausted or closed."""
+    path = store_path(store)
+    con = open_store(path)
+    try:
+        sandbox.check_reading(con, sql)
+        with readlock.reading(path):
+            try:
+                cursor = _execute(con, sql, params)
+                while rows := cursor.fetchmany(chunk):
+                    yield from rows
             except duckdb.Error as exc:
                 from loratrace.store.readers import explain_error
 

@@ -8,6 +8,7 @@ routes from a store and judges each one as a whole.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 from collections import defaultdict
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from loratrace import semconv
-from loratrace.store import query
+from loratrace.store.rows import stream_rows
 from loratrace.tasks.workflows import Workflow
 
 Outcome = Literal["completed", "forbidden_shortcut", "missing_step", "out_of_order", "final_answer_failed"]
@@ -78,80 +79,74 @@ def _time_filter(since: dt.datetime | None, until: dt.datetime | None) -> dict[s
     return {"since": naive(since), "until": naive(until)}
 
 
-_ROUTED_TRACES_SQL: Final = (
-    "SELECT DISTINCT trace_id FROM spans WHERE route_name IN (SELECT unnest($routes)) "
+# one statement: the routed traces (a narrow pass over three columns) joined to every span they hold, in trace
+# order, so the traces stream one after another however many there are
+_TASK_SPANS_SQL: Final = (
+    "WITH routed AS (SELECT DISTINCT trace_id FROM spans WHERE route_name IN (SELECT unnest($routes)) "
     "AND ($since::TIMESTAMP IS NULL OR start_time >= $since::TIMESTAMP) "
     "AND ($until::TIMESTAMP IS NULL OR start_time < $until::TIMESTAMP) "
-    "AND (NOT $skip_evaluated OR trace_id NOT IN (SELECT trace_id FROM evals WHERE name = $evaluation)) "
-    "ORDER BY trace_id"
-)
-_TRACE_SPANS_SQL: Final = (
+    "AND (NOT $skip_evaluated OR trace_id NOT IN (SELECT trace_id FROM evals WHERE name = $evaluation))) "
     "SELECT trace_id, span_id, parent_span_id, name, start_time_unix_nano, end_time_unix_nano, status_code, "
     "operation_name, finish_reason, route_name, attributes_json FROM spans "
-    "WHERE trace_id IN (SELECT unnest($traces)) "
-    "AND operation_name IS DISTINCT FROM 'evaluation' AND name <> $feedback_span "
+    "WHERE trace_id IN (SELECT trace_id FROM routed) AND name <> $feedback_span "
     "ORDER BY trace_id, start_time_unix_nano, span_id"
 )
-# an evaluation sits on the span it judges, or on an ``evaluation <name>`` child span of it (loratrace.record_eval
-# after the generation ended)
-_TRACE_EVALS_SQL: Final = (
-    "SELECT e.trace_id, CASE WHEN s.operation_name = 'evaluation' THEN s.parent_span_id ELSE e.span_id END "
-    "AS judged_span_id, e.name, e.passed FROM evals AS e JOIN spans AS s USING (trace_id, span_id) "
-    "WHERE e.trace_id IN (SELECT unnest($traces)) AND e.name IN (SELECT unnest($names))"
+# the evaluation results the final-answer checks read, in the same trace order (span events only); an evaluation
+# sits on the span it judges, or on an ``evaluation <name>`` child span of it (loratrace.record_eval after the
+# generation ended), which the span stream resolves
+_TASK_EVALS_SQL: Final = (
+    "SELECT trace_id, span_id, name, passed FROM evals WHERE name IN (SELECT unnest($names)) ORDER BY trace_id"
 )
+_EVALUATION_OPERATION: Final = "evaluation"
 
 
-def routed_traces(
+def stream_traces(
     store: str | os.PathLike[str],
     routes: Sequence[str],
+    eval_names: Iterable[str] = (),
     *,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     skip_evaluated: bool = True,
-) -> list[str]:
-    """The ids of the traces touching ``routes`` in the time range (those already judged left out by default)."""
-    frame = query(
+) -> Iterator[tuple[str, list[TraceSpan], dict[tuple[str, str, str], bool]]]:
+    """Every trace touching ``routes`` in the time range (those already judged left out by default), in trace id
+    order: its spans (evaluation and feedback spans left out) and ``{(trace id, judged span id, evaluation name):
+    passed}`` for ``eval_names`` (a failure wins over a pass).
+
+    The store is read once, streamed: memory holds one trace (and the evaluation rows not yet reached), whatever
+    the store's size.
+    """
+    spans = stream_rows(
         store,
-        _ROUTED_TRACES_SQL,
+        _TASK_SPANS_SQL,
         {
             "routes": list(routes),
             **_time_filter(since, until),
             "skip_evaluated": skip_evaluated,
             "evaluation": semconv.TASK_COMPLETION_EVALUATION,
+            "feedback_span": semconv.FEEDBACK_SPAN,
         },
     )
-    return frame["trace_id"].to_list() if not frame.is_empty() else []
-
-
-def load_traces(store: str | os.PathLike[str], trace_ids: Sequence[str]) -> dict[str, list[TraceSpan]]:
-    """The spans of ``trace_ids`` (evaluation and feedback spans left out), by trace id."""
-    if not trace_ids:
-        return {}
-    frame = query(store, _TRACE_SPANS_SQL, {"traces": list(trace_ids), "feedback_span": semconv.FEEDBACK_SPAN})
-    traces: dict[str, list[TraceSpan]] = defaultdict(list)
-    for row in frame.iter_rows():
-        trace_id, span_id, parent, name, start, end, status, operation, finish, route, attributes = row
-        traces[trace_id].append(
-            TraceSpan(
-                span_id, parent, name, start, end, status, operation, finish, route, json.loads(attributes or "{}")
-            )
-        )
-    return dict(traces)
-
-
-def load_evals(
-    store: str | os.PathLike[str], trace_ids: Sequence[str], names: Iterable[str]
-) -> dict[tuple[str, str, str], bool]:
-    """``{(trace id, judged span id, evaluation name): passed}``; a failure anywhere wins over a pass."""
-    wanted = sorted(set(names))
-    if not trace_ids or not wanted:
-        return {}
-    frame = query(store, _TRACE_EVALS_SQL, {"traces": list(trace_ids), "names": wanted})
-    results: dict[tuple[str, str, str], bool] = {}
-    for trace_id, span_id, name, passed in frame.iter_rows():
-        key = (trace_id, span_id, name)
-        results[key] = results.get(key, True) and bool(passed)
-    return results
+    wanted = sorted(set(eval_names))
+    results = stream_rows(store, _TASK_EVALS_SQL, {"names": wanted}) if wanted else iter(())
+    pending = next(results, None)
+    for trace_id, rows in itertools.groupby(spans, key=lambda row: row[0]):
+        trace: list[TraceSpan] = []
+        judged_by: dict[str, str | None] = {}  # an evaluation span -> the span it judges
+        for _, span_id, parent, name, start, end, status, operation, finish, route, attributes in rows:
+            if operation == _EVALUATION_OPERATION:
+                judged_by[span_id] = parent
+                continue
+            attrs = json.loads(attributes or "{}")
+            trace.append(TraceSpan(span_id, parent, name, start, end, status, operation, finish, route, attrs))
+        evals: dict[tuple[str, str, str], bool] = {}
+        while pending is not None and pending[0] <= trace_id:
+            result_trace, span_id, name, passed = pending
+            if result_trace == trace_id:
+                key = (trace_id, judged_by.get(span_id) or span_id, name)
+                evals[key] = evals.get(key, True) and bool(passed)
+            pending = next(results, None)
+        yield trace_id, trace, evals
 
 
 def _route_of(spans: Sequence[TraceSpan]) -> str | None:
@@ -241,19 +236,23 @@ def iter_task_results(
     skip_evaluated: bool = True,
     batch_traces: int = 20_000,
 ) -> Iterator[list[TaskResult]]:
-    """The verdicts batch by batch of ``batch_traces`` traces, so a large store is judged in bounded memory."""
+    """The verdicts batch by batch of ``batch_traces`` traces, from one streamed pass over the store, so a large
+    store is judged (and its results sent) in bounded memory."""
     by_route = {workflow.route: workflow for workflow in workflows}
     eval_names = {w.final_answer.eval for w in workflows if w.final_answer.eval is not None}
-    ids = routed_traces(store, sorted(by_route), since=since, until=until, skip_evaluated=skip_evaluated)
-    for start in range(0, len(ids), batch_traces):
-        traces = load_traces(store, ids[start : start + batch_traces])
-        evals = load_evals(store, sorted(traces), eval_names)
-        results = []
-        for trace_id, spans in sorted(traces.items()):
-            route = _route_of(spans)
-            workflow = by_route.get(route) if route is not None else None
-            if workflow is not None:
-                results.append(judge(trace_id, spans, workflow, evals))
+    traces = stream_traces(store, sorted(by_route), eval_names, since=since, until=until, skip_evaluated=skip_evaluated)
+    results: list[TaskResult] = []
+    seen = 0
+    for trace_id, spans, evals in traces:
+        route = _route_of(spans)
+        workflow = by_route.get(route) if route is not None else None
+        if workflow is not None:
+            results.append(judge(trace_id, spans, workflow, evals))
+        seen += 1
+        if seen == batch_traces:
+            yield results
+            results, seen = [], 0
+    if seen:
         yield results
 
 

@@ -93,6 +93,15 @@ class Traffic:
         context = span.get_span_context()
         return format(context.trace_id, "032x"), format(context.span_id, "016x"), request_id
 
+    def feedback(self, kind: str, targets: list[tuple[str, str, int]]) -> None:
+        """One ``kind`` feedback per (trace id, span id, time in ns), queued for ``send()`` like the spans."""
+        import loratrace
+
+        for trace_id, span_id, at_ns in targets:
+            loratrace.record_feedback(
+                kind, trace_id=trace_id, span_id=span_id, at=at_ns / 1e9, tracer_provider=self.sender.tracer_provider
+            )
+
     def send(self) -> int:
         sent = self.sender.send()
         self.sent += sent

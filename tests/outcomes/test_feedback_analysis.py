@@ -12,7 +12,6 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-import loratrace
 from loratrace.cli import cli
 
 from .conftest import start_collector
@@ -62,14 +61,7 @@ def feedback_store(tmp_path_factory):
         traffic.generation(start_ns=start, adapter="a1", adapter_id="sha256:a1", variant="shadow")
         traffic.generation(start_ns=start, adapter="a1", adapter_id="sha256:a1", example_id=f"e{number}")
         traffic.generation(start_ns=start, route="batch-summaries")
-    for trace_id, span_id, at_ns in pending:
-        loratrace.record_feedback(
-            "thumbs_down",
-            trace_id=trace_id,
-            span_id=span_id,
-            at=at_ns / 1e9,
-            tracer_provider=traffic.sender.tracer_provider,
-        )
+    traffic.feedback("thumbs_down", pending)
     sent = traffic.send()
     wait_for_rows(collector, "SELECT count(*) FROM spans", sent)
     collector.terminate()
