@@ -311,7 +311,7 @@ def render_rows(frame: pl.DataFrame, output_format: str) -> str:
     return render(frame, output_format)
 
 
-# --- issue 19: ClickHouse as a source (--source) ----------------------------------------------------------------
+# --- ClickHouse as a source (--source) --------------------------------------------------------------------------
 
 
 def store_or_source_options(function: F) -> F:
@@ -341,16 +341,14 @@ def open_source(store: str | None, source: str | None) -> Source:
 
     if store is not None and source is not None:
         raise BadInput("pass either --store DIR or --source URL, not both")
-    if store is None and source is None:
+    location = store if source is None else source
+    if location is None:
         raise BadInput("pass --store DIR (a loratrace store) or --source URL (clickhouse://… or chdb://PATH)")
     try:
-        return open_any(store if source is None else source, local=source is None)
+        return open_any(location, local=source is None)
     except StoreError as exc:
         flag = "--store" if source is None else "--source"
         raise BadInput(f"{flag}: {exc}") from exc
-
-
-# --- end of issue 19 ---------------------------------------------------------------------------------------------
 
 
 @cli.command()
@@ -431,15 +429,15 @@ def drift(
     run = drift_for_store if store is not None else drift_for_source
     try:
         rows = run(
-            store if store is not None else spans,  # type: ignore[arg-type]
+            store if store is not None else spans,  # type: ignore[arg-type]  # a folder or a Source: `run` matches it
             since=since_at,
             until=until_at,
             adapters=adapters or None,
             cohorts=cohorts or None,
             metric_names=metric_names or None,
             window=width,
-            baseline=baseline,  # type: ignore[arg-type]
-            traffic=traffic,  # type: ignore[arg-type]
+            baseline=baseline,  # type: ignore[arg-type]  # click.Choice admits only the Literal's values
+            traffic=traffic,  # type: ignore[arg-type]  # click.Choice admits only the Literal's values
             alpha=alpha,
             min_n=min_n,
             min_effect=min_effect,
@@ -855,7 +853,7 @@ def spikes(
             window=_window_option(window_text),
             adapters=adapters,
             metric_names=metric_names,
-            baseline=baseline,  # type: ignore[arg-type]
+            baseline=baseline,  # type: ignore[arg-type]  # click.Choice admits only the Literal's values
             persistence=persistence,
             min_n=min_n,
             z_threshold=z_threshold,
@@ -917,7 +915,7 @@ def report(store: str, html_file: str, window_text: str, title: str) -> None:
     click.echo(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
 
 
-# --- first run and interop (issue 13): status, vllm serve ----------------------------------------------------
+# --- status, vllm serve --------------------------------------------------------------------------------------
 
 
 @cli.command()
@@ -995,7 +993,7 @@ def serve(vllm_arguments: tuple[str, ...]) -> None:
     serve_main(list(vllm_arguments))
 
 
-# --- alerts and the release gate (issue 16) ---------------------------------------------------------------
+# --- alerts and the release gate --------------------------------------------------------------------------
 
 
 def _alerts_installed() -> None:
@@ -1235,7 +1233,7 @@ def gate(
     raise SystemExit(result.exit_code)
 
 
-# --- release hygiene, user-outcome feedback, task completion (issue 18) -------------------------------------
+# --- release hygiene, user-outcome feedback, task completion ------------------------------------------------
 
 
 def _auth_token_option(function: F) -> F:
@@ -1323,7 +1321,7 @@ def feedback_import(
         result = import_feedback(
             file,
             endpoint=endpoint,
-            fmt=file_format,  # type: ignore[arg-type]
+            fmt=file_format,  # type: ignore[arg-type]  # click.Choice admits only the Literal's values
             columns=parse_columns(columns),
             default_kind=default_kind,
             store=store,
@@ -1477,12 +1475,12 @@ def doctor(
             store,
             since=since_at,
             until=until_at,
-            checks=checks or None,  # type: ignore[arg-type]
+            checks=checks or None,  # type: ignore[arg-type]  # click.Choice admits only the Literal's values
             window=width,
         )
     except (ConfigurationError, StoreError) as exc:
         raise BadInput(str(exc)) from exc
-    click.echo(render(findings, output_format), nl=False)  # type: ignore[arg-type]
+    click.echo(render(findings, output_format), nl=False)  # type: ignore[arg-type]  # click.Choice admits only the Literal's values
     if any(finding.severity == "error" for finding in findings):
         raise SystemExit(1)
 
@@ -1570,10 +1568,7 @@ def evaluate_tasks_command(
     click.echo(f"{judged} trace(s) judged, {failed} failed; {sent} result(s) sent to {endpoint}")
 
 
-# --- end of issue 18 -----------------------------------------------------------------------------------------
-
-
-# --- replay (issue 17) ----------------------------------------------------------------------------------------
+# --- replay ---------------------------------------------------------------------------------------------------
 @cli.command()
 @click.option("--dataset", required=True, type=click.Path(dir_okay=False), help="JSONL golden set (docs/replay.md).")
 @click.option("--base", required=True, help="Folder of the base model.")

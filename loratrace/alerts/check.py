@@ -147,9 +147,9 @@ def _step(state: dict[str, Any], result: evaluation.Evaluation) -> tuple[list[di
         # the data no longer produces this alert (the adapter stopped serving): its condition is false
         entry = alerts[key]
         if entry.get("status") == windows.FIRING and entry.get("last_note"):
-            last = entry.get("last_active") or now_s
+            last_active = entry.get("last_active") or now_s
             keep = float(entry.get("keep_firing_for") or 0)
-            if now_s - last >= keep:
+            if now_s - last_active >= keep:
                 note = dict(entry["last_note"], status="resolved", ends_at=_iso(now))
                 notes.append(note)
                 alerts.pop(key)

@@ -196,7 +196,7 @@ def load_cells(
 
     tables = ("spans", "span_events") if with_evals else ("spans",)
     # (metrics, compute, cache folder, what else the cells mean, tables, per-window state)
-    parts = [(on_spans, span_cells, cache_dir, ["engine=duckdb-store-cells"], tables, None)]
+    parts: list[tuple[Any, ...]] = [(on_spans, span_cells, cache_dir, ["engine=duckdb-store-cells"], tables, None)]
     if on_feedback:
         parts.append(
             (

@@ -259,7 +259,7 @@ def overall_completeness(windows: pl.DataFrame) -> float | None:
     total = windows["generations"].sum() if not windows.is_empty() else 0
     if not total:
         return None
-    return float((windows["completeness"] * windows["generations"]).sum() / total)
+    return float((windows["completeness"] * windows["generations"]).sum()) / float(total)
 
 
 def completeness_by_metric(
@@ -382,6 +382,7 @@ def before_after(
     empty = dict.fromkeys(
         ("base_value", "adapter_value", "delta", "ci_low", "ci_high", "p_value", "slope_change", "slope_change_p_value")
     )
+    # the window counts are ints in a row of mixed values
     if row["windows_before"] < min_windows or row["windows_after"] < min_windows:  # type: ignore[operator]
         return _before_after_frame({**row, **empty, "verdict": "insufficient_data"})
     design = np.column_stack([np.ones_like(t), t, after, t * after])
@@ -417,7 +418,7 @@ def before_after(
 
 
 def _before_after_frame(row: dict[str, object]) -> pl.DataFrame:
-    schema = {
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {
         "adapter": pl.String,
         "route": pl.String,
         "metric": pl.String,

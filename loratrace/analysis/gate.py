@@ -121,8 +121,8 @@ def gate(
     from loratrace.analysis.run import drift_for_source, drift_for_store
     from loratrace.sources.local import LocalStore
 
-    local = isinstance(store, (str, os.PathLike))
-    source = LocalStore(store) if local else store
+    folder = store if isinstance(store, (str, os.PathLike)) else None
+    source = LocalStore(store) if isinstance(store, (str, os.PathLike)) else store
     common: dict[str, Any] = {
         "since": since,
         "until": until,
@@ -134,10 +134,10 @@ def gate(
         "min_n": min_n,
         "min_effect": min_effect,
     }
-    if local:  # a folder: what only a store has (feedback, changes)
-        rows = drift_for_store(store, min_feedback_completeness=min_feedback_completeness, **common)
+    if folder is not None:  # a folder: what only a store has (feedback, changes)
+        rows = drift_for_store(folder, min_feedback_completeness=min_feedback_completeness, **common)
     else:
-        rows = drift_for_source(store, **common)  # type: ignore[arg-type]
+        rows = drift_for_source(source, **common)
     chosen_id = adapter_id or source.latest_adapter_id(adapter)
     rows = rows.filter((pl.col("adapter") == adapter) & (pl.col("adapter_id") == chosen_id))
     if cohorts:
@@ -154,8 +154,8 @@ def gate(
         for r in insufficient.iter_rows(named=True)
     ]
     completeness = (
-        _feedback_completeness(store, rows, adapter, chosen_id, since=since, until=until, traffic=traffic)
-        if local
+        _feedback_completeness(folder, rows, adapter, chosen_id, since=since, until=until, traffic=traffic)
+        if folder is not None
         else {}
     )
     unsettled = [

@@ -93,7 +93,11 @@ def store_cells(store: str | os.PathLike[str], *, since: datetime | None, until:
     return frame.lazy().with_columns(pl.col("generations").cast(pl.Int64))
 
 
-_CELL_VALUES = {"first_seen": pl.Datetime("us"), "last_seen": pl.Datetime("us"), "generations": pl.Int64}
+_CELL_VALUES: dict[str, pl.DataType] = {
+    "first_seen": pl.Datetime("us"),
+    "last_seen": pl.Datetime("us"),
+    "generations": pl.Int64(),
+}
 
 
 def adapters_served(cells: pl.LazyFrame) -> pl.LazyFrame:

@@ -87,7 +87,11 @@ class Finding:
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, dt.datetime | dt.timedelta) else v for k, v in values.items()}
+    # a timedelta has no isoformat: JSON gets its length in seconds
+    return {
+        k: v.isoformat() if isinstance(v, dt.datetime) else v.total_seconds() if isinstance(v, dt.timedelta) else v
+        for k, v in values.items()
+    }
 
 
 @dataclass(frozen=True)

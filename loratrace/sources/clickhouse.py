@@ -128,6 +128,7 @@ class _Chdb:
         data = result.bytes()
         if not data:
             return pl.DataFrame()
+        # an Arrow table converts to a DataFrame (only an Arrow array gives a Series)
         return pl.from_arrow(pa.ipc.open_stream(io.BytesIO(data)).read_all())  # type: ignore[return-value]
 
     def command(self, sql: str, params: Mapping[str, Any]) -> None:
@@ -160,6 +161,7 @@ class _Server:
         )
 
     def frame(self, sql: str, params: Mapping[str, Any]) -> pl.DataFrame:
+        # an Arrow table converts to a DataFrame (only an Arrow array gives a Series)
         return pl.from_arrow(self._client.query_arrow(sql, parameters=dict(params)))  # type: ignore[return-value]
 
     def command(self, sql: str, params: Mapping[str, Any]) -> None:
@@ -169,7 +171,7 @@ class _Server:
         self._client.close()
 
 
-CELL_SCHEMA: Final = {
+CELL_SCHEMA: Final[dict[str, pl.DataType | type[pl.DataType]]] = {
     "adapter": pl.String,
     "adapter_id": pl.String,
     "arm": pl.String,
@@ -308,7 +310,7 @@ class ClickHouseSource:
 
     def present(self, selection: Selection = EVERYTHING) -> Present:
         flags, params = self._bounds(selection)
-        common = {"materialized": self.materialized(), "traffic": selection.traffic, **flags}
+        common: dict[str, Any] = {"materialized": self.materialized(), "traffic": selection.traffic, **flags}
         row = self.frame(cells_sql.present_sql(self.table, **common), params).row(0, named=True)
         return Present(list(row["adapter"]), list(row["cohort"]), int(row["rows"]), self.eval_names(selection))
 

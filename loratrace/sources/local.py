@@ -75,7 +75,7 @@ class LocalStore:
         from loratrace.analysis.run import _paired_for_store
         from loratrace.analysis.store_cells import store_cells
 
-        bounds = {"since": selection.since, "until": selection.until, "traffic": selection.traffic}
+        bounds: dict[str, Any] = {"since": selection.since, "until": selection.until, "traffic": selection.traffic}
         cell_frame, counts = store_cells(self.path, metrics=metrics, window=window, **bounds)
         paired = _paired_for_store(self.path, metrics, counts, **bounds)
         if selection.adapters:
