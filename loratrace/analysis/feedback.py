@@ -35,11 +35,13 @@ from loratrace.store import query
 FEEDBACK_INCOMPLETE_FLAG: Final = "feedback_incomplete"
 CONFOUNDED_BY_TIME_FLAG: Final = "confounded:time"
 
-_FEEDBACK_SQL: Final = (
+FEEDBACK_SQL: Final = (
     "SELECT target_trace_id AS trace_id, generation_span_id AS span_id, kind, "
     f"coalesce(route_name, '{NONE_LABEL}') AS route, time, delay_s "
     "FROM feedback WHERE generation_span_id IS NOT NULL"
 )
+"""Every feedback with the generation it is about, over the store's ``feedback`` view (DuckDB; translated for
+ClickHouse by ``loratrace.sources``)."""
 
 
 def feedback_column(kind: str) -> str:
@@ -51,24 +53,27 @@ def load_feedback(store: str | os.PathLike[str]) -> pl.DataFrame:
     """Every feedback joined to its generation: ``trace_id``, ``span_id`` (the generation's), ``kind``, ``route``,
     ``time`` and ``delay_s`` (from the end of the answer)."""
     try:
-        frame = query(store, _FEEDBACK_SQL)
+        frame = query(store, FEEDBACK_SQL)
     except QueryError:
         # a catalog built before the feedback view (CATALOG_VERSION < 4) until its collector restarts: no feedback
         if "feedback" in query(store, "SELECT view_name FROM duckdb_views()")["view_name"].to_list():
             raise
         frame = pl.DataFrame()
-    if frame.is_empty():
-        return pl.DataFrame(
-            schema={
-                "trace_id": pl.String,
-                "span_id": pl.String,
-                "kind": pl.String,
-                "route": pl.String,
-                "time": pl.Datetime("us"),
-                "delay_s": pl.Float64,
-            }
-        )
-    return frame
+    return empty_feedback() if frame.is_empty() else frame
+
+
+def empty_feedback() -> pl.DataFrame:
+    """:func:`load_feedback`'s frame with no rows."""
+    return pl.DataFrame(
+        schema={
+            "trace_id": pl.String,
+            "span_id": pl.String,
+            "kind": pl.String,
+            "route": pl.String,
+            "time": pl.Datetime("us"),
+            "delay_s": pl.Float64,
+        }
+    )
 
 
 def _could_receive() -> pl.Expr:

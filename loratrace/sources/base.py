@@ -67,8 +67,31 @@ class Source(Protocol):
         """Paired cells over the replayed generations (``loratrace.analysis.cells.PAIRED_COLUMNS``)."""
         ...
 
+    def feedback(self) -> pl.DataFrame:
+        """Every feedback joined to its generation (``loratrace.analysis.feedback.load_feedback``'s columns)."""
+        ...
+
+    def feedback_cells(
+        self,
+        metrics: Sequence[Metric],
+        feedback: pl.DataFrame,
+        *,
+        window: timedelta | None,
+        selection: Selection = ...,
+    ) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
+        """Cells of ``feedback:<kind>`` metrics, and each asked kind's window completeness
+        (``loratrace.analysis.feedback.completeness``)."""
+        ...
+
     def latest_adapter_id(self, adapter: str) -> str | None:
         """The id that last served under ``adapter`` (the weights a release would keep serving)."""
+        ...
+
+    def analysis_query(
+        self, sql: str, params: Mapping[str, Any] | None = None, *, kinds: Mapping[str, str] | None = None
+    ) -> pl.DataFrame:
+        """A DuckDB statement over the store's views (``spans``, ``span_events``, ``evals``, ``generations``), run
+        where the spans are: the store's DuckDB, or translated by sqlglot inside ClickHouse."""
         ...
 
     def query(self, name: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Final
@@ -29,6 +29,8 @@ from loratrace.sources.local import _names
 
 DEFAULT_TABLE: Final = "otel_traces"
 SCHEMES: Final = ("clickhouse", "clickhouses", "chdb")
+RELATIONS: Final = ("spans", "span_events", "evals", "generations", "feedback")
+"""The store's views a ClickHouse source provides over ``otel_traces``."""
 
 
 def _missing(package: str) -> StoreError:
@@ -201,6 +203,27 @@ def _nanos(moment: dt.datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
+class _Relations(Mapping[str, str]):
+    """The store's views over a source's table, each built (and translated) only when a query names it."""
+
+    def __init__(self, source: ClickHouseSource) -> None:
+        self._source = source
+        self._built: dict[str, str] = {}
+
+    def __getitem__(self, name: str) -> str:
+        if name not in RELATIONS:
+            raise KeyError(name)
+        if name not in self._built:
+            self._built[name] = self._source.relation_sql(name)
+        return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(RELATIONS)
+
+    def __len__(self) -> int:
+        return len(RELATIONS)
+
+
 class ClickHouseSource:
     """Spans in ClickHouse's ``otel_traces`` (as the OpenTelemetry Collector exporter writes them).
 
@@ -359,6 +382,17 @@ class ClickHouseSource:
         )
         return paired_cells(generations, evals, metrics=metrics).collect()
 
+    def feedback_cells(
+        self,
+        metrics: Sequence[Metric],
+        feedback: pl.DataFrame,
+        *,
+        window: dt.timedelta | None,
+        selection: Selection = EVERYTHING,
+    ) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
+        msg = "feedback metrics on ClickHouse: not yet"
+        raise StoreError(msg)
+
     def latest_adapter_id(self, adapter: str) -> str | None:
         """The id that last served under ``adapter`` (the adapter arm's rule of ``loratrace.analysis.load``)."""
         generations = chsql.generations_sql(self.table, materialized=self.materialized())
@@ -371,24 +405,49 @@ class ClickHouseSource:
 
     def query(self, name: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
         """An incident query from ``loratrace/queries/``, translated to ClickHouse SQL."""
-        from loratrace.sources.queries import load_query, to_clickhouse
+        from loratrace.sources.queries import bound_parameters
 
-        relations = {view: self.relation_sql(view) for view in ("spans", "span_events", "evals", "generations")}
-        sql, bound = to_clickhouse(load_query(name), relations, dict(params or {}))
-        return _naive(self.frame(sql, bound))
+        sql, bound, kinds = bound_parameters(name, params or {})
+        return self.analysis_query(sql, bound, kinds=kinds)
+
+    def analysis_query(
+        self, sql: str, params: Mapping[str, Any] | None = None, *, kinds: Mapping[str, str] | None = None
+    ) -> pl.DataFrame:
+        """A DuckDB statement over the store's views run inside ClickHouse: the same text the local store runs
+        (an incident query, or an analysis' aggregation), translated by sqlglot, the views standing on
+        ``otel_traces``; only its result comes back."""
+        from loratrace.sources.queries import to_clickhouse
+
+        text, bound = to_clickhouse(sql, _Relations(self), dict(params or {}), kinds=kinds)
+        return _naive(self.frame(text, bound))
 
     def relation_sql(self, name: str, *, since: bool = False, until: bool = False) -> str:
-        """The SQL of one of the store's views (``spans``, ``span_events``, ``evals``, ``generations``)."""
-        builders = {
+        """The SQL of one of the store's views (``spans``, ``span_events``, ``evals``, ``generations``,
+        ``feedback``); ``feedback`` is the store's own view statement, translated."""
+        builders: dict[str, Any] = {
             "spans": chsql.spans_sql,
             "span_events": chsql.span_events_sql,
             "evals": chsql.evals_sql,
             "generations": chsql.generations_sql,
         }
+        if name == "feedback":
+            from loratrace.sources.queries import to_clickhouse
+            from loratrace.store.catalog import feedback_view_statement
+
+            view = feedback_view_statement().split(" AS ", 1)[1]  # CREATE OR REPLACE VIEW feedback AS <select>
+            spans = {"spans": self.relation_sql("spans", since=since, until=until)}
+            return to_clickhouse(view, spans, {}, settings=False)[0]
         if name not in builders:
-            msg = f"ClickHouse sources provide {', '.join(builders)}, not {name!r}"
+            msg = f"ClickHouse sources provide {', '.join(RELATIONS)}, not {name!r}"
             raise StoreError(msg)
         return builders[name](self.table, materialized=self.materialized(), since=since, until=until)
+
+    def feedback(self) -> pl.DataFrame:
+        """Every feedback joined to its generation, from the store's own ``feedback`` view translated."""
+        from loratrace.analysis.feedback import FEEDBACK_SQL, empty_feedback
+
+        frame = self.analysis_query(FEEDBACK_SQL)
+        return empty_feedback() if frame.is_empty() else frame
 
     def create_table(self, *, materialized: bool = True) -> None:
         """Create the source's table: the loratrace variant (``materialized``) or the exporter's own schema."""

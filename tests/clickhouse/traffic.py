@@ -198,6 +198,42 @@ def send(http: str, request: ExportTraceServiceRequest) -> None:
         response.read()
 
 
+def release_request(rng: random.Random, *, start_ns: int, spans: int = 60) -> ExportTraceServiceRequest:
+    """A release late in the traffic: a new adapter on the support route with a new prompt version at the same
+    time (a confounded change), serving a cohort no golden set covers (unevaluated exposure)."""
+    out = []
+    for _ in range(spans):
+        start = start_ns + rng.randint(0, 600 * 10**9)
+        attributes = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": BASE,
+            "gen_ai.response.model": "support-v4",
+            "loratrace.route.name": "support",
+            "loratrace.cohort": rng.choice(("trial", "pro")),
+            "loratrace.variant": "adapter",
+            "loratrace.prompt.version": "p3",
+            "loratrace.base_model.name": BASE,
+            "loratrace.adapter.name": "support-v4",
+            "loratrace.adapter.id": f"sha256:{4:064d}",
+            "gen_ai.usage.output_tokens": rng.randint(1, 256),
+        }
+        out.append(
+            Span(
+                trace_id=rng.getrandbits(128).to_bytes(16, "big"),
+                span_id=rng.getrandbits(64).to_bytes(8, "big"),
+                name="chat support-v4",
+                kind=Span.SPAN_KIND_CLIENT,
+                start_time_unix_nano=start,
+                end_time_unix_nano=start + rng.randint(5 * 10**6, 3 * 10**9),
+                attributes=_kvs(attributes),
+            )
+        )
+    resource = Resource(attributes=_kvs({"service.name": "serving"}))
+    return ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(resource=resource, scope_spans=[ScopeSpans(spans=out)])]
+    )
+
+
 def send_traffic(http: str, *, seed: int, spans: int, batch: int = 500) -> int:
     """Send about ``spans`` seeded spans in batches (plus the base answers of mirrored requests); returns how
     many spans were sent."""
@@ -210,4 +246,6 @@ def send_traffic(http: str, *, seed: int, spans: int, batch: int = 500) -> int:
         send(http, request)
         sent += sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
         done += n
-    return sent
+    release = release_request(random.Random(seed + 1), start_ns=start_ns + 6_600 * 10**9)
+    send(http, release)
+    return sent + len(release.resource_spans[0].scope_spans[0].spans)
