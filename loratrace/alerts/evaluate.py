@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import polars as pl
@@ -41,6 +41,9 @@ from loratrace.analysis import metrics as metric_registry
 from loratrace.analysis.metrics import Metric
 from loratrace.analysis.run import eval_names
 from loratrace.analysis.store_cells import store_cells
+
+if TYPE_CHECKING:
+    from loratrace.sources.base import Source
 
 BASE_LABEL: Final = "(base)"
 _CELL_KEYS: Final = ["arm", "adapter", "adapter_id", "cohort", "metric", "window_start"]
@@ -140,13 +143,20 @@ def _iso(at: datetime | None) -> str | None:
 
 
 def load_cells(
-    store: str | os.PathLike[str], ruleset: RuleSet, *, boundary: datetime, cache_dir: Path | None = None
+    store: str | os.PathLike[str] | Source,
+    ruleset: RuleSet,
+    *,
+    boundary: datetime,
+    cache_dir: Path | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Metric]]:
     """The rule set's cells from the store: complete windows before ``boundary``, summed over routes and versions.
 
     With ``cache_dir``, the cells of settled windows are kept there between checks
-    (:mod:`loratrace.alerts.cells_cache`), so a scheduled check reads only the recent spans.
+    (:mod:`loratrace.alerts.cells_cache`), so a scheduled check reads only the recent spans. A
+    :class:`~loratrace.sources.Source` (ClickHouse) computes the cells inside its engine at every check.
     """
+    if not isinstance(store, (str, os.PathLike)):
+        return _source_cells(store, ruleset, boundary=boundary)
     with_evals = _needs_evals(ruleset)
     evals_all = load.load_evals(store, until=boundary) if with_evals else None
     needed = _resolve(ruleset, eval_names(evals_all) if evals_all is not None else [])
@@ -173,6 +183,18 @@ def load_cells(
     tables = ("spans", "span_events") if with_evals else ("spans",)
     frame = cells_with_cache(store, cache_dir, key=key, grid=grid, boundary=boundary, tables=tables, compute=compute)
     return frame, needed
+
+
+def _source_cells(source: Source, ruleset: RuleSet, *, boundary: datetime) -> tuple[pl.DataFrame, dict[str, Metric]]:
+    from loratrace.sources.base import Selection
+
+    selection = Selection(until=boundary)
+    needed = _resolve(ruleset, source.eval_names(selection) if _needs_evals(ruleset) else [])
+    if not needed:
+        return pl.DataFrame(), needed
+    frame = source.cells(list(needed.values()), window=timedelta(seconds=ruleset.window), selection=selection)
+    summed = frame.group_by(_CELL_KEYS).agg(pl.col("n").sum(), pl.col("sum").sum(), pl.col("sum_sq").sum())
+    return summed.with_columns(pl.col("adapter").fill_null(BASE_LABEL)), needed
 
 
 def _keep(rule: Rule, frame: pl.DataFrame, *, with_base: bool = False) -> pl.DataFrame:
@@ -510,7 +532,7 @@ def _human(span: timedelta) -> str:
 
 
 def evaluate(
-    store: str | os.PathLike[str], ruleset: RuleSet, *, now: datetime, cache_dir: Path | None = None
+    store: str | os.PathLike[str] | Source, ruleset: RuleSet, *, now: datetime, cache_dir: Path | None = None
 ) -> Evaluation:
     """Every rule's conditions over the store as of ``now`` (windows complete by then)."""
     grid = timedelta(seconds=ruleset.window)

@@ -103,14 +103,11 @@ def gate(
     ValueError
         An unknown metric.
     """
-    from loratrace.analysis.run import drift_for_source, drift_for_store
-    from loratrace.sources.local import LocalStore
+    from loratrace.analysis.run import DriftSettings, drift_for_source
+    from loratrace.sources import as_source
 
-    local = isinstance(store, (str, os.PathLike))
-    source = LocalStore(store) if local else store
-    run = drift_for_store if local else drift_for_source  # a folder: what only a store has (feedback, changes)
-    rows = run(
-        store,  # type: ignore[arg-type]
+    source = as_source(store)
+    settings = DriftSettings(
         since=since,
         until=until,
         adapters=[adapter],
@@ -121,6 +118,7 @@ def gate(
         min_n=min_n,
         min_effect=min_effect,
     )
+    rows = drift_for_source(source, settings)
     chosen_id = adapter_id or source.latest_adapter_id(adapter)
     rows = rows.filter((pl.col("adapter") == adapter) & (pl.col("adapter_id") == chosen_id))
     if cohorts:

@@ -393,6 +393,28 @@ class ClickHouseSource:
         msg = "feedback metrics on ClickHouse: not yet"
         raise StoreError(msg)
 
+    def spike_counts(
+        self, metric_names: Sequence[str], *, window: dt.timedelta, selection: Selection = EVERYTHING
+    ) -> pl.DataFrame:
+        """The spike check's per-window counts, aggregated inside ClickHouse from the metrics' own SQL."""
+        from loratrace.analysis.spikes import SPIKE_METRICS
+
+        flags, params = self._bounds(selection)
+        chosen = [SPIKE_METRICS[name] for name in metric_names]
+        sql = cells_sql.spike_counts_sql(self.table, chosen, window=window, materialized=self.materialized(), **flags)
+        frame = self.frame(sql, params)
+        schema = {
+            "adapter": pl.String,
+            "adapter_id": pl.String,
+            "window_start": pl.Datetime("us", "UTC"),
+            "last_seen": pl.Datetime("us", "UTC"),
+            **{f"n:{name}": pl.Int64 for name in metric_names},
+            **{f"events:{name}": pl.Float64 for name in metric_names},
+        }
+        if frame.is_empty():
+            return pl.DataFrame(schema=schema)
+        return frame.select([pl.col(c).cast(t) for c, t in schema.items()])
+
     def latest_adapter_id(self, adapter: str) -> str | None:
         """The id that last served under ``adapter`` (the adapter arm's rule of ``loratrace.analysis.load``)."""
         generations = chsql.generations_sql(self.table, materialized=self.materialized())

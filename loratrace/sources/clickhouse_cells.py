@@ -190,3 +190,30 @@ def eval_names_sql(
         "ARRAY JOIN Events.Timestamp AS ev_time, Events.Name AS ev_name, Events.Attributes AS ev_attributes "
         f"WHERE {' AND '.join(where)} AND name IS NOT NULL ORDER BY name"
     )
+
+
+def spike_counts_sql(
+    table: str,
+    metrics: Sequence[Metric],
+    *,
+    window: timedelta,
+    materialized: Sequence[str] | frozenset[str] = (),
+    since: bool = False,
+    until: bool = False,
+) -> str:
+    """:func:`loratrace.analysis.spikes.window_ids` inside ClickHouse: per adapter × id × window, the last span's
+    time and each metric's ``n:<name>`` / ``events:<name>``, from the metrics' own SQL."""
+    generations = chsql.generations_sql(table, materialized=materialized, since=since, until=until)
+    keys = arm_keys({c: c for c in schema.PROMOTED_TYPES})
+    values = ", ".join(f"toNullable(toFloat64({to_clickhouse(m.value_sql)})) AS v{i}" for i, m in enumerate(metrics))
+    counted = ", ".join(
+        f"toInt64(count(v{i})) AS {chsql.quoted('n:' + m.name)}, "
+        f"ifNull(sum(v{i}), 0) AS {chsql.quoted('events:' + m.name)}"
+        for i, m in enumerate(metrics)
+    )
+    return (
+        f"SELECT k_adapter AS adapter, k_adapter_id AS adapter_id, window_start, max(start_time) AS last_seen, "
+        f"{counted} FROM (SELECT {keys['adapter']} AS k_adapter, {keys['adapter_id']} AS k_adapter_id, "
+        f"{_window('start_time', window)} AS window_start, start_time, {values} FROM ({generations}) AS g) "
+        "GROUP BY adapter, adapter_id, window_start SETTINGS cast_keep_nullable = 1"
+    )

@@ -123,6 +123,13 @@ class LocalStore:
         }
         return frame, completeness
 
+    def spike_counts(
+        self, metric_names: Sequence[str], *, window: timedelta, selection: Selection = EVERYTHING
+    ) -> pl.DataFrame:
+        from loratrace.analysis.spikes import window_ids
+
+        return window_ids(self.generations(selection), window=window, metrics=metric_names).collect()
+
     def latest_adapter_id(self, adapter: str) -> str | None:
         from loratrace.analysis.gate import latest_adapter_id
 

@@ -55,16 +55,17 @@ def declared_parameters(sql: str) -> dict[str, tuple[str, bool, str | None]]:
 
 def bound_parameters(name: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, str]]:
     """An incident query's SQL, its parameters bound as ``loratrace query`` binds them (defaults filled in,
-    optional ones NULL, text converted), and each parameter's type."""
-    from loratrace.analysis.queries import get_query
-    from loratrace.errors import ConfigurationError
+    optional ones NULL, text converted), and each parameter's type.
 
-    try:
-        incident = get_query(name)
-        bound = incident.bind(params)
-    except ConfigurationError as exc:
-        raise QueryError(str(exc)) from None
-    return incident.sql, bound, {p.name: p.type for p in incident.parameters}
+    Raises
+    ------
+    loratrace.errors.ConfigurationError
+        An unknown query or parameter, a required one missing, or a value of the wrong type.
+    """
+    from loratrace.analysis.queries import get_query
+
+    incident = get_query(name)
+    return incident.sql, incident.bind(params), {p.name: p.type for p in incident.parameters}
 
 
 def _kind_of(value: Any) -> str:
@@ -133,6 +134,13 @@ def _clickhouse_tree(tree: Any) -> Any:
         # TRY_CAST is NULL for text that is no number; ClickHouse's CAST raises
         kind = exp.Literal.string(node.to.sql(dialect="clickhouse"))
         node.replace(exp.Anonymous(this="accurateCastOrNull", expressions=[node.this, kind]))
+    for node in list(tree.find_all(exp.ArraySort)):
+        descending = node.args.get("asc") is not None and not node.args["asc"].this
+        function = "arrayReverseSort" if descending else "arraySort"
+        node.replace(exp.Anonymous(this=function, expressions=[node.this]))
+    for node in list(tree.find_all(exp.Length)):
+        if isinstance(node.this, (exp.ArrayFilter, exp.ArrayAgg, exp.Array)):  # len() of a list: its elements
+            node.replace(exp.Anonymous(this="length", expressions=[node.this]))
     for node in list(tree.find_all(exp.TimeToUnix)):
         # DuckDB's epoch(): seconds since the epoch, fractions kept
         value = node.this.sql(dialect="clickhouse")
