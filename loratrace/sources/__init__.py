@@ -38,7 +38,9 @@ def open_source(spec: str | os.PathLike[str], *, local: bool | None = None) -> S
         from loratrace.sources.clickhouse import ClickHouseSource
 
         if not is_url:
-            msg = f"a ClickHouse source is clickhouse://…, clickhouses://… or chdb://PATH, got {text!r}"
+            from loratrace.sources.clickhouse import redact
+
+            msg = f"a ClickHouse source is clickhouse://…, clickhouses://… or chdb://PATH, got {redact(text)!r}"
             raise StoreError(msg)
         return ClickHouseSource(text)
     _store_path(text)  # a clear error now for a folder that is not a store

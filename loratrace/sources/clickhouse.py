@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Final
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import polars as pl
 
@@ -64,12 +64,38 @@ class ClickHouseTarget:
         return f"{self.scheme}://{user}{self.host}{port}/{self.database or ''}?table={self.table}"
 
 
+def redact(url: str) -> str:
+    """``url`` with the password of its user part replaced by ``***``: what a message may show of a URL."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "***" if "@" in url else url
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    return f"{scheme}://{netloc}{slash}{tail}"
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """``text`` (a client's error message) with ``secret`` and its URL-encoded spelling removed."""
+    if not secret:
+        return text
+    for spelling in {secret, quote(secret, safe=""), quote(secret)}:
+        text = text.replace(spelling, "***")
+    return text
+
+
 def parse_url(url: str) -> ClickHouseTarget:
     """A ``clickhouse://`` / ``clickhouses://`` / ``chdb://`` URL as a :class:`ClickHouseTarget`."""
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES:
         msg = f"a ClickHouse source URL starts with clickhouse://, clickhouses:// or chdb://, got {parts.scheme!r}"
         raise StoreError(msg)
+    try:
+        port = parts.port
+    except ValueError:
+        msg = f"the port of a ClickHouse source URL is a number, got {redact(url)!r}"
+        raise StoreError(msg) from None
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     table = query.get("table", DEFAULT_TABLE)
     try:
@@ -85,7 +111,7 @@ def parse_url(url: str) -> ClickHouseTarget:
         scheme=parts.scheme,
         table=table,
         host=parts.hostname or "127.0.0.1",
-        port=parts.port,
+        port=port,
         database=database,
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
@@ -152,14 +178,18 @@ class _Server:
             import clickhouse_connect
         except ImportError as exc:
             raise _missing("clickhouse-connect") from exc
-        self._client = clickhouse_connect.get_client(
-            host=target.host,
-            port=target.port or (8443 if target.secure else 8123),
-            username=target.username or "default",
-            password=target.password or "",
-            database=target.database or "__default__",
-            secure=target.secure,
-        )
+        try:
+            self._client = clickhouse_connect.get_client(
+                host=target.host,
+                port=target.port or (8443 if target.secure else 8123),
+                username=target.username or "default",
+                password=target.password or "",
+                database=target.database or "__default__",
+                secure=target.secure,
+            )
+        except Exception as exc:  # refused, unreachable, bad credentials: the client's own error types
+            msg = f"ClickHouse ({target.display()}) cannot be used: {scrub(str(exc), target.password)}"
+            raise StoreError(msg) from None
 
     def frame(self, sql: str, params: Mapping[str, Any]) -> pl.DataFrame:
         return pl.from_arrow(self._client.query_arrow(sql, parameters=dict(params)))  # type: ignore[return-value]
@@ -263,15 +293,15 @@ class ClickHouseSource:
         try:
             return self._engine.frame(sql, params or {})
         except Exception as exc:  # both clients raise their own error types; one message for the user
-            msg = f"ClickHouse ({self.target.display()}) failed: {exc}"
-            raise QueryError(msg) from exc
+            msg = f"ClickHouse ({self.target.display()}) failed: {scrub(str(exc), self.target.password)}"
+            raise QueryError(msg) from None
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         try:
             self._engine.command(sql, params or {})
         except Exception as exc:
-            msg = f"ClickHouse ({self.target.display()}) failed: {exc}"
-            raise QueryError(msg) from exc
+            msg = f"ClickHouse ({self.target.display()}) failed: {scrub(str(exc), self.target.password)}"
+            raise QueryError(msg) from None
 
     def materialized(self) -> frozenset[str]:
         """The promoted columns the table holds itself (the ``otel_traces_loratrace.sql`` variant)."""
