@@ -179,7 +179,6 @@ def completeness(
     if kind not in kinds:
         msg = f"no {kind!r} feedback in the store (kinds present: {', '.join(kinds) or 'none'})"
         raise ValueError(msg)
-    delays = np.sort(np.clip(feedback.filter(pl.col("kind") == kind)["delay_s"].drop_nulls().to_numpy(), 0, None))
     reference = _naive_utc(now or datetime.now(timezone.utc))
     column = feedback_column(kind)
     rows = (
@@ -187,19 +186,28 @@ def completeness(
         .select(
             pl.col("start_time").dt.truncate(window).alias("window_start"),
             ((pl.lit(reference) - pl.col("start_time")).dt.total_microseconds() / 1e6).alias("age_s"),
-            (pl.col(column) > 0).alias("received"),
+            pl.lit(1, dtype=pl.Int64).alias("generations"),
+            (pl.col(column) > 0).cast(pl.Int64).alias("with_feedback"),
         )
         .collect()
     )
+    return completeness_of_ages(rows, feedback, kind=kind)
+
+
+def completeness_of_ages(rows: pl.DataFrame, feedback: pl.DataFrame, *, kind: str) -> pl.DataFrame:
+    """:func:`completeness` from generations grouped by age: ``window_start``, ``age_s`` (seconds before the
+    reference time), ``generations`` and ``with_feedback`` (of those, how many received ``kind``). One row per
+    generation gives :func:`completeness` exactly; a source's engine sends one row per second of start time."""
+    delays = np.sort(np.clip(feedback.filter(pl.col("kind") == kind)["delay_s"].drop_nulls().to_numpy(), 0, None))
     ages = rows["age_s"].to_numpy()
     share = np.searchsorted(delays, ages, side="right") / len(delays) if len(delays) else np.ones(len(ages))
     per_window = (
-        rows.with_columns(pl.Series("share_in", share, dtype=pl.Float64))
+        rows.with_columns((pl.Series("share_in", share, dtype=pl.Float64) * pl.col("generations")).alias("share_in"))
         .group_by("window_start")
         .agg(
-            pl.len().cast(pl.Int64).alias("generations"),
-            pl.col("received").sum().cast(pl.Int64).alias("with_feedback"),
-            pl.col("share_in").mean().alias("completeness"),
+            pl.col("generations").sum().cast(pl.Int64),
+            pl.col("with_feedback").sum().cast(pl.Int64),
+            (pl.col("share_in").sum() / pl.col("generations").sum()).alias("completeness"),
         )
         .sort("window_start")
     )

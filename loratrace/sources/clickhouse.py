@@ -374,6 +374,8 @@ class ClickHouseSource:
     def cells_and_paired(
         self, metrics: Sequence[Metric], *, window: dt.timedelta | None, selection: Selection = EVERYTHING
     ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        if not metrics:  # a run of feedback metrics only: those come from feedback_cells
+            return pl.DataFrame(schema=CELL_SCHEMA), paired_cells(pl.LazyFrame(), None, metrics=[]).collect()
         return self.cells(metrics, window=window, selection=selection), self.paired_cells(metrics, selection=selection)
 
     def cells(
@@ -420,8 +422,54 @@ class ClickHouseSource:
         window: dt.timedelta | None,
         selection: Selection = EVERYTHING,
     ) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
-        msg = "feedback metrics on ClickHouse: not yet"
-        raise StoreError(msg)
+        """Cells of ``feedback:<kind>`` metrics inside ClickHouse: the generations joined to their feedback
+        counts there (the store's ``feedback`` view, translated), and each kind's completeness from one row per
+        window and second of start time."""
+        from loratrace.analysis import feedback as analysis
+        from loratrace.analysis.metrics import FEEDBACK_PREFIX
+        from loratrace.analysis.run import DEFAULT_WINDOW
+        from loratrace.sources.queries import to_clickhouse
+
+        kinds = [m.name.removeprefix(FEEDBACK_PREFIX) for m in metrics]
+        flags, params = self._bounds(selection)
+        for index, kind in enumerate(kinds):
+            params[f"kind{index}"] = kind
+            routes = feedback.filter(pl.col("kind") == kind)["route"].drop_nulls().unique().sort().to_list()
+            params[f"routes{index}"] = routes
+        relation, _ = to_clickhouse(analysis.FEEDBACK_SQL, _Relations(self), {}, settings=False)
+        generations = chsql.generations_sql(self.table, materialized=self.materialized(), **flags)
+        joined = cells_sql.with_feedback_sql(generations, relation, kinds)
+        if selection.adapters:
+            params["adapters"] = list(selection.adapters)
+        if selection.cohorts:
+            params["cohorts"] = list(selection.cohorts)
+        sql = cells_sql.cells_sql(
+            self.table,
+            metrics,
+            window=window,
+            materialized=self.materialized(),
+            traffic=selection.traffic,
+            adapters=bool(selection.adapters),
+            cohorts=bool(selection.cohorts),
+            generations=joined,
+            **flags,
+        )
+        frame = _naive(self.frame(sql, params))
+        cells = (
+            pl.DataFrame(schema=CELL_SCHEMA)
+            if frame.is_empty()
+            else frame.select([pl.col(c).cast(t) for c, t in CELL_SCHEMA.items()])
+        )
+        params["now_us"] = _nanos(dt.datetime.now(dt.timezone.utc)) // 1_000
+        completeness = {}
+        for kind in kinds:
+            ages_sql = cells_sql.feedback_ages_sql(
+                joined, analysis.feedback_column(kind), window=window or DEFAULT_WINDOW
+            )
+            ages = _naive(self.frame(ages_sql, params))
+            if not ages.is_empty():
+                completeness[kind] = analysis.completeness_of_ages(ages, feedback, kind=kind)
+        return cells, completeness
 
     def spike_counts(
         self, metric_names: Sequence[str], *, window: dt.timedelta, selection: Selection = EVERYTHING

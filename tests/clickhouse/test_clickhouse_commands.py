@@ -69,6 +69,11 @@ def _json(result) -> Any:
         pytest.param(["query", "failing_traces", "--param", "adapter=billing-v7"], 10, id="query"),
         pytest.param(["query", "hygiene_confounded_changes", "--param", "window_seconds=3600"], 1, id="query-hygiene"),
         pytest.param(["doctor"], 1, id="doctor"),
+        pytest.param(
+            ["drift", "--min-n", "10", "--metric", "feedback:thumbs_down", "--metric", "feedback:escalation"],
+            20,
+            id="drift-feedback",
+        ),
     ],
 )
 @pytest.mark.parametrize("table", ["otel_traces", "otel_traces_loratrace"])
