@@ -66,13 +66,13 @@ class ClickHouseHTTPShim:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (the base class's name)
+            def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: the test reads ``shim.requests`` instead."""
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._answer(b"")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 encoding = self.headers.get("Content-Encoding", "")
                 if encoding == "gzip":

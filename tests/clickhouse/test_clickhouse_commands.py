@@ -26,14 +26,17 @@ def _url(engines, table: str = "otel_traces") -> str:
 def _same(a: Any, b: Any, where: str = "") -> None:
     """Equal documents, floats to 1e-9 relative (the engines sum and interpolate in other orders)."""
     if isinstance(a, float) or isinstance(b, float):
-        assert a is not None and b is not None, where
+        assert a is not None, where
+        assert b is not None, where
         assert math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12), f"{where}: {a} != {b}"
     elif isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), f"{where}: {sorted(a)} != {sorted(b)}"
+        assert isinstance(b, dict), where
+        assert a.keys() == b.keys(), f"{where}: {sorted(a)} != {sorted(b)}"
         for key in a:
             _same(a[key], b[key], f"{where}.{key}")
     elif isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), f"{where}: {len(a)} != {len(b or [])} rows"
+        assert isinstance(b, list), where
+        assert len(a) == len(b), f"{where}: {len(a)} != {len(b)} rows"
         for index, (x, y) in enumerate(zip(a, b, strict=True)):
             _same(x, y, f"{where}[{index}]")
     else:
@@ -94,7 +97,8 @@ def test_drift_flags_the_confounded_release_on_clickhouse_too(engines) -> None:
     common = ["drift", "--format", "json", "--min-n", "5", "--adapter", "support-v4", "--metric", "error_rate"]
     local = _json(runner.invoke(cli, [*common, "--store", str(engines.store)]))
     remote = _json(runner.invoke(cli, [*common, "--source", _url(engines)]))
-    assert local and all("confounded:change" in row["flags"] for row in local)
+    assert local
+    assert all("confounded:change" in row["flags"] for row in local)
     _same(sorted(local, key=repr), sorted(remote, key=repr))
 
 
