@@ -128,3 +128,8 @@ def decision_options(function: F) -> F:
     return click.option(
         "--alpha", type=click.FloatRange(0.0001, 0.5), default=0.05, show_default=True, help="FDR level."
     )(function)
+
+
+def view_option(choices: Sequence[str], help: str) -> Callable[[F], F]:
+    """``--view``: one of a command's tables only."""
+    return click.option("--view", type=click.Choice(list(choices)), default=None, help=help)

@@ -19,6 +19,7 @@ from loratrace._cli_options import (
     store_or_source_options,
     time_options,
     traffic_option,
+    view_option,
 )
 from loratrace._version import __version__
 
@@ -542,12 +543,7 @@ def _checked_cells(
 @store_or_source_options
 @time_options
 @_adapter_options
-@click.option(
-    "--view",
-    type=click.Choice(["adapters", "cohorts", "changes"]),
-    default=None,
-    help="One table only (all three by default; csv needs one).",
-)
+@view_option(["adapters", "cohorts", "changes"], "One table only (all three by default; csv needs one).")
 @format_option
 def adapters_command(
     store: str | None,
@@ -596,12 +592,7 @@ def adapters_command(
 @click.option(
     "--min-n", type=click.IntRange(min=1), default=30, show_default=True, help="Fewest requests per arm for a verdict."
 )
-@click.option(
-    "--view",
-    type=click.Choice(["percentiles", "vs-base"]),
-    default=None,
-    help="One table only (both by default; csv needs one).",
-)
+@view_option(["percentiles", "vs-base"], "One table only (both by default; csv needs one).")
 @format_option
 def latency_command(
     store: str | None,

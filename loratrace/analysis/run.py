@@ -93,7 +93,7 @@ def drift_for_source(source: Source, settings: DriftSettings | None = None, **ch
     ValueError
         An unknown metric, or an unknown field in ``changes``.
     """
-    from loratrace.sources.base import Selection
+    from loratrace.sources.base import Selection, narrow
 
     try:
         knobs = replace(settings or DriftSettings(), **changes)
@@ -121,13 +121,7 @@ def drift_for_source(source: Source, settings: DriftSettings | None = None, **ch
         raise EmptySelectionError(_empty_message(source, knobs.since, knobs.until))
     _check_names("adapter", knobs.adapters, _present(cell_frame, paired, "adapter"))
     _check_names("cohort", knobs.cohorts, _present(cell_frame, paired, "cohort"))
-    if knobs.adapters:
-        keep = pl.col("adapter").is_in(list(knobs.adapters))
-        cell_frame = cell_frame.filter(keep | (pl.col("arm") == "base"))
-        paired = paired.filter(keep)
-    if knobs.cohorts:
-        cell_frame = cell_frame.filter(pl.col("cohort").is_in(list(knobs.cohorts)))
-        paired = paired.filter(pl.col("cohort").is_in(list(knobs.cohorts)))
+    cell_frame, paired = narrow(cell_frame, paired, knobs.adapters, knobs.cohorts)
     rows = drift(
         cell_frame,
         metrics=chosen,

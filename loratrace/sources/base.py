@@ -107,5 +107,20 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
+def narrow(
+    cells: pl.DataFrame, paired: pl.DataFrame, adapters: Sequence[str] | None, cohorts: Sequence[str] | None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Cells and paired cells of the named adapters (the base arm kept: it is what they compare with) and
+    cohorts; None or empty keeps all."""
+    if adapters:
+        keep = pl.col("adapter").is_in(list(adapters))
+        cells = cells.filter(keep | (pl.col("arm") == "base"))
+        paired = paired.filter(keep)
+    if cohorts:
+        cells = cells.filter(pl.col("cohort").is_in(list(cohorts)))
+        paired = paired.filter(pl.col("cohort").is_in(list(cohorts)))
+    return cells, paired
+
+
 EVERYTHING = Selection()
 """No window, all traffic, every adapter and cohort."""

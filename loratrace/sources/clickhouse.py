@@ -361,13 +361,14 @@ class ClickHouseSource:
 
     def present(self, selection: Selection = EVERYTHING) -> Present:
         flags, params = self._bounds(selection)
-        common = {"materialized": self.materialized(), "traffic": selection.traffic, **flags}
-        row = self.frame(cells_sql.present_sql(self.table, **common), params).row(0, named=True)
+        scan = cells_sql.Scan(self.table, self.materialized(), traffic=selection.traffic, **flags)
+        row = self.frame(cells_sql.present_sql(scan), params).row(0, named=True)
         return Present(list(row["adapter"]), list(row["cohort"]), int(row["rows"]), self.eval_names(selection))
 
     def eval_names(self, selection: Selection = EVERYTHING) -> list[str]:
         flags, params = self._bounds(selection)
-        sql = cells_sql.eval_names_sql(self.table, materialized=self.materialized(), traffic=selection.traffic, **flags)
+        scan = cells_sql.Scan(self.table, self.materialized(), traffic=selection.traffic, **flags)
+        sql = cells_sql.eval_names_sql(scan)
         names = self.frame(sql, params)
         return names.get_column("name").to_list() if not names.is_empty() else []
 
@@ -382,7 +383,18 @@ class ClickHouseSource:
         self, metrics: Sequence[Metric], *, window: dt.timedelta | None, selection: Selection = EVERYTHING
     ) -> pl.DataFrame:
         """The cells, aggregated inside ClickHouse; only the cells cross the wire."""
-        flags, params = self._bounds(selection)
+        _, params = self._bounds(selection)
+        return self._cells(metrics, window=window, selection=selection, params=params)
+
+    def _cells(
+        self,
+        metrics: Sequence[Metric],
+        *,
+        window: dt.timedelta | None,
+        selection: Selection,
+        params: dict[str, Any],
+        generations: str | None = None,
+    ) -> pl.DataFrame:
         if selection.adapters:
             params["adapters"] = list(selection.adapters)
         if selection.cohorts:
@@ -395,7 +407,9 @@ class ClickHouseSource:
             traffic=selection.traffic,
             adapters=bool(selection.adapters),
             cohorts=bool(selection.cohorts),
-            **flags,
+            generations=generations,
+            since=selection.since is not None,
+            until=selection.until is not None,
         )
         frame = _naive(self.frame(sql, params))
         if frame.is_empty():
@@ -439,27 +453,7 @@ class ClickHouseSource:
         relation, _ = to_clickhouse(analysis.FEEDBACK_SQL, _Relations(self), {}, settings=False)
         generations = chsql.generations_sql(self.table, materialized=self.materialized(), **flags)
         joined = cells_sql.with_feedback_sql(generations, relation, kinds)
-        if selection.adapters:
-            params["adapters"] = list(selection.adapters)
-        if selection.cohorts:
-            params["cohorts"] = list(selection.cohorts)
-        sql = cells_sql.cells_sql(
-            self.table,
-            metrics,
-            window=window,
-            materialized=self.materialized(),
-            traffic=selection.traffic,
-            adapters=bool(selection.adapters),
-            cohorts=bool(selection.cohorts),
-            generations=joined,
-            **flags,
-        )
-        frame = _naive(self.frame(sql, params))
-        cells = (
-            pl.DataFrame(schema=CELL_SCHEMA)
-            if frame.is_empty()
-            else frame.select([pl.col(c).cast(t) for c, t in CELL_SCHEMA.items()])
-        )
+        cells = self._cells(metrics, window=window, selection=selection, params=params, generations=joined)
         params["now_us"] = _nanos(dt.datetime.now(dt.timezone.utc)) // 1_000
         completeness = {}
         for kind in kinds:

@@ -10,6 +10,7 @@ them; evaluation metrics read the ``Events`` arrays of the same rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 from typing import Final
@@ -151,15 +152,21 @@ def cells_sql(
     return " UNION ALL ".join(parts) + " SETTINGS cast_keep_nullable = 1, join_use_nulls = 1"
 
 
-def present_sql(
-    table: str,
-    *,
-    materialized: Sequence[str] | frozenset[str] = (),
-    since: bool = False,
-    until: bool = False,
-    traffic: str = "all",
-) -> str:
-    """Adapters, cohorts and generation count of a selection, and the evaluation names found, in one row."""
+@dataclass(frozen=True)
+class Scan:
+    """What a selection's statement reads: the table, the promoted columns it holds itself, whether the time
+    bounds ``since_ns`` / ``until_ns`` are bound, and which traffic."""
+
+    table: str
+    materialized: Sequence[str] | frozenset[str] = ()
+    since: bool = False
+    until: bool = False
+    traffic: str = "all"
+
+
+def present_sql(scan: Scan) -> str:
+    """Adapters, cohorts and generation count of a selection, in one row."""
+    table, materialized, since, until, traffic = scan.table, scan.materialized, scan.since, scan.until, scan.traffic
     generations = chsql.generations_sql(table, materialized=materialized, since=since, until=until)
     keys = arm_keys({c: c for c in schema.PROMOTED_TYPES})
     where = _filters(traffic=traffic, example_id="example_id", adapters=False, cohorts=False)
@@ -171,15 +178,9 @@ def present_sql(
     )
 
 
-def eval_names_sql(
-    table: str,
-    *,
-    materialized: Sequence[str] | frozenset[str] = (),
-    since: bool = False,
-    until: bool = False,
-    traffic: str = "all",
-) -> str:
+def eval_names_sql(scan: Scan) -> str:
     """The evaluation names in a selection (the evaluation events' own times, as the local ``evals``)."""
+    table, materialized, since, until, traffic = scan.table, scan.materialized, scan.since, scan.until, scan.traffic
     promoted = chsql.promoted_columns(materialized=materialized)
     name = chsql.eval_fields("ev_attributes")["name"]
     where = [

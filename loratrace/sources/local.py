@@ -13,7 +13,7 @@ import polars as pl
 from loratrace.analysis import load
 from loratrace.analysis.cells import cells, paired_cells
 from loratrace.analysis.metrics import Metric
-from loratrace.sources.base import EVERYTHING, Present, Selection
+from loratrace.sources.base import EVERYTHING, Present, Selection, narrow
 
 
 def _names(frame: pl.LazyFrame, selection: Selection) -> pl.LazyFrame:
@@ -78,14 +78,7 @@ class LocalStore:
         bounds = {"since": selection.since, "until": selection.until, "traffic": selection.traffic}
         cell_frame, counts = store_cells(self.path, metrics=metrics, window=window, **bounds)
         paired = _paired_for_store(self.path, metrics, counts, **bounds)
-        if selection.adapters:
-            keep = pl.col("adapter").is_in(list(selection.adapters))
-            cell_frame = cell_frame.filter(keep | (pl.col("arm") == "base"))
-            paired = paired.filter(keep)
-        if selection.cohorts:
-            cell_frame = cell_frame.filter(pl.col("cohort").is_in(list(selection.cohorts)))
-            paired = paired.filter(pl.col("cohort").is_in(list(selection.cohorts)))
-        return cell_frame, paired
+        return narrow(cell_frame, paired, selection.adapters, selection.cohorts)
 
     def cells(
         self, metrics: Sequence[Metric], *, window: timedelta | None, selection: Selection = EVERYTHING
