@@ -60,6 +60,8 @@ def open_source(store: str | None, source: str | None) -> Source:
     from loratrace.sources import open_source as open_any
 
     if store is not None and source is not None:
+        store, source = _flag_over_environment(store, source)
+    if store is not None and source is not None:
         raise BadInput("pass either --store DIR or --source URL, not both")
     if store is None and source is None:
         raise BadInput("pass --store DIR (a loratrace store) or --source URL (clickhouse://… or chdb://PATH)")
@@ -68,6 +70,21 @@ def open_source(store: str | None, source: str | None) -> Source:
     except StoreError as exc:
         flag = "--store" if source is None else "--source"
         raise BadInput(f"{flag}: {exc}") from exc
+
+
+def _flag_over_environment(store: str, source: str) -> tuple[str | None, str | None]:
+    """A flag given on the command line wins over the other one's environment variable."""
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return store, source
+    from click.core import ParameterSource
+
+    from_env = {name: context.get_parameter_source(name) == ParameterSource.ENVIRONMENT for name in ("store", "source")}
+    if from_env["store"] and not from_env["source"]:
+        return None, source
+    if from_env["source"] and not from_env["store"]:
+        return store, None
+    return store, source
 
 
 def time_options(function: F) -> F:

@@ -1010,7 +1010,9 @@ def alert_check(
     try:
         rules = load_rules(rules_path)
         spec = rules.spans_source
-        if store is None and source is None and spec is not None:
+        if store is None and source is None:
+            if spec is None:
+                raise BadInput("pass --store DIR or --source URL, or name the source in the rules file (source:)")
             source, state_dir = spec.resolve(), state_dir or spec.state_dir
         spans = open_source(store, source)
         try:

@@ -269,3 +269,17 @@ def test_a_bad_source_url_is_refused_without_its_password(url) -> None:
     assert result.exit_code == 2, result.output
     assert "--source" in result.output
     _no_secret(result.output)
+
+
+def test_a_flag_wins_over_the_other_sources_environment_variable(engines, monkeypatch) -> None:
+    runner = CliRunner()
+    args = ["adapters", "--format", "json", "--view", "changes"]
+    monkeypatch.setenv("LORATRACE_SOURCE", _url(engines))
+    local = _json(runner.invoke(cli, [*args, "--store", str(engines.store)]))
+    monkeypatch.delenv("LORATRACE_SOURCE")
+    monkeypatch.setenv("LORATRACE_STORE", str(engines.store))
+    remote = _json(runner.invoke(cli, [*args, "--source", _url(engines)]))
+    _same(local, remote)
+    both = runner.invoke(cli, [*args, "--source", _url(engines), "--store", str(engines.store)])
+    assert both.exit_code == 2
+    assert "not both" in both.output
