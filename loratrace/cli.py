@@ -1009,14 +1009,9 @@ def alert_check(
             raise BadInput(f"--now: {exc}") from exc
     try:
         rules = load_rules(rules_path)
-        spec = rules.spans_source
-        if store is None and source is None:
-            if spec is None:
-                raise BadInput("pass --store DIR or --source URL, or name the source in the rules file (source:)")
-            source, state_dir = spec.resolve(), state_dir or spec.state_dir
-        spans = open_source(store, source)
+        target, spans, state_dir = _alert_target(store, source, rules, state_dir)
         try:
-            result = run_alert_check(spans if store is None else store, rules, now=now, state_dir=state_dir)
+            result = run_alert_check(target, rules, now=now, state_dir=state_dir)
         finally:
             spans.close()
     except (ConfigurationError, StoreError) as exc:
@@ -1031,18 +1026,32 @@ def alert_check(
     raise SystemExit(result.exit_code)
 
 
+def _alert_target(store: str | None, source: str | None, rules: Any, state_dir: str | None) -> tuple[Any, Any, Any]:
+    """What an alert command reads (``--store``, ``--source``, or the rules' ``source:`` section), the source to
+    close afterwards, and the state folder."""
+    spec = rules.spans_source
+    if store is None and source is None:
+        if spec is None:
+            raise BadInput("pass --store DIR or --source URL, or name the source in the rules file (source:)")
+        source, state_dir = spec.resolve(), state_dir or spec.state_dir
+    spans = open_source(store, source)
+    return (store if store is not None else spans), spans, state_dir
+
+
 @alert.command("watch")
-@store_option
+@store_or_source_options
 @rules_option
 @click.option("--every", default="5m", show_default=True, help="Interval between checks (30s, 5m, 1h).")
-def alert_watch(store: str, rules_path: str, state_dir: str | None, every: str) -> None:
+def alert_watch(store: str | None, source: str | None, rules_path: str, state_dir: str | None, every: str) -> None:
     """Run the alert check on a schedule until SIGTERM or Ctrl-C (for containers); docs/alerts.md shows cron,
     systemd and Kubernetes alternatives.
 
     \b
     Example:
         loratrace alert watch --store ./traces --rules alerts.yaml --every 5m
+        loratrace alert watch --rules alerts.yaml --every 5m     # the rules' source: section names ClickHouse
     """
+    from loratrace.alerts.rules import load_rules
     from loratrace.alerts.watch import watch
     from loratrace.analysis.timespec import parse_duration
     from loratrace.errors import ConfigurationError, StoreError
@@ -1052,8 +1061,13 @@ def alert_watch(store: str, rules_path: str, state_dir: str | None, every: str) 
     except ValueError as exc:
         raise BadInput(f"--every: {exc}") from exc
     try:
-        _check_store(store)
-        code = watch(store, rules_path, every=interval, state_dir=state_dir, report=_echo_check)
+        target, spans, state_dir = _alert_target(store, source, load_rules(rules_path), state_dir)
+        if store is not None:
+            _check_store(store)
+        try:
+            code = watch(target, rules_path, every=interval, state_dir=state_dir, report=_echo_check)
+        finally:
+            spans.close()
     except (ConfigurationError, StoreError) as exc:
         raise BadInput(str(exc)) from exc
     click.echo("alert watch: stopped", err=True)

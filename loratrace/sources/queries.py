@@ -1,9 +1,11 @@
-"""The incident queries shipped in ``loratrace/queries/*.sql``: loading them, and translating them to ClickHouse.
+"""DuckDB statements over the store's views, translated to ClickHouse: the incident queries shipped in
+``loratrace/queries/*.sql`` and the analyses' own statements (latency, inventory, the ``feedback`` view).
 
-The files are written for DuckDB over the store's views, with named parameters (``$adapter``). On ClickHouse,
-sqlglot translates the dialect; the views become CTEs over ``otel_traces`` (``loratrace.sources.clickhouse_sql``)
-and each parameter becomes a ClickHouse bound parameter ``{name:Type}``, typed from its Python value, so a
-value is never formatted into the SQL.
+They are written for DuckDB, with named parameters (``$adapter``). On ClickHouse, sqlglot translates the dialect
+(:func:`_clickhouse_tree` adds what it does not map the way ClickHouse needs); the views become CTEs over
+``otel_traces`` (``loratrace.sources.clickhouse_sql``) and each parameter becomes a ClickHouse bound parameter
+``{name:Type}``, typed from the query's declared types (or from its value), so a value is never formatted into
+the SQL.
 """
 
 from __future__ import annotations

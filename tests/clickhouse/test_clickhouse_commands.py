@@ -283,3 +283,28 @@ def test_a_flag_wins_over_the_other_sources_environment_variable(engines, monkey
     both = runner.invoke(cli, [*args, "--source", _url(engines), "--store", str(engines.store)])
     assert both.exit_code == 2
     assert "not both" in both.output
+
+
+def test_alert_watch_checks_a_source(engines, tmp_path) -> None:
+    import threading
+
+    from loratrace.alerts.watch import watch
+    from loratrace.sources import open_source
+
+    rules, _ = _rules(tmp_path, "r")
+    stop = threading.Event()
+    reports: list[tuple[Any, str | None]] = []
+
+    def report(result: Any, error: str | None) -> None:
+        reports.append((result, error))
+        stop.set()
+
+    source = open_source(_url(engines, "otel_traces_loratrace"))
+    try:
+        code = watch(source, rules, every=3600, state_dir=tmp_path / "state", report=report, stop=stop)
+    finally:
+        source.close()
+    assert code == 0
+    [(result, error)] = reports
+    assert error is None
+    assert result.conditions > 10
