@@ -63,10 +63,11 @@ def open_source(store: str | None, source: str | None) -> Source:
         store, source = _flag_over_environment(store, source)
     if store is not None and source is not None:
         raise BadInput("pass either --store DIR or --source URL, not both")
-    if store is None and source is None:
+    location = store if source is None else source
+    if location is None:
         raise BadInput("pass --store DIR (a loratrace store) or --source URL (clickhouse://… or chdb://PATH)")
     try:
-        return open_any(store if source is None else source, local=source is None)
+        return open_any(location, local=source is None)
     except StoreError as exc:
         flag = "--store" if source is None else "--source"
         raise BadInput(f"{flag}: {exc}") from exc

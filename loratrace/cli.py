@@ -418,6 +418,7 @@ def query_command(
     if source is not None:
         _echo_source_query(open_source(store, source), name, values, output_format)
         return
+    assert store is not None  # one of the two, checked above
     try:
         names, rows = queries.fetch(store, name, values)
         if not rows:

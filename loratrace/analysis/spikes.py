@@ -381,6 +381,8 @@ def spike_windows(
 
     # both scoring passes read the counts: computed once (they are small, arms x metrics x windows)
     if counts is None:
+        if generations is None:
+            raise ValueError("spike_windows needs the generations or their window counts")
         counts = window_counts(generations, window=window, metrics=metrics)
     counts = (
         counts.with_columns(time_of_day=pl.col("window_start").dt.time())

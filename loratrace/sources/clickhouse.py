@@ -477,14 +477,16 @@ class ClickHouseSource:
         chosen = [SPIKE_METRICS[name] for name in metric_names]
         sql = cells_sql.spike_counts_sql(self.table, chosen, window=window, materialized=self.materialized(), **flags)
         frame = self.frame(sql, params)
-        schema = {
-            "adapter": pl.String,
-            "adapter_id": pl.String,
-            "window_start": pl.Datetime("us", "UTC"),
-            "last_seen": pl.Datetime("us", "UTC"),
-            **{f"n:{name}": pl.Int64 for name in metric_names},
-            **{f"events:{name}": pl.Float64 for name in metric_names},
-        }
+        schema = pl.Schema(
+            {
+                "adapter": pl.String(),
+                "adapter_id": pl.String(),
+                "window_start": pl.Datetime("us", "UTC"),
+                "last_seen": pl.Datetime("us", "UTC"),
+                **{f"n:{name}": pl.Int64() for name in metric_names},
+                **{f"events:{name}": pl.Float64() for name in metric_names},
+            }
+        )
         if frame.is_empty():
             return pl.DataFrame(schema=schema)
         return frame.select([pl.col(c).cast(t) for c, t in schema.items()])
