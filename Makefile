@@ -29,8 +29,9 @@ demo: setup
 	$(BIN)/loratrace demo
 
 test: setup $(VENV)/.fastdecode test-asan
-	$(BIN)/ruff check loratrace tests bench
-	$(BIN)/ruff format --check loratrace tests bench
+	$(BIN)/ruff check loratrace tests bench tools
+	$(BIN)/ruff format --check loratrace tests bench tools
+	$(BIN)/mypy loratrace
 	$(BIN)/pytest
 
 # The compiled decoder built with AddressSanitizer + UndefinedBehaviorSanitizer in a scratch copy of the tree, and
@@ -56,4 +57,4 @@ bench: setup $(VENV)/.fastdecode
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -40,16 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from otlp_load import RequestFactory  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from _common import RequestFactory, free_port
 
 
 class Collector:
@@ -58,7 +49,7 @@ class Collector:
     def __init__(self, store: Path, log: Path) -> None:
         self.store = store
         self.log = log
-        self.http_port, self.grpc_port = _free_port(), _free_port()
+        self.http_port, self.grpc_port = free_port(), free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,15 +29,10 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+from _common import free_port
 
 HERE = Path(__file__).resolve().parent
 OTELCOL_DOCUMENTED_SPANS_PER_S = 24_000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _cpu(process: psutil.Process) -> float:
@@ -58,7 +52,7 @@ def main() -> None:
     log = open(args.collector_log, "w") if args.collector_log else None  # noqa: SIM115 (closed below)
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "store"
-        http_port, grpc_port = _free_port(), _free_port()
+        http_port, grpc_port = free_port(), free_port()
         loratrace_bin = str(Path(sys.executable).with_name("loratrace"))
         collector = subprocess.Popen(
             [

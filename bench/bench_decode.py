@@ -16,10 +16,8 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from otlp_load import template_request
+from _common import template_request
 
 from loratrace.collector import decode
 

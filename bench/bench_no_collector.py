@@ -20,12 +20,13 @@ Printed per condition: the median wall time of the process, the lines it wrote t
 from __future__ import annotations
 
 import json
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _common import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 RUNS = 3
@@ -61,9 +62,7 @@ print(json.dumps({"flushed": flush(timeout_millis=30_000)}))
 
 
 def _refused_endpoint() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"  # closed again: nothing listens there
+    return f"http://127.0.0.1:{free_port()}"  # closed again: nothing listens there
 
 
 def _run(condition: str) -> tuple[float, int, bool]:

@@ -25,21 +25,14 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-ENGINE_ENV = {
-    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
-    "VLLM_CPU_KVCACHE_SPACE": "1",
-    "HF_HUB_OFFLINE": "1",
-    "VLLM_NO_USAGE_STATS": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "VLLM_LOGGING_LEVEL": "ERROR",
-}
+from _common import ENGINE_ENV, fixture_models
+
+# the engine in this process (the replay's own path), quiet
+REPLAY_ENGINE_ENV = {**ENGINE_ENV, "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_LOGGING_LEVEL": "ERROR"}
 SUBJECTS = ["invoice", "password", "refund", "account", "seats", "plan", "billing date", "customer email"]
 CONTEXT = "Invoices are due within thirty days of the billing date. Enterprise customers get a refund policy summary."
 
@@ -74,16 +67,15 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=256, help="examples per chunk (x3 rows per vLLM batch)")
     parser.add_argument("--max-new-tokens", type=int, default=16)
     args = parser.parse_args()
-    for key, value in ENGINE_ENV.items():
+    for key, value in REPLAY_ENGINE_ENV.items():
         os.environ.setdefault(key, value)
 
-    from loratrace.demo.tiny_model import ensure_tiny_models
     from loratrace.replay import read_dataset, run_replay
     from loratrace.replay.dataset import render_prompt
     from loratrace.replay.engines import GenerationSettings, VLLMEngine
 
     work = Path(tempfile.mkdtemp(prefix="bench-replay-"))
-    models = ensure_tiny_models(Path(os.environ.get("LORATRACE_FIXTURES", REPO / ".fixtures")))
+    models = fixture_models()
     adapters = {name: str(path) for name, path in models.adapters.items()}
     golden = work / "golden.jsonl"
     golden.write_text("".join(json.dumps(row) + "\n" for row in golden_rows(args.examples)), encoding="utf-8")

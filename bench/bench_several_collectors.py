@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,17 +22,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+from _common import free_port
+
 HERE = Path(__file__).resolve().parent
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _start(store: Path, writer_id: str) -> tuple[subprocess.Popen[bytes], int]:
-    http_port, grpc_port = _free_port(), _free_port()
+    http_port, grpc_port = free_port(), free_port()
     exe = str(Path(sys.executable).with_name("loratrace"))
     args = [exe, "collect", "--store", str(store), "--writer-id", writer_id]
     args += ["--http", f"127.0.0.1:{http_port}", "--grpc", f"127.0.0.1:{grpc_port}"]

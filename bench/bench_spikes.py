@@ -13,12 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
+import _common  # noqa: F401  (puts the repository root on sys.path, for tests.analysis)
 import numpy as np
 import polars as pl
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def naive_flags(windows: pl.DataFrame) -> pl.DataFrame:
@@ -42,7 +40,6 @@ def main() -> int:
     parser.add_argument("--windows", type=int, default=168)
     parser.add_argument("--traffic", type=int, default=100)
     args = parser.parse_args()
-    sys.path.insert(0, str(REPO))
     from loratrace.analysis.spikes import spike_episodes, spike_windows
     from tests.analysis.spike_streams import stream_frame
 

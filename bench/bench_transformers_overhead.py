@@ -45,41 +45,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from _common import BackgroundClock, counting_providers, make_peft_call, make_pipeline_call
 from _inner_timer import InnerTimer
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-
-class CountingExporter(SpanExporter):
-    """Counts spans and the adapter names they carry, then drops them, as a network exporter lets them go
-    (an in-memory exporter keeping thousands of spans alive would weigh on the garbage collector)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.adapter_names: set[str] = set()
-
-    def export(self, spans: Any) -> SpanExportResult:
-        self.count += len(spans)
-        for span in spans:
-            name = span.attributes.get("loratrace.adapter.name")
-            if name:
-                self.adapter_names.add(name)
-        return SpanExportResult.SUCCESS
-
-
-def _providers(export_delay_ms: float = 5000.0) -> tuple[TracerProvider, MeterProvider, CountingExporter]:
-    """SDK providers as an application sets them up (``export_delay_ms``: the BatchSpanProcessor's schedule delay,
-    5 s by default as in the SDK), exporting into a counter."""
-    exporter = CountingExporter()
-    tracer_provider = TracerProvider()
-    processor = BatchSpanProcessor(exporter, max_export_batch_size=512, schedule_delay_millis=export_delay_ms)
-    tracer_provider.add_span_processor(processor)
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    return tracer_provider, meter_provider, exporter
-
 
 DEFERRED = "loratrace, background completion after the block (serving thread alone)"
 
@@ -101,25 +72,6 @@ class Condition:
         # whole durations (µs) of the calls no burst overlapped, and of all calls, with the same blocks
         self.clear_calls: list[float] = []
         self.all_calls: list[float] = []
-
-
-class BackgroundClock:
-    """CPU time of loratrace's background thread (bench-only use of its internal finisher), read around each
-    call: how much work it does per call, and which calls its bursts overlapped."""
-
-    # a burst completes ~100 spans; a thread merely waking to check its queue takes a few µs
-    BURST_NS = 200_000
-
-    def __init__(self) -> None:
-        from loratrace._finisher import finisher
-
-        self._finisher = finisher
-
-    def read(self) -> int | None:
-        thread = self._finisher._thread
-        if thread is None or thread.ident is None:
-            return None
-        return time.clock_gettime_ns(time.pthread_getcpuclockid(thread.ident))
 
 
 def _measure(
@@ -442,64 +394,13 @@ def _report(runs: list[dict[str, Any]]) -> None:
     print(f"\nprocesses: {len(runs)}; exported spans: {exported}; adapter names seen: {adapters}")
 
 
-def fixture_models() -> Any:
-    """The tiny Llama and its adapters, built locally once (``$LORATRACE_FIXTURES`` or a folder under /tmp)."""
-    from loratrace.demo.tiny_model import ensure_tiny_models
-
-    root = Path(os.environ.get("LORATRACE_FIXTURES", Path(tempfile.gettempdir()) / "loratrace-bench-fixtures"))
-    return ensure_tiny_models(root)
-
-
-PROMPT = "Invoices are due within"
-
-
-def _tokenizer_and_models() -> tuple[Any, Any]:
-    """Set-up shared by the timed calls: one torch thread, transformers quiet, the fixture models."""
-    import torch
-    import transformers
-    from transformers import AutoTokenizer
-
-    # the pipeline logs a max_length notice on every call, with or without instrumentation
-    transformers.logging.set_verbosity_error()
-    torch.set_num_threads(1)
-    models = fixture_models()
-    return AutoTokenizer.from_pretrained(models.base), models
-
-
-def _base_model(models: Any) -> Any:
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(models.base, dtype=torch.float32)
-
-
-def make_pipeline_call(new_tokens: int) -> Callable[[], Any]:
-    """The text-generation pipeline call the benches time (greedy, ``new_tokens`` new tokens), on its own model."""
-    from transformers import pipeline
-
-    tokenizer, models = _tokenizer_and_models()
-    generator = pipeline("text-generation", model=_base_model(models), tokenizer=tokenizer)
-    return lambda: generator(PROMPT, return_full_text=False, max_new_tokens=new_tokens, do_sample=False)
-
-
-def make_peft_call(new_tokens: int) -> tuple[Callable[[], Any], Any, Any]:
-    """The ``PeftModel.generate`` call the benches time (adapter a1, greedy), on its own model: (call, the
-    PeftModel, its inputs)."""
-    from peft import PeftModel
-
-    tokenizer, models = _tokenizer_and_models()
-    model = PeftModel.from_pretrained(_base_model(models), models.adapters["a1"], adapter_name="a1")
-    inputs = tokenizer([PROMPT], return_tensors="pt")
-    return lambda: model.generate(**inputs, max_new_tokens=new_tokens, do_sample=False), model, inputs
-
-
 def _worker(options: argparse.Namespace) -> dict[str, Any]:
     import loratrace
 
     pipeline_call = make_pipeline_call(options.new_tokens)
     generate_kwargs = {"max_new_tokens": options.new_tokens, "do_sample": False}
 
-    tracer_provider, meter_provider, exporter = _providers()
+    tracer_provider, meter_provider, exporter = counting_providers()
 
     def _sample_attributes(call: Callable[[], Any]) -> dict[str, Any]:
         """The attributes of one loratrace span for ``call`` (for the floor condition)."""

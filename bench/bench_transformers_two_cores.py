@@ -62,7 +62,7 @@ def _pin(core: int) -> None:
 
 
 def _call(workload: str, new_tokens: int) -> Callable[[], Any]:
-    from bench_transformers_overhead import make_peft_call, make_pipeline_call
+    from _common import make_peft_call, make_pipeline_call
 
     return make_pipeline_call(new_tokens) if workload == "pipeline" else make_peft_call(new_tokens)[0]
 
@@ -77,8 +77,8 @@ def placement(role: int, period: int, aa: bool) -> tuple[int, bool]:
 
 
 def _worker(options: argparse.Namespace) -> None:
+    from _common import BackgroundClock, counting_providers
     from _inner_timer import InnerTimer
-    from bench_transformers_overhead import BackgroundClock, _providers
     from transformers.generation.utils import GenerationMixin
 
     import loratrace
@@ -91,7 +91,7 @@ def _worker(options: argparse.Namespace) -> None:
     call = _call(options.workload, options.new_tokens)
     inner = InnerTimer(GenerationMixin)  # beneath loratrace's wrappers: the model's own generate
     inner.install()
-    tracer_provider, meter_provider, exporter = _providers(options.export_delay_ms)
+    tracer_provider, meter_provider, exporter = counting_providers(options.export_delay_ms)
     background = BackgroundClock()
     for traced in (True, False):  # warm both ways; the background thread exists from here on
         if traced:
@@ -207,7 +207,7 @@ def _run(options: argparse.Namespace, workload: str) -> dict[str, Any]:
     # where the difference is: around the model (pipeline / PEFT code and loratrace's wrappers) or inside it
     figures["outside_model"] = analyse(calls, start_at, options.period, options.aa, _outside_model)
     figures["model"] = analyse(calls, start_at, options.period, options.aa, lambda call: call[2])
-    from bench_transformers_overhead import BackgroundClock
+    from _common import BackgroundClock
 
     traced = [call for worker in calls for call in worker if call[4]] or [[0.0] * 5]
     figures["background_cpu_us_per_traced_call"] = statistics.mean(call[3] for call in traced)

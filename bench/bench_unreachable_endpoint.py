@@ -25,9 +25,9 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from _common import REPO, make_peft_call
+
 CONDITIONS = ("current", "export-on-finisher")
 
 
@@ -44,8 +44,6 @@ def _endpoint(refused: bool) -> tuple[str, socket.socket | None]:
 
 def _worker(condition: str, seconds: float, refused: bool) -> dict[str, object]:
     import logging
-
-    from bench_transformers_overhead import make_peft_call
 
     import loratrace
     from loratrace._finisher import finisher
@@ -97,7 +95,6 @@ def main() -> None:
     parser.add_argument("--worker", choices=CONDITIONS, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.worker:
-        sys.path.insert(0, str(REPO))
         print(json.dumps(_worker(options.worker, options.seconds, options.refused)), flush=True)
         os._exit(0)  # the exporter threads may still be waiting on the endpoint
     results = []

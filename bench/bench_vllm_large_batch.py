@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_vllm_overhead import ENGINE_ENV, REPO, _free_port, _models, _wait_ready
+from _common import ENGINE_ENV, fixture_models, free_port, wait_ready
 
 
 def main() -> None:
@@ -31,7 +31,6 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=30_000)
     options = parser.parse_args()
     os.environ.update(ENGINE_ENV)
-    sys.path.insert(0, str(REPO))
     import functools
 
     from vllm import LLM, SamplingParams
@@ -40,16 +39,16 @@ def main() -> None:
     import loratrace
     from loratrace._export_requests import export_requests
 
-    models = _models()
+    models = fixture_models()
     store = Path(tempfile.mkdtemp(prefix="loratrace-large-batch-"))
-    port = _free_port()
+    port = free_port()
     collector = subprocess.Popen(
         [sys.executable, "-m", "loratrace", "collect", "--store", str(store), "--http", f"127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_ready(collector, f"http://127.0.0.1:{port}", time.monotonic() + 60, ready_path="/health")
+        wait_ready(collector, f"http://127.0.0.1:{port}", time.monotonic() + 60, ready_path="/health")
         llm = LLM(
             model=str(models.base), served_model_name="tiny-llama", dtype="float32", enforce_eager=True,
             enable_lora=True, max_lora_rank=8, max_loras=3, max_model_len=256,

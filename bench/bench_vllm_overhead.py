@@ -37,16 +37,10 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-ENGINE_ENV = {
-    "VLLM_CPU_KVCACHE_SPACE": "1",
-    "HF_HUB_OFFLINE": "1",
-    "VLLM_NO_USAGE_STATS": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}
+from _common import ENGINE_ENV, REPO, fixture_models, free_port, wait_ready
+
 PROMPTS = [
     "The quick brown fox",
     "Invoices are due within",
@@ -56,13 +50,6 @@ PROMPTS = [
     "Our enterprise customers need",
     "What is the capital of France?",
 ]
-
-
-def _models() -> Any:
-    sys.path.insert(0, str(REPO))
-    from loratrace.demo.tiny_model import ensure_tiny_models
-
-    return ensure_tiny_models(Path(os.environ.get("LORATRACE_FIXTURES", REPO / ".fixtures")))
 
 
 SUSTAINED_BATCHES = 4
@@ -90,7 +77,7 @@ def bench_offline(*, prompts: int, repeats: int, max_tokens: int, engine: str, m
         def export(self, spans: Sequence[Any]) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
-    models = _models()
+    models = fixture_models()
     from vllm import LLM, SamplingParams
     from vllm.lora.request import LoRARequest
 
@@ -276,16 +263,8 @@ class _Sink(BaseHTTPRequestHandler):
         return
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _start_server(models: Any, *, traced: bool, sink: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     module = "loratrace.instrumentation.vllm.serve" if traced else "vllm.entrypoints.openai.api_server"
     env = {**os.environ, **ENGINE_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": sink}
     command = [
@@ -296,19 +275,6 @@ def _start_server(models: Any, *, traced: bool, sink: str) -> tuple[subprocess.P
     ]  # fmt: skip
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
     return process, f"http://127.0.0.1:{port}"
-
-
-def _wait_ready(process: subprocess.Popen[bytes], url: str, deadline: float, ready_path: str = "/v1/models") -> None:
-    """Until ``GET url + ready_path`` answers (a vLLM server's model list, a collector's ``/health``)."""
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server for {url} exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url + ready_path, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"server for {url} not ready in time")
 
 
 def _complete(url: str, model: str, prompt: str, max_tokens: int) -> float:
@@ -322,7 +288,7 @@ def _complete(url: str, model: str, prompt: str, max_tokens: int) -> float:
 
 
 def bench_server(*, requests: int, max_tokens: int) -> dict[str, float]:
-    models = _models()
+    models = fixture_models()
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     sink_url = f"http://127.0.0.1:{sink.server_address[1]}"
@@ -330,7 +296,7 @@ def bench_server(*, requests: int, max_tokens: int) -> dict[str, float]:
     try:
         deadline = time.monotonic() + 300
         for process, url in servers.values():
-            _wait_ready(process, url, deadline)
+            wait_ready(process, url, deadline)
         names = ["tiny-llama", "a1", "a2"]
         for i in range(9):  # warm-up both
             for _, url in servers.values():

@@ -20,13 +20,14 @@ import json
 import multiprocessing
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+from _common import free_port
 
 START = datetime(2026, 11, 30, tzinfo=timezone.utc)
 
@@ -54,12 +55,6 @@ def bench_traffic(*, adapters: int, cohorts: int, hours: int, rate: int, eval_fr
         seed=2026,
         eval_fraction=eval_fraction,
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _send_hours(args: tuple) -> int:
@@ -100,7 +95,7 @@ def main() -> None:
         adapters=args.adapters, cohorts=args.cohorts, hours=args.hours, rate=args.rate, eval_fraction=args.eval_fraction
     )
     expected = args.hours * args.rate * args.cohorts * (args.adapters + 1)
-    port, grpc_port = _free_port(), _free_port()
+    port, grpc_port = free_port(), free_port()
     loratrace = Path(sys.executable).with_name("loratrace")
     log = open(f"{args.store}.collector.log", "wb")  # noqa: SIM115 (closed below)
     collector = subprocess.Popen(

@@ -11,14 +11,11 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import sys
 import threading
 import time
 import urllib.parse
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from otlp_load import RequestFactory
+from _common import RequestFactory
 
 
 def main() -> None:

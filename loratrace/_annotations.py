@@ -121,8 +121,7 @@ def record_eval(
         attributes[semconv.EVALUATION_PASSED] = passed
     if explanation is not None:
         attributes[semconv.GEN_AI_EVALUATION_EXPLANATION] = str(explanation)
-    is_recording = getattr(target, "is_recording", None)
-    if is_recording is not None and is_recording():
+    if isinstance(target, Span) and target.is_recording():
         target.add_event(semconv.GEN_AI_EVALUATION_RESULT_EVENT, attributes)
         return
     _record_on_child(target, name, attributes)
@@ -138,6 +137,6 @@ def _record_on_child(target: Span | ReadableSpan, name: str, attributes: dict[st
     }
     inherited[semconv.GEN_AI_OPERATION_NAME] = "evaluation"
     tracer = tracer_provider_in_use().get_tracer("loratrace")
-    parent = trace.set_span_in_context(trace.NonRecordingSpan(target.get_span_context()))
+    parent = trace.set_span_in_context(trace.NonRecordingSpan(target.get_span_context() or trace.INVALID_SPAN_CONTEXT))
     with tracer.start_as_current_span(f"evaluation {name}", context=parent, attributes=inherited) as child:
         child.add_event(semconv.GEN_AI_EVALUATION_RESULT_EVENT, attributes)

@@ -52,6 +52,7 @@ class ExportRequests:
             export()  # no thread to be had (see _start): the caller waits for this one export
             return True
         self._wake.set()
+        assert done is not None  # set under the lock whenever the thread runs
         return done.wait(wait_s) if wait_s > 0 else False
 
     def _start(self) -> bool:

@@ -57,8 +57,8 @@ class Scope:
         self.pending_span: Span | None = None
         self.pending_end_ns: int | None = None
         self.schema_attempts = 0
-        self.has_fallback = parent.has_fallback if parent else False
-        self.fallback_reason = parent.fallback_reason if parent else None
+        self.has_fallback: bool = parent.has_fallback if parent else False
+        self.fallback_reason: str | None = parent.fallback_reason if parent else None
         # a fallback marked before any generation of the scope: the next generation carries it
         self.pending_fallback = False
 
@@ -201,11 +201,11 @@ class context:  # lower case: used like a function, ``with loratrace.context(...
                 with self._fresh():
                     return await function(*args, **kwargs)
 
-            return async_wrapper  # type: ignore[return-value]
+            return async_wrapper  # type: ignore[return-value]  # functools.wraps kept F's signature
 
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             with self._fresh():
                 return function(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        return wrapper  # type: ignore[return-value]  # functools.wraps kept F's signature

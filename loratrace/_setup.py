@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from opentelemetry import metrics, trace
+
+# instrumentor.py opens with a file-wide `# type: ignore`, so mypy sees none of its names
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from loratrace._export_outcome import EndpointWatch, WatchedMetricExporter, WatchedSpanExporter
 from loratrace._finisher import finisher
@@ -134,7 +136,7 @@ def _resolve_protocol(protocol: str | None) -> Protocol:
     if chosen not in ("http/protobuf", "grpc"):
         msg = f"loratrace.instrument(protocol=...) must be 'http/protobuf' or 'grpc', got {chosen!r}"
         raise ConfigurationError(msg)
-    return chosen  # type: ignore[return-value]
+    return chosen  # type: ignore[return-value]  # one of the Literal's values, checked just above
 
 
 _SIGNAL_PATHS = ("/v1/traces", "/v1/metrics")
@@ -192,7 +194,7 @@ def _exporters(signal: str) -> list[ExporterName]:
         raise ConfigurationError(msg)
     if "none" in names:
         return []
-    return names  # type: ignore[return-value]
+    return names  # type: ignore[return-value]  # each one of the Literal's values, checked above
 
 
 def _span_exporter(endpoint: str | None, protocol: Protocol, headers: Mapping[str, str] | None) -> Any:
@@ -240,7 +242,7 @@ def _own_tracer_provider(
     provider = TracerProvider(resource=resource)
     for name in _exporters("traces"):
         if name == "otlp":
-            exporter = WatchedSpanExporter(_span_exporter(endpoint, protocol, headers), watch)
+            exporter: SpanExporter = WatchedSpanExporter(_span_exporter(endpoint, protocol, headers), watch)
         else:
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
@@ -408,6 +410,7 @@ def uninstrument(*, timeout_millis: int = 5_000) -> None:
         instrumentor.uninstrument()
     finisher.drain(max(0.0, deadline - time.monotonic()))
     if state.owns_tracer_provider:
+        # owned: the SDK providers loratrace built, which have shutdown (the API types do not)
         _call_until(state.tracer_provider.shutdown, deadline)  # type: ignore[attr-defined]
     if state.owns_meter_provider:
         _call_until(state.meter_provider.shutdown, deadline)  # type: ignore[attr-defined]

@@ -7,14 +7,26 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from loratrace._cli_options import (
+    BadInput,
+    auth_token_option,
+    decision_options,
+    format_choice,
+    format_option,
+    metric_option,
+    open_source,
+    store_option,
+    store_or_source_options,
+    time_options,
+    traffic_option,
+    view_option,
+)
 from loratrace._version import __version__
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
 
     import polars as pl
-
-    from loratrace.sources.base import Source
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,14 +89,7 @@ def _address(value: str, flag: str) -> tuple[str, int] | None:
 
 
 @cli.command()
-@click.option(
-    "--store",
-    required=True,
-    envvar="LORATRACE_STORE",
-    show_envvar=True,
-    type=click.Path(file_okay=False),
-    help="Folder of the span store.",
-)
+@store_option
 @click.option(
     "--http", "http_address", default="127.0.0.1:4318", show_default=True, help="OTLP/HTTP HOST:PORT, or off."
 )
@@ -92,13 +97,7 @@ def _address(value: str, flag: str) -> tuple[str, int] | None:
     "--grpc", "grpc_address", default="127.0.0.1:4317", show_default=True, help="OTLP/gRPC HOST:PORT, or off."
 )
 @click.option("--retention-days", type=click.IntRange(min=1), default=None, help="Delete days older than this.")
-@click.option(
-    "--auth-token",
-    envvar="LORATRACE_AUTH_TOKEN",
-    default=None,
-    help="Bearer token exporters must send; required to bind a non-loopback address.",
-    show_envvar=True,
-)
+@auth_token_option("Bearer token exporters must send; required to bind a non-loopback address.")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), default=None, help="TLS certificate (PEM).")
 @click.option("--tls-key", type=click.Path(dir_okay=False), default=None, help="TLS private key (PEM).")
 @click.option(
@@ -195,22 +194,8 @@ def collect(
 
 
 @cli.command()
-@click.option(
-    "--store",
-    required=True,
-    envvar="LORATRACE_STORE",
-    show_envvar=True,
-    type=click.Path(file_okay=False),
-    help="Folder of the span store.",
-)
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@store_option
+@format_option
 @click.option(
     "--full-engine",
     is_flag=True,
@@ -243,45 +228,6 @@ def sql(store: str, output_format: str, full_engine: bool, statement: str) -> No
 # --- analyses ----------------------------------------------------------------------------------------------
 
 
-class BadInput(click.ClickException):
-    """A user error in an analysis command's input: exit code 2, as for a usage error."""
-
-    exit_code = 2
-
-
-def store_option(function: F) -> F:
-    """``--store DIR`` (or ``LORATRACE_STORE``) for the commands that read a store."""
-    return click.option(
-        "--store",
-        required=True,
-        envvar="LORATRACE_STORE",
-        show_envvar=True,
-        type=click.Path(file_okay=False),
-        help="Folder of the span store.",
-    )(function)
-
-
-def time_options(function: F) -> F:
-    """``--since`` / ``--until``: durations ago (24h, 30m, 7d) or ISO times."""
-    function = click.option("--until", default=None, help="End of the window (exclusive): 2h ago, or an ISO time.")(
-        function
-    )
-    return click.option("--since", default=None, help="Start of the window: a duration ago (24h, 7d) or an ISO time.")(
-        function
-    )
-
-
-def format_option(function: F) -> F:
-    return click.option(
-        "--format",
-        "output_format",
-        type=click.Choice(["table", "json", "csv"]),
-        default="table",
-        show_default=True,
-        help="A table for people, JSON or CSV for machines.",
-    )(function)
-
-
 def parse_window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
     from loratrace.analysis.timespec import parse_time
 
@@ -311,54 +257,12 @@ def render_rows(frame: pl.DataFrame, output_format: str) -> str:
     return render(frame, output_format)
 
 
-# --- issue 19: ClickHouse as a source (--source) ----------------------------------------------------------------
-
-
-def store_or_source_options(function: F) -> F:
-    """``--store DIR`` or ``--source URL`` (ClickHouse), for the analyses that run on either."""
-    function = click.option(
-        "--source",
-        default=None,
-        envvar="LORATRACE_SOURCE",
-        show_envvar=True,
-        help="Instead of --store: ClickHouse's otel_traces, clickhouse://user:pw@host:8123/db?table=otel_traces, "
-        "or chdb://PATH for the embedded engine.",
-    )(function)
-    return click.option(
-        "--store",
-        default=None,
-        envvar="LORATRACE_STORE",
-        show_envvar=True,
-        type=click.Path(file_okay=False),
-        help="Folder of the span store.",
-    )(function)
-
-
-def open_source(store: str | None, source: str | None) -> Source:
-    """The source that ``--store`` / ``--source`` name: exactly one of them (exit 2 otherwise)."""
-    from loratrace.errors import StoreError
-    from loratrace.sources import open_source as open_any
-
-    if store is not None and source is not None:
-        raise BadInput("pass either --store DIR or --source URL, not both")
-    if store is None and source is None:
-        raise BadInput("pass --store DIR (a loratrace store) or --source URL (clickhouse://… or chdb://PATH)")
-    try:
-        return open_any(store if source is None else source, local=source is None)
-    except StoreError as exc:
-        flag = "--store" if source is None else "--source"
-        raise BadInput(f"{flag}: {exc}") from exc
-
-
-# --- end of issue 19 ---------------------------------------------------------------------------------------------
-
-
 @cli.command()
 @store_or_source_options
 @time_options
 @click.option("--adapter", "adapters", multiple=True, help="Only this adapter name (repeatable).")
 @click.option("--cohort", "cohorts", multiple=True, help="Only this cohort (repeatable).")
-@click.option("--metric", "metric_names", multiple=True, help="Only this metric (repeatable); default: the rates.")
+@metric_option
 @click.option(
     "--window",
     default="1h",
@@ -372,18 +276,8 @@ def open_source(store: str | None, source: str | None) -> Source:
     show_default=True,
     help="concurrent: the base model in the same windows; before: the traffic before the adapter (confounded).",
 )
-@click.option(
-    "--traffic",
-    type=click.Choice(["all", "production", "replay"]),
-    default="all",
-    show_default=True,
-    help="replay: golden-set replay only (generations with an example id); production: the rest.",
-)
-@click.option("--alpha", type=click.FloatRange(0.0001, 0.5), default=0.05, show_default=True, help="FDR level.")
-@click.option("--min-n", type=click.IntRange(min=1), default=30, show_default=True, help="Fewest per arm.")
-@click.option(
-    "--min-effect", type=click.FloatRange(min=0), default=0.02, show_default=True, help="Smallest rate change."
-)
+@traffic_option("replay: golden-set replay only (generations with an example id); production: the rest.")
+@decision_options
 @click.option("--verdict", "verdicts", multiple=True, help="Only rows with this verdict (e.g. regressed).")
 @format_option
 def drift(
@@ -417,36 +311,34 @@ def drift(
         loratrace drift --store ./traces --adapter billing --metric eval_pass:json_valid --format json
         loratrace drift --source "clickhouse://reader@ch.internal:8123/otel?table=otel_traces" --since 24h
     """
-    from loratrace.analysis.run import EmptySelectionError, drift_for_source, drift_for_store
+    from loratrace.analysis.run import DriftSettings, EmptySelectionError, drift_for_source
     from loratrace.analysis.timespec import parse_duration
-    from loratrace.errors import StoreError
+    from loratrace.errors import QueryError, StoreError
 
     since_at, until_at = parse_window(since, until)
     try:
         width = parse_duration(window)
     except ValueError as exc:
         raise BadInput(f"--window: {exc}") from exc
+    settings = DriftSettings(
+        since=since_at,
+        until=until_at,
+        adapters=adapters or None,
+        cohorts=cohorts or None,
+        metric_names=metric_names or None,
+        window=width,
+        baseline=baseline,  # type: ignore[arg-type]  # click.Choice admits only the Literal's values
+        traffic=traffic,  # type: ignore[arg-type]  # click.Choice admits only the Literal's values
+        alpha=alpha,
+        min_n=min_n,
+        min_effect=min_effect,
+    )
     spans = open_source(store, source)
-    # a store folder runs drift_for_store, which adds what only a store has (feedback, confounded changes)
-    run = drift_for_store if store is not None else drift_for_source
     try:
-        rows = run(
-            store if store is not None else spans,  # type: ignore[arg-type]
-            since=since_at,
-            until=until_at,
-            adapters=adapters or None,
-            cohorts=cohorts or None,
-            metric_names=metric_names or None,
-            window=width,
-            baseline=baseline,  # type: ignore[arg-type]
-            traffic=traffic,  # type: ignore[arg-type]
-            alpha=alpha,
-            min_n=min_n,
-            min_effect=min_effect,
-        )
+        rows = drift_for_source(spans, settings)
     except EmptySelectionError as exc:
         raise BadInput(str(exc)) from exc
-    except StoreError as exc:
+    except (StoreError, QueryError) as exc:
         raise BadInput(str(exc)) from exc
     except ValueError as exc:
         raise BadInput(f"--metric: {exc}") from exc
@@ -473,18 +365,17 @@ def _window(since: str | None, until: str | None) -> tuple[datetime | None, date
 
 @cli.command("query")
 @click.argument("name", required=False)
-@click.option(
-    "--store",
-    envvar="LORATRACE_STORE",
-    show_envvar=True,
-    type=click.Path(file_okay=False),
-    help="Folder of the span store (not needed with --list).",
-)
+@store_or_source_options
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A query parameter; repeat for more.")
 @click.option("--list", "list_queries", is_flag=True, help="List the incident queries and their parameters.")
 @format_option
 def query_command(
-    name: str | None, store: str | None, params: tuple[str, ...], list_queries: bool, output_format: str
+    name: str | None,
+    store: str | None,
+    source: str | None,
+    params: tuple[str, ...],
+    list_queries: bool,
+    output_format: str,
 ) -> None:
     """Run one of the shipped incident queries (loratrace/queries/*.sql) with bound parameters.
 
@@ -495,6 +386,7 @@ def query_command(
         loratrace query --list
         loratrace query adapter_for_trace --store ./traces --param trace_id=4bf92f3577b34da6a3ce929d0e0e4736
         loratrace query failing_traces --store ./traces --param adapter=billing-v7 --param since=2h
+        loratrace query failing_traces --source "clickhouse://reader@ch.internal:8123/otel" --param since=2h
     """
     from loratrace._cli_render import render_result
     from loratrace.analysis import queries
@@ -513,8 +405,8 @@ def query_command(
     if name is None:
         msg = "name a query (see `loratrace query --list`), e.g. loratrace query adapter_for_trace --store DIR"
         raise BadInput(msg)
-    if store is None:
-        msg = "Missing option '--store' (or set LORATRACE_STORE): the folder of the span store"
+    if store is None and source is None:
+        msg = "Missing option '--store' (or set LORATRACE_STORE): the folder of the span store (or --source URL)"
         raise BadInput(msg)
     values: dict[str, str] = {}
     for item in params:
@@ -523,6 +415,10 @@ def query_command(
             msg = f"--param takes KEY=VALUE (e.g. --param trace_id=4bf9...), got {item!r}"
             raise BadInput(msg)
         values[key.strip()] = value
+    if source is not None:
+        _echo_source_query(open_source(store, source), name, values, output_format)
+        return
+    assert store is not None  # one of the two, checked above
     try:
         names, rows = queries.fetch(store, name, values)
         if not rows:
@@ -534,6 +430,22 @@ def query_command(
     except StoreError as exc:
         raise BadInput(f"--store: {exc}") from None
     click.echo(render_result(names, rows, output_format), nl=False)
+
+
+def _echo_source_query(spans: Any, name: str, values: dict[str, str], output_format: str) -> None:
+    """``loratrace query NAME --source``: the same file translated and run where the spans are."""
+    from loratrace._cli_render import render_result
+    from loratrace.errors import ConfigurationError, QueryError, StoreError
+
+    try:
+        frame = spans.query(name, values)
+    except ConfigurationError as exc:
+        raise BadInput(str(exc)) from None
+    except (QueryError, StoreError) as exc:
+        raise BadInput(f"--source: {exc}") from None
+    finally:
+        spans.close()
+    click.echo(render_result(frame.columns, frame.rows(), output_format), nl=False)
 
 
 def _analysis_frame(store: str, since: str | None, until: str | None, adapter: str | None, cohort: str | None) -> Any:
@@ -589,24 +501,32 @@ def _adapter_options(function: F) -> F:
     return click.option("--adapter", default=None, help="Only this adapter (and the base model).")(function)
 
 
+def _flag(spans: Any) -> str:
+    """The flag that named a source, for messages."""
+    return "--store" if getattr(spans, "kind", "local") == "local" else "--source"
+
+
 def _checked_cells(
-    store: str, since: str | None, until: str | None, adapter: str | None, cohort: str | None, *, keep: bool = False
+    spans: Any, since: str | None, until: str | None, adapter: str | None, cohort: str | None, *, keep: bool = False
 ) -> Any:
-    """The window's inventory cells after the checks the store commands make (exit code 2): a store, a window
+    """The window's inventory cells after the checks the store commands make (exit code 2): a source, a window
     with generations, a known adapter and cohort. Returns the filtered cells with ``keep``, else the window."""
     import polars as pl
 
     from loratrace.analysis import window
     from loratrace.analysis.inventory import store_cells
-    from loratrace.errors import ConfigurationError, StoreError
+    from loratrace.errors import ConfigurationError, QueryError, StoreError
 
     start, end = _window(since, until)
-    try:  # the one pass over the spans runs in DuckDB; the checks use its small frame of cells
-        cells = store_cells(store, since=start, until=end).collect()
-    except StoreError as exc:
-        raise BadInput(f"--store: {exc}") from None
+    try:  # the one pass over the spans runs where they are; the checks use its small frame of cells
+        cells = store_cells(spans, since=start, until=end).collect()
+    except (StoreError, QueryError) as exc:
+        raise BadInput(f"{_flag(spans)}: {exc}") from None
     if cells.height == 0:
-        raise BadInput(window.empty_window_message(store, start, end))
+        path = getattr(spans, "path", None)
+        if path is not None:
+            raise BadInput(window.empty_window_message(path, start, end))
+        raise BadInput(f"no generations from {start or 'the start'} until {end or 'now'} in {spans!r}")
     try:
         window.check_known("adapter", adapter, cells["adapter_name"].to_list(), flag="--adapter")
         window.check_known("cohort", cohort, cells["cohort"].to_list(), flag="--cohort")
@@ -622,18 +542,14 @@ def _checked_cells(
 
 
 @cli.command("adapters")
-@store_option
+@store_or_source_options
 @time_options
 @_adapter_options
-@click.option(
-    "--view",
-    type=click.Choice(["adapters", "cohorts", "changes"]),
-    default=None,
-    help="One table only (all three by default; csv needs one).",
-)
+@view_option(["adapters", "cohorts", "changes"], "One table only (all three by default; csv needs one).")
 @format_option
 def adapters_command(
-    store: str,
+    store: str | None,
+    source: str | None,
     since: str | None,
     until: str | None,
     adapter: str | None,
@@ -650,17 +566,22 @@ def adapters_command(
     Example:
         loratrace adapters --store ./traces --since 7d
         loratrace adapters --store ./traces --view changes --format json
+        loratrace adapters --source "clickhouse://reader@ch.internal:8123/otel" --since 7d
     """
     from loratrace.analysis.inventory import inventory_of_cells
 
-    cells = _checked_cells(store, since, until, adapter, cohort, keep=True)
+    spans = open_source(store, source)
+    try:
+        cells = _checked_cells(spans, since, until, adapter, cohort, keep=True)
+    finally:
+        spans.close()
     result = inventory_of_cells(cells.lazy())
     tables = {"adapters": result.adapters, "cohorts": result.cohorts, "changes": result.id_changes}
     _echo_tables({view: tables[view]} if view else tables, output_format)
 
 
 @cli.command("latency")
-@store_option
+@store_or_source_options
 @time_options
 @_adapter_options
 @click.option(
@@ -673,15 +594,11 @@ def adapters_command(
 @click.option(
     "--min-n", type=click.IntRange(min=1), default=30, show_default=True, help="Fewest requests per arm for a verdict."
 )
-@click.option(
-    "--view",
-    type=click.Choice(["percentiles", "vs-base"]),
-    default=None,
-    help="One table only (both by default; csv needs one).",
-)
+@view_option(["percentiles", "vs-base"], "One table only (both by default; csv needs one).")
 @format_option
 def latency_command(
-    store: str,
+    store: str | None,
+    source: str | None,
     since: str | None,
     until: str | None,
     adapter: str | None,
@@ -700,17 +617,26 @@ def latency_command(
     Example:
         loratrace latency --store ./traces --since 24h
         loratrace latency --store ./traces --view vs-base --format csv
+        loratrace latency --source "chdb:///var/lib/loratrace-ch?table=otel_traces" --since 24h
     """
     from loratrace.analysis import latency
+    from loratrace.errors import QueryError, StoreError
 
-    start, end = _checked_cells(store, since, until, adapter, cohort)
-    selection = {"since": start, "until": end, "adapter": adapter, "cohort": cohort}
+    spans = open_source(store, source)
     tables: dict[str, Any] = {}
-    if view in (None, "percentiles"):  # one pass each in DuckDB; Polars and scipy work on the small results
-        tables["percentiles"] = latency.store_percentiles(store, **selection)
-    if view in (None, "vs-base"):
-        counts = latency.store_counts(store, **selection)
-        tables["vs-base"] = latency.verdicts(counts, alpha=alpha, min_n=min_n)
+    try:
+        start, end = _checked_cells(spans, since, until, adapter, cohort)
+        selection = {"since": start, "until": end, "adapter": adapter, "cohort": cohort}
+        # one pass each where the spans are (DuckDB or ClickHouse); Polars and scipy work on the small results
+        if view in (None, "percentiles"):
+            tables["percentiles"] = latency.store_percentiles(spans, **selection)
+        if view in (None, "vs-base"):
+            counts = latency.store_counts(spans, **selection)
+            tables["vs-base"] = latency.verdicts(counts, alpha=alpha, min_n=min_n)
+    except (StoreError, QueryError) as exc:
+        raise BadInput(f"{_flag(spans)}: {exc}") from None
+    finally:
+        spans.close()
     _echo_tables(tables, output_format)
 
 
@@ -757,7 +683,7 @@ def cost_command(
     except ConfigurationError as exc:
         raise BadInput(f"--prices: {exc}") from None
     if by == "adapter":  # token sums per adapter and model in one DuckDB pass; cost is linear in them
-        start, end = _checked_cells(store, since, until, adapter, cohort)
+        start, end = _checked_cells(open_source(store, None), since, until, adapter, cohort)
         cells = cost.store_token_cells(store, since=start, until=end, adapter=adapter, cohort=cohort)
         frame = cost.priced(cells, table)
     else:
@@ -783,7 +709,7 @@ def _window_option(value: str, flag: str = "--window") -> timedelta:
 
 
 @cli.command()
-@store_option
+@store_or_source_options
 @time_options
 @click.option("--window", "window_text", default="1h", show_default=True, help="Width of a window (15m, 1h, 1d).")
 @click.option("--adapter", "adapters", multiple=True, help="Only this adapter ('(base)' for the base); repeatable.")
@@ -815,7 +741,8 @@ def _window_option(value: str, flag: str = "--window") -> timedelta:
 )
 @format_option
 def spikes(
-    store: str,
+    store: str | None,
+    source: str | None,
     since: str | None,
     until: str | None,
     window_text: str,
@@ -838,24 +765,26 @@ def spikes(
     Example:
         loratrace spikes --store ./traces --since 7d --window 1h
         loratrace spikes --store ./traces --adapter billing-v2 --metric fallback_rate --format json
+        loratrace spikes --source "clickhouse://reader@ch.internal:8123/otel" --since 7d
     """
     import json
 
     import polars as pl
 
     from loratrace.analysis.spike_run import BASE_LABEL, SpikeInputError, run_spikes
-    from loratrace.errors import StoreError
+    from loratrace.errors import QueryError, StoreError
 
     since_at, until_at = parse_window(since, until)
+    spans = open_source(store, source)
     try:
         result = run_spikes(
-            store,
+            spans,
             since=since_at,
             until=until_at,
             window=_window_option(window_text),
             adapters=adapters,
             metric_names=metric_names,
-            baseline=baseline,  # type: ignore[arg-type]
+            baseline=baseline,  # type: ignore[arg-type]  # click.Choice admits only the Literal's values
             persistence=persistence,
             min_n=min_n,
             z_threshold=z_threshold,
@@ -863,8 +792,10 @@ def spikes(
         )
     except SpikeInputError as exc:
         raise BadInput(f"{exc.option}: {exc}") from exc
-    except StoreError as exc:
+    except (StoreError, QueryError) as exc:
         raise BadInput(str(exc)) from exc
+    finally:
+        spans.close()
     if output_format == "json":
         document = {
             "episodes": json.loads(render_rows(result.episodes, "json")),
@@ -917,19 +848,12 @@ def report(store: str, html_file: str, window_text: str, title: str) -> None:
     click.echo(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
 
 
-# --- first run and interop (issue 13): status, vllm serve ----------------------------------------------------
+# --- status, vllm serve --------------------------------------------------------------------------------------
 
 
 @cli.command()
 @store_option
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
+@format_choice(("text", "json"), help="Output format.")
 def status(store: str, output_format: str) -> None:
     """Show a store's size, span count and newest span, and the counters of the collector writing it.
 
@@ -996,7 +920,7 @@ def serve(vllm_arguments: tuple[str, ...]) -> None:
     serve_main(list(vllm_arguments))
 
 
-# --- alerts and the release gate (issue 16) ---------------------------------------------------------------
+# --- alerts and the release gate --------------------------------------------------------------------------
 
 
 def _alerts_installed() -> None:
@@ -1052,10 +976,12 @@ def _echo_check(result: Any, error: str | None) -> None:
 
 
 @alert.command("check")
-@store_option
+@store_or_source_options
 @rules_option
 @click.option("--now", "now_text", default=None, help="Check as of this ISO time instead of the clock (replays).")
-def alert_check(store: str, rules_path: str, state_dir: str | None, now_text: str | None) -> None:
+def alert_check(
+    store: str | None, source: str | None, rules_path: str, state_dir: str | None, now_text: str | None
+) -> None:
     """Evaluate every rule once, update the alert state in the store, and notify the sinks of changes.
 
     Exit code 0 when nothing fires, 1 when something fires, 2 for bad rules or a bad store. Notifications go
@@ -1065,12 +991,14 @@ def alert_check(store: str, rules_path: str, state_dir: str | None, now_text: st
     Example:
         loratrace alert check --store ./traces --rules alerts.yaml
         */5 * * * * loratrace alert check --store /srv/traces --rules /etc/loratrace/alerts.yaml
+        loratrace alert check --rules alerts.yaml     # the rules' source: section names ClickHouse
     """
     import duckdb
     import polars as pl
 
     from loratrace.alerts.check import run_alert_check
-    from loratrace.errors import ConfigurationError, StoreError
+    from loratrace.alerts.rules import load_rules
+    from loratrace.errors import ConfigurationError, QueryError, StoreError
 
     now = None
     if now_text is not None:
@@ -1083,9 +1011,16 @@ def alert_check(store: str, rules_path: str, state_dir: str | None, now_text: st
         except ValueError as exc:
             raise BadInput(f"--now: {exc}") from exc
     try:
-        result = run_alert_check(store, rules_path, now=now, state_dir=state_dir)
+        rules = load_rules(rules_path)
+        target, spans, state_dir = _alert_target(store, source, rules, state_dir)
+        try:
+            result = run_alert_check(target, rules, now=now, state_dir=state_dir)
+        finally:
+            spans.close()
     except (ConfigurationError, StoreError) as exc:
         raise BadInput(str(exc)) from exc
+    except QueryError as exc:  # a source that fails is no alert either (exit code 1 means firing)
+        raise BadInput(f"--source: {exc}") from exc
     except (pl.exceptions.PolarsError, duckdb.Error) as exc:
         # exit code 1 means "firing": a store this version cannot read must not look like an alert
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
@@ -1094,18 +1029,32 @@ def alert_check(store: str, rules_path: str, state_dir: str | None, now_text: st
     raise SystemExit(result.exit_code)
 
 
+def _alert_target(store: str | None, source: str | None, rules: Any, state_dir: str | None) -> tuple[Any, Any, Any]:
+    """What an alert command reads (``--store``, ``--source``, or the rules' ``source:`` section), the source to
+    close afterwards, and the state folder."""
+    spec = rules.spans_source
+    if store is None and source is None:
+        if spec is None:
+            raise BadInput("pass --store DIR or --source URL, or name the source in the rules file (source:)")
+        source, state_dir = spec.resolve(), state_dir or spec.state_dir
+    spans = open_source(store, source)
+    return (store if store is not None else spans), spans, state_dir
+
+
 @alert.command("watch")
-@store_option
+@store_or_source_options
 @rules_option
 @click.option("--every", default="5m", show_default=True, help="Interval between checks (30s, 5m, 1h).")
-def alert_watch(store: str, rules_path: str, state_dir: str | None, every: str) -> None:
+def alert_watch(store: str | None, source: str | None, rules_path: str, state_dir: str | None, every: str) -> None:
     """Run the alert check on a schedule until SIGTERM or Ctrl-C (for containers); docs/alerts.md shows cron,
     systemd and Kubernetes alternatives.
 
     \b
     Example:
         loratrace alert watch --store ./traces --rules alerts.yaml --every 5m
+        loratrace alert watch --rules alerts.yaml --every 5m     # the rules' source: section names ClickHouse
     """
+    from loratrace.alerts.rules import load_rules
     from loratrace.alerts.watch import watch
     from loratrace.analysis.timespec import parse_duration
     from loratrace.errors import ConfigurationError, StoreError
@@ -1115,8 +1064,13 @@ def alert_watch(store: str, rules_path: str, state_dir: str | None, every: str) 
     except ValueError as exc:
         raise BadInput(f"--every: {exc}") from exc
     try:
-        _check_store(store)
-        code = watch(store, rules_path, every=interval, state_dir=state_dir, report=_echo_check)
+        target, spans, state_dir = _alert_target(store, source, load_rules(rules_path), state_dir)
+        if store is not None:
+            _check_store(store)
+        try:
+            code = watch(target, rules_path, every=interval, state_dir=state_dir, report=_echo_check)
+        finally:
+            spans.close()
     except (ConfigurationError, StoreError) as exc:
         raise BadInput(str(exc)) from exc
     click.echo("alert watch: stopped", err=True)
@@ -1135,20 +1089,10 @@ def _check_store(store: str) -> None:
 @click.option("--adapter", required=True, help="The adapter name to release.")
 @click.option("--adapter-id", default=None, help="The adapter id (weights) to judge; default: the latest served.")
 @click.option("--cohort", "cohorts", multiple=True, help="Only this cohort (repeatable); default: every cohort.")
-@click.option("--metric", "metric_names", multiple=True, help="Only this metric (repeatable); default: the rates.")
-@click.option(
-    "--traffic",
-    type=click.Choice(["all", "production", "replay"]),
-    default="all",
-    show_default=True,
-    help="replay: golden-set replay only (paired design); production: live traffic only.",
-)
+@metric_option
+@traffic_option("replay: golden-set replay only (paired design); production: live traffic only.")
 @click.option("--allow-insufficient", is_flag=True, help="PASS even where there is too little data to tell.")
-@click.option("--alpha", type=click.FloatRange(0.0001, 0.5), default=0.05, show_default=True, help="FDR level.")
-@click.option("--min-n", type=click.IntRange(min=1), default=30, show_default=True, help="Fewest per arm.")
-@click.option(
-    "--min-effect", type=click.FloatRange(min=0), default=0.02, show_default=True, help="Smallest rate change."
-)
+@decision_options
 @click.option(
     "--min-feedback-completeness",
     type=click.FloatRange(0.0, 1.0),
@@ -1156,14 +1100,7 @@ def _check_store(store: str) -> None:
     show_default=True,
     help="A feedback:<kind> criterion passes only once this share of its late feedback is likely in.",
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people, json for CI.",
-)
+@format_choice(("text", "json"), help="text for people, json for CI.")
 def gate(
     store: str | None,
     source: str | None,
@@ -1236,18 +1173,7 @@ def gate(
     raise SystemExit(result.exit_code)
 
 
-# --- release hygiene, user-outcome feedback, task completion (issue 18) -------------------------------------
-
-
-def _auth_token_option(function: F) -> F:
-    """``--auth-token`` (or ``LORATRACE_AUTH_TOKEN``): the bearer token of a collector started with one."""
-    return click.option(
-        "--auth-token",
-        envvar="LORATRACE_AUTH_TOKEN",
-        show_envvar=True,
-        default=None,
-        help="Bearer token the collector requires (never printed).",
-    )(function)
+# --- release hygiene, user-outcome feedback, task completion ------------------------------------------------
 
 
 @cli.group()
@@ -1293,7 +1219,7 @@ def feedback() -> None:
     help="CSV of request_id,trace_id[,span_id] mapping the file's request ids to traces.",
 )
 @click.option("--skip-unmatched", is_flag=True, help="Skip rows whose request id is in no span (default: refuse).")
-@_auth_token_option
+@auth_token_option("Bearer token the collector requires (never printed).")
 def feedback_import(
     file: str,
     endpoint: str,
@@ -1324,7 +1250,7 @@ def feedback_import(
         result = import_feedback(
             file,
             endpoint=endpoint,
-            fmt=file_format,  # type: ignore[arg-type]
+            fmt=file_format,  # type: ignore[arg-type]  # click.Choice admits only the Literal's values
             columns=parse_columns(columns),
             default_kind=default_kind,
             store=store,
@@ -1432,7 +1358,7 @@ def feedback_before_after(
 
 
 @cli.command()
-@store_option
+@store_or_source_options
 @time_options
 @click.option(
     "--check",
@@ -1449,9 +1375,15 @@ def feedback_before_after(
     show_default=True,
     help="Confounded changes: changes on a route this close together count as one (30m, 1h, 1d).",
 )
-@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_choice(("table", "json"), help="Output format.")
 def doctor(
-    store: str, since: str | None, until: str | None, checks: tuple[str, ...], window: str, output_format: str
+    store: str | None,
+    source: str | None,
+    since: str | None,
+    until: str | None,
+    checks: tuple[str, ...],
+    window: str,
+    output_format: str,
 ) -> None:
     """Find common release mistakes from the traces: missing metadata, confounded changes, unevaluated exposure,
     adapters without release evidence, silent swaps. Each finding names its evidence query and how to fix it.
@@ -1462,28 +1394,32 @@ def doctor(
     Example:
         loratrace doctor --store ./traces
         loratrace doctor --store ./traces --since 7d --check silent_swaps --format json
+        loratrace doctor --source "clickhouse://reader@ch.internal:8123/otel" --since 7d
     """
     from loratrace.analysis.timespec import parse_duration
     from loratrace.doctor import hygiene_findings
     from loratrace.doctor.report import render
-    from loratrace.errors import ConfigurationError, StoreError
+    from loratrace.errors import ConfigurationError, QueryError, StoreError
 
     since_at, until_at = parse_window(since, until)
     try:
         width = parse_duration(window)
     except ValueError as exc:
         raise BadInput(f"--window: {exc}") from exc
+    spans = open_source(store, source)
     try:
         findings = hygiene_findings(
-            store,
+            spans,
             since=since_at,
             until=until_at,
-            checks=checks or None,  # type: ignore[arg-type]
+            checks=checks or None,  # type: ignore[arg-type]  # click.Choice admits only the Literal's values
             window=width,
         )
-    except (ConfigurationError, StoreError) as exc:
+    except (ConfigurationError, StoreError, QueryError) as exc:
         raise BadInput(str(exc)) from exc
-    click.echo(render(findings, output_format), nl=False)  # type: ignore[arg-type]
+    finally:
+        spans.close()
+    click.echo(render(findings, output_format), nl=False)  # type: ignore[arg-type]  # click.Choice admits only the Literal's values
     if any(finding.severity == "error" for finding in findings):
         raise SystemExit(1)
 
@@ -1516,7 +1452,7 @@ def evaluate() -> None:
 @time_options
 @click.option("--again", is_flag=True, help="Also judge traces that already have a task_completion result.")
 @click.option("--dry-run", is_flag=True, help="Print the verdicts and send nothing.")
-@_auth_token_option
+@auth_token_option("Bearer token the collector requires (never printed).")
 def evaluate_tasks_command(
     store: str,
     workflows_file: str,
@@ -1571,10 +1507,7 @@ def evaluate_tasks_command(
     click.echo(f"{judged} trace(s) judged, {failed} failed; {sent} result(s) sent to {endpoint}")
 
 
-# --- end of issue 18 -----------------------------------------------------------------------------------------
-
-
-# --- replay (issue 17) ----------------------------------------------------------------------------------------
+# --- replay ---------------------------------------------------------------------------------------------------
 @cli.command()
 @click.option("--dataset", required=True, type=click.Path(dir_okay=False), help="JSONL golden set (docs/replay.md).")
 @click.option("--base", required=True, help="Folder of the base model.")

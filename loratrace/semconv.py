@@ -14,6 +14,7 @@ The names fall in three groups:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 # --- OpenTelemetry GenAI: spans -------------------------------------------------
@@ -212,3 +213,96 @@ METRIC_LABELS: Final = (
     VARIANT,
 )
 """The only attributes metrics carry: low-cardinality by construction."""
+
+
+# --- the public contract, as the README shows it ---------------------------------
+
+
+@dataclass(frozen=True)
+class AttributeDoc:
+    """One row of the README's table of loratrace's own attributes: names documented together, their types in
+    the same order, what they mean. ``python tools/gen_docs.py`` writes the table; a test fails when it is stale or
+    when a ``loratrace.*`` attribute above has no row."""
+
+    names: tuple[str, ...]
+    type: str
+    meaning: str
+
+
+PUBLIC_ATTRIBUTES: Final = (
+    AttributeDoc((ADAPTER_NAME,), "string", "the adapter's serving name (PEFT adapter name, vLLM `lora_name`)"),
+    AttributeDoc((ADAPTER_NAMES,), "string[]", "every active adapter, when several are active at once"),
+    AttributeDoc(
+        (ADAPTER_ID,),
+        "string",
+        "`sha256:<hex>` over the adapter's config and weights: the same name with new weights is a new id; the same "
+        "adapter has the same id in transformers and in vLLM",
+    ),
+    AttributeDoc((ADAPTER_TYPE,), "string", "`lora`, `dora`, `rslora`, or PEFT's type in lower case"),
+    AttributeDoc((ADAPTER_RANK, ADAPTER_ALPHA), "int / double", "r and lora_alpha"),
+    AttributeDoc((ADAPTER_TARGET_MODULES,), "string[]", "the modules the adapter changes"),
+    AttributeDoc((ADAPTER_MERGED,), "bool", "the adapter's weights are merged into the base weights"),
+    AttributeDoc((ADAPTER_SOURCE,), "string", "where it was loaded from (path or repo id, revision when known)"),
+    AttributeDoc(
+        (ADAPTER_LOAD_DURATION,),
+        "double",
+        "seconds an adapter took to load, on the `loratrace.adapter.load` span (and a histogram of that name)",
+    ),
+    AttributeDoc((BASE_MODEL_NAME,), "string", "the base model the adapter sits on"),
+    AttributeDoc(
+        (QUANTIZATION_METHOD, QUANTIZATION_BITS), "string / int", "e.g. `bitsandbytes` / 4, `awq` / 4, `fp8` / 8"
+    ),
+    AttributeDoc((ROUTE_NAME,), "string", "the serving route that chose this model"),
+    AttributeDoc((COHORT,), "string", "the user segment the request belongs to"),
+    AttributeDoc((VARIANT,), "string", "`base`, `adapter` or `shadow` (mirrored traffic)"),
+    AttributeDoc(
+        (FALLBACK, FALLBACK_REASON),
+        "bool / string",
+        "this generation's answer was given up on and the request fell back (usually to the base model): true on "
+        "exactly one generation per `mark_fallback()` (the current one, or the next one when the scope had none "
+        "yet), so `WHERE fallback` counts fallbacks; the reason is on that generation",
+    ),
+    AttributeDoc(
+        (SERVED_AFTER_FALLBACK,),
+        "bool",
+        "this generation answers a request that already fell back (every later generation of the scope): "
+        "`WHERE served_after_fallback` counts the fallback answers",
+    ),
+    AttributeDoc(
+        (PROMPT_VERSION, DATASET_VERSION), "string", "prompt template version / adapter training data version"
+    ),
+    AttributeDoc(
+        (EXAMPLE_ID,),
+        "string",
+        "the golden-set example a replayed answer is for: base and adapter answers to one id are compared paired",
+    ),
+    AttributeDoc(
+        (SCHEMA_ATTEMPTS, SCHEMA_VALID, SCHEMA_ERROR),
+        "int / bool / string",
+        "structured-output attempt number in the scope, whether it validated, and the validation error",
+    ),
+    AttributeDoc(
+        (BATCH_SIZE,),
+        "int",
+        "requests in one vLLM offline batch call (on the call's span, which groups the generation spans)",
+    ),
+    AttributeDoc((f"{CONTEXT_PREFIX}<key>",), "any scalar", "extra keys given to `loratrace.context(...)`"),
+    AttributeDoc(
+        (EVALUATION_PASSED,),
+        "bool",
+        "on `gen_ai.evaluation.result` events, when the evaluator decides pass/fail",
+    ),
+    AttributeDoc(
+        (FEEDBACK_KIND, FEEDBACK_VALUE, FEEDBACK_ID, FEEDBACK_TRACE_ID, FEEDBACK_SPAN_ID, FEEDBACK_SOURCE),
+        "string / number, bool or string / string / string / string / string",
+        "on a `loratrace.feedback` span: what happened (`thumbs_down`, `escalation`, ...), its value, a stable id "
+        "(the store keeps one row per id), the hex trace and span id of the answer it is about (the span also links "
+        "to that span), where it came from",
+    ),
+    AttributeDoc(
+        (TASK_WORKFLOW,),
+        "string",
+        "on an `evaluation task_completion` span: the workflow `loratrace evaluate tasks` checked the trace against",
+    ),
+)
+"""loratrace's own attributes, in the order the README lists them."""

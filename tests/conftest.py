@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from otlp_receiver import OtlpReceiver, serve_otlp_receiver
 
 from loratrace.demo.tiny_model import TinyModels, ensure_tiny_models
+from tests.support.otlp_receiver import OtlpReceiver, serve_otlp_receiver
 
 # Nothing may be downloaded at run time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

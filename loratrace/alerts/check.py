@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,7 +30,11 @@ from loratrace.alerts import sinks as sink_delivery
 from loratrace.alerts import state as alert_state
 from loratrace.alerts import windows
 from loratrace.alerts.rules import RuleSet, load_rules
+from loratrace.errors import ConfigurationError
 from loratrace.store import open_store
+
+if TYPE_CHECKING:
+    from loratrace.sources.base import Source
 
 logger = logging.getLogger(__name__)
 
@@ -147,9 +151,9 @@ def _step(state: dict[str, Any], result: evaluation.Evaluation) -> tuple[list[di
         # the data no longer produces this alert (the adapter stopped serving): its condition is false
         entry = alerts[key]
         if entry.get("status") == windows.FIRING and entry.get("last_note"):
-            last = entry.get("last_active") or now_s
+            last_active = entry.get("last_active") or now_s
             keep = float(entry.get("keep_firing_for") or 0)
-            if now_s - last >= keep:
+            if now_s - last_active >= keep:
                 note = dict(entry["last_note"], status="resolved", ends_at=_iso(now))
                 notes.append(note)
                 alerts.pop(key)
@@ -162,7 +166,7 @@ def _step(state: dict[str, Any], result: evaluation.Evaluation) -> tuple[list[di
 
 
 def run_alert_check(
-    store: str | os.PathLike[str],
+    store: str | os.PathLike[str] | Source,
     rules: str | os.PathLike[str] | Mapping[str, Any] | RuleSet,
     *,
     now: datetime | None = None,
@@ -174,7 +178,8 @@ def run_alert_check(
     Parameters
     ----------
     store
-        The store folder; alert state is kept in ``STORE/state/alerts/``.
+        The store folder (alert state is kept in ``STORE/state/alerts/``), or a
+        :class:`~loratrace.sources.Source` such as ClickHouse (``state_dir`` required).
     rules
         A rules file path, a parsed rules mapping, or a :class:`~loratrace.alerts.rules.RuleSet`.
     now
@@ -192,9 +197,15 @@ def run_alert_check(
         The store cannot be read, or its alert state cannot be written.
     """
     ruleset = rules if isinstance(rules, RuleSet) else load_rules(rules)
-    open_store(store).close()  # a missing or foreign folder is an error, not a place to create alert state in
+    if isinstance(store, (str, os.PathLike)):
+        open_store(store).close()  # a missing or foreign folder is an error, not a place to create alert state in
+        folder = Path(state_dir) if state_dir is not None else alert_state.state_dir(store)
+    elif state_dir is not None:
+        folder = Path(state_dir)
+    else:
+        msg = f"an alert check over {store!r} keeps its state in --state-dir DIR (or the rules' source: state_dir)"
+        raise ConfigurationError(msg)
     at = now or datetime.now(timezone.utc)
-    folder = Path(state_dir) if state_dir is not None else alert_state.state_dir(store)
     with alert_state.locked(folder, timeout=lock_timeout):
         result = evaluation.evaluate(store, ruleset, now=at, cache_dir=folder)
         state = alert_state.load_state(folder)

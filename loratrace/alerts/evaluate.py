@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import polars as pl
@@ -42,6 +42,9 @@ from loratrace.analysis import metrics as metric_registry
 from loratrace.analysis.metrics import Metric
 from loratrace.analysis.run import eval_names
 from loratrace.analysis.store_cells import store_cells
+
+if TYPE_CHECKING:
+    from loratrace.sources.base import Source
 
 BASE_LABEL: Final = "(base)"
 _CELL_KEYS: Final = ["arm", "adapter", "adapter_id", "cohort", "metric", "window_start"]
@@ -165,14 +168,21 @@ def _summed(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def load_cells(
-    store: str | os.PathLike[str], ruleset: RuleSet, *, boundary: datetime, cache_dir: Path | None = None
+    store: str | os.PathLike[str] | Source,
+    ruleset: RuleSet,
+    *,
+    boundary: datetime,
+    cache_dir: Path | None = None,
 ) -> Cells:
     """The rule set's cells from the store: complete windows before ``boundary``, summed over routes and versions.
 
     With ``cache_dir``, the cells of settled windows are kept there between checks
     (:mod:`loratrace.alerts.cells_cache`), so a scheduled check reads only the recent spans. Feedback cells are
-    kept apart, keyed on the feedback each window holds (:mod:`loratrace.alerts.feedback_cells`).
+    kept apart, keyed on the feedback each window holds (:mod:`loratrace.alerts.feedback_cells`). A
+    :class:`~loratrace.sources.Source` (ClickHouse) computes the cells inside its engine at every check.
     """
+    if not isinstance(store, (str, os.PathLike)):
+        return _source_cells(store, ruleset, boundary=boundary)
     with_evals = _needs_evals(ruleset)
     evals_all = load.load_evals(store, until=boundary) if with_evals else None
     feedback = feedback_analysis.load_feedback(store, before=boundary) if _needs_feedback(ruleset) else pl.DataFrame()
@@ -196,7 +206,7 @@ def load_cells(
 
     tables = ("spans", "span_events") if with_evals else ("spans",)
     # (metrics, compute, cache folder, what else the cells mean, tables, per-window state)
-    parts = [(on_spans, span_cells, cache_dir, ["engine=duckdb-store-cells"], tables, None)]
+    parts: list[tuple[Any, ...]] = [(on_spans, span_cells, cache_dir, ["engine=duckdb-store-cells"], tables, None)]
     if on_feedback:
         parts.append(
             (
@@ -229,6 +239,24 @@ def load_cells(
             )
         )
     return Cells(pl.concat(frames, how="vertical_relaxed"), needed, feedback)
+
+
+def _source_cells(source: Source, ruleset: RuleSet, *, boundary: datetime) -> Cells:
+    from loratrace.sources.base import Selection
+
+    # a feedback rule's completeness and its given-before-the-boundary filter are computed from the feedback's
+    # arrival, which the alert path reads from a store's feedback view only
+    for index, rule in enumerate(ruleset.rules):
+        if any(feedback_cells.is_feedback(name) for name in _metric_names(rule)):
+            key = "metrics" if rule.type == "drift" else "metric"
+            msg = "feedback metrics in alert rules read a store: check this rule with --store (drift --source has them)"
+            raise ruleset.error(["rules", index, key], msg)
+    selection = Selection(until=boundary)
+    needed = _resolve(ruleset, source.eval_names(selection) if _needs_evals(ruleset) else [], [])
+    if not needed:
+        return Cells(pl.DataFrame(), needed)
+    frame = source.cells(list(needed.values()), window=timedelta(seconds=ruleset.window), selection=selection)
+    return Cells(_summed(frame), needed)
 
 
 def _keep(rule: Rule, frame: pl.DataFrame, *, with_base: bool = False) -> pl.DataFrame:
@@ -627,7 +655,7 @@ def _human(span: timedelta) -> str:
 
 
 def evaluate(
-    store: str | os.PathLike[str], ruleset: RuleSet, *, now: datetime, cache_dir: Path | None = None
+    store: str | os.PathLike[str] | Source, ruleset: RuleSet, *, now: datetime, cache_dir: Path | None = None
 ) -> Evaluation:
     """Every rule's conditions over the store as of ``now`` (windows complete by then)."""
     grid = timedelta(seconds=ruleset.window)

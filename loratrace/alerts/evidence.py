@@ -52,6 +52,7 @@ def evidence_query(
     {'eval': 'quality', 'until': '2026-12-01T00:00:00'}
     """
     eval_name = _eval_name(metric)
+    params: dict[str, object]
     if eval_name is not None:
         name, params = EVAL_QUERY, {"eval": eval_name}
     elif metric.startswith("slower_than_ms:"):

@@ -120,6 +120,17 @@ SCHEMA: Final[dict[str, Any]] = {
     "type": "object",
     "properties": {
         "version": {"const": 1},
+        "source": {
+            "type": "object",
+            "properties": {
+                "url": {"type": "string", "pattern": r"^(clickhouses?|chdb)://"},
+                "url_env": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+                "state_dir": {"type": "string", "minLength": 1},
+            },
+            "oneOf": _URL_CHOICE,
+            "required": ["state_dir"],
+            "additionalProperties": False,
+        },
         "defaults": {"type": "object", "properties": _KNOBS, "additionalProperties": False},
         "sinks": {
             "type": "array",
@@ -223,6 +234,31 @@ class Sink:
 
 
 @dataclass(frozen=True)
+class SourceSpec:
+    """The rules file's ``source:``: where a check reads spans when the command names no ``--store`` or
+    ``--source`` (ClickHouse), and where it keeps the alert state. ``url_env`` names an environment variable
+    holding the URL, so that a password stays out of the file; the URL is read at check time."""
+
+    url: str | None = None
+    url_env: str | None = None
+    state_dir: str = ""
+
+    def __repr__(self) -> str:
+        shown = f"url_env={self.url_env!r}" if self.url_env else "url=<set>"
+        return f"SourceSpec({shown}, state_dir={self.state_dir!r})"
+
+    def resolve(self) -> str:
+        """The URL (from the environment for ``url_env``); the variable's value never appears in an error."""
+        if self.url is not None:
+            return self.url
+        value = os.environ.get(self.url_env or "")
+        if not value:
+            msg = f"the rules' source: url_env names {self.url_env}, which is not set in the environment"
+            raise RulesError(msg)
+        return value
+
+
+@dataclass(frozen=True)
 class Rule:
     """One rule as written, with its inherited knobs and overrides; :meth:`knobs` gives the effective values."""
 
@@ -258,6 +294,8 @@ class RuleSet:
     defaults: Mapping[str, Any]
     source: str = "<rules>"
     lines: Mapping[tuple[Any, ...], int] = field(default_factory=dict)
+    spans_source: SourceSpec | None = None
+    """The file's ``source:`` section, if any."""
 
     @property
     def window(self) -> float:
@@ -295,6 +333,8 @@ def _unexpected(error: jsonschema.ValidationError) -> list[str]:
 
 
 def _message(error: jsonschema.ValidationError) -> str:
+    if list(error.absolute_path) == ["source", "url"]:  # the value may hold a password: never echoed
+        return "a source url starts with clickhouse://, clickhouses:// or chdb:// (the value is not shown)"
     if error.validator == "additionalProperties":
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
         return f"unknown key {_unexpected(error)[0]!r} (keys allowed here: {allowed})"
@@ -393,7 +433,9 @@ def load_rules(source: str | os.PathLike[str] | Mapping[str, Any]) -> RuleSet:
                 retries=int(raw.get("retries", 3)),
             )
         )
-    ruleset = RuleSet(tuple(rules), tuple(sinks), defaults, label, lines)
+    spans = data.get("source")
+    spec = SourceSpec(spans.get("url"), spans.get("url_env"), spans["state_dir"]) if spans else None
+    ruleset = RuleSet(tuple(rules), tuple(sinks), defaults, label, lines, spec)
     _check_windows(ruleset)
     return ruleset
 

@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import duckdb
 import polars as pl
@@ -23,13 +24,16 @@ import polars as pl
 from loratrace._shutdown_signals import ShutdownSignals
 from loratrace.alerts.check import CheckResult, run_alert_check
 from loratrace.alerts.rules import RulesError, RuleSet, load_rules
-from loratrace.errors import StoreError
+from loratrace.errors import QueryError, StoreError
+
+if TYPE_CHECKING:
+    from loratrace.sources.base import Source
 
 logger = logging.getLogger(__name__)
 
 
 def watch(
-    store: str | os.PathLike[str],
+    store: str | os.PathLike[str] | Source,
     rules_path: str | os.PathLike[str],
     *,
     every: float,
@@ -58,8 +62,9 @@ def watch(
                 report(None, f"{exc} (keeping the last good rules)")
             try:
                 report(run_alert_check(store, ruleset, state_dir=state_dir), None)
-            except (StoreError, pl.exceptions.PolarsError, duckdb.Error) as exc:
-                # one unreadable moment (a store being moved, a bad segment) must not end the watch
+            except (StoreError, QueryError, pl.exceptions.PolarsError, duckdb.Error) as exc:
+                # one unreadable moment (a store being moved, a bad segment, ClickHouse restarting) must not end
+                # the watch
                 report(None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else exc!r}")
             now = time.time()
             signals.wait(max(0.0, math.floor(now / every + 1) * every - now), also=stopping)

@@ -28,6 +28,7 @@ import difflib
 import json
 import math
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,7 +36,11 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import polars as pl
-import tomllib
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the standard library reads TOML from Python 3.11
+    import tomli as tomllib
 
 from loratrace import semconv
 from loratrace.errors import ConfigurationError

@@ -83,8 +83,8 @@ def _with_confounding(joined: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
 
 
 def _concurrent(cells: pl.DataFrame) -> pl.DataFrame:
-    adapter = cells.filter(pl.col("arm") == "adapter").group_by(["adapter", "adapter_id", *_MATCH_KEYS])
-    adapter = adapter.agg(*_sums(), *_sets())
+    grouped = cells.filter(pl.col("arm") == "adapter").group_by(["adapter", "adapter_id", *_MATCH_KEYS])
+    adapter = grouped.agg(*_sums(), *_sets())
     base = cells.filter(pl.col("arm") == "base").group_by(_MATCH_KEYS).agg(*_sums(), *_sets())
     joined = adapter.join(base, on=_MATCH_KEYS, suffix="_base", nulls_equal=True)
     return _with_confounding(joined, _ROW_KEYS).with_columns(pl.lit("concurrent").alias("design"))
@@ -412,7 +412,7 @@ def _simpson(rows: pl.DataFrame, overall: pl.DataFrame) -> tuple[pl.DataFrame, p
 
 def empty_drift() -> pl.DataFrame:
     """A drift result with no rows (the columns and their types)."""
-    schema = {c: pl.String for c in DRIFT_COLUMNS}
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {c: pl.String for c in DRIFT_COLUMNS}
     schema.update(
         {c: pl.Float64 for c in ("base_value", "adapter_value", "delta", "ci_low", "ci_high", "p_value", "q_value")}
     )

@@ -36,12 +36,13 @@ from loratrace.store import query
 FEEDBACK_INCOMPLETE_FLAG: Final = "feedback_incomplete"
 CONFOUNDED_BY_TIME_FLAG: Final = "confounded:time"
 
-_FEEDBACK_SQL: Final = (
+FEEDBACK_SQL: Final = (
     "SELECT target_trace_id AS trace_id, generation_span_id AS span_id, kind, "
     f"coalesce(route_name, '{NONE_LABEL}') AS route, time, delay_s, generation_time "
-    "FROM feedback WHERE generation_span_id IS NOT NULL "
-    "AND ($before::TIMESTAMP IS NULL OR time < $before::TIMESTAMP)"
+    "FROM feedback WHERE generation_span_id IS NOT NULL"
 )
+"""Every feedback with the generation it is about, over the store's ``feedback`` view (DuckDB; translated for
+ClickHouse by ``loratrace.sources``)."""
 
 
 def feedback_column(kind: str) -> str:
@@ -57,25 +58,32 @@ def load_feedback(store: str | os.PathLike[str], *, before: datetime | None = No
     what had arrived by then.
     """
     try:
-        frame = query(store, _FEEDBACK_SQL, {"before": _naive_utc(before) if before is not None else None})
+        frame = query(
+            store,
+            f"{FEEDBACK_SQL} AND ($before::TIMESTAMP IS NULL OR time < $before::TIMESTAMP)",
+            {"before": _naive_utc(before) if before is not None else None},
+        )
     except QueryError:
         # a catalog built before the feedback view (CATALOG_VERSION < 4) until its collector restarts: no feedback
         if "feedback" in query(store, "SELECT view_name FROM duckdb_views()")["view_name"].to_list():
             raise
         frame = pl.DataFrame()
-    if frame.is_empty():
-        return pl.DataFrame(
-            schema={
-                "trace_id": pl.String,
-                "span_id": pl.String,
-                "kind": pl.String,
-                "route": pl.String,
-                "time": pl.Datetime("us"),
-                "delay_s": pl.Float64,
-                "generation_time": pl.Datetime("us"),
-            }
-        )
-    return frame
+    return empty_feedback() if frame.is_empty() else frame
+
+
+def empty_feedback() -> pl.DataFrame:
+    """:func:`load_feedback`'s frame with no rows."""
+    return pl.DataFrame(
+        schema={
+            "trace_id": pl.String,
+            "span_id": pl.String,
+            "kind": pl.String,
+            "route": pl.String,
+            "time": pl.Datetime("us"),
+            "delay_s": pl.Float64,
+            "generation_time": pl.Datetime("us"),
+        }
+    )
 
 
 def _could_receive() -> pl.Expr:
@@ -181,7 +189,6 @@ def completeness(
     if kind not in kinds:
         msg = f"no {kind!r} feedback in the store (kinds present: {', '.join(kinds) or 'none'})"
         raise ValueError(msg)
-    delays = np.sort(np.clip(feedback.filter(pl.col("kind") == kind)["delay_s"].drop_nulls().to_numpy(), 0, None))
     reference = _naive_utc(now or datetime.now(timezone.utc))
     column = feedback_column(kind)
     rows = (
@@ -189,19 +196,28 @@ def completeness(
         .select(
             pl.col("start_time").dt.truncate(window).alias("window_start"),
             ((pl.lit(reference) - pl.col("start_time")).dt.total_microseconds() / 1e6).alias("age_s"),
-            (pl.col(column) > 0).alias("received"),
+            pl.lit(1, dtype=pl.Int64).alias("generations"),
+            (pl.col(column) > 0).cast(pl.Int64).alias("with_feedback"),
         )
         .collect()
     )
+    return completeness_of_ages(rows, feedback, kind=kind)
+
+
+def completeness_of_ages(rows: pl.DataFrame, feedback: pl.DataFrame, *, kind: str) -> pl.DataFrame:
+    """:func:`completeness` from generations grouped by age: ``window_start``, ``age_s`` (seconds before the
+    reference time), ``generations`` and ``with_feedback`` (of those, how many received ``kind``). One row per
+    generation gives :func:`completeness` exactly; a source's engine sends one row per second of start time."""
+    delays = np.sort(np.clip(feedback.filter(pl.col("kind") == kind)["delay_s"].drop_nulls().to_numpy(), 0, None))
     ages = rows["age_s"].to_numpy()
     share = np.searchsorted(delays, ages, side="right") / len(delays) if len(delays) else np.ones(len(ages))
     per_window = (
-        rows.with_columns(pl.Series("share_in", share, dtype=pl.Float64))
+        rows.with_columns((pl.Series("share_in", share, dtype=pl.Float64) * pl.col("generations")).alias("share_in"))
         .group_by("window_start")
         .agg(
-            pl.len().cast(pl.Int64).alias("generations"),
-            pl.col("received").sum().cast(pl.Int64).alias("with_feedback"),
-            pl.col("share_in").mean().alias("completeness"),
+            pl.col("generations").sum().cast(pl.Int64),
+            pl.col("with_feedback").sum().cast(pl.Int64),
+            (pl.col("share_in").sum() / pl.col("generations").sum()).alias("completeness"),
         )
         .sort("window_start")
     )
@@ -259,7 +275,7 @@ def overall_completeness(windows: pl.DataFrame) -> float | None:
     total = windows["generations"].sum() if not windows.is_empty() else 0
     if not total:
         return None
-    return float((windows["completeness"] * windows["generations"]).sum() / total)
+    return float((windows["completeness"] * windows["generations"]).sum()) / float(total)
 
 
 def completeness_by_metric(
@@ -382,6 +398,7 @@ def before_after(
     empty = dict.fromkeys(
         ("base_value", "adapter_value", "delta", "ci_low", "ci_high", "p_value", "slope_change", "slope_change_p_value")
     )
+    # the window counts are ints in a row of mixed values
     if row["windows_before"] < min_windows or row["windows_after"] < min_windows:  # type: ignore[operator]
         return _before_after_frame({**row, **empty, "verdict": "insufficient_data"})
     design = np.column_stack([np.ones_like(t), t, after, t * after])
@@ -417,7 +434,7 @@ def before_after(
 
 
 def _before_after_frame(row: dict[str, object]) -> pl.DataFrame:
-    schema = {
+    schema: dict[str, pl.DataType | type[pl.DataType]] = {
         "adapter": pl.String,
         "route": pl.String,
         "metric": pl.String,

@@ -118,26 +118,24 @@ def gate(
     ValueError
         An unknown metric.
     """
-    from loratrace.analysis.run import drift_for_source, drift_for_store
-    from loratrace.sources.local import LocalStore
+    from loratrace.analysis.run import DriftSettings, drift_for_source
+    from loratrace.sources import as_source
 
-    local = isinstance(store, (str, os.PathLike))
-    source = LocalStore(store) if local else store
-    common: dict[str, Any] = {
-        "since": since,
-        "until": until,
-        "adapters": [adapter],
-        "cohorts": cohorts,
-        "metric_names": metric_names,
-        "traffic": traffic,
-        "alpha": alpha,
-        "min_n": min_n,
-        "min_effect": min_effect,
-    }
-    if local:  # a folder: what only a store has (feedback, changes)
-        rows = drift_for_store(store, min_feedback_completeness=min_feedback_completeness, **common)
-    else:
-        rows = drift_for_source(store, **common)  # type: ignore[arg-type]
+    folder = store if isinstance(store, (str, os.PathLike)) else None
+    source = as_source(store)
+    settings = DriftSettings(
+        since=since,
+        until=until,
+        adapters=[adapter],
+        cohorts=cohorts,
+        metric_names=metric_names,
+        traffic=traffic,
+        alpha=alpha,
+        min_n=min_n,
+        min_effect=min_effect,
+        min_feedback_completeness=min_feedback_completeness,
+    )
+    rows = drift_for_source(source, settings)
     chosen_id = adapter_id or source.latest_adapter_id(adapter)
     rows = rows.filter((pl.col("adapter") == adapter) & (pl.col("adapter_id") == chosen_id))
     if cohorts:
@@ -154,14 +152,16 @@ def gate(
         for r in insufficient.iter_rows(named=True)
     ]
     completeness = (
-        _feedback_completeness(store, rows, adapter, chosen_id, since=since, until=until, traffic=traffic)
-        if local
+        _feedback_completeness(folder, rows, adapter, chosen_id, since=since, until=until, traffic=traffic)
+        if folder is not None
         else {}
     )
+    # a source other than a store folder gives no per-gate estimate: its rows' own feedback_incomplete flag decides
     unsettled = [
         row
         for row in rows.filter(pl.col("verdict").is_in(["no_change", "improved"])).iter_rows(named=True)
         if _below(completeness.get(row["metric"]), min_feedback_completeness)
+        or (folder is None and feedback_analysis.FEEDBACK_INCOMPLETE_FLAG in (row["flags"] or []))
     ]
     reasons += [
         f"feedback incomplete: cohort {r['cohort']}, {r['metric']} ({r['verdict']} so far, on about "

@@ -10,11 +10,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from loratrace import semconv
 from loratrace.store import schema
+
+if TYPE_CHECKING:
+    from loratrace.sources.base import Source
 
 BASE_LABEL = "(base)"
 """How the base model's own traffic (no adapter) is labelled in the inventory's ``adapter`` column."""
@@ -75,25 +79,31 @@ GROUP BY ALL
 """
 
 
-def store_cells(store: str | os.PathLike[str], *, since: datetime | None, until: datetime | None) -> pl.LazyFrame:
-    """:func:`inventory_cells` of a store's generations in a window, computed by DuckDB in one pass."""
+def store_cells(
+    store: str | os.PathLike[str] | Source, *, since: datetime | None, until: datetime | None
+) -> pl.LazyFrame:
+    """:func:`inventory_cells` of the generations in a window, in one pass where the spans are (the store's
+    DuckDB, or the same statement translated inside ClickHouse)."""
     from loratrace.analysis.timespec import to_store_time
-    from loratrace.store.readers import rows_to_frame
-    from loratrace.store.rows import fetch_rows
+    from loratrace.analysis.window import PARAMETER_KINDS
+    from loratrace.sources import as_source
 
     params = {
         "operations": list(semconv.GENERATION_OPERATIONS),
         "since": to_store_time(since) if since is not None else None,
         "until": to_store_time(until) if until is not None else None,
     }
-    names, rows = fetch_rows(store, _CELLS_SQL, params)
-    frame = rows_to_frame(names, rows)
+    frame = as_source(store).analysis_query(_CELLS_SQL, params, kinds=PARAMETER_KINDS)
     if frame.height == 0:
         frame = pl.DataFrame(schema={**{c: schema.PROMOTED_TYPES[c] for c in CELL_COLUMNS}, **_CELL_VALUES})
     return frame.lazy().with_columns(pl.col("generations").cast(pl.Int64))
 
 
-_CELL_VALUES = {"first_seen": pl.Datetime("us"), "last_seen": pl.Datetime("us"), "generations": pl.Int64}
+_CELL_VALUES: dict[str, pl.DataType] = {
+    "first_seen": pl.Datetime("us"),
+    "last_seen": pl.Datetime("us"),
+    "generations": pl.Int64(),
+}
 
 
 def adapters_served(cells: pl.LazyFrame) -> pl.LazyFrame:
@@ -110,9 +120,11 @@ def adapters_served(cells: pl.LazyFrame) -> pl.LazyFrame:
     >>> adapters_served(inventory_cells(g)).collect().select("adapter", "generations", "cohorts").rows()
     [('(base) m', 1, ['c']), ('a1', 2, ['c', 'd'])]
     """
+    # in time order, so that "first" is the first cell seen whichever engine made the cells
+    ordered = cells.sort("first_seen", "cohort", "route_name", "adapter_rank", "adapter_merged", nulls_last=True)
     return (
-        cells.with_columns(_served_by())
-        .group_by("adapter", "adapter_id")
+        ordered.with_columns(_served_by())
+        .group_by("adapter", "adapter_id", maintain_order=True)
         .agg(
             pl.col("base_model_name").drop_nulls().first().alias("base_model"),
             pl.col("adapter_rank").drop_nulls().first().alias("rank"),

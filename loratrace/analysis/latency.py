@@ -22,12 +22,15 @@ from __future__ import annotations
 import math
 import os
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 
 from loratrace import semconv
 from loratrace.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from loratrace.sources.base import Source
 
 BASE_P95_SHARE: Final = 0.05
 """The share of requests above the base model's p95 when the adapter is exactly as fast as the base."""
@@ -187,7 +190,7 @@ GROUP BY g.adapter_name, g.adapter_id, g.route, g.cohort
 
 
 def store_counts(
-    store: str | os.PathLike[str],
+    store: str | os.PathLike[str] | Source,
     *,
     since: datetime | None,
     until: datetime | None,
@@ -225,7 +228,7 @@ ORDER BY adapter, rank NULLS LAST, merged NULLS LAST, quantization
 
 
 def store_percentiles(
-    store: str | os.PathLike[str],
+    store: str | os.PathLike[str] | Source,
     *,
     since: datetime | None,
     until: datetime | None,
@@ -238,7 +241,7 @@ def store_percentiles(
 
 
 def _store_frame(
-    store: str | os.PathLike[str],
+    store: str | os.PathLike[str] | Source,
     sql: str,
     *,
     since: datetime | None,
@@ -246,9 +249,11 @@ def _store_frame(
     adapter: str | None,
     cohort: str | None,
 ) -> pl.DataFrame:
+    """One of this module's statements where the spans are: the store's DuckDB, or inside ClickHouse (the same
+    text, translated by sqlglot)."""
     from loratrace.analysis.timespec import to_store_time
-    from loratrace.store.readers import rows_to_frame
-    from loratrace.store.rows import fetch_rows
+    from loratrace.analysis.window import PARAMETER_KINDS
+    from loratrace.sources import as_source
 
     params = {
         "operations": list(semconv.GENERATION_OPERATIONS),
@@ -257,8 +262,7 @@ def _store_frame(
         "adapter": adapter,
         "cohort": cohort,
     }
-    names, rows = fetch_rows(store, sql, params)
-    return rows_to_frame(names, rows)
+    return as_source(store).analysis_query(sql, params, kinds=PARAMETER_KINDS)
 
 
 def slower_than_base(

@@ -5,17 +5,17 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from loratrace.analysis import feedback as feedback_analysis
 from loratrace.analysis import load, metrics
 from loratrace.analysis._typing import Baseline, Traffic
-from loratrace.analysis.cells import cells, paired_cells
+from loratrace.analysis.cells import paired_cells
 from loratrace.analysis.drift import drift
-from loratrace.analysis.store_cells import store_cells
 
 if TYPE_CHECKING:
     from loratrace.sources.base import Source
@@ -42,159 +42,106 @@ def _check_names(kind: str, asked: Sequence[str] | None, present: Sequence[str])
             raise EmptySelectionError(msg)
 
 
-def drift_for_store(
-    store: str | os.PathLike[str],
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    adapters: Sequence[str] | None = None,
-    cohorts: Sequence[str] | None = None,
-    metric_names: Sequence[str] | None = None,
-    window: timedelta | None = DEFAULT_WINDOW,
-    baseline: Baseline = "concurrent",
-    traffic: Traffic = "all",
-    alpha: float = 0.05,
-    min_n: int = 30,
-    min_effect: float = 0.02,
-    min_relative_effect: float = 0.05,
-    flag_changes: bool = True,
-    min_feedback_completeness: float = 0.9,
-) -> pl.DataFrame:
-    """``drift`` over a store: load, cells (windowed, so base and adapter are matched in time), paired cells, rows.
+@dataclass(frozen=True)
+class DriftSettings:
+    """What a drift run reads and how it decides: the knobs of :func:`drift_for_source` and the ``drift`` command.
 
-    Feedback metrics (``feedback:<kind>``) are in the run when asked for, or by default when the store holds
-    feedback; their rows are flagged ``feedback_incomplete`` while less than ``min_feedback_completeness`` of the
-    analysed generations' eventual feedback is likely in (:func:`loratrace.analysis.feedback.completeness`). With
-    ``flag_changes`` the rows of an adapter id that arrived on a route together with another change carry
-    ``confounded:change``: ``loratrace doctor``'s confounded-changes query, one more (cheap) query over the store.
+    ``since`` / ``until`` bound the window (naive UTC, ``until`` exclusive); ``adapters`` / ``cohorts`` /
+    ``metric_names`` narrow it (None: all); ``window`` is the width in which base and adapter traffic are matched
+    (None: one window); the rest are :func:`loratrace.analysis.drift.drift`'s. With ``flag_changes`` the rows of
+    an adapter id that arrived on a route together with another change carry ``confounded:change``; rows on a
+    feedback metric carry ``feedback_incomplete`` while less than ``min_feedback_completeness`` of the analysed
+    generations' eventual feedback is likely in.
+    """
+
+    since: datetime | None = None
+    until: datetime | None = None
+    adapters: Sequence[str] | None = None
+    cohorts: Sequence[str] | None = None
+    metric_names: Sequence[str] | None = None
+    window: timedelta | None = DEFAULT_WINDOW
+    baseline: Baseline = "concurrent"
+    traffic: Traffic = "all"
+    alpha: float = 0.05
+    min_n: int = 30
+    min_effect: float = 0.02
+    min_relative_effect: float = 0.05
+    flag_changes: bool = True
+    min_feedback_completeness: float = 0.9
+
+
+def drift_for_store(
+    store: str | os.PathLike[str], settings: DriftSettings | None = None, **changes: Any
+) -> pl.DataFrame:
+    """:func:`drift_for_source` over a store folder (``changes``: :class:`DriftSettings` fields to set)."""
+    from loratrace.sources.local import LocalStore
+
+    return drift_for_source(LocalStore(store), settings, **changes)
+
+
+def drift_for_source(source: Source, settings: DriftSettings | None = None, **changes: Any) -> pl.DataFrame:
+    """``drift`` over any source: cells (windowed, so base and adapter are matched in time) and paired cells
+    computed where the spans are (the store's DuckDB, or inside ClickHouse), then the rows.
+
+    What ``loratrace drift`` runs on ``--store`` and ``--source`` alike. ``settings`` (default
+    :class:`DriftSettings`), with ``changes`` applied, say what to read and how to decide. Feedback metrics
+    (``feedback:<kind>``) are in the run when asked for, or by default when the source holds feedback; their rows
+    are flagged ``feedback_incomplete`` while the analysed windows are still filling. ``confounded:change`` comes
+    from ``loratrace doctor``'s confounded-changes query, run on the same source.
 
     Raises
     ------
     EmptySelectionError
         No generations in the window, or an unknown adapter or cohort (with the nearest names).
     ValueError
-        An unknown metric.
+        An unknown metric, or an unknown field in ``changes``.
     """
-    evals = load.load_evals(store, since=since, until=until, traffic=traffic)
-    wants_evals = not metric_names or any(m.startswith(metrics.EVAL_PREFIXES) for m in metric_names)
-    kinds: list[str] = []
+    from loratrace.sources.base import Selection, narrow
+
+    try:
+        knobs = replace(settings or DriftSettings(), **changes)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
+    selection = Selection(since=knobs.since, until=knobs.until, traffic=knobs.traffic)
+    names = knobs.metric_names
+    wants_evals = not names or any(m.startswith(metrics.EVAL_PREFIXES) for m in names)
     feedback = pl.DataFrame()
-    if not metric_names or any(name.startswith(metrics.FEEDBACK_PREFIX) for name in metric_names):
-        feedback = feedback_analysis.load_feedback(store)
-        kinds = sorted(feedback["kind"].drop_nulls().unique().to_list())
-    chosen = metrics.resolve(metric_names, eval_names(evals) if wants_evals else (), kinds)
-    on_store = [m for m in chosen if not m.name.startswith(metrics.FEEDBACK_PREFIX)]
+    if not names or any(name.startswith(metrics.FEEDBACK_PREFIX) for name in names):
+        feedback = source.feedback()
+    kinds = sorted(feedback["kind"].drop_nulls().unique().to_list()) if not feedback.is_empty() else []
+    chosen = metrics.resolve(names, source.eval_names(selection) if wants_evals else (), kinds)
+    on_spans = [m for m in chosen if not m.name.startswith(metrics.FEEDBACK_PREFIX)]
     on_feedback = [m for m in chosen if m.name.startswith(metrics.FEEDBACK_PREFIX)]
-    # the one pass over every span runs in the store's engine; everything after works on small frames
-    cell_frame, counts = store_cells(store, metrics=on_store, window=window, since=since, until=until, traffic=traffic)
-    with_feedback = None
-    if on_feedback:
-        # feedback joins per generation from another view: these cells come from the Polars path, on the same
-        # SQL definitions (the feedback counts are columns only there)
-        generations = load.load_generations(store, since=since, until=until, traffic=traffic)
-        with_feedback, _ = feedback_analysis.with_feedback(generations, feedback)
-        feedback_cells = cells(with_feedback, metrics=on_feedback, window=window).collect()
+    # the one pass over every span runs where the spans are; everything after works on small frames
+    cell_frame, paired = source.cells_and_paired(on_spans, window=knobs.window, selection=selection)
+    completeness: dict[str, pl.DataFrame] = {}
+    if on_feedback:  # feedback is never paired: replayed and mirrored answers cannot receive any
+        feedback_cells, completeness = source.feedback_cells(
+            on_feedback, feedback, window=knobs.window, selection=selection
+        )
         cell_frame = pl.concat([cell_frame, feedback_cells], how="vertical_relaxed")
-    # feedback is never paired: replayed and mirrored answers cannot receive any
-    paired = _paired_for_store(store, on_store, counts, since=since, until=until, traffic=traffic)
     if cell_frame.is_empty() and paired.is_empty():
-        raise EmptySelectionError(_empty_window_message(store, since, until))
-    _check_names("adapter", adapters, _present(cell_frame, paired, "adapter"))
-    _check_names("cohort", cohorts, _present(cell_frame, paired, "cohort"))
-    if adapters:
-        keep = pl.col("adapter").is_in(list(adapters))
-        cell_frame = cell_frame.filter(keep | (pl.col("arm") == "base"))
-        paired = paired.filter(keep)
-    if cohorts:
-        cell_frame = cell_frame.filter(pl.col("cohort").is_in(list(cohorts)))
-        paired = paired.filter(pl.col("cohort").is_in(list(cohorts)))
+        raise EmptySelectionError(_empty_message(source, knobs.since, knobs.until))
+    _check_names("adapter", knobs.adapters, _present(cell_frame, paired, "adapter"))
+    _check_names("cohort", knobs.cohorts, _present(cell_frame, paired, "cohort"))
+    cell_frame, paired = narrow(cell_frame, paired, knobs.adapters, knobs.cohorts)
     rows = drift(
         cell_frame,
         metrics=chosen,
         paired=paired,
-        baseline=baseline,
-        alpha=alpha,
-        min_n=min_n,
-        min_effect=min_effect,
-        min_relative_effect=min_relative_effect,
+        baseline=knobs.baseline,
+        alpha=knobs.alpha,
+        min_n=knobs.min_n,
+        min_effect=knobs.min_effect,
+        min_relative_effect=knobs.min_relative_effect,
     )
-    if with_feedback is not None:  # late feedback: say when the analysed windows' feedback is not all in yet
-        analysed = {
-            kind: feedback_analysis.completeness(with_feedback, feedback, kind=kind, window=window or DEFAULT_WINDOW)
-            for kind in kinds
-            if feedback_analysis.feedback_column(kind) in {m.name for m in on_feedback}
-        }
-        rows = feedback_analysis.flag_incomplete(rows, analysed, min_completeness=min_feedback_completeness)
-    if not flag_changes:
+    if completeness:  # late feedback: say when the analysed windows' feedback is not all in yet
+        rows = feedback_analysis.flag_incomplete(rows, completeness, min_completeness=knobs.min_feedback_completeness)
+    if not knobs.flag_changes:
         return rows
-    return _flag_confounded_changes(rows, store, since=since, until=until, window=window or DEFAULT_WINDOW)
-
-
-def drift_for_source(
-    source: Source,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    adapters: Sequence[str] | None = None,
-    cohorts: Sequence[str] | None = None,
-    metric_names: Sequence[str] | None = None,
-    window: timedelta | None = DEFAULT_WINDOW,
-    baseline: Baseline = "concurrent",
-    traffic: Traffic = "all",
-    alpha: float = 0.05,
-    min_n: int = 30,
-    min_effect: float = 0.02,
-    min_relative_effect: float = 0.05,
-) -> pl.DataFrame:
-    """``drift`` over any source: cells (windowed, so base and adapter are matched in time) and paired cells
-    computed where the spans are (the store's DuckDB, or inside ClickHouse), then the rows.
-
-    What ``loratrace drift --source`` runs. A store folder has more: :func:`drift_for_store` adds feedback metrics
-    and the ``confounded:change`` flag, which read the store's own views.
-
-    Raises
-    ------
-    EmptySelectionError
-        No generations in the window, or an unknown adapter or cohort (with the nearest names).
-    ValueError
-        An unknown metric.
-    """
-    from loratrace.sources.base import Selection
-
-    selection = Selection(since=since, until=until, traffic=traffic)
-    wants_evals = not metric_names or any(m.startswith(metrics.EVAL_PREFIXES) for m in metric_names)
-    chosen = metrics.resolve(metric_names, source.eval_names(selection) if wants_evals else ())
-    # the one pass over every span runs where the spans are; everything after works on small frames
-    cell_frame, paired = source.cells_and_paired(chosen, window=window, selection=selection)
-    if cell_frame.is_empty() and paired.is_empty():
-        raise EmptySelectionError(_empty_message(source, since, until))
-    _check_names("adapter", adapters, _present(cell_frame, paired, "adapter"))
-    _check_names("cohort", cohorts, _present(cell_frame, paired, "cohort"))
-    if adapters:
-        keep = pl.col("adapter").is_in(list(adapters))
-        cell_frame = cell_frame.filter(keep | (pl.col("arm") == "base"))
-        paired = paired.filter(keep)
-    if cohorts:
-        cell_frame = cell_frame.filter(pl.col("cohort").is_in(list(cohorts)))
-        paired = paired.filter(pl.col("cohort").is_in(list(cohorts)))
-    return drift(
-        cell_frame,
-        metrics=chosen,
-        paired=paired,
-        baseline=baseline,
-        alpha=alpha,
-        min_n=min_n,
-        min_effect=min_effect,
-        min_relative_effect=min_relative_effect,
+    return _flag_confounded_changes(
+        rows, source, since=knobs.since, until=knobs.until, window=knobs.window or DEFAULT_WINDOW
     )
-
-
-def _empty_message(source: Source, since: datetime | None, until: datetime | None) -> str:
-    path = getattr(source, "path", None)
-    if path is not None:
-        return _empty_window_message(path, since, until)
-    window = f"from {since or 'the start'} to {until or 'now'} (UTC)"
-    return f"no generations {window} in {source!r}"
 
 
 CONFOUNDED_CHANGE_FLAG = "confounded:change"
@@ -202,7 +149,7 @@ CONFOUNDED_CHANGE_FLAG = "confounded:change"
 
 def _flag_confounded_changes(
     rows: pl.DataFrame,
-    store: str | os.PathLike[str],
+    source: Source,
     *,
     since: datetime | None,
     until: datetime | None,
@@ -214,7 +161,7 @@ def _flag_confounded_changes(
 
     if rows.is_empty():
         return rows
-    found = hygiene_findings(store, since=since, until=until, checks=["confounded_changes"], window=window)
+    found = hygiene_findings(source, since=since, until=until, checks=["confounded_changes"], window=window)
     changed = sorted({str(finding.subject["adapter_id"]) for finding in found})
     if not changed:
         return rows
@@ -244,6 +191,14 @@ def _paired_for_store(
         generations = generations.filter(pl.col("example_id").is_not_null())
         evals = evals.filter(pl.col("example_id").is_not_null())
     return paired_cells(generations, evals, metrics=chosen).collect()
+
+
+def _empty_message(source: Source, since: datetime | None, until: datetime | None) -> str:
+    path = getattr(source, "path", None)
+    if path is not None:
+        return _empty_window_message(path, since, until)
+    window = f"from {since or 'the start'} to {until or 'now'} (UTC)"
+    return f"no generations {window} in {source!r}"
 
 
 def _present(cell_frame: pl.DataFrame, paired: pl.DataFrame, column: str) -> list[str]:

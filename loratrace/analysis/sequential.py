@@ -128,7 +128,7 @@ def normal_mixture_log_e_value(
 
 
 def normal_mixture_confidence_sequence(
-    delta: ArrayLike, variance: ArrayLike, *, alpha: float, tau: ArrayLike, center: ArrayLike = 0.0
+    delta: ArrayLike, variance: ArrayLike, *, alpha: float | FloatArray, tau: ArrayLike, center: ArrayLike = 0.0
 ) -> tuple[FloatArray, FloatArray]:
     """The confidence sequence the mixture test inverts: every ``theta0`` it does not reject at ``alpha``.
 

@@ -11,13 +11,22 @@ import difflib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from loratrace.analysis._typing import SpikeBaseline
-from loratrace.analysis.load import load_generations
-from loratrace.analysis.spikes import DEFAULT_SPIKE_METRICS, SPIKE_METRICS, spike_episodes, spike_windows
+from loratrace.analysis.spikes import (
+    DEFAULT_SPIKE_METRICS,
+    SPIKE_METRICS,
+    counts_of_window_ids,
+    spike_episodes,
+    spike_windows,
+)
 from loratrace.store import query
+
+if TYPE_CHECKING:
+    from loratrace.sources.base import Source
 
 BASE_LABEL = "(base)"
 """How the base model's arm is named on the command line and in tables (its ``adapter`` is null)."""
@@ -46,8 +55,11 @@ def _naive_utc(at: dt.datetime | None) -> dt.datetime | None:
     return at.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
-def _data_range(store: str | os.PathLike[str]) -> str:
-    first, last, count = query(store, "SELECT min(start_time), max(start_time), count(*) FROM generations").row(0)
+def _data_range(source: Source) -> str:
+    path = getattr(source, "path", None)
+    if path is None:
+        return f"see `loratrace adapters --source ...` for what {source!r} holds"
+    first, last, count = query(path, "SELECT min(start_time), max(start_time), count(*) FROM generations").row(0)
     if not count:
         return "the store holds no generations yet"
     return f"the store's generations run from {first:%Y-%m-%dT%H:%M:%S} to {last:%Y-%m-%dT%H:%M:%S} UTC"
@@ -63,7 +75,7 @@ def _check_names(asked: Sequence[str], known: Sequence[str], option: str, proble
 
 
 def run_spikes(
-    store: str | os.PathLike[str],
+    store: str | os.PathLike[str] | Source,
     *,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
@@ -76,7 +88,10 @@ def run_spikes(
     z_threshold: float = 3.0,
     min_relative_change: float = 0.5,
 ) -> SpikeResult:
-    """Score every window of the store's generations in ``[since, until)``; see ``spike_windows`` for the knobs.
+    """Score every window of the generations in ``[since, until)``; see ``spike_windows`` for the knobs.
+
+    ``store`` is a store folder or any :class:`~loratrace.sources.Source`: the one pass over the generations
+    (:func:`~loratrace.analysis.spikes.window_ids`) runs there, the scoring on its small frame.
 
     Raises
     ------
@@ -84,21 +99,29 @@ def run_spikes(
         The range holds no generations (the message says which range does), or an adapter or metric is unknown
         (the message suggests the nearest names).
     """
+    from loratrace.sources import as_source
+    from loratrace.sources.base import Selection
+
     _check_names(metric_names, list(SPIKE_METRICS), "--metric", "{name} is not a rate a spike check watches")
-    generations = load_generations(store, since=_naive_utc(since), until=_naive_utc(until))
-    served_now = generations.select(pl.col("adapter").unique()).collect()["adapter"]
+    source = as_source(store)
+    chosen = list(metric_names) or list(DEFAULT_SPIKE_METRICS)
+    if window <= dt.timedelta(0):
+        raise SpikeInputError("--window", f"window must be a positive duration, got {window!r}")
+    selection = Selection(since=_naive_utc(since), until=_naive_utc(until))
+    per_id = source.spike_counts(chosen, window=window, selection=selection)
+    served_now = per_id["adapter"].unique()
     if served_now.len() == 0:
-        msg = f"no generations between {since or 'the start'} and {until or 'now'}; {_data_range(store)}"
+        msg = f"no generations between {since or 'the start'} and {until or 'now'}; {_data_range(source)}"
         raise SpikeInputError("--since", msg)
     served = sorted(name if name is not None else BASE_LABEL for name in served_now)
     _check_names(adapters, served, "--adapter", "no adapter {name} served in this range")
     if adapters:
         keep = pl.col("adapter").is_in([name for name in adapters if name != BASE_LABEL])
-        generations = generations.filter(keep | pl.col("adapter").is_null() if BASE_LABEL in adapters else keep)
+        per_id = per_id.filter(keep | pl.col("adapter").is_null() if BASE_LABEL in adapters else keep)
     windows = spike_windows(
-        generations,
+        counts=counts_of_window_ids(per_id.lazy(), window=window, metrics=chosen),
         window=window,
-        metrics=list(metric_names) or DEFAULT_SPIKE_METRICS,
+        metrics=chosen,
         baseline=baseline,
         persistence=persistence,
         min_n=min_n,

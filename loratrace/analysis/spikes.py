@@ -143,10 +143,29 @@ def window_counts(
     │ 2026-01-01 02:00:00 UTC ┆ 1   ┆ 0.0    │
     └─────────────────────────┴─────┴────────┘
     """
+    return counts_of_window_ids(window_ids(generations, window=window, metrics=metrics), window=window, metrics=metrics)
+
+
+def _check_metrics(metrics: Sequence[str]) -> None:
     unknown = [name for name in metrics if name not in SPIKE_METRICS]
     if unknown or not metrics:
         msg = f"metrics must be among {sorted(SPIKE_METRICS)}, got {list(metrics)!r}"
         raise ValueError(msg)
+
+
+def window_ids(
+    generations: pl.LazyFrame,
+    *,
+    window: dt.timedelta = dt.timedelta(hours=1),
+    metrics: Sequence[str] = DEFAULT_SPIKE_METRICS,
+) -> pl.LazyFrame:
+    """The one pass over the generations: per adapter × adapter id × window, the last span's time and each
+    metric's ``n:<metric>`` (rows it counts) and ``events:<metric>``.
+
+    This is the step that runs where the spans are (``loratrace.sources``: here in Polars, inside ClickHouse
+    from the same metric SQL there); :func:`counts_of_window_ids` takes it from either.
+    """
+    _check_metrics(metrics)
     start = pl.col("start_time")
     start_type = generations.collect_schema()["start_time"]
     if isinstance(start_type, pl.Datetime) and start_type.time_zone is None:
@@ -159,9 +178,9 @@ def window_counts(
         pl.col("adapter_id"),
         *(SPIKE_METRICS[name].expr().alias(name) for name in metrics),
     )
-    # One pass over the generations for every metric at once, keyed by id too (cheaper than picking an id per
-    # group out of millions of rows); the small per-id frame then gives each window its counts and latest id.
-    per_id = (
+    # keyed by id too (cheaper than picking an id per group out of millions of rows); the small per-id frame
+    # then gives each window its counts and latest id
+    return (
         values.with_columns(window_start=pl.col("start_time").dt.truncate(window))
         .group_by("adapter", "adapter_id", "window_start")
         .agg(
@@ -170,13 +189,23 @@ def window_counts(
             *(pl.col(name).sum().alias(f"events:{name}") for name in metrics),
         )
     )
-    # collected here so that the generations are read once: everything after reads this small frame several times
+
+
+def counts_of_window_ids(
+    per_id: pl.LazyFrame,
+    *,
+    window: dt.timedelta = dt.timedelta(hours=1),
+    metrics: Sequence[str] = DEFAULT_SPIKE_METRICS,
+) -> pl.LazyFrame:
+    """:func:`window_counts` from :func:`window_ids`' frame (computed by Polars or by the source's engine)."""
+    _check_metrics(metrics)
+    # collected here so that the input is read once: everything after reads this small frame several times
     per_window = (
         per_id.group_by("adapter", "window_start")
         .agg(
             pl.col("adapter_id").sort_by("last_seen").drop_nulls().last(),
             *(pl.col(f"n:{name}").sum() for name in metrics),
-            *(pl.col(f"events:{name}").sum() for name in metrics),
+            *(pl.col(f"events:{name}").fill_null(0.0).sum() for name in metrics),
         )
         .collect()
         .lazy()
@@ -213,8 +242,9 @@ def window_counts(
 
 
 def spike_windows(
-    generations: pl.LazyFrame,
+    generations: pl.LazyFrame | None = None,
     *,
+    counts: pl.LazyFrame | None = None,
     window: dt.timedelta = dt.timedelta(hours=1),
     metrics: Sequence[str] = DEFAULT_SPIKE_METRICS,
     baseline: SpikeBaseline = "ewma",
@@ -231,6 +261,8 @@ def spike_windows(
     ----------
     generations
         Generation rows (see :func:`window_counts`).
+    counts
+        Instead of ``generations``: their :func:`window_counts` (from a source's engine, for instance).
     window
         Width of a window.
     metrics
@@ -287,6 +319,9 @@ def spike_windows(
     │ 7            ┆ 0.3  ┆ 0.05     ┆ true  ┆ true    ┆ 1       │
     └──────────────┴──────┴──────────┴───────┴─────────┴─────────┘
     """
+    if (generations is None) == (counts is None):
+        msg = "spike_windows takes generations or counts (exactly one)"
+        raise ValueError(msg)
     half_life = half_life if half_life is not None else (24.0 if baseline == "ewma" else 7.0)
     _check_knobs(
         window=window,
@@ -345,9 +380,12 @@ def spike_windows(
         )
 
     # both scoring passes read the counts: computed once (they are small, arms x metrics x windows)
+    if counts is None:
+        if generations is None:
+            raise ValueError("spike_windows needs the generations or their window counts")
+        counts = window_counts(generations, window=window, metrics=metrics)
     counts = (
-        window_counts(generations, window=window, metrics=metrics)
-        .with_columns(time_of_day=pl.col("window_start").dt.time())
+        counts.with_columns(time_of_day=pl.col("window_start").dt.time())
         .sort(*history, "window_start", nulls_last=False)
         .collect()
         .lazy()

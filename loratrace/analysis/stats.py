@@ -93,7 +93,7 @@ def proportion_test(
     successes1: object, n1: object, successes2: object, n2: object, *, alternative: Alternative = "two-sided"
 ) -> FloatArray:
     """The z-test, or Fisher's exact test where any expected count of the 2×2 table is below 5 (Cochran's rule)."""
-    shape = np.shape(successes1)
+    shape = np.shape(np.asarray(successes1))
     s1, t1, s2, t2 = (np.atleast_1d(a) for a in _arrays(successes1, n1, successes2, n2))
     p = two_proportion_z_test(s1, t1, s2, t2, alternative=alternative)
     pooled = (s1 + s2) / (t1 + t2)

@@ -120,7 +120,7 @@ def store_cells(
     return pl.concat(frames, how="vertical_relaxed"), counts
 
 
-_CELL_SCHEMA = {
+_CELL_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     **{c: pl.String for c in KEY_COLUMNS},
     "metric": pl.String,
     "window_start": pl.Datetime("us"),

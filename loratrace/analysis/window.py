@@ -10,12 +10,22 @@ import difflib
 import os
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Final
 
 import polars as pl
 
 from loratrace import semconv
 from loratrace.analysis.timespec import to_store_time
 from loratrace.errors import ConfigurationError
+
+PARAMETER_KINDS: Final = {
+    "operations": "text[]",
+    "since": "timestamp",
+    "until": "timestamp",
+    "adapter": "text",
+    "cohort": "text",
+}
+"""The types of the window statements' parameters (inventory, latency, cost): what ClickHouse declares."""
 
 
 def generations(

@@ -32,7 +32,7 @@ from loratrace.store import promotion, schema
 logger = logging.getLogger(__name__)
 
 try:
-    from loratrace.collector import _fastdecode
+    import loratrace.collector._fastdecode as _fastdecode
 except ImportError:  # not compiled (no C compiler at install time): the Python path does everything
     _fastdecode = None
 
@@ -255,7 +255,7 @@ class RowBuffer:
         Raises ``google.protobuf.message.DecodeError`` (and appends nothing) when ``payload`` does not parse.
         """
         batches = self._batches
-        if batches is None:
+        if batches is None or _FAST_DECODER is None:
             return self.add_traces(ExportTraceServiceRequest.FromString(payload))
         self._seal_python_rows()
         marks = [batch.rows() for batch in batches]
@@ -511,7 +511,7 @@ class RowBuffer:
                 spans = spans.with_columns(pl.col(_PROMOTED_ERROR).alias("error_type")).drop(_PROMOTED_ERROR)
             frames["spans"] = spans
         for table, columns in self._columns.items():
-            if table not in _FAST_TABLES and columns and next(iter(columns.values())):
+            if table not in _FAST_TABLES and any(columns.values()):  # every column holds as many values
                 frames[table] = frame(table, columns)
         fast_promoted = not self._promote_in_python
         for table, promoted in (("spans", schema.PROMOTED_TYPES), ("metrics", schema.METRIC_PROMOTED)):
@@ -523,7 +523,7 @@ class RowBuffer:
                 except pl.exceptions.PolarsError:
                     logger.debug("vectorized promotion failed; promoting row by row", exc_info=True)
                     frames[table] = promote_rows(frames[table], promoted)
-        self.__init__()  # type: ignore[misc]
+        self.__init__()  # type: ignore[misc]  # back to empty buffers: the same state a new decoder starts in
         return frames
 
 
@@ -532,9 +532,9 @@ _PROMOTED_ERROR: Final = "_promoted_error_type"
 # fills before promotion, its promoted ``error_type`` is kept apart until take() knows which path promoted
 _FAST_SPAN_RENAMES: Final = {"error_type": _PROMOTED_ERROR, "exception_type": "error_type"}
 _FAST_FRAME_SCHEMAS: Final = {
-    "spans": {**schema.SPANS, _PROMOTED_ERROR: pl.String()},
-    "span_events": schema.SPAN_EVENTS,
-    "span_links": schema.SPAN_LINKS,
+    "spans": pl.Schema({**schema.SPANS, _PROMOTED_ERROR: pl.String()}),
+    "span_events": pl.Schema(schema.SPAN_EVENTS),
+    "span_links": pl.Schema(schema.SPAN_LINKS),
 }
 _NO_PROMOTED_ERROR: Final = pl.lit(None, dtype=pl.String).alias(_PROMOTED_ERROR)
 

@@ -11,21 +11,21 @@ from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from loratrace.collector.auth import bearer_matches
-from loratrace.collector.ingest import Ingest
+from loratrace.collector.ingest import Ingest, Signal
 from loratrace.collector.outcome import Outcome
 
 # google.rpc.Code number -> grpcio's enum member
 _STATUS_CODES: Final = {code.value[0]: code for code in grpc.StatusCode}
 
 
-def _handler(ingest: Ingest, signal: str, token: str | None) -> Any:
+def _handler(ingest: Ingest, signal: Signal, token: str | None) -> Any:
     def export(request: bytes, context: grpc.ServicerContext) -> bytes:
         if token is not None:
             # gRPC metadata keys are lower case: 'authorization: Bearer <token>' (what bearertokenauth sends)
             given = dict(context.invocation_metadata()).get("authorization")
             if not bearer_matches(given if isinstance(given, str) else None, token):
                 context.abort(_STATUS_CODES[Outcome.UNAUTHENTICATED.grpc_code], "missing or wrong bearer token")
-        result = ingest.export(signal, request)  # type: ignore[arg-type]
+        result = ingest.export(signal, request)
         if result.outcome is Outcome.OK:
             return result.response
         code = _STATUS_CODES[result.outcome.grpc_code]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import json
 import logging
 import re
@@ -20,12 +21,12 @@ from typing import Any, Final
 from google.rpc import status_pb2
 
 from loratrace.collector.auth import bearer_matches
-from loratrace.collector.ingest import ExportResult, Ingest
+from loratrace.collector.ingest import ExportResult, Ingest, Signal
 from loratrace.collector.outcome import Outcome
 
 logger = logging.getLogger(__name__)
 
-_PATHS: Final = {"/v1/traces": "traces", "/v1/metrics": "metrics"}
+_PATHS: Final[dict[str, Signal]] = {"/v1/traces": "traces", "/v1/metrics": "metrics"}
 
 
 # a TLS client gets this long to finish its handshake: a silent or plaintext peer must not hold a thread
@@ -158,6 +159,7 @@ class _Server(ThreadingHTTPServer):
 class OTLPHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    rfile: io.BufferedReader  # buffered (StreamRequestHandler.rbufsize is -1), so it can peek
 
     def setup(self) -> None:
         super().setup()
@@ -306,7 +308,7 @@ class OTLPHandler(BaseHTTPRequestHandler):
                     self._error(Outcome.BAD_REQUEST, "the body is not valid gzip", json_body=json_body)
                     return
             result = self.server.ingest.export(
-                signal,  # type: ignore[arg-type]
+                signal,
                 body,
                 json_body=json_body,
                 reserved=reserved,

@@ -157,7 +157,8 @@ class Collector:
             raise
 
     def _start_receivers(self) -> None:
-        tls = (self.settings.tls_cert, self.settings.tls_key) if self.settings.tls_cert else None
+        cert, key = self.settings.tls_cert, self.settings.tls_key
+        tls = (cert, key) if cert and key else None  # validated above: both or neither
         try:
             if self.settings.http is not None:
                 host, port = self.settings.http
@@ -169,7 +170,7 @@ class Collector:
                         token=self.settings.auth_token,
                         max_request_bytes=self.settings.max_request_bytes,
                         health=self.health,
-                        tls=tls,  # type: ignore[arg-type]
+                        tls=tls,
                         settings=self.settings.http_server,
                     )
                 except OSError as exc:
@@ -188,7 +189,7 @@ class Collector:
                     ingest=self.ingest,
                     token=self.settings.auth_token,
                     max_request_bytes=self.settings.max_request_bytes,
-                    tls=tls,  # type: ignore[arg-type]
+                    tls=tls,
                 )
                 if not self.grpc_port:
                     msg = (

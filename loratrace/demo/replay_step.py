@@ -30,14 +30,14 @@ def _base_answers(models: TinyModels, prompts: list[str]) -> list[str]:
     torch.set_num_threads(1)
     tokenizer = AutoTokenizer.from_pretrained(models.base)
     model = AutoModelForCausalLM.from_pretrained(models.base, dtype=torch.float32).eval()
-    answers = []
+    answers: list[str] = []
     with torch.no_grad():
         for prompt in prompts:
             inputs = tokenizer(prompt, return_tensors="pt")
             output = model.generate(
                 **inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False, pad_token_id=tokenizer.pad_token_id
             )
-            answers.append(tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
+            answers.append(str(tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)))
     return answers
 
 
@@ -88,7 +88,7 @@ def gate_decisions(store: Path, adapters: list[str]) -> list[tuple[str, str, lis
     """(adapter, PASS or FAIL, reasons) of the release gate on the replay, for each adapter."""
     from loratrace.analysis.gate import gate
 
-    decisions = []
+    decisions: list[tuple[str, str, list[str]]] = []
     for adapter in adapters:
         result = gate(store, adapter=adapter, traffic="replay", metric_names=[GATED_METRIC])
         decisions.append((adapter, result.decision, result.reasons))

@@ -100,7 +100,7 @@ def build_base_model(directory: Path, *, seed: int = 0) -> None:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        torch_dtype="float32",
+        dtype="float32",
         tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
@@ -122,7 +122,7 @@ def build_adapter(base: Path, directory: Path, spec: AdapterSpec) -> None:
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     config = LoraConfig(
         r=spec.rank,
-        lora_alpha=spec.alpha,
+        lora_alpha=spec.alpha,  # type: ignore[arg-type]  # PEFT annotates int; it only divides by r, so a float works
         target_modules=list(spec.target_modules),
         lora_dropout=0.0,
         task_type="CAUSAL_LM",
@@ -133,7 +133,7 @@ def build_adapter(base: Path, directory: Path, spec: AdapterSpec) -> None:
         for name, parameter in peft_model.named_parameters():
             if "lora_B" in name or "lora_A" in name:
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
-    peft_model.save_pretrained(directory)
+    peft_model.save_pretrained(str(directory))
     config_path = directory / "adapter_config.json"
     with open(config_path, encoding="utf-8") as handle:
         saved = json.load(handle)

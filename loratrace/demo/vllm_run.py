@@ -57,7 +57,7 @@ def serve_offline(models: TinyModels, prompts: Sequence[str], *, max_tokens: int
     outputs = llm.generate(
         [prompt for prompt, _ in batch],
         SamplingParams(max_tokens=max_tokens, temperature=0.0),
-        lora_request=[lora for _, lora in batch],
+        lora_request=[lora for _, lora in batch],  # type: ignore[misc]  # None: that prompt on the base model, as vLLM reads it
         use_tqdm=False,
     )
     return [

@@ -11,11 +11,14 @@ import datetime as dt
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from loratrace.doctor import queries
 from loratrace.errors import ConfigurationError
 from loratrace.store import query
+
+if TYPE_CHECKING:
+    from loratrace.sources.base import Source
 
 Severity = Literal["error", "warning"]
 CheckName = Literal[
@@ -87,18 +90,25 @@ class Finding:
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, dt.datetime | dt.timedelta) else v for k, v in values.items()}
+    # a timedelta has no isoformat: JSON gets its length in seconds
+    return {
+        k: v.isoformat() if isinstance(v, dt.datetime) else v.total_seconds() if isinstance(v, dt.timedelta) else v
+        for k, v in values.items()
+    }
 
 
 @dataclass(frozen=True)
 class _Run:
-    store: str | os.PathLike[str]
+    store: str | os.PathLike[str] | Source
     params: Mapping[str, Any]
 
     def rows(self, file: str) -> tuple[Evidence, list[dict[str, Any]]]:
         loaded = queries.load(file)
         bound = loaded.bind(dict(self.params))
-        frame = query(self.store, loaded.sql, bound)
+        if isinstance(self.store, (str, os.PathLike)):
+            frame = query(self.store, loaded.sql, bound)
+        else:  # the same file where the spans are (on ClickHouse, translated by sqlglot)
+            frame = self.store.analysis_query(loaded.sql, bound)
         return Evidence(file, _jsonable(bound)), frame.to_dicts()
 
 
@@ -264,7 +274,7 @@ def _utc_naive(value: dt.datetime | None, name: str) -> dt.datetime | None:
 
 
 def hygiene_findings(
-    store: str | os.PathLike[str],
+    store: str | os.PathLike[str] | Source,
     *,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
@@ -277,7 +287,7 @@ def hygiene_findings(
     Parameters
     ----------
     store
-        The store folder.
+        The store folder, or a :class:`~loratrace.sources.Source` (ClickHouse).
     since, until
         The production traffic to look at (UTC; an aware datetime is converted). Replays count from the whole
         store: evidence recorded before ``since`` is still evidence.

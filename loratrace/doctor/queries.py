@@ -42,7 +42,7 @@ class QueryFile:
 @cache
 def load(file: str) -> QueryFile:
     """``load("hygiene_silent_swaps.sql")``: the file shipped in ``loratrace/queries/``."""
-    text = resources.files("loratrace").joinpath("queries", file).read_text(encoding="utf-8")
+    text = resources.files("loratrace").joinpath("queries").joinpath(file).read_text(encoding="utf-8")
     header: dict[str, str] = {}
     for line in text.splitlines():
         match = _HEADER.match(line)

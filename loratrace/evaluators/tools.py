@@ -28,7 +28,7 @@ def compile_tools(tools: Any) -> dict[str, Validator]:
     for position, tool in enumerate(tools):
         declaration = tool.get("function", tool) if isinstance(tool, Mapping) else None
         name = declaration.get("name") if isinstance(declaration, Mapping) else None
-        if not isinstance(name, str) or not name:
+        if not isinstance(declaration, Mapping) or not isinstance(name, str) or not name:
             msg = f"tools[{position}] has no name: declare {{'name': ..., 'parameters': {{...}}}}"
             raise SchemaError(msg)
         parameters = declaration.get("parameters", {"type": "object"})

@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -272,7 +273,7 @@ class Generation(Span):
     _events: list[tuple[str, Mapping[str, Any] | None, int]] | None = None
     _sdk_span: Span | None = None
     _end_requested: int | None = None
-    _context_token: object | None = None
+    _context_token: Token[otel_context.Context] | None = None
 
     def __init__(
         self,
@@ -323,7 +324,7 @@ class Generation(Span):
 
     def deactivate(self) -> None:
         if self._context_token is not None:
-            otel_context.detach(self._context_token)  # type: ignore[arg-type]
+            otel_context.detach(self._context_token)
             self._context_token = None
 
     def finish(
@@ -619,23 +620,23 @@ class GenerationRecorder:
         # the provider's own generator makes the announced ids (an X-Ray style generator keeps its format)
         self.new_ids: IdGenerator = RandomIdGenerator()
         # Asked for after each burst of the finisher, so a burst's spans are exported together at once instead of
-        # waiting in a BatchSpanProcessor for its schedule delay (5 s by default). While ~400 finished spans
-        # waited there, the serving thread's model calls ran slower: PeftModel.generate's own work by ~25 µs at
-        # the median, 40-60 µs in the 3 s after a burst (bench/bench_transformers_two_cores.py, docs/benchmarks.md,
-        # session 5); with them exported at once, by none. The export runs on loratrace's export thread, waited
+        # waiting in a BatchSpanProcessor for its schedule delay (5 s by default): ~400 finished spans waiting
+        # there slow the serving thread's model calls (PeftModel.generate's own work by ~25 µs at the median,
+        # 40-60 µs in the 3 s after a burst, measured by bench/bench_transformers_two_cores.py; the benchmark
+        # history in CHANGELOG.md), exported at once they do not. The export runs on loratrace's export thread, waited
         # for a bounded time (``loratrace._export_requests``), so an exporter waiting on an unreachable endpoint
         # holds no call and the next burst for at most that time. A tracer without a span processor (a proxy,
         # the no-op one) has nothing to export.
         processor = getattr(tracer, "span_processor", None)
         flush = getattr(processor, "force_flush", None)
-        self.request_export: Callable[[], None] | None = (
+        self.request_export: Callable[[], object] | None = (
             functools.partial(export_requests.request, flush, EXPORT_WAIT_SECONDS) if flush is not None else None
         )
         with _ANNOUNCED_IDS_LOCK:
             id_generator = getattr(tracer, "id_generator", None)
             if isinstance(id_generator, IdGenerator) and not isinstance(id_generator, _AnnouncedIds):
                 id_generator = _AnnouncedIds(id_generator)
-                tracer.id_generator = id_generator  # type: ignore[attr-defined]
+                tracer.id_generator = id_generator  # type: ignore[attr-defined]  # the SDK tracer's, found above
             if isinstance(id_generator, _AnnouncedIds):
                 id_generator.users += 1
                 self.announced_ids = id_generator
@@ -648,8 +649,9 @@ class GenerationRecorder:
             if announced is None:
                 return
             announced.users -= 1
-            if announced.users == 0 and getattr(self.tracer, "id_generator", None) is announced:
-                self.tracer.id_generator = announced.fallback  # type: ignore[attr-defined]
+            in_use: object = getattr(self.tracer, "id_generator", None)
+            if announced.users == 0 and in_use is announced:
+                self.tracer.id_generator = announced.fallback  # type: ignore[attr-defined]  # the SDK tracer's
 
     def start(
         self,

@@ -167,7 +167,7 @@ class VLLMEngine:
         return [output.outputs[0].text if output.outputs else "" for output in outputs]
 
     def close(self) -> None:
-        self.llm = None
+        self.llm = None  # type: ignore[assignment]  # frees the engine's memory; a closed engine is not called again
 
 
 class TransformersEngine:
@@ -183,7 +183,7 @@ class TransformersEngine:
             torch.set_num_threads(threads)
         self._torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(base)
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+        model: Any = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)  # or the PeftModel over it
         self._names = sorted(adapters)
         if adapters:
             from peft import PeftModel

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 
@@ -173,7 +173,7 @@ def inventory_plot(inventory: pl.DataFrame) -> str:
         return _svg(figure)
 
 
-def _episode_spans(series: pl.DataFrame) -> list[tuple[object, object]]:
+def _episode_spans(series: pl.DataFrame) -> list[tuple[Any, Any]]:
     episodes = (
         series.filter(pl.col("episode").is_not_null())
         .group_by("episode")

@@ -13,7 +13,16 @@ import os
 from loratrace.sources.base import EVERYTHING, Present, Selection, Source
 from loratrace.sources.local import LocalStore
 
-__all__ = ["EVERYTHING", "ClickHouseSource", "LocalStore", "Present", "Selection", "Source", "open_source"]
+__all__ = [
+    "EVERYTHING",
+    "ClickHouseSource",
+    "LocalStore",
+    "Present",
+    "Selection",
+    "Source",
+    "as_source",
+    "open_source",
+]
 
 _URL_SCHEMES = ("clickhouse://", "clickhouses://", "chdb://")
 
@@ -29,11 +38,18 @@ def open_source(spec: str | os.PathLike[str], *, local: bool | None = None) -> S
         from loratrace.sources.clickhouse import ClickHouseSource
 
         if not is_url:
-            msg = f"a ClickHouse source is clickhouse://…, clickhouses://… or chdb://PATH, got {text!r}"
+            from loratrace.sources.clickhouse import redact
+
+            msg = f"a ClickHouse source is clickhouse://…, clickhouses://… or chdb://PATH, got {redact(text)!r}"
             raise StoreError(msg)
         return ClickHouseSource(text)
     _store_path(text)  # a clear error now for a folder that is not a store
     return LocalStore(text)
+
+
+def as_source(store: str | os.PathLike[str] | Source) -> Source:
+    """``store`` as a source: a folder is a :class:`LocalStore` (checked when read), a source stays itself."""
+    return LocalStore(store) if isinstance(store, (str, os.PathLike)) else store
 
 
 def __getattr__(name: str) -> object:

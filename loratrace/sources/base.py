@@ -67,8 +67,37 @@ class Source(Protocol):
         """Paired cells over the replayed generations (``loratrace.analysis.cells.PAIRED_COLUMNS``)."""
         ...
 
+    def feedback(self) -> pl.DataFrame:
+        """Every feedback joined to its generation (``loratrace.analysis.feedback.load_feedback``'s columns)."""
+        ...
+
+    def feedback_cells(
+        self,
+        metrics: Sequence[Metric],
+        feedback: pl.DataFrame,
+        *,
+        window: timedelta | None,
+        selection: Selection = ...,
+    ) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
+        """Cells of ``feedback:<kind>`` metrics, and each asked kind's window completeness
+        (``loratrace.analysis.feedback.completeness``)."""
+        ...
+
+    def spike_counts(
+        self, metric_names: Sequence[str], *, window: timedelta, selection: Selection = ...
+    ) -> pl.DataFrame:
+        """``loratrace.analysis.spikes.window_ids`` of the selection's generations, computed where they are."""
+        ...
+
     def latest_adapter_id(self, adapter: str) -> str | None:
         """The id that last served under ``adapter`` (the weights a release would keep serving)."""
+        ...
+
+    def analysis_query(
+        self, sql: str, params: Mapping[str, Any] | None = None, *, kinds: Mapping[str, str] | None = None
+    ) -> pl.DataFrame:
+        """A DuckDB statement over the store's views (``spans``, ``span_events``, ``evals``, ``generations``), run
+        where the spans are: the store's DuckDB, or translated by sqlglot inside ClickHouse."""
         ...
 
     def query(self, name: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
@@ -76,6 +105,21 @@ class Source(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def narrow(
+    cells: pl.DataFrame, paired: pl.DataFrame, adapters: Sequence[str] | None, cohorts: Sequence[str] | None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Cells and paired cells of the named adapters (the base arm kept: it is what they compare with) and
+    cohorts; None or empty keeps all."""
+    if adapters:
+        keep = pl.col("adapter").is_in(list(adapters))
+        cells = cells.filter(keep | (pl.col("arm") == "base"))
+        paired = paired.filter(keep)
+    if cohorts:
+        cells = cells.filter(pl.col("cohort").is_in(list(cohorts)))
+        paired = paired.filter(pl.col("cohort").is_in(list(cohorts)))
+    return cells, paired
 
 
 EVERYTHING = Selection()

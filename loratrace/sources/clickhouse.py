@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Final
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import polars as pl
 
@@ -29,6 +29,8 @@ from loratrace.sources.local import _names
 
 DEFAULT_TABLE: Final = "otel_traces"
 SCHEMES: Final = ("clickhouse", "clickhouses", "chdb")
+RELATIONS: Final = ("spans", "span_events", "evals", "generations", "feedback")
+"""The store's views a ClickHouse source provides over ``otel_traces``."""
 
 
 def _missing(package: str) -> StoreError:
@@ -62,12 +64,38 @@ class ClickHouseTarget:
         return f"{self.scheme}://{user}{self.host}{port}/{self.database or ''}?table={self.table}"
 
 
+def redact(url: str) -> str:
+    """``url`` with the password of its user part replaced by ``***``: what a message may show of a URL."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "***" if "@" in url else url
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    return f"{scheme}://{netloc}{slash}{tail}"
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """``text`` (a client's error message) with ``secret`` and its URL-encoded spelling removed."""
+    if not secret:
+        return text
+    for spelling in {secret, quote(secret, safe=""), quote(secret)}:
+        text = text.replace(spelling, "***")
+    return text
+
+
 def parse_url(url: str) -> ClickHouseTarget:
     """A ``clickhouse://`` / ``clickhouses://`` / ``chdb://`` URL as a :class:`ClickHouseTarget`."""
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES:
         msg = f"a ClickHouse source URL starts with clickhouse://, clickhouses:// or chdb://, got {parts.scheme!r}"
         raise StoreError(msg)
+    try:
+        port = parts.port
+    except ValueError:
+        msg = f"the port of a ClickHouse source URL is a number, got {redact(url)!r}"
+        raise StoreError(msg) from None
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     table = query.get("table", DEFAULT_TABLE)
     try:
@@ -83,7 +111,7 @@ def parse_url(url: str) -> ClickHouseTarget:
         scheme=parts.scheme,
         table=table,
         host=parts.hostname or "127.0.0.1",
-        port=parts.port,
+        port=port,
         database=database,
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
@@ -128,6 +156,7 @@ class _Chdb:
         data = result.bytes()
         if not data:
             return pl.DataFrame()
+        # an Arrow table converts to a DataFrame (only an Arrow array gives a Series)
         return pl.from_arrow(pa.ipc.open_stream(io.BytesIO(data)).read_all())  # type: ignore[return-value]
 
     def command(self, sql: str, params: Mapping[str, Any]) -> None:
@@ -150,16 +179,21 @@ class _Server:
             import clickhouse_connect
         except ImportError as exc:
             raise _missing("clickhouse-connect") from exc
-        self._client = clickhouse_connect.get_client(
-            host=target.host,
-            port=target.port or (8443 if target.secure else 8123),
-            username=target.username or "default",
-            password=target.password or "",
-            database=target.database or "__default__",
-            secure=target.secure,
-        )
+        try:
+            self._client = clickhouse_connect.get_client(
+                host=target.host,
+                port=target.port or (8443 if target.secure else 8123),
+                username=target.username or "default",
+                password=target.password or "",
+                database=target.database or "__default__",
+                secure=target.secure,
+            )
+        except Exception as exc:  # refused, unreachable, bad credentials: the client's own error types
+            msg = f"ClickHouse ({target.display()}) cannot be used: {scrub(str(exc), target.password)}"
+            raise StoreError(msg) from None
 
     def frame(self, sql: str, params: Mapping[str, Any]) -> pl.DataFrame:
+        # an Arrow table converts to a DataFrame (only an Arrow array gives a Series)
         return pl.from_arrow(self._client.query_arrow(sql, parameters=dict(params)))  # type: ignore[return-value]
 
     def command(self, sql: str, params: Mapping[str, Any]) -> None:
@@ -169,7 +203,7 @@ class _Server:
         self._client.close()
 
 
-CELL_SCHEMA: Final = {
+CELL_SCHEMA: Final[dict[str, pl.DataType | type[pl.DataType]]] = {
     "adapter": pl.String,
     "adapter_id": pl.String,
     "arm": pl.String,
@@ -199,6 +233,27 @@ def _nanos(moment: dt.datetime) -> int:
         moment = moment.replace(tzinfo=dt.timezone.utc)
     delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+class _Relations(Mapping[str, str]):
+    """The store's views over a source's table, each built (and translated) only when a query names it."""
+
+    def __init__(self, source: ClickHouseSource) -> None:
+        self._source = source
+        self._built: dict[str, str] = {}
+
+    def __getitem__(self, name: str) -> str:
+        if name not in RELATIONS:
+            raise KeyError(name)
+        if name not in self._built:
+            self._built[name] = self._source.relation_sql(name)
+        return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(RELATIONS)
+
+    def __len__(self) -> int:
+        return len(RELATIONS)
 
 
 class ClickHouseSource:
@@ -240,15 +295,15 @@ class ClickHouseSource:
         try:
             return self._engine.frame(sql, params or {})
         except Exception as exc:  # both clients raise their own error types; one message for the user
-            msg = f"ClickHouse ({self.target.display()}) failed: {exc}"
-            raise QueryError(msg) from exc
+            msg = f"ClickHouse ({self.target.display()}) failed: {scrub(str(exc), self.target.password)}"
+            raise QueryError(msg) from None
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         try:
             self._engine.command(sql, params or {})
         except Exception as exc:
-            msg = f"ClickHouse ({self.target.display()}) failed: {exc}"
-            raise QueryError(msg) from exc
+            msg = f"ClickHouse ({self.target.display()}) failed: {scrub(str(exc), self.target.password)}"
+            raise QueryError(msg) from None
 
     def materialized(self) -> frozenset[str]:
         """The promoted columns the table holds itself (the ``otel_traces_loratrace.sql`` variant)."""
@@ -308,26 +363,40 @@ class ClickHouseSource:
 
     def present(self, selection: Selection = EVERYTHING) -> Present:
         flags, params = self._bounds(selection)
-        common = {"materialized": self.materialized(), "traffic": selection.traffic, **flags}
-        row = self.frame(cells_sql.present_sql(self.table, **common), params).row(0, named=True)
+        scan = cells_sql.Scan(self.table, self.materialized(), traffic=selection.traffic, **flags)
+        row = self.frame(cells_sql.present_sql(scan), params).row(0, named=True)
         return Present(list(row["adapter"]), list(row["cohort"]), int(row["rows"]), self.eval_names(selection))
 
     def eval_names(self, selection: Selection = EVERYTHING) -> list[str]:
         flags, params = self._bounds(selection)
-        sql = cells_sql.eval_names_sql(self.table, materialized=self.materialized(), traffic=selection.traffic, **flags)
+        scan = cells_sql.Scan(self.table, self.materialized(), traffic=selection.traffic, **flags)
+        sql = cells_sql.eval_names_sql(scan)
         names = self.frame(sql, params)
         return names.get_column("name").to_list() if not names.is_empty() else []
 
     def cells_and_paired(
         self, metrics: Sequence[Metric], *, window: dt.timedelta | None, selection: Selection = EVERYTHING
     ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        if not metrics:  # a run of feedback metrics only: those come from feedback_cells
+            return pl.DataFrame(schema=CELL_SCHEMA), paired_cells(pl.LazyFrame(), None, metrics=[]).collect()
         return self.cells(metrics, window=window, selection=selection), self.paired_cells(metrics, selection=selection)
 
     def cells(
         self, metrics: Sequence[Metric], *, window: dt.timedelta | None, selection: Selection = EVERYTHING
     ) -> pl.DataFrame:
         """The cells, aggregated inside ClickHouse; only the cells cross the wire."""
-        flags, params = self._bounds(selection)
+        _, params = self._bounds(selection)
+        return self._cells(metrics, window=window, selection=selection, params=params)
+
+    def _cells(
+        self,
+        metrics: Sequence[Metric],
+        *,
+        window: dt.timedelta | None,
+        selection: Selection,
+        params: dict[str, Any],
+        generations: str | None = None,
+    ) -> pl.DataFrame:
         if selection.adapters:
             params["adapters"] = list(selection.adapters)
         if selection.cohorts:
@@ -340,7 +409,9 @@ class ClickHouseSource:
             traffic=selection.traffic,
             adapters=bool(selection.adapters),
             cohorts=bool(selection.cohorts),
-            **flags,
+            generations=generations,
+            since=selection.since is not None,
+            until=selection.until is not None,
         )
         frame = _naive(self.frame(sql, params))
         if frame.is_empty():
@@ -359,6 +430,67 @@ class ClickHouseSource:
         )
         return paired_cells(generations, evals, metrics=metrics).collect()
 
+    def feedback_cells(
+        self,
+        metrics: Sequence[Metric],
+        feedback: pl.DataFrame,
+        *,
+        window: dt.timedelta | None,
+        selection: Selection = EVERYTHING,
+    ) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
+        """Cells of ``feedback:<kind>`` metrics inside ClickHouse: the generations joined to their feedback
+        counts there (the store's ``feedback`` view, translated), and each kind's completeness from one row per
+        window and second of start time."""
+        from loratrace.analysis import feedback as analysis
+        from loratrace.analysis.metrics import FEEDBACK_PREFIX
+        from loratrace.analysis.run import DEFAULT_WINDOW
+        from loratrace.sources.queries import to_clickhouse
+
+        kinds = [m.name.removeprefix(FEEDBACK_PREFIX) for m in metrics]
+        flags, params = self._bounds(selection)
+        for index, kind in enumerate(kinds):
+            params[f"kind{index}"] = kind
+            routes = feedback.filter(pl.col("kind") == kind)["route"].drop_nulls().unique().sort().to_list()
+            params[f"routes{index}"] = routes
+        relation, _ = to_clickhouse(analysis.FEEDBACK_SQL, _Relations(self), {}, settings=False)
+        generations = chsql.generations_sql(self.table, materialized=self.materialized(), **flags)
+        joined = cells_sql.with_feedback_sql(generations, relation, kinds)
+        cells = self._cells(metrics, window=window, selection=selection, params=params, generations=joined)
+        params["now_us"] = _nanos(dt.datetime.now(dt.timezone.utc)) // 1_000
+        completeness = {}
+        for kind in kinds:
+            ages_sql = cells_sql.feedback_ages_sql(
+                joined, analysis.feedback_column(kind), window=window or DEFAULT_WINDOW
+            )
+            ages = _naive(self.frame(ages_sql, params))
+            if not ages.is_empty():
+                completeness[kind] = analysis.completeness_of_ages(ages, feedback, kind=kind)
+        return cells, completeness
+
+    def spike_counts(
+        self, metric_names: Sequence[str], *, window: dt.timedelta, selection: Selection = EVERYTHING
+    ) -> pl.DataFrame:
+        """The spike check's per-window counts, aggregated inside ClickHouse from the metrics' own SQL."""
+        from loratrace.analysis.spikes import SPIKE_METRICS
+
+        flags, params = self._bounds(selection)
+        chosen = [SPIKE_METRICS[name] for name in metric_names]
+        sql = cells_sql.spike_counts_sql(self.table, chosen, window=window, materialized=self.materialized(), **flags)
+        frame = self.frame(sql, params)
+        schema = pl.Schema(
+            {
+                "adapter": pl.String(),
+                "adapter_id": pl.String(),
+                "window_start": pl.Datetime("us", "UTC"),
+                "last_seen": pl.Datetime("us", "UTC"),
+                **{f"n:{name}": pl.Int64() for name in metric_names},
+                **{f"events:{name}": pl.Float64() for name in metric_names},
+            }
+        )
+        if frame.is_empty():
+            return pl.DataFrame(schema=schema)
+        return frame.select([pl.col(c).cast(t) for c, t in schema.items()])
+
     def latest_adapter_id(self, adapter: str) -> str | None:
         """The id that last served under ``adapter`` (the adapter arm's rule of ``loratrace.analysis.load``)."""
         generations = chsql.generations_sql(self.table, materialized=self.materialized())
@@ -371,24 +503,49 @@ class ClickHouseSource:
 
     def query(self, name: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
         """An incident query from ``loratrace/queries/``, translated to ClickHouse SQL."""
-        from loratrace.sources.queries import load_query, to_clickhouse
+        from loratrace.sources.queries import bound_parameters
 
-        relations = {view: self.relation_sql(view) for view in ("spans", "span_events", "evals", "generations")}
-        sql, bound = to_clickhouse(load_query(name), relations, dict(params or {}))
-        return _naive(self.frame(sql, bound))
+        sql, bound, kinds = bound_parameters(name, params or {})
+        return self.analysis_query(sql, bound, kinds=kinds)
+
+    def analysis_query(
+        self, sql: str, params: Mapping[str, Any] | None = None, *, kinds: Mapping[str, str] | None = None
+    ) -> pl.DataFrame:
+        """A DuckDB statement over the store's views run inside ClickHouse: the same text the local store runs
+        (an incident query, or an analysis' aggregation), translated by sqlglot, the views standing on
+        ``otel_traces``; only its result comes back."""
+        from loratrace.sources.queries import to_clickhouse
+
+        text, bound = to_clickhouse(sql, _Relations(self), dict(params or {}), kinds=kinds)
+        return _naive(self.frame(text, bound))
 
     def relation_sql(self, name: str, *, since: bool = False, until: bool = False) -> str:
-        """The SQL of one of the store's views (``spans``, ``span_events``, ``evals``, ``generations``)."""
-        builders = {
+        """The SQL of one of the store's views (``spans``, ``span_events``, ``evals``, ``generations``,
+        ``feedback``); ``feedback`` is the store's own view statement, translated."""
+        builders: dict[str, Any] = {
             "spans": chsql.spans_sql,
             "span_events": chsql.span_events_sql,
             "evals": chsql.evals_sql,
             "generations": chsql.generations_sql,
         }
+        if name == "feedback":
+            from loratrace.sources.queries import to_clickhouse
+            from loratrace.store.catalog import feedback_view_statement
+
+            view = feedback_view_statement().split(" AS ", 1)[1]  # CREATE OR REPLACE VIEW feedback AS <select>
+            spans = {"spans": self.relation_sql("spans", since=since, until=until)}
+            return to_clickhouse(view, spans, {}, settings=False)[0]
         if name not in builders:
-            msg = f"ClickHouse sources provide {', '.join(builders)}, not {name!r}"
+            msg = f"ClickHouse sources provide {', '.join(RELATIONS)}, not {name!r}"
             raise StoreError(msg)
         return builders[name](self.table, materialized=self.materialized(), since=since, until=until)
+
+    def feedback(self) -> pl.DataFrame:
+        """Every feedback joined to its generation, from the store's own ``feedback`` view translated."""
+        from loratrace.analysis.feedback import FEEDBACK_SQL, empty_feedback
+
+        frame = self.analysis_query(FEEDBACK_SQL)
+        return empty_feedback() if frame.is_empty() else frame
 
     def create_table(self, *, materialized: bool = True) -> None:
         """Create the source's table: the loratrace variant (``materialized``) or the exporter's own schema."""

@@ -10,6 +10,7 @@ them; evaluation metrics read the ``Events`` arrays of the same rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 from typing import Final
@@ -102,10 +103,12 @@ def cells_sql(
     traffic: str = "all",
     adapters: bool = False,
     cohorts: bool = False,
+    generations: str | None = None,
 ) -> str:
     """One query for the cells of ``metrics``; parameters ``since_ns``, ``until_ns``, ``adapters``, ``cohorts``.
 
-    The result has ``loratrace.analysis.cells.CELL_COLUMNS`` (``window_start`` in UTC).
+    The result has ``loratrace.analysis.cells.CELL_COLUMNS`` (``window_start`` in UTC). ``generations`` replaces
+    the ``generations`` relation (with more columns, such as the feedback counts of :func:`with_feedback_sql`).
     """
     parts = []
     promoted = chsql.promoted_columns(materialized=materialized)
@@ -114,7 +117,7 @@ def cells_sql(
     on_generations = [m for m in metrics if m.source == "generations"]
     on_evals = [m for m in metrics if m.source == "evals"]
     if on_generations:
-        generations = chsql.generations_sql(table, materialized=materialized, since=since, until=until)
+        generations = generations or chsql.generations_sql(table, materialized=materialized, since=since, until=until)
         where = _filters(traffic=traffic, example_id="example_id", adapters=adapters, cohorts=cohorts)
         named = arm_keys({c: c for c in schema.PROMOTED_TYPES})  # the subquery's columns carry the names
         keyed_generations = ", ".join(f"{expression} AS k_{name}" for name, expression in named.items())
@@ -145,18 +148,25 @@ def cells_sql(
     if not parts:
         msg = "cells_sql(metrics=...) got no metrics"
         raise ValueError(msg)
-    return " UNION ALL ".join(parts) + " SETTINGS cast_keep_nullable = 1"
+    # join_use_nulls: standard LEFT JOINs (NULL without a match) in a generations relation that joins
+    return " UNION ALL ".join(parts) + " SETTINGS cast_keep_nullable = 1, join_use_nulls = 1"
 
 
-def present_sql(
-    table: str,
-    *,
-    materialized: Sequence[str] | frozenset[str] = (),
-    since: bool = False,
-    until: bool = False,
-    traffic: str = "all",
-) -> str:
-    """Adapters, cohorts and generation count of a selection, and the evaluation names found, in one row."""
+@dataclass(frozen=True)
+class Scan:
+    """What a selection's statement reads: the table, the promoted columns it holds itself, whether the time
+    bounds ``since_ns`` / ``until_ns`` are bound, and which traffic."""
+
+    table: str
+    materialized: Sequence[str] | frozenset[str] = ()
+    since: bool = False
+    until: bool = False
+    traffic: str = "all"
+
+
+def present_sql(scan: Scan) -> str:
+    """Adapters, cohorts and generation count of a selection, in one row."""
+    table, materialized, since, until, traffic = scan.table, scan.materialized, scan.since, scan.until, scan.traffic
     generations = chsql.generations_sql(table, materialized=materialized, since=since, until=until)
     keys = arm_keys({c: c for c in schema.PROMOTED_TYPES})
     where = _filters(traffic=traffic, example_id="example_id", adapters=False, cohorts=False)
@@ -168,15 +178,9 @@ def present_sql(
     )
 
 
-def eval_names_sql(
-    table: str,
-    *,
-    materialized: Sequence[str] | frozenset[str] = (),
-    since: bool = False,
-    until: bool = False,
-    traffic: str = "all",
-) -> str:
+def eval_names_sql(scan: Scan) -> str:
     """The evaluation names in a selection (the evaluation events' own times, as the local ``evals``)."""
+    table, materialized, since, until, traffic = scan.table, scan.materialized, scan.since, scan.until, scan.traffic
     promoted = chsql.promoted_columns(materialized=materialized)
     name = chsql.eval_fields("ev_attributes")["name"]
     where = [
@@ -189,4 +193,61 @@ def eval_names_sql(
         f"SELECT DISTINCT {name} AS name FROM {chsql.check_table(table)} "
         "ARRAY JOIN Events.Timestamp AS ev_time, Events.Name AS ev_name, Events.Attributes AS ev_attributes "
         f"WHERE {' AND '.join(where)} AND name IS NOT NULL ORDER BY name"
+    )
+
+
+def spike_counts_sql(
+    table: str,
+    metrics: Sequence[Metric],
+    *,
+    window: timedelta,
+    materialized: Sequence[str] | frozenset[str] = (),
+    since: bool = False,
+    until: bool = False,
+) -> str:
+    """:func:`loratrace.analysis.spikes.window_ids` inside ClickHouse: per adapter × id × window, the last span's
+    time and each metric's ``n:<name>`` / ``events:<name>``, from the metrics' own SQL."""
+    generations = chsql.generations_sql(table, materialized=materialized, since=since, until=until)
+    keys = arm_keys({c: c for c in schema.PROMOTED_TYPES})
+    values = ", ".join(f"toNullable(toFloat64({to_clickhouse(m.value_sql)})) AS v{i}" for i, m in enumerate(metrics))
+    counted = ", ".join(
+        f"toInt64(count(v{i})) AS {chsql.quoted('n:' + m.name)}, "
+        f"ifNull(sum(v{i}), 0) AS {chsql.quoted('events:' + m.name)}"
+        for i, m in enumerate(metrics)
+    )
+    return (
+        f"SELECT k_adapter AS adapter, k_adapter_id AS adapter_id, window_start, max(start_time) AS last_seen, "
+        f"{counted} FROM (SELECT {keys['adapter']} AS k_adapter, {keys['adapter_id']} AS k_adapter_id, "
+        f"{_window('start_time', window)} AS window_start, start_time, {values} FROM ({generations}) AS g) "
+        "GROUP BY adapter, adapter_id, window_start SETTINGS cast_keep_nullable = 1"
+    )
+
+
+def with_feedback_sql(generations: str, feedback: str, kinds: Sequence[str]) -> str:
+    """``generations`` with a ``feedback:<kind>`` column per kind, as ``loratrace.analysis.feedback.with_feedback``
+    adds it: the number of that feedback on the generation, NULL where it could not have received any (replay,
+    shadow traffic, a route the kind was never received on: ``{routes<i>:Array(String)}`` bound per kind)."""
+    could = f"(g.example_id IS NULL AND ifNull(g.variant, '') != {chsql.literal('shadow')})"
+    counts = ", ".join(f"toInt64(countIf(kind = {{kind{i}:String}})) AS c{i}" for i in range(len(kinds)))
+    columns = ", ".join(
+        f"if({could} AND ifNull(g.route_name, {chsql.literal(NONE_LABEL)}) IN {{routes{i}:Array(String)}}, "
+        f"ifNull(c.c{i}, 0), NULL) AS {chsql.quoted('feedback:' + kind)}"
+        for i, kind in enumerate(kinds)
+    )
+    return (
+        f"SELECT g.*, {columns} FROM ({generations}) AS g LEFT JOIN (SELECT trace_id, span_id, {counts} "
+        f"FROM ({feedback}) GROUP BY trace_id, span_id) AS c ON g.trace_id = c.trace_id AND g.span_id = c.span_id"
+    )
+
+
+def feedback_ages_sql(with_feedback: str, column: str, *, window: timedelta) -> str:
+    """Per window and second of start time, the generations that could receive a kind of feedback and those that
+    did, with their mean age before ``{now_us:Int64}`` (``loratrace.analysis.feedback.completeness_of_ages``)."""
+    value = chsql.quoted(column)
+    return (
+        f"SELECT {_window('start_time', window)} AS window_start, "
+        "(toFloat64({now_us:Int64}) - avg(toUnixTimestamp64Micro(start_time))) / 1e6 AS age_s, "
+        f"toInt64(count()) AS generations, toInt64(countIf({value} > 0)) AS with_feedback "
+        f"FROM ({with_feedback}) WHERE {value} IS NOT NULL "
+        "GROUP BY window_start, toStartOfSecond(start_time) SETTINGS join_use_nulls = 1"
     )

@@ -36,6 +36,12 @@ def literal(text: str) -> str:
     return f"'{escaped}'"
 
 
+def quoted(name: str) -> str:
+    """A ClickHouse identifier for a column name fixed in loratrace's code (``n:error_rate``)."""
+    escaped = name.replace("\\", "\\\\").replace("`", "\\`")
+    return f"`{escaped}`"
+
+
 def attribute(name: str, *, map_column: str = SPAN_ATTRIBUTES) -> str:
     """An attribute's text, NULL when the span does not carry it (a map lookup alone gives '' then)."""
     key = literal(name)

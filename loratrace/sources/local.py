@@ -13,7 +13,7 @@ import polars as pl
 from loratrace.analysis import load
 from loratrace.analysis.cells import cells, paired_cells
 from loratrace.analysis.metrics import Metric
-from loratrace.sources.base import EVERYTHING, Present, Selection
+from loratrace.sources.base import EVERYTHING, Present, Selection, narrow
 
 
 def _names(frame: pl.LazyFrame, selection: Selection) -> pl.LazyFrame:
@@ -75,17 +75,10 @@ class LocalStore:
         from loratrace.analysis.run import _paired_for_store
         from loratrace.analysis.store_cells import store_cells
 
-        bounds = {"since": selection.since, "until": selection.until, "traffic": selection.traffic}
+        bounds: dict[str, Any] = {"since": selection.since, "until": selection.until, "traffic": selection.traffic}
         cell_frame, counts = store_cells(self.path, metrics=metrics, window=window, **bounds)
         paired = _paired_for_store(self.path, metrics, counts, **bounds)
-        if selection.adapters:
-            keep = pl.col("adapter").is_in(list(selection.adapters))
-            cell_frame = cell_frame.filter(keep | (pl.col("arm") == "base"))
-            paired = paired.filter(keep)
-        if selection.cohorts:
-            cell_frame = cell_frame.filter(pl.col("cohort").is_in(list(selection.cohorts)))
-            paired = paired.filter(pl.col("cohort").is_in(list(selection.cohorts)))
-        return cell_frame, paired
+        return narrow(cell_frame, paired, selection.adapters, selection.cohorts)
 
     def cells(
         self, metrics: Sequence[Metric], *, window: timedelta | None, selection: Selection = EVERYTHING
@@ -95,14 +88,59 @@ class LocalStore:
     def paired_cells(self, metrics: Sequence[Metric], *, selection: Selection = EVERYTHING) -> pl.DataFrame:
         return paired_cells(self.generations(selection), self.evals(selection), metrics=metrics).collect()
 
+    def feedback(self) -> pl.DataFrame:
+        from loratrace.analysis.feedback import load_feedback
+
+        return load_feedback(self.path)
+
+    def feedback_cells(
+        self,
+        metrics: Sequence[Metric],
+        feedback: pl.DataFrame,
+        *,
+        window: timedelta | None,
+        selection: Selection = EVERYTHING,
+    ) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
+        """Feedback joins per generation from another view: these cells come from the Polars path, on the same
+        SQL definitions (the feedback counts are columns only there)."""
+        from loratrace.analysis import feedback as analysis
+        from loratrace.analysis.run import DEFAULT_WINDOW
+
+        with_feedback, kinds = analysis.with_feedback(self._generations(selection), feedback)
+        frame = cells(with_feedback, metrics=metrics, window=window).collect()
+        asked = {m.name for m in metrics}
+        completeness = {
+            kind: analysis.completeness(with_feedback, feedback, kind=kind, window=window or DEFAULT_WINDOW)
+            for kind in kinds
+            if analysis.feedback_column(kind) in asked
+        }
+        return frame, completeness
+
+    def spike_counts(
+        self, metric_names: Sequence[str], *, window: timedelta, selection: Selection = EVERYTHING
+    ) -> pl.DataFrame:
+        from loratrace.analysis.spikes import window_ids
+
+        return window_ids(self.generations(selection), window=window, metrics=metric_names).collect()
+
     def latest_adapter_id(self, adapter: str) -> str | None:
         from loratrace.analysis.gate import latest_adapter_id
 
         return latest_adapter_id(self.path, adapter)
 
+    def analysis_query(
+        self, sql: str, params: Mapping[str, Any] | None = None, *, kinds: Mapping[str, str] | None = None
+    ) -> pl.DataFrame:
+        """A DuckDB statement over the store's views, parameters bound (``kinds`` matter to ClickHouse only)."""
+        from loratrace.store.readers import rows_to_frame
+        from loratrace.store.rows import fetch_rows
+
+        names, rows = fetch_rows(self.path, sql, dict(params or {}))
+        return rows_to_frame(names, rows)
+
     def query(self, name: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
-        from loratrace.sources.queries import load_query, with_defaults
+        from loratrace.sources.queries import bound_parameters
         from loratrace.store import query
 
-        sql = load_query(name)
-        return query(self.path, sql, with_defaults(sql, params or {}))
+        sql, bound, _ = bound_parameters(name, params or {})
+        return query(self.path, sql, bound)

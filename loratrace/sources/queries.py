@@ -1,9 +1,11 @@
-"""The incident queries shipped in ``loratrace/queries/*.sql``: loading them, and translating them to ClickHouse.
+"""DuckDB statements over the store's views, translated to ClickHouse: the incident queries shipped in
+``loratrace/queries/*.sql`` and the analyses' own statements (latency, inventory, the ``feedback`` view).
 
-The files are written for DuckDB over the store's views, with named parameters (``$adapter``). On ClickHouse,
-sqlglot translates the dialect; the views become CTEs over ``otel_traces`` (``loratrace.sources.clickhouse_sql``)
-and each parameter becomes a ClickHouse bound parameter ``{name:Type}``, typed from its Python value, so a
-value is never formatted into the SQL.
+They are written for DuckDB, with named parameters (``$adapter``). On ClickHouse, sqlglot translates the dialect
+(:func:`_clickhouse_tree` adds what it does not map the way ClickHouse needs); the views become CTEs over
+``otel_traces`` (``loratrace.sources.clickhouse_sql``) and each parameter becomes a ClickHouse bound parameter
+``{name:Type}``, typed from the query's declared types (or from its value), so a value is never formatted into
+the SQL.
 """
 
 from __future__ import annotations
@@ -11,92 +13,75 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Final
 
 from loratrace.errors import QueryError
 
-QUERIES: Final = Path(__file__).resolve().parents[1] / "queries"
-_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 _PREFIX: Final = "__loratrace_"
-
-
-NOT_ON_CLICKHOUSE: Final = {
-    "hygiene_confounded_changes": "it compares change times with DuckDB's to_seconds() intervals",
-    "hygiene_unevaluated_exposure": "ClickHouse resolves its USING joins' columns differently",
-}
-"""Shipped queries the ClickHouse translation does not handle yet, and why (refused with that reason)."""
-
-
-def query_names() -> list[str]:
-    """The names of the shipped incident queries."""
-    return sorted(p.stem for p in QUERIES.glob("*.sql")) if QUERIES.is_dir() else []
-
-
-def load_query(name: str) -> str:
-    """The SQL text of the incident query ``name``."""
-    names = query_names()
-    if not _NAME.match(name) or name not in names:
-        msg = f"no incident query {name!r}; the shipped queries are: {', '.join(names) or 'none'}"
-        raise QueryError(msg)
-    return (QUERIES / f"{name}.sql").read_text()
-
-
-_PARAMS_HEADER: Final = re.compile(r"^--\s*params:\s*(.*)$", re.M)
-_PARAM: Final = re.compile(r"\s*(\w+)\s*\(([^)]*)\)\s*(?:,|$)")
+_MAP_COLUMNS: Final = ("attributes", "resource_attributes")
 _TYPES: Final = {
     "text": "String",
     "integer": "Int64",
     "number": "Float64",
     "boolean": "Bool",
     "timestamp": "DateTime64(6, 'UTC')",
+    "text[]": "Array(String)",
 }
+"""ClickHouse types of the parameter types (``loratrace.analysis.queries.ParameterType``, plus a list of text)."""
 
 
-_TYPE_WORDS: Final = {
-    "text": "text",
-    "varchar": "text",
-    "string": "text",
-    "integer": "integer",
-    "int": "integer",
-    "bigint": "integer",
-    "number": "number",
-    "double": "number",
-    "float": "number",
-    "boolean": "boolean",
-    "bool": "boolean",
-    "timestamp": "timestamp",
-}
+def query_names() -> list[str]:
+    """The names of the shipped incident queries."""
+    from loratrace.analysis.queries import available_queries
+
+    return list(available_queries())
+
+
+def load_query(name: str) -> str:
+    """The SQL text of the incident query ``name``."""
+    from loratrace.analysis.queries import get_query
+    from loratrace.errors import ConfigurationError
+
+    try:
+        return get_query(name).sql
+    except ConfigurationError as exc:
+        raise QueryError(str(exc)) from None
 
 
 def declared_parameters(sql: str) -> dict[str, tuple[str, bool, str | None]]:
-    """The ``-- params:`` header: name -> (type, optional, default).
+    """The ``-- params:`` header of an incident query: name -> (type, optional, default)."""
+    from loratrace.analysis.queries import parse_query
 
-    Both header styles of the shipped files read: ``since (timestamp, optional)`` / ``limit (integer, default 50)``
-    and ``since (TIMESTAMP UTC or NULL for all)`` / ``window_seconds (INTEGER: how close ...)``.
+    return {p.name: (p.type, p.optional, p.default) for p in parse_query(sql, source="<query>").parameters}
+
+
+def bound_parameters(name: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """An incident query's SQL, its parameters bound as ``loratrace query`` binds them (defaults filled in,
+    optional ones NULL, text converted), and each parameter's type.
+
+    Raises
+    ------
+    loratrace.errors.ConfigurationError
+        An unknown query or parameter, a required one missing, or a value of the wrong type.
     """
-    match = _PARAMS_HEADER.search(sql)
-    out: dict[str, tuple[str, bool, str | None]] = {}
-    for name, spec in _PARAM.findall(match.group(1) if match else ""):
-        parts = [p.strip() for p in spec.split(",")]
-        words = re.findall(r"[A-Za-z]+", parts[0])
-        kind = _TYPE_WORDS.get(words[0].lower(), "text") if words else "text"
-        default = next((p.removeprefix("default").strip() for p in parts[1:] if p.startswith("default")), None)
-        optional = "optional" in parts[1:] or "or null" in parts[0].lower()
-        out[name] = (kind, optional, default)
-    return out
+    from loratrace.analysis.queries import get_query
+
+    incident = get_query(name)
+    return incident.sql, incident.bind(params), {p.name: p.type for p in incident.parameters}
 
 
-def with_defaults(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """``params`` plus the declared defaults of those left out, and NULL for optional ones left out."""
-    declared = declared_parameters(sql)
-    values = dict(params)
-    for name, (kind, optional, default) in declared.items():
-        if name not in values and default is not None:
-            values[name] = int(default) if kind == "integer" else float(default) if kind == "number" else default
-        elif name not in values and optional:
-            values[name] = None
-    return values
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, datetime):
+        return "timestamp"
+    if isinstance(value, (list, tuple)):
+        return "text[]"
+    return "text"
 
 
 def _bound(value: Any) -> Any:
@@ -140,6 +125,36 @@ def _clickhouse_tree(tree: Any) -> Any:
         value = node.this.sql(dialect="clickhouse")
         function = "max" if isinstance(node, exp.LogicalOr) else "min"
         node.replace(sqlglot.parse_one(f"toBool({function}(toUInt8({value})))", read="clickhouse"))
+    for node in list(tree.find_all(exp.Bracket)):
+        # a map lookup is NULL in DuckDB when the key is missing, '' in ClickHouse
+        target, keys = node.this, node.expressions
+        if isinstance(target, exp.Column) and target.name in _MAP_COLUMNS and len(keys) == 1:
+            column, key = target.sql(dialect="clickhouse"), keys[0].sql(dialect="clickhouse")
+            lookup = f"if(mapContains({column}, {key}), {column}[{key}], NULL)"
+            node.replace(sqlglot.parse_one(lookup, read="clickhouse"))
+    for node in list(tree.find_all(exp.TryCast)):
+        # TRY_CAST is NULL for text that is no number; ClickHouse's CAST raises
+        kind = exp.Literal.string(node.to.sql(dialect="clickhouse"))
+        node.replace(exp.Anonymous(this="accurateCastOrNull", expressions=[node.this, kind]))
+    for node in list(tree.find_all(exp.ArraySort)):
+        descending = node.args.get("asc") is not None and not node.args["asc"].this
+        function = "arrayReverseSort" if descending else "arraySort"
+        node.replace(exp.Anonymous(this=function, expressions=[node.this]))
+    for node in list(tree.find_all(exp.Length)):
+        if isinstance(node.this, (exp.ArrayFilter, exp.ArrayAgg, exp.Array)):  # len() of a list: its elements
+            node.replace(exp.Anonymous(this="length", expressions=[node.this]))
+    for node in list(tree.find_all(exp.TimeToUnix)):
+        # DuckDB's epoch(): seconds since the epoch, fractions kept
+        value = node.this.sql(dialect="clickhouse")
+        node.replace(sqlglot.parse_one(f"toUnixTimestamp64Micro({value}) / 1e6", read="clickhouse"))
+    for node in list(tree.find_all(exp.Anonymous)):
+        if node.name.lower() == "to_seconds":  # DuckDB's interval of N seconds
+            node.replace(exp.Anonymous(this="toIntervalSecond", expressions=node.expressions))
+    for select in list(tree.find_all(exp.Select)):
+        # ClickHouse names an unaliased `t.x` "t.x" (SQL names it x), which an outer query then cannot find
+        for column in select.expressions:
+            if isinstance(column, exp.Column) and column.table and not isinstance(column.this, exp.Star):
+                column.replace(exp.alias_(column.copy(), column.name))
     for node in list(tree.find_all(exp.GroupConcat)):
         node.replace(_string_agg(node))
     for node in list(tree.find_all(exp.ArrayAgg)):
@@ -194,30 +209,33 @@ def _string_agg(node: Any) -> Any:
     return sqlglot.parse_one(f"arrayStringConcat({array}, {sep})", read="clickhouse")
 
 
-def to_clickhouse(sql: str, relations: Mapping[str, str], params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+def to_clickhouse(
+    sql: str,
+    relations: Mapping[str, str],
+    params: Mapping[str, Any],
+    *,
+    kinds: Mapping[str, str] | None = None,
+    settings: bool = True,
+) -> tuple[str, dict[str, Any]]:
     """ClickHouse SQL for a DuckDB query over the store's views, and its bound parameters.
 
     Parameters
     ----------
     sql
-        The query, DuckDB dialect, ``$name`` parameters declared in its ``-- params:`` header.
+        The query, DuckDB dialect, ``$name`` parameters.
     relations
         View name -> the ClickHouse ``SELECT`` that stands for it.
     params
-        The parameter values; a declared default fills one left out, an optional one left out is NULL.
+        The parameter values, already bound (:func:`bound_parameters` for an incident query).
+    kinds
+        Parameter types (``text``, ``integer``, ``number``, ``boolean``, ``timestamp``, ``text[]``); a parameter
+        not named here takes its value's type. A NULL value makes its type Nullable.
+    settings
+        End with the settings that give standard SQL's join semantics (off for a query nested in another).
     """
     import sqlglot
     from sqlglot import exp
 
-    name_match = re.search(r"^--\s*name:\s*(\S+)", sql, flags=re.M)
-    if name_match and name_match.group(1) in NOT_ON_CLICKHOUSE:
-        msg = (
-            f"the query {name_match.group(1)} does not run on ClickHouse yet "
-            f"({NOT_ON_CLICKHOUSE[name_match.group(1)]}); run it on a local store"
-        )
-        raise QueryError(msg)
-    declared = declared_parameters(sql)
-    values = with_defaults(sql, params)
     try:
         tree = sqlglot.parse_one(sql, read="duckdb")
     except sqlglot.errors.ParseError as exc:
@@ -226,13 +244,13 @@ def to_clickhouse(sql: str, relations: Mapping[str, str], params: Mapping[str, A
     wanted: set[str] = set()
     for placeholder in list(tree.find_all(exp.Placeholder)):
         name = placeholder.name
-        if name not in values:
+        if name not in params:
             msg = f"the query needs --param {name}=VALUE"
             raise QueryError(msg)
         wanted.add(name)
-        kind_name, optional, _ = declared.get(name, ("text", values[name] is None, None))
-        kind = _TYPES.get(kind_name, "String")
-        if optional or values[name] is None:
+        value = params[name]
+        kind = _TYPES[(kinds or {}).get(name) or _kind_of(value)]
+        if value is None and not kind.startswith("Array"):
             kind = f"Nullable({kind})"
         placeholder.replace(exp.Placeholder(this=name, kind=exp.DataType.build(kind, dialect="clickhouse")))
     used = []
@@ -243,7 +261,8 @@ def to_clickhouse(sql: str, relations: Mapping[str, str], params: Mapping[str, A
             alias = table.alias or table.name
             table.set("this", exp.to_identifier(f"{_PREFIX}{table.name}"))
             table.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
-    text = _clickhouse_tree(tree).sql(dialect="clickhouse")
+    # standard SQL's LEFT JOIN: NULL for a row without a match (ClickHouse's default is the type's default value)
+    text = _clickhouse_tree(tree).sql(dialect="clickhouse") + (" SETTINGS join_use_nulls = 1" if settings else "")
     if used:
         ctes = ", ".join(f"{_PREFIX}{name} AS ({relations[name]})" for name in used)
         head, body = _split_comment(text)
@@ -252,7 +271,7 @@ def to_clickhouse(sql: str, relations: Mapping[str, str], params: Mapping[str, A
         else:
             body = f"WITH {ctes} {body}"
         text = f"{head}{body}"
-    return text, {name: _bound(values[name]) for name in wanted}
+    return text, {name: _bound(params[name]) for name in wanted}
 
 
 def _split_comment(text: str) -> tuple[str, str]:

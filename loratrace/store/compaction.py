@@ -196,8 +196,8 @@ def _plan(partition: Path, *, settings: CompactionSettings, today: date) -> tupl
         if (name := visibility.parse(path.name)) is not None and name.level is not None
     ]
     by_level: dict[tuple[str, int], list[Path]] = {}
-    for path, name in live:
-        by_level.setdefault((name.writer, name.level), []).append(path)  # type: ignore[arg-type]
+    for path, name in live:  # `or 0` only types it: every name in `live` has a level
+        by_level.setdefault((name.writer, name.level or 0), []).append(path)
     for writer, level in sorted(by_level):
         if len(by_level[writer, level]) >= settings.min_segments and level < visibility.MAX_LEVEL:
             return by_level[writer, level], level + 1
@@ -205,13 +205,13 @@ def _plan(partition: Path, *, settings: CompactionSettings, today: date) -> tupl
     data = [(path, name) for path, name in live if name.kind != visibility.COVER]  # covers hold no rows
     if day is not None and day < today and len(data) >= 2:
         newest = max(path.stat().st_mtime for path, _ in live)
-        top = max(name.level for _, name in live)  # type: ignore[type-var]
+        top = max(name.level or 0 for _, name in live)
         quiet = visibility.now_ms() - newest * 1000 >= settings.close_after_s * 1000
         writers = {name.writer for _, name in live}
         if quiet and top < visibility.MAX_LEVEL:
             if len(writers) > 1:
                 return [path for path, _ in live], _ACROSS_WRITERS
-            return [path for path, _ in live], top + 1  # type: ignore[operator]
+            return [path for path, _ in live], top + 1
     return None
 
 
@@ -254,8 +254,8 @@ def merge_across_writers(table: str, partition: Path, inputs: list[Path], *, act
     active_ms = visibility.now_ms() + int(activation_delay_s * 1000)
     final = partition
     for tmp, writer, walend, level, kind in staged:
-        name = visibility.merged_name(walend, level, active_ms, os.urandom(8).hex(), writer=writer, kind=kind)
-        final_path = partition / name
+        segment = visibility.merged_name(walend, level, active_ms, os.urandom(8).hex(), writer=writer, kind=kind)
+        final_path = partition / segment
         os.replace(tmp, final_path)
         if writer == layout.ALL_WRITERS:
             final = final_path
@@ -267,9 +267,9 @@ def merge_across_writers(table: str, partition: Path, inputs: list[Path], *, act
 def merge_segments(table: str, partition: Path, inputs: list[Path], *, level: int, activation_delay_s: float) -> Path:
     """Write the merge of ``inputs`` (duplicates dropped) as a level-``level`` segment; inputs stay."""
     frame = _read_unique(table, inputs)
-    names = [visibility.parse(p.name) for p in inputs]
-    walend = max(n.walend for n in names)  # type: ignore[union-attr]
-    writer = names[0].writer  # type: ignore[union-attr]  # a tier or a one-writer close: one writer's inputs
+    names = [name for p in inputs if (name := visibility.parse(p.name)) is not None]  # every input is a segment
+    walend = max(n.walend for n in names)
+    writer = names[0].writer  # a tier or a one-writer close: one writer's inputs
     tmp = _write_tmp(table, partition, frame)
     # named only now, right before the rename, so the activation delay is measured from the rename
     active_ms = visibility.now_ms() + int(activation_delay_s * 1000)

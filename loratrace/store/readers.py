@@ -64,7 +64,7 @@ def explain_error(con: duckdb.DuckDBPyConnection, exc: duckdb.Error) -> str:
     if "table with name" in lowered or ("does not exist" in lowered and "table" in lowered):
         return f"{message}\nTables in this store: {', '.join(VIEWS)}"
     if "column" in lowered and ("not found" in lowered or "does not have a column" in lowered):
-        details = []
+        details: list[str] = []
         for view in VIEWS:
             if view.lower() in lowered or (len(details) == 0 and view == "spans"):
                 columns = [row[0] for row in con.execute(f"DESCRIBE {view}").fetchall()]

@@ -198,16 +198,105 @@ def send(http: str, request: ExportTraceServiceRequest) -> None:
         response.read()
 
 
+def release_request(rng: random.Random, *, start_ns: int, spans: int = 60) -> ExportTraceServiceRequest:
+    """A release late in the traffic: a new adapter on the support route with a new prompt version at the same
+    time (a confounded change), serving a cohort no golden set covers (unevaluated exposure)."""
+    out = []
+    for _ in range(spans):
+        start = start_ns + rng.randint(0, 600 * 10**9)
+        attributes = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": BASE,
+            "gen_ai.response.model": "support-v4",
+            "loratrace.route.name": "support",
+            "loratrace.cohort": rng.choice(("trial", "pro")),
+            "loratrace.variant": "adapter",
+            "loratrace.prompt.version": "p3",
+            "loratrace.base_model.name": BASE,
+            "loratrace.adapter.name": "support-v4",
+            "loratrace.adapter.id": f"sha256:{4:064d}",
+            "gen_ai.usage.output_tokens": rng.randint(1, 256),
+        }
+        out.append(
+            Span(
+                trace_id=rng.getrandbits(128).to_bytes(16, "big"),
+                span_id=rng.getrandbits(64).to_bytes(8, "big"),
+                name="chat support-v4",
+                kind=Span.SPAN_KIND_CLIENT,
+                start_time_unix_nano=start,
+                end_time_unix_nano=start + rng.randint(5 * 10**6, 3 * 10**9),
+                attributes=_kvs(attributes),
+            )
+        )
+    resource = Resource(attributes=_kvs({"service.name": "serving"}))
+    return ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(resource=resource, scope_spans=[ScopeSpans(spans=out)])]
+    )
+
+
+def feedback_request(rng: random.Random, requests: list[ExportTraceServiceRequest]) -> ExportTraceServiceRequest:
+    """``loratrace.feedback`` spans about some production answers of ``requests``: thumbs-down and escalations,
+    minutes to hours after the answer, some naming only the trace (its last generation is meant), some sent
+    twice under one feedback id (counted once)."""
+    out = []
+    for request in requests:
+        for span in request.resource_spans[0].scope_spans[0].spans:
+            attributes = {kv.key: kv.value for kv in span.attributes}
+            production = "loratrace.example.id" not in attributes and "gen_ai.operation.name" in attributes
+            if not production or attributes["loratrace.variant"].string_value == "shadow" or rng.random() > 0.15:
+                continue
+            route = attributes["loratrace.route.name"].string_value
+            kind = "thumbs_down" if route == "support" or rng.random() < 0.5 else "escalation"
+            bad = attributes.get("loratrace.adapter.name") is not None and rng.random() < 0.6
+            if kind == "thumbs_down" and not bad and rng.random() < 0.5:
+                continue
+            at = span.end_time_unix_nano + rng.randint(60, 4 * 3600) * 10**9
+            feedback_id = f"fb-{span.span_id.hex()}"
+            target = {
+                "loratrace.feedback.kind": kind,
+                "loratrace.feedback.id": feedback_id,
+                "loratrace.feedback.trace_id": span.trace_id.hex(),
+                "loratrace.feedback.span_id": span.span_id.hex() if rng.random() < 0.7 else None,
+                "loratrace.feedback.source": "api",
+            }
+            for _ in range(2 if rng.random() < 0.1 else 1):
+                out.append(
+                    Span(
+                        trace_id=rng.getrandbits(128).to_bytes(16, "big"),
+                        span_id=rng.getrandbits(64).to_bytes(8, "big"),
+                        name="loratrace.feedback",
+                        kind=Span.SPAN_KIND_INTERNAL,
+                        start_time_unix_nano=at,
+                        end_time_unix_nano=at,
+                        attributes=_kvs(target),
+                        links=[Span.Link(trace_id=span.trace_id, span_id=span.span_id)],
+                    )
+                )
+                at += 10**9
+    resource = Resource(attributes=_kvs({"service.name": "feedback"}))
+    return ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(resource=resource, scope_spans=[ScopeSpans(spans=out)])]
+    )
+
+
 def send_traffic(http: str, *, seed: int, spans: int, batch: int = 500) -> int:
     """Send about ``spans`` seeded spans in batches (plus the base answers of mirrored requests); returns how
     many spans were sent."""
     rng = random.Random(seed)
     start_ns = (int(time.time()) - 3 * 3600) * 10**9
     done = sent = 0
+    requests = []
     while done < spans:
         n = min(batch, spans - done)
         request = build_request(rng, spans=n, start_ns=start_ns, offset=done)
         send(http, request)
+        requests.append(request)
         sent += sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
         done += n
+    for extra in (
+        release_request(random.Random(seed + 1), start_ns=start_ns + 6_600 * 10**9),
+        feedback_request(random.Random(seed + 2), requests),
+    ):
+        send(http, extra)
+        sent += len(extra.resource_spans[0].scope_spans[0].spans)
     return sent

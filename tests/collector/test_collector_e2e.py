@@ -26,10 +26,10 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from otlp_load import RequestFactory
 
 from loratrace import semconv
 from loratrace.store import query
+from tests.support.otlp_requests import RequestFactory
 
 from .conftest import RunningCollector, start_collector
 

@@ -10,8 +10,6 @@ evaluation results) and links.
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -36,9 +34,7 @@ from loratrace import semconv
 from loratrace.collector import decode
 from loratrace.collector.store_writer import duplicates
 from loratrace.store import promotion, schema
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from otlp_load import template_request
+from tests.support.otlp_requests import template_request
 
 _fastdecode = decode._fastdecode
 fast_only = pytest.mark.skipif(not decode.fast_decoder_available(), reason="compiled decoder not built")

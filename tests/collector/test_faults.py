@@ -11,10 +11,9 @@ import threading
 import time
 from pathlib import Path
 
-from otlp_load import RequestFactory
-
 from loratrace.collector.wal import KIND_TRACES, WalReader, WalWriter
 from loratrace.store import query
+from tests.support.otlp_requests import RequestFactory
 
 from .conftest import free_port, start_collector
 from .faults_support import fill, post, tmpfs

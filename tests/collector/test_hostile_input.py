@@ -19,9 +19,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
-from otlp_load import RequestFactory
 
 from loratrace.store import query, scan_spans
+from tests.support.otlp_requests import RequestFactory
 
 from .conftest import RunningCollector, start_collector
 from .faults_support import post

@@ -56,10 +56,9 @@ def test_the_store_writer_exits_when_its_collector_is_killed(tmp_path: Path) -> 
 
 def _log_of(store: Path, requests: int, spans: int) -> int:
     """A write-ahead log holding ``requests`` trace requests; returns its end offset."""
-    from otlp_load import RequestFactory
-
     from loratrace.collector.wal import KIND_TRACES, WalWriter
     from loratrace.store import layout
+    from tests.support.otlp_requests import RequestFactory
 
     factory = RequestFactory(spans)
     wal = WalWriter(store / layout.WAL, fsync=False)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 import loratrace
+from tests.support.ports import free_port
 
 
 @pytest.fixture
@@ -22,10 +23,7 @@ def hung_endpoint() -> Iterator[str]:
 
 @pytest.fixture
 def refusing_endpoint() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"  # closed again: connections are refused
+    return f"http://127.0.0.1:{free_port()}"  # closed again: connections are refused
 
 
 @pytest.mark.parametrize("endpoint_fixture", ["hung_endpoint", "refusing_endpoint"])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from golden_support import BROKEN, GOOD_IDS, write_golden
 
 from loratrace.replay import read_dataset
+from tests.support.golden import BROKEN, GOOD_IDS, write_golden
 
 
 def test_malformed_lines_are_reported_by_line_and_skipped(tmp_path):

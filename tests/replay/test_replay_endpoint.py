@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,12 +14,7 @@ from click.testing import CliRunner
 
 from loratrace.cli import cli
 from loratrace.store import query
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support.ports import free_port
 
 
 def _healthy(url: str) -> bool:
@@ -32,7 +26,7 @@ def _healthy(url: str) -> bool:
 
 
 def test_replay_to_a_collector(tiny_models, tmp_path):
-    store, http, grpc = tmp_path / "store", _free_port(), _free_port()
+    store, http, grpc = tmp_path / "store", free_port(), free_port()
     log = tmp_path / "collector.log"
     args = [sys.executable, "-m", "loratrace", "collect", "--store", str(store), "--http", f"127.0.0.1:{http}",
             "--grpc", f"127.0.0.1:{grpc}"]  # fmt: skip
@@ -82,7 +76,7 @@ def test_a_collector_that_is_not_there_stops_the_replay_with_nothing_journaled(t
         result = CliRunner().invoke(
             cli,
             ["replay", "--dataset", str(golden), "--base", str(tiny_models.base), "--engine", "transformers",
-             "--endpoint", f"http://127.0.0.1:{_free_port()}", "--journal", str(journal), "--max-new-tokens", "2",
+             "--endpoint", f"http://127.0.0.1:{free_port()}", "--journal", str(journal), "--max-new-tokens", "2",
              "--no-progress"],
         )  # fmt: skip
     finally:

@@ -7,10 +7,10 @@ import json
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from golden_support import BROKEN, GOOD_IDS, write_golden
 
 from loratrace.cli import cli
 from loratrace.store import query
+from tests.support.golden import BROKEN, GOOD_IDS, write_golden
 
 MODELS = ["a1", "a2", "base"]
 

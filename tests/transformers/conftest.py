@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hf_support import Telemetry, make_telemetry
 
 from loratrace.demo.tiny_model import TinyModels
 from loratrace.instrumentation.transformers import TransformersInstrumentor
+from tests.support.hf import Telemetry, make_telemetry
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from collector.conftest import start_collector
-from hf_support import load_peft
 from opentelemetry.trace import Status, StatusCode
 
 import loratrace
 from loratrace import semconv
 from loratrace.cli import cli
 from loratrace.store import query
+from tests.support.hf import load_peft
 
 WORKFLOWS = """
 [[workflow]]

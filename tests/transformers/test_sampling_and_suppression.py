@@ -5,7 +5,6 @@ own. Real transformers + PEFT on the tiny model, real SDK providers."""
 from __future__ import annotations
 
 import pytest
-from hf_support import load_peft
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -15,6 +14,7 @@ from opentelemetry.trace import TraceFlags
 
 import loratrace
 from loratrace.instrumentation.transformers import TransformersInstrumentor
+from tests.support.hf import load_peft
 
 PROMPT = "Invoices are due within"
 

@@ -13,13 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import wrapt
-from hf_support import SPECS, Telemetry, load_base, load_peft
 from opentelemetry.trace import StatusCode
 
 import loratrace
 from loratrace import semconv
 from loratrace.errors import LoratraceWarning
 from loratrace.instrumentation.transformers import TransformersInstrumentor, _content, _patching
+from tests.support.hf import SPECS, Telemetry, load_base, load_peft
 
 PROMPT = "Invoices are due within"
 CAPTURE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"

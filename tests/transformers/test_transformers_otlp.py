@@ -3,11 +3,10 @@ adapter's name, id, rank and alpha arrive at an OTLP/HTTP endpoint (a receiver o
 
 from __future__ import annotations
 
-from hf_support import SPECS, load_peft
-
 import loratrace
 from loratrace import semconv
 from loratrace.instrumentation._adapter_identity import identity_from_directory
+from tests.support.hf import SPECS, load_peft
 
 
 def test_adapter_spans_arrive_over_otlp_http(tiny_models, tokenizer, monkeypatch, otlp_receiver):

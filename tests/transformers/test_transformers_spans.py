@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from hf_support import SPECS, Telemetry, expected_completion, load_base, load_peft
 from opentelemetry.trace import StatusCode
 
 from loratrace import semconv
 from loratrace.instrumentation._adapter_identity import identity_from_directory
+from tests.support.hf import SPECS, Telemetry, expected_completion, load_base, load_peft
 
 ADAPTER_KEYS = {
     semconv.ADAPTER_NAME,

@@ -5,17 +5,12 @@ One engine for the module (its start-up is the slow part): the replay runs once,
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import polars as pl
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "replay"))
-from golden_support import GOOD_IDS, write_golden
-
 from loratrace.replay import run_replay
 from loratrace.store import query
+from tests.support.golden import GOOD_IDS, write_golden
 
 pytestmark = pytest.mark.vllm
 MODELS = ["a1", "a2", "base"]

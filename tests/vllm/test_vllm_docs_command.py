@@ -7,7 +7,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 
 from loratrace import semconv
 from loratrace.demo.tiny_model import TinyModels
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.vllm
 
@@ -34,12 +34,6 @@ def documented_command() -> str:
     return block[start:].replace("\\\n", " ").strip()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_the_documented_server_command_serves_and_traces(
     tmp_path: Path, tiny_models: TinyModels, otlp_receiver: Any
 ) -> None:
@@ -52,7 +46,7 @@ def test_the_documented_server_command_serves_and_traces(
     venv_bin = str(Path(sys.executable).parent)
     env.update(PATH=f"{venv_bin}:{env.get('PATH', '')}", HF_HUB_OFFLINE="1", VLLM_NO_USAGE_STATS="1")
     env.update(OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY="100")
-    port = _free_port()  # the only change: a free port instead of vLLM's 8000, which another test may hold
+    port = free_port()  # the only change: a free port instead of vLLM's 8000, which another test may hold
     shell = f"{command} --host 127.0.0.1 --port {port}"
     log_path = tmp_path / "server.log"
     with open(log_path, "wb") as log:

@@ -24,6 +24,7 @@ import pytest
 from loratrace import semconv
 from loratrace.demo.tiny_model import TinyModels
 from loratrace.instrumentation._adapter_identity import identity_from_directory
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.vllm
 
@@ -63,19 +64,11 @@ class Server:
         return span
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(
     tiny_models: TinyModels, otlp_receiver: Any, vllm_env: dict[str, str], tmp_path_factory: Any
 ) -> Iterator[Server]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         **vllm_env,

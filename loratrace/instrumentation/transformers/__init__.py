@@ -29,6 +29,8 @@ from collections.abc import Collection
 from typing import Any
 
 from opentelemetry import metrics, trace
+
+# instrumentor.py opens with a file-wide `# type: ignore`, so mypy sees none of its names
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from loratrace import semconv

@@ -104,7 +104,7 @@ def disable() -> GenerationRecorder | None:
     SETTINGS.enabled = False
     while _patched:
         owner, name, installed = _patched.pop()
-        current = owner.__dict__.get(name)
+        current: Any = owner.__dict__.get(name)
         if current is installed:
             setattr(owner, name, installed.__wrapped__)
         else:  # someone wrapped over us: unwrapping now would remove their wrapper too

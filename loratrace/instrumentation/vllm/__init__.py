@@ -17,12 +17,14 @@ from collections.abc import Collection
 from typing import Any
 
 from opentelemetry.instrumentation.dependencies import DependencyConflict, get_dependency_conflicts
+
+# instrumentor.py opens with a file-wide `# type: ignore`, so mypy sees none of its names
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from loratrace._finisher import finisher
 from loratrace.instrumentation.vllm import lifecycle, native, offline, server
 from loratrace.instrumentation.vllm._patching import PATCHES
-from loratrace.instrumentation.vllm._settings import build_settings
+from loratrace.instrumentation.vllm._settings import Settings, build_settings
 from loratrace.instrumentation.vllm.package import _instruments, _instruments_any
 
 __all__ = ["VLLMInstrumentor"]
@@ -40,7 +42,7 @@ class VLLMInstrumentor(BaseInstrumentor):
 
     def _instrument(self, **kwargs: Any) -> None:
         settings = build_settings(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
-        self._settings = settings
+        self._settings: Settings | None = settings
         patchers: dict[str, list[Any]] = {}
         for module_patchers in (
             offline.patchers(settings),

@@ -30,7 +30,7 @@ LLM_ENGINE_MODULE = "vllm.v1.engine.llm_engine"
 ASYNC_LLM_MODULE = "vllm.v1.engine.async_llm"
 NATIVE_SPAN_NAME = "llm_request"
 
-_tracing: contextvars.ContextVar[tuple[Any, Any] | None] = contextvars.ContextVar(
+_tracing: contextvars.ContextVar[tuple[Any, Any, bool] | None] = contextvars.ContextVar(
     "loratrace_vllm_tracing", default=None
 )
 # OutputProcessor -> base model attributes, filled when an engine (LLMEngine / AsyncLLM) is built.
@@ -134,7 +134,7 @@ def enrich(attributes: dict[str, Any], processor: Any, req_state: Any, *, nested
         identity = ADAPTERS.identity(lora)
         added.update(identity.attributes)
         added[semconv.VARIANT] = semconv.VARIANT_ADAPTER
-        served = identity.name
+        served: str | None = identity.name
     else:
         added[semconv.VARIANT] = semconv.VARIANT_BASE
         served = base

@@ -131,7 +131,7 @@ class _BatchCall:
     def deactivate(self, token: object) -> None:
         from opentelemetry import context
 
-        context.detach(token)  # type: ignore[arg-type]
+        context.detach(token)  # type: ignore[arg-type]  # the Token activate() returned, opaque to its callers
 
     def fail(self, exception: BaseException) -> None:
         try:

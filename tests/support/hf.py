@@ -1,4 +1,4 @@
-"""Helpers the transformers + PEFT tests share (a module of its own: two test folders each have a conftest)."""
+"""Helpers the transformers + PEFT tests share: in-memory telemetry and the tiny models, bare or with adapters."""
 
 from __future__ import annotations
 

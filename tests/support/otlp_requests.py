@@ -1,4 +1,4 @@
-"""Realistic OTLP trace requests for the collector benchmark and tests: LLM spans with ~25 attributes.
+"""Realistic OTLP trace requests for the collector tests and benchmarks: LLM spans with ~25 attributes.
 
 ``template_request`` builds one ``ExportTraceServiceRequest`` with the OpenTelemetry SDK's own encoder, then
 ``RequestFactory`` stamps fresh trace / span ids into copies of its serialized bytes, so a load generator can
