@@ -21,14 +21,17 @@ class BadInput(click.ClickException):
 
 
 def _store(*, required: bool, help: str = "Folder of the span store.") -> Callable[[F], F]:
+    # no ``default`` at all when required: Click 8.3+ takes an explicit ``default=None`` as a value given, and
+    # would then call the command without a store instead of reporting the missing option
+    optional: dict[str, object] = {} if required else {"default": None}
     return click.option(
         "--store",
         required=required,
-        default=None,
         envvar="LORATRACE_STORE",
         show_envvar=True,
         type=click.Path(file_okay=False),
         help=help,
+        **optional,  # type: ignore[arg-type]  # click.option's keywords are typed per name; this one is ``default``
     )
 
 
