@@ -12,6 +12,11 @@ pair, answers the same rendered prompts with the same ``SamplingParams`` for the
 - **replay**: ``run_replay`` on the same engine and chunks: loratrace's instrumentation, a request scope per
   request, every built-in evaluator, the spans written into a fresh local store, the resume journal.
 
+Like with like: vLLM caches prompt prefixes (on by default), so a prompt's first pass through the engine costs more
+than its later ones. Before any timed run, one full untimed pass of each arm puts every prompt (per model) in the
+cache, so every timed run of either arm finds the same cache state; both arms also start from a collected heap
+(``gc.collect()``), and the load average is read before and after each run.
+
 Throughput is answers per second from the first chunk to the last commit (engine start-up excluded from both);
 the figure is replay / bare per pair, and the median over pairs. Goal: >= 90 %. The engine runs in this process
 (``VLLM_ENABLE_V1_MULTIPROCESSING=0``), so the process's CPU time covers all the work of both; on a shared machine
@@ -22,6 +27,7 @@ evaluators' own time per answer is measured inside the replay and reported apart
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -98,25 +104,35 @@ def main() -> None:
     ]
     answers = len(requests)
     chunk_rows = args.chunk_size * len(labels)
-    bare_run(engine, requests[:chunk_rows], chunk_rows, settings)  # warm-up: first-batch costs out of the pairs
 
-    ratios, cpu_ratios, bare_rates, replay_rates, evaluator_ms = [], [], [], [], []
+    def replay(store: Path):
+        summary = run_replay(
+            golden, base=str(models.base), adapters=adapters, engine=engine, store=store,
+            max_new_tokens=args.max_new_tokens, chunk_size=args.chunk_size, progress=False,
+        )  # fmt: skip
+        assert summary.answers == answers, summary
+        return summary
+
+    # warm-up, untimed: every prompt through both arms once (prefix cache, first-batch costs, lazy imports)
+    bare_run(engine, requests, chunk_rows, settings)
+    replay(work / "store-warm-up")
+
+    ratios, cpu_ratios, bare_rates, replay_rates, evaluator_ms, loads = [], [], [], [], [], []
     for pair in range(args.pairs):
         order = ("bare", "replay") if pair % 2 == 0 else ("replay", "bare")
         wall: dict[str, float] = {}
         cpu: dict[str, float] = {}
         for kind in order:
+            gc.collect()
+            loads.append(os.getloadavg()[0])
             started, cpu_started = time.perf_counter(), time.process_time()
             if kind == "bare":
                 bare_run(engine, requests, chunk_rows, settings)
             else:
-                summary = run_replay(
-                    golden, base=str(models.base), adapters=adapters, engine=engine, store=work / f"store-{pair}",
-                    max_new_tokens=args.max_new_tokens, chunk_size=args.chunk_size, progress=False,
-                )  # fmt: skip
-                assert summary.answers == answers, summary
+                summary = replay(work / f"store-{pair}")
                 evaluator_ms.append(summary.evaluator_seconds / answers * 1000)
             wall[kind], cpu[kind] = time.perf_counter() - started, time.process_time() - cpu_started
+            loads.append(os.getloadavg()[0])
         bare_rates.append(answers / wall["bare"])
         replay_rates.append(answers / wall["replay"])
         ratios.append(wall["bare"] / wall["replay"])
@@ -124,7 +140,7 @@ def main() -> None:
         print(
             f"pair {pair + 1} ({' then '.join(order)}): bare {bare_rates[-1]:.1f} answers/s, "
             f"replay {replay_rates[-1]:.1f} answers/s, replay/bare {ratios[-1]:.1%} (CPU time {cpu_ratios[-1]:.1%}), "
-            f"evaluators {evaluator_ms[-1]:.3f} ms/answer",
+            f"evaluators {evaluator_ms[-1]:.3f} ms/answer, load average {loads[-4]:.1f}-{loads[-1]:.1f}",
             flush=True,
         )
     print(
@@ -134,7 +150,9 @@ def main() -> None:
         f"loratrace replay:   {statistics.median(replay_rates):.1f} answers/s\n"
         f"replay / bare:      {statistics.median(ratios):.1%} wall clock, {statistics.median(cpu_ratios):.1%} "
         "in process CPU time (goal >= 90 %)\n"
-        f"evaluators:         {statistics.median(evaluator_ms):.3f} ms per answer (inside the replay's time)"
+        f"evaluators:         {statistics.median(evaluator_ms):.3f} ms per answer (inside the replay's time)\n"
+        f"load average (1 min) over the timed runs: {min(loads):.1f}-{max(loads):.1f}, median "
+        f"{statistics.median(loads):.1f}; {os.cpu_count()} CPUs"
     )
 
 
