@@ -77,9 +77,7 @@ def test_serving_indices_map_rows_to_scopes_and_a_single_row_retry_uses_its_scop
     assert not _evals(spans["q1"])
 
 
-def test_a_batch_in_one_plain_context_is_no_single_generation_to_annotate(
-    telemetry: Telemetry, tiny_models, tokenizer
-):
+def test_a_batch_in_one_plain_context_is_no_single_generation_to_annotate(telemetry: Telemetry, tiny_models, tokenizer):
     model = load_base(tiny_models)
     with loratrace.context(cohort="smb"):
         model.generate(**tokenizer(["Hello world"], return_tensors="pt"), max_new_tokens=3, do_sample=False)

@@ -1,5 +1,6 @@
-"""One span per generate call (per prompt row of a batch), naming the adapter that actually served: base, adapters,
-switching, disabling, merging, several adapters, batches, streamers, errors. Real tiny Llama + real PEFT LoRA adapters."""
+"""One span per generate call (per prompt row of a batch), naming the adapter that actually served: base,
+adapters, switching, disabling, merging, several adapters, batches, streamers, errors. Real tiny Llama + real PEFT
+LoRA adapters."""
 
 from __future__ import annotations
 
