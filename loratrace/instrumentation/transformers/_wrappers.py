@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,19 +197,7 @@ def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelIn
             return wrapped(*args, **kwargs)
         if rows is not None:
             return _traced_rows(settings, rows, wrapped, instance, args, kwargs, call, info, parent)
-        streamer = kwargs.get("streamer")
-        call_kwargs = kwargs
-        if streamer is not None:
-            streamer = FirstTokenStreamer(streamer, generation)
-            call_kwargs = {**kwargs, "streamer": streamer}
-        generation.activate(parent)
-        try:
-            result = wrapped(*args, **call_kwargs)
-        except BaseException as exc:
-            generation.deactivate()
-            _fail(generation, call, exc)
-            raise
-        generation.deactivate()
+        result, streamer = _run_current(generation, parent, wrapped, args, kwargs, call, ((generation, True),))
         try:
             # Token counts, request parameters and content are read off the caller's thread, from the generated
             # ids and the prompt alone: the rest of a result (scores, a key-value cache) is not kept alive.
@@ -234,6 +222,33 @@ def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelIn
     return wrapper
 
 
+def _run_current(
+    generation: Generation,
+    parent: otel_context.Context,
+    wrapped: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    call: GenerateCall,
+    failing: Sequence[tuple[Generation, bool]],
+) -> tuple[Any, FirstTokenStreamer | None]:
+    """The user's call with ``generation`` current (and timing a streamer's first token); when it raises, every
+    (generation, registered in its scope) of ``failing`` fails with the exception, which is re-raised."""
+    streamer = kwargs.get("streamer")
+    if streamer is not None:
+        streamer = FirstTokenStreamer(streamer, generation)
+        kwargs = {**kwargs, "streamer": streamer}
+    generation.activate(parent)
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        generation.deactivate()
+        for failed, registered in failing:
+            _fail(failed, call, exc, registered)
+        raise
+    generation.deactivate()
+    return result, streamer
+
+
 def _fail(generation: Generation, call: GenerateCall, exc: BaseException, register_in_scope: bool = True) -> None:
     try:
         generation.set_attributes(_request_attributes(call))
@@ -254,21 +269,8 @@ def _traced_rows(
     parent: otel_context.Context,
 ) -> Any:
     """A batched call: one generation per prompt row (see ``_rows``); the first is current during the call."""
-    first = rows.generations[0]
-    streamer = kwargs.get("streamer")
-    call_kwargs = kwargs
-    if streamer is not None:
-        streamer = FirstTokenStreamer(streamer, first)
-        call_kwargs = {**kwargs, "streamer": streamer}
-    first.activate(parent)
-    try:
-        result = wrapped(*args, **call_kwargs)
-    except BaseException as exc:
-        first.deactivate()
-        for generation, registered in zip(rows.generations, rows.registered, strict=True):
-            _fail(generation, call, exc, registered)
-        raise
-    first.deactivate()
+    rows_and_registered = list(zip(rows.generations, rows.registered, strict=True))
+    result, streamer = _run_current(rows.generations[0], parent, wrapped, args, kwargs, call, rows_and_registered)
     try:
         tokenizer = PIPELINE_TOKENIZER.get() if settings.capture_content else None
         reading = BatchReading(
@@ -284,7 +286,7 @@ def _traced_rows(
                 len(rows.generations),
             )
         )
-        for index, (generation, registered) in enumerate(zip(rows.generations, rows.registered, strict=True)):
+        for index, (generation, registered) in enumerate(rows_and_registered):
             generation.finish_reading(functools.partial(reading.row, index), register_in_scope=registered)
     except Exception:
         logger.debug("loratrace could not end the generation spans of a batch", exc_info=True)
