@@ -150,7 +150,8 @@ def run_replay(
     configuration (the same ``run_id``): pairs in its journal, or already in the store, are not generated again.
     Malformed lines are passed to ``on_problem`` (with their line number)
     and skipped. ``threads`` sets torch's intra-op threads for the transformers engine (default: torch's own),
-    ``batch_size`` its prompts per padded ``generate`` (vLLM schedules its own batches). The batch size is not
+    ``batch_size`` its prompts per padded ``generate`` (vLLM schedules its own batches; an engine passed open keeps
+    its own ``batch_size``). The batch size is not
     part of the run's configuration: greedy answers are the same whatever it is, so a resumed run may change it.
     Returns a :class:`ReplaySummary`.
     """
