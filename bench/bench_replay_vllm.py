@@ -13,8 +13,8 @@ One vLLM engine (the tiny Llama, adapters a1 and a2, built locally) answers the 
   built-in evaluator, the spans written into a fresh local store, the resume journal.
 
 Like with like: vLLM caches prompt prefixes (on by default), so a prompt's first pass through the engine costs more
-than its later ones. Before any timed run, one full untimed pass of each arm puts every prompt (per model) in the
-cache, so every timed run of either arm finds the same cache state; each run starts from a collected heap
+than its later ones. Before any timed run, one full untimed bare pass (and one chunk of replay) puts every prompt (per model) in the
+cache (the engine's, shared by both arms), so every timed run of either arm finds the same cache state; each run starts from a collected heap
 (``gc.collect()``), and the load average is read before and after it.
 
 Each pair (round) is, by default, one replay with the bare engine interleaved chunk by chunk (``InterleavedBare``):
@@ -167,17 +167,18 @@ def main() -> None:
     answers = len(requests)
     chunk_rows = args.chunk_size * len(labels)
 
-    def replay(store: Path):
+    def replay(store: Path, limit: int | None = None):
         summary = run_replay(
-            golden, base=str(models.base), adapters=adapters, engine=engine, store=store,
+            golden, base=str(models.base), adapters=adapters, engine=engine, store=store, limit=limit,
             max_new_tokens=args.max_new_tokens, chunk_size=args.chunk_size, progress=False,
         )  # fmt: skip
-        assert summary.answers == answers, summary
+        assert summary.answers == (answers if limit is None else limit * len(labels)), summary
         return summary
 
-    # warm-up, untimed: every prompt through both arms once (prefix cache, first-batch costs, lazy imports)
+    # warm-up, untimed: every prompt (per model) through the engine once, which both arms share (the prefix cache),
+    # then one chunk of replay (first-batch costs, lazy imports)
     bare_run(engine, requests, chunk_rows, settings)
-    replay(work / "store-warm-up")
+    replay(work / "store-warm-up", limit=args.chunk_size)
 
     ratios, cpu_ratios, bare_rates, replay_rates, evaluator_ms, loads = [], [], [], [], [], []
     for pair in range(args.pairs if not args.whole_runs else 0):
