@@ -13,9 +13,10 @@ One vLLM engine (the tiny Llama, adapters a1 and a2, built locally) answers the 
   built-in evaluator, the spans written into a fresh local store, the resume journal.
 
 Like with like: vLLM caches prompt prefixes (on by default), so a prompt's first pass through the engine costs more
-than its later ones. Before any timed run, one full untimed bare pass (and one chunk of replay) puts every prompt (per model) in the
-cache (the engine's, shared by both arms), so every timed run of either arm finds the same cache state; each run starts from a collected heap
-(``gc.collect()``), and the load average is read before and after it.
+than its later ones. Before any timed run, one full untimed bare pass puts every prompt (per model) in the engine's
+cache, which both arms share, and one chunk of replay warms the replay's own first-use costs; so every timed run of
+either arm finds the same cache state. Each run starts from a collected heap (``gc.collect()``), and the load
+average is read before and after it.
 
 Each pair (round) is, by default, one replay with the bare engine interleaved chunk by chunk (``InterleavedBare``):
 next to every replay chunk, the bare engine answers the same requests, before it on even chunks and after it on
