@@ -1,11 +1,12 @@
 """One release-context scope per request of an offline batch: ``loratrace.request_scopes(...)``.
 
 ``loratrace.context`` is one scope for everything inside it, but one vLLM ``LLM.generate`` call serves many
-requests, each for its own user, cohort or golden-set example. ``request_scopes`` opens one scope per request:
-while ``serving()`` is active, request ``k`` of the next offline batch call is served in the ``k``-th scope it
-names, so its generation span carries that scope's context and stays open in it; ``request(i)`` makes scope ``i``
-current again, so ``record_eval``, ``record_schema_attempt`` and ``mark_fallback`` annotate request ``i``'s answer
-exactly as serving code does after a single call. Closing ends every request's generation.
+requests, each for its own user, cohort or golden-set example; so does a transformers ``generate`` over a padded
+batch of prompts (one generation per row). ``request_scopes`` opens one scope per request: while ``serving()`` is
+active, request ``k`` of the next offline batch call (row ``k`` of a batched ``generate``) is served in the
+``k``-th scope it names, so its generation span carries that scope's context and stays open in it; ``request(i)``
+makes scope ``i`` current again, so ``record_eval``, ``record_schema_attempt`` and ``mark_fallback`` annotate
+request ``i``'s answer exactly as serving code does after a single call. Closing ends every request's generation.
 
 \b
 Example::

@@ -1530,6 +1530,13 @@ def evaluate_tasks_command(
 @click.option("--evaluator-timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True, help="Seconds.")
 @click.option("--dataset-version", default=None, help="Version to record (default: a hash of the file).")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=64, show_default=True, help="Examples per chunk.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Prompts per padded generate (transformers engine; vLLM batches a whole chunk).",
+)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (transformers engine).")
 @click.option("--journal", type=click.Path(dir_okay=False), default=None, help="Resume journal file.")
 @click.option("--run-id", default=None, help="Name of this run (default: a hash of its configuration).")

@@ -2,7 +2,8 @@
 
 Work goes in chunks of examples. For each chunk, every (model, example) pair not yet finished is one request, in a
 request scope of its own carrying the example's id and cohort (``loratrace.request_scopes``); the engine answers
-them all (vLLM in one batch). Answers to examples with a schema go through the bounded retry loop serving code
+them all (vLLM in one batch, transformers in padded batches of ``batch_size`` per model), each in its own
+generation span. Answers to examples with a schema go through the bounded retry loop serving code
 uses: ``record_schema_attempt`` for each attempt, a new attempt with the validation error appended, and, when
 asked, ``mark_fallback`` and the base model's answer once the attempts are spent. Then every answer is evaluated
 and the results recorded as ``gen_ai.evaluation.result`` events on its generation span. The chunk's spans are
@@ -27,7 +28,14 @@ from loratrace._finisher import finisher
 from loratrace.errors import ConfigurationError, LoratraceError
 from loratrace.evaluators.json_schema import check_json
 from loratrace.replay.dataset import Dataset, Example, Problem, read_dataset, render_prompt
-from loratrace.replay.engines import Engine, EngineName, GenerationSettings, Request, open_engine
+from loratrace.replay.engines import (
+    DEFAULT_BATCH_SIZE,
+    Engine,
+    EngineName,
+    GenerationSettings,
+    Request,
+    open_engine,
+)
 from loratrace.replay.evaluation import evaluate_answer
 from loratrace.replay.journal import Journal, Pair
 from loratrace.replay.progress import Progress
@@ -127,6 +135,7 @@ def run_replay(
     evaluator_timeout_s: float = 30.0,
     dataset_version: str | None = None,
     chunk_size: int = 64,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     threads: int | None = None,
     journal: str | os.PathLike[str] | None = None,
     run_id: str | None = None,
@@ -140,7 +149,10 @@ def run_replay(
     replays, or a replay and a benchmark, share one engine start-up). Resumes a previous run with the same
     configuration (the same ``run_id``): pairs in its journal, or already in the store, are not generated again.
     Malformed lines are passed to ``on_problem`` (with their line number)
-    and skipped. ``threads`` sets torch's intra-op threads for the transformers engine (default: torch's own).
+    and skipped. ``threads`` sets torch's intra-op threads for the transformers engine (default: torch's own),
+    ``batch_size`` its prompts per padded ``generate`` (vLLM schedules its own batches; an engine passed open keeps
+    its own ``batch_size``). The batch size is not
+    part of the run's configuration: greedy answers are the same whatever it is, so a resumed run may change it.
     Returns a :class:`ReplaySummary`.
     """
     if schema_attempts < 1:
@@ -148,6 +160,9 @@ def run_replay(
         raise ConfigurationError(msg)
     if chunk_size < 1:
         msg = f"--chunk-size must be at least 1, got {chunk_size}"
+        raise ConfigurationError(msg)
+    if batch_size < 1:
+        msg = f"--batch-size must be at least 1, got {batch_size}"
         raise ConfigurationError(msg)
     if temperature < 0:
         msg = f"--temperature must be 0 or more, got {temperature}"
@@ -187,7 +202,7 @@ def run_replay(
         return summary
     with replay_telemetry(store=store, endpoint=endpoint, libraries=[library]) as processor:
         model = (
-            open_engine(engine, base, adapters, max_model_len=max_model_len, threads=threads)
+            open_engine(engine, base, adapters, max_model_len=max_model_len, threads=threads, batch_size=batch_size)
             if isinstance(engine, str)
             else engine
         )

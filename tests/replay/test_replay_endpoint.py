@@ -65,6 +65,11 @@ def test_replay_to_a_collector(tiny_models, tmp_path):
     ]
     assert set(found["cohort"]) == {"smb"}
     assert (found["evals"] == 2).all()  # refusal and expected_match on each answer
+    # each model's three examples were one padded generate, and each is still a span of its own
+    sizes = query(
+        store, "SELECT DISTINCT attributes['loratrace.batch.size'] AS size FROM spans WHERE operation_name IS NOT NULL"
+    )
+    assert sizes["size"].to_list() == ["3"]
 
 
 def test_a_collector_that_is_not_there_stops_the_replay_with_nothing_journaled(tiny_models, tmp_path):

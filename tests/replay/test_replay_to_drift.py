@@ -1,8 +1,9 @@
 """End to end: a golden-set replay on the real tiny model, then ``drift`` (paired design) and ``gate`` decide on it.
 
-The golden answers are the base model's own greedy answers (computed here with plain transformers), so the base
-arm matches them and each adapter, whose random LoRA weights change its answers, does not: a regression the paired
-analysis (McNemar on the discordant pairs) must report.
+The golden answers are the base model's own greedy answers (computed here with plain transformers, one prompt at a
+time; the replay answers them in padded batches of 8), so the base arm matches them and each adapter, whose random
+LoRA weights change its answers, does not: a regression the paired analysis (McNemar on the discordant pairs) must
+report.
 """
 
 from __future__ import annotations
@@ -54,11 +55,25 @@ def replay_store(tiny_models, tmp_path_factory):
         "replay", "--dataset", str(golden), "--base", str(tiny_models.base),
         "--adapter", f"a1={tiny_models.adapters['a1']}", "--adapter", f"a2={tiny_models.adapters['a2']}",
         "--engine", "transformers", "--store", str(store), "--max-new-tokens", str(MAX_NEW_TOKENS),
-        "--dataset-version", "golden-drift", "--threads", "1", "--no-progress",
+        "--dataset-version", "golden-drift", "--threads", "1", "--batch-size", "8", "--no-progress",
     ]  # fmt: skip
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     return store
+
+
+def test_the_batched_replay_has_one_generation_per_example_and_model(replay_store):
+    from loratrace.store import query
+
+    rows = query(
+        replay_store,
+        "SELECT example_id, coalesce(adapter_name, 'base') AS served, count(*) AS n, "
+        "max(attributes['loratrace.batch.size']) AS batch FROM spans WHERE operation_name IS NOT NULL "
+        "GROUP BY ALL",
+    )
+    assert len(rows) == EXAMPLES * 3
+    assert set(rows["n"]) == {1}
+    assert set(rows["batch"]) == {"8"}  # 40 examples per model: five padded batches of 8
 
 
 def test_drift_reads_the_replay_as_paired_and_finds_the_regression(replay_store):

@@ -1,5 +1,6 @@
-"""One span per generate call, naming the adapter that actually served: base, adapters, switching, disabling,
-merging, several adapters, batches, streamers, errors. Real tiny Llama + real PEFT LoRA adapters."""
+"""One span per generate call (per prompt row of a batch), naming the adapter that actually served: base,
+adapters, switching, disabling, merging, several adapters, batches, streamers, errors. Real tiny Llama + real PEFT
+LoRA adapters."""
 
 from __future__ import annotations
 
@@ -216,27 +217,36 @@ def test_several_active_adapters_are_one_combined_adapter(telemetry: Telemetry, 
     assert attributes[semconv.ADAPTER_TARGET_MODULES] == tuple(union)
 
 
-def test_batch_of_prompts_with_padding(telemetry: Telemetry, tiny_models, tokenizer):
+def test_batch_of_prompts_with_padding_is_one_span_per_row(telemetry: Telemetry, tiny_models, tokenizer):
     prompts = ["Hello world", "The quick brown fox jumps"]
     model = load_peft(tiny_models, "a2")
     inputs = tokenizer(prompts, return_tensors="pt", padding=True)
     output = model.generate(**inputs, max_new_tokens=8, do_sample=False)
-    attributes = telemetry.only_span().attributes
-    unpadded = sum(len(tokenizer(prompt)["input_ids"]) for prompt in prompts)
-    assert unpadded < inputs["input_ids"].numel()  # the batch really is padded
-    output_tokens, reasons = expected_completion(
-        output,
-        inputs["input_ids"].shape[1],
-        eos=tokenizer.eos_token_id,
-        pad=tokenizer.pad_token_id,
-        max_new_tokens=8,
-    )
+    spans = telemetry.finished()
+    assert len(spans) == 2
+    assert sum(len(tokenizer(prompt)["input_ids"]) for prompt in prompts) < inputs["input_ids"].numel()  # padded
+    every_reason = []
+    for row, (prompt, span) in enumerate(zip(prompts, spans, strict=True)):
+        attributes = span.attributes
+        output_tokens, reasons = expected_completion(
+            output[row : row + 1],
+            inputs["input_ids"].shape[1],
+            eos=tokenizer.eos_token_id,
+            pad=tokenizer.pad_token_id,
+            max_new_tokens=8,
+        )
+        every_reason += reasons
+        _assert_adapter(attributes, tiny_models, "a2")
+        assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == len(tokenizer(prompt)["input_ids"])
+        assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == output_tokens
+        assert list(attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS]) == reasons
+        assert attributes[semconv.BATCH_SIZE] == 2
+        assert attributes[semconv.GEN_AI_REQUEST_MAX_TOKENS] == 8
     # the fixture's adapter ends one row early, so both finish paths run
-    assert "stop" in reasons
-    assert "length" in reasons
-    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == unpadded
-    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == output_tokens
-    assert list(attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS]) == reasons
+    assert sorted(every_reason) == ["length", "stop"]
+    assert spans[0].context.span_id != spans[1].context.span_id
+    (point,) = telemetry.metric_points()[semconv.METRIC_OPERATION_DURATION]
+    assert point.count == 2  # one generation per row in the metrics too
 
 
 def test_several_returned_sequences_and_dict_output(telemetry: Telemetry, tiny_models, tokenizer):
@@ -249,25 +259,28 @@ def test_several_returned_sequences_and_dict_output(telemetry: Telemetry, tiny_m
     output = model.generate(
         **inputs, max_new_tokens=5, do_sample=True, num_return_sequences=3, return_dict_in_generate=True
     )
-    attributes = telemetry.only_span().attributes
     assert output.sequences.shape[0] == 6
-    output_tokens, reasons = expected_completion(
-        output.sequences,
-        inputs["input_ids"].shape[1],
-        eos=tokenizer.eos_token_id,
-        pad=tokenizer.pad_token_id,
-        max_new_tokens=5,
-    )
-    # the prompts are counted once, every returned sequence's tokens are counted
-    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == int(inputs["attention_mask"].sum())
-    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == output_tokens
-    assert list(attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS]) == reasons
-    assert attributes[semconv.GEN_AI_REQUEST_CHOICE_COUNT] == 3
-    assert json.loads(attributes[semconv.LLM_INVOCATION_PARAMETERS]) == {
-        "max_new_tokens": 5,
-        "num_return_sequences": 3,
-        "do_sample": True,
-    }
+    spans = telemetry.finished()
+    assert len(spans) == 2  # one per prompt, each with its three returned sequences
+    for row, span in enumerate(spans):
+        attributes = span.attributes
+        output_tokens, reasons = expected_completion(
+            output.sequences[row * 3 : row * 3 + 3],
+            inputs["input_ids"].shape[1],
+            eos=tokenizer.eos_token_id,
+            pad=tokenizer.pad_token_id,
+            max_new_tokens=5,
+        )
+        assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == int(inputs["attention_mask"][row].sum())
+        assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == output_tokens
+        assert list(attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS]) == reasons
+        assert len(reasons) == 3
+        assert attributes[semconv.GEN_AI_REQUEST_CHOICE_COUNT] == 3
+        assert json.loads(attributes[semconv.LLM_INVOCATION_PARAMETERS]) == {
+            "max_new_tokens": 5,
+            "num_return_sequences": 3,
+            "do_sample": True,
+        }
 
 
 def test_sampling_parameters_are_recorded(telemetry: Telemetry, tiny_models, tokenizer):

@@ -149,12 +149,20 @@ def completion(
     criterion (a stop string) ended it early: transformers then pads the rest, and padding is not counted. A
     sequence that ran to the length limit ends with ``length``.
     """
+    counts, reasons, generated = completion_rows(sequences, call, info, prompt_width)
+    return sum(counts), reasons, generated
+
+
+def completion_rows(
+    sequences: Any, call: GenerateCall, info: ModelInfo, prompt_width: int
+) -> tuple[list[int], list[str], list[list[int]]]:
+    """:func:`completion` for each returned sequence: its output tokens, finish reason and generated ids."""
     start = 1 if info.is_encoder_decoder else prompt_width
     rows: list[list[int]] = sequences.tolist()
     eos = _token_set(call.get("eos_token_id"))
     pad = call.get("pad_token_id")
     limit = max_new_tokens(call, info, prompt_width)
-    total = 0
+    counts: list[int] = []
     reasons: list[str] = []
     generated: list[list[int]] = []
     single_eos = next(iter(eos)) if len(eos) == 1 else None
@@ -168,10 +176,24 @@ def completion(
             while end and row[end - 1] == pad:
                 end -= 1
             reason = semconv.FINISH_LENGTH if end >= limit else semconv.FINISH_STOP
-        total += end
+        counts.append(end)
         reasons.append(reason)
         generated.append(row[:end])
-    return total, reasons, generated
+    return counts, reasons, generated
+
+
+def input_tokens_per_row(call: GenerateCall, pad_token_id: Any) -> list[int] | None:
+    """:func:`count_input_tokens` for each prompt row of a batch (padding excluded)."""
+    mask = call.attention_mask
+    if mask is not None:
+        return [int(sum(row)) for row in mask.tolist()]
+    input_ids = call.input_ids
+    if input_ids is None:
+        return None
+    rows: list[list[int]] = input_ids.tolist()
+    if isinstance(pad_token_id, int):
+        return [sum(1 for token in row if token != pad_token_id) for row in rows]
+    return [len(row) for row in rows]
 
 
 def _first_eos(row: list[int], eos: frozenset[int], single: int | None) -> int | None:

@@ -1,8 +1,8 @@
 """The wrappers: generate (transformers and PEFT), pipelines, adapter loading and merging.
 
-One span per user call: ``PeftModel.generate`` calls the base model's ``generate``, so the outermost wrapper
-sets a context variable and nested generate calls run untraced. The outermost wrapper is the one that knows
-the PeftModel, hence the adapter.
+One span per user call, or per prompt row of a batched call (``_rows``): ``PeftModel.generate`` calls the base
+model's ``generate``, so the outermost wrapper sets a context variable and nested generate calls run untraced.
+The outermost wrapper is the one that knows the PeftModel, hence the adapter.
 
 Everything that reads the model or the output is fail open: an exception there is logged at debug level and
 the user's call runs, and returns, exactly as it would without loratrace.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,9 +38,12 @@ from loratrace.instrumentation.transformers._model_info import ModelInfo, model_
 from loratrace.instrumentation.transformers._outputs import (
     GenerateCall,
     completion,
+    completion_rows,
     count_input_tokens,
+    input_tokens_per_row,
     request_attributes,
 )
+from loratrace.instrumentation.transformers._rows import BatchReading, RowGenerations, row_generations, split_rows
 
 logger = logging.getLogger(__name__)
 
@@ -185,23 +188,16 @@ def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelIn
         try:
             info, reading, model_generation_config = describe(instance)
             call = GenerateCall(args, kwargs, model_generation_config)
-            generation = Generation(recorder, _profile(info, reading), parent)
+            profile = _profile(info, reading)
+            rows = row_generations(recorder, profile, parent, call.input_ids)
+            if rows is None:
+                generation = Generation(recorder, profile, parent)
         except Exception:
             logger.debug("loratrace could not start a span for %s.generate", type(instance).__name__, exc_info=True)
             return wrapped(*args, **kwargs)
-        streamer = kwargs.get("streamer")
-        call_kwargs = kwargs
-        if streamer is not None:
-            streamer = FirstTokenStreamer(streamer, generation)
-            call_kwargs = {**kwargs, "streamer": streamer}
-        generation.activate(parent)
-        try:
-            result = wrapped(*args, **call_kwargs)
-        except BaseException as exc:
-            generation.deactivate()
-            _fail(generation, call, exc)
-            raise
-        generation.deactivate()
+        if rows is not None:
+            return _traced_rows(settings, rows, wrapped, instance, args, kwargs, call, info, parent)
+        result, streamer = _run_current(generation, parent, wrapped, args, kwargs, call, ((generation, True),))
         try:
             # Token counts, request parameters and content are read off the caller's thread, from the generated
             # ids and the prompt alone: the rest of a result (scores, a key-value cache) is not kept alive.
@@ -226,12 +222,105 @@ def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelIn
     return wrapper
 
 
-def _fail(generation: Generation, call: GenerateCall, exc: BaseException) -> None:
+def _run_current(
+    generation: Generation,
+    parent: otel_context.Context,
+    wrapped: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    call: GenerateCall,
+    failing: Sequence[tuple[Generation, bool]],
+) -> tuple[Any, FirstTokenStreamer | None]:
+    """The user's call with ``generation`` current (and timing a streamer's first token); when it raises, every
+    (generation, registered in its scope) of ``failing`` fails with the exception, which is re-raised."""
+    streamer = kwargs.get("streamer")
+    if streamer is not None:
+        streamer = FirstTokenStreamer(streamer, generation)
+        kwargs = {**kwargs, "streamer": streamer}
+    generation.activate(parent)
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        generation.deactivate()
+        for failed, registered in failing:
+            _fail(failed, call, exc, registered)
+        raise
+    generation.deactivate()
+    return result, streamer
+
+
+def _fail(generation: Generation, call: GenerateCall, exc: BaseException, register_in_scope: bool = True) -> None:
     try:
         generation.set_attributes(_request_attributes(call))
     except Exception:
         logger.debug("loratrace could not read the request parameters of a failed call", exc_info=True)
-    generation.fail(exc)
+    generation.fail(exc, register_in_scope=register_in_scope)
+
+
+def _traced_rows(
+    settings: Settings,
+    rows: RowGenerations,
+    wrapped: Callable[..., Any],
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    call: GenerateCall,
+    info: ModelInfo,
+    parent: otel_context.Context,
+) -> Any:
+    """A batched call: one generation per prompt row (see ``_rows``); the first is current during the call."""
+    rows_and_registered = list(zip(rows.generations, rows.registered, strict=True))
+    result, streamer = _run_current(rows.generations[0], parent, wrapped, args, kwargs, call, rows_and_registered)
+    try:
+        tokenizer = PIPELINE_TOKENIZER.get() if settings.capture_content else None
+        reading = BatchReading(
+            functools.partial(
+                _row_outcomes,
+                getattr(result, "sequences", result),
+                instance,
+                call,
+                info,
+                streamer,
+                settings.capture_content,
+                tokenizer,
+                len(rows.generations),
+            )
+        )
+        for index, (generation, registered) in enumerate(rows_and_registered):
+            generation.finish_reading(functools.partial(reading.row, index), register_in_scope=registered)
+    except Exception:
+        logger.debug("loratrace could not end the generation spans of a batch", exc_info=True)
+    return result
+
+
+def _row_outcomes(
+    sequences: Any,
+    instance: Any,
+    call: GenerateCall,
+    info: ModelInfo,
+    streamer: FirstTokenStreamer | None,
+    capture_content: bool,
+    pipeline_tokenizer: Any | None,
+    rows: int,
+) -> list[dict[str, Any]]:
+    """``_outcome`` for each prompt row of a batch, from one read of the generated ids."""
+    input_ids = call.input_ids
+    width = int(input_ids.shape[-1]) if input_ids is not None else 0
+    counts, reasons, generated = completion_rows(sequences, call, info, width)
+    outcomes = split_rows(
+        rows, input_tokens_per_row(call, call.get("pad_token_id")), counts, reasons, _request_attributes(call)
+    )
+    per_row = len(counts) // rows
+    tokenizer = tokenizer_for(instance, call.tokenizer, pipeline_tokenizer) if capture_content else None
+    for row, outcome in enumerate(outcomes):
+        if streamer is not None:
+            outcome["ttft_s"] = streamer.ttft_s
+        if tokenizer is not None and input_ids is not None and "output_tokens" in outcome:
+            chosen = slice(row * per_row, (row + 1) * per_row)
+            outcome["extra"].update(
+                content_attributes(tokenizer, input_ids[row : row + 1], generated[chosen], reasons[chosen])
+            )
+    return outcomes
 
 
 def _outcome(
