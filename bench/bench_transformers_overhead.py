@@ -111,7 +111,7 @@ class BackgroundClock:
     BURST_NS = 200_000
 
     def __init__(self) -> None:
-        from loratrace._finisher import finisher
+        from loratrace.runtime.finisher import finisher
 
         self._finisher = finisher
 
@@ -401,7 +401,7 @@ def main() -> None:
     parser.add_argument("--report", type=Path, help="print the tables of a --save-samples file, measuring nothing")
     options = parser.parse_args()
     if options.block_seconds is None:
-        from loratrace import _finisher
+        from loratrace.runtime import finisher as _finisher
 
         gather = options.gather_seconds if options.gather_seconds is not None else _finisher._GATHER_SECONDS
         options.block_seconds = 2 * gather + 0.5
@@ -520,7 +520,7 @@ def _worker(options: argparse.Namespace) -> dict[str, Any]:
     def nothing() -> None:
         return None
 
-    from loratrace import _finisher
+    from loratrace.runtime import finisher as _finisher
 
     if options.gather_seconds is not None:  # bench-only experiment knob on loratrace's internal finisher
         _finisher._GATHER_SECONDS = options.gather_seconds

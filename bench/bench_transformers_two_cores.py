@@ -84,7 +84,7 @@ def _worker(options: argparse.Namespace) -> None:
     import loratrace
 
     if options.hold_background:  # bench-only experiment knob on loratrace's internal finisher
-        from loratrace import _finisher
+        from loratrace.runtime import finisher as _finisher
 
         _finisher._GATHER_SECONDS = 3600.0
     _pin(options.role)

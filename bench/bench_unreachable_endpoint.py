@@ -48,7 +48,7 @@ def _worker(condition: str, seconds: float, refused: bool) -> dict[str, object]:
     from bench_transformers_overhead import make_peft_call
 
     import loratrace
-    from loratrace._finisher import finisher
+    from loratrace.runtime.finisher import finisher
 
     logging.disable(logging.WARNING)  # the exporter logs every failed attempt
     endpoint, listening = _endpoint(refused)

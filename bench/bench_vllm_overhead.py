@@ -167,7 +167,7 @@ def _per_request_costs(run: Any, instrument: Any, uninstrument: Any, *, repeats:
     from _inner_timer import InnerTimer
     from vllm import LLM
 
-    from loratrace import _finisher
+    from loratrace.runtime import finisher as _finisher
 
     timer = InnerTimer(LLM)
     gather = _finisher._GATHER_SECONDS
@@ -210,7 +210,7 @@ def _sdk_floor(run: Any, tracer_provider: Any, meter_provider: Any, *, repeats: 
 
     import loratrace
     from loratrace import semconv
-    from loratrace.instrumentation._generation import GenerationMetrics
+    from loratrace.runtime.generation import GenerationMetrics
 
     captured = InMemorySpanExporter()
     capture_provider = TracerProvider()

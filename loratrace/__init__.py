@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 from loratrace._version import __version__
 
 if TYPE_CHECKING:
-    from loratrace._annotations import mark_fallback, record_eval, record_schema_attempt
+    from loratrace.runtime.annotations import mark_fallback, record_eval, record_schema_attempt
     from loratrace._feedback import record_feedback
-    from loratrace._release_context import context
-    from loratrace._request_scopes import RequestScopes, request_scopes
+    from loratrace.runtime.release_scope import context
+    from loratrace.runtime.request_scopes import RequestScopes, request_scopes
     from loratrace._setup import Instrumentation, force_flush, instrument, uninstrument
 
 __all__ = [
@@ -40,15 +40,15 @@ __all__ = [
 # read-only commands (``loratrace query``) and ``import loratrace.semconv`` from paying for it.
 _HOMES = {
     "Instrumentation": "loratrace._setup",
-    "RequestScopes": "loratrace._request_scopes",
-    "request_scopes": "loratrace._request_scopes",
-    "context": "loratrace._release_context",
+    "RequestScopes": "loratrace.runtime.request_scopes",
+    "request_scopes": "loratrace.runtime.request_scopes",
+    "context": "loratrace.runtime.release_scope",
     "force_flush": "loratrace._setup",
     "instrument": "loratrace._setup",
-    "mark_fallback": "loratrace._annotations",
-    "record_eval": "loratrace._annotations",
+    "mark_fallback": "loratrace.runtime.annotations",
+    "record_eval": "loratrace.runtime.annotations",
     "record_feedback": "loratrace._feedback",
-    "record_schema_attempt": "loratrace._annotations",
+    "record_schema_attempt": "loratrace.runtime.annotations",
     "uninstrument": "loratrace._setup",
 }
 

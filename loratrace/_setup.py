@@ -27,8 +27,8 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from loratrace._export_outcome import EndpointWatch, WatchedMetricExporter, WatchedSpanExporter
-from loratrace._finisher import finisher
+from loratrace.runtime.watched_exporters import EndpointWatch, WatchedMetricExporter, WatchedSpanExporter
+from loratrace.runtime.finisher import finisher
 from loratrace.errors import ConfigurationError, LoratraceWarning, StoreError
 from loratrace.semconv import OPENINFERENCE_PROJECT_NAME
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from loratrace._request_scopes import RequestScopes
+from loratrace.runtime.request_scopes import RequestScopes
 from loratrace.errors import ConfigurationError
 
 EngineName = Literal["transformers", "vllm"]

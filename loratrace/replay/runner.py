@@ -23,7 +23,7 @@ from typing import Any
 
 import loratrace
 from loratrace import semconv
-from loratrace._finisher import finisher
+from loratrace.runtime.finisher import finisher
 from loratrace.errors import ConfigurationError, LoratraceError
 from loratrace.evaluators.json_schema import check_json
 from loratrace.replay.dataset import Dataset, Example, Problem, read_dataset, render_prompt

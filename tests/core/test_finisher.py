@@ -18,15 +18,15 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from loratrace import _finisher
-from loratrace._finisher import Finisher
-from loratrace.instrumentation._generation import Generation, GenerationRecorder
+from loratrace.runtime import finisher as _finisher
+from loratrace.runtime.finisher import Finisher
+from loratrace.runtime.generation import Generation, GenerationRecorder
 
 SCRIPT = textwrap.dedent(
     """
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
-    from loratrace.instrumentation._generation import GenerationRecorder
+    from loratrace.runtime.generation import GenerationRecorder
 
     one_line = ConsoleSpanExporter(formatter=lambda s: s.to_json(indent=None) + "\\n")
     provider = TracerProvider()
@@ -199,7 +199,7 @@ def test_an_endpoint_that_does_not_answer_holds_neither_the_next_burst_nor_a_dra
 def test_beyond_its_bound_the_queue_drops_new_work_says_so_once_and_keeps_what_it_accepted(monkeypatch, caplog):
     monkeypatch.setattr(_finisher, "_GATHER_SECONDS", 0.01)
     monkeypatch.setattr(_finisher, "_MAX_QUEUED", 20)
-    caplog.set_level(logging.WARNING, logger="loratrace._finisher")
+    caplog.set_level(logging.WARNING, logger="loratrace.runtime.finisher")
     finisher = Finisher()
     holding, release = threading.Event(), threading.Event()
 

@@ -7,8 +7,8 @@ import pytest
 
 import loratrace
 from loratrace import semconv
-from loratrace._release_context import current_scope
-from loratrace._request_scopes import SERVING_SCOPES
+from loratrace.runtime.release_scope import current_scope
+from loratrace.runtime.request_scopes import SERVING_SCOPES
 from loratrace.errors import ConfigurationError
 
 

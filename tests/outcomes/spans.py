@@ -13,7 +13,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from loratrace import semconv
-from loratrace._span_sender import SpanSender
+from loratrace.runtime.span_sender import SpanSender
 from loratrace.errors import StoreError
 from loratrace.store import query
 

@@ -281,8 +281,8 @@ def test_fails_open_when_the_output_is_not_what_it_reads(telemetry: Telemetry, t
         return returned
 
     model = load_peft(tiny_models, "a1")
-    # the outcome is read off the calling thread (loratrace._finisher): wait for it inside the log capture
-    with caplog.at_level(logging.DEBUG, logger="loratrace.instrumentation"):
+    # the outcome is read off the calling thread (loratrace.runtime.finisher): wait for it inside the log capture
+    with caplog.at_level(logging.DEBUG, logger="loratrace"):
         result = model.generate(**tokenizer([PROMPT], return_tensors="pt"), custom_generate=custom_decoding)
         span = telemetry.only_span()
     assert result is returned
@@ -321,7 +321,7 @@ def test_pending_spans_keep_no_scores_or_cache_of_the_result_alive(telemetry: Te
     import threading
     import weakref
 
-    from loratrace._finisher import finisher
+    from loratrace.runtime.finisher import finisher
 
     model = load_peft(tiny_models, "a1")
     inputs = tokenizer([PROMPT], return_tensors="pt")

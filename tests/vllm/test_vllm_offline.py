@@ -256,7 +256,7 @@ def test_a_batch_larger_than_the_queues_keeps_every_request_span(
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from vllm import SamplingParams
 
-    from loratrace import _finisher
+    from loratrace.runtime import finisher as _finisher
 
     engine = spans
     monkeypatch.setattr(_finisher, "_MAX_QUEUED", 100)

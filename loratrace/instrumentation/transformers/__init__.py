@@ -32,9 +32,9 @@ from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from loratrace import semconv
-from loratrace._finisher import finisher
+from loratrace.runtime.finisher import finisher
 from loratrace._version import __version__
-from loratrace.instrumentation._generation import GenerationMetrics, GenerationRecorder
+from loratrace.runtime.generation import GenerationMetrics, GenerationRecorder
 from loratrace.instrumentation.transformers import _patching
 from loratrace.instrumentation.transformers.package import _instruments
 

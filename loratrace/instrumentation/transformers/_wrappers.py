@@ -20,7 +20,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 
 from loratrace import semconv
-from loratrace.instrumentation._generation import (
+from loratrace.runtime.generation import (
     CURRENT_SPAN_KEY,
     Generation,
     GenerationProfile,

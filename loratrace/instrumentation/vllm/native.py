@@ -19,7 +19,7 @@ from typing import Any
 from loratrace import semconv
 from loratrace.instrumentation.vllm import _attributes
 from loratrace.instrumentation.vllm._adapters import ADAPTERS
-from loratrace.instrumentation.vllm._patching import PATCHES, Binder, has_parameters, log_once
+from loratrace.instrumentation.patching import PATCHES, Binder, has_parameters, log_once
 from loratrace.instrumentation.vllm._settings import Settings
 from loratrace.instrumentation.vllm.server import GENERATION_HEADER
 

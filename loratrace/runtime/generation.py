@@ -3,7 +3,7 @@
 An instrumentor knows how to read its library (which adapter, how many tokens); this module knows what a
 generation span is: its name, the release context it inherits, the variant and fallback rules, the metrics it
 records, how errors are reported, and the deferred end inside a ``loratrace.context`` scope. The calling thread
-only captures facts; the SDK span and the metrics are made on the finisher thread (``loratrace._finisher``).
+only captures facts; the SDK span and the metrics are made on the finisher thread (``loratrace.runtime.finisher``).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from opentelemetry.sdk.trace.sampling import DEFAULT_ON
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags, Tracer
 
 from loratrace import semconv
-from loratrace._export_requests import EXPORT_WAIT_SECONDS, export_requests
-from loratrace._finisher import finisher
-from loratrace._release_context import CURRENT_SCOPE, Scope
+from loratrace.runtime.export_requests import EXPORT_WAIT_SECONDS, export_requests
+from loratrace.runtime.finisher import finisher
+from loratrace.runtime.release_scope import CURRENT_SCOPE, Scope
 
 logger = logging.getLogger(__name__)
 
@@ -623,7 +623,7 @@ class GenerationRecorder:
         # waited there, the serving thread's model calls ran slower: PeftModel.generate's own work by ~25 µs at
         # the median, 40-60 µs in the 3 s after a burst (bench/bench_transformers_two_cores.py, docs/benchmarks.md,
         # session 5); with them exported at once, by none. The export runs on loratrace's export thread, waited
-        # for a bounded time (``loratrace._export_requests``), so an exporter waiting on an unreachable endpoint
+        # for a bounded time (``loratrace.runtime.export_requests``), so an exporter waiting on an unreachable endpoint
         # holds no call and the next burst for at most that time. A tracer without a span processor (a proxy,
         # the no-op one) has nothing to export.
         processor = getattr(tracer, "span_processor", None)

@@ -19,7 +19,7 @@ import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.utils import unwrap
 
-from loratrace.instrumentation._generation import suppressed
+from loratrace.runtime.generation import suppressed
 
 logger = logging.getLogger(__name__)
 

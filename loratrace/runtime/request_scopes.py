@@ -25,7 +25,7 @@ import contextvars
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from loratrace._release_context import CURRENT_SCOPE, Scope, _attributes_from_arguments
+from loratrace.runtime.release_scope import CURRENT_SCOPE, Scope, _attributes_from_arguments
 from loratrace.errors import ConfigurationError
 
 # the scopes the next offline batch call serves its requests in, by position; read once per batch call
@@ -104,7 +104,7 @@ class RequestScopes:
 
 
 def request_scopes(contexts: Sequence[Mapping[str, Any]]) -> RequestScopes:
-    """Open one release-context scope per request of an offline batch (see :mod:`loratrace._request_scopes`).
+    """Open one release-context scope per request of an offline batch (see :mod:`loratrace.runtime.request_scopes`).
 
     Each mapping takes ``loratrace.context``'s keys (``cohort``, ``variant``, ``example_id``, ... and extra
     keys); every scope inherits the enclosing ``loratrace.context``.
