@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 from loratrace._version import __version__
 
 if TYPE_CHECKING:
-    from loratrace.runtime.annotations import mark_fallback, record_eval, record_schema_attempt
     from loratrace._feedback import record_feedback
+    from loratrace._setup import Instrumentation, force_flush, instrument, uninstrument
+    from loratrace.runtime.annotations import mark_fallback, record_eval, record_schema_attempt
     from loratrace.runtime.release_scope import context
     from loratrace.runtime.request_scopes import RequestScopes, request_scopes
-    from loratrace._setup import Instrumentation, force_flush, instrument, uninstrument
 
 __all__ = [
     "Instrumentation",

@@ -27,9 +27,9 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from loratrace.runtime.watched_exporters import EndpointWatch, WatchedMetricExporter, WatchedSpanExporter
-from loratrace.runtime.finisher import finisher
 from loratrace.errors import ConfigurationError, LoratraceWarning, StoreError
+from loratrace.runtime.finisher import finisher
+from loratrace.runtime.watched_exporters import EndpointWatch, WatchedMetricExporter, WatchedSpanExporter
 from loratrace.semconv import OPENINFERENCE_PROJECT_NAME
 
 logger = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from loratrace.runtime.request_scopes import RequestScopes
 from loratrace.errors import ConfigurationError
+from loratrace.runtime.request_scopes import RequestScopes
 
 EngineName = Literal["transformers", "vllm"]
 ENGINES: tuple[EngineName, ...] = ("transformers", "vllm")

@@ -15,9 +15,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import Span
 
 from loratrace import semconv
-from loratrace.runtime.release_scope import current_scope
 from loratrace.errors import ConfigurationError, LoratraceWarning
 from loratrace.runtime.generation import Generation
+from loratrace.runtime.release_scope import current_scope
 
 _MAX_ERROR_LENGTH = 1024
 _NO_GENERATION = (

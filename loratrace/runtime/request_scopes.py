@@ -25,8 +25,8 @@ import contextvars
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from loratrace.runtime.release_scope import CURRENT_SCOPE, Scope, _attributes_from_arguments
 from loratrace.errors import ConfigurationError
+from loratrace.runtime.release_scope import CURRENT_SCOPE, Scope, _attributes_from_arguments
 
 # the scopes the next offline batch call serves its requests in, by position; read once per batch call
 SERVING_SCOPES: contextvars.ContextVar[Sequence[Scope] | None] = contextvars.ContextVar(

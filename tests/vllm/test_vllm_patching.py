@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from loratrace.instrumentation.vllm import VLLMInstrumentor
 from loratrace.instrumentation.patching import PATCHES, Binder
+from loratrace.instrumentation.vllm import VLLMInstrumentor
 
 pytestmark = pytest.mark.vllm
 

@@ -32,11 +32,11 @@ from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from loratrace import semconv
-from loratrace.runtime.finisher import finisher
 from loratrace._version import __version__
-from loratrace.runtime.generation import GenerationMetrics, GenerationRecorder
 from loratrace.instrumentation.transformers import _patching
 from loratrace.instrumentation.transformers.package import _instruments
+from loratrace.runtime.finisher import finisher
+from loratrace.runtime.generation import GenerationMetrics, GenerationRecorder
 
 __all__ = ["TransformersInstrumentor"]
 

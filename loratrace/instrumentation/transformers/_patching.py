@@ -15,9 +15,9 @@ from typing import Any
 import wrapt
 from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 
-from loratrace.runtime.generation import GenerationRecorder, capture_content_enabled
 from loratrace.instrumentation.transformers import _wrappers
 from loratrace.instrumentation.transformers.package import _peft_instruments
+from loratrace.runtime.generation import GenerationRecorder, capture_content_enabled
 
 logger = logging.getLogger(__name__)
 

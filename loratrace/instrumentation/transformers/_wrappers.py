@@ -20,13 +20,6 @@ from typing import Any
 from opentelemetry import context as otel_context
 
 from loratrace import semconv
-from loratrace.runtime.generation import (
-    CURRENT_SPAN_KEY,
-    Generation,
-    GenerationProfile,
-    GenerationRecorder,
-    suppressed,
-)
 from loratrace.instrumentation._identity_cache import IdentityCache
 from loratrace.instrumentation.transformers import _peft_state
 from loratrace.instrumentation.transformers._content import (
@@ -40,6 +33,13 @@ from loratrace.instrumentation.transformers._outputs import (
     completion,
     count_input_tokens,
     request_attributes,
+)
+from loratrace.runtime.generation import (
+    CURRENT_SPAN_KEY,
+    Generation,
+    GenerationProfile,
+    GenerationRecorder,
+    suppressed,
 )
 
 logger = logging.getLogger(__name__)

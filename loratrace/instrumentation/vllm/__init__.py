@@ -19,11 +19,11 @@ from typing import Any
 from opentelemetry.instrumentation.dependencies import DependencyConflict, get_dependency_conflicts
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from loratrace.runtime.finisher import finisher
-from loratrace.instrumentation.vllm import lifecycle, native, offline, server
 from loratrace.instrumentation.patching import PATCHES
+from loratrace.instrumentation.vllm import lifecycle, native, offline, server
 from loratrace.instrumentation.vllm._settings import build_settings
 from loratrace.instrumentation.vllm.package import _instruments, _instruments_any
+from loratrace.runtime.finisher import finisher
 
 __all__ = ["VLLMInstrumentor"]
 

@@ -18,8 +18,8 @@ from typing import Any
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from loratrace import semconv
-from loratrace.instrumentation.vllm._adapters import ADAPTERS
 from loratrace.instrumentation.patching import PATCHES, Binder
+from loratrace.instrumentation.vllm._adapters import ADAPTERS
 from loratrace.instrumentation.vllm._settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from loratrace import semconv
+from loratrace.instrumentation.patching import PATCHES, Binder, has_parameters, log_once
 from loratrace.instrumentation.vllm import _attributes
 from loratrace.instrumentation.vllm._adapters import ADAPTERS
-from loratrace.instrumentation.patching import PATCHES, Binder, has_parameters, log_once
 from loratrace.instrumentation.vllm._settings import Settings
 from loratrace.instrumentation.vllm.server import GENERATION_HEADER
 

@@ -21,14 +21,14 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from loratrace import semconv
-from loratrace.runtime.finisher import finisher
-from loratrace.runtime.release_scope import CURRENT_SCOPE, Scope
-from loratrace.runtime.request_scopes import SERVING_SCOPES
-from loratrace.runtime.generation import Generation, GenerationProfile, capture_content_enabled
+from loratrace.instrumentation.patching import PATCHES, Binder
 from loratrace.instrumentation.vllm import _attributes
 from loratrace.instrumentation.vllm._adapters import ADAPTERS
-from loratrace.instrumentation.patching import PATCHES, Binder
 from loratrace.instrumentation.vllm._settings import Settings
+from loratrace.runtime.finisher import finisher
+from loratrace.runtime.generation import Generation, GenerationProfile, capture_content_enabled
+from loratrace.runtime.release_scope import CURRENT_SCOPE, Scope
+from loratrace.runtime.request_scopes import SERVING_SCOPES
 
 logger = logging.getLogger(__name__)
 

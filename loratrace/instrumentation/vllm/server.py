@@ -22,11 +22,11 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from loratrace import semconv
-from loratrace.runtime.generation import Generation
+from loratrace.instrumentation.patching import PATCHES, Binder
 from loratrace.instrumentation.vllm import _attributes
 from loratrace.instrumentation.vllm._adapters import ADAPTERS
-from loratrace.instrumentation.patching import PATCHES, Binder
 from loratrace.instrumentation.vllm._settings import Settings
+from loratrace.runtime.generation import Generation
 
 logger = logging.getLogger(__name__)
 
