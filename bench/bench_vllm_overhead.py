@@ -210,7 +210,7 @@ def _sdk_floor(run: Any, tracer_provider: Any, meter_provider: Any, *, repeats: 
 
     import loratrace
     from loratrace import semconv
-    from loratrace.runtime.generation import GenerationMetrics
+    from loratrace.runtime.recorder import GenerationMetrics
 
     captured = InMemorySpanExporter()
     capture_provider = TracerProvider()

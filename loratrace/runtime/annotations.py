@@ -8,15 +8,17 @@ exactly this until the next generation or the end of the scope.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import Span
 
 from loratrace import semconv
 from loratrace.errors import ConfigurationError, LoratraceWarning
 from loratrace.runtime.generation import Generation
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
 from loratrace.runtime.release_scope import current_scope
 
 _MAX_ERROR_LENGTH = 1024

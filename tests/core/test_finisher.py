@@ -20,13 +20,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from loratrace.runtime import finisher as _finisher
 from loratrace.runtime.finisher import Finisher
-from loratrace.runtime.generation import Generation, GenerationRecorder
+from loratrace.runtime.generation import Generation
+from loratrace.runtime.recorder import GenerationRecorder
 
 SCRIPT = textwrap.dedent(
     """
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
-    from loratrace.runtime.generation import GenerationRecorder
+    from loratrace.runtime.recorder import GenerationRecorder
 
     one_line = ConsoleSpanExporter(formatter=lambda s: s.to_json(indent=None) + "\\n")
     provider = TracerProvider()

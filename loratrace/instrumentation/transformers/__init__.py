@@ -36,7 +36,7 @@ from loratrace._version import __version__
 from loratrace.instrumentation.transformers import _patching
 from loratrace.instrumentation.transformers.package import _instruments
 from loratrace.runtime.finisher import finisher
-from loratrace.runtime.generation import GenerationMetrics, GenerationRecorder
+from loratrace.runtime.recorder import GenerationMetrics, GenerationRecorder
 
 __all__ = ["TransformersInstrumentor"]
 

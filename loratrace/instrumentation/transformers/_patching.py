@@ -17,7 +17,7 @@ from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 
 from loratrace.instrumentation.transformers import _wrappers
 from loratrace.instrumentation.transformers.package import _peft_instruments
-from loratrace.runtime.generation import GenerationRecorder, capture_content_enabled
+from loratrace.runtime.recorder import GenerationRecorder, capture_content_enabled
 
 logger = logging.getLogger(__name__)
 

@@ -34,13 +34,8 @@ from loratrace.instrumentation.transformers._outputs import (
     count_input_tokens,
     request_attributes,
 )
-from loratrace.runtime.generation import (
-    CURRENT_SPAN_KEY,
-    Generation,
-    GenerationProfile,
-    GenerationRecorder,
-    suppressed,
-)
+from loratrace.runtime.generation import CURRENT_SPAN_KEY, Generation, suppressed
+from loratrace.runtime.recorder import GenerationProfile, GenerationRecorder
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from opentelemetry.trace import Tracer
 
 from loratrace import semconv
 from loratrace._version import __version__
-from loratrace.runtime.generation import GenerationMetrics, GenerationRecorder
+from loratrace.runtime.recorder import GenerationMetrics, GenerationRecorder
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from loratrace.instrumentation.vllm import _attributes
 from loratrace.instrumentation.vllm._adapters import ADAPTERS
 from loratrace.instrumentation.vllm._settings import Settings
 from loratrace.runtime.finisher import finisher
-from loratrace.runtime.generation import Generation, GenerationProfile, capture_content_enabled
+from loratrace.runtime.generation import Generation
+from loratrace.runtime.recorder import GenerationProfile, capture_content_enabled
 from loratrace.runtime.release_scope import CURRENT_SCOPE, Scope
 from loratrace.runtime.request_scopes import SERVING_SCOPES
 
