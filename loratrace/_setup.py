@@ -30,6 +30,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from loratrace.errors import ConfigurationError, LoratraceWarning, StoreError
 from loratrace.runtime.finisher import finisher
 from loratrace.runtime.watched_exporters import EndpointWatch, WatchedMetricExporter, WatchedSpanExporter
+from loratrace.runtime.worker import CallRunner
 from loratrace.semconv import OPENINFERENCE_PROJECT_NAME
 
 logger = logging.getLogger(__name__)
@@ -78,30 +79,27 @@ def _flush_provider(provider: Any, deadline: float) -> bool:
 
     The SDK's BatchSpanProcessor ignores the timeout it is given (opentelemetry-python#4568) and waits for every
     batch's export: with an endpoint that does not answer, each batch retries to the exporter's own timeout (10 s
-    by default), so ``loratrace.force_flush(timeout_millis=5000)`` waited 52 s. The flush runs on a daemon thread
-    instead, and what it has not finished by the deadline it finishes in the background.
+    by default), so ``loratrace.force_flush(timeout_millis=5000)`` waited 52 s. The flush runs on
+    loratrace's flush thread instead, and what it has not finished by the deadline it finishes in the background.
     """
     flush = getattr(provider, "force_flush", None)
     if flush is None:
         return True
     remaining_s = max(0.0, deadline - time.monotonic())
-    outcome: list[bool] = []
 
-    def run() -> None:
+    def run() -> bool:
         try:
-            outcome.append(bool(flush(int(remaining_s * 1000))))
+            return bool(flush(int(remaining_s * 1000)))
         except Exception:
             logger.warning("loratrace could not flush %r", provider, exc_info=True)
-            outcome.append(False)
+            return False
 
-    thread = threading.Thread(target=run, name="loratrace-force-flush", daemon=True)
-    try:
-        thread.start()
-    except RuntimeError:  # Python 3.12+ starts no thread at interpreter shutdown (a flush from an atexit handler)
-        run()
-        return bool(outcome and outcome[0])
-    thread.join(remaining_s)
-    return bool(outcome and outcome[0])
+    finished, flushed = _calls.call(run, remaining_s)
+    return finished and bool(flushed)
+
+
+# the providers' force_flush and shutdown: calls that can hang on the network, waited for until a deadline
+_calls = CallRunner("loratrace-flush")
 
 
 _lock = threading.Lock()
@@ -414,24 +412,15 @@ def uninstrument(*, timeout_millis: int = 5_000) -> None:
 
 
 def _call_until(call: Any, deadline: float) -> None:
-    """Run ``call`` on a daemon thread, waiting for it until ``deadline`` (monotonic) at most."""
-    thread = threading.Thread(target=_logged(call), name="loratrace-shutdown", daemon=True)
-    try:
-        thread.start()
-    except RuntimeError:  # no new threads at interpreter shutdown (an atexit handler): run it here
-        _logged(call)()
-        return
-    thread.join(max(0.0, deadline - time.monotonic()))
+    """Run ``call`` on the flush thread, waiting for it until ``deadline`` (monotonic) at most."""
 
-
-def _logged(call: Any) -> Any:
     def run() -> None:
         try:
             call()
         except Exception:
             logger.warning("loratrace could not shut down %r", call, exc_info=True)
 
-    return run
+    _calls.call(run, deadline - time.monotonic())
 
 
 def force_flush(timeout_millis: int = 30_000) -> bool:

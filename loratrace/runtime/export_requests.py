@@ -19,71 +19,45 @@ to tens of them; an endpoint that does not answer costs each burst at most the w
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from loratrace.runtime.worker import BackgroundWorker
+
 logger = logging.getLogger(__name__)
 
 EXPORT_WAIT_SECONDS = 2.0
+# Requests merge (one export per processor per batch), so the queue holds at most one request per finisher burst
+# that came while an export hung: 1,024 are over half an hour of bursts each waiting its EXPORT_WAIT_SECONDS.
+_MAX_QUEUED = 1024
+
+Request = tuple[Callable[[], Any], threading.Event]
 
 
-class ExportRequests:
+class ExportRequests(BackgroundWorker[Request]):
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        # the exports asked for since the thread last looked, each with the event set once it has run
-        self._pending: dict[Callable[[], Any], threading.Event] = {}
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._after_fork)
+        super().__init__("loratrace-export", max_queued=_MAX_QUEUED)
 
     def request(self, export: Callable[[], Any], wait_s: float = 0.0) -> bool:
         """Run ``export()`` soon on the export thread, and wait up to ``wait_s`` for it; True if it ran by then.
         Asked again before it starts, it runs once."""
-        with self._lock:
-            started = self._thread is not None or self._start()
-            if started:
-                done = self._pending.get(export)
-                if done is None:
-                    done = self._pending[export] = threading.Event()
-        if not started:
-            export()  # no thread to be had (see _start): the caller waits for this one export
-            return True
-        self._wake.set()
-        return done.wait(wait_s) if wait_s > 0 else False
-
-    def _start(self) -> bool:
-        thread = threading.Thread(target=self._run, name="loratrace-export", daemon=True)
-        try:
-            thread.start()
-        except RuntimeError:
-            # Python 3.12+ starts no thread once the interpreter is shutting down, and the drain at exit asks
-            # for the last burst's export
+        done = threading.Event()
+        if not self.put((export, done)):
             return False
-        self._thread = thread
-        return True
+        return done.wait(wait_s) if wait_s > 0 else done.is_set()
 
-    def _run(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            with self._lock:
-                exports, self._pending = self._pending, {}
-            for export, done in exports.items():
-                try:
-                    export()
-                except Exception:  # an exporter's failure must never stop the thread
-                    logger.debug("loratrace could not export spans (%r)", export, exc_info=True)
+    def _handle(self, items: list[Request]) -> None:
+        merged: dict[Callable[[], Any], list[threading.Event]] = {}
+        for export, done in items:
+            merged.setdefault(export, []).append(done)
+        for export, waiting in merged.items():
+            try:
+                export()
+            except Exception:  # an exporter's failure must never stop the thread
+                logger.debug("loratrace could not export spans (%r)", export, exc_info=True)
+            for done in waiting:
                 done.set()
-
-    def _after_fork(self) -> None:
-        # The thread does not survive a fork; what the parent asked for is the parent's to export.
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._thread = None
-        self._pending = {}
 
 
 export_requests = ExportRequests()
