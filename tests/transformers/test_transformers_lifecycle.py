@@ -19,7 +19,8 @@ from opentelemetry.trace import StatusCode
 import loratrace
 from loratrace import semconv
 from loratrace.errors import LoratraceWarning
-from loratrace.instrumentation.transformers import TransformersInstrumentor, _content, _patching
+from loratrace.instrumentation.transformers import TransformersInstrumentor, _content
+from loratrace.instrumentation.transformers._wrappers import PATCHES
 
 PROMPT = "Invoices are due within"
 CAPTURE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -79,7 +80,7 @@ def test_uninstrument_restores_the_original_methods(
     # an import hook firing after uninstrument does nothing
     import transformers.generation.utils
 
-    _patching._on_import(transformers.generation.utils)
+    PATCHES._on_import(transformers.generation.utils)
     assert _patched_methods(capture=True) == originals
     # and instrumenting again works
     _instrument(uninstrumented)

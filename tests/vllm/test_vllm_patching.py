@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from loratrace.instrumentation.patching import PATCHES, Binder
+from loratrace.instrumentation.patching import Binder
 from loratrace.instrumentation.vllm import VLLMInstrumentor
+from loratrace.instrumentation.vllm._patches import PATCHES
 
 pytestmark = pytest.mark.vllm
 

@@ -28,15 +28,14 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from loratrace import semconv
-from loratrace._version import __version__
+from loratrace.instrumentation.settings import build_settings
 from loratrace.instrumentation.transformers import _patching
+from loratrace.instrumentation.transformers._wrappers import PATCHES
 from loratrace.instrumentation.transformers.package import _instruments
 from loratrace.runtime.finisher import finisher
-from loratrace.runtime.recorder import GenerationMetrics, GenerationRecorder
 
 __all__ = ["TransformersInstrumentor"]
 
@@ -48,13 +47,15 @@ class TransformersInstrumentor(BaseInstrumentor):
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
-        tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
-        meter = metrics.get_meter(__name__, __version__, meter_provider=kwargs.get("meter_provider"))
-        recorder = GenerationRecorder(tracer, GenerationMetrics(meter), provider=semconv.PROVIDER_HUGGINGFACE)
-        _patching.enable(recorder)
+        settings = build_settings(
+            __name__, semconv.PROVIDER_HUGGINGFACE, kwargs.get("tracer_provider"), kwargs.get("meter_provider")
+        )
+        self._settings = settings
+        PATCHES.enable(_patching.patchers(settings))
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        recorder = _patching.disable()
+        PATCHES.disable()
         finisher.drain()  # spans of calls made while instrumented are complete when this returns
-        if recorder is not None:
-            recorder.close()
+        settings, self._settings = getattr(self, "_settings", None), None
+        if settings is not None:
+            settings.close()

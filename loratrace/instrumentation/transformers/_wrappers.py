@@ -21,6 +21,8 @@ from opentelemetry import context as otel_context
 
 from loratrace import semconv
 from loratrace.instrumentation._identity_cache import IdentityCache
+from loratrace.instrumentation.patching import Patches
+from loratrace.instrumentation.settings import Settings
 from loratrace.instrumentation.transformers import _peft_state
 from loratrace.instrumentation.transformers._content import (
     PIPELINE_TOKENIZER,
@@ -35,23 +37,15 @@ from loratrace.instrumentation.transformers._outputs import (
     request_attributes,
 )
 from loratrace.runtime.generation import CURRENT_SPAN_KEY, Generation, suppressed
-from loratrace.runtime.recorder import GenerationProfile, GenerationRecorder
+from loratrace.runtime.recorder import GenerationProfile
 
 logger = logging.getLogger(__name__)
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
 
-class Settings:
-    """What the wrappers read at call time; ``uninstrument`` clears ``enabled`` before unwrapping."""
-
-    __slots__ = ("capture_content", "enabled", "recorder")
-
-    def __init__(self) -> None:
-        self.enabled = False
-        self.recorder: GenerationRecorder | None = None
-        # read once when instrumenting: an environment lookup per call costs more than the rest of the wrapper
-        self.capture_content = False
+# the transformers instrumentor's patches; wrappers read ``PATCHES.on``, which ``uninstrument`` clears first
+PATCHES = Patches("transformers")
 
 
 class FirstTokenStreamer:
@@ -168,9 +162,9 @@ def _request_attributes(call: GenerateCall) -> dict[str, Any]:
 
 def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelInfo, Any, Any]]) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        recorder = settings.recorder
-        if recorder is None:
+        if not PATCHES.on:
             return wrapped(*args, **kwargs)
+        recorder = settings.recorder
         parent = otel_context.get_current()
         if suppressed(parent):  # OpenTelemetry's suppress_instrumentation()
             return wrapped(*args, **kwargs)
@@ -270,7 +264,7 @@ def pipeline_wrapper(settings: Settings) -> Wrapper:
     """For ``Pipeline.__call__``: hands the pipeline's tokenizer to generate, for content capture."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not settings.enabled or not settings.capture_content:
+        if not PATCHES.on or not settings.capture_content:
             return wrapped(*args, **kwargs)
         token = PIPELINE_TOKENIZER.set(getattr(instance, "tokenizer", None))
         try:
@@ -292,7 +286,7 @@ def load_adapter_wrapper(settings: Settings) -> Wrapper:
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         result = wrapped(*args, **kwargs)
-        if settings.enabled:
+        if PATCHES.on:
             try:
                 arguments = _bound_arguments(wrapped, args, kwargs)
                 _peft_state.record_source(
@@ -313,7 +307,7 @@ def merge_and_unload_wrapper(settings: Settings) -> Wrapper:
     """For ``BaseTuner.merge_and_unload``: the returned model keeps a record of the adapter merged in."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not settings.enabled:
+        if not PATCHES.on:
             return wrapped(*args, **kwargs)
         reading = None
         try:
@@ -338,7 +332,7 @@ def unload_wrapper(settings: Settings) -> Wrapper:
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         result = wrapped(*args, **kwargs)
-        if settings.enabled:
+        if PATCHES.on:
             _peft_state.forget_owner(result)
         return result
 

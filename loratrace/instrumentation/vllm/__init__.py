@@ -19,9 +19,10 @@ from typing import Any
 from opentelemetry.instrumentation.dependencies import DependencyConflict, get_dependency_conflicts
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from loratrace.instrumentation.patching import PATCHES
+from loratrace import semconv
+from loratrace.instrumentation.settings import build_settings
 from loratrace.instrumentation.vllm import lifecycle, native, offline, server
-from loratrace.instrumentation.vllm._settings import build_settings
+from loratrace.instrumentation.vllm._patches import PATCHES
 from loratrace.instrumentation.vllm.package import _instruments, _instruments_any
 from loratrace.runtime.finisher import finisher
 
@@ -39,7 +40,14 @@ class VLLMInstrumentor(BaseInstrumentor):
         return get_dependency_conflicts(_instruments, _instruments_any)
 
     def _instrument(self, **kwargs: Any) -> None:
-        settings = build_settings(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        settings = build_settings(
+            "loratrace.instrumentation.vllm",
+            semconv.PROVIDER_VLLM,
+            kwargs.get("tracer_provider"),
+            kwargs.get("meter_provider"),
+            unmetered_recorder=True,
+            load_duration=True,
+        )
         self._settings = settings
         patchers: dict[str, list[Any]] = {}
         for module_patchers in (
@@ -57,5 +65,4 @@ class VLLMInstrumentor(BaseInstrumentor):
         finisher.drain()  # spans of calls made while instrumented are complete when this returns
         settings, self._settings = getattr(self, "_settings", None), None
         if settings is not None:
-            settings.recorder.close()
-            settings.unmetered_recorder.close()
+            settings.close()

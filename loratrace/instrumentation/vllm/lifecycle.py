@@ -18,9 +18,10 @@ from typing import Any
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from loratrace import semconv
-from loratrace.instrumentation.patching import PATCHES, Binder
+from loratrace.instrumentation.patching import Binder
+from loratrace.instrumentation.settings import Settings
 from loratrace.instrumentation.vllm._adapters import ADAPTERS
-from loratrace.instrumentation.vllm._settings import Settings
+from loratrace.instrumentation.vllm._patches import PATCHES
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,8 @@ def _loaded(
     labels = {semconv.ADAPTER_NAME: name}
     if base:
         labels[semconv.BASE_MODEL_NAME] = base
-    settings.load_duration.record(duration, labels)
+    if settings.load_duration is not None:
+        settings.load_duration.record(duration, labels)
 
 
 def _error(span: Span, error_type: str, message: str) -> None:

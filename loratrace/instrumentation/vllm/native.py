@@ -17,10 +17,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from loratrace import semconv
-from loratrace.instrumentation.patching import PATCHES, Binder, has_parameters, log_once
+from loratrace.instrumentation.patching import Binder, has_parameters, log_once
+from loratrace.instrumentation.settings import Settings
 from loratrace.instrumentation.vllm import _attributes
 from loratrace.instrumentation.vllm._adapters import ADAPTERS
-from loratrace.instrumentation.vllm._settings import Settings
+from loratrace.instrumentation.vllm._patches import PATCHES
 from loratrace.instrumentation.vllm.server import GENERATION_HEADER
 
 logger = logging.getLogger(__name__)

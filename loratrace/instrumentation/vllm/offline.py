@@ -21,10 +21,11 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from loratrace import semconv
-from loratrace.instrumentation.patching import PATCHES, Binder
+from loratrace.instrumentation.patching import Binder
+from loratrace.instrumentation.settings import Settings
 from loratrace.instrumentation.vllm import _attributes
 from loratrace.instrumentation.vllm._adapters import ADAPTERS
-from loratrace.instrumentation.vllm._settings import Settings
+from loratrace.instrumentation.vllm._patches import PATCHES
 from loratrace.runtime.finisher import finisher
 from loratrace.runtime.generation import Generation
 from loratrace.runtime.recorder import GenerationProfile, capture_content_enabled

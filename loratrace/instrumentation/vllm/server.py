@@ -22,10 +22,11 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from loratrace import semconv
-from loratrace.instrumentation.patching import PATCHES, Binder
+from loratrace.instrumentation.patching import Binder
+from loratrace.instrumentation.settings import Settings
 from loratrace.instrumentation.vllm import _attributes
 from loratrace.instrumentation.vllm._adapters import ADAPTERS
-from loratrace.instrumentation.vllm._settings import Settings
+from loratrace.instrumentation.vllm._patches import PATCHES
 from loratrace.runtime.generation import Generation
 
 logger = logging.getLogger(__name__)
@@ -175,7 +176,7 @@ def _start_call(settings: Settings, serving: Any, operation: str, arguments: dic
     elif asked == base or models.is_base_model(asked):
         response_model = base
     else:  # vLLM answers 404: nothing served it, so the span claims no response model (the asked name stays)
-        recorder = settings.unmetered_recorder
+        recorder = settings.unmetered_recorder or settings.recorder
         response_model = None
     parent = None
     headers = getattr(raw_request, "headers", None)
