@@ -9,9 +9,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from loratrace._lazy import lazy_attributes
 from loratrace._version import __version__
 
 if TYPE_CHECKING:
@@ -53,17 +53,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        msg = f"module 'loratrace' has no attribute {name!r}"
-        raise AttributeError(msg)
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    # the API and the submodules loaded so far, not this module's own helpers
-    loaded = [name for name, value in globals().items() if getattr(value, "__name__", "").startswith("loratrace.")]
-    return sorted({*__all__, *loaded})
+__getattr__, __dir__ = lazy_attributes(__name__, _HOMES, globals(), __all__)

@@ -193,38 +193,26 @@ def _exporters(signal: str) -> list[ExporterName]:
     return names  # type: ignore[return-value]
 
 
-def _span_exporter(endpoint: str | None, protocol: Protocol, headers: Mapping[str, str] | None) -> Any:
-    url = _signal_endpoint(endpoint, protocol, "traces")
+# signal -> (the OTLP exporter module under opentelemetry.exporter.otlp.proto.<transport>, its class)
+_OTLP_EXPORTERS = {
+    "traces": ("trace_exporter", "OTLPSpanExporter"),
+    "metrics": ("metric_exporter", "OTLPMetricExporter"),
+}
+
+
+def _otlp_exporter(signal: str, endpoint: str | None, protocol: Protocol, headers: Mapping[str, str] | None) -> Any:
+    """The OTLP exporter of ``signal`` (``traces`` or ``metrics``) for ``protocol``, imported on use (the gRPC
+    exporters load grpcio)."""
+    url = _signal_endpoint(endpoint, protocol, signal)
     kwargs: dict[str, Any] = {"headers": dict(headers)} if headers else {}
     if url is not None:
         kwargs["endpoint"] = url
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
-
-        if url is not None and url.startswith("http://"):
-            kwargs["insecure"] = True
-        return GrpcSpanExporter(**kwargs)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    return OTLPSpanExporter(**kwargs)
-
-
-def _metric_exporter(endpoint: str | None, protocol: Protocol, headers: Mapping[str, str] | None) -> Any:
-    url = _signal_endpoint(endpoint, protocol, "metrics")
-    kwargs: dict[str, Any] = {"headers": dict(headers)} if headers else {}
-    if url is not None:
-        kwargs["endpoint"] = url
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-            OTLPMetricExporter as GrpcMetricExporter,
-        )
-
-        if url is not None and url.startswith("http://"):
-            kwargs["insecure"] = True
-        return GrpcMetricExporter(**kwargs)
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-    return OTLPMetricExporter(**kwargs)
+    transport = "grpc" if protocol == "grpc" else "http"
+    if transport == "grpc" and url is not None and url.startswith("http://"):
+        kwargs["insecure"] = True
+    module_name, class_name = _OTLP_EXPORTERS[signal]
+    module = importlib.import_module(f"opentelemetry.exporter.otlp.proto.{transport}.{module_name}")
+    return getattr(module, class_name)(**kwargs)
 
 
 def _own_tracer_provider(
@@ -238,7 +226,7 @@ def _own_tracer_provider(
     provider = TracerProvider(resource=resource)
     for name in _exporters("traces"):
         if name == "otlp":
-            exporter = WatchedSpanExporter(_span_exporter(endpoint, protocol, headers), watch)
+            exporter = WatchedSpanExporter(_otlp_exporter("traces", endpoint, protocol, headers), watch)
         else:
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
@@ -260,7 +248,7 @@ def _own_meter_provider(
     readers = []
     for name in _exporters("metrics"):
         if name == "otlp":
-            exporter: Any = WatchedMetricExporter(_metric_exporter(endpoint, protocol, headers), watch)
+            exporter: Any = WatchedMetricExporter(_otlp_exporter("metrics", endpoint, protocol, headers), watch)
         else:
             exporter = ConsoleMetricExporter(out=sys.stdout)
         readers.append(PeriodicExportingMetricReader(exporter))

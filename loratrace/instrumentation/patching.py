@@ -118,6 +118,13 @@ class Patches:
             self._applied.append((owner, attribute, vars(owner)[attribute]))
         return True
 
+    def bound(
+        self, binder: Binder, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """A wrapped method call's arguments by name, when it is to be traced: instrumented (``enabled``) and the
+        arguments bind. None means: run the call untraced."""
+        return binder.bind(instance, args, kwargs) if self.enabled else None
+
     def disable(self) -> None:
         with self._lock:
             self.on = False

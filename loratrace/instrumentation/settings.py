@@ -10,6 +10,8 @@ from opentelemetry.trace import Tracer
 
 from loratrace import semconv
 from loratrace._version import __version__
+from loratrace.instrumentation.patching import Patches
+from loratrace.runtime.finisher import finisher
 from loratrace.runtime.recorder import GenerationMetrics, GenerationRecorder, capture_content_enabled
 
 
@@ -61,3 +63,12 @@ def build_settings(
             else None
         ),
     )
+
+
+def stop_instrumenting(patches: Patches, settings: Settings | None) -> None:
+    """Undo an instrumentor: unwrap its patches, then close its recorders once the spans of the calls made while
+    instrumented are complete (they are when this returns)."""
+    patches.disable()
+    finisher.drain()
+    if settings is not None:
+        settings.close()

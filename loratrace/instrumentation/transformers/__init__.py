@@ -31,11 +31,10 @@ from typing import Any
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from loratrace import semconv
-from loratrace.instrumentation.settings import build_settings
+from loratrace.instrumentation.settings import build_settings, stop_instrumenting
 from loratrace.instrumentation.transformers import _patching
 from loratrace.instrumentation.transformers._wrappers import PATCHES
 from loratrace.instrumentation.transformers.package import _instruments
-from loratrace.runtime.finisher import finisher
 
 __all__ = ["TransformersInstrumentor"]
 
@@ -54,8 +53,5 @@ class TransformersInstrumentor(BaseInstrumentor):
         PATCHES.enable(_patching.patchers(settings))
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        PATCHES.disable()
-        finisher.drain()  # spans of calls made while instrumented are complete when this returns
         settings, self._settings = getattr(self, "_settings", None), None
-        if settings is not None:
-            settings.close()
+        stop_instrumenting(PATCHES, settings)

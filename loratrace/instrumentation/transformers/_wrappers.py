@@ -10,10 +10,11 @@ the user's call runs, and returns, exactly as it would without loratrace.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -281,13 +282,22 @@ def _bound_arguments(wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs:
     return {**arguments, **(extra or {})}
 
 
+@contextlib.contextmanager
+def _failing_open(what: str) -> Iterator[None]:
+    """Around loratrace's own reading of a call: a failure is logged and the user's call goes on as without it."""
+    try:
+        yield
+    except Exception:
+        logger.debug("loratrace could not %s", what, exc_info=True)
+
+
 def load_adapter_wrapper(settings: Settings) -> Wrapper:
     """For ``PeftModel.load_adapter`` (``from_pretrained`` calls it): remembers where adapters came from."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         result = wrapped(*args, **kwargs)
         if PATCHES.on:
-            try:
+            with _failing_open("record the source of a loaded adapter"):
                 arguments = _bound_arguments(wrapped, args, kwargs)
                 _peft_state.record_source(
                     instance.base_model,
@@ -296,8 +306,6 @@ def load_adapter_wrapper(settings: Settings) -> Wrapper:
                     arguments.get("revision"),
                 )
                 _peft_info(instance)
-            except Exception:
-                logger.debug("loratrace could not record the source of a loaded adapter", exc_info=True)
         return result
 
     return wrapper
@@ -310,18 +318,14 @@ def merge_and_unload_wrapper(settings: Settings) -> Wrapper:
         if not PATCHES.on:
             return wrapped(*args, **kwargs)
         reading = None
-        try:
+        with _failing_open("identify the adapter being merged"):
             # read before merging: the LoRA weights the id hashes are gone afterwards
             reading = _peft_state.read_merging(instance, _bound_arguments(wrapped, args, kwargs).get("adapter_names"))
-        except Exception:
-            logger.debug("loratrace could not identify the adapter being merged", exc_info=True)
         result = wrapped(*args, **kwargs)
-        try:
+        with _failing_open("record the merged adapter"):
             _peft_state.forget_owner(result)
             if reading is not None:
                 _peft_state.record_merge(result, reading)
-        except Exception:
-            logger.debug("loratrace could not record the merged adapter", exc_info=True)
         return result
 
     return wrapper

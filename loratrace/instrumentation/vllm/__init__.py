@@ -20,11 +20,10 @@ from opentelemetry.instrumentation.dependencies import DependencyConflict, get_d
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from loratrace import semconv
-from loratrace.instrumentation.settings import build_settings
+from loratrace.instrumentation.settings import build_settings, stop_instrumenting
 from loratrace.instrumentation.vllm import lifecycle, native, offline, server
 from loratrace.instrumentation.vllm._patches import PATCHES
 from loratrace.instrumentation.vllm.package import _instruments, _instruments_any
-from loratrace.runtime.finisher import finisher
 
 __all__ = ["VLLMInstrumentor"]
 
@@ -61,8 +60,5 @@ class VLLMInstrumentor(BaseInstrumentor):
         PATCHES.enable(patchers)
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        PATCHES.disable()
-        finisher.drain()  # spans of calls made while instrumented are complete when this returns
         settings, self._settings = getattr(self, "_settings", None), None
-        if settings is not None:
-            settings.close()
+        stop_instrumenting(PATCHES, settings)

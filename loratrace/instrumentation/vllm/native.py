@@ -77,9 +77,7 @@ def _engine_init(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: 
 
 def _do_tracing_wrapper(binder: Binder) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        if not PATCHES.enabled:
-            return wrapped(*args, **kwargs)
-        arguments = binder.bind(instance, args, kwargs)
+        arguments = PATCHES.bound(binder, instance, args, kwargs)
         if arguments is None:
             return wrapped(*args, **kwargs)
         headers = getattr(arguments.get("engine_core_output"), "trace_headers", None) or {}

@@ -61,9 +61,7 @@ def _wrapper(settings: Settings, llm_class: type, method: str, operation: str) -
     span_name = f"vllm.LLM.{method}"
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        if not PATCHES.enabled:
-            return wrapped(*args, **kwargs)
-        arguments = binder.bind(instance, args, kwargs)
+        arguments = PATCHES.bound(binder, instance, args, kwargs)
         if arguments is None:
             return wrapped(*args, **kwargs)
         try:

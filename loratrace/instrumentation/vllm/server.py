@@ -197,9 +197,7 @@ def _start_call(settings: Settings, serving: Any, operation: str, arguments: dic
 
 def _serving_wrapper(settings: Settings, binder: Binder, operation: str) -> Callable[..., Any]:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        if not PATCHES.enabled:
-            return await wrapped(*args, **kwargs)
-        arguments = binder.bind(instance, args, kwargs)
+        arguments = PATCHES.bound(binder, instance, args, kwargs)
         if arguments is None:
             return await wrapped(*args, **kwargs)
         try:
@@ -253,9 +251,7 @@ async def _finish_when_streamed(call: _ServerCall, stream: Any) -> AsyncIterator
 def _engine_generate_wrapper(binder: Binder) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         call = _current_call.get()
-        if call is None or not PATCHES.enabled:
-            return wrapped(*args, **kwargs)
-        arguments = binder.bind(instance, args, kwargs)
+        arguments = PATCHES.bound(binder, instance, args, kwargs) if call is not None else None
         if arguments is None:
             return wrapped(*args, **kwargs)
         try:
