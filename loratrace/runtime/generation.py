@@ -3,7 +3,7 @@
 A ``Generation`` is current while its model call runs, under ids it announces; the calling thread only captures
 facts, and the SDK span is built later on the finisher thread (``loratrace.runtime.finisher``) under those ids.
 That takes four things from the SDK beyond its API, all here (``tests/core/test_sdk_coupling.py`` pins them):
-the tracer's ``id_generator`` (swapped for ``_AnnouncedIds`` while a recorder uses it), its ``sampler`` (asked
+the tracer's ``id_generator`` (swapped for ``AnnouncedIds`` while a recorder uses it), its ``sampler`` (asked
 for the flags announced during the call; ``DEFAULT_ON`` is recognised and not asked), its ``span_processor``
 (whose ``force_flush`` exports a finisher burst), and ``RandomIdGenerator`` for a tracer with no generator.
 The profile, the metrics and the recorder are in ``loratrace.runtime.recorder``.
@@ -72,7 +72,7 @@ _LOCK = threading.Lock()
 _OUTCOME_KEYS = ("input_tokens", "output_tokens", "finish_reasons", "ttft_s", "extra")
 
 
-class _AnnouncedIds(IdGenerator):
+class AnnouncedIds(IdGenerator):
     """The ids a generation was announced under while its call ran, for the tracer that later builds its span.
 
     Installed as the ``id_generator`` of loratrace's own tracer object only (the SDK caches one tracer per
@@ -469,7 +469,7 @@ def _outcome_attributes(
 
 
 # --- what a recorder takes from an SDK tracer ------------------------------------------------------------------
-def lend_announced_ids(tracer: Tracer) -> tuple[_AnnouncedIds | None, IdGenerator]:
+def lend_announced_ids(tracer: Tracer) -> tuple[AnnouncedIds | None, IdGenerator]:
     """(the announced-ids generator installed on ``tracer``, the generator that makes new ids).
 
     An SDK tracer builds each span under the ids its generation announced during the call; any other tracer (a
@@ -478,16 +478,16 @@ def lend_announced_ids(tracer: Tracer) -> tuple[_AnnouncedIds | None, IdGenerato
     """
     with _ANNOUNCED_IDS_LOCK:
         id_generator = getattr(tracer, "id_generator", None)
-        if isinstance(id_generator, IdGenerator) and not isinstance(id_generator, _AnnouncedIds):
-            id_generator = _AnnouncedIds(id_generator)
+        if isinstance(id_generator, IdGenerator) and not isinstance(id_generator, AnnouncedIds):
+            id_generator = AnnouncedIds(id_generator)
             tracer.id_generator = id_generator  # type: ignore[attr-defined]
-        if isinstance(id_generator, _AnnouncedIds):
+        if isinstance(id_generator, AnnouncedIds):
             id_generator.users += 1
             return id_generator, id_generator.fallback
     return None, RandomIdGenerator()
 
 
-def return_announced_ids(tracer: Tracer, announced: _AnnouncedIds) -> None:
+def return_announced_ids(tracer: Tracer, announced: AnnouncedIds) -> None:
     """Give ``tracer`` its own id generator back once no recorder needs announced ids."""
     with _ANNOUNCED_IDS_LOCK:
         announced.users -= 1

@@ -17,8 +17,8 @@ from opentelemetry.trace import SpanKind, Tracer
 
 from loratrace import semconv
 from loratrace.runtime.generation import (
+    AnnouncedIds,
     Generation,
-    _AnnouncedIds,
     export_request,
     lend_announced_ids,
     return_announced_ids,
@@ -175,7 +175,7 @@ class GenerationRecorder:
         self.tracer = tracer
         self.metrics = metrics
         self.provider = provider
-        self.announced_ids: _AnnouncedIds | None
+        self.announced_ids: AnnouncedIds | None
         self.announced_ids, self.new_ids = lend_announced_ids(tracer)
         # Asked for after each burst of the finisher, so a burst's spans are exported together at once instead of
         # waiting in a BatchSpanProcessor for its schedule delay (5 s by default). While ~400 finished spans
