@@ -34,6 +34,14 @@ SPAN_PATH = sorted(
 # what builds providers and exporters (not the span path): they use the SDK's public construction API
 PROVIDER_BUILDERS = {PACKAGE / "runtime" / "watched_exporters.py", PACKAGE / "runtime" / "span_sender.py"}
 
+BASE_MODEL_CALL = {
+    "operation": "text_completion",
+    "request_model": "tiny-llama",
+    "response_model": "tiny-llama",
+    "attributes": {},
+    "adapter_name": None,
+    "base_model": "tiny-llama",
+}
 SDK_NAMES = {"IdGenerator", "RandomIdGenerator", "DEFAULT_ON"}
 TRACER_ATTRIBUTES = {"id_generator", "sampler", "span_processor"}
 
@@ -121,14 +129,7 @@ def test_a_recorder_asks_the_tracers_sampler_for_the_flags_it_announces():
     provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF))
     recorder = GenerationRecorder(provider.get_tracer("coupling-test"), None, provider="test")
     try:
-        started = recorder.start(
-            operation="text_completion",
-            request_model="tiny-llama",
-            response_model="tiny-llama",
-            attributes={},
-            adapter_name=None,
-            base_model="tiny-llama",
-        )
+        started = recorder.start(**BASE_MODEL_CALL)
         assert not started.get_span_context().trace_flags.sampled
         started.finish()
     finally:
