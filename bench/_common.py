@@ -88,7 +88,7 @@ class BackgroundClock:
     BURST_NS = 200_000
 
     def __init__(self) -> None:
-        from loratrace._finisher import finisher
+        from loratrace.runtime.finisher import finisher
 
         self._finisher = finisher
 

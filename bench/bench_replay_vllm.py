@@ -83,7 +83,7 @@ class InterleavedBare:
     """
 
     def __init__(self, engine, settings) -> None:
-        from loratrace._finisher import finisher
+        from loratrace.runtime.finisher import finisher
 
         self._engine, self._finisher = engine, finisher
         self._params = engine.sampling_params(settings, 0)

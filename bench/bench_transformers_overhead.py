@@ -353,9 +353,9 @@ def main() -> None:
     parser.add_argument("--report", type=Path, help="print the tables of a --save-samples file, measuring nothing")
     options = parser.parse_args()
     if options.block_seconds is None:
-        from loratrace import _finisher
+        from loratrace.runtime import finisher as _finisher
 
-        gather = options.gather_seconds if options.gather_seconds is not None else _finisher._GATHER_SECONDS
+        gather = options.gather_seconds if options.gather_seconds is not None else _finisher.finisher.gather_seconds
         options.block_seconds = 2 * gather + 0.5
     if options.report is not None:
         _report(json.loads(options.report.read_text()))
@@ -421,21 +421,21 @@ def _worker(options: argparse.Namespace) -> dict[str, Any]:
     def nothing() -> None:
         return None
 
-    from loratrace import _finisher
+    from loratrace.runtime import finisher as _finisher
 
     if options.gather_seconds is not None:  # bench-only experiment knob on loratrace's internal finisher
-        _finisher._GATHER_SECONDS = options.gather_seconds
-    gather_seconds = _finisher._GATHER_SECONDS
+        _finisher.finisher.gather_seconds = options.gather_seconds
+    gather_seconds = _finisher.finisher.gather_seconds
 
     def loratrace_deferred_on() -> None:
         # bench-only: the background thread waits until the block ends (uninstrument drains it, outside the
         # timed calls), which isolates the serving thread's own cost from the background thread's contention
-        _finisher._GATHER_SECONDS = 3600.0
+        _finisher.finisher.gather_seconds = 3600.0
         loratrace_on()
 
     def loratrace_deferred_off() -> None:
         loratrace.uninstrument()
-        _finisher._GATHER_SECONDS = gather_seconds
+        _finisher.finisher.gather_seconds = gather_seconds
 
     conditions = [
         Condition("uninstrumented", nothing, nothing),

@@ -84,9 +84,9 @@ def _worker(options: argparse.Namespace) -> None:
     import loratrace
 
     if options.hold_background:  # bench-only experiment knob on loratrace's internal finisher
-        from loratrace import _finisher
+        from loratrace.runtime import finisher as _finisher
 
-        _finisher._GATHER_SECONDS = 3600.0
+        _finisher.finisher.gather_seconds = 3600.0
     _pin(options.role)
     call = _call(options.workload, options.new_tokens)
     inner = InnerTimer(GenerationMixin)  # beneath loratrace's wrappers: the model's own generate

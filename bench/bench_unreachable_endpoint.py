@@ -46,16 +46,14 @@ def _worker(condition: str, seconds: float, refused: bool) -> dict[str, object]:
     import logging
 
     import loratrace
-    from loratrace._finisher import finisher
+    from loratrace.runtime.finisher import finisher
 
     logging.disable(logging.WARNING)  # the exporter logs every failed attempt
     endpoint, listening = _endpoint(refused)
     call, _model, _inputs = make_peft_call(1)
-    loratrace.instrument(endpoint=endpoint, libraries=["transformers"])
+    state = loratrace.instrument(endpoint=endpoint, libraries=["transformers"])
     if condition == "export-on-finisher":
-        from loratrace.instrumentation.transformers._patching import SETTINGS
-
-        recorder = SETTINGS.recorder  # bench-only: put session 5's behaviour back
+        recorder = state.instrumentors["transformers"]._settings.recorder  # bench-only: put session 5's behaviour back
         recorder.request_export = recorder.tracer.span_processor.force_flush
     samples = []
     start = time.monotonic()

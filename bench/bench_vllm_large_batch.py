@@ -37,7 +37,7 @@ def main() -> None:
     from vllm.lora.request import LoRARequest
 
     import loratrace
-    from loratrace._export_requests import export_requests
+    from loratrace.runtime.export_requests import export_requests
 
     models = fixture_models()
     store = Path(tempfile.mkdtemp(prefix="loratrace-large-batch-"))

@@ -154,12 +154,12 @@ def _per_request_costs(run: Any, instrument: Any, uninstrument: Any, *, repeats:
     from _inner_timer import InnerTimer
     from vllm import LLM
 
-    from loratrace import _finisher
+    from loratrace.runtime import finisher as _finisher
 
     timer = InnerTimer(LLM)
-    gather = _finisher._GATHER_SECONDS
+    gather = _finisher.finisher.gather_seconds
     timer.install()
-    _finisher._GATHER_SECONDS = 3600.0  # one batch (259 spans) stays below the early-burst threshold of 512
+    _finisher.finisher.gather_seconds = 3600.0  # one batch (259 spans) stays below the early-burst threshold of 512
     calling: dict[bool, list[float]] = {False: [], True: []}
     background: list[float] = []
     try:
@@ -176,7 +176,7 @@ def _per_request_costs(run: Any, instrument: Any, uninstrument: Any, *, repeats:
                     background.append((time.perf_counter_ns() - started) / prompts / 1000)
                     uninstrument()
     finally:
-        _finisher._GATHER_SECONDS = gather
+        _finisher.finisher.gather_seconds = gather
         timer.remove()
     return {
         "calling_thread_us_per_request": statistics.median(calling[True]) - statistics.median(calling[False]),
@@ -197,7 +197,7 @@ def _sdk_floor(run: Any, tracer_provider: Any, meter_provider: Any, *, repeats: 
 
     import loratrace
     from loratrace import semconv
-    from loratrace.instrumentation._generation import GenerationMetrics
+    from loratrace.runtime.recorder import GenerationMetrics
 
     captured = InMemorySpanExporter()
     capture_provider = TracerProvider()

@@ -9,17 +9,17 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from loratrace._lazy import lazy_attributes
 from loratrace._version import __version__
 
 if TYPE_CHECKING:
-    from loratrace._annotations import mark_fallback, record_eval, record_schema_attempt
     from loratrace._feedback import record_feedback
-    from loratrace._release_context import context
-    from loratrace._request_scopes import RequestScopes, request_scopes
     from loratrace._setup import Instrumentation, force_flush, instrument, uninstrument
+    from loratrace.runtime.annotations import mark_fallback, record_eval, record_schema_attempt
+    from loratrace.runtime.release_scope import context
+    from loratrace.runtime.request_scopes import RequestScopes, request_scopes
 
 __all__ = [
     "Instrumentation",
@@ -40,30 +40,17 @@ __all__ = [
 # read-only commands (``loratrace query``) and ``import loratrace.semconv`` from paying for it.
 _HOMES = {
     "Instrumentation": "loratrace._setup",
-    "RequestScopes": "loratrace._request_scopes",
-    "request_scopes": "loratrace._request_scopes",
-    "context": "loratrace._release_context",
+    "RequestScopes": "loratrace.runtime.request_scopes",
+    "request_scopes": "loratrace.runtime.request_scopes",
+    "context": "loratrace.runtime.release_scope",
     "force_flush": "loratrace._setup",
     "instrument": "loratrace._setup",
-    "mark_fallback": "loratrace._annotations",
-    "record_eval": "loratrace._annotations",
+    "mark_fallback": "loratrace.runtime.annotations",
+    "record_eval": "loratrace.runtime.annotations",
     "record_feedback": "loratrace._feedback",
-    "record_schema_attempt": "loratrace._annotations",
+    "record_schema_attempt": "loratrace.runtime.annotations",
     "uninstrument": "loratrace._setup",
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        msg = f"module 'loratrace' has no attribute {name!r}"
-        raise AttributeError(msg)
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    # the API and the submodules loaded so far, not this module's own helpers
-    loaded = [name for name, value in globals().items() if getattr(value, "__name__", "").startswith("loratrace.")]
-    return sorted({*__all__, *loaded})
+__getattr__, __dir__ = lazy_attributes(__name__, _HOMES, globals(), __all__)

@@ -71,7 +71,7 @@ def time_unix_nano(at: dt.datetime | float | int | None) -> int:
 
 
 def _current_target() -> tuple[str, str] | None:
-    from loratrace._annotations import current_generation_span
+    from loratrace.runtime.annotations import current_generation_span
 
     span = current_generation_span() or trace.get_current_span()
     context = span.get_span_context()

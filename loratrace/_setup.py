@@ -29,9 +29,10 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
-from loratrace._export_outcome import EndpointWatch, WatchedMetricExporter, WatchedSpanExporter
-from loratrace._finisher import finisher
 from loratrace.errors import ConfigurationError, LoratraceWarning, StoreError
+from loratrace.runtime.finisher import finisher
+from loratrace.runtime.watched_exporters import EndpointWatch, WatchedMetricExporter, WatchedSpanExporter
+from loratrace.runtime.worker import CallRunner
 from loratrace.semconv import OPENINFERENCE_PROJECT_NAME
 
 logger = logging.getLogger(__name__)
@@ -80,30 +81,27 @@ def _flush_provider(provider: Any, deadline: float) -> bool:
 
     The SDK's BatchSpanProcessor ignores the timeout it is given (opentelemetry-python#4568) and waits for every
     batch's export: with an endpoint that does not answer, each batch retries to the exporter's own timeout (10 s
-    by default), so ``loratrace.force_flush(timeout_millis=5000)`` waited 52 s. The flush runs on a daemon thread
-    instead, and what it has not finished by the deadline it finishes in the background.
+    by default), so ``loratrace.force_flush(timeout_millis=5000)`` waited 52 s. The flush runs on
+    loratrace's flush thread instead, and what it has not finished by the deadline it finishes in the background.
     """
     flush = getattr(provider, "force_flush", None)
     if flush is None:
         return True
     remaining_s = max(0.0, deadline - time.monotonic())
-    outcome: list[bool] = []
 
-    def run() -> None:
+    def run() -> bool:
         try:
-            outcome.append(bool(flush(int(remaining_s * 1000))))
+            return bool(flush(int(remaining_s * 1000)))
         except Exception:
             logger.warning("loratrace could not flush %r", provider, exc_info=True)
-            outcome.append(False)
+            return False
 
-    thread = threading.Thread(target=run, name="loratrace-force-flush", daemon=True)
-    try:
-        thread.start()
-    except RuntimeError:  # Python 3.12+ starts no thread at interpreter shutdown (a flush from an atexit handler)
-        run()
-        return bool(outcome and outcome[0])
-    thread.join(remaining_s)
-    return bool(outcome and outcome[0])
+    finished, flushed = _calls.call(run, remaining_s)
+    return finished and bool(flushed)
+
+
+# the providers' force_flush and shutdown: calls that can hang on the network, waited for until a deadline
+_calls = CallRunner("loratrace-flush")
 
 
 _lock = threading.Lock()
@@ -197,38 +195,26 @@ def _exporters(signal: str) -> list[ExporterName]:
     return names  # type: ignore[return-value]  # each one of the Literal's values, checked above
 
 
-def _span_exporter(endpoint: str | None, protocol: Protocol, headers: Mapping[str, str] | None) -> Any:
-    url = _signal_endpoint(endpoint, protocol, "traces")
+# signal -> (the OTLP exporter module under opentelemetry.exporter.otlp.proto.<transport>, its class)
+_OTLP_EXPORTERS = {
+    "traces": ("trace_exporter", "OTLPSpanExporter"),
+    "metrics": ("metric_exporter", "OTLPMetricExporter"),
+}
+
+
+def _otlp_exporter(signal: str, endpoint: str | None, protocol: Protocol, headers: Mapping[str, str] | None) -> Any:
+    """The OTLP exporter of ``signal`` (``traces`` or ``metrics``) for ``protocol``, imported on use (the gRPC
+    exporters load grpcio)."""
+    url = _signal_endpoint(endpoint, protocol, signal)
     kwargs: dict[str, Any] = {"headers": dict(headers)} if headers else {}
     if url is not None:
         kwargs["endpoint"] = url
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
-
-        if url is not None and url.startswith("http://"):
-            kwargs["insecure"] = True
-        return GrpcSpanExporter(**kwargs)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    return OTLPSpanExporter(**kwargs)
-
-
-def _metric_exporter(endpoint: str | None, protocol: Protocol, headers: Mapping[str, str] | None) -> Any:
-    url = _signal_endpoint(endpoint, protocol, "metrics")
-    kwargs: dict[str, Any] = {"headers": dict(headers)} if headers else {}
-    if url is not None:
-        kwargs["endpoint"] = url
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-            OTLPMetricExporter as GrpcMetricExporter,
-        )
-
-        if url is not None and url.startswith("http://"):
-            kwargs["insecure"] = True
-        return GrpcMetricExporter(**kwargs)
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-    return OTLPMetricExporter(**kwargs)
+    transport = "grpc" if protocol == "grpc" else "http"
+    if transport == "grpc" and url is not None and url.startswith("http://"):
+        kwargs["insecure"] = True
+    module_name, class_name = _OTLP_EXPORTERS[signal]
+    module = importlib.import_module(f"opentelemetry.exporter.otlp.proto.{transport}.{module_name}")
+    return getattr(module, class_name)(**kwargs)
 
 
 def _own_tracer_provider(
@@ -242,7 +228,7 @@ def _own_tracer_provider(
     provider = TracerProvider(resource=resource)
     for name in _exporters("traces"):
         if name == "otlp":
-            exporter: SpanExporter = WatchedSpanExporter(_span_exporter(endpoint, protocol, headers), watch)
+            exporter: SpanExporter = WatchedSpanExporter(_otlp_exporter("traces", endpoint, protocol, headers), watch)
         else:
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
@@ -264,7 +250,7 @@ def _own_meter_provider(
     readers = []
     for name in _exporters("metrics"):
         if name == "otlp":
-            exporter: Any = WatchedMetricExporter(_metric_exporter(endpoint, protocol, headers), watch)
+            exporter: Any = WatchedMetricExporter(_otlp_exporter("metrics", endpoint, protocol, headers), watch)
         else:
             exporter = ConsoleMetricExporter(out=sys.stdout)
         readers.append(PeriodicExportingMetricReader(exporter))
@@ -417,24 +403,15 @@ def uninstrument(*, timeout_millis: int = 5_000) -> None:
 
 
 def _call_until(call: Any, deadline: float) -> None:
-    """Run ``call`` on a daemon thread, waiting for it until ``deadline`` (monotonic) at most."""
-    thread = threading.Thread(target=_logged(call), name="loratrace-shutdown", daemon=True)
-    try:
-        thread.start()
-    except RuntimeError:  # no new threads at interpreter shutdown (an atexit handler): run it here
-        _logged(call)()
-        return
-    thread.join(max(0.0, deadline - time.monotonic()))
+    """Run ``call`` on the flush thread, waiting for it until ``deadline`` (monotonic) at most."""
 
-
-def _logged(call: Any) -> Any:
     def run() -> None:
         try:
             call()
         except Exception:
             logger.warning("loratrace could not shut down %r", call, exc_info=True)
 
-    return run
+    _calls.call(run, deadline - time.monotonic())
 
 
 def force_flush(timeout_millis: int = 30_000) -> bool:

@@ -1242,9 +1242,9 @@ def feedback_import(
         loratrace feedback import tickets.csv --column trace_id=otel_trace_id --column time=created_at
         loratrace feedback import reviews.jsonl --kind manual_review --store ./traces --column request_id=req
     """
-    from loratrace._span_sender import SendError
     from loratrace.errors import ConfigurationError, StoreError
     from loratrace.feedback.importer import import_feedback, parse_columns
+    from loratrace.runtime.span_sender import SendError
 
     try:
         result = import_feedback(
@@ -1472,8 +1472,8 @@ def evaluate_tasks_command(
         loratrace evaluate tasks --store ./traces --workflows workflows.toml --since 24h
         loratrace query task_failed_spans_ok --store ./traces    # every span succeeded, the task did not
     """
-    from loratrace._span_sender import SendError, traces_url
     from loratrace.errors import ConfigurationError, StoreError
+    from loratrace.runtime.span_sender import SendError, traces_url
     from loratrace.tasks import iter_task_results, load_workflows
     from loratrace.tasks.emit import send_results
 

@@ -8,10 +8,11 @@ incident queries, inventory, latency and cost.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import TYPE_CHECKING, Any
+
+from loratrace._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from loratrace.analysis.cells import cells, paired_cells
@@ -59,19 +60,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        msg = f"module 'loratrace.analysis' has no attribute {name!r}"
-        raise AttributeError(msg)
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    loaded = [n for n, v in globals().items() if getattr(v, "__name__", "").startswith("loratrace.analysis.")]
-    return sorted({*__all__, *loaded})
+__getattr__, __dir__ = lazy_attributes(__name__, _HOMES, globals(), __all__)
 
 
 class _AnalysisPackage(types.ModuleType):

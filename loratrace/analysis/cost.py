@@ -43,6 +43,7 @@ else:  # the standard library reads TOML from Python 3.11
     import tomli as tomllib
 
 from loratrace import semconv
+from loratrace._values import is_number, known_keys
 from loratrace.errors import ConfigurationError
 
 Unit = Literal["1k", "1M"]
@@ -79,20 +80,21 @@ def _where(source: str, path: str) -> str:
 
 
 def _price(raw: Any, *, source: str, path: str) -> Price:
-    if not isinstance(raw, Mapping):
-        msg = f"{_where(source, path)} must be a table with input and output prices, got {raw!r}"
-        raise ConfigurationError(msg)
-    unknown = sorted(set(raw) - set(_PRICE_KEYS))
-    if unknown:
-        msg = f"{_where(source, path)} has unknown keys {unknown}; a price holds only input and output"
-        raise ConfigurationError(msg)
+    where = _where(source, path).replace("{", "{{").replace("}", "}}")
+    known_keys(
+        raw,
+        _PRICE_KEYS,
+        error=ConfigurationError,
+        not_a_table=where + " must be a table with input and output prices, got {value!r}",
+        unknown_keys=where + " has unknown keys {unknown}; a price holds only input and output",
+    )
     values = {}
     for key in _PRICE_KEYS:
         value = raw.get(key)
         if value is None:
             msg = f"{_where(source, path)} needs {key} (the price of {key} tokens per unit)"
             raise ConfigurationError(msg)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        if not is_number(value) or not math.isfinite(value) or value < 0:
             msg = f"{_where(source, path)}.{key} must be a non-negative number, got {value!r}"
             raise ConfigurationError(msg)
         values[key] = float(value)

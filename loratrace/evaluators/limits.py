@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from loratrace._values import known_keys
 from loratrace.evaluators.protocol import EvaluationResult
 
 NAME = "length_format"
@@ -18,13 +19,13 @@ LIMIT_KEYS = ("max_chars", "min_chars", "max_words", "max_lines", "format", "for
 
 def check_limits(limits: Any) -> None:
     """``ValueError`` naming the key when ``limits`` is malformed (checked when the dataset is read)."""
-    if not isinstance(limits, Mapping):
-        msg = f"limits must be an object with any of {', '.join(LIMIT_KEYS)}, got {type(limits).__name__}"
-        raise ValueError(msg)
-    unknown = sorted(set(limits) - set(LIMIT_KEYS))
-    if unknown:
-        msg = f"limits has unknown keys {unknown}; known: {', '.join(LIMIT_KEYS)}"
-        raise ValueError(msg)
+    known_keys(
+        limits,
+        LIMIT_KEYS,
+        error=ValueError,
+        not_a_table="limits must be an object with any of {known}, got {type}",
+        unknown_keys="limits has unknown keys {unknown}; known: {known}",
+    )
     for key in ("max_chars", "min_chars", "max_words", "max_lines"):
         value = limits.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):

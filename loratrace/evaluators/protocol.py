@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from loratrace._values import wrong_evaluation_value
 from loratrace.errors import ConfigurationError
 
 ERROR_LABEL = "error"
@@ -96,11 +97,10 @@ def as_result(name: str, value: Any) -> EvaluationResult:
             msg = f"evaluator {name!r} returned unknown keys {sorted(unknown)}"
             raise TypeError(msg)
         score, passed = value.get("score"), value.get("passed")
-        if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
-            msg = f"evaluator {name!r} returned score={score!r}; a number is needed"
-            raise TypeError(msg)
-        if passed is not None and not isinstance(passed, bool):
-            msg = f"evaluator {name!r} returned passed={passed!r}; True or False is needed"
+        wrong = wrong_evaluation_value(score, passed)
+        if wrong is not None:
+            needed = "a number" if wrong == "score" else "True or False"
+            msg = f"evaluator {name!r} returned {wrong}={value.get(wrong)!r}; {needed} is needed"
             raise TypeError(msg)
         label, explanation = value.get("label"), value.get("explanation")
         return EvaluationResult(

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from loratrace._feedback import check_kind, check_span_id, check_trace_id, record_feedback, time_unix_nano
-from loratrace._span_sender import SpanSender
 from loratrace.errors import ConfigurationError
+from loratrace.runtime.span_sender import SpanSender
 
 FileFormat = Literal["csv", "jsonl"]
 FIELDS = ("trace_id", "span_id", "request_id", "kind", "time", "value", "id")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from loratrace import semconv
+from loratrace._values import number_or_none
 
 _HASH_PREFIX = b"loratrace-adapter-v1\x00"
 # The config fields that change what the adapter computes. Bookkeeping fields (inference_mode, peft_version,
@@ -209,17 +210,9 @@ def identity_from_directory(directory: str | os.PathLike[str], name: str) -> Ada
         name=name,
         id=adapter_id,
         type=adapter_type(config),
-        rank=_int_or_none(config.get("r")),
-        alpha=_float_or_none(config.get("lora_alpha")),
+        rank=number_or_none(config.get("r"), int),
+        alpha=number_or_none(config.get("lora_alpha"), float),
         target_modules=target_modules(config),
         source=str(directory),
         base_model=config.get("base_model_name_or_path"),
     )
-
-
-def _int_or_none(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) else None
-
-
-def _float_or_none(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) else None

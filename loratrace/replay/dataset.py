@@ -18,6 +18,7 @@ from typing import Any
 
 from jsonschema.protocols import Validator
 
+from loratrace._values import known_keys
 from loratrace.evaluators.json_schema import SchemaError, compile_schema
 from loratrace.evaluators.limits import check_limits
 from loratrace.evaluators.match import MATCH_MODES, MatchMode
@@ -103,13 +104,13 @@ def _expected(value: Any) -> str | tuple[str, ...] | None:
 
 def parse_example(row: Any, line: int) -> Example:
     """An :class:`Example` from one decoded line; ``ValueError`` saying what is wrong."""
-    if not isinstance(row, Mapping):
-        msg = f"each line must be a JSON object, got {type(row).__name__}"
-        raise _Invalid(msg)
-    unknown = sorted(set(row) - set(FIELDS))
-    if unknown:
-        msg = f"unknown field(s) {unknown}; known: {', '.join(FIELDS)}"
-        raise _Invalid(msg)
+    known_keys(
+        row,
+        FIELDS,
+        error=_Invalid,
+        not_a_table="each line must be a JSON object, got {type}",
+        unknown_keys="unknown field(s) {unknown}; known: {known}",
+    )
     example_id = row.get("id")
     if isinstance(example_id, int) and not isinstance(example_id, bool):
         example_id = str(example_id)

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from loratrace._request_scopes import RequestScopes
 from loratrace.errors import ConfigurationError
+from loratrace.runtime.request_scopes import RequestScopes
 
 EngineName = Literal["transformers", "vllm"]
 DEFAULT_BATCH_SIZE = 8

@@ -24,7 +24,6 @@ from typing import Any
 
 import loratrace
 from loratrace import semconv
-from loratrace._finisher import finisher
 from loratrace.errors import ConfigurationError, LoratraceError
 from loratrace.evaluators.json_schema import check_json
 from loratrace.replay.dataset import Dataset, Example, Problem, read_dataset, render_prompt
@@ -40,6 +39,7 @@ from loratrace.replay.evaluation import evaluate_answer
 from loratrace.replay.journal import Journal, Pair
 from loratrace.replay.progress import Progress
 from loratrace.replay.telemetry import replay_telemetry
+from loratrace.runtime.finisher import finisher
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from loratrace._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from loratrace.store.catalog import ensure_store
@@ -28,19 +29,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        msg = f"module 'loratrace.store' has no attribute {name!r}"
-        raise AttributeError(msg)
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    # the API and the submodules loaded so far, not this module's own helpers
-    loaded = [
-        name for name, value in globals().items() if getattr(value, "__name__", "").startswith("loratrace.store.")
-    ]
-    return sorted({*__all__, *loaded})
+__getattr__, __dir__ = lazy_attributes(__name__, _HOMES, globals(), __all__)

@@ -16,7 +16,7 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from loratrace import semconv
-from loratrace._span_sender import SpanSender
+from loratrace.runtime.span_sender import SpanSender
 from loratrace.tasks.evaluate import TaskResult
 
 

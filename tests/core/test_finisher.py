@@ -18,15 +18,16 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from loratrace import _finisher
-from loratrace._finisher import Finisher
-from loratrace.instrumentation._generation import Generation, GenerationRecorder
+from loratrace.runtime import finisher as _finisher
+from loratrace.runtime.finisher import Finisher
+from loratrace.runtime.generation import Generation
+from loratrace.runtime.recorder import GenerationRecorder
 
 SCRIPT = textwrap.dedent(
     """
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
-    from loratrace.instrumentation._generation import GenerationRecorder
+    from loratrace.runtime.recorder import GenerationRecorder
 
     one_line = ConsoleSpanExporter(formatter=lambda s: s.to_json(indent=None) + "\\n")
     provider = TracerProvider()
@@ -75,10 +76,9 @@ def test_a_failing_task_does_not_stop_the_worker():
     assert seen == ["after"]
 
 
-def test_a_full_burst_starts_without_waiting_for_the_gather_interval(monkeypatch):
+def test_a_full_burst_starts_without_waiting_for_the_gather_interval():
     """A burst is bounded, so the span processor's queue is never handed more than it holds at once."""
-    monkeypatch.setattr(_finisher, "_GATHER_SECONDS", 3600.0)
-    finisher = Finisher()
+    finisher = Finisher(gather_seconds=3600.0)
     done = threading.Event()
     seen: list[int] = []
     for number in range(_finisher._BURST_ITEMS):
@@ -140,7 +140,7 @@ class SignallingExporter(InMemorySpanExporter):
 def test_a_bursts_spans_are_exported_when_it_ends_not_at_the_span_processors_schedule(monkeypatch):
     """Finished spans waiting in a BatchSpanProcessor slowed the serving thread's model calls (docs/benchmarks.md,
     session 5); they are exported as soon as their burst is over."""
-    monkeypatch.setattr(_finisher, "_GATHER_SECONDS", 0.05)
+    monkeypatch.setattr(_finisher.finisher, "gather_seconds", 0.05)
     exporter = SignallingExporter()
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=3_600_000))
@@ -171,7 +171,7 @@ def test_an_endpoint_that_does_not_answer_holds_neither_the_next_burst_nor_a_dra
     """The burst's export goes over real OTLP/HTTP to a receiver that reads the request and does not answer until
     the test lets it: the background thread goes on completing generations meanwhile. (When it exported itself,
     a default endpoint with no collector behind it held it ~40 s per burst; docs/benchmarks.md.)"""
-    monkeypatch.setattr(_finisher, "_GATHER_SECONDS", 0.05)
+    monkeypatch.setattr(_finisher.finisher, "gather_seconds", 0.05)
     gate = threading.Event()
     otlp_receiver.answer_gate = gate
     otlp_receiver.request_arrived.clear()
@@ -197,10 +197,8 @@ def test_an_endpoint_that_does_not_answer_holds_neither_the_next_burst_nor_a_dra
 
 
 def test_beyond_its_bound_the_queue_drops_new_work_says_so_once_and_keeps_what_it_accepted(monkeypatch, caplog):
-    monkeypatch.setattr(_finisher, "_GATHER_SECONDS", 0.01)
-    monkeypatch.setattr(_finisher, "_MAX_QUEUED", 20)
-    caplog.set_level(logging.WARNING, logger="loratrace._finisher")
-    finisher = Finisher()
+    caplog.set_level(logging.WARNING, logger="loratrace.runtime.finisher")
+    finisher = Finisher(gather_seconds=0.01, max_queued=20)
     holding, release = threading.Event(), threading.Event()
 
     def hold() -> None:  # a task that blocks, as a span processor waiting on its exporter does

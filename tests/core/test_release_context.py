@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import loratrace
 from loratrace import semconv
 from loratrace.errors import ConfigurationError, LoratraceWarning
-from loratrace.instrumentation._generation import GenerationMetrics, GenerationRecorder
+from loratrace.runtime.recorder import GenerationMetrics, GenerationRecorder
 
 
 def finished(exporter: InMemorySpanExporter) -> tuple:

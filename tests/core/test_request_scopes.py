@@ -7,9 +7,9 @@ import pytest
 
 import loratrace
 from loratrace import semconv
-from loratrace._release_context import current_scope
-from loratrace._request_scopes import SERVING_SCOPES
 from loratrace.errors import ConfigurationError
+from loratrace.runtime.release_scope import current_scope
+from loratrace.runtime.request_scopes import SERVING_SCOPES
 
 
 def test_each_scope_inherits_the_enclosing_context_and_names_its_own():

@@ -278,3 +278,16 @@ def test_a_metrics_endpoint_elsewhere_is_watched_on_its_own(monkeypatch, otlp_re
         state.meter_provider.get_meter("t").create_histogram("h").record(1.0)
         assert loratrace.force_flush(timeout_millis=30_000) is False
     otlp_receiver.wait_for_spans(lambda span: span.name == "traced-elsewhere")
+
+
+def test_the_runtime_package_documents_each_of_its_modules():
+    """``loratrace.runtime`` is the public toolkit for the next instrumentor: its docstring is the map, so every
+    module it holds is on it and everything on it exists."""
+    import pkgutil
+    import re
+
+    import loratrace.runtime
+
+    modules = {module.name for module in pkgutil.iter_modules(loratrace.runtime.__path__)}
+    documented = set(re.findall(r"^``(\w+)``", loratrace.runtime.__doc__ or "", re.MULTILINE))
+    assert documented == modules

@@ -13,8 +13,8 @@ from typing import Any
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from loratrace import semconv
-from loratrace._span_sender import SpanSender
 from loratrace.errors import StoreError
+from loratrace.runtime.span_sender import SpanSender
 from loratrace.store import query
 
 HOUR_NS = 3600 * 10**9

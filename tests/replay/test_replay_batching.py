@@ -7,13 +7,13 @@ import shutil
 
 import polars as pl
 import pytest
-from golden_support import write_golden
 
 import loratrace
 from loratrace.replay import run_replay
 from loratrace.replay.dataset import read_dataset, render_prompt
 from loratrace.replay.engines import GenerationSettings, Request, TransformersEngine, batches_per_model
 from loratrace.store import query
+from tests.support.golden import write_golden
 
 CAPTURE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 # prompts of very different lengths, so a batch of them is padded

@@ -7,13 +7,13 @@ import json
 import warnings
 
 import pytest
-from hf_support import Telemetry, load_base, load_peft
 from opentelemetry.trace import StatusCode
 
 import loratrace
 from loratrace import semconv
 from loratrace.errors import LoratraceWarning
 from loratrace.instrumentation.transformers import TransformersInstrumentor
+from tests.support.hf import Telemetry, load_base, load_peft
 
 PROMPTS = ["Hello world", "The quick brown fox jumps", "Invoices are due within"]
 CAPTURE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"

@@ -18,7 +18,8 @@ from opentelemetry.trace import StatusCode
 import loratrace
 from loratrace import semconv
 from loratrace.errors import LoratraceWarning
-from loratrace.instrumentation.transformers import TransformersInstrumentor, _content, _patching
+from loratrace.instrumentation.transformers import TransformersInstrumentor, _content
+from loratrace.instrumentation.transformers._wrappers import PATCHES
 from tests.support.hf import SPECS, Telemetry, load_base, load_peft
 
 PROMPT = "Invoices are due within"
@@ -79,7 +80,7 @@ def test_uninstrument_restores_the_original_methods(
     # an import hook firing after uninstrument does nothing
     import transformers.generation.utils
 
-    _patching._on_import(transformers.generation.utils)
+    PATCHES._on_import(transformers.generation.utils)
     assert _patched_methods(capture=True) == originals
     # and instrumenting again works
     _instrument(uninstrumented)
@@ -281,8 +282,8 @@ def test_fails_open_when_the_output_is_not_what_it_reads(telemetry: Telemetry, t
         return returned
 
     model = load_peft(tiny_models, "a1")
-    # the outcome is read off the calling thread (loratrace._finisher): wait for it inside the log capture
-    with caplog.at_level(logging.DEBUG, logger="loratrace.instrumentation"):
+    # the outcome is read off the calling thread (loratrace.runtime.finisher): wait for it inside the log capture
+    with caplog.at_level(logging.DEBUG, logger="loratrace"):
         result = model.generate(**tokenizer([PROMPT], return_tensors="pt"), custom_generate=custom_decoding)
         span = telemetry.only_span()
     assert result is returned
@@ -321,7 +322,7 @@ def test_pending_spans_keep_no_scores_or_cache_of_the_result_alive(telemetry: Te
     import threading
     import weakref
 
-    from loratrace._finisher import finisher
+    from loratrace.runtime.finisher import finisher
 
     model = load_peft(tiny_models, "a1")
     inputs = tokenizer([PROMPT], return_tensors="pt")

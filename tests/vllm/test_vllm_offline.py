@@ -256,10 +256,10 @@ def test_a_batch_larger_than_the_queues_keeps_every_request_span(
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from vllm import SamplingParams
 
-    from loratrace import _finisher
+    from loratrace.runtime import finisher as _finisher
 
     engine = spans
-    monkeypatch.setattr(_finisher, "_MAX_QUEUED", 100)
+    monkeypatch.setattr(_finisher.finisher, "max_queued", 100)
     state = loratrace._setup._state
     assert state is not None
     provider = TracerProvider()

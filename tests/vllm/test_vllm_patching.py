@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from loratrace.instrumentation.patching import Binder
 from loratrace.instrumentation.vllm import VLLMInstrumentor
-from loratrace.instrumentation.vllm._patching import PATCHES, Binder
+from loratrace.instrumentation.vllm._patches import PATCHES
 
 pytestmark = pytest.mark.vllm
 
@@ -71,7 +72,7 @@ def test_unexpected_signature_is_logged_once_and_left_alone(caplog: pytest.LogCa
     fake_vllm_module = types.ModuleType("fake_vllm_entrypoints_llm")
     fake_vllm_module.LLM = LLM  # type: ignore[attr-defined]
     original = LLM.__dict__["generate"]
-    with caplog.at_level(logging.WARNING, logger="loratrace.instrumentation.vllm._patching"):
+    with caplog.at_level(logging.WARNING, logger="loratrace.instrumentation.patching"):
         for _ in range(2):
             wrapped = PATCHES.wrap(
                 fake_vllm_module, "LLM.generate", lambda *a: None, expected=("prompts", "lora_request")
@@ -91,6 +92,6 @@ def test_binder_returns_none_for_arguments_the_signature_rejects(caplog: pytest.
     binder = Binder.for_method(Engine, "add_request")
     engine = Engine()
     assert binder.bind(engine, ("r1",), {}) == {"self": engine, "request_id": "r1", "lora_request": None}
-    with caplog.at_level(logging.WARNING, logger="loratrace.instrumentation.vllm._patching"):
+    with caplog.at_level(logging.WARNING, logger="loratrace.instrumentation.patching"):
         assert binder.bind(Engine(), ("r1", "extra"), {}) is None
     assert "unexpected arguments" in caplog.text

@@ -28,16 +28,13 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from opentelemetry import metrics, trace
-
 # instrumentor.py opens with a file-wide `# type: ignore`, so mypy sees none of its names
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from loratrace import semconv
-from loratrace._finisher import finisher
-from loratrace._version import __version__
-from loratrace.instrumentation._generation import GenerationMetrics, GenerationRecorder
+from loratrace.instrumentation.settings import Settings, build_settings, stop_instrumenting
 from loratrace.instrumentation.transformers import _patching
+from loratrace.instrumentation.transformers._wrappers import PATCHES
 from loratrace.instrumentation.transformers.package import _instruments
 
 __all__ = ["TransformersInstrumentor"]
@@ -50,13 +47,12 @@ class TransformersInstrumentor(BaseInstrumentor):
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
-        tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
-        meter = metrics.get_meter(__name__, __version__, meter_provider=kwargs.get("meter_provider"))
-        recorder = GenerationRecorder(tracer, GenerationMetrics(meter), provider=semconv.PROVIDER_HUGGINGFACE)
-        _patching.enable(recorder)
+        settings = build_settings(
+            __name__, semconv.PROVIDER_HUGGINGFACE, kwargs.get("tracer_provider"), kwargs.get("meter_provider")
+        )
+        self._settings: Settings | None = settings
+        PATCHES.enable(_patching.patchers(settings))
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        recorder = _patching.disable()
-        finisher.drain()  # spans of calls made while instrumented are complete when this returns
-        if recorder is not None:
-            recorder.close()
+        settings, self._settings = getattr(self, "_settings", None), None
+        stop_instrumenting(PATCHES, settings)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from loratrace import semconv
+from loratrace.instrumentation._common_attributes import quantization_attributes as common_quantization_attributes
 from loratrace.instrumentation._identity_cache import IdentityCache
 
 _INFO: IdentityCache[ModelInfo] = IdentityCache()
@@ -53,29 +54,7 @@ def quantization_attributes(config: Any) -> dict[str, Any]:
     if not isinstance(quantization, dict):
         to_dict = getattr(quantization, "to_dict", None)
         quantization = to_dict() if to_dict is not None else vars(quantization)
-    method = quantization.get("quant_method")
-    method = getattr(method, "value", method)
-    attributes: dict[str, Any] = {}
-    if method:
-        attributes[semconv.QUANTIZATION_METHOD] = str(method).lower()
-    bits = _quantization_bits(str(method or "").lower(), quantization)
-    if bits is not None:
-        attributes[semconv.QUANTIZATION_BITS] = bits
-    return attributes
-
-
-def _quantization_bits(method: str, quantization: dict[str, Any]) -> int | None:
-    if quantization.get("load_in_4bit"):
-        return 4
-    if quantization.get("load_in_8bit"):
-        return 8
-    for key in ("bits", "weight_bits", "nbits", "w_bit"):
-        value = quantization.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    if "fp8" in method:
-        return 8
-    return None
+    return common_quantization_attributes(quantization.get("quant_method"), quantization)
 
 
 def model_info(model: Any) -> ModelInfo:

@@ -11,14 +11,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from loratrace import semconv
+from loratrace.instrumentation._common_attributes import SAMPLING_PARAMETERS
 from loratrace.instrumentation.transformers._model_info import ModelInfo, default_max_new_tokens
 
 # (generate keyword, span attribute) for the parameters a caller sets
 _REQUEST_PARAMETERS = (
     ("max_new_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
-    ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
-    ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
-    ("top_k", semconv.GEN_AI_REQUEST_TOP_K),
+    *SAMPLING_PARAMETERS,
     ("num_return_sequences", semconv.GEN_AI_REQUEST_CHOICE_COUNT),
 )
 # also in llm.invocation_parameters

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loratrace import semconv
+from loratrace._values import number_or_none
 from loratrace.instrumentation._adapter_identity import (
     AdapterIdentity,
     adapter_type,
@@ -123,8 +124,8 @@ def _identity(tuner: Any, state: TunerState, name: str) -> AdapterIdentity:
         name=name,
         id=_content_hash(tuner, name, config_dict),
         type=adapter_type(config_dict),
-        rank=_number(config_dict.get("r"), int),
-        alpha=_number(config_dict.get("lora_alpha"), float),
+        rank=number_or_none(config_dict.get("r"), int),
+        alpha=number_or_none(config_dict.get("lora_alpha"), float),
         target_modules=target_modules(config_dict),
         source=state.sources.get(name),
         base_model=config_dict.get("base_model_name_or_path"),
@@ -151,10 +152,6 @@ def _content_hash(tuner: Any, name: str, config_dict: dict[str, Any]) -> str | N
         # cached like a success: the adapter is still reported (without an id), and the failure is not retried
         logger.debug("loratrace could not hash the weights of adapter %r", name, exc_info=True)
         return None
-
-
-def _number(value: Any, kind: type) -> Any:
-    return kind(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _combined(state: TunerState, members: list[AdapterIdentity]) -> AdapterIdentity:

@@ -25,9 +25,10 @@ from typing import Any
 from opentelemetry import context as otel_context
 
 from loratrace import semconv
-from loratrace._release_context import CURRENT_SCOPE, Scope
-from loratrace._request_scopes import SERVING_SCOPES
-from loratrace.instrumentation._generation import Generation, GenerationProfile, GenerationRecorder
+from loratrace.runtime.generation import Generation
+from loratrace.runtime.recorder import GenerationProfile, GenerationRecorder
+from loratrace.runtime.release_scope import CURRENT_SCOPE, Scope
+from loratrace.runtime.request_scopes import SERVING_SCOPES
 
 
 def batch_rows(input_ids: Any) -> int:

@@ -10,24 +10,20 @@ the user's call runs, and returns, exactly as it would without loratrace.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import context as otel_context
 
 from loratrace import semconv
-from loratrace.instrumentation._generation import (
-    CURRENT_SPAN_KEY,
-    Generation,
-    GenerationProfile,
-    GenerationRecorder,
-    suppressed,
-)
 from loratrace.instrumentation._identity_cache import IdentityCache
+from loratrace.instrumentation.patching import Patches
+from loratrace.instrumentation.settings import Settings
 from loratrace.instrumentation.transformers import _peft_state
 from loratrace.instrumentation.transformers._content import (
     PIPELINE_TOKENIZER,
@@ -44,22 +40,16 @@ from loratrace.instrumentation.transformers._outputs import (
     request_attributes,
 )
 from loratrace.instrumentation.transformers._rows import BatchReading, RowGenerations, row_generations, split_rows
+from loratrace.runtime.generation import CURRENT_SPAN_KEY, Generation, suppressed
+from loratrace.runtime.recorder import GenerationProfile
 
 logger = logging.getLogger(__name__)
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
 
-class Settings:
-    """What the wrappers read at call time; ``uninstrument`` clears ``enabled`` before unwrapping."""
-
-    __slots__ = ("capture_content", "enabled", "recorder")
-
-    def __init__(self) -> None:
-        self.enabled = False
-        self.recorder: GenerationRecorder | None = None
-        # read once when instrumenting: an environment lookup per call costs more than the rest of the wrapper
-        self.capture_content = False
+# the transformers instrumentor's patches; wrappers read ``PATCHES.on``, which ``uninstrument`` clears first
+PATCHES = Patches("transformers")
 
 
 class FirstTokenStreamer:
@@ -176,9 +166,9 @@ def _request_attributes(call: GenerateCall) -> dict[str, Any]:
 
 def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelInfo, Any, Any]]) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        recorder = settings.recorder
-        if recorder is None:
+        if not PATCHES.on:
             return wrapped(*args, **kwargs)
+        recorder = settings.recorder
         parent = otel_context.get_current()
         if suppressed(parent):  # OpenTelemetry's suppress_instrumentation()
             return wrapped(*args, **kwargs)
@@ -364,7 +354,7 @@ def pipeline_wrapper(settings: Settings) -> Wrapper:
     """For ``Pipeline.__call__``: hands the pipeline's tokenizer to generate, for content capture."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not settings.enabled or not settings.capture_content:
+        if not PATCHES.on or not settings.capture_content:
             return wrapped(*args, **kwargs)
         token = PIPELINE_TOKENIZER.set(getattr(instance, "tokenizer", None))
         try:
@@ -381,13 +371,22 @@ def _bound_arguments(wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs:
     return {**arguments, **(extra or {})}
 
 
+@contextlib.contextmanager
+def _failing_open(what: str) -> Iterator[None]:
+    """Around loratrace's own reading of a call: a failure is logged and the user's call goes on as without it."""
+    try:
+        yield
+    except Exception:
+        logger.debug("loratrace could not %s", what, exc_info=True)
+
+
 def load_adapter_wrapper(settings: Settings) -> Wrapper:
     """For ``PeftModel.load_adapter`` (``from_pretrained`` calls it): remembers where adapters came from."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         result = wrapped(*args, **kwargs)
-        if settings.enabled:
-            try:
+        if PATCHES.on:
+            with _failing_open("record the source of a loaded adapter"):
                 arguments = _bound_arguments(wrapped, args, kwargs)
                 _peft_state.record_source(
                     instance.base_model,
@@ -396,8 +395,6 @@ def load_adapter_wrapper(settings: Settings) -> Wrapper:
                     arguments.get("revision"),
                 )
                 _peft_info(instance)
-            except Exception:
-                logger.debug("loratrace could not record the source of a loaded adapter", exc_info=True)
         return result
 
     return wrapper
@@ -407,21 +404,17 @@ def merge_and_unload_wrapper(settings: Settings) -> Wrapper:
     """For ``BaseTuner.merge_and_unload``: the returned model keeps a record of the adapter merged in."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not settings.enabled:
+        if not PATCHES.on:
             return wrapped(*args, **kwargs)
         reading = None
-        try:
+        with _failing_open("identify the adapter being merged"):
             # read before merging: the LoRA weights the id hashes are gone afterwards
             reading = _peft_state.read_merging(instance, _bound_arguments(wrapped, args, kwargs).get("adapter_names"))
-        except Exception:
-            logger.debug("loratrace could not identify the adapter being merged", exc_info=True)
         result = wrapped(*args, **kwargs)
-        try:
+        with _failing_open("record the merged adapter"):
             _peft_state.forget_owner(result)
             if reading is not None:
                 _peft_state.record_merge(result, reading)
-        except Exception:
-            logger.debug("loratrace could not record the merged adapter", exc_info=True)
         return result
 
     return wrapper
@@ -432,7 +425,7 @@ def unload_wrapper(settings: Settings) -> Wrapper:
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         result = wrapped(*args, **kwargs)
-        if settings.enabled:
+        if PATCHES.on:
             _peft_state.forget_owner(result)
         return result
 

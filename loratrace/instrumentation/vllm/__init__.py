@@ -21,10 +21,10 @@ from opentelemetry.instrumentation.dependencies import DependencyConflict, get_d
 # instrumentor.py opens with a file-wide `# type: ignore`, so mypy sees none of its names
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from loratrace._finisher import finisher
+from loratrace import semconv
+from loratrace.instrumentation.settings import Settings, build_settings, stop_instrumenting
 from loratrace.instrumentation.vllm import lifecycle, native, offline, server
-from loratrace.instrumentation.vllm._patching import PATCHES
-from loratrace.instrumentation.vllm._settings import Settings, build_settings
+from loratrace.instrumentation.vllm._patches import PATCHES
 from loratrace.instrumentation.vllm.package import _instruments, _instruments_any
 
 __all__ = ["VLLMInstrumentor"]
@@ -41,7 +41,14 @@ class VLLMInstrumentor(BaseInstrumentor):
         return get_dependency_conflicts(_instruments, _instruments_any)
 
     def _instrument(self, **kwargs: Any) -> None:
-        settings = build_settings(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+        settings = build_settings(
+            "loratrace.instrumentation.vllm",
+            semconv.PROVIDER_VLLM,
+            kwargs.get("tracer_provider"),
+            kwargs.get("meter_provider"),
+            unmetered_recorder=True,
+            load_duration=True,
+        )
         self._settings: Settings | None = settings
         patchers: dict[str, list[Any]] = {}
         for module_patchers in (
@@ -55,9 +62,5 @@ class VLLMInstrumentor(BaseInstrumentor):
         PATCHES.enable(patchers)
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        PATCHES.disable()
-        finisher.drain()  # spans of calls made while instrumented are complete when this returns
         settings, self._settings = getattr(self, "_settings", None), None
-        if settings is not None:
-            settings.recorder.close()
-            settings.unmetered_recorder.close()
+        stop_instrumenting(PATCHES, settings)

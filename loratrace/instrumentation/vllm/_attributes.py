@@ -10,12 +10,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from loratrace import semconv
+from loratrace._values import is_number
+from loratrace.instrumentation._common_attributes import SAMPLING_PARAMETERS, quantization_attributes
 
 _SAMPLING_FIELDS = (
     ("max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
-    ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
-    ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
-    ("top_k", semconv.GEN_AI_REQUEST_TOP_K),
+    *SAMPLING_PARAMETERS,
     ("seed", semconv.GEN_AI_REQUEST_SEED),
     ("frequency_penalty", semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY),
     ("presence_penalty", semconv.GEN_AI_REQUEST_PRESENCE_PENALTY),
@@ -33,7 +33,7 @@ def sampling_attributes(params: Any) -> dict[str, Any]:
     invocation: dict[str, Any] = {}
     for field, name in _SAMPLING_FIELDS:
         value = getattr(params, field, None)
-        if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        if not is_number(value):
             continue
         # vLLM's "not asked for" values (top_k <= 0 is "disabled"): fewer attributes on every request span.
         if value == _NEUTRAL.get(field) or (field == "top_k" and value <= 0):
@@ -67,24 +67,9 @@ def model_attributes(model_config: Any) -> dict[str, Any]:
         attributes[semconv.BASE_MODEL_NAME] = base
     method = getattr(model_config, "quantization", None)
     if method:
-        attributes[semconv.QUANTIZATION_METHOD] = str(method)
-        bits = _quantization_bits(model_config, str(method))
-        if bits is not None:
-            attributes[semconv.QUANTIZATION_BITS] = bits
+        quantization = getattr(getattr(model_config, "hf_config", None), "quantization_config", None)
+        attributes.update(quantization_attributes(method, quantization if isinstance(quantization, Mapping) else {}))
     return attributes
-
-
-def _quantization_bits(model_config: Any, method: str) -> int | None:
-    hf_config = getattr(model_config, "hf_config", None)
-    quant = getattr(hf_config, "quantization_config", None)
-    if isinstance(quant, Mapping):
-        for key in ("bits", "w_bit", "weight_bits"):
-            value = quant.get(key)
-            if isinstance(value, int):
-                return value
-    if method.startswith("fp8"):
-        return 8
-    return None
 
 
 def finish_reasons(completions: Iterable[Any]) -> list[str]:

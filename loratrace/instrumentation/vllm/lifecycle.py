@@ -10,17 +10,19 @@ here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from loratrace import semconv
+from loratrace.instrumentation.patching import Binder
+from loratrace.instrumentation.settings import Settings
 from loratrace.instrumentation.vllm._adapters import ADAPTERS
-from loratrace.instrumentation.vllm._patching import PATCHES, Binder
-from loratrace.instrumentation.vllm._settings import Settings
+from loratrace.instrumentation.vllm._patches import PATCHES
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +74,8 @@ def _loaded(
     labels = {semconv.ADAPTER_NAME: name}
     if base:
         labels[semconv.BASE_MODEL_NAME] = base
-    settings.load_duration.record(duration, labels)
+    if settings.load_duration is not None:
+        settings.load_duration.record(duration, labels)
 
 
 def _error(span: Span, error_type: str, message: str) -> None:
@@ -80,11 +83,27 @@ def _error(span: Span, error_type: str, message: str) -> None:
     span.set_status(Status(StatusCode.ERROR, f"{error_type}: {message}"))
 
 
-def _end_raised(span: Span, exception: BaseException) -> None:
-    """End ``span`` for a load or unload that raised (the caller re-raises)."""
-    span.record_exception(exception)
-    _error(span, type(exception).__qualname__, str(exception))
-    span.end()
+@contextlib.contextmanager
+def _load_recorded(span: Span) -> Iterator[None]:
+    """Record a finished load's outcome on ``span`` (fail open: a failure to read it is logged), then end it."""
+    try:
+        yield
+    except Exception:
+        logger.debug("loratrace could not record the adapter load", exc_info=True)
+    finally:
+        span.end()
+
+
+@contextlib.contextmanager
+def _ended_if_raised(span: Span) -> Iterator[None]:
+    """End ``span`` for a load or unload that raises, and let the exception through."""
+    try:
+        yield
+    except BaseException as exception:
+        span.record_exception(exception)
+        _error(span, type(exception).__qualname__, str(exception))
+        span.end()
+        raise
 
 
 def _error_response(result: Any) -> Any:
@@ -101,7 +120,7 @@ def _base_of(models: Any, base_model_name: Any) -> str | None:
 
 def _server_load(settings: Settings, binder: Binder) -> Callable[..., Any]:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        arguments = binder.bind(instance, args, kwargs) if PATCHES.enabled else None
+        arguments = PATCHES.bound(binder, instance, args, kwargs)
         if arguments is None:
             return await wrapped(*args, **kwargs)
         request = arguments["request"]
@@ -110,12 +129,9 @@ def _server_load(settings: Settings, binder: Binder) -> Callable[..., Any]:
         base = _base_of(instance, arguments.get("base_model_name"))
         span = _start(settings, semconv.ADAPTER_LOAD_SPAN, name, path, base)
         started = time.perf_counter()
-        try:
+        with _ended_if_raised(span):
             result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            _end_raised(span, exc)
-            raise
-        try:
+        with _load_recorded(span):
             error = _error_response(result)
             if error is not None:
                 _error(span, str(error.type), str(error.message))
@@ -123,10 +139,6 @@ def _server_load(settings: Settings, binder: Binder) -> Callable[..., Any]:
                 # Read the folder off the event loop: hashing a large adapter takes a while.
                 identity = await asyncio.get_running_loop().run_in_executor(None, ADAPTERS.refresh, path, name)
                 _loaded(settings, span, name, path, base, started, identity)
-        except Exception:
-            logger.debug("loratrace could not record the adapter load", exc_info=True)
-        finally:
-            span.end()
         return result
 
     return wrapper
@@ -134,7 +146,7 @@ def _server_load(settings: Settings, binder: Binder) -> Callable[..., Any]:
 
 def _server_unload(settings: Settings, binder: Binder) -> Callable[..., Any]:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        arguments = binder.bind(instance, args, kwargs) if PATCHES.enabled else None
+        arguments = PATCHES.bound(binder, instance, args, kwargs)
         if arguments is None:
             return await wrapped(*args, **kwargs)
         name = str(getattr(arguments["request"], "lora_name", "") or "")
@@ -143,11 +155,8 @@ def _server_unload(settings: Settings, binder: Binder) -> Callable[..., Any]:
         span = _start(settings, semconv.ADAPTER_UNLOAD_SPAN, name, path, _base_of(instance, None))
         if loaded is not None:
             span.set_attributes(ADAPTERS.identity(loaded).attributes)
-        try:
+        with _ended_if_raised(span):
             result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            _end_raised(span, exc)
-            raise
         error = _error_response(result)
         if error is not None:
             _error(span, str(error.type), str(error.message))
@@ -159,7 +168,7 @@ def _server_unload(settings: Settings, binder: Binder) -> Callable[..., Any]:
 
 def _offline_load(settings: Settings, binder: Binder) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        arguments = binder.bind(instance, args, kwargs) if PATCHES.enabled else None
+        arguments = PATCHES.bound(binder, instance, args, kwargs)
         if arguments is None:
             return wrapped(*args, **kwargs)
         lora = arguments["lora_request"]
@@ -171,17 +180,10 @@ def _offline_load(settings: Settings, binder: Binder) -> Callable[..., Any]:
         base = base_model_name(model_config)
         span = _start(settings, semconv.ADAPTER_LOAD_SPAN, name, path, base)
         started = time.perf_counter()
-        try:
+        with _ended_if_raised(span):
             result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            _end_raised(span, exc)
-            raise
-        try:
+        with _load_recorded(span):
             _loaded(settings, span, name, path, base, started, ADAPTERS.refresh(path, name))
-        except Exception:
-            logger.debug("loratrace could not record the adapter load", exc_info=True)
-        finally:
-            span.end()
         return result
 
     return wrapper

@@ -17,10 +17,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from loratrace import semconv
+from loratrace.instrumentation.patching import Binder, has_parameters, log_once
+from loratrace.instrumentation.settings import Settings
 from loratrace.instrumentation.vllm import _attributes
 from loratrace.instrumentation.vllm._adapters import ADAPTERS
-from loratrace.instrumentation.vllm._patching import PATCHES, Binder, has_parameters, log_once
-from loratrace.instrumentation.vllm._settings import Settings
+from loratrace.instrumentation.vllm._patches import PATCHES
 from loratrace.instrumentation.vllm.server import GENERATION_HEADER
 
 logger = logging.getLogger(__name__)
@@ -76,9 +77,7 @@ def _engine_init(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: 
 
 def _do_tracing_wrapper(binder: Binder) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        if not PATCHES.enabled:
-            return wrapped(*args, **kwargs)
-        arguments = binder.bind(instance, args, kwargs)
+        arguments = PATCHES.bound(binder, instance, args, kwargs)
         if arguments is None:
             return wrapped(*args, **kwargs)
         headers = getattr(arguments.get("engine_core_output"), "trace_headers", None) or {}

@@ -21,14 +21,16 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from loratrace import semconv
-from loratrace._finisher import finisher
-from loratrace._release_context import CURRENT_SCOPE, Scope
-from loratrace._request_scopes import SERVING_SCOPES
-from loratrace.instrumentation._generation import Generation, GenerationProfile, capture_content_enabled
+from loratrace.instrumentation.patching import Binder
+from loratrace.instrumentation.settings import Settings
 from loratrace.instrumentation.vllm import _attributes
 from loratrace.instrumentation.vllm._adapters import ADAPTERS
-from loratrace.instrumentation.vllm._patching import PATCHES, Binder
-from loratrace.instrumentation.vllm._settings import Settings
+from loratrace.instrumentation.vllm._patches import PATCHES
+from loratrace.runtime.finisher import finisher
+from loratrace.runtime.generation import Generation
+from loratrace.runtime.recorder import GenerationProfile, capture_content_enabled
+from loratrace.runtime.release_scope import CURRENT_SCOPE, Scope
+from loratrace.runtime.request_scopes import SERVING_SCOPES
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +61,7 @@ def _wrapper(settings: Settings, llm_class: type, method: str, operation: str) -
     span_name = f"vllm.LLM.{method}"
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        if not PATCHES.enabled:
-            return wrapped(*args, **kwargs)
-        arguments = binder.bind(instance, args, kwargs)
+        arguments = PATCHES.bound(binder, instance, args, kwargs)
         if arguments is None:
             return wrapped(*args, **kwargs)
         try:

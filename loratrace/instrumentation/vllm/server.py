@@ -22,11 +22,12 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from loratrace import semconv
-from loratrace.instrumentation._generation import Generation
+from loratrace.instrumentation.patching import Binder
+from loratrace.instrumentation.settings import Settings
 from loratrace.instrumentation.vllm import _attributes
 from loratrace.instrumentation.vllm._adapters import ADAPTERS
-from loratrace.instrumentation.vllm._patching import PATCHES, Binder
-from loratrace.instrumentation.vllm._settings import Settings
+from loratrace.instrumentation.vllm._patches import PATCHES
+from loratrace.runtime.generation import Generation
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ def _start_call(settings: Settings, serving: Any, operation: str, arguments: dic
     elif asked == base or models.is_base_model(asked):
         response_model = base
     else:  # vLLM answers 404: nothing served it, so the span claims no response model (the asked name stays)
-        recorder = settings.unmetered_recorder
+        recorder = settings.unmetered_recorder or settings.recorder
         response_model = None
     parent = None
     headers = getattr(raw_request, "headers", None)
@@ -196,9 +197,7 @@ def _start_call(settings: Settings, serving: Any, operation: str, arguments: dic
 
 def _serving_wrapper(settings: Settings, binder: Binder, operation: str) -> Callable[..., Any]:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        if not PATCHES.enabled:
-            return await wrapped(*args, **kwargs)
-        arguments = binder.bind(instance, args, kwargs)
+        arguments = PATCHES.bound(binder, instance, args, kwargs)
         if arguments is None:
             return await wrapped(*args, **kwargs)
         try:
@@ -252,9 +251,9 @@ async def _finish_when_streamed(call: _ServerCall, stream: Any) -> AsyncIterator
 def _engine_generate_wrapper(binder: Binder) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         call = _current_call.get()
-        if call is None or not PATCHES.enabled:
+        if call is None:
             return wrapped(*args, **kwargs)
-        arguments = binder.bind(instance, args, kwargs)
+        arguments = PATCHES.bound(binder, instance, args, kwargs)
         if arguments is None:
             return wrapped(*args, **kwargs)
         try:

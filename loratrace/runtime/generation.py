@@ -1,38 +1,41 @@
-"""The life of one generation span, shared by every instrumentor.
+"""The deferred generation span, and every part of the OpenTelemetry SDK loratrace's span runtime touches.
 
-An instrumentor knows how to read its library (which adapter, how many tokens); this module knows what a
-generation span is: its name, the release context it inherits, the variant and fallback rules, the metrics it
-records, how errors are reported, and the deferred end inside a ``loratrace.context`` scope. The calling thread
-only captures facts; the SDK span and the metrics are made on the finisher thread (``loratrace._finisher``).
+A ``Generation`` is current while its model call runs, under ids it announces; the calling thread only captures
+facts, and the SDK span is built later on the finisher thread (``loratrace.runtime.finisher``) under those ids.
+That takes four things from the SDK beyond its API, all here (``tests/core/test_sdk_coupling.py`` pins them):
+the tracer's ``id_generator`` (swapped for ``AnnouncedIds`` while a recorder uses it), its ``sampler`` (asked
+for the flags announced during the call; ``DEFAULT_ON`` is recognised and not asked), its ``span_processor``
+(whose ``force_flush`` exports a finisher burst), and ``RandomIdGenerator`` for a tracer with no generator.
+The profile, the metrics and the recorder are in ``loratrace.runtime.recorder``.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import Token
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.metrics import Meter
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import DEFAULT_ON
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags, Tracer
 
 from loratrace import semconv
-from loratrace._export_requests import EXPORT_WAIT_SECONDS, export_requests
-from loratrace._finisher import finisher
-from loratrace._release_context import CURRENT_SCOPE, Scope
+from loratrace.runtime.export_requests import EXPORT_WAIT_SECONDS, export_requests
+from loratrace.runtime.finisher import finisher
+from loratrace.runtime.release_scope import CURRENT_SCOPE, Scope
+
+if TYPE_CHECKING:
+    from loratrace.runtime.recorder import GenerationProfile, GenerationRecorder
 
 logger = logging.getLogger(__name__)
 
-_TRUTHY = frozenset({"true", "1", "yes", "on"})
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 # The context key of the current span, obtained through the public API (so it is the key the API uses): reading
@@ -70,49 +73,7 @@ _LOCK = threading.Lock()
 _OUTCOME_KEYS = ("input_tokens", "output_tokens", "finish_reasons", "ttft_s", "extra")
 
 
-def capture_content_enabled() -> bool:
-    """Prompt and completion text are recorded only when the GenAI capture variable is true."""
-    return os.environ.get(semconv.CAPTURE_CONTENT_ENV, "").strip().lower() in _TRUTHY
-
-
-class GenerationMetrics:
-    """The GenAI histograms, labelled only with low-cardinality values."""
-
-    def __init__(self, meter: Meter) -> None:
-        self.duration = meter.create_histogram(
-            semconv.METRIC_OPERATION_DURATION, unit="s", description="Duration of a generation call"
-        )
-        self.tokens = meter.create_histogram(
-            semconv.METRIC_TOKEN_USAGE,
-            unit="{token}",
-            description="Input and output tokens per generation call",
-        )
-        self.ttft = meter.create_histogram(
-            semconv.METRIC_TIME_TO_FIRST_TOKEN, unit="s", description="Time to the first generated token"
-        )
-
-    def record(
-        self,
-        labels: Mapping[str, Any],
-        *,
-        duration_s: float,
-        input_tokens: int | None,
-        output_tokens: int | None,
-        ttft_s: float | None,
-        error_type: str | None = None,
-    ) -> None:
-        if error_type is not None:
-            labels = {**labels, semconv.ERROR_TYPE: error_type}
-        self.duration.record(duration_s, labels)
-        if input_tokens is not None:
-            self.tokens.record(input_tokens, {**labels, semconv.GEN_AI_TOKEN_TYPE: "input"})
-        if output_tokens is not None:
-            self.tokens.record(output_tokens, {**labels, semconv.GEN_AI_TOKEN_TYPE: "output"})
-        if ttft_s is not None:
-            self.ttft.record(ttft_s, labels)
-
-
-class _AnnouncedIds(IdGenerator):
+class AnnouncedIds(IdGenerator):
     """The ids a generation was announced under while its call ran, for the tracer that later builds its span.
 
     Installed as the ``id_generator`` of loratrace's own tracer object only (the SDK caches one tracer per
@@ -146,105 +107,6 @@ class _AnnouncedIds(IdGenerator):
 
 
 _ANNOUNCED_IDS_LOCK = threading.Lock()
-
-
-class GenerationProfile:
-    """What a generation serves and how it is named: its model, adapter and start attributes.
-
-    The same for every call of one model with one adapter state, so an instrumentor can build it once and reuse it
-    (the Hugging Face wrapper keeps one per model and adapter reading); the start attributes and metric labels of
-    a generation outside any ``loratrace.context`` scope are then merged once per profile too.
-    """
-
-    __slots__ = ("_plain", "adapter_name", "attributes", "base_model", "operation", "request_model", "response_model")
-
-    def __init__(
-        self,
-        *,
-        operation: str,
-        request_model: str,
-        response_model: str | None,
-        attributes: Mapping[str, Any],
-        adapter_name: str | None,
-        base_model: str | None,
-    ) -> None:
-        self.operation = operation
-        self.request_model = request_model
-        self.response_model = response_model
-        self.attributes = attributes
-        self.adapter_name = adapter_name
-        self.base_model = base_model
-        self._plain: tuple[str, dict[str, Any], dict[str, Any]] | None = None
-
-    def span_name(self) -> str:
-        """``{operation} {model that served}``: backends list spans by name (Phoenix showed
-        ``text_completion tiny-llama`` for every adapter of a PeftModel). The asked-for model when none served."""
-        return f"{self.operation} {self.response_model or self.request_model}"
-
-    def start_attributes(
-        self,
-        provider: str,
-        scope_attributes: Mapping[str, Any] | None = None,
-        served_after_fallback: bool = False,
-        carries_fallback: bool = False,
-        fallback_reason: str | None = None,
-    ) -> dict[str, Any]:
-        """The start attributes (a new dict). The variant is what actually served (``adapter`` when an adapter did,
-        else ``base``), except that a scope declaring ``shadow`` keeps it: mirrored traffic is a routing fact the
-        model call cannot see. ``loratrace.fallback`` is true only on the generation that carries a fallback
-        (see ``mark_fallback``); ``loratrace.served_after_fallback`` on every generation after one."""
-        merged: dict[str, Any] = {
-            semconv.GEN_AI_OPERATION_NAME: self.operation,
-            semconv.GEN_AI_PROVIDER_NAME: provider,
-            semconv.GEN_AI_REQUEST_MODEL: self.request_model,
-            semconv.OPENINFERENCE_SPAN_KIND: semconv.OPENINFERENCE_SPAN_KIND_LLM,
-            semconv.LLM_PROVIDER: provider,
-            semconv.LLM_SYSTEM: provider,
-            **self.attributes,
-        }
-        if scope_attributes:
-            merged.update(scope_attributes)
-        if self.response_model is None:
-            # nothing served (a request for a model the server does not have): no response model, no variant
-            merged.pop(semconv.VARIANT, None)
-        else:
-            merged[semconv.GEN_AI_RESPONSE_MODEL] = self.response_model
-            merged[semconv.LLM_MODEL_NAME] = self.response_model
-            if merged.get(semconv.VARIANT) != semconv.VARIANT_SHADOW:
-                merged[semconv.VARIANT] = semconv.VARIANT_ADAPTER if self.adapter_name else semconv.VARIANT_BASE
-        merged[semconv.FALLBACK] = carries_fallback
-        if carries_fallback and fallback_reason:
-            merged[semconv.FALLBACK_REASON] = fallback_reason
-        if served_after_fallback:
-            merged[semconv.SERVED_AFTER_FALLBACK] = True
-        return merged
-
-    def labels(self, provider: str, merged: Mapping[str, Any]) -> dict[str, Any]:
-        """Metric labels: low-cardinality values only."""
-        labels = {
-            semconv.GEN_AI_OPERATION_NAME: self.operation,
-            semconv.GEN_AI_PROVIDER_NAME: provider,
-        }
-        variant = merged.get(semconv.VARIANT)
-        if variant is not None:
-            labels[semconv.VARIANT] = variant
-        if self.adapter_name:
-            labels[semconv.ADAPTER_NAME] = self.adapter_name
-        if self.base_model:
-            labels[semconv.BASE_MODEL_NAME] = self.base_model
-        route = merged.get(semconv.ROUTE_NAME)
-        if route is not None:
-            labels[semconv.ROUTE_NAME] = route
-        return labels
-
-    def plain(self, provider: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Start attributes and labels of a generation outside any scope, merged once (callers copy before
-        changing them). Two threads racing here only merge them twice."""
-        plain = self._plain
-        if plain is None or plain[0] != provider:
-            attributes = self.start_attributes(provider)
-            plain = self._plain = (provider, attributes, self.labels(provider, attributes))
-        return plain[1], plain[2]
 
 
 class Generation(Span):
@@ -607,66 +469,39 @@ def _outcome_attributes(
     return attributes
 
 
-class GenerationRecorder:
-    """Starts generation spans for one instrumentor (one provider), with its tracer and metrics."""
+# --- what a recorder takes from an SDK tracer ------------------------------------------------------------------
+def lend_announced_ids(tracer: Tracer) -> tuple[AnnouncedIds | None, IdGenerator]:
+    """(the announced-ids generator installed on ``tracer``, the generator that makes new ids).
 
-    def __init__(self, tracer: Tracer, metrics: GenerationMetrics | None, *, provider: str) -> None:
-        self.tracer = tracer
-        self.metrics = metrics
-        self.provider = provider
-        # An SDK tracer builds each span under the ids its generation announced during the call; any other
-        # tracer (a proxy, the no-op one) gets fresh ids, which only matters to spans started inside the call.
-        self.announced_ids: _AnnouncedIds | None = None
-        # the provider's own generator makes the announced ids (an X-Ray style generator keeps its format)
-        self.new_ids: IdGenerator = RandomIdGenerator()
-        # Asked for after each burst of the finisher, so a burst's spans are exported together at once instead of
-        # waiting in a BatchSpanProcessor for its schedule delay (5 s by default): ~400 finished spans waiting
-        # there slow the serving thread's model calls (PeftModel.generate's own work by ~25 µs at the median,
-        # 40-60 µs in the 3 s after a burst, measured by bench/bench_transformers_two_cores.py; the benchmark
-        # history in CHANGELOG.md), exported at once they do not. The export runs on loratrace's export thread, waited
-        # for a bounded time (``loratrace._export_requests``), so an exporter waiting on an unreachable endpoint
-        # holds no call and the next burst for at most that time. A tracer without a span processor (a proxy,
-        # the no-op one) has nothing to export.
-        processor = getattr(tracer, "span_processor", None)
-        flush = getattr(processor, "force_flush", None)
-        self.request_export: Callable[[], object] | None = (
-            functools.partial(export_requests.request, flush, EXPORT_WAIT_SECONDS) if flush is not None else None
-        )
-        with _ANNOUNCED_IDS_LOCK:
-            id_generator = getattr(tracer, "id_generator", None)
-            if isinstance(id_generator, IdGenerator) and not isinstance(id_generator, _AnnouncedIds):
-                id_generator = _AnnouncedIds(id_generator)
-                tracer.id_generator = id_generator  # type: ignore[attr-defined]  # the SDK tracer's, found above
-            if isinstance(id_generator, _AnnouncedIds):
-                id_generator.users += 1
-                self.announced_ids = id_generator
-                self.new_ids = id_generator.fallback
+    An SDK tracer builds each span under the ids its generation announced during the call; any other tracer (a
+    proxy, the no-op one) has no ``id_generator`` and gets fresh ids, which only matters to spans started inside
+    the call. The provider's own generator makes the announced ids (an X-Ray style generator keeps its format).
+    """
+    with _ANNOUNCED_IDS_LOCK:
+        id_generator = getattr(tracer, "id_generator", None)
+        if isinstance(id_generator, IdGenerator) and not isinstance(id_generator, AnnouncedIds):
+            id_generator = AnnouncedIds(id_generator)
+            tracer.id_generator = id_generator  # type: ignore[attr-defined]  # the SDK tracer's, found above
+        if isinstance(id_generator, AnnouncedIds):
+            id_generator.users += 1
+            return id_generator, id_generator.fallback
+    return None, RandomIdGenerator()
 
-    def close(self) -> None:
-        """Give the tracer its own id generator back once no recorder needs announced ids (at uninstrument)."""
-        with _ANNOUNCED_IDS_LOCK:
-            announced, self.announced_ids = self.announced_ids, None
-            if announced is None:
-                return
-            announced.users -= 1
-            in_use: object = getattr(self.tracer, "id_generator", None)
-            if announced.users == 0 and in_use is announced:
-                self.tracer.id_generator = announced.fallback  # type: ignore[attr-defined]  # the SDK tracer's
 
-    def start(
-        self,
-        *,
-        span_name: str | None = None,
-        kind: SpanKind = SpanKind.CLIENT,
-        parent: otel_context.Context | None = None,
-        start_time: int | None = None,
-        **profile: Any,
-    ) -> Generation:
-        """Start a generation serving ``GenerationProfile(**profile)`` (operation, models, adapter, attributes).
+def return_announced_ids(tracer: Tracer, announced: AnnouncedIds) -> None:
+    """Give ``tracer`` its own id generator back once no recorder needs announced ids."""
+    with _ANNOUNCED_IDS_LOCK:
+        announced.users -= 1
+        if announced.users == 0 and getattr(tracer, "id_generator", None) is announced:
+            tracer.id_generator = announced.fallback  # type: ignore[attr-defined]
 
-        The span carries the profile's attributes, the release context and the common names. The variant is what
-        actually served (``adapter`` when ``adapter_name`` is set, else ``base``), except that a scope declaring
-        ``shadow`` keeps it: mirrored traffic is a routing fact the model call cannot see.
-        """
-        generation_profile = GenerationProfile(**profile)
-        return Generation(self, generation_profile, parent, start_time_ns=start_time, name=span_name, kind=kind)
+
+def export_request(tracer: Tracer) -> Callable[[], object] | None:
+    """A call that asks ``tracer``'s span processor to export now, on the export thread, waited for a bounded
+    time (``loratrace.runtime.export_requests``); None for a tracer without a span processor (a proxy, the no-op
+    one): it has nothing to export."""
+    processor = getattr(tracer, "span_processor", None)
+    flush = getattr(processor, "force_flush", None)
+    if flush is None:
+        return None
+    return functools.partial(export_requests.request, flush, EXPORT_WAIT_SECONDS)

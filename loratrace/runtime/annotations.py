@@ -8,16 +8,19 @@ exactly this until the next generation or the end of the scope.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import Span
 
 from loratrace import semconv
-from loratrace._release_context import current_scope
+from loratrace._values import wrong_evaluation_value
 from loratrace.errors import ConfigurationError, LoratraceWarning
-from loratrace.instrumentation._generation import Generation
+from loratrace.runtime.generation import Generation
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+from loratrace.runtime.release_scope import current_scope
 
 _MAX_ERROR_LENGTH = 1024
 _NO_GENERATION = (
@@ -102,11 +105,10 @@ def record_eval(
     if not isinstance(name, str) or not name:
         msg = f"loratrace.record_eval() needs the evaluation's name as a non-empty string, got {name!r}"
         raise ConfigurationError(msg)
-    if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
-        msg = f"loratrace.record_eval(score=...) takes a number, got {score!r}"
-        raise ConfigurationError(msg)
-    if passed is not None and not isinstance(passed, bool):
-        msg = f"loratrace.record_eval(passed=...) takes True or False, got {passed!r}"
+    wrong = wrong_evaluation_value(score, passed)
+    if wrong is not None:
+        needed, got = ("a number", score) if wrong == "score" else ("True or False", passed)
+        msg = f"loratrace.record_eval({wrong}=...) takes {needed}, got {got!r}"
         raise ConfigurationError(msg)
     target = span if span is not None else current_generation_span()
     if target is None:

@@ -1,9 +1,17 @@
-"""Lazy, exactly undoable patches on vLLM, with signature checks that stay out of the way on a mismatch.
+"""The patching toolkit every instrumentor uses: lazy, exactly undoable patches, with signature checks that stay
+out of the way on a mismatch, and arguments bound by name.
 
-Importing vLLM costs seconds, so nothing here imports it: each patch is a post-import hook (wrapt) that
-applies when the application imports the vLLM module, or at once when it already has. Post-import hooks
-cannot be unregistered, so they are registered once per process and consult ``PATCHES.enabled``;
-``uninstrument`` unwraps exactly what was wrapped.
+Importing vLLM or transformers costs seconds, so nothing here imports the target: each patch is a post-import
+hook (wrapt) that applies when the application imports the target module, or at once when it already has.
+Post-import hooks cannot be unregistered, so they are registered once per process and consult the instrumentor's
+``Patches``; ``uninstrument`` unwraps exactly what was wrapped, and leaves a method another library wrapped over
+ours alone (unwrapping it would remove that library's wrapper too).
+
+\b
+    PATCHES = Patches("vLLM")                                 # one per instrumentor
+    PATCHES.enable({"vllm.entrypoints.llm": [lambda module: PATCHES.wrap(module, "LLM.generate", wrapper)]})
+    ...
+    PATCHES.disable()
 """
 
 from __future__ import annotations
@@ -17,34 +25,38 @@ from typing import Any
 
 import wrapt
 from opentelemetry import context as otel_context
-from opentelemetry.instrumentation.utils import unwrap
 
-from loratrace.instrumentation._generation import suppressed
+from loratrace.runtime.generation import suppressed
 
 logger = logging.getLogger(__name__)
 
 Patcher = Callable[[Any], None]
 
 
-class _Patches:
-    """Which modules get which patches, and what was actually wrapped (so unwrap is exact)."""
+class Patches:
+    """One instrumentor's patches: which modules get which, and what was actually wrapped (so unwrap is exact).
 
-    def __init__(self) -> None:
+    ``library`` names the target in the messages about a version it does not match (``"vLLM"``).
+    """
+
+    def __init__(self, library: str) -> None:
+        self.library = library
         self._lock = threading.Lock()
         self._hooked: set[str] = set()
         self._patchers: dict[str, list[Patcher]] = {}
-        self._applied: list[tuple[Any, str]] = []
-        self._on = False
+        self._applied: list[tuple[Any, str, Any]] = []  # (owner, attribute, the wrapper installed)
+        # instrumented: read by wrappers that check suppression themselves, from the context they already hold
+        self.on = False
 
     @property
     def enabled(self) -> bool:
         """Instrumented, and not inside OpenTelemetry's ``suppress_instrumentation()`` (as contrib instrumentors
-        check it): every wrapper asks this first."""
-        return self._on and not suppressed(otel_context.get_current())
+        check it): every wrapper asks this (or ``on`` and ``suppressed``) first."""
+        return self.on and not suppressed(otel_context.get_current())
 
     def enable(self, patchers: dict[str, list[Patcher]]) -> None:
         with self._lock:
-            self._on = True
+            self.on = True
             self._patchers = patchers
             pending = [name for name in patchers if name not in self._hooked]
             self._hooked.update(pending)
@@ -56,7 +68,7 @@ class _Patches:
             self._on_import(sys.modules[name])
 
     def _on_import(self, module: Any) -> None:
-        if not self._on:
+        if not self.on:
             return
         for patcher in self._patchers.get(module.__name__, ()):
             try:
@@ -72,7 +84,9 @@ class _Patches:
         *,
         expected: Collection[str] = (),
     ) -> bool:
-        """Wrap ``module.<path>`` (``"Class.method"``) if it exists and takes the ``expected`` parameters."""
+        """Wrap ``module.<path>`` (``"Class.method"``) if it exists and takes the ``expected`` parameters.
+
+        ``module`` may be any object (a class: ``wrap(cls, "generate", ...)``). True when ours is in place."""
         owner_path, _, attribute = path.rpartition(".")
         owner: Any = module
         for part in filter(None, owner_path.split(".")):
@@ -82,39 +96,51 @@ class _Patches:
         target = None
         if owner is not None:
             target = owner.__dict__.get(attribute) if isinstance(owner, type) else getattr(owner, attribute, None)
+        where = _qualified_name(module)
         if target is None:
-            log_once(
-                f"missing:{module.__name__}.{path}",
-                "loratrace: %s.%s not found; not instrumented",
-                module.__name__,
-                path,
-            )
+            log_once(f"missing:{where}.{path}", "loratrace: %s.%s not found; not instrumented", where, path)
             return False
         if isinstance(target, wrapt.FunctionWrapper):
+            logger.debug("%s.%s is already wrapped; leaving it", where, path)
             return True  # already ours (instrument() twice without uninstrument)
         if expected and not has_parameters(target, expected):
             log_once(
-                f"signature:{module.__name__}.{path}",
-                "loratrace: %s.%s does not take the parameters %s in this vLLM version; not instrumented",
-                module.__name__,
+                f"signature:{where}.{path}",
+                "loratrace: %s.%s does not take the parameters %s in this %s version; not instrumented",
+                where,
                 path,
                 sorted(expected),
+                self.library,
             )
             return False
         wrapt.wrap_function_wrapper(owner, attribute, wrapper)
         with self._lock:
-            self._applied.append((owner, attribute))
+            self._applied.append((owner, attribute, vars(owner)[attribute]))
         return True
+
+    def bound(
+        self, binder: Binder, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """A wrapped method call's arguments by name, when it is to be traced: instrumented (``enabled``) and the
+        arguments bind. None means: run the call untraced."""
+        return binder.bind(instance, args, kwargs) if self.enabled else None
 
     def disable(self) -> None:
         with self._lock:
-            self._on = False
+            self.on = False
             applied, self._applied = self._applied, []
-        for owner, attribute in reversed(applied):
-            unwrap(owner, attribute)
+        for owner, attribute, installed in reversed(applied):
+            if vars(owner).get(attribute) is installed:
+                setattr(owner, attribute, installed.__wrapped__)
+            else:  # someone wrapped over us: unwrapping now would remove their wrapper too
+                logger.debug("%r.%s was re-wrapped by another library; leaving it", owner, attribute)
 
 
-PATCHES = _Patches()
+def _qualified_name(owner: Any) -> str:
+    if isinstance(owner, type):
+        return f"{owner.__module__}.{owner.__qualname__}"
+    return str(getattr(owner, "__name__", owner))
+
 
 _logged: set[str] = set()
 

@@ -26,8 +26,8 @@ import contextvars
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from loratrace._release_context import CURRENT_SCOPE, Scope, _attributes_from_arguments
 from loratrace.errors import ConfigurationError
+from loratrace.runtime.release_scope import CURRENT_SCOPE, Scope, _attributes_from_arguments
 
 # the scopes the next offline batch call serves its requests in, by position; read once per batch call
 SERVING_SCOPES: contextvars.ContextVar[Sequence[Scope] | None] = contextvars.ContextVar(
@@ -105,7 +105,7 @@ class RequestScopes:
 
 
 def request_scopes(contexts: Sequence[Mapping[str, Any]]) -> RequestScopes:
-    """Open one release-context scope per request of an offline batch (see :mod:`loratrace._request_scopes`).
+    """Open one release-context scope per request of an offline batch (see :mod:`loratrace.runtime.request_scopes`).
 
     Each mapping takes ``loratrace.context``'s keys (``cohort``, ``variant``, ``example_id``, ... and extra
     keys); every scope inherits the enclosing ``loratrace.context``.
