@@ -46,13 +46,12 @@ def test_demo_serves_base_and_adapters_through_both_stacks_into_the_store(tmp_pa
         f"FROM generations WHERE {REAL} GROUP BY ALL ORDER BY ALL",
     ).rows()
     prompts = sum(len(p) for p in PROMPTS.values())
-    cohorts = len(PROMPTS)
-    # transformers: every cohort through base, a1, a2; then the extract route: a2 twice, then the base fallback
-    # vLLM: every prompt through base, a1 and a2 in one batch
+    # transformers: every cohort's prompts in one batched generate (a span per prompt row) through base, a1, a2;
+    # then the extract route: a2 twice, then the base fallback. vLLM: every prompt through base, a1 and a2 in one batch
     assert generations == [
-        ("huggingface", "a1", ids["a1"], "adapter", cohorts),
-        ("huggingface", "a2", ids["a2"], "adapter", cohorts + 2),
-        ("huggingface", "base", None, "base", cohorts + 1),
+        ("huggingface", "a1", ids["a1"], "adapter", prompts),
+        ("huggingface", "a2", ids["a2"], "adapter", prompts + 2),
+        ("huggingface", "base", None, "base", prompts + 1),
         ("vllm", "a1", ids["a1"], "adapter", prompts),
         ("vllm", "a2", ids["a2"], "adapter", prompts),
         ("vllm", "base", None, "base", prompts),

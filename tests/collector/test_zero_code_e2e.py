@@ -58,23 +58,23 @@ def test_opentelemetry_instrument_app_to_loratrace_collector(tmp_path: Path, tin
     ids = {name: identity_from_directory(path, name).id for name, path in adapters.items()}
     sql = (
         "SELECT service_name, coalesce(adapter_name, 'base') AS served, adapter_id, adapter_rank, adapter_alpha, "
-        "variant, input_tokens FROM spans WHERE operation_name = 'text_completion' ORDER BY served"
+        "variant, input_tokens FROM spans WHERE operation_name = 'text_completion' ORDER BY served, input_tokens"
     )
     rows = collector.wait_until(
-        lambda: (r := query(collector.store, sql).rows()) and len(r) == 3 and r,
+        lambda: (r := query(collector.store, sql).rows()) and len(r) == 6 and r,
         timeout=30,
-        what="the app's three generation spans in the store",
+        what="the app's six generation spans in the store (one per prompt row of each batched generate)",
     )
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_models.base)
-    # both prompts, padding excluded
+    # each prompt row its own span, its own tokens with the padding excluded
     encoded = tokenizer(["Invoices are due", "Please reset my password"], return_tensors="pt", padding=True)
-    prompt_tokens = int(encoded["attention_mask"].sum())
+    row_tokens = sorted(int(n) for n in encoded["attention_mask"].sum(dim=1))
     assert rows == [
-        ("support-bot", "a1", ids["a1"], 4, 8.0, "adapter", prompt_tokens),
-        ("support-bot", "a2", ids["a2"], 8, 16.0, "adapter", prompt_tokens),
-        ("support-bot", "base", None, None, None, "base", prompt_tokens),
+        *[("support-bot", "a1", ids["a1"], 4, 8.0, "adapter", n) for n in row_tokens],
+        *[("support-bot", "a2", ids["a2"], 8, 16.0, "adapter", n) for n in row_tokens],
+        *[("support-bot", "base", None, None, None, "base", n) for n in row_tokens],
     ]
     metrics = collector.wait_until(
         lambda: (
