@@ -116,6 +116,13 @@ def _check_adapters(adapters: Mapping[str, str]) -> None:
             raise ConfigurationError(msg)
 
 
+def _check_at_least(flag: str, value: float, minimum: int) -> None:
+    if value < minimum:
+        bound = "at least 1" if minimum == 1 else f"{minimum} or more"
+        msg = f"{flag} must be {bound}, got {value}"
+        raise ConfigurationError(msg)
+
+
 def run_replay(
     dataset: str | os.PathLike[str],
     *,
@@ -155,18 +162,10 @@ def run_replay(
     part of the run's configuration: greedy answers are the same whatever it is, so a resumed run may change it.
     Returns a :class:`ReplaySummary`.
     """
-    if schema_attempts < 1:
-        msg = f"--schema-attempts must be at least 1, got {schema_attempts}"
-        raise ConfigurationError(msg)
-    if chunk_size < 1:
-        msg = f"--chunk-size must be at least 1, got {chunk_size}"
-        raise ConfigurationError(msg)
-    if batch_size < 1:
-        msg = f"--batch-size must be at least 1, got {batch_size}"
-        raise ConfigurationError(msg)
-    if temperature < 0:
-        msg = f"--temperature must be 0 or more, got {temperature}"
-        raise ConfigurationError(msg)
+    _check_at_least("--schema-attempts", schema_attempts, 1)
+    _check_at_least("--chunk-size", chunk_size, 1)
+    _check_at_least("--batch-size", batch_size, 1)
+    _check_at_least("--temperature", temperature, 0)
     _check_adapters(adapters)
     library = engine if isinstance(engine, str) else engine.library
     started = time.perf_counter()
