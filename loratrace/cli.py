@@ -312,14 +312,10 @@ def drift(
         loratrace drift --source "clickhouse://reader@ch.internal:8123/otel?table=otel_traces" --since 24h
     """
     from loratrace.analysis.run import DriftSettings, EmptySelectionError, drift_for_source
-    from loratrace.analysis.timespec import parse_duration
     from loratrace.errors import QueryError, StoreError
 
     since_at, until_at = parse_window(since, until)
-    try:
-        width = parse_duration(window)
-    except ValueError as exc:
-        raise BadInput(f"--window: {exc}") from exc
+    width = _window_option(window)
     settings = DriftSettings(
         since=since_at,
         until=until_at,
@@ -700,6 +696,7 @@ def cost_command(
 
 
 def _window_option(value: str, flag: str = "--window") -> timedelta:
+    """A duration flag (``--window``, ``--every``), or exit 2 naming the flag."""
     from loratrace.analysis.timespec import parse_duration
 
     try:
@@ -1056,13 +1053,9 @@ def alert_watch(store: str | None, source: str | None, rules_path: str, state_di
     """
     from loratrace.alerts.rules import load_rules
     from loratrace.alerts.watch import watch
-    from loratrace.analysis.timespec import parse_duration
     from loratrace.errors import ConfigurationError, StoreError
 
-    try:
-        interval = parse_duration(every).total_seconds()
-    except ValueError as exc:
-        raise BadInput(f"--every: {exc}") from exc
+    interval = _window_option(every, "--every").total_seconds()
     try:
         target, spans, state_dir = _alert_target(store, source, load_rules(rules_path), state_dir)
         if store is not None:
@@ -1284,14 +1277,10 @@ def feedback_completeness(
     """
     from loratrace.analysis import feedback as analysis
     from loratrace.analysis.load import load_generations
-    from loratrace.analysis.timespec import parse_duration
     from loratrace.errors import StoreError
 
     since_at, until_at = parse_window(since, until)
-    try:
-        width = parse_duration(window)
-    except ValueError as exc:
-        raise BadInput(f"--window: {exc}") from exc
+    width = _window_option(window)
     try:
         generations = load_generations(store, since=since_at, until=until_at)
         rows = analysis.completeness(generations, analysis.load_feedback(store), kind=kind, window=width)
@@ -1331,14 +1320,10 @@ def feedback_before_after(
     """
     from loratrace.analysis import feedback as analysis
     from loratrace.analysis.load import load_generations
-    from loratrace.analysis.timespec import parse_duration
     from loratrace.errors import StoreError
 
     since_at, until_at = parse_window(since, until)
-    try:
-        width = parse_duration(window)
-    except ValueError as exc:
-        raise BadInput(f"--window: {exc}") from exc
+    width = _window_option(window)
     try:
         generations = load_generations(store, since=since_at, until=until_at)
         rows = analysis.before_after(
@@ -1396,16 +1381,12 @@ def doctor(
         loratrace doctor --store ./traces --since 7d --check silent_swaps --format json
         loratrace doctor --source "clickhouse://reader@ch.internal:8123/otel" --since 7d
     """
-    from loratrace.analysis.timespec import parse_duration
     from loratrace.doctor import hygiene_findings
     from loratrace.doctor.report import render
     from loratrace.errors import ConfigurationError, QueryError, StoreError
 
     since_at, until_at = parse_window(since, until)
-    try:
-        width = parse_duration(window)
-    except ValueError as exc:
-        raise BadInput(f"--window: {exc}") from exc
+    width = _window_option(window)
     spans = open_source(store, source)
     try:
         findings = hygiene_findings(
