@@ -10,6 +10,7 @@ import click
 from loratrace._cli_options import (
     BadInput,
     auth_token_option,
+    count_option,
     decision_options,
     format_choice,
     format_option,
@@ -100,25 +101,22 @@ def _address(value: str, flag: str) -> tuple[str, int] | None:
 @auth_token_option("Bearer token exporters must send; required to bind a non-loopback address.")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), default=None, help="TLS certificate (PEM).")
 @click.option("--tls-key", type=click.Path(dir_okay=False), default=None, help="TLS private key (PEM).")
-@click.option(
+@count_option(
     "--max-request-bytes",
-    type=click.IntRange(min=1024),
+    at_least=1024,
     default=32 << 20,
-    show_default=True,
     help="Largest export request accepted (after gzip decompression).",
 )
-@click.option(
+@count_option(
     "--max-span-attributes",
-    type=click.IntRange(min=1),
+    at_least=1,
     default=1024,
-    show_default=True,
     help="Attributes kept per span, event and link; the rest are dropped and counted, as the SDK's limit does.",
 )
-@click.option(
+@count_option(
     "--max-attribute-length",
-    type=click.IntRange(min=1),
+    at_least=1,
     default=1 << 20,
-    show_default=True,
     help="Characters kept of a string attribute value (bytes of a bytes value); longer ones are cut.",
 )
 @click.option(
@@ -587,9 +585,7 @@ def adapters_command(
     show_default=True,
     help="False discovery rate for the slower-than-base verdicts (Benjamini-Hochberg).",
 )
-@click.option(
-    "--min-n", type=click.IntRange(min=1), default=30, show_default=True, help="Fewest requests per arm for a verdict."
-)
+@count_option("--min-n", at_least=1, default=30, help="Fewest requests per arm for a verdict.")
 @view_option(["percentiles", "vs-base"], "One table only (both by default; csv needs one).")
 @format_option
 def latency_command(
@@ -648,7 +644,7 @@ def latency_command(
     show_default=True,
     help="One row per adapter, or per trace (most expensive first).",
 )
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Rows with --by trace.")
+@count_option("--limit", at_least=1, default=50, help="Rows with --by trace.")
 @format_option
 def cost_command(
     store: str,
@@ -724,8 +720,8 @@ def _window_option(value: str, flag: str = "--window") -> timedelta:
     show_default=True,
     help="Trailing average of previous windows, or of the same time of day on previous days.",
 )
-@click.option("--persistence", type=click.IntRange(min=1), default=2, show_default=True, help="Windows in a row.")
-@click.option("--min-n", type=click.IntRange(min=1), default=50, show_default=True, help="Volume floor per window.")
+@count_option("--persistence", at_least=1, default=2, help="Windows in a row.")
+@count_option("--min-n", at_least=1, default=50, help="Volume floor per window.")
 @click.option(
     "--z", "z_threshold", type=click.FloatRange(min=0.0), default=3.0, show_default=True, help="One-sided z to reach."
 )
@@ -1500,22 +1496,19 @@ def evaluate_tasks_command(
 @click.option("--endpoint", default=None, help="Or send spans over OTLP/HTTP to a collector (http://HOST:PORT).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Replay only the first N valid examples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed (with --temperature > 0).")
-@click.option("--max-new-tokens", type=click.IntRange(min=1), default=64, show_default=True, help="Tokens per answer.")
+@count_option("--max-new-tokens", at_least=1, default=64, help="Tokens per answer.")
 @click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True, help="0 is greedy.")
-@click.option("--max-model-len", type=click.IntRange(min=8), default=256, show_default=True, help="Prompt + answer.")
-@click.option(
-    "--schema-attempts", type=click.IntRange(min=1), default=2, show_default=True, help="Attempts per schema example."
-)
+@count_option("--max-model-len", at_least=8, default=256, help="Prompt + answer.")
+@count_option("--schema-attempts", at_least=1, default=2, help="Attempts per schema example.")
 @click.option("--fallback-to-base", is_flag=True, help="After the last failed schema attempt, answer with the base.")
 @click.option("--evaluator", "evaluators", multiple=True, metavar="MODULE:ATTR", help="An external evaluator.")
 @click.option("--evaluator-timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True, help="Seconds.")
 @click.option("--dataset-version", default=None, help="Version to record (default: a hash of the file).")
-@click.option("--chunk-size", type=click.IntRange(min=1), default=64, show_default=True, help="Examples per chunk.")
-@click.option(
+@count_option("--chunk-size", at_least=1, default=64, help="Examples per chunk.")
+@count_option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    at_least=1,
     default=8,
-    show_default=True,
     help="Prompts per padded generate (transformers engine; vLLM batches a whole chunk).",
 )
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (transformers engine).")
