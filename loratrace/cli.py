@@ -10,6 +10,7 @@ import click
 from loratrace._cli_options import (
     BadInput,
     auth_token_option,
+    choice_option,
     count_option,
     decision_options,
     format_choice,
@@ -267,11 +268,9 @@ def render_rows(frame: pl.DataFrame, output_format: str) -> str:
     show_default=True,
     help="Width of the time windows in which base and adapter traffic are matched (concurrent design).",
 )
-@click.option(
+@choice_option(
     "--baseline",
-    type=click.Choice(["concurrent", "before"]),
-    default="concurrent",
-    show_default=True,
+    ["concurrent", "before"],
     help="concurrent: the base model in the same windows; before: the traffic before the adapter (confounded).",
 )
 @traffic_option("replay: golden-set replay only (generations with an example id); production: the rest.")
@@ -637,13 +636,7 @@ def latency_command(
 @click.option("--prices", required=True, type=click.Path(dir_okay=False), help="Prices file (.toml or .json).")
 @time_options
 @_adapter_options
-@click.option(
-    "--by",
-    type=click.Choice(["adapter", "trace"]),
-    default="adapter",
-    show_default=True,
-    help="One row per adapter, or per trace (most expensive first).",
-)
+@choice_option("--by", ["adapter", "trace"], help="One row per adapter, or per trace (most expensive first).")
 @count_option("--limit", at_least=1, default=50, help="Rows with --by trace.")
 @format_option
 def cost_command(
@@ -713,11 +706,9 @@ def _window_option(value: str, flag: str = "--window") -> timedelta:
     help="Only this rate metric; default: "
     + ", ".join(("error_rate", "timeout_rate", "fallback_rate", "schema_retry_rate")),
 )
-@click.option(
+@choice_option(
     "--baseline",
-    type=click.Choice(["ewma", "same_hour"]),
-    default="ewma",
-    show_default=True,
+    ["ewma", "same_hour"],
     help="Trailing average of previous windows, or of the same time of day on previous days.",
 )
 @count_option("--persistence", at_least=1, default=2, help="Windows in a row.")
@@ -1489,9 +1480,7 @@ def evaluate_tasks_command(
 @click.option("--dataset", required=True, type=click.Path(dir_okay=False), help="JSONL golden set (docs/replay.md).")
 @click.option("--base", required=True, help="Folder of the base model.")
 @click.option("--adapter", "adapters", multiple=True, metavar="NAME=PATH", help="An adapter to compare; repeatable.")
-@click.option(
-    "--engine", type=click.Choice(["transformers", "vllm"]), default="transformers", show_default=True, help="Engine."
-)
+@choice_option("--engine", ["transformers", "vllm"], help="Engine.")
 @click.option("--store", type=click.Path(file_okay=False), default=None, help="Write spans into this store folder.")
 @click.option("--endpoint", default=None, help="Or send spans over OTLP/HTTP to a collector (http://HOST:PORT).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Replay only the first N valid examples.")
