@@ -237,32 +237,22 @@ def run_replay(
     return summary
 
 
+@dataclass
 class _Chunk:
     """Runs one chunk of (model label, example) pairs; see the module's note."""
 
-    def __init__(
-        self,
-        engine: Any,
-        settings: GenerationSettings,
-        summary: ReplaySummary,
-        schema_attempts: int,
-        fallback_to_base: bool,
-        evaluators: Sequence[Any],
-        evaluator_timeout_s: float,
-        run_id: str,
-        on_problem: Callable[[Problem], None] | None,
-    ) -> None:
-        self.engine = engine
-        self.settings = settings
-        self.summary = summary
-        self.schema_attempts = schema_attempts
-        self.fallback_to_base = fallback_to_base
-        self.evaluators = evaluators
-        self.evaluator_timeout_s = evaluator_timeout_s
-        self.run_id = run_id
-        self.on_problem = on_problem
-        self._prompts: dict[str, str] = {}
-        self._fitting: dict[str, bool] = {}  # example id -> its prompt fits --max-model-len (tokenised once)
+    engine: Any
+    settings: GenerationSettings
+    summary: ReplaySummary
+    schema_attempts: int
+    fallback_to_base: bool
+    evaluators: Sequence[Any]
+    evaluator_timeout_s: float
+    run_id: str
+    on_problem: Callable[[Problem], None] | None
+    _prompts: dict[str, str] = field(default_factory=dict, init=False)
+    # example id -> its prompt fits --max-model-len (tokenised once)
+    _fitting: dict[str, bool] = field(default_factory=dict, init=False)
 
     def _prompt(self, example: Example) -> str:
         prompt = self._prompts.get(example.id)
