@@ -124,11 +124,19 @@ def auth_token_option(help: str) -> Callable[[F], F]:
     return click.option("--auth-token", envvar="LORATRACE_AUTH_TOKEN", show_envvar=True, default=None, help=help)
 
 
+def choice_option(flag: str, choices: Sequence[str], *, help: str) -> Callable[[F], F]:
+    """A flag taking one of ``choices``, the first the default (shown in ``--help``)."""
+    return click.option(flag, type=click.Choice(list(choices)), default=choices[0], show_default=True, help=help)
+
+
+def count_option(flag: str, *, at_least: int, default: int, help: str) -> Callable[[F], F]:
+    """A whole-number flag with a floor (exit 2 below it) and its default shown in ``--help``."""
+    return click.option(flag, type=click.IntRange(min=at_least), default=default, show_default=True, help=help)
+
+
 def traffic_option(help: str) -> Callable[[F], F]:
     """``--traffic all|production|replay``."""
-    return click.option(
-        "--traffic", type=click.Choice(["all", "production", "replay"]), default="all", show_default=True, help=help
-    )
+    return choice_option("--traffic", ["all", "production", "replay"], help=help)
 
 
 def metric_option(function: F) -> F:

@@ -59,6 +59,8 @@ class Instrumentation:
     owns_meter_provider: bool = False
     # the endpoints of loratrace's own OTLP exporters (one per distinct host and port): their failed exports
     endpoint_watches: tuple[EndpointWatch, ...] = ()
+    # loratrace's own OTLP exporters, stopped by uninstrument() at its deadline so that none goes on retrying
+    own_exporters: tuple[WatchedSpanExporter | WatchedMetricExporter, ...] = ()
     _failures_reported: int = 0
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -223,12 +225,16 @@ def _own_tracer_provider(
     headers: Mapping[str, str] | None,
     resource: Resource,
     watch: EndpointWatch,
+    built: list[WatchedSpanExporter | WatchedMetricExporter],
 ) -> TracerProvider:
-    """loratrace's tracer provider, exporting as ``OTEL_TRACES_EXPORTER`` says (OTLP by default)."""
+    """loratrace's tracer provider, exporting as ``OTEL_TRACES_EXPORTER`` says (OTLP by default); its OTLP
+    exporters are added to ``built``."""
     provider = TracerProvider(resource=resource)
     for name in _exporters("traces"):
         if name == "otlp":
-            exporter: SpanExporter = WatchedSpanExporter(_otlp_exporter("traces", endpoint, protocol, headers), watch)
+            watched = WatchedSpanExporter(_otlp_exporter("traces", endpoint, protocol, headers), watch)
+            built.append(watched)
+            exporter: SpanExporter = watched
         else:
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
@@ -243,14 +249,17 @@ def _own_meter_provider(
     headers: Mapping[str, str] | None,
     resource: Resource,
     watch: EndpointWatch,
+    built: list[WatchedSpanExporter | WatchedMetricExporter],
 ) -> MeterProvider | None:
-    """loratrace's meter provider, exporting as ``OTEL_METRICS_EXPORTER`` says; None for ``none``."""
+    """loratrace's meter provider, exporting as ``OTEL_METRICS_EXPORTER`` says; None for ``none``. Its OTLP
+    exporters are added to ``built``."""
     from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
 
     readers = []
     for name in _exporters("metrics"):
         if name == "otlp":
             exporter: Any = WatchedMetricExporter(_otlp_exporter("metrics", endpoint, protocol, headers), watch)
+            built.append(exporter)
         else:
             exporter = ConsoleMetricExporter(out=sys.stdout)
         readers.append(PeriodicExportingMetricReader(exporter))
@@ -315,6 +324,7 @@ def instrument(
         traces_watch = EndpointWatch(_effective_url(endpoint, chosen_protocol, "traces"))
         metrics_watch = traces_watch.for_url(_effective_url(endpoint, chosen_protocol, "metrics"))
         watches: list[EndpointWatch] = []
+        own_exporters: list[WatchedSpanExporter | WatchedMetricExporter] = []
         if tracer_provider is None:
             global_provider = trace.get_tracer_provider()
             if isinstance(global_provider, TracerProvider) and store is None:
@@ -335,7 +345,7 @@ def instrument(
                     sdk_provider.add_span_processor(BatchSpanProcessor(store_exporter))
                 else:
                     sdk_provider = _own_tracer_provider(
-                        endpoint, chosen_protocol, headers, _resource(service_name), traces_watch
+                        endpoint, chosen_protocol, headers, _resource(service_name), traces_watch, own_exporters
                     )
                     watches.append(traces_watch)
                 tracer_provider, owns_tracer = sdk_provider, True
@@ -345,9 +355,15 @@ def instrument(
             if isinstance(global_meter_provider, MeterProvider):
                 meter_provider = global_meter_provider
             elif store is None:
-                own_meter = _own_meter_provider(
-                    endpoint, chosen_protocol, headers, _resource(service_name), metrics_watch
-                )
+                try:
+                    own_meter = _own_meter_provider(
+                        endpoint, chosen_protocol, headers, _resource(service_name), metrics_watch, own_exporters
+                    )
+                except Exception:
+                    # no set-up is kept, so nothing would ever shut down the tracer provider built above
+                    if owns_tracer:
+                        _call_until(tracer_provider.shutdown, time.monotonic() + 5.0)  # type: ignore[attr-defined]
+                    raise
             if own_meter is not None:
                 meter_provider, owns_meter = own_meter, True
                 if metrics_watch not in watches:
@@ -360,6 +376,7 @@ def instrument(
             owns_tracer_provider=owns_tracer,
             owns_meter_provider=owns_meter,
             endpoint_watches=tuple(watches),
+            own_exporters=tuple(own_exporters),
         )
         for name in chosen:
             module_name, class_name, _ = _INSTRUMENTORS[name]
@@ -384,7 +401,8 @@ def uninstrument(*, timeout_millis: int = 5_000) -> None:
 
     Returns within ``timeout_millis``: the providers' shutdown exports what is pending, and with an endpoint that
     hangs (or refuses, and is retried) the SDK waits its exporter's timeout per batch (17 s, 10.7 s when
-    refused). What is still being exported at the deadline finishes, or is dropped, in the background.
+    refused). At the deadline loratrace's own OTLP exporters are shut down: what is still being exported is
+    dropped, the request in flight ends at its socket's timeout, and no exporter goes on retrying.
     """
     global _state
     with _lock:
@@ -400,6 +418,11 @@ def uninstrument(*, timeout_millis: int = 5_000) -> None:
         _call_until(state.tracer_provider.shutdown, deadline)  # type: ignore[attr-defined]
     if state.owns_meter_provider:
         _call_until(state.meter_provider.shutdown, deadline)  # type: ignore[attr-defined]
+    if state.own_exporters:
+        # A provider's shutdown that outlasted the deadline goes on in the background, and its exporter would go on
+        # retrying for its whole timeout. Shut down, an OTLP/HTTP exporter stops retrying at once; a gRPC one first
+        # waits for its export in flight, hence the thread.
+        _call_until(lambda: [exporter.shutdown() for exporter in state.own_exporters], deadline)
 
 
 def _call_until(call: Any, deadline: float) -> None:

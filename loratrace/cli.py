@@ -10,6 +10,8 @@ import click
 from loratrace._cli_options import (
     BadInput,
     auth_token_option,
+    choice_option,
+    count_option,
     decision_options,
     format_choice,
     format_option,
@@ -100,25 +102,22 @@ def _address(value: str, flag: str) -> tuple[str, int] | None:
 @auth_token_option("Bearer token exporters must send; required to bind a non-loopback address.")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), default=None, help="TLS certificate (PEM).")
 @click.option("--tls-key", type=click.Path(dir_okay=False), default=None, help="TLS private key (PEM).")
-@click.option(
+@count_option(
     "--max-request-bytes",
-    type=click.IntRange(min=1024),
+    at_least=1024,
     default=32 << 20,
-    show_default=True,
     help="Largest export request accepted (after gzip decompression).",
 )
-@click.option(
+@count_option(
     "--max-span-attributes",
-    type=click.IntRange(min=1),
+    at_least=1,
     default=1024,
-    show_default=True,
     help="Attributes kept per span, event and link; the rest are dropped and counted, as the SDK's limit does.",
 )
-@click.option(
+@count_option(
     "--max-attribute-length",
-    type=click.IntRange(min=1),
+    at_least=1,
     default=1 << 20,
-    show_default=True,
     help="Characters kept of a string attribute value (bytes of a bytes value); longer ones are cut.",
 )
 @click.option(
@@ -269,11 +268,9 @@ def render_rows(frame: pl.DataFrame, output_format: str) -> str:
     show_default=True,
     help="Width of the time windows in which base and adapter traffic are matched (concurrent design).",
 )
-@click.option(
+@choice_option(
     "--baseline",
-    type=click.Choice(["concurrent", "before"]),
-    default="concurrent",
-    show_default=True,
+    ["concurrent", "before"],
     help="concurrent: the base model in the same windows; before: the traffic before the adapter (confounded).",
 )
 @traffic_option("replay: golden-set replay only (generations with an example id); production: the rest.")
@@ -312,14 +309,10 @@ def drift(
         loratrace drift --source "clickhouse://reader@ch.internal:8123/otel?table=otel_traces" --since 24h
     """
     from loratrace.analysis.run import DriftSettings, EmptySelectionError, drift_for_source
-    from loratrace.analysis.timespec import parse_duration
     from loratrace.errors import QueryError, StoreError
 
     since_at, until_at = parse_window(since, until)
-    try:
-        width = parse_duration(window)
-    except ValueError as exc:
-        raise BadInput(f"--window: {exc}") from exc
+    width = _window_option(window)
     settings = DriftSettings(
         since=since_at,
         until=until_at,
@@ -591,9 +584,7 @@ def adapters_command(
     show_default=True,
     help="False discovery rate for the slower-than-base verdicts (Benjamini-Hochberg).",
 )
-@click.option(
-    "--min-n", type=click.IntRange(min=1), default=30, show_default=True, help="Fewest requests per arm for a verdict."
-)
+@count_option("--min-n", at_least=1, default=30, help="Fewest requests per arm for a verdict.")
 @view_option(["percentiles", "vs-base"], "One table only (both by default; csv needs one).")
 @format_option
 def latency_command(
@@ -645,14 +636,8 @@ def latency_command(
 @click.option("--prices", required=True, type=click.Path(dir_okay=False), help="Prices file (.toml or .json).")
 @time_options
 @_adapter_options
-@click.option(
-    "--by",
-    type=click.Choice(["adapter", "trace"]),
-    default="adapter",
-    show_default=True,
-    help="One row per adapter, or per trace (most expensive first).",
-)
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Rows with --by trace.")
+@choice_option("--by", ["adapter", "trace"], help="One row per adapter, or per trace (most expensive first).")
+@count_option("--limit", at_least=1, default=50, help="Rows with --by trace.")
 @format_option
 def cost_command(
     store: str,
@@ -700,6 +685,7 @@ def cost_command(
 
 
 def _window_option(value: str, flag: str = "--window") -> timedelta:
+    """A duration flag (``--window``, ``--every``), or exit 2 naming the flag."""
     from loratrace.analysis.timespec import parse_duration
 
     try:
@@ -720,15 +706,13 @@ def _window_option(value: str, flag: str = "--window") -> timedelta:
     help="Only this rate metric; default: "
     + ", ".join(("error_rate", "timeout_rate", "fallback_rate", "schema_retry_rate")),
 )
-@click.option(
+@choice_option(
     "--baseline",
-    type=click.Choice(["ewma", "same_hour"]),
-    default="ewma",
-    show_default=True,
+    ["ewma", "same_hour"],
     help="Trailing average of previous windows, or of the same time of day on previous days.",
 )
-@click.option("--persistence", type=click.IntRange(min=1), default=2, show_default=True, help="Windows in a row.")
-@click.option("--min-n", type=click.IntRange(min=1), default=50, show_default=True, help="Volume floor per window.")
+@count_option("--persistence", at_least=1, default=2, help="Windows in a row.")
+@count_option("--min-n", at_least=1, default=50, help="Volume floor per window.")
 @click.option(
     "--z", "z_threshold", type=click.FloatRange(min=0.0), default=3.0, show_default=True, help="One-sided z to reach."
 )
@@ -1056,13 +1040,9 @@ def alert_watch(store: str | None, source: str | None, rules_path: str, state_di
     """
     from loratrace.alerts.rules import load_rules
     from loratrace.alerts.watch import watch
-    from loratrace.analysis.timespec import parse_duration
     from loratrace.errors import ConfigurationError, StoreError
 
-    try:
-        interval = parse_duration(every).total_seconds()
-    except ValueError as exc:
-        raise BadInput(f"--every: {exc}") from exc
+    interval = _window_option(every, "--every").total_seconds()
     try:
         target, spans, state_dir = _alert_target(store, source, load_rules(rules_path), state_dir)
         if store is not None:
@@ -1284,14 +1264,10 @@ def feedback_completeness(
     """
     from loratrace.analysis import feedback as analysis
     from loratrace.analysis.load import load_generations
-    from loratrace.analysis.timespec import parse_duration
     from loratrace.errors import StoreError
 
     since_at, until_at = parse_window(since, until)
-    try:
-        width = parse_duration(window)
-    except ValueError as exc:
-        raise BadInput(f"--window: {exc}") from exc
+    width = _window_option(window)
     try:
         generations = load_generations(store, since=since_at, until=until_at)
         rows = analysis.completeness(generations, analysis.load_feedback(store), kind=kind, window=width)
@@ -1331,14 +1307,10 @@ def feedback_before_after(
     """
     from loratrace.analysis import feedback as analysis
     from loratrace.analysis.load import load_generations
-    from loratrace.analysis.timespec import parse_duration
     from loratrace.errors import StoreError
 
     since_at, until_at = parse_window(since, until)
-    try:
-        width = parse_duration(window)
-    except ValueError as exc:
-        raise BadInput(f"--window: {exc}") from exc
+    width = _window_option(window)
     try:
         generations = load_generations(store, since=since_at, until=until_at)
         rows = analysis.before_after(
@@ -1396,16 +1368,12 @@ def doctor(
         loratrace doctor --store ./traces --since 7d --check silent_swaps --format json
         loratrace doctor --source "clickhouse://reader@ch.internal:8123/otel" --since 7d
     """
-    from loratrace.analysis.timespec import parse_duration
     from loratrace.doctor import hygiene_findings
     from loratrace.doctor.report import render
     from loratrace.errors import ConfigurationError, QueryError, StoreError
 
     since_at, until_at = parse_window(since, until)
-    try:
-        width = parse_duration(window)
-    except ValueError as exc:
-        raise BadInput(f"--window: {exc}") from exc
+    width = _window_option(window)
     spans = open_source(store, source)
     try:
         findings = hygiene_findings(
@@ -1512,29 +1480,24 @@ def evaluate_tasks_command(
 @click.option("--dataset", required=True, type=click.Path(dir_okay=False), help="JSONL golden set (docs/replay.md).")
 @click.option("--base", required=True, help="Folder of the base model.")
 @click.option("--adapter", "adapters", multiple=True, metavar="NAME=PATH", help="An adapter to compare; repeatable.")
-@click.option(
-    "--engine", type=click.Choice(["transformers", "vllm"]), default="transformers", show_default=True, help="Engine."
-)
+@choice_option("--engine", ["transformers", "vllm"], help="Engine.")
 @click.option("--store", type=click.Path(file_okay=False), default=None, help="Write spans into this store folder.")
 @click.option("--endpoint", default=None, help="Or send spans over OTLP/HTTP to a collector (http://HOST:PORT).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Replay only the first N valid examples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed (with --temperature > 0).")
-@click.option("--max-new-tokens", type=click.IntRange(min=1), default=64, show_default=True, help="Tokens per answer.")
+@count_option("--max-new-tokens", at_least=1, default=64, help="Tokens per answer.")
 @click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True, help="0 is greedy.")
-@click.option("--max-model-len", type=click.IntRange(min=8), default=256, show_default=True, help="Prompt + answer.")
-@click.option(
-    "--schema-attempts", type=click.IntRange(min=1), default=2, show_default=True, help="Attempts per schema example."
-)
+@count_option("--max-model-len", at_least=8, default=256, help="Prompt + answer.")
+@count_option("--schema-attempts", at_least=1, default=2, help="Attempts per schema example.")
 @click.option("--fallback-to-base", is_flag=True, help="After the last failed schema attempt, answer with the base.")
 @click.option("--evaluator", "evaluators", multiple=True, metavar="MODULE:ATTR", help="An external evaluator.")
 @click.option("--evaluator-timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True, help="Seconds.")
 @click.option("--dataset-version", default=None, help="Version to record (default: a hash of the file).")
-@click.option("--chunk-size", type=click.IntRange(min=1), default=64, show_default=True, help="Examples per chunk.")
-@click.option(
+@count_option("--chunk-size", at_least=1, default=64, help="Examples per chunk.")
+@count_option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    at_least=1,
     default=8,
-    show_default=True,
     help="Prompts per padded generate (transformers engine; vLLM batches a whole chunk).",
 )
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (transformers engine).")

@@ -42,8 +42,8 @@ if sys.version_info >= (3, 11):
 else:  # the standard library reads TOML from Python 3.11
     import tomli as tomllib
 
-from loratrace import semconv
 from loratrace._values import is_number, known_keys
+from loratrace.analysis.store_filter import GENERATIONS_WHERE, generation_params
 from loratrace.errors import ConfigurationError
 
 Unit = Literal["1k", "1M"]
@@ -253,15 +253,11 @@ def cost_by_adapter(priced_generations: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-_TOKEN_CELLS_SQL = """
+_TOKEN_CELLS_SQL = f"""
 SELECT adapter_name, base_model_name, model, count(*) AS generations,
        coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens
 FROM spans
-WHERE list_contains($operations, operation_name)
-  AND start_time >= coalesce($since::TIMESTAMP, '-infinity'::TIMESTAMP)
-  AND start_time < coalesce($until::TIMESTAMP, 'infinity'::TIMESTAMP)
-  AND ($adapter::VARCHAR IS NULL OR adapter_name IS NULL OR adapter_name = $adapter::VARCHAR)
-  AND ($cohort::VARCHAR IS NULL OR cohort = $cohort::VARCHAR)
+WHERE {GENERATIONS_WHERE}
 GROUP BY ALL
 """
 
@@ -275,17 +271,10 @@ def store_token_cells(
     cohort: str | None = None,
 ) -> pl.LazyFrame:
     """Generations and token sums per adapter and model of a store's window, computed by DuckDB in one pass."""
-    from loratrace.analysis.timespec import to_store_time
     from loratrace.store.readers import rows_to_frame
     from loratrace.store.rows import fetch_rows
 
-    params = {
-        "operations": list(semconv.GENERATION_OPERATIONS),
-        "since": to_store_time(since) if since is not None else None,
-        "until": to_store_time(until) if until is not None else None,
-        "adapter": adapter,
-        "cohort": cohort,
-    }
+    params = generation_params(since=since, until=until, adapter=adapter, cohort=cohort)
     names, rows = fetch_rows(store, _TOKEN_CELLS_SQL, params)
     frame = rows_to_frame(names, rows).with_columns(
         pl.col("generations", "input_tokens", "output_tokens").cast(pl.Int64),

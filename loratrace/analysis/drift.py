@@ -34,22 +34,20 @@ import polars as pl
 from scipy.stats import norm
 
 from loratrace.analysis import stats
+from loratrace.analysis._flags import add_flag
 from loratrace.analysis._typing import Baseline
 from loratrace.analysis.metrics import Metric
 
 ALL_COHORTS = "(all)"
+EFFECT_COLUMNS = ("base_value", "adapter_value", "delta", "ci_low", "ci_high", "p_value")
+"""The estimate of an adapter-against-base comparison, in every table of one."""
 DRIFT_COLUMNS = (
     "adapter",
     "adapter_id",
     "cohort",
     "metric",
     "design",
-    "base_value",
-    "adapter_value",
-    "delta",
-    "ci_low",
-    "ci_high",
-    "p_value",
+    *EFFECT_COLUMNS,
     "q_value",
     "n_base",
     "n_adapter",
@@ -400,12 +398,7 @@ def _simpson(rows: pl.DataFrame, overall: pl.DataFrame) -> tuple[pl.DataFrame, p
         hit = pl.col("_simpson").fill_null(False)
         if only_regressed:
             hit = hit & (pl.col("verdict") == "regressed")
-        return marked.with_columns(
-            pl.when(hit)
-            .then(pl.col("flags").list.concat(pl.lit(["simpson"])))
-            .otherwise(pl.col("flags"))
-            .alias("flags")
-        ).drop("_simpson")
+        return marked.with_columns(add_flag(hit, "simpson")).drop("_simpson")
 
     return mark(rows, True), mark(overall, False)
 

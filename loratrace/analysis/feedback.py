@@ -27,7 +27,9 @@ import numpy as np
 import polars as pl
 
 from loratrace import semconv
+from loratrace.analysis._flags import add_flag
 from loratrace.analysis._typing import Traffic
+from loratrace.analysis.drift import EFFECT_COLUMNS
 from loratrace.analysis.load import NONE_LABEL
 from loratrace.analysis.metrics import FEEDBACK_PREFIX, feedback_metric
 from loratrace.errors import QueryError
@@ -307,12 +309,7 @@ BEFORE_AFTER_COLUMNS: Final = (
     "first_traffic",
     "windows_before",
     "windows_after",
-    "base_value",
-    "adapter_value",
-    "delta",
-    "ci_low",
-    "ci_high",
-    "p_value",
+    *EFFECT_COLUMNS,
     "slope_change",
     "slope_change_p_value",
     "n_base",
@@ -470,9 +467,4 @@ def flag_incomplete(
             incomplete.append(feedback_column(kind))
     if not incomplete or rows.is_empty():
         return rows
-    return rows.with_columns(
-        pl.when(pl.col("metric").is_in(incomplete))
-        .then(pl.col("flags").list.concat(pl.lit([FEEDBACK_INCOMPLETE_FLAG])))
-        .otherwise(pl.col("flags"))
-        .alias("flags")
-    )
+    return rows.with_columns(add_flag(pl.col("metric").is_in(incomplete), FEEDBACK_INCOMPLETE_FLAG))

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 
-from loratrace import semconv
+from loratrace.analysis.store_filter import GENERATIONS_WHERE, generation_params
 from loratrace.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -158,16 +158,12 @@ def slower_than_base_counts(generations: pl.LazyFrame) -> pl.DataFrame:
     )
 
 
-_COUNTS_SQL = """
+_COUNTS_SQL = f"""
 WITH g AS (
     SELECT adapter_name, adapter_id, coalesce(route_name, '(none)') AS route, coalesce(cohort, '(none)') AS cohort,
            duration_ns / 1e6 AS duration_ms
     FROM spans
-    WHERE list_contains($operations, operation_name)
-      AND start_time >= coalesce($since::TIMESTAMP, '-infinity'::TIMESTAMP)
-      AND start_time < coalesce($until::TIMESTAMP, 'infinity'::TIMESTAMP)
-      AND ($adapter::VARCHAR IS NULL OR adapter_name IS NULL OR adapter_name = $adapter::VARCHAR)
-      AND ($cohort::VARCHAR IS NULL OR cohort = $cohort::VARCHAR)
+    WHERE {GENERATIONS_WHERE}
 ),
 sorted_base AS (
     SELECT route, cohort, count(*) AS n_base, list_sort(list(duration_ms)) AS durations
@@ -204,7 +200,7 @@ def store_counts(
     return _store_frame(store, _COUNTS_SQL, since=since, until=until, adapter=adapter, cohort=cohort)
 
 
-_PERCENTILES_SQL = """
+_PERCENTILES_SQL = f"""
 SELECT coalesce(adapter_name, '(base) ' || coalesce(base_model_name, model, '?')) AS adapter,
        adapter_rank AS rank, adapter_merged AS merged,
        CASE WHEN model_quantization_method IS NULL THEN 'none'
@@ -217,11 +213,7 @@ SELECT coalesce(adapter_name, '(base) ' || coalesce(base_model_name, model, '?')
        quantile_cont(ttft_ms, 0.5) AS ttft_p50_ms,
        quantile_cont(ttft_ms, 0.95) AS ttft_p95_ms
 FROM spans
-WHERE list_contains($operations, operation_name)
-  AND start_time >= coalesce($since::TIMESTAMP, '-infinity'::TIMESTAMP)
-  AND start_time < coalesce($until::TIMESTAMP, 'infinity'::TIMESTAMP)
-  AND ($adapter::VARCHAR IS NULL OR adapter_name IS NULL OR adapter_name = $adapter::VARCHAR)
-  AND ($cohort::VARCHAR IS NULL OR cohort = $cohort::VARCHAR)
+WHERE {GENERATIONS_WHERE}
 GROUP BY ALL
 ORDER BY adapter, rank NULLS LAST, merged NULLS LAST, quantization
 """
@@ -251,17 +243,10 @@ def _store_frame(
 ) -> pl.DataFrame:
     """One of this module's statements where the spans are: the store's DuckDB, or inside ClickHouse (the same
     text, translated by sqlglot)."""
-    from loratrace.analysis.timespec import to_store_time
     from loratrace.analysis.window import PARAMETER_KINDS
     from loratrace.sources import as_source
 
-    params = {
-        "operations": list(semconv.GENERATION_OPERATIONS),
-        "since": to_store_time(since) if since is not None else None,
-        "until": to_store_time(until) if until is not None else None,
-        "adapter": adapter,
-        "cohort": cohort,
-    }
+    params = generation_params(since=since, until=until, adapter=adapter, cohort=cohort)
     return as_source(store).analysis_query(sql, params, kinds=PARAMETER_KINDS)
 
 

@@ -13,6 +13,7 @@ import polars as pl
 
 from loratrace.analysis import feedback as feedback_analysis
 from loratrace.analysis import load, metrics
+from loratrace.analysis._flags import add_flag
 from loratrace.analysis._typing import Baseline, Traffic
 from loratrace.analysis.cells import paired_cells
 from loratrace.analysis.drift import drift
@@ -165,12 +166,7 @@ def _flag_confounded_changes(
     changed = sorted({str(finding.subject["adapter_id"]) for finding in found})
     if not changed:
         return rows
-    return rows.with_columns(
-        pl.when(pl.col("adapter_id").is_in(changed))
-        .then(pl.col("flags").list.concat(pl.lit([CONFOUNDED_CHANGE_FLAG])))
-        .otherwise(pl.col("flags"))
-        .alias("flags")
-    )
+    return rows.with_columns(add_flag(pl.col("adapter_id").is_in(changed), CONFOUNDED_CHANGE_FLAG))
 
 
 def _paired_for_store(

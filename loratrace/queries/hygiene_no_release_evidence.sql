@@ -4,19 +4,22 @@
 -- Generations are read from `spans` by operation (what the `generations` view selects, without the view's
 -- evaluation counts, which cost four times the query's own work on a large store).
 -- Production traffic is looked at in the time range; replay (generations with example_id) over the whole store.
-WITH production AS (
-    SELECT adapter_name, adapter_id, start_time
+WITH identified AS (
+    SELECT adapter_name, adapter_id, example_id, start_time
     FROM spans
-    WHERE operation_name IN ('text_completion', 'chat', 'generate_content')
-      AND adapter_id IS NOT NULL AND example_id IS NULL
+    WHERE operation_name IN ('text_completion', 'chat', 'generate_content') AND adapter_id IS NOT NULL
+),
+production AS (
+    SELECT adapter_name, adapter_id, start_time
+    FROM identified
+    WHERE example_id IS NULL
       AND (CAST($since AS TIMESTAMP) IS NULL OR start_time >= CAST($since AS TIMESTAMP))
       AND (CAST($until AS TIMESTAMP) IS NULL OR start_time < CAST($until AS TIMESTAMP))
 ),
 replay AS (
     SELECT adapter_id, min(start_time) AS first_replay, count(DISTINCT example_id) AS replayed_examples
-    FROM spans
-    WHERE operation_name IN ('text_completion', 'chat', 'generate_content')
-      AND adapter_id IS NOT NULL AND example_id IS NOT NULL
+    FROM identified
+    WHERE example_id IS NOT NULL
     GROUP BY 1
 )
 SELECT p.adapter_name,

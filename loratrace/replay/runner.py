@@ -116,6 +116,13 @@ def _check_adapters(adapters: Mapping[str, str]) -> None:
             raise ConfigurationError(msg)
 
 
+def _check_at_least(flag: str, value: float, minimum: int) -> None:
+    if value < minimum:
+        bound = "at least 1" if minimum == 1 else f"{minimum} or more"
+        msg = f"{flag} must be {bound}, got {value}"
+        raise ConfigurationError(msg)
+
+
 def run_replay(
     dataset: str | os.PathLike[str],
     *,
@@ -155,18 +162,10 @@ def run_replay(
     part of the run's configuration: greedy answers are the same whatever it is, so a resumed run may change it.
     Returns a :class:`ReplaySummary`.
     """
-    if schema_attempts < 1:
-        msg = f"--schema-attempts must be at least 1, got {schema_attempts}"
-        raise ConfigurationError(msg)
-    if chunk_size < 1:
-        msg = f"--chunk-size must be at least 1, got {chunk_size}"
-        raise ConfigurationError(msg)
-    if batch_size < 1:
-        msg = f"--batch-size must be at least 1, got {batch_size}"
-        raise ConfigurationError(msg)
-    if temperature < 0:
-        msg = f"--temperature must be 0 or more, got {temperature}"
-        raise ConfigurationError(msg)
+    _check_at_least("--schema-attempts", schema_attempts, 1)
+    _check_at_least("--chunk-size", chunk_size, 1)
+    _check_at_least("--batch-size", batch_size, 1)
+    _check_at_least("--temperature", temperature, 0)
     _check_adapters(adapters)
     library = engine if isinstance(engine, str) else engine.library
     started = time.perf_counter()
@@ -238,32 +237,22 @@ def run_replay(
     return summary
 
 
+@dataclass
 class _Chunk:
     """Runs one chunk of (model label, example) pairs; see the module's note."""
 
-    def __init__(
-        self,
-        engine: Any,
-        settings: GenerationSettings,
-        summary: ReplaySummary,
-        schema_attempts: int,
-        fallback_to_base: bool,
-        evaluators: Sequence[Any],
-        evaluator_timeout_s: float,
-        run_id: str,
-        on_problem: Callable[[Problem], None] | None,
-    ) -> None:
-        self.engine = engine
-        self.settings = settings
-        self.summary = summary
-        self.schema_attempts = schema_attempts
-        self.fallback_to_base = fallback_to_base
-        self.evaluators = evaluators
-        self.evaluator_timeout_s = evaluator_timeout_s
-        self.run_id = run_id
-        self.on_problem = on_problem
-        self._prompts: dict[str, str] = {}
-        self._fitting: dict[str, bool] = {}  # example id -> its prompt fits --max-model-len (tokenised once)
+    engine: Any
+    settings: GenerationSettings
+    summary: ReplaySummary
+    schema_attempts: int
+    fallback_to_base: bool
+    evaluators: Sequence[Any]
+    evaluator_timeout_s: float
+    run_id: str
+    on_problem: Callable[[Problem], None] | None
+    _prompts: dict[str, str] = field(default_factory=dict, init=False)
+    # example id -> its prompt fits --max-model-len (tokenised once)
+    _fitting: dict[str, bool] = field(default_factory=dict, init=False)
 
     def _prompt(self, example: Example) -> str:
         prompt = self._prompts.get(example.id)

@@ -89,12 +89,27 @@ class EndpointWatch:
                 self.failed_exports += 1
 
 
+class _Once:
+    """True for the first caller only: ``uninstrument()`` shuts the exporters down itself when the providers'
+    shutdown outlasts its deadline, and the providers' shutdown does it again later (the SDK warns on a second call)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done = False
+
+    def first(self) -> bool:
+        with self._lock:
+            done, self._done = self._done, True
+        return not done
+
+
 class WatchedSpanExporter(SpanExporter):
     """A span exporter that skips its endpoint while nothing listens there and counts failed exports."""
 
     def __init__(self, exporter: SpanExporter, watch: EndpointWatch) -> None:
         self.exporter = exporter
         self.watch = watch
+        self._shut_down = _Once()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if not self.watch.ready():
@@ -104,7 +119,8 @@ class WatchedSpanExporter(SpanExporter):
         return result
 
     def shutdown(self) -> None:
-        self.exporter.shutdown()
+        if self._shut_down.first():
+            self.exporter.shutdown()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return self.exporter.force_flush(timeout_millis)
@@ -121,6 +137,7 @@ class WatchedMetricExporter(MetricExporter):
         )
         self.exporter = exporter
         self.watch = watch
+        self._shut_down = _Once()
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
         if not self.watch.ready():
@@ -130,7 +147,8 @@ class WatchedMetricExporter(MetricExporter):
         return result
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        self.exporter.shutdown(timeout_millis=timeout_millis, **kwargs)
+        if self._shut_down.first():
+            self.exporter.shutdown(timeout_millis=timeout_millis, **kwargs)
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return self.exporter.force_flush(timeout_millis=timeout_millis)

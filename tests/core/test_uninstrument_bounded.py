@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -38,3 +40,23 @@ def test_uninstrument_is_bounded(request: pytest.FixtureRequest, endpoint_fixtur
     elapsed = time.monotonic() - started
     assert elapsed < 4.0, f"uninstrument took {elapsed:.1f} s"  # 17 s (hung) and 10.7 s (refused) before
     assert loratrace._setup._state is None
+
+
+def test_no_exporter_goes_on_retrying_after_uninstrument_returns(caplog: pytest.LogCaptureFixture) -> None:
+    """The shutdown left running at the deadline sends nothing more: once the endpoint refuses, its export ends
+    without a retry (before, the exporter retried in the background for the rest of its 10 s timeout)."""
+    caplog.set_level(logging.WARNING, logger="opentelemetry.exporter.otlp")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(64)  # takes the connection, never answers: the export is in flight at the deadline
+        before = set(threading.enumerate())
+        state = loratrace.instrument(endpoint=f"http://127.0.0.1:{server.getsockname()[1]}", libraries=[])
+        tracer = state.tracer_provider.get_tracer("uninstrument-test")
+        tracer.start_span("pending").end()
+        loratrace.uninstrument(timeout_millis=500)
+    # closed: the connection in its backlog is reset, and every new one refused
+    exporting = [t for t in threading.enumerate() if t not in before and t.name.startswith("OtelBatch")]
+    for thread in exporting:
+        thread.join(5.0)
+    assert not [t.name for t in exporting if t.is_alive()]
+    assert not [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
