@@ -39,18 +39,18 @@ def check_kind(kind: Any) -> str:
 
 def check_trace_id(trace_id: Any) -> str:
     """The trace id as 32 lower-case hex characters (the W3C / OTLP JSON form)."""
-    text = trace_id.strip().lower() if isinstance(trace_id, str) else None
-    if text is None or not _TRACE_ID.fullmatch(text) or int(text, 16) == 0:
-        msg = f"feedback trace_id must be 32 hex characters (a W3C trace id, not all zeros), got {trace_id!r}"
-        raise ConfigurationError(msg)
-    return text
+    return _hex_id(trace_id, _TRACE_ID, "trace_id must be 32 hex characters (a W3C trace id, not all zeros)")
 
 
 def check_span_id(span_id: Any) -> str:
     """The span id as 16 lower-case hex characters."""
-    text = span_id.strip().lower() if isinstance(span_id, str) else None
-    if text is None or not _SPAN_ID.fullmatch(text) or int(text, 16) == 0:
-        msg = f"feedback span_id must be 16 hex characters (not all zeros), got {span_id!r}"
+    return _hex_id(span_id, _SPAN_ID, "span_id must be 16 hex characters (not all zeros)")
+
+
+def _hex_id(value: Any, pattern: re.Pattern[str], rule: str) -> str:
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text is None or not pattern.fullmatch(text) or int(text, 16) == 0:
+        msg = f"feedback {rule}, got {value!r}"
         raise ConfigurationError(msg)
     return text
 

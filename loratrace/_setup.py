@@ -219,21 +219,29 @@ def _otlp_exporter(signal: str, endpoint: str | None, protocol: Protocol, header
     return getattr(module, class_name)(**kwargs)
 
 
-def _own_tracer_provider(
-    endpoint: str | None,
-    protocol: Protocol,
-    headers: Mapping[str, str] | None,
-    resource: Resource,
-    watch: EndpointWatch,
-    built: list[WatchedSpanExporter | WatchedMetricExporter],
-) -> TracerProvider:
+@dataclass(frozen=True)
+class _OwnExport:
+    """Where loratrace's own providers export: the OTLP endpoint, protocol and headers, the resource they
+    describe, and the list their OTLP exporters are added to (to shut down with the set-up)."""
+
+    endpoint: str | None
+    protocol: Protocol
+    headers: Mapping[str, str] | None
+    resource: Resource
+    built: list[WatchedSpanExporter | WatchedMetricExporter]
+
+    def otlp_exporter(self, signal: str) -> Any:
+        return _otlp_exporter(signal, self.endpoint, self.protocol, self.headers)
+
+
+def _own_tracer_provider(export: _OwnExport, watch: EndpointWatch) -> TracerProvider:
     """loratrace's tracer provider, exporting as ``OTEL_TRACES_EXPORTER`` says (OTLP by default); its OTLP
-    exporters are added to ``built``."""
-    provider = TracerProvider(resource=resource)
+    exporters are added to ``export.built``."""
+    provider = TracerProvider(resource=export.resource)
     for name in _exporters("traces"):
         if name == "otlp":
-            watched = WatchedSpanExporter(_otlp_exporter("traces", endpoint, protocol, headers), watch)
-            built.append(watched)
+            watched = WatchedSpanExporter(export.otlp_exporter("traces"), watch)
+            export.built.append(watched)
             exporter: SpanExporter = watched
         else:
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
@@ -243,29 +251,22 @@ def _own_tracer_provider(
     return provider
 
 
-def _own_meter_provider(
-    endpoint: str | None,
-    protocol: Protocol,
-    headers: Mapping[str, str] | None,
-    resource: Resource,
-    watch: EndpointWatch,
-    built: list[WatchedSpanExporter | WatchedMetricExporter],
-) -> MeterProvider | None:
+def _own_meter_provider(export: _OwnExport, watch: EndpointWatch) -> MeterProvider | None:
     """loratrace's meter provider, exporting as ``OTEL_METRICS_EXPORTER`` says; None for ``none``. Its OTLP
-    exporters are added to ``built``."""
+    exporters are added to ``export.built``."""
     from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
 
     readers = []
     for name in _exporters("metrics"):
         if name == "otlp":
-            exporter: Any = WatchedMetricExporter(_otlp_exporter("metrics", endpoint, protocol, headers), watch)
-            built.append(exporter)
+            exporter: Any = WatchedMetricExporter(export.otlp_exporter("metrics"), watch)
+            export.built.append(exporter)
         else:
             exporter = ConsoleMetricExporter(out=sys.stdout)
         readers.append(PeriodicExportingMetricReader(exporter))
     if not readers:
         return None
-    return MeterProvider(metric_readers=readers, resource=resource)
+    return MeterProvider(metric_readers=readers, resource=export.resource)
 
 
 def _available(names: Sequence[str] | None) -> list[str]:
@@ -325,12 +326,14 @@ def instrument(
         metrics_watch = traces_watch.for_url(_effective_url(endpoint, chosen_protocol, "metrics"))
         watches: list[EndpointWatch] = []
         own_exporters: list[WatchedSpanExporter | WatchedMetricExporter] = []
+        resource = _resource(service_name)
+        own_export = _OwnExport(endpoint, chosen_protocol, headers, resource, own_exporters)
         if tracer_provider is None:
             global_provider = trace.get_tracer_provider()
             if isinstance(global_provider, TracerProvider) and store is None:
                 tracer_provider = global_provider
             else:
-                sdk_provider = TracerProvider(resource=_resource(service_name))
+                sdk_provider = TracerProvider(resource=resource)
                 if store is not None:
                     from loratrace.collector.embedded import StoreSpanExporter
 
@@ -344,9 +347,7 @@ def instrument(
                         raise StoreError(msg) from exc
                     sdk_provider.add_span_processor(BatchSpanProcessor(store_exporter))
                 else:
-                    sdk_provider = _own_tracer_provider(
-                        endpoint, chosen_protocol, headers, _resource(service_name), traces_watch, own_exporters
-                    )
+                    sdk_provider = _own_tracer_provider(own_export, traces_watch)
                     watches.append(traces_watch)
                 tracer_provider, owns_tracer = sdk_provider, True
         if meter_provider is None:
@@ -356,9 +357,7 @@ def instrument(
                 meter_provider = global_meter_provider
             elif store is None:
                 try:
-                    own_meter = _own_meter_provider(
-                        endpoint, chosen_protocol, headers, _resource(service_name), metrics_watch, own_exporters
-                    )
+                    own_meter = _own_meter_provider(own_export, metrics_watch)
                 except Exception:
                     # no set-up is kept, so nothing would ever shut down the tracer provider built above
                     if owns_tracer:

@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import math
 import os
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 
-from loratrace.analysis.store_filter import GENERATIONS_WHERE, generation_params
+from loratrace.analysis.store_filter import GENERATIONS_WHERE, GenerationSelection, generation_params
 from loratrace.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from loratrace.sources.base import Source
 
 BASE_P95_SHARE: Final = 0.05
@@ -185,19 +186,12 @@ GROUP BY g.adapter_name, g.adapter_id, g.route, g.cohort
 """
 
 
-def store_counts(
-    store: str | os.PathLike[str] | Source,
-    *,
-    since: datetime | None,
-    until: datetime | None,
-    adapter: str | None = None,
-    cohort: str | None = None,
-) -> pl.DataFrame:
+def store_counts(store: str | os.PathLike[str] | Source, **selection: Unpack[GenerationSelection]) -> pl.DataFrame:
     """:func:`slower_than_base_counts` of a store's generations in a window, computed by DuckDB in one pass.
 
     ``adapter`` keeps that adapter and the base model; ``cohort`` keeps one cohort.
     """
-    return _store_frame(store, _COUNTS_SQL, since=since, until=until, adapter=adapter, cohort=cohort)
+    return _store_frame(store, _COUNTS_SQL, selection)
 
 
 _PERCENTILES_SQL = f"""
@@ -219,34 +213,24 @@ ORDER BY adapter, rank NULLS LAST, merged NULLS LAST, quantization
 """
 
 
-def store_percentiles(
-    store: str | os.PathLike[str] | Source,
-    *,
-    since: datetime | None,
-    until: datetime | None,
-    adapter: str | None = None,
-    cohort: str | None = None,
-) -> pl.DataFrame:
+def store_percentiles(store: str | os.PathLike[str] | Source, **selection: Unpack[GenerationSelection]) -> pl.DataFrame:
     """:func:`latency_percentiles` of a store's generations in a window, computed by DuckDB (``quantile_cont``
     interpolates linearly, as Polars' ``interpolation="linear"``)."""
-    return _store_frame(store, _PERCENTILES_SQL, since=since, until=until, adapter=adapter, cohort=cohort)
+    return _store_frame(store, _PERCENTILES_SQL, selection)
 
 
-def _store_frame(
-    store: str | os.PathLike[str] | Source,
-    sql: str,
-    *,
-    since: datetime | None,
-    until: datetime | None,
-    adapter: str | None,
-    cohort: str | None,
-) -> pl.DataFrame:
+def _store_frame(store: str | os.PathLike[str] | Source, sql: str, selection: GenerationSelection) -> pl.DataFrame:
     """One of this module's statements where the spans are: the store's DuckDB, or inside ClickHouse (the same
     text, translated by sqlglot)."""
     from loratrace.analysis.window import PARAMETER_KINDS
     from loratrace.sources import as_source
 
-    params = generation_params(since=since, until=until, adapter=adapter, cohort=cohort)
+    params = generation_params(
+        since=selection["since"],
+        until=selection["until"],
+        adapter=selection.get("adapter"),
+        cohort=selection.get("cohort"),
+    )
     return as_source(store).analysis_query(sql, params, kinds=PARAMETER_KINDS)
 
 

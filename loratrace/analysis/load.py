@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from typing import TYPE_CHECKING, TypedDict
 
 import polars as pl
 
 from loratrace import semconv
 from loratrace.analysis._typing import Traffic
 from loratrace.store import readers
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 NONE_LABEL = "(none)"
 KEY_COLUMNS = ("adapter", "adapter_id", "arm", "cohort", "route", "prompt_version", "quantization", "base_model")
@@ -37,6 +41,9 @@ _GENERATION_VALUE_COLUMNS = (
     "output_tokens",
     "input_tokens",
 )
+
+_ROW_COLUMNS = ("trace_id", "span_id", "start_time", "variant", "example_id", "dataset_version")
+"""The columns that place a generation or evaluation row: its span, its time, its variant and replay example."""
 
 
 _IS_ADAPTER = f"adapter_name IS NOT NULL AND coalesce(variant, '') <> '{semconv.VARIANT_BASE}'"
@@ -66,6 +73,24 @@ def _time_filter(frame: pl.LazyFrame, column: str, since: datetime | None, until
     return frame
 
 
+class Window(TypedDict, total=False):
+    """The keyword arguments that choose the rows of :func:`generations` and :func:`evals` (each optional).
+
+    ``since`` and ``until`` are naive-UTC bounds on ``start_time`` (``until`` exclusive; None or absent: open);
+    ``traffic`` ``production`` drops golden-set replay (rows with ``example_id``), ``replay`` keeps only it,
+    ``all`` (the default) keeps both.
+    """
+
+    since: datetime | None
+    until: datetime | None
+    traffic: Traffic
+
+
+def _in_window(frame: pl.LazyFrame, window: Window) -> pl.LazyFrame:
+    frame = _time_filter(frame, "start_time", window.get("since"), window.get("until"))
+    return _traffic_filter(frame, window.get("traffic", "all"))
+
+
 def _traffic_filter(frame: pl.LazyFrame, traffic: Traffic) -> pl.LazyFrame:
     if traffic == "production":
         return frame.filter(pl.col("example_id").is_null())
@@ -74,54 +99,35 @@ def _traffic_filter(frame: pl.LazyFrame, traffic: Traffic) -> pl.LazyFrame:
     return frame
 
 
-def generations(
-    spans: pl.LazyFrame,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    traffic: Traffic = "all",
-) -> pl.LazyFrame:
+def generations(spans: pl.LazyFrame, **window: Unpack[Window]) -> pl.LazyFrame:
     """Generation spans of ``spans`` (a store scan or any frame with the store's columns), with the arm keys.
 
     Parameters
     ----------
     spans
         Rows with the ``spans`` table's columns.
-    since, until
-        Naive-UTC bounds on ``start_time`` (``until`` exclusive).
-    traffic
-        ``production`` drops golden-set replay (rows with ``example_id``), ``replay`` keeps only it.
+    since, until, traffic
+        The rows to keep: see :class:`Window`.
     """
     frame = spans.filter(pl.col("operation_name").is_in(list(semconv.GENERATION_OPERATIONS)))
-    frame = _traffic_filter(_time_filter(frame, "start_time", since, until), traffic)
-    frame = _arm_keys(frame)
+    frame = _arm_keys(_in_window(frame, window))
     keep = [
-        "trace_id",
-        "span_id",
-        "start_time",
-        "variant",
-        "example_id",
-        "dataset_version",
+        *_ROW_COLUMNS,
         *KEY_COLUMNS,
         *_GENERATION_VALUE_COLUMNS,
     ]
     return frame.select(keep)
 
 
-def evals(
-    span_events: pl.LazyFrame,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    traffic: Traffic = "all",
-) -> pl.LazyFrame:
+def evals(span_events: pl.LazyFrame, **window: Unpack[Window]) -> pl.LazyFrame:
     """Evaluation results of ``span_events`` with their generation's arm keys (copied onto each event row).
 
     Columns ``name``, ``score``, ``passed``, ``label`` are the evaluation's; ``start_time`` is the event's time.
+    ``since``, ``until`` and ``traffic`` choose the rows: see :class:`Window`.
     """
     frame = span_events.filter(pl.col("name") == semconv.GEN_AI_EVALUATION_RESULT_EVENT)
     frame = frame.rename({"time": "start_time"})
-    frame = _traffic_filter(_time_filter(frame, "start_time", since, until), traffic)
+    frame = _in_window(frame, window)
     frame = frame.select(
         "trace_id",
         "span_id",
@@ -145,12 +151,7 @@ def evals(
     )
     frame = _arm_keys(frame)
     return frame.select(
-        "trace_id",
-        "span_id",
-        "start_time",
-        "variant",
-        "example_id",
-        "dataset_version",
+        *_ROW_COLUMNS,
         *KEY_COLUMNS,
         pl.col("eval").alias("name"),
         "score",
@@ -159,23 +160,11 @@ def evals(
     )
 
 
-def load_generations(
-    store: str | os.PathLike[str],
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    traffic: Traffic = "all",
-) -> pl.LazyFrame:
+def load_generations(store: str | os.PathLike[str], **window: Unpack[Window]) -> pl.LazyFrame:
     """:func:`generations` over a store's spans."""
-    return generations(readers.scan(store, "spans"), since=since, until=until, traffic=traffic)
+    return generations(readers.scan(store, "spans"), **window)
 
 
-def load_evals(
-    store: str | os.PathLike[str],
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    traffic: Traffic = "all",
-) -> pl.LazyFrame:
+def load_evals(store: str | os.PathLike[str], **window: Unpack[Window]) -> pl.LazyFrame:
     """:func:`evals` over a store's span events."""
-    return evals(readers.scan(store, "span_events"), since=since, until=until, traffic=traffic)
+    return evals(readers.scan(store, "span_events"), **window)

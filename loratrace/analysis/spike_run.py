@@ -18,6 +18,7 @@ import polars as pl
 from loratrace.analysis._typing import SpikeBaseline
 from loratrace.analysis.spikes import (
     DEFAULT_SPIKE_METRICS,
+    DEFAULT_WINDOW,
     SPIKE_METRICS,
     counts_of_window_ids,
     spike_episodes,
@@ -79,7 +80,7 @@ def run_spikes(
     *,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
-    window: dt.timedelta = dt.timedelta(hours=1),
+    window: dt.timedelta = DEFAULT_WINDOW,
     adapters: Sequence[str] = (),
     metric_names: Sequence[str] = (),
     baseline: SpikeBaseline = "ewma",

@@ -37,6 +37,8 @@ from loratrace.analysis.metrics import BUILTIN, Metric
 
 DEFAULT_SPIKE_METRICS: Final = ("error_rate", "timeout_rate", "fallback_rate", "schema_retry_rate")
 """The rates a spike check watches unless told otherwise."""
+DEFAULT_WINDOW: Final = dt.timedelta(hours=1)
+"""The width of a spike check's windows unless told otherwise."""
 SPIKE_METRICS: Final[dict[str, Metric]] = {
     name: metric for name, metric in BUILTIN.items() if metric.kind == "rate" and metric.source == "generations"
 }
@@ -80,10 +82,7 @@ def _check_knobs(
     if baseline == "same_hour" and (window > _DAY or _DAY % window):
         msg = f"baseline='same_hour' needs a window that divides a day (e.g. 1h, 15m), got {window}"
         raise ValueError(msg)
-    unknown = [name for name in metrics if name not in SPIKE_METRICS]
-    if unknown or not metrics:
-        msg = f"metrics must be among {sorted(SPIKE_METRICS)}, got {list(metrics)!r}"
-        raise ValueError(msg)
+    _check_metrics(metrics)
     if half_life <= 0:
         msg = f"half_life must be positive (in baseline windows), got {half_life!r}"
         raise ValueError(msg)
@@ -96,10 +95,7 @@ def _check_knobs(
 
 
 def window_counts(
-    generations: pl.LazyFrame,
-    *,
-    window: dt.timedelta = dt.timedelta(hours=1),
-    metrics: Sequence[str] = DEFAULT_SPIKE_METRICS,
+    generations: pl.LazyFrame, *, window: dt.timedelta = DEFAULT_WINDOW, metrics: Sequence[str] = DEFAULT_SPIKE_METRICS
 ) -> pl.LazyFrame:
     """Events and traffic per adapter × metric × window, with empty windows filled in as ``n = 0``.
 
@@ -154,10 +150,7 @@ def _check_metrics(metrics: Sequence[str]) -> None:
 
 
 def window_ids(
-    generations: pl.LazyFrame,
-    *,
-    window: dt.timedelta = dt.timedelta(hours=1),
-    metrics: Sequence[str] = DEFAULT_SPIKE_METRICS,
+    generations: pl.LazyFrame, *, window: dt.timedelta = DEFAULT_WINDOW, metrics: Sequence[str] = DEFAULT_SPIKE_METRICS
 ) -> pl.LazyFrame:
     """The one pass over the generations: per adapter × adapter id × window, the last span's time and each
     metric's ``n:<metric>`` (rows it counts) and ``events:<metric>``.
@@ -192,10 +185,7 @@ def window_ids(
 
 
 def counts_of_window_ids(
-    per_id: pl.LazyFrame,
-    *,
-    window: dt.timedelta = dt.timedelta(hours=1),
-    metrics: Sequence[str] = DEFAULT_SPIKE_METRICS,
+    per_id: pl.LazyFrame, *, window: dt.timedelta = DEFAULT_WINDOW, metrics: Sequence[str] = DEFAULT_SPIKE_METRICS
 ) -> pl.LazyFrame:
     """:func:`window_counts` from :func:`window_ids`' frame (computed by Polars or by the source's engine)."""
     _check_metrics(metrics)
@@ -245,7 +235,7 @@ def spike_windows(
     generations: pl.LazyFrame | None = None,
     *,
     counts: pl.LazyFrame | None = None,
-    window: dt.timedelta = dt.timedelta(hours=1),
+    window: dt.timedelta = DEFAULT_WINDOW,
     metrics: Sequence[str] = DEFAULT_SPIKE_METRICS,
     baseline: SpikeBaseline = "ewma",
     half_life: float | None = None,
@@ -422,7 +412,7 @@ def spike_windows(
     )
 
 
-def spike_episodes(windows: pl.LazyFrame, *, window: dt.timedelta = dt.timedelta(hours=1)) -> pl.LazyFrame:
+def spike_episodes(windows: pl.LazyFrame, *, window: dt.timedelta = DEFAULT_WINDOW) -> pl.LazyFrame:
     """One row per episode of :func:`spike_windows`: when it started, was flagged and ended, and how high it went.
 
     Parameters
@@ -442,12 +432,9 @@ def spike_episodes(windows: pl.LazyFrame, *, window: dt.timedelta = dt.timedelta
     --------
     >>> import datetime as dt
     >>> hours = [dt.datetime(2026, 1, 1, h) for h in range(8)]
-    >>> gens = pl.LazyFrame(
-    ...     {
-    ...         "start_time": [t for t in hours for _ in range(100)],
-    ...         "fallback": [i < (30 if t.hour >= 5 else 5) for t in hours for i in range(100)],
-    ...     }
-    ... ).with_columns(adapter=pl.lit("a1"), adapter_id=pl.lit("sha256:1"))
+    >>> fallback = [i < (30 if t.hour >= 5 else 5) for t in hours for i in range(100)]  # 5, then 30 from 05:00
+    >>> gens = pl.LazyFrame({"start_time": [t for t in hours for _ in range(100)], "fallback": fallback})
+    >>> gens = gens.with_columns(adapter=pl.lit("a1"), adapter_id=pl.lit("sha256:1"))
     >>> episodes = spike_episodes(spike_windows(gens, metrics=["fallback_rate"])).collect()
     >>> episodes.select("metric", pl.col("start", "flagged_at", "end").dt.hour(), "windows", "peak_rate")
     shape: (1, 6)

@@ -4,9 +4,23 @@ adapter (with the base model) and one cohort, as SQL text and its bound paramete
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from loratrace import semconv
+
+
+class _Window(TypedDict):
+    since: datetime | None
+    until: datetime | None
+
+
+class GenerationSelection(_Window, total=False):
+    """The keyword arguments of a store-side analysis: the window (both ends required, None for open) and,
+    optionally, one adapter (with the base model) and one cohort."""
+
+    adapter: str | None
+    cohort: str | None
+
 
 GENERATIONS_WHERE = """list_contains($operations, operation_name)
   AND start_time >= coalesce($since::TIMESTAMP, '-infinity'::TIMESTAMP)

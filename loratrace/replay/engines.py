@@ -64,11 +64,7 @@ class Engine(Protocol):
     tokenizer: Any
 
     def generate(
-        self,
-        requests: Sequence[Request],
-        scopes: RequestScopes,
-        indices: Sequence[int],
-        settings: GenerationSettings,
+        self, requests: Sequence[Request], scopes: RequestScopes, indices: Sequence[int], settings: GenerationSettings
     ) -> list[str]: ...
 
     def prompt_tokens(self, prompt: str) -> int: ...
@@ -152,11 +148,7 @@ class VLLMEngine:
         return len(self.tokenizer(prompt)["input_ids"])
 
     def generate(
-        self,
-        requests: Sequence[Request],
-        scopes: RequestScopes,
-        indices: Sequence[int],
-        settings: GenerationSettings,
+        self, requests: Sequence[Request], scopes: RequestScopes, indices: Sequence[int], settings: GenerationSettings
     ) -> list[str]:
         if not requests:
             return []
@@ -241,11 +233,7 @@ class TransformersEngine:
         return contextlib.nullcontext()
 
     def generate(
-        self,
-        requests: Sequence[Request],
-        scopes: RequestScopes,
-        indices: Sequence[int],
-        settings: GenerationSettings,
+        self, requests: Sequence[Request], scopes: RequestScopes, indices: Sequence[int], settings: GenerationSettings
     ) -> list[str]:
         texts = [""] * len(requests)
         for adapter, positions in batches_per_model(requests, self.batch_size):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -69,6 +70,7 @@ class GenerationMetrics:
             self.ttft.record(ttft_s, labels)
 
 
+@dataclass(slots=True, kw_only=True, eq=False)  # eq=False: profiles compare and hash by identity
 class GenerationProfile:
     """What a generation serves and how it is named: its model, adapter and start attributes.
 
@@ -77,25 +79,13 @@ class GenerationProfile:
     a generation outside any ``loratrace.context`` scope are then merged once per profile too.
     """
 
-    __slots__ = ("_plain", "adapter_name", "attributes", "base_model", "operation", "request_model", "response_model")
-
-    def __init__(
-        self,
-        *,
-        operation: str,
-        request_model: str,
-        response_model: str | None,
-        attributes: Mapping[str, Any],
-        adapter_name: str | None,
-        base_model: str | None,
-    ) -> None:
-        self.operation = operation
-        self.request_model = request_model
-        self.response_model = response_model
-        self.attributes = attributes
-        self.adapter_name = adapter_name
-        self.base_model = base_model
-        self._plain: tuple[str, dict[str, Any], dict[str, Any]] | None = None
+    operation: str
+    request_model: str
+    response_model: str | None
+    attributes: Mapping[str, Any]
+    adapter_name: str | None
+    base_model: str | None
+    _plain: tuple[str, dict[str, Any], dict[str, Any]] | None = field(default=None, init=False, repr=False)
 
     def span_name(self) -> str:
         """``{operation} {model that served}``: backends list spans by name (Phoenix showed

@@ -232,12 +232,7 @@ def evals_sql(table: str, *, materialized: Iterable[str] = (), since: bool = Fal
 
 
 def generations_sql(
-    table: str,
-    *,
-    materialized: Iterable[str] = (),
-    since: bool = False,
-    until: bool = False,
-    eval_arrays: bool = False,
+    table: str, *, materialized: Iterable[str] = (), since: bool = False, until: bool = False, eval_arrays: bool = False
 ) -> str:
     """The ``generations`` relation: generation spans, promoted columns, their evaluations' pass counts.
 

@@ -10,7 +10,7 @@ import json
 import os
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -54,15 +54,8 @@ class StoreStatus:
     collector_error: str | None = None  # a recorded collector that did not answer
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "store": self.store,
-            "size_bytes": self.size_bytes,
-            "segments": self.segments,
-            "spans": self.spans,
-            "newest_span": self.newest_span.isoformat() if self.newest_span else None,
-            "collector": self.collector,
-            "collector_error": self.collector_error,
-        }
+        """The fields, ``newest_span`` as ISO 8601 text."""
+        return {**asdict(self), "newest_span": self.newest_span.isoformat() if self.newest_span else None}
 
 
 def _alive(pid: int) -> bool:

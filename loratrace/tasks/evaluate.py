@@ -14,11 +14,14 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict
 
 from loratrace import semconv
 from loratrace.store.rows import stream_rows
 from loratrace.tasks.workflows import Workflow
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 Outcome = Literal["completed", "forbidden_shortcut", "missing_step", "out_of_order", "final_answer_failed"]
 # the label of a trace failing several ways: the most serious first
@@ -98,6 +101,16 @@ _TASK_EVALS_SQL: Final = (
     "SELECT trace_id, span_id, name, passed FROM evals WHERE name IN (SELECT unnest($names)) ORDER BY trace_id"
 )
 _EVALUATION_OPERATION: Final = "evaluation"
+
+
+class TraceSelection(TypedDict, total=False):
+    """Which traces :func:`stream_traces` (and the task verdicts built on it) read: ``since`` and ``until``
+    bound the time range (None or absent: open); ``skip_evaluated`` (true unless given) leaves out the traces
+    already judged."""
+
+    since: dt.datetime | None
+    until: dt.datetime | None
+    skip_evaluated: bool
 
 
 def stream_traces(
@@ -231,16 +244,15 @@ def iter_task_results(
     store: str | os.PathLike[str],
     workflows: Sequence[Workflow],
     *,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    skip_evaluated: bool = True,
     batch_traces: int = 20_000,
+    **selection: Unpack[TraceSelection],
 ) -> Iterator[list[TaskResult]]:
     """The verdicts batch by batch of ``batch_traces`` traces, from one streamed pass over the store, so a large
-    store is judged (and its results sent) in bounded memory."""
+    store is judged (and its results sent) in bounded memory. ``since``, ``until``, ``skip_evaluated``: see
+    :class:`TraceSelection`."""
     by_route = {workflow.route: workflow for workflow in workflows}
     eval_names = {w.final_answer.eval for w in workflows if w.final_answer.eval is not None}
-    traces = stream_traces(store, sorted(by_route), eval_names, since=since, until=until, skip_evaluated=skip_evaluated)
+    traces = stream_traces(store, sorted(by_route), eval_names, **selection)
     results: list[TaskResult] = []
     seen = 0
     for trace_id, spans, evals in traces:
@@ -257,16 +269,8 @@ def iter_task_results(
 
 
 def evaluate_tasks(
-    store: str | os.PathLike[str],
-    workflows: Sequence[Workflow],
-    *,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    skip_evaluated: bool = True,
+    store: str | os.PathLike[str], workflows: Sequence[Workflow], **selection: Unpack[TraceSelection]
 ) -> list[TaskResult]:
-    """One ``TaskResult`` per trace on a workflow's route (traces already judged are skipped by default)."""
-    return [
-        result
-        for batch in iter_task_results(store, workflows, since=since, until=until, skip_evaluated=skip_evaluated)
-        for result in batch
-    ]
+    """One ``TaskResult`` per trace on a workflow's route (traces already judged are skipped by default; see
+    :class:`TraceSelection`)."""
+    return [result for batch in iter_task_results(store, workflows, **selection) for result in batch]

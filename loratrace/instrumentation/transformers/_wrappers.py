@@ -189,22 +189,8 @@ def _traced_generate(settings: Settings, describe: Callable[[Any], tuple[ModelIn
             return _traced_rows(settings, rows, wrapped, instance, args, kwargs, call, info, parent)
         result, streamer = _run_current(generation, parent, wrapped, args, kwargs, call, ((generation, True),))
         try:
-            # Token counts, request parameters and content are read off the caller's thread, from the generated
-            # ids and the prompt alone: the rest of a result (scores, a key-value cache) is not kept alive.
-            # The pipeline's tokenizer lives in this thread's context: read it here.
-            tokenizer = PIPELINE_TOKENIZER.get() if settings.capture_content else None
-            generation.finish_reading(
-                functools.partial(
-                    _outcome,
-                    getattr(result, "sequences", result),  # of a ModelOutput, only the generated ids
-                    instance,
-                    call,
-                    info,
-                    streamer,
-                    settings.capture_content,
-                    tokenizer,
-                )
-            )
+            # token counts, request parameters and content are read off the caller's thread
+            generation.finish_reading(_FinishedCall.of(result, settings, instance, call, info, streamer).outcome)
         except Exception:
             logger.debug("loratrace could not end the generation span", exc_info=True)
         return result
@@ -262,20 +248,8 @@ def _traced_rows(
     rows_and_registered = list(zip(rows.generations, rows.registered, strict=True))
     result, streamer = _run_current(rows.generations[0], parent, wrapped, args, kwargs, call, rows_and_registered)
     try:
-        tokenizer = PIPELINE_TOKENIZER.get() if settings.capture_content else None
-        reading = BatchReading(
-            functools.partial(
-                _row_outcomes,
-                getattr(result, "sequences", result),
-                instance,
-                call,
-                info,
-                streamer,
-                settings.capture_content,
-                tokenizer,
-                len(rows.generations),
-            )
-        )
+        finished = _FinishedCall.of(result, settings, instance, call, info, streamer)
+        reading = BatchReading(functools.partial(finished.row_outcomes, len(rows.generations)))
         for index, (generation, registered) in enumerate(rows_and_registered):
             generation.finish_reading(functools.partial(reading.row, index), register_in_scope=registered)
     except Exception:
@@ -283,61 +257,76 @@ def _traced_rows(
     return result
 
 
-def _row_outcomes(
-    sequences: Any,
-    instance: Any,
-    call: GenerateCall,
-    info: ModelInfo,
-    streamer: FirstTokenStreamer | None,
-    capture_content: bool,
-    pipeline_tokenizer: Any | None,
-    rows: int,
-) -> list[dict[str, Any]]:
-    """``_outcome`` for each prompt row of a batch, from one read of the generated ids."""
-    input_ids = call.input_ids
-    width = int(input_ids.shape[-1]) if input_ids is not None else 0
-    counts, reasons, generated = completion_rows(sequences, call, info, width)
-    outcomes = split_rows(
-        rows, input_tokens_per_row(call, call.get("pad_token_id")), counts, reasons, _request_attributes(call)
-    )
-    per_row = len(counts) // rows
-    tokenizer = tokenizer_for(instance, call.tokenizer, pipeline_tokenizer) if capture_content else None
-    for row, outcome in enumerate(outcomes):
-        if streamer is not None:
-            outcome["ttft_s"] = streamer.ttft_s
-        if tokenizer is not None and input_ids is not None and "output_tokens" in outcome:
-            chosen = slice(row * per_row, (row + 1) * per_row)
-            outcome["extra"].update(
-                content_attributes(tokenizer, input_ids[row : row + 1], generated[chosen], reasons[chosen])
-            )
-    return outcomes
+@dataclass(frozen=True)
+class _FinishedCall:
+    """What a generate call's outcome is read from, off the caller's thread: the generated ids and the prompt
+    alone, so the rest of a result (scores, a key-value cache) is not kept alive."""
 
+    sequences: Any
+    instance: Any
+    call: GenerateCall
+    info: ModelInfo
+    streamer: FirstTokenStreamer | None
+    capture_content: bool
+    pipeline_tokenizer: Any | None
 
-def _outcome(
-    sequences: Any,
-    instance: Any,
-    call: GenerateCall,
-    info: ModelInfo,
-    streamer: FirstTokenStreamer | None,
-    capture_content: bool,
-    pipeline_tokenizer: Any | None,
-) -> dict[str, Any]:
-    outcome: dict[str, Any] = {}
-    extra = dict(_request_attributes(call))
-    outcome["extra"] = extra
-    input_ids = call.input_ids
-    outcome["input_tokens"] = count_input_tokens(call, call.get("pad_token_id"))
-    width = int(input_ids.shape[-1]) if input_ids is not None else 0
-    output_tokens, reasons, generated = completion(sequences, call, info, width)
-    outcome["output_tokens"] = output_tokens
-    outcome["finish_reasons"] = reasons
-    if streamer is not None:
-        outcome["ttft_s"] = streamer.ttft_s
-    if capture_content:
-        tokenizer = tokenizer_for(instance, call.tokenizer, pipeline_tokenizer)
-        if tokenizer is not None:
-            extra.update(content_attributes(tokenizer, input_ids, generated, reasons))
-    return outcome
+    @classmethod
+    def of(
+        cls,
+        result: Any,
+        settings: Settings,
+        instance: Any,
+        call: GenerateCall,
+        info: ModelInfo,
+        streamer: FirstTokenStreamer | None,
+    ) -> _FinishedCall:
+        """Called on the caller's thread: the pipeline's tokenizer lives in its context."""
+        tokenizer = PIPELINE_TOKENIZER.get() if settings.capture_content else None
+        sequences = getattr(result, "sequences", result)  # of a ModelOutput, only the generated ids
+        return cls(sequences, instance, call, info, streamer, settings.capture_content, tokenizer)
+
+    def tokenizer(self) -> Any | None:
+        return tokenizer_for(self.instance, self.call.tokenizer, self.pipeline_tokenizer)
+
+    def row_outcomes(self, rows: int) -> list[dict[str, Any]]:
+        """``outcome`` for each prompt row of a batch, from one read of the generated ids."""
+        call = self.call
+        input_ids = call.input_ids
+        width = int(input_ids.shape[-1]) if input_ids is not None else 0
+        counts, reasons, generated = completion_rows(self.sequences, call, self.info, width)
+        outcomes = split_rows(
+            rows, input_tokens_per_row(call, call.get("pad_token_id")), counts, reasons, _request_attributes(call)
+        )
+        per_row = len(counts) // rows
+        tokenizer = self.tokenizer() if self.capture_content else None
+        for row, outcome in enumerate(outcomes):
+            if self.streamer is not None:
+                outcome["ttft_s"] = self.streamer.ttft_s
+            if tokenizer is not None and input_ids is not None and "output_tokens" in outcome:
+                chosen = slice(row * per_row, (row + 1) * per_row)
+                outcome["extra"].update(
+                    content_attributes(tokenizer, input_ids[row : row + 1], generated[chosen], reasons[chosen])
+                )
+        return outcomes
+
+    def outcome(self) -> dict[str, Any]:
+        call = self.call
+        outcome: dict[str, Any] = {}
+        extra = dict(_request_attributes(call))
+        outcome["extra"] = extra
+        input_ids = call.input_ids
+        outcome["input_tokens"] = count_input_tokens(call, call.get("pad_token_id"))
+        width = int(input_ids.shape[-1]) if input_ids is not None else 0
+        output_tokens, reasons, generated = completion(self.sequences, call, self.info, width)
+        outcome["output_tokens"] = output_tokens
+        outcome["finish_reasons"] = reasons
+        if self.streamer is not None:
+            outcome["ttft_s"] = self.streamer.ttft_s
+        if self.capture_content:
+            tokenizer = self.tokenizer()
+            if tokenizer is not None:
+                extra.update(content_attributes(tokenizer, input_ids, generated, reasons))
+        return outcome
 
 
 def generate_wrapper(settings: Settings) -> Wrapper:
