@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from loratrace.demo.tiny_model import ensure_tiny_models
-    from loratrace.replay import run_replay
+    from loratrace.replay import GenerationSettings, run_replay
     from loratrace.replay.engines import TransformersEngine
 
     work = Path(tempfile.mkdtemp(prefix="bench-replay-hf-"))
@@ -64,7 +64,8 @@ def main() -> None:
         started = time.perf_counter()
         summary = run_replay(
             golden, base=str(models.base), adapters=adapters, engine=engine, store=work / f"store-{runs}",
-            max_new_tokens=args.max_new_tokens, chunk_size=args.chunk_size, progress=False,
+            generation=GenerationSettings(max_new_tokens=args.max_new_tokens), chunk_size=args.chunk_size,
+            progress=False,
         )  # fmt: skip
         seconds = time.perf_counter() - started
         assert summary.answers == answers, summary

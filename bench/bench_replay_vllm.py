@@ -163,7 +163,7 @@ def main() -> None:
     def replay(store: Path, limit: int | None = None):
         summary = run_replay(
             golden, base=str(models.base), adapters=adapters, engine=engine, store=store, limit=limit,
-            max_new_tokens=args.max_new_tokens, chunk_size=args.chunk_size, progress=False,
+            generation=settings, chunk_size=args.chunk_size, progress=False,
         )  # fmt: skip
         assert summary.answers == (answers if limit is None else limit * len(labels)), summary
         return summary

@@ -27,6 +27,18 @@ def wrong_evaluation_value(score: Any, passed: Any) -> str | None:
     return None
 
 
+def evaluation_error(name: Any, score: Any, passed: Any, *, called: str) -> str | None:
+    """What is wrong with an evaluation's name (a non-empty string), ``score`` or ``passed`` (see
+    ``wrong_evaluation_value``), said of the call ``called`` (``loratrace.record_eval``); None when nothing is."""
+    if not isinstance(name, str) or not name:
+        return f"{called}() needs the evaluation's name as a non-empty string, got {name!r}"
+    wrong = wrong_evaluation_value(score, passed)
+    if wrong is None:
+        return None
+    needed, got = ("a number", score) if wrong == "score" else ("True or False", passed)
+    return f"{called}({wrong}=...) takes {needed}, got {got!r}"
+
+
 def known_keys(
     raw: Any,
     known: Collection[str],

@@ -10,16 +10,18 @@ import datetime as dt
 import difflib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import polars as pl
 
-from loratrace.analysis._typing import SpikeBaseline
 from loratrace.analysis.spikes import (
     DEFAULT_SPIKE_METRICS,
+    DEFAULT_SPIKE_SETTINGS,
     DEFAULT_WINDOW,
     SPIKE_METRICS,
+    SpikeChanges,
+    SpikeSettings,
     counts_of_window_ids,
     spike_episodes,
     spike_windows,
@@ -27,6 +29,8 @@ from loratrace.analysis.spikes import (
 from loratrace.store import query
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from loratrace.sources.base import Source
 
 BASE_LABEL = "(base)"
@@ -77,32 +81,36 @@ def _check_names(asked: Sequence[str], known: Sequence[str], option: str, proble
 
 def run_spikes(
     store: str | os.PathLike[str] | Source,
+    settings: SpikeSettings | None = None,
     *,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     window: dt.timedelta = DEFAULT_WINDOW,
     adapters: Sequence[str] = (),
     metric_names: Sequence[str] = (),
-    baseline: SpikeBaseline = "ewma",
-    persistence: int = 2,
-    min_n: int = 50,
-    z_threshold: float = 3.0,
-    min_relative_change: float = 0.5,
+    **changes: Unpack[SpikeChanges],
 ) -> SpikeResult:
-    """Score every window of the generations in ``[since, until)``; see ``spike_windows`` for the knobs.
+    """Score every window of the generations in ``[since, until)``.
 
     ``store`` is a store folder or any :class:`~loratrace.sources.Source`: the one pass over the generations
-    (:func:`~loratrace.analysis.spikes.window_ids`) runs there, the scoring on its small frame.
+    (:func:`~loratrace.analysis.spikes.window_ids`) runs there, the scoring on its small frame. ``settings``
+    (default :class:`~loratrace.analysis.spikes.SpikeSettings`), with ``changes`` applied (its fields by name:
+    ``persistence=3``, ``z_threshold=4.0``, ...), says how windows are scored and flagged.
 
     Raises
     ------
     SpikeInputError
         The range holds no generations (the message says which range does), or an adapter or metric is unknown
         (the message suggests the nearest names).
+    ValueError
+        A setting out of range (see :class:`~loratrace.analysis.spikes.SpikeSettings`).
+    TypeError
+        A name in ``changes`` that is no setting.
     """
     from loratrace.sources import as_source
     from loratrace.sources.base import Selection
 
+    knobs = replace(settings or DEFAULT_SPIKE_SETTINGS, **changes)
     _check_names(metric_names, list(SPIKE_METRICS), "--metric", "{name} is not a rate a spike check watches")
     source = as_source(store)
     chosen = list(metric_names) or list(DEFAULT_SPIKE_METRICS)
@@ -123,11 +131,7 @@ def run_spikes(
         counts=counts_of_window_ids(per_id.lazy(), window=window, metrics=chosen),
         window=window,
         metrics=chosen,
-        baseline=baseline,
-        persistence=persistence,
-        min_n=min_n,
-        z_threshold=z_threshold,
-        min_relative_change=min_relative_change,
+        settings=knobs,
     )
     scored = windows.collect()
     return SpikeResult(windows=scored, episodes=spike_episodes(scored.lazy(), window=window).collect())

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Final
+from dataclasses import dataclass
+from typing import Final, TypedDict
 
 import polars as pl
 
@@ -63,35 +64,91 @@ WINDOW_COLUMNS = (
 _DAY = dt.timedelta(days=1)
 
 
-def _check_knobs(
-    *,
-    window: dt.timedelta,
-    metrics: Sequence[str],
-    baseline: str,
-    half_life: float,
-    min_n: int,
-    min_baseline_n: float,
-    persistence: int,
-) -> None:
+@dataclass(frozen=True, kw_only=True)
+class SpikeSettings:
+    """How a spike check decides which windows are above their baseline and which are flagged.
+
+    The knobs of :func:`spike_windows`, :func:`loratrace.analysis.spike_run.run_spikes` and ``loratrace spikes``;
+    the defaults are the ones measured in docs/benchmarks.md.
+
+    Parameters
+    ----------
+    baseline
+        ``"ewma"`` (previous windows) or ``"same_hour"`` (the same time of day on previous days).
+    half_life
+        Age, in baseline windows, at which a window's weight halves (None: 24 for ``"ewma"``, 7 days for
+        ``"same_hour"``; see :attr:`baseline_half_life`).
+    z_threshold
+        One-sided binomial z-score a window must reach.
+    min_n
+        Volume floor: windows with fewer counted generations are never above.
+    min_baseline_n
+        The baseline's effective sample size below which it is still warming up (no window is above).
+    min_relative_change
+        The rate must be at least ``baseline * (1 + min_relative_change)``.
+    persistence
+        Consecutive above windows needed before a window is flagged.
+
+    Raises
+    ------
+    ValueError
+        A baseline that is not one of the two, or a half-life, floor or persistence below what can be scored.
+    """
+
+    baseline: SpikeBaseline = "ewma"
+    half_life: float | None = None
+    z_threshold: float = 3.0
+    min_n: int = 50
+    min_baseline_n: float = 200.0
+    min_relative_change: float = 0.5
+    persistence: int = 2
+
+    def __post_init__(self) -> None:
+        if self.baseline not in ("ewma", "same_hour"):
+            msg = f"baseline must be 'ewma' or 'same_hour', got {self.baseline!r}"
+            raise ValueError(msg)
+        if self.half_life is not None and self.half_life <= 0:
+            msg = f"half_life must be positive (in baseline windows), got {self.half_life!r}"
+            raise ValueError(msg)
+        if self.min_n < 1 or self.min_baseline_n < 1:
+            msg = f"min_n and min_baseline_n must be at least 1, got {self.min_n!r} and {self.min_baseline_n!r}"
+            raise ValueError(msg)
+        if self.persistence < 1:
+            msg = f"persistence must be at least 1 window, got {self.persistence!r}"
+            raise ValueError(msg)
+
+    @property
+    def baseline_half_life(self) -> float:
+        """``half_life``, or the baseline's default when it is None."""
+        if self.half_life is not None:
+            return self.half_life
+        return 24.0 if self.baseline == "ewma" else 7.0
+
+
+DEFAULT_SPIKE_SETTINGS: Final = SpikeSettings()
+
+
+class SpikeChanges(TypedDict, total=False):
+    """:class:`SpikeSettings` fields given by name to a function that applies them (``run_spikes(persistence=3)``);
+    the same names and types (a test keeps them in step)."""
+
+    baseline: SpikeBaseline
+    half_life: float | None
+    z_threshold: float
+    min_n: int
+    min_baseline_n: float
+    min_relative_change: float
+    persistence: int
+
+
+def _check_window(window: dt.timedelta, metrics: Sequence[str], settings: SpikeSettings) -> None:
     if window <= dt.timedelta(0):
         msg = f"window must be a positive duration, got {window!r}"
         raise ValueError(msg)
-    if baseline not in ("ewma", "same_hour"):
-        msg = f"baseline must be 'ewma' or 'same_hour', got {baseline!r}"
-        raise ValueError(msg)
-    if baseline == "same_hour" and (window > _DAY or _DAY % window):
+    if settings.baseline == "same_hour" and (window > _DAY or _DAY % window):
         msg = f"baseline='same_hour' needs a window that divides a day (e.g. 1h, 15m), got {window}"
         raise ValueError(msg)
     _check_metrics(metrics)
-    if half_life <= 0:
-        msg = f"half_life must be positive (in baseline windows), got {half_life!r}"
-        raise ValueError(msg)
-    if min_n < 1 or min_baseline_n < 1:
-        msg = f"min_n and min_baseline_n must be at least 1, got {min_n!r} and {min_baseline_n!r}"
-        raise ValueError(msg)
-    if persistence < 1:
-        msg = f"persistence must be at least 1 window, got {persistence!r}"
-        raise ValueError(msg)
 
 
 def window_counts(
@@ -237,13 +294,7 @@ def spike_windows(
     counts: pl.LazyFrame | None = None,
     window: dt.timedelta = DEFAULT_WINDOW,
     metrics: Sequence[str] = DEFAULT_SPIKE_METRICS,
-    baseline: SpikeBaseline = "ewma",
-    half_life: float | None = None,
-    z_threshold: float = 3.0,
-    min_n: int = 50,
-    min_baseline_n: float = 200.0,
-    min_relative_change: float = 0.5,
-    persistence: int = 2,
+    settings: SpikeSettings = DEFAULT_SPIKE_SETTINGS,
 ) -> pl.LazyFrame:
     """Every adapter × metric × window with its rate, trailing baseline, z-score and whether it is a spike.
 
@@ -257,21 +308,9 @@ def spike_windows(
         Width of a window.
     metrics
         Rates to watch, from :data:`SPIKE_METRICS`.
-    baseline
-        ``"ewma"`` (previous windows) or ``"same_hour"`` (the same time of day on previous days).
-    half_life
-        Age, in baseline windows, at which a window's weight halves (default 24 for ``"ewma"``, 7 days for
-        ``"same_hour"``).
-    z_threshold
-        One-sided binomial z-score a window must reach.
-    min_n
-        Volume floor: windows with fewer counted generations are never above.
-    min_baseline_n
-        The baseline's effective sample size below which it is still warming up (no window is above).
-    min_relative_change
-        The rate must be at least ``baseline * (1 + min_relative_change)``.
-    persistence
-        Consecutive above windows needed before a window is flagged.
+    settings
+        How windows are scored and flagged (:class:`SpikeSettings`: baseline, half-life, z threshold, floors,
+        minimum relative change, persistence).
 
     Returns
     -------
@@ -312,19 +351,10 @@ def spike_windows(
     if (generations is None) == (counts is None):
         msg = "spike_windows takes generations or counts (exactly one)"
         raise ValueError(msg)
-    half_life = half_life if half_life is not None else (24.0 if baseline == "ewma" else 7.0)
-    _check_knobs(
-        window=window,
-        metrics=metrics,
-        baseline=baseline,
-        half_life=half_life,
-        min_n=min_n,
-        min_baseline_n=min_baseline_n,
-        persistence=persistence,
-    )
+    _check_window(window, metrics, settings)
     series = ["adapter", "metric"]
-    history = [*series, "time_of_day"] if baseline == "same_hour" else series
-    decay = 0.5 ** (1.0 / half_life)
+    history = [*series, "time_of_day"] if settings.baseline == "same_hour" else series
+    decay = 0.5 ** (1.0 / settings.baseline_half_life)
     prior = pl.int_range(pl.len()).over(history)  # earlier windows in this baseline's history
 
     def trailing_sum(column: str, weight: float) -> pl.Expr:
@@ -360,11 +390,11 @@ def spike_windows(
             )
             .with_columns(
                 above=(
-                    (pl.col("n") >= min_n)
-                    & (pl.col("effective_n") >= min_baseline_n)
-                    & (pl.col("z") >= z_threshold)
+                    (pl.col("n") >= settings.min_n)
+                    & (pl.col("effective_n") >= settings.min_baseline_n)
+                    & (pl.col("z") >= settings.z_threshold)
                     & (pl.col("rate") > 0)
-                    & (pl.col("rate") >= pl.col("baseline") * (1.0 + min_relative_change))
+                    & (pl.col("rate") >= pl.col("baseline") * (1.0 + settings.min_relative_change))
                 ).fill_null(False)
             )
         )
@@ -400,8 +430,8 @@ def spike_windows(
             run_length=pl.len().over([*series, "run"]),
         )
         .with_columns(
-            flagged=pl.col("above") & (pl.col("run_position") >= persistence),
-            in_episode=pl.col("above") & (pl.col("run_length") >= persistence),
+            flagged=pl.col("above") & (pl.col("run_position") >= settings.persistence),
+            in_episode=pl.col("above") & (pl.col("run_length") >= settings.persistence),
         )
         .with_columns(
             episode=pl.when(pl.col("in_episode")).then(

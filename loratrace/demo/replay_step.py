@@ -65,7 +65,7 @@ GATED_METRIC = "eval_pass:expected_match"
 def replay_and_compare(models: TinyModels, workdir: Path) -> tuple[Path, pl.DataFrame]:
     """Replay the demo golden set into ``workdir/replay-store``; return the store and its paired drift rows."""
     from loratrace.analysis import drift_for_store
-    from loratrace.replay import run_replay
+    from loratrace.replay import GenerationSettings, run_replay
 
     golden = write_golden(models, workdir / "golden.jsonl")
     store = workdir / "replay-store"
@@ -75,7 +75,7 @@ def replay_and_compare(models: TinyModels, workdir: Path) -> tuple[Path, pl.Data
         adapters={name: str(path) for name, path in models.adapters.items()},
         engine="transformers",
         store=store,
-        max_new_tokens=MAX_NEW_TOKENS,
+        generation=GenerationSettings(max_new_tokens=MAX_NEW_TOKENS),
         dataset_version="demo-golden-v1",
         threads=1,  # the tiny model runs fastest on one thread, the more so on a busy machine
         progress=False,

@@ -13,25 +13,35 @@ import importlib
 import inspect
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
-from loratrace._values import wrong_evaluation_value
+from loratrace._values import evaluation_error, wrong_evaluation_value
 from loratrace.errors import ConfigurationError
 
 ERROR_LABEL = "error"
 """The label of an evaluation that could not be made (the evaluator raised or timed out)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EvaluationResult:
-    """One ``gen_ai.evaluation.result``: ``passed`` is None when the evaluator does not decide pass/fail."""
+    """One ``gen_ai.evaluation.result``: ``passed`` is None when the evaluator does not decide pass/fail.
 
-    name: str
+    Built as ``loratrace.record_eval`` is called: the name, then the rest by name. A ``score`` that is not a
+    number or a ``passed`` that is not True or False raises ``TypeError`` here, inside the evaluator that built
+    it, so it becomes that example's evaluation error rather than a failure when the result is recorded.
+    """
+
+    name: str = field(kw_only=False)
     score: float | None = None
     label: str | None = None
     passed: bool | None = None
     explanation: str | None = None
+
+    def __post_init__(self) -> None:
+        problem = evaluation_error(self.name, self.score, self.passed, called="EvaluationResult")
+        if problem is not None:
+            raise TypeError(problem)
 
 
 @runtime_checkable
@@ -82,11 +92,7 @@ def load_evaluator(reference: str) -> Any:
 def as_result(name: str, value: Any) -> EvaluationResult:
     """Read what an evaluator returned; ``TypeError`` when it is none of the accepted shapes."""
     if isinstance(value, EvaluationResult):
-        return (
-            value
-            if value.name == name
-            else EvaluationResult(name, value.score, value.label, value.passed, value.explanation)
-        )
+        return value if value.name == name else replace(value, name=name)
     if isinstance(value, bool):
         return EvaluationResult(name, passed=value)
     if isinstance(value, int | float):

@@ -15,7 +15,7 @@ from loratrace.runtime.finisher import finisher
 from loratrace.runtime.recorder import GenerationMetrics, GenerationRecorder, capture_content_enabled
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # by name only: its two recorders have the same type, a position would swap
 class Settings:
     """Fixed when instrumenting; the wrappers each instrumentor installs are built around one."""
 

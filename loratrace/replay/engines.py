@@ -22,7 +22,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypedDict
 
 from loratrace.errors import ConfigurationError
 from loratrace.runtime.request_scopes import RequestScopes
@@ -40,14 +40,37 @@ _VLLM_ENV = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # by name only: three of its four fields are ints a position would swap
 class GenerationSettings:
-    """The same for every model of a replay, so base and adapter answers are comparable."""
+    """The same for every model of a replay, so base and adapter answers are comparable.
+
+    ``seed`` seeds each example's sampling (with ``temperature`` > 0; 0 is greedy); ``max_model_len`` bounds a
+    prompt and its answer together. Raises ``ConfigurationError`` for a value no engine can run with.
+    """
 
     max_new_tokens: int = 64
     temperature: float = 0.0
     seed: int = 0
     max_model_len: int = 256
+
+    def __post_init__(self) -> None:
+        for name, count in (("max_new_tokens", self.max_new_tokens), ("max_model_len", self.max_model_len)):
+            if count < 1:
+                msg = f"{name} (--{name.replace('_', '-')}) must be at least 1, got {count!r}"
+                raise ConfigurationError(msg)
+        if self.temperature < 0:
+            msg = f"temperature (--temperature) must be 0 or more, got {self.temperature!r}"
+            raise ConfigurationError(msg)
+
+
+class GenerationChanges(TypedDict, total=False):
+    """:class:`GenerationSettings` fields given by name to a function that applies them
+    (``run_replay(max_new_tokens=8)``); the same names and types (a test keeps them in step)."""
+
+    max_new_tokens: int
+    temperature: float
+    seed: int
+    max_model_len: int
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import loratrace
 from loratrace import semconv
@@ -31,6 +31,7 @@ from loratrace.replay.engines import (
     DEFAULT_BATCH_SIZE,
     Engine,
     EngineName,
+    GenerationChanges,
     GenerationSettings,
     Request,
     open_engine,
@@ -40,6 +41,9 @@ from loratrace.replay.journal import Journal, Pair
 from loratrace.replay.progress import Progress
 from loratrace.replay.telemetry import replay_telemetry
 from loratrace.runtime.finisher import finisher
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 logger = logging.getLogger(__name__)
 
@@ -128,14 +132,11 @@ def run_replay(
     *,
     base: str,
     adapters: Mapping[str, str],
+    generation: GenerationSettings | None = None,
     engine: EngineName | Engine = "transformers",
     store: str | os.PathLike[str] | None = None,
     endpoint: str | None = None,
     limit: int | None = None,
-    seed: int = 0,
-    max_new_tokens: int = 64,
-    temperature: float = 0.0,
-    max_model_len: int = 256,
     schema_attempts: int = 2,
     fallback_to_base: bool = False,
     evaluators: Sequence[Any] = (),
@@ -148,8 +149,14 @@ def run_replay(
     run_id: str | None = None,
     progress: bool | None = None,
     on_problem: Callable[[Problem], None] | None = None,
+    **generation_changes: Unpack[GenerationChanges],
 ) -> ReplaySummary:
     """Replay a JSONL golden set through ``base`` and every adapter; spans into ``store`` or to ``endpoint``.
+
+    Every model answers with ``generation`` (default :class:`~loratrace.replay.engines.GenerationSettings`), with
+    ``generation_changes`` applied: its fields ``max_new_tokens``, ``temperature``, ``seed`` and
+    ``max_model_len`` by name, as ``loratrace replay``'s flags give them (``max_new_tokens=8`` is
+    ``generation=GenerationSettings(max_new_tokens=8)``).
 
     ``engine`` is ``"transformers"`` or ``"vllm"`` (opened here with ``base`` and ``adapters``, closed at the end),
     or an engine already open with them (:class:`~loratrace.replay.engines.VLLMEngine`, kept open: several
@@ -165,24 +172,21 @@ def run_replay(
     _check_at_least("--schema-attempts", schema_attempts, 1)
     _check_at_least("--chunk-size", chunk_size, 1)
     _check_at_least("--batch-size", batch_size, 1)
-    _check_at_least("--temperature", temperature, 0)
+    settings = replace(generation or GenerationSettings(), **generation_changes)
     _check_adapters(adapters)
     library = engine if isinstance(engine, str) else engine.library
     started = time.perf_counter()
     data: Dataset = read_dataset(dataset, limit=limit, version=dataset_version)
     for problem in data.problems:
         (on_problem or (lambda p: logger.warning("%s: %s", dataset, p)))(problem)
-    settings = GenerationSettings(
-        max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, max_model_len=max_model_len
-    )
     run = run_id or run_id_for(
         data.version,
         base,
         adapters,
         engine=library,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        seed=seed,
+        max_new_tokens=settings.max_new_tokens,
+        temperature=settings.temperature,
+        seed=settings.seed,
         schema_attempts=schema_attempts,
         fallback=fallback_to_base,
     )
@@ -201,7 +205,9 @@ def run_replay(
         return summary
     with replay_telemetry(store=store, endpoint=endpoint, libraries=[library]) as processor:
         model = (
-            open_engine(engine, base, adapters, max_model_len=max_model_len, threads=threads, batch_size=batch_size)
+            open_engine(
+                engine, base, adapters, max_model_len=settings.max_model_len, threads=threads, batch_size=batch_size
+            )
             if isinstance(engine, str)
             else engine
         )

@@ -14,7 +14,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span
 
 from loratrace import semconv
-from loratrace._values import wrong_evaluation_value
+from loratrace._values import evaluation_error
 from loratrace.errors import ConfigurationError, LoratraceWarning
 from loratrace.runtime.generation import Generation
 
@@ -102,14 +102,9 @@ def record_eval(
     ``evaluation <name>`` that copies the generation's adapter and context attributes, so the evaluation still
     joins to the generation and groups by adapter.
     """
-    if not isinstance(name, str) or not name:
-        msg = f"loratrace.record_eval() needs the evaluation's name as a non-empty string, got {name!r}"
-        raise ConfigurationError(msg)
-    wrong = wrong_evaluation_value(score, passed)
-    if wrong is not None:
-        needed, got = ("a number", score) if wrong == "score" else ("True or False", passed)
-        msg = f"loratrace.record_eval({wrong}=...) takes {needed}, got {got!r}"
-        raise ConfigurationError(msg)
+    problem = evaluation_error(name, score, passed, called="loratrace.record_eval")
+    if problem is not None:
+        raise ConfigurationError(problem)
     target = span if span is not None else current_generation_span()
     if target is None:
         warnings.warn(_NO_GENERATION.format(helper="record_eval"), LoratraceWarning, stacklevel=2)

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import get_type_hints
 
 import numpy as np
 import polars as pl
 import pytest
 
-from loratrace.analysis.spikes import WINDOW_COLUMNS, spike_episodes, spike_windows, window_counts
+from loratrace.analysis.spikes import (
+    WINDOW_COLUMNS,
+    SpikeChanges,
+    SpikeSettings,
+    spike_episodes,
+    spike_windows,
+    window_counts,
+)
 from tests.analysis.spike_streams import START, stream_frame
 
 HOUR = dt.timedelta(hours=1)
@@ -28,7 +36,8 @@ def exact_stream(counts: list[tuple[int, int]], *, adapter: str | None = "a1") -
 
 
 def fallback_spikes(generations: pl.LazyFrame, **knobs: object) -> pl.DataFrame:
-    return spike_windows(generations, metrics=["fallback_rate"], **knobs).collect()  # type: ignore[arg-type]
+    settings = SpikeSettings(**knobs)  # type: ignore[arg-type]
+    return spike_windows(generations, metrics=["fallback_rate"], settings=settings).collect()
 
 
 def test_planted_spikes_are_found_with_their_bounds_in_seeded_streams() -> None:
@@ -185,18 +194,24 @@ def test_metric_definitions_count_what_they_say() -> None:
 
 
 @pytest.mark.parametrize(
-    ("knobs", "message"),
+    ("knobs", "settings", "message"),
     [
-        pytest.param({"window": dt.timedelta(0)}, "window must be a positive duration", id="empty-window"),
-        pytest.param({"metrics": ["latency"]}, "metrics must be among", id="unknown-metric"),
-        pytest.param({"baseline": "same_hour", "window": dt.timedelta(hours=7)}, "divides a day", id="7h-same-hour"),
-        pytest.param({"baseline": "weekly"}, "baseline must be", id="unknown-baseline"),
-        pytest.param({"persistence": 0}, "persistence must be", id="no-persistence"),
+        pytest.param({"window": dt.timedelta(0)}, {}, "window must be a positive duration", id="empty-window"),
+        pytest.param({"metrics": ["latency"]}, {}, "metrics must be among", id="unknown-metric"),
+        pytest.param({"window": dt.timedelta(hours=7)}, {"baseline": "same_hour"}, "divides a day", id="7h-same-hour"),
+        pytest.param({}, {"baseline": "weekly"}, "baseline must be", id="unknown-baseline"),
+        pytest.param({}, {"half_life": 0.0}, "half_life must be positive", id="no-half-life"),
+        pytest.param({}, {"min_n": 0}, "min_n and min_baseline_n must be at least 1", id="no-volume-floor"),
+        pytest.param({}, {"persistence": 0}, "persistence must be", id="no-persistence"),
     ],
 )
-def test_bad_knobs_raise_a_clear_error(knobs: dict[str, object], message: str) -> None:
+def test_bad_knobs_raise_a_clear_error(knobs: dict[str, object], settings: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        spike_windows(exact_stream([(10, 1)]), **knobs)  # type: ignore[arg-type]
+        spike_windows(exact_stream([(10, 1)]), **knobs, settings=SpikeSettings(**settings))  # type: ignore[arg-type]
+
+
+def test_spike_changes_name_every_setting_with_its_type() -> None:
+    assert get_type_hints(SpikeChanges) == get_type_hints(SpikeSettings)
 
 
 def test_a_window_names_the_id_that_served_last_in_it() -> None:

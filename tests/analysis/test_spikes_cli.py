@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from polars.testing import assert_frame_equal
 
 from loratrace.cli import cli
 from loratrace.demo.traffic import Effect, Traffic, write_store
@@ -111,3 +112,16 @@ def test_the_knobs_reach_the_check(spike_store: Path, knob: list[str]) -> None:
     code, output = run("--store", str(spike_store), "--metric", "fallback_rate", "--format", "json", *knob)
     assert code == 0, output
     assert json.loads(output)["episodes"] == []
+
+
+def test_run_spikes_takes_settings_whole_or_by_name(spike_store: Path) -> None:
+    from loratrace.analysis.spike_run import run_spikes
+    from loratrace.analysis.spikes import SpikeSettings
+
+    assert run_spikes(spike_store, metric_names=["fallback_rate"]).episodes.height == 1
+    by_name = run_spikes(spike_store, metric_names=["fallback_rate"], persistence=5)
+    whole = run_spikes(spike_store, SpikeSettings(persistence=5), metric_names=["fallback_rate"])
+    assert by_name.episodes.is_empty()  # five windows in a row: longer than the planted spike
+    assert_frame_equal(by_name.windows, whole.windows)
+    with pytest.raises(TypeError, match="'persist'"):
+        run_spikes(spike_store, persist=5)  # type: ignore[call-arg]

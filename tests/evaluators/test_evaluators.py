@@ -373,6 +373,39 @@ def test_evaluator_returning_nonsense_is_an_evaluation_error():
     assert "unknown keys ['verdict']" in result.explanation
 
 
+def test_evaluator_building_a_result_of_the_wrong_type_is_an_evaluation_error():
+    def judge(*, response, context, expected):
+        return EvaluationResult("judge", score="high")  # a judge's text verdict where a number belongs
+
+    result = run_external(judge, response="x", context=None, expected=None, timeout_s=5)
+    assert (result.name, result.label) == ("judge", ERROR_LABEL)
+    assert result.explanation == "evaluator raised TypeError: EvaluationResult(score=...) takes a number, got 'high'"
+
+
+def test_a_returned_result_is_named_for_its_evaluator():
+    class Judge:
+        name = "politeness"
+
+        def evaluate(self, *, response, context, expected):
+            return EvaluationResult("draft-name", score=0.5, explanation="terse")
+
+    result = run_external(Judge(), response="x", context=None, expected=None, timeout_s=5)
+    assert result == EvaluationResult("politeness", score=0.5, explanation="terse")
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        pytest.param(lambda: EvaluationResult("n", 0.5), "positional", id="score-by-position"),
+        pytest.param(lambda: EvaluationResult("n", passed="yes"), "passed=...", id="passed-not-bool"),
+        pytest.param(lambda: EvaluationResult("", score=1.0), "non-empty string", id="no-name"),
+    ],
+)
+def test_evaluation_result_takes_its_values_by_name_and_checks_them(build, message):
+    with pytest.raises(TypeError, match=message):
+        build()
+
+
 def test_load_evaluator_references():
     assert callable(load_evaluator("json:dumps"))
     with pytest.raises(ValueError, match="module:attr"):

@@ -85,7 +85,7 @@ def _replay(tiny_models, golden, store, batch_size):
         adapters=tiny_models.adapters,
         engine="transformers",
         store=store,
-        max_new_tokens=8,
+        generation=GenerationSettings(max_new_tokens=8),
         batch_size=batch_size,
         chunk_size=8,
         threads=1,

@@ -10,10 +10,11 @@ unknown model is an error span carrying the asked-for name, and no metric sample
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -195,6 +196,19 @@ def _start_call(settings: Settings, serving: Any, operation: str, arguments: dic
     return _ServerCall(generation, has_adapter=adapter_name is not None)
 
 
+@contextlib.contextmanager
+def _serving(call: _ServerCall) -> Iterator[None]:
+    """While the request's handler runs: its span is the current span, and ``call`` is what the engine calls it
+    makes report to (``_engine_generate_wrapper``)."""
+    call_token = _current_call.set(call)
+    context_token = otel_context.attach(trace.set_span_in_context(call.span))
+    try:
+        yield
+    finally:
+        otel_context.detach(context_token)
+        _current_call.reset(call_token)
+
+
 def _serving_wrapper(settings: Settings, binder: Binder, operation: str) -> Callable[..., Any]:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         arguments = PATCHES.bound(binder, instance, args, kwargs)
@@ -205,16 +219,12 @@ def _serving_wrapper(settings: Settings, binder: Binder, operation: str) -> Call
         except Exception:
             logger.debug("loratrace could not start the server request span", exc_info=True)
             return await wrapped(*args, **kwargs)
-        call_token = _current_call.set(call)
-        context_token = otel_context.attach(trace.set_span_in_context(call.span))
         try:
-            result = await wrapped(*args, **kwargs)
+            with _serving(call):
+                result = await wrapped(*args, **kwargs)
         except BaseException as exc:
             call.fail(exc)
             raise
-        finally:
-            otel_context.detach(context_token)
-            _current_call.reset(call_token)
         try:
             return _complete(call, result)
         except Exception:
