@@ -244,7 +244,7 @@ def _simulate_and_analyse(workdir: Path, store: Path) -> None:
 
     from loratrace.analysis.run import drift_for_store
     from loratrace.analysis.spike_run import run_spikes
-    from loratrace.cli import render_rows
+    from loratrace.cli.render import render_rows
     from loratrace.demo import planted
     from loratrace.demo.traffic import SERVICE_NAME, write_store
 

@@ -10,7 +10,7 @@ import pytest
 import loratrace.store
 
 STORE = Path(loratrace.store.__file__).parent
-ABOVE_THE_STORE = ("loratrace.collector", "loratrace.cli", "loratrace._cli_render")
+ABOVE_THE_STORE = ("loratrace.collector", "loratrace.cli")
 
 
 def _imports(path: Path) -> list[str]:

@@ -1,4 +1,5 @@
-"""What the CLI prints about the store: query results (an aligned table, a JSON array, or CSV) and its status."""
+"""What the CLI prints: query results and analysis rows (an aligned table, a JSON array, or CSV), and a store's
+status."""
 
 from __future__ import annotations
 
@@ -94,3 +95,37 @@ def render_status(status: StoreStatus) -> str:
             if key in health:
                 lines.append(f"  {key:<26} {health[key]}")
     return "\n".join(lines) + "\n"
+
+
+def render_rows(frame: pl.DataFrame, output_format: str) -> str:
+    """Analysis rows: floats rounded and lists joined for the table; untouched for JSON and CSV."""
+    import polars as pl
+
+    if output_format == "table":
+        frame = frame.with_columns(
+            [pl.col(c).round_sig_figs(4) for c, t in frame.schema.items() if t == pl.Float64]
+            + [pl.col(c).list.join(",") for c, t in frame.schema.items() if isinstance(t, pl.List)]
+            # sha256:<12 hex> is unique in practice and keeps the table readable; JSON and CSV keep the whole id
+            + [pl.col(c).str.slice(0, 19) for c in frame.columns if c == "adapter_id"]
+        )
+    return render(frame, output_format)
+
+
+def render_tables(tables: dict[str, pl.DataFrame], output_format: str) -> str:
+    """Several named tables: one JSON object of them, or the tables one after the other under their names; CSV
+    holds one table only (``ValueError`` otherwise)."""
+    if output_format == "json":
+        payload = {
+            name: [{k: plain(v) for k, v in row.items()} for row in t.iter_rows(named=True)]
+            for name, t in tables.items()
+        }
+        return json.dumps(payload, default=str) + "\n"
+    if output_format == "csv" and len(tables) > 1:
+        msg = f"csv holds one table: pass --view with one of {', '.join(tables)}"
+        raise ValueError(msg)
+    parts = []
+    for index, (name, table) in enumerate(tables.items()):
+        if output_format == "table" and len(tables) > 1:
+            parts.append(f"{'' if index == 0 else chr(10)}{name}\n")
+        parts.append(render_rows(table, output_format))
+    return "".join(parts)
