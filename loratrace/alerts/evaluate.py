@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -167,6 +167,22 @@ def _summed(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class _CellsPart:
+    """Cells of one kind that a check reads (those of the spans, those of the feedback), and how they are cached."""
+
+    metrics: Sequence[Metric]
+    compute: Callable[[datetime | None], pl.DataFrame]
+    folder: Path | None
+    """The cache folder; None: computed at every check."""
+    meaning: Sequence[str]
+    """What else the cells depend on, part of the cache key."""
+    tables: tuple[str, ...]
+    """The store tables the cells are computed from."""
+    window_state: Mapping[str, str] | None = None
+    """What else each window's cells depend on (see ``cells_with_cache``)."""
+
+
 def load_cells(
     store: str | os.PathLike[str] | Source,
     ruleset: RuleSet,
@@ -204,38 +220,44 @@ def load_cells(
         compute = feedback_cells.compute_cells(store, on_feedback, feedback=feedback, grid=grid, boundary=boundary)
         return _summed(compute(since))
 
-    tables = ("spans", "span_events") if with_evals else ("spans",)
-    # (metrics, compute, cache folder, what else the cells mean, tables, per-window state)
-    parts: list[tuple[Any, ...]] = [(on_spans, span_cells, cache_dir, ["engine=duckdb-store-cells"], tables, None)]
+    parts = [
+        _CellsPart(
+            on_spans,
+            span_cells,
+            cache_dir,
+            meaning=["engine=duckdb-store-cells"],
+            tables=("spans", "span_events") if with_evals else ("spans",),
+        )
+    ]
     if on_feedback:
         parts.append(
-            (
+            _CellsPart(
                 on_feedback,
                 outcome_cells,
                 cache_dir / "feedback" if cache_dir is not None else None,
-                ["engine=polars-feedback-cells", *feedback_cells.cache_parts(feedback)],
-                ("spans",),
-                feedback_cells.window_state(feedback, grid),
+                meaning=["engine=polars-feedback-cells", *feedback_cells.cache_parts(feedback)],
+                tables=("spans",),
+                window_state=feedback_cells.window_state(feedback, grid),
             )
         )
-    for chosen, compute, folder, meaning, read, state in parts:
-        if not chosen:
+    for part in parts:
+        if not part.metrics:
             continue
-        if folder is None:
-            frames.append(compute(None))
+        if part.folder is None:
+            frames.append(part.compute(None))
             continue
-        definitions = [f"{m.name}|{m.source}|{m.eval_name}|{m.value_sql}" for m in chosen]
-        key = cache_key([f"grid={grid.total_seconds()}", *meaning, *definitions])
+        definitions = [f"{m.name}|{m.source}|{m.eval_name}|{m.value_sql}" for m in part.metrics]
+        key = cache_key([f"grid={grid.total_seconds()}", *part.meaning, *definitions])
         frames.append(
             cells_with_cache(
                 store,
-                folder,
+                part.folder,
                 key=key,
                 grid=grid,
                 boundary=boundary,
-                tables=read,
-                compute=compute,
-                window_state=state,
+                tables=part.tables,
+                compute=part.compute,
+                window_state=part.window_state,
             )
         )
     return Cells(pl.concat(frames, how="vertical_relaxed"), needed, feedback)

@@ -20,19 +20,17 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
 from loratrace.analysis import feedback as feedback_analysis
 from loratrace.analysis import load
-from loratrace.analysis._typing import Traffic
 from loratrace.analysis.metrics import FEEDBACK_PREFIX
 
 if TYPE_CHECKING:
+    from loratrace.analysis.run import DriftSettings
     from loratrace.sources.base import Source
 
 Decision = Literal["PASS", "FAIL"]
@@ -91,25 +89,21 @@ def _reason(row: dict[str, Any]) -> str:
 
 def gate(
     store: str | os.PathLike[str] | Source,
+    settings: DriftSettings | None = None,
     *,
     adapter: str,
     adapter_id: str | None = None,
-    cohorts: Sequence[str] | None = None,
-    metric_names: Sequence[str] | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    traffic: Traffic = "all",
     allow_insufficient: bool = False,
-    alpha: float = 0.05,
-    min_n: int = 30,
-    min_effect: float = 0.02,
-    min_feedback_completeness: float = 0.9,
+    **changes: Any,
 ) -> GateResult:
     """Decide whether ``adapter`` may take traffic from its base model.
 
     ``store`` is a store folder or any :class:`~loratrace.sources.Source` (ClickHouse: ``loratrace.sources``).
-    A feedback criterion passes only once ``min_feedback_completeness`` of its feedback is likely in (module
-    docstring).
+    What the gate reads and how each row is decided are the drift run's: ``settings`` (default
+    :class:`~loratrace.analysis.run.DriftSettings`), with ``changes`` applied (its fields by name: ``since``,
+    ``until``, ``cohorts``, ``metric_names``, ``traffic``, ``alpha``, ``min_n``, ``min_effect``,
+    ``min_feedback_completeness``, ...), its ``adapters`` always ``[adapter]``. A feedback criterion passes only
+    once ``min_feedback_completeness`` of its feedback is likely in (module docstring).
 
     Raises
     ------
@@ -121,25 +115,14 @@ def gate(
     from loratrace.analysis.run import DriftSettings, drift_for_source
     from loratrace.sources import as_source
 
+    knobs = replace(settings or DriftSettings(), **changes, adapters=[adapter])
     folder = store if isinstance(store, (str, os.PathLike)) else None
     source = as_source(store)
-    settings = DriftSettings(
-        since=since,
-        until=until,
-        adapters=[adapter],
-        cohorts=cohorts,
-        metric_names=metric_names,
-        traffic=traffic,
-        alpha=alpha,
-        min_n=min_n,
-        min_effect=min_effect,
-        min_feedback_completeness=min_feedback_completeness,
-    )
-    rows = drift_for_source(source, settings)
+    rows = drift_for_source(source, knobs)
     chosen_id = adapter_id or source.latest_adapter_id(adapter)
     rows = rows.filter((pl.col("adapter") == adapter) & (pl.col("adapter_id") == chosen_id))
-    if cohorts:
-        rows = rows.filter(pl.col("cohort").is_in(list(cohorts)))
+    if knobs.cohorts:
+        rows = rows.filter(pl.col("cohort").is_in(list(knobs.cohorts)))
     reasons = []
     regressed = rows.filter(pl.col("verdict") == "regressed")
     insufficient = rows.filter(pl.col("verdict") == "insufficient_data")
@@ -148,25 +131,21 @@ def gate(
         reasons.append(f"insufficient data: no comparison of {adapter} ({chosen_id}) with the base in the selection")
     reasons += [
         f"insufficient data: cohort {r['cohort']}, {r['metric']} (n {r['n_adapter']} / {r['n_base']}, "
-        f"needs {min_n} per arm)"
+        f"needs {knobs.min_n} per arm)"
         for r in insufficient.iter_rows(named=True)
     ]
-    completeness = (
-        _feedback_completeness(folder, rows, adapter, chosen_id, since=since, until=until, traffic=traffic)
-        if folder is not None
-        else {}
-    )
+    completeness = _feedback_completeness(folder, rows, adapter, chosen_id, knobs) if folder is not None else {}
     # a source other than a store folder gives no per-gate estimate: its rows' own feedback_incomplete flag decides
     unsettled = [
         row
         for row in rows.filter(pl.col("verdict").is_in(["no_change", "improved"])).iter_rows(named=True)
-        if _below(completeness.get(row["metric"]), min_feedback_completeness)
+        if _below(completeness.get(row["metric"]), knobs.min_feedback_completeness)
         or (folder is None and feedback_analysis.FEEDBACK_INCOMPLETE_FLAG in (row["flags"] or []))
     ]
     reasons += [
         f"feedback incomplete: cohort {r['cohort']}, {r['metric']} ({r['verdict']} so far, on about "
         f"{_share(completeness.get(r['metric']))} of the feedback likely to come; needs "
-        f"{_share(min_feedback_completeness)}): judge it again once the feedback is in"
+        f"{_share(knobs.min_feedback_completeness)}): judge it again once the feedback is in"
         for r in unsettled
     ]
     undecided = rows.is_empty() or not insufficient.is_empty() or bool(unsettled)
@@ -189,10 +168,7 @@ def _feedback_completeness(
     rows: pl.DataFrame,
     adapter: str,
     adapter_id: str | None,
-    *,
-    since: datetime | None,
-    until: datetime | None,
-    traffic: Traffic,
+    knobs: DriftSettings,
 ) -> dict[str, float | None]:
     """Per feedback metric among ``rows``: the share of the eventual feedback likely in, over what the rows compare
     (the adapter id's generations and the base's in the same windows)."""
@@ -201,8 +177,9 @@ def _feedback_completeness(
     names = sorted(set(rows.filter(pl.col("metric").str.starts_with(FEEDBACK_PREFIX))["metric"].to_list()))
     if not names:
         return {}
-    generations = load.load_generations(store, since=since, until=until, traffic=traffic)
-    window = pl.col("start_time").dt.truncate(DEFAULT_WINDOW)
+    generations = load.load_generations(store, since=knobs.since, until=knobs.until, traffic=knobs.traffic)
+    width = knobs.window or DEFAULT_WINDOW  # the windows drift matched base and adapter in
+    window = pl.col("start_time").dt.truncate(width)
     judged = (pl.col("adapter") == adapter) & (pl.col("adapter_id") == adapter_id)
     served = generations.filter(judged).select(window.alias("window_start")).unique().collect()["window_start"]
     compared = generations.filter((judged | (pl.col("arm") == "base")) & window.is_in(served.implode()))
@@ -210,5 +187,5 @@ def _feedback_completeness(
         compared,
         feedback_analysis.load_feedback(store),
         [name.removeprefix(FEEDBACK_PREFIX) for name in names],
-        window=DEFAULT_WINDOW,
+        window=width,
     )

@@ -115,19 +115,6 @@ def compact_store(
     is bounded by its tier instead.
     """
     del max_rows
-    if elect:
-        with elected(store, wait=wait) as chosen:
-            if not chosen:
-                return 0
-            return compact_store(
-                store,
-                min_segments=min_segments,
-                activation_delay_s=activation_delay_s,
-                grace_s=grace_s,
-                close_after_s=close_after_s,
-                today=today,
-                elect=False,
-            )
     defaults = CompactionSettings()
     settings = CompactionSettings(
         min_segments=min_segments,
@@ -135,6 +122,14 @@ def compact_store(
         grace_s=defaults.grace_s if grace_s is None else grace_s,
         close_after_s=defaults.close_after_s if close_after_s is None else close_after_s,
     )
+    if not elect:
+        return _compact_tables(store, settings, today)
+    with elected(store, wait=wait) as chosen:
+        return _compact_tables(store, settings, today) if chosen else 0
+
+
+def _compact_tables(store: Path, settings: CompactionSettings, today: date | None) -> int:
+    """Every partition of every table, by the caller holding the compactor lock."""
     today = today or datetime.now(timezone.utc).date()
     merges = 0
     for table in schema.TABLES:

@@ -128,3 +128,17 @@ def test_the_gate_passes_a_metric_on_which_the_adapters_equal_the_base(replay_st
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert result.output.startswith("PASS: a1 (sha256:")
+
+
+def test_the_gate_takes_the_drift_settings_whole_or_by_name(replay_store):
+    from loratrace.analysis.gate import gate
+    from loratrace.analysis.run import DriftSettings
+
+    settings = DriftSettings(traffic="replay", metric_names=["eval_pass:expected_match"])
+    whole = gate(replay_store, settings, adapter="a1")
+    by_name = gate(replay_store, adapter="a1", traffic="replay", metric_names=["eval_pass:expected_match"])
+    assert (whole.decision, whole.reasons) == (by_name.decision, by_name.reasons)
+    assert whole.decision == "FAIL"
+    # a change on top of the settings given: a volume floor above the 40 pairs leaves no verdict but "insufficient"
+    floored = gate(replay_store, settings, adapter="a1", min_n=EXAMPLES + 1, allow_insufficient=True)
+    assert set(floored.rows["verdict"]) == {"insufficient_data"}
