@@ -89,11 +89,7 @@ class RequestEncoder:
         """One serialized ``Span`` message."""
         from loratrace.demo.traffic import eval_attributes
 
-        status = (
-            Status(code=Status.STATUS_CODE_ERROR, message=record.status_message)
-            if record.status_code == "ERROR"
-            else None
-        )
+        status = None if record.error is None else Status(code=Status.STATUS_CODE_ERROR, message=record.error)
         head = Span(
             trace_id=bytes.fromhex(record.trace_id),
             span_id=bytes.fromhex(record.span_id),

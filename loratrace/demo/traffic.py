@@ -215,10 +215,12 @@ class EvalRecord:
 
 @dataclass(frozen=True)
 class GenerationRecord:
-    """One span: ids, times, status, every attribute as it goes on the wire, and its evaluations.
+    """One span: ids, times, every attribute as it goes on the wire, its evaluations, and its error if it failed
+    (the status message of an ERROR status; None: the status is UNSET).
 
     The generator makes only generations (root CLIENT spans); ``parent_span_id`` and ``kind`` let hand-made
-    records (a server span above a generation) go out through the same :func:`emit_records`.
+    records (a server span above a generation) go out through the same :func:`emit_records`. The adapter and
+    the cohort are read from the attributes, so a record cannot say one thing and carry another.
     """
 
     trace_id: str
@@ -226,14 +228,20 @@ class GenerationRecord:
     name: str
     start_ns: int
     end_ns: int
-    status_code: Literal["UNSET", "ERROR"]
-    status_message: str
     attributes: Mapping[str, Any]
-    evals: tuple[EvalRecord, ...]
-    adapter: str | None
-    cohort: str
+    evals: tuple[EvalRecord, ...] = ()
+    error: str | None = None
     parent_span_id: str | None = None
     kind: Literal["CLIENT", "SERVER", "INTERNAL"] = "CLIENT"
+
+    @property
+    def adapter(self) -> str | None:
+        """The adapter that served it; None for the base model."""
+        return self.attributes.get(semconv.ADAPTER_NAME)
+
+    @property
+    def cohort(self) -> str | None:
+        return self.attributes.get(semconv.COHORT)
 
     @property
     def start_time(self) -> datetime:
@@ -408,14 +416,12 @@ class _Generator:
             attributes[semconv.FALLBACK_REASON] = FALLBACK_REASON
         duration_ms = _lognormal(rng, self.value(plan, "duration_ms", at))
         ttft_ms = _lognormal(rng, self.value(plan, "ttft_ms", at))
-        status_code: Literal["UNSET", "ERROR"] = "UNSET"
-        status_message = ""
+        error_message = None
         if failed:
             error_type = TIMEOUT_ERROR_TYPE if timeout else ERROR_TYPE
             attributes[semconv.ERROR_TYPE] = error_type
             attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = [semconv.FINISH_ERROR]
-            status_code = "ERROR"
-            status_message = f"{error_type}: {'generation timed out' if timeout else 'engine failure'}"
+            error_message = f"{error_type}: {'generation timed out' if timeout else 'engine failure'}"
             if timeout:
                 duration_ms = traffic.timeout_ms
         else:
@@ -436,12 +442,9 @@ class _Generator:
             name=f"{semconv.OPERATION_CHAT} {model}",
             start_ns=start_ns,
             end_ns=end_ns,
-            status_code=status_code,
-            status_message=status_message,
             attributes=attributes,
             evals=evals,
-            adapter=arm,
-            cohort=cohort,
+            error=error_message,
         )
 
 
@@ -520,8 +523,8 @@ def emit_records(generated: Iterable[GenerationRecord], tracer_provider: TracerP
             span.add_event(
                 semconv.GEN_AI_EVALUATION_RESULT_EVENT, eval_attributes(evaluation), timestamp=evaluation.time_ns
             )
-        if record.status_code == "ERROR":
-            span.set_status(Status(StatusCode.ERROR, record.status_message))
+        if record.error is not None:
+            span.set_status(Status(StatusCode.ERROR, record.error))
         span.end(end_time=record.end_ns)
         count += 1
     return count

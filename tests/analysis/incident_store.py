@@ -58,12 +58,8 @@ def _hand_made() -> list[GenerationRecord]:
         name="POST /v1/chat",
         start_ns=at,
         end_ns=at + 900 * 10**6,
-        status_code="ERROR",
-        status_message="HTTPError: 502 from the upstream guard",
         attributes={semconv.ROUTE_NAME: "support", semconv.COHORT: "smb"},
-        evals=(),
-        adapter=None,
-        cohort="smb",
+        error="HTTPError: 502 from the upstream guard",
         kind="SERVER",
     )
     child_attributes = dict(next(r for r in records(LIVE) if r.adapter == "a1").attributes)
@@ -74,12 +70,8 @@ def _hand_made() -> list[GenerationRecord]:
         name="chat a1",
         start_ns=at + 10**6,
         end_ns=at + 500 * 10**6,
-        status_code="UNSET",
-        status_message="",
         attributes=child_attributes,
         evals=(EvalRecord("quality", False, 0.1, at + 600 * 10**6),),
-        adapter="a1",
-        cohort="smb",
         parent_span_id="00000000000000aa",
     )
     legacy = GenerationRecord(
@@ -88,8 +80,6 @@ def _hand_made() -> list[GenerationRecord]:
         name="chat legacy-ft",
         start_ns=at + 5 * 10**9,
         end_ns=at + 6 * 10**9,
-        status_code="UNSET",
-        status_message="",
         attributes={
             semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_CHAT,
             semconv.GEN_AI_RESPONSE_MODEL: "legacy-ft",
@@ -98,9 +88,6 @@ def _hand_made() -> list[GenerationRecord]:
             semconv.ROUTE_NAME: "support",
             semconv.COHORT: "enterprise",
         },
-        evals=(),
-        adapter="legacy-ft",
-        cohort="enterprise",
     )
     return [root, child, legacy]
 
@@ -127,8 +114,8 @@ def row_of(record: GenerationRecord) -> dict[str, Any]:
         "end_ns": record.end_ns,
         "start_time": EPOCH + timedelta(microseconds=record.start_ns // 1000),
         "duration_ms": (record.end_ns - record.start_ns) / 1e6,
-        "status_code": record.status_code,
-        "status_message": record.status_message or None,
+        "status_code": "UNSET" if record.error is None else "ERROR",
+        "status_message": record.error,
         "operation_name": a.get(semconv.GEN_AI_OPERATION_NAME),
         "adapter_name": a.get(semconv.ADAPTER_NAME),
         "adapter_id": a.get(semconv.ADAPTER_ID),
