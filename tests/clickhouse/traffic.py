@@ -99,6 +99,24 @@ def generation_attributes(rng: random.Random, index: int) -> dict[str, object]:
     return attributes
 
 
+def _new_ids(rng: random.Random) -> dict[str, bytes]:
+    """A new trace id and span id, drawn in that order."""
+    return {"trace_id": rng.getrandbits(128).to_bytes(16, "big"), "span_id": rng.getrandbits(64).to_bytes(8, "big")}
+
+
+def _request(
+    resource: dict[str, object], spans: list[Span], *, scope: InstrumentationScope | None = None
+) -> ExportTraceServiceRequest:
+    """One export request: ``spans`` under one resource and one scope."""
+    return ExportTraceServiceRequest(
+        resource_spans=[
+            ResourceSpans(
+                resource=Resource(attributes=_kvs(resource)), scope_spans=[ScopeSpans(scope=scope, spans=spans)]
+            )
+        ]
+    )
+
+
 def _event(name: str, at: int, attributes: dict[str, object]) -> Span.Event:
     return Span.Event(name=name, time_unix_nano=at, attributes=_kvs(attributes))
 
@@ -180,11 +198,8 @@ def build_request(rng: random.Random, *, spans: int, start_ns: int, offset: int 
                 status=status,
             )
         )
-    resource = Resource(attributes=_kvs({"service.name": "serving", "deployment.environment": "test"}))
     scope = InstrumentationScope(name="loratrace", version="0.1")
-    return ExportTraceServiceRequest(
-        resource_spans=[ResourceSpans(resource=resource, scope_spans=[ScopeSpans(scope=scope, spans=out)])]
-    )
+    return _request({"service.name": "serving", "deployment.environment": "test"}, out, scope=scope)
 
 
 def send(http: str, request: ExportTraceServiceRequest) -> None:
@@ -219,8 +234,7 @@ def release_request(rng: random.Random, *, start_ns: int, spans: int = 60) -> Ex
         }
         out.append(
             Span(
-                trace_id=rng.getrandbits(128).to_bytes(16, "big"),
-                span_id=rng.getrandbits(64).to_bytes(8, "big"),
+                **_new_ids(rng),
                 name="chat support-v4",
                 kind=Span.SPAN_KIND_CLIENT,
                 start_time_unix_nano=start,
@@ -228,10 +242,7 @@ def release_request(rng: random.Random, *, start_ns: int, spans: int = 60) -> Ex
                 attributes=_kvs(attributes),
             )
         )
-    resource = Resource(attributes=_kvs({"service.name": "serving"}))
-    return ExportTraceServiceRequest(
-        resource_spans=[ResourceSpans(resource=resource, scope_spans=[ScopeSpans(spans=out)])]
-    )
+    return _request({"service.name": "serving"}, out)
 
 
 def feedback_request(rng: random.Random, requests: list[ExportTraceServiceRequest]) -> ExportTraceServiceRequest:
@@ -262,8 +273,7 @@ def feedback_request(rng: random.Random, requests: list[ExportTraceServiceReques
             for _ in range(2 if rng.random() < 0.1 else 1):
                 out.append(
                     Span(
-                        trace_id=rng.getrandbits(128).to_bytes(16, "big"),
-                        span_id=rng.getrandbits(64).to_bytes(8, "big"),
+                        **_new_ids(rng),
                         name="loratrace.feedback",
                         kind=Span.SPAN_KIND_INTERNAL,
                         start_time_unix_nano=at,
@@ -273,10 +283,7 @@ def feedback_request(rng: random.Random, requests: list[ExportTraceServiceReques
                     )
                 )
                 at += 10**9
-    resource = Resource(attributes=_kvs({"service.name": "feedback"}))
-    return ExportTraceServiceRequest(
-        resource_spans=[ResourceSpans(resource=resource, scope_spans=[ScopeSpans(spans=out)])]
-    )
+    return _request({"service.name": "feedback"}, out)
 
 
 def send_traffic(http: str, *, seed: int, spans: int, batch: int = 500) -> int:
