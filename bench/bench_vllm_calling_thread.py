@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-ENGINE_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
+from _common import ENGINE_ENV, PROMPT, counting_providers, fixture_models
+
 PROMPTS = 258
 
 
@@ -39,42 +40,37 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=200, help="batches finished")
     parser.add_argument("--no-gc", action="store_true", help="disable the cyclic garbage collector while timing")
     args = parser.parse_args()
-    sys.path.insert(0, args.repo)
+    repo = Path(args.repo).resolve()
+    if not (repo / "loratrace" / "__init__.py").is_file():
+        parser.error(f"--repo {args.repo}: no loratrace/ package there (a checkout of this repository, decoder built)")
+    sys.path.insert(0, str(repo))
     os.environ.update(ENGINE_ENV)
     import gc
 
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
     from vllm import LLM, SamplingParams
     from vllm.lora.request import LoRARequest
 
     import loratrace
-    from loratrace.demo.tiny_model import ensure_tiny_models
     from loratrace.instrumentation.vllm import offline
+
+    if not Path(loratrace.__file__).resolve().is_relative_to(repo):
+        raise SystemExit(f"loratrace was imported from {loratrace.__file__}, not from --repo {repo}")
 
     try:
         from loratrace.runtime.finisher import finisher
     except ImportError:  # a checkout from before loratrace/runtime/
         from loratrace._finisher import finisher  # type: ignore[no-redef]
 
-    class DropExporter(SpanExporter):
-        def export(self, spans: Any) -> SpanExportResult:
-            return SpanExportResult.SUCCESS
-
-    models = ensure_tiny_models(Path(os.environ.get("LORATRACE_FIXTURES", Path(args.repo) / ".fixtures")))
+    models = fixture_models()
     llm = LLM(
         model=str(models.base), served_model_name="tiny-llama", dtype="float32", enforce_eager=True,
         enable_lora=True, max_lora_rank=8, max_loras=3, max_model_len=256,
     )  # fmt: skip
     loras = [None, *(LoRARequest(name, i + 1, str(models.adapters[name])) for i, name in enumerate(("a1", "a2")))]
-    prompts = [f"Invoices are due within #{i}" for i in range(PROMPTS)]
+    prompts = [f"{PROMPT} #{i}" for i in range(PROMPTS)]
     batch_loras = [loras[i % 3] for i in range(PROMPTS)]
     params = SamplingParams(max_tokens=16, temperature=0.0, ignore_eos=True)
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(BatchSpanProcessor(DropExporter()))
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    tracer_provider, meter_provider, _ = counting_providers()
     loratrace.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, libraries=["vllm"])
     try:
         outputs = llm.generate(prompts, params, lora_request=batch_loras, use_tqdm=False)
